@@ -1,0 +1,231 @@
+/**
+ * Activities of the etcd backup runbook (management worker: they talk to etcd and storage over the
+ * network). Artefact bytes stream through here and never enter a Temporal payload; activities
+ * return references and facts.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Etcd3 } from 'etcd3';
+import type { Config } from '../config/schema';
+import { findCluster, findTargets } from '../config/load';
+import { connectMember, hashKV, openSnapshotStream } from '../etcd/connect';
+import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
+import { fanOut } from '../storage/fan-out';
+import { artefactKey, MANIFEST_FILE, openStore, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
+import { FailureType } from '../common/failures';
+import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
+import { errorMessage, typedFailures } from './failures';
+
+export interface MemberHealth {
+  name: string;
+  healthy: boolean;
+  isLeader: boolean;
+  raftIndex?: string;
+  error?: string;
+}
+
+export interface StreamSnapshotInput {
+  cluster: string;
+  member: string;
+  setId: string;
+  fileName: string;
+  targets: string[];
+}
+
+export interface EtcdSnapshotOutcome {
+  artefact: ArtefactRecord;
+  facts: EtcdSnapshotFacts;
+}
+
+/** gRPC/TLS error text that means the member refused our certificate (or we refused its). */
+const TLS_REJECTION = /certificate|handshake|ssl|tls|alert|self.signed|unable to verify/i;
+
+export function createEtcdBackupActivities(deps: { config: Config }) {
+  const { config } = deps;
+
+  async function withMember<T>(clusterName: string, memberName: string, fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    const cluster = findCluster(config, clusterName);
+    const member = cluster.etcd.members.find((m) => m.name === memberName);
+    if (!member) {
+      throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no member named "${memberName}"`, FailureType.InvalidInput);
+    }
+    const client = await connectMember(cluster, member);
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Checks the request against this worker's config and that every target can take a backup. */
+  async function prepareEtcdBackup(input: { cluster: string; targets?: string[] }): Promise<{ targets: string[]; members: string[] }> {
+    const cluster = findCluster(config, input.cluster);
+    const targets = findTargets(config, input.targets);
+    await Promise.all(targets.map(async (target) => {
+      try {
+        await (await openStore(target)).preflight();
+      } catch (err) {
+        throw ApplicationFailure.retryable(`storage target ${target.name} cannot take a backup: ${errorMessage(err)}`, FailureType.StorageUnavailable);
+      }
+    }));
+    return { targets: targets.map((t) => t.name), members: cluster.etcd.members.map((m) => m.name) };
+  }
+
+  /**
+   * Every member's status, leader first, then the other healthy members by raft index (most
+   * up to date first). Fails (retryably) when none is healthy; non-retryably when every member
+   * rejected our TLS material.
+   */
+  async function rankEtcdMembers(input: { cluster: string }): Promise<MemberHealth[]> {
+    const cluster = findCluster(config, input.cluster);
+    const health = await Promise.all(cluster.etcd.members.map(async (member): Promise<MemberHealth> => {
+      try {
+        return await withMember(cluster.name, member.name, async (client) => {
+          const status = await client.maintenance.status();
+          return { name: member.name, healthy: true, isLeader: status.leader === status.header.member_id, raftIndex: String(status.raftIndex) };
+        });
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        if ((err as Error).name === 'EtcdTlsMaterialError' || (err as Error).name === 'SecretUnavailableError') throw err;
+        return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
+      }
+    }));
+    const healthy = health.filter((m) => m.healthy);
+    if (healthy.length === 0) {
+      const detail = health.map((m) => `${m.name}: ${m.error}`).join('; ');
+      if (health.every((m) => TLS_REJECTION.test(m.error ?? ''))) {
+        const tls = cluster.etcd.tls;
+        throw ApplicationFailure.nonRetryable(
+          `every etcd member of ${cluster.name} rejected the TLS connection (client certificate ${tls?.certFile ?? 'none'}, CA ${tls?.caFile ?? 'none'}): ${detail}`,
+          FailureType.EtcdTlsRejected);
+      }
+      throw ApplicationFailure.retryable(`no healthy etcd member in cluster ${cluster.name}: ${detail}`, FailureType.NoHealthyEtcdMember);
+    }
+    const byIndex = (a: MemberHealth, b: MemberHealth) => Number(BigInt(b.raftIndex ?? '0') - BigInt(a.raftIndex ?? '0'));
+    return [...healthy.filter((m) => m.isLeader), ...healthy.filter((m) => !m.isLeader).sort(byIndex), ...health.filter((m) => !m.healthy)];
+  }
+
+  /**
+   * Streams a snapshot from one member: sha256 + byte count + trailer check on the way, raw copy to
+   * the staging dir (for `snapshot status`) and gzip to every target at once. Targets are committed
+   * only after the snapshot is verified; on any failure every uncommitted write is aborted and
+   * every copy committed by this attempt is deleted again.
+   */
+  async function streamEtcdSnapshot(input: StreamSnapshotInput): Promise<EtcdSnapshotOutcome> {
+    const ctx = Context.current();
+    const targets = findTargets(config, input.targets);
+    const stores = await Promise.all(targets.map(openStore));
+    const stagingDir = join(config.workDir, input.setId, `attempt-${ctx.info.attempt}-${input.member}`);
+    const rawPath = join(stagingDir, 'snapshot.db');
+    const key = artefactKey(input.setId, input.fileName);
+    const writers: ArtefactWriter[] = [];
+    const committed: Array<{ store: BackupStore; copy: StoredObject }> = [];
+
+    await mkdir(stagingDir, { recursive: true });
+    try {
+      return await withMember(input.cluster, input.member, async (client) => {
+        const status = await client.maintenance.status();
+        for (const store of stores) writers.push(await store.createWriter(key));
+
+        const check = new SnapshotTrailerCheck(throttledHeartbeat(ctx));
+        const source = await openSnapshotStream(client);
+        const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
+        ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
+        const gzip = createGzip();
+        try {
+          await Promise.all([
+            pipeline(source, check, fanOut([createWriteStream(rawPath), gzip])),
+            pipeline(gzip, fanOut(writers.map((w) => w.stream))),
+          ]);
+        } finally {
+          ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
+        }
+
+        const trailer = check.result();
+        if (!trailer.trailerValid) {
+          throw ApplicationFailure.retryable(
+            `snapshot from ${input.member} failed its integrity check (${trailer.bytes} bytes, ${trailer.hasTrailer ? 'sha256 trailer does not match' : 'no sha256 trailer'})`,
+            FailureType.SnapshotTrailerMismatch);
+        }
+        const snapshot = await readSnapshotStatus(rawPath);
+        const kvHash = await hashKV(client, snapshot.revision).catch(() => undefined); // compacted past it: the fact is optional
+
+        for (const [index, writer] of writers.entries()) {
+          committed.push({ store: stores[index]!, copy: await writer.commit() });
+        }
+        const copies: StoredCopy[] = committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 }));
+        const first = copies[0]!;
+        return {
+          artefact: {
+            file: input.fileName, key, compression: 'gzip', encryption: null,
+            bytes: first.bytes, sha256: first.sha256,
+            raw: { bytes: trailer.bytes, sha256: trailer.sha256 },
+            copies,
+          },
+          facts: {
+            member: input.member,
+            memberId: String(status.header.member_id),
+            clusterId: String(status.header.cluster_id),
+            etcdVersion: status.version,
+            revision: snapshot.revision,
+            hash: snapshot.hash,
+            totalKey: snapshot.totalKey,
+            totalSize: snapshot.totalSize,
+            trailerVerified: true,
+            hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
+          },
+        };
+      });
+    } catch (err) {
+      await Promise.allSettled(writers.map((w) => w.abort()));
+      await Promise.allSettled(committed.map(({ store, copy }) => store.delete(copy.key)));
+      throw err;
+    } finally {
+      await rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Writes manifest.json into every target; the set exists for `backups list` only once this is done. */
+  async function writeBackupManifest(input: { manifest: BackupManifest; targets: string[] }): Promise<StoredCopy[]> {
+    const body = Buffer.from(`${JSON.stringify(input.manifest, null, 2)}\n`);
+    const key = artefactKey(input.manifest.setId, MANIFEST_FILE);
+    return Promise.all(findTargets(config, input.targets).map(async (target) => {
+      const writer = await (await openStore(target)).createWriter(key);
+      writer.stream.end(body);
+      const copy = await writer.commit();
+      return { target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 };
+    }));
+  }
+
+  /** Removes artefacts of a set that will not get a manifest (the workflow failed after storing them). */
+  async function discardBackupArtefacts(input: { keys: string[]; targets: string[] }): Promise<void> {
+    await Promise.all(findTargets(config, input.targets).map(async (target) => {
+      const store = await openStore(target);
+      await Promise.all(input.keys.map((key) => store.delete(key)));
+    }));
+  }
+
+  return {
+    discardBackupArtefacts: typedFailures(discardBackupArtefacts),
+    prepareEtcdBackup: typedFailures(prepareEtcdBackup),
+    rankEtcdMembers: typedFailures(rankEtcdMembers),
+    streamEtcdSnapshot: typedFailures(streamEtcdSnapshot),
+    writeBackupManifest: typedFailures(writeBackupManifest),
+  };
+}
+
+/** Heartbeat with the byte count at most once a second (the SDK throttles too; this saves the calls). */
+function throttledHeartbeat(ctx: Context): (bytes: number) => void {
+  let last = 0;
+  return (bytes) => {
+    const now = Date.now();
+    if (now - last < 1000) return;
+    last = now;
+    ctx.heartbeat({ bytes });
+  };
+}

@@ -1,0 +1,32 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { ConfigError } from '../config/load';
+import { SecretUnavailableError } from '../config/secrets';
+import { EtcdTlsMaterialError } from '../etcd/connect';
+import { FailureType } from '../common/failures';
+
+/**
+ * Maps our own error classes to typed Temporal failures: configuration and missing material are
+ * non-retryable (a retry would fail the same way); anything else stays retryable.
+ */
+export function toApplicationFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ConfigError) return ApplicationFailure.nonRetryable(err.message, FailureType.ConfigError);
+  if (err instanceof SecretUnavailableError) return ApplicationFailure.nonRetryable(err.message, FailureType.SecretUnavailable);
+  if (err instanceof EtcdTlsMaterialError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdTlsMaterialMissing);
+  return err;
+}
+
+/** Wraps an activity implementation so that every thrown error goes through toApplicationFailure. */
+export function typedFailures<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toApplicationFailure(err);
+    }
+  };
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,26 @@
+/**
+ * Host-local activities, run by a node worker (`--node NAME`) on its own task queue. Restores,
+ * service stop/start and unit-file edits join these in the restore runbooks.
+ */
+import { hostname } from 'node:os';
+import { mkdir, statfs } from 'node:fs/promises';
+import type { Config } from '../config/schema';
+import { snapshotTool } from '../etcd/snapshot-file';
+
+export interface NodeDescription {
+  node: string;
+  hostname: string;
+  workDir: string;
+  freeBytes: number;
+  snapshotTool: string;
+}
+
+export function createNodeActivities(deps: { config: Config; node: string }) {
+  /** What a restore preflight needs to know about this host: free disk and the offline snapshot tool. */
+  async function describeNode(): Promise<NodeDescription> {
+    await mkdir(deps.config.workDir, { recursive: true });
+    const fs = await statfs(deps.config.workDir);
+    return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool().command };
+  }
+  return { describeNode };
+}

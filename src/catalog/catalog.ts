@@ -1,0 +1,130 @@
+/**
+ * The catalog: the manifests found in the stores. No database; a set exists in a target when its
+ * manifest.json does.
+ */
+import { createGunzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { Config } from '../config/schema';
+import { findTargets } from '../config/load';
+import { artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../storage';
+import { HashingStream } from '../storage/hashing';
+import { SnapshotTrailerCheck } from '../etcd/snapshot-file';
+import { isBackupManifest, type ArtefactRecord, type BackupManifest } from '../common/manifest';
+
+export interface CatalogEntry {
+  setId: string;
+  cluster: string;
+  status: BackupManifest['status'];
+  createdAt: string;
+  components: string[];
+  /** Targets holding this set's manifest. */
+  targets: string[];
+  bytes: number;
+  manifest: BackupManifest;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function readManifest(store: BackupStore, setId: string): Promise<BackupManifest> {
+  const body = await readAll(await store.read(artefactKey(setId, MANIFEST_FILE)));
+  const parsed: unknown = JSON.parse(body.toString('utf8'));
+  if (!isBackupManifest(parsed)) throw new Error(`${store.location(artefactKey(setId, MANIFEST_FILE))} is not an nnoe-dr manifest`);
+  return parsed;
+}
+
+/** Every set in the chosen targets (all by default), newest first, merged across targets. */
+export async function listBackupSets(config: Config, options: { cluster?: string; targets?: string[] } = {}): Promise<CatalogEntry[]> {
+  const bySet = new Map<string, CatalogEntry>();
+  for (const target of findTargets(config, options.targets)) {
+    const store = await openStore(target);
+    const keys = await store.list();
+    for (const key of keys.filter((k) => k.endsWith(`/${MANIFEST_FILE}`))) {
+      const setId = key.slice(0, -MANIFEST_FILE.length - 1);
+      const manifest = await readManifest(store, setId);
+      if (options.cluster && manifest.cluster !== options.cluster) continue;
+      const entry = bySet.get(setId);
+      if (entry) {
+        entry.targets.push(target.name);
+        continue;
+      }
+      bySet.set(setId, {
+        setId,
+        cluster: manifest.cluster,
+        status: manifest.status,
+        createdAt: manifest.createdAt,
+        components: manifest.components.map((c) => c.component),
+        targets: [target.name],
+        bytes: manifest.components.flatMap((c) => c.artefacts).reduce((sum, a) => sum + a.bytes, 0),
+        manifest,
+      });
+    }
+  }
+  return [...bySet.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+export interface ArtefactCheck {
+  target: string;
+  file: string;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface VerifyReport {
+  setId: string;
+  ok: boolean;
+  checks: ArtefactCheck[];
+}
+
+/**
+ * Reads every artefact of a set back from every chosen target and checks it against the manifest:
+ * stored sha256 and size, then (decompressed) the raw sha256 and size and the snapshot's own trailer.
+ */
+export async function verifyBackupSet(config: Config, setId: string, options: { targets?: string[] } = {}): Promise<VerifyReport> {
+  const checks: ArtefactCheck[] = [];
+  let foundAnywhere = false;
+  for (const target of findTargets(config, options.targets)) {
+    const store = await openStore(target);
+    if (!(await store.exists(artefactKey(setId, MANIFEST_FILE)))) {
+      if (options.targets) checks.push({ target: target.name, file: MANIFEST_FILE, ok: false, problems: ['no manifest for this set in this target'] });
+      continue;
+    }
+    foundAnywhere = true;
+    const manifest = await readManifest(store, setId);
+    for (const artefact of manifest.components.flatMap((c) => c.artefacts)) {
+      checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact)) });
+    }
+  }
+  if (!foundAnywhere) throw new BackupSetNotFoundError(`backup set ${setId} has no manifest in ${findTargets(config, options.targets).map((t) => t.name).join(', ')}`);
+  return { setId, ok: checks.every((c) => c.ok), checks };
+}
+
+export class BackupSetNotFoundError extends Error {
+  override readonly name = 'BackupSetNotFoundError';
+}
+
+async function checkArtefact(store: BackupStore, artefact: ArtefactRecord): Promise<{ ok: boolean; problems: string[] }> {
+  const problems: string[] = [];
+  const stored = new HashingStream();
+  const raw = new SnapshotTrailerCheck();
+  const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+  try {
+    const stages = artefact.compression === 'gzip' ? [stored, createGunzip(), raw] : [stored, raw];
+    await pipeline([await store.read(artefact.key), ...stages, discard]);
+  } catch (err) {
+    return { ok: false, problems: [`cannot read ${store.location(artefact.key)}: ${(err as Error).message}`] };
+  }
+  const storedSha = stored.digestHex();
+  if (stored.bytes !== artefact.bytes) problems.push(`stored size ${stored.bytes} bytes, manifest says ${artefact.bytes}`);
+  if (storedSha !== artefact.sha256) problems.push(`stored sha256 ${storedSha}, manifest says ${artefact.sha256}`);
+  const rawResult = raw.result();
+  if (rawResult.bytes !== artefact.raw.bytes) problems.push(`snapshot size ${rawResult.bytes} bytes, manifest says ${artefact.raw.bytes}`);
+  if (rawResult.sha256 !== artefact.raw.sha256) problems.push(`snapshot sha256 ${rawResult.sha256}, manifest says ${artefact.raw.sha256}`);
+  if (!rawResult.trailerValid) problems.push(rawResult.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer');
+  return { ok: problems.length === 0, problems };
+}

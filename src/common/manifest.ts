@@ -1,0 +1,86 @@
+/**
+ * manifest.json: what a backup set holds. Plain types only, shared by workflows (which build it)
+ * and activities/CLI (which store and read it). The catalog is the set of manifests in a store.
+ */
+export const MANIFEST_FORMAT_VERSION = 1;
+
+export interface StoredCopy {
+  target: string;
+  location: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ArtefactRecord {
+  file: string;
+  /** Key inside every target: `<setId>/<file>`. */
+  key: string;
+  compression: 'gzip' | 'none';
+  encryption: null;
+  /** Size and sha256 of the stored (compressed) bytes: identical in every copy. */
+  bytes: number;
+  sha256: string;
+  /** Size and sha256 of the source bytes before compression. */
+  raw: { bytes: number; sha256: string };
+  copies: StoredCopy[];
+}
+
+export interface EtcdSnapshotFacts {
+  member: string;
+  memberId: string;
+  clusterId: string;
+  etcdVersion: string;
+  /** From `snapshot status`. */
+  revision: number;
+  hash: number;
+  totalKey: number;
+  totalSize: number;
+  /** The 32-byte sha256 trailer was present and matched the database bytes. */
+  trailerVerified: true;
+  /** HashKV of the source member at the snapshot revision, for later restore checks. */
+  hashKV?: { revision: number; hash: number; compactRevision: number };
+}
+
+export interface EtcdComponentRecord {
+  component: 'etcd';
+  status: 'ok';
+  artefacts: ArtefactRecord[];
+  facts: EtcdSnapshotFacts;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export type ComponentRecord = EtcdComponentRecord;
+
+export interface BackupManifest {
+  formatVersion: typeof MANIFEST_FORMAT_VERSION;
+  tool: 'nnoe-dr';
+  setId: string;
+  cluster: string;
+  status: 'complete' | 'partial';
+  createdAt: string;
+  completedAt: string;
+  workflow: { workflowId: string; runId: string };
+  components: ComponentRecord[];
+  /** Components that failed, for a partial set. */
+  failures: Array<{ component: string; reason: string }>;
+}
+
+export function isBackupManifest(value: unknown): value is BackupManifest {
+  const m = value as Partial<BackupManifest> | null;
+  return !!m && m.tool === 'nnoe-dr' && m.formatVersion === MANIFEST_FORMAT_VERSION && typeof m.setId === 'string' && Array.isArray(m.components);
+}
+
+/** `20261127-143502` from a date, in UTC: the runbook's `etcd-snapshot-YYYYMMDD-HHMMSS.db` stamp. */
+export function utcStamp(date: Date): string {
+  const iso = date.toISOString(); // 2026-11-27T14:35:02.123Z
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}-${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+}
+
+export function backupSetId(cluster: string, date: Date): string {
+  return `${cluster}-${utcStamp(date)}`;
+}
+
+export function etcdSnapshotFileName(date: Date): string {
+  return `etcd-snapshot-${utcStamp(date)}.db.gz`;
+}

@@ -1,0 +1,96 @@
+/**
+ * The one configuration file of nnoe-dr: clusters, storage targets, Temporal connection.
+ *
+ * Secrets (private keys, passwords, S3 keys) never appear inline: they are references to a file
+ * or an environment variable, resolved only inside activities on the worker (see ./secrets.ts).
+ */
+import { z } from 'zod';
+
+/** `{ file: /path }` or `{ env: NAME }`: where a secret lives, never the secret itself. */
+export const SecretRefSchema = z.union([
+  z.strictObject({ file: z.string().min(1, 'expected an absolute file path') }),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
+], { error: 'expected a secret reference: { file: /path/to/secret } or { env: VARIABLE_NAME }' });
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected a name of letters, digits, ".", "_" or "-"');
+const url = (what: string) => z.string().regex(/^https?:\/\/[^/\s]+$/, `expected ${what} like https://10.0.0.1:2379 (scheme, host and port, no path)`);
+
+export const EtcdMemberSchema = z.strictObject({
+  name,
+  /** Node whose worker runs host-local activities for this member (task queue nnoe-dr.node.<node>). */
+  node: name,
+  clientUrl: url('a client URL'),
+  peerUrl: url('a peer URL'),
+});
+
+export const EtcdTlsSchema = z.strictObject({
+  caFile: z.string().min(1),
+  certFile: z.string().min(1),
+  keyFile: SecretRefSchema,
+});
+
+export const ServiceDriverSchema = z.discriminatedUnion('driver', [
+  z.strictObject({ driver: z.literal('supervisor'), supervisorConf: z.string().min(1) }),
+  z.strictObject({ driver: z.literal('systemd'), unit: z.string().default('etcd.service') }),
+]);
+
+export const ClusterSchema = z.strictObject({
+  name,
+  etcd: z.strictObject({
+    members: z.array(EtcdMemberSchema).min(1, 'expected at least one etcd member'),
+    tls: EtcdTlsSchema.optional(),
+    auth: z.strictObject({ username: z.string().min(1), password: SecretRefSchema }).optional(),
+  }),
+  service: ServiceDriverSchema.optional(),
+});
+
+const LocalTargetSchema = z.strictObject({
+  name,
+  type: z.literal('local'),
+  path: z.string().startsWith('/', 'expected an absolute directory path'),
+});
+
+const S3TargetSchema = z.strictObject({
+  name,
+  type: z.literal('s3'),
+  bucket: z.string().min(3, 'expected an S3 bucket name'),
+  prefix: z.string().default(''),
+  endpoint: url('an S3 endpoint').optional(),
+  region: z.string().default('us-east-1'),
+  forcePathStyle: z.boolean().default(false),
+  accessKeyId: SecretRefSchema.optional(),
+  secretAccessKey: SecretRefSchema.optional(),
+  /** Multipart part size in MiB: memory per upload is about this, whatever the artefact size. */
+  partSizeMiB: z.number().int().min(5).max(512).default(8),
+});
+
+export const StorageTargetSchema = z.discriminatedUnion('type', [LocalTargetSchema, S3TargetSchema]);
+
+export const ConfigSchema = z.strictObject({
+  temporal: z.strictObject({
+    address: z.string().default('127.0.0.1:7233'),
+    namespace: z.string().default('default'),
+    taskQueue: z.string().default('nnoe-dr'),
+  }).prefault({}),
+  /** Staging area of the management worker: snapshots are verified here before they are published. */
+  workDir: z.string().startsWith('/', 'expected an absolute directory path'),
+  clusters: z.array(ClusterSchema).min(1, 'expected at least one cluster'),
+  storage: z.array(StorageTargetSchema).min(1, 'expected at least one storage target'),
+}).superRefine((config, ctx) => {
+  for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
+    const seen = new Set<string>();
+    list.forEach((item, index) => {
+      if (seen.has(item.name)) {
+        ctx.addIssue({ code: 'custom', path: [key, index, 'name'], message: `duplicate name "${item.name}"` });
+      }
+      seen.add(item.name);
+    });
+  }
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ClusterConfig = z.infer<typeof ClusterSchema>;
+export type EtcdMemberConfig = z.infer<typeof EtcdMemberSchema>;
+export type StorageTargetConfig = z.infer<typeof StorageTargetSchema>;
+export type S3TargetConfig = z.infer<typeof S3TargetSchema>;

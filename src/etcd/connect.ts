@@ -1,0 +1,89 @@
+/**
+ * Connections to single etcd members over (m)TLS, plus workarounds for two defects of etcd3 1.1.2.
+ */
+import { readFile } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { Etcd3, type IOptions } from 'etcd3';
+import { noop } from 'cockatiel';
+import type { ClusterConfig, EtcdMemberConfig } from '../config/schema';
+import { readSecret } from '../config/secrets';
+
+/** TLS material named in the config that is not on this worker: retrying cannot help. */
+export class EtcdTlsMaterialError extends Error {
+  override readonly name = 'EtcdTlsMaterialError';
+}
+
+async function readTlsFile(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new EtcdTlsMaterialError(`etcd ${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a PEM file on this worker`);
+  }
+}
+
+/**
+ * A client bound to exactly one member (no load balancing, no client-side retries): callers choose
+ * the member and Temporal's retry policies decide what happens on failure.
+ */
+export async function connectMember(cluster: ClusterConfig, member: EtcdMemberConfig, callTimeoutMs = 5000): Promise<Etcd3> {
+  const options: IOptions = {
+    hosts: [member.clientUrl],
+    dialTimeout: callTimeoutMs,
+    faultHandling: { host: () => noop, global: noop },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+  };
+  const tls = cluster.etcd.tls;
+  if (tls) {
+    options.credentials = {
+      rootCertificate: await readTlsFile(tls.caFile, 'CA certificate'),
+      certChain: await readTlsFile(tls.certFile, 'client certificate'),
+      privateKey: Buffer.from(await readSecret(tls.keyFile)),
+    };
+  } else if (member.clientUrl.startsWith('https:')) {
+    throw new EtcdTlsMaterialError(`cluster ${cluster.name}: member ${member.name} uses https but etcd.tls is not configured`);
+  }
+  if (cluster.etcd.auth) {
+    options.auth = { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) };
+  }
+  return new Etcd3(options);
+}
+
+/** The parts of etcd3's private connection pool the workarounds below need. */
+interface PoolInternals {
+  withConnection<T>(service: string, fn: (conn: { client: Record<string, Function>; metadata: unknown }) => T | Promise<T>): Promise<T>;
+  exec<T>(service: string, method: string, payload: unknown): Promise<T>;
+}
+
+function pool(client: Etcd3): PoolInternals {
+  return (client as unknown as { pool: PoolInternals }).pool;
+}
+
+/**
+ * The member's snapshot as a byte stream.
+ * etcd3 1.1.2's `maintenance.snapshot()` passes the auth metadata where gRPC expects the request,
+ * so no token is sent and the call fails when etcd auth is on: we call the RPC ourselves.
+ */
+export async function openSnapshotStream(client: Etcd3): Promise<Readable> {
+  const messages = await pool(client).withConnection('Maintenance', ({ client: grpc, metadata }) =>
+    (grpc.snapshot as (req: object, meta: unknown, opts: object) => Readable)({}, metadata, {}));
+  const toBytes = new Transform({
+    readableObjectMode: false,
+    writableObjectMode: true,
+    transform(message: { blob: Buffer }, _enc, done) { done(null, message.blob); },
+  });
+  messages.on('error', (err) => toBytes.destroy(err));
+  toBytes.on('close', () => messages.destroy());
+  return messages.pipe(toBytes);
+}
+
+export interface HashKVResult { hash: number; compactRevision: string; revision: string }
+
+/**
+ * HashKV at a revision. etcd3 1.1.2 calls a method named `hashKV` that its gRPC client does not
+ * have (proto-loader names it `hashKv`), so we call it through the pool.
+ */
+export async function hashKV(client: Etcd3, revision: string | number): Promise<HashKVResult> {
+  const res = await pool(client).exec<{ hash: number; compact_revision: string; header: { revision: string } }>(
+    'Maintenance', 'hashKv', { revision: String(revision) });
+  return { hash: res.hash, compactRevision: String(res.compact_revision), revision: String(res.header.revision) };
+}

@@ -1,0 +1,89 @@
+/**
+ * Facts about an etcd snapshot file: its sha256 trailer and `snapshot status`.
+ *
+ * A snapshot streamed from Maintenance.Snapshot is the bbolt database followed by 32 bytes: the
+ * sha256 of the database. `etcdctl snapshot restore` checks it, `etcdctl snapshot status` does not,
+ * so we check it ourselves while the bytes stream past.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const TRAILER_BYTES = 32;
+/** bbolt pages are multiples of 512 bytes, so only a snapshot with a trailer has this remainder. */
+const PAGE_ALIGN = 512;
+
+export interface SnapshotTrailerResult {
+  bytes: number;
+  /** sha256 of the whole file including the trailer, hex. */
+  sha256: string;
+  hasTrailer: boolean;
+  trailerValid: boolean;
+}
+
+/** Pass-through that computes the whole-file sha256 and checks the trailer without buffering the file. */
+export class SnapshotTrailerCheck extends Transform {
+  private readonly whole: Hash = createHash('sha256');
+  private readonly body: Hash = createHash('sha256');
+  private tail: Buffer = Buffer.alloc(0);
+  bytes = 0;
+
+  constructor(private readonly onProgress?: (bytes: number) => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.whole.update(chunk);
+    // Hold back the last 32 bytes seen: they may be the trailer, which is not part of the hashed body.
+    if (chunk.length >= TRAILER_BYTES) {
+      this.body.update(this.tail);
+      this.body.update(chunk.subarray(0, chunk.length - TRAILER_BYTES));
+      this.tail = Buffer.from(chunk.subarray(chunk.length - TRAILER_BYTES));
+    } else {
+      const joined = Buffer.concat([this.tail, chunk]);
+      const spill = Math.max(0, joined.length - TRAILER_BYTES);
+      this.body.update(joined.subarray(0, spill));
+      this.tail = joined.subarray(spill);
+    }
+    this.onProgress?.(this.bytes);
+    done(null, chunk);
+  }
+
+  /** Call once, after the stream has ended. */
+  result(): SnapshotTrailerResult {
+    const hasTrailer = this.bytes % PAGE_ALIGN === TRAILER_BYTES;
+    const trailerValid = hasTrailer && this.body.digest().equals(this.tail);
+    return { bytes: this.bytes, sha256: this.whole.digest('hex'), hasTrailer, trailerValid };
+  }
+}
+
+export interface SnapshotStatus {
+  hash: number;
+  revision: number;
+  totalKey: number;
+  totalSize: number;
+}
+
+/** etcd 3.5+ ships the offline tool as etcdutl; 3.4 only has etcdctl (ETCDCTL_API=3). */
+export function snapshotTool(): { command: string; env: NodeJS.ProcessEnv } {
+  for (const dir of (process.env.PATH ?? '/usr/bin').split(':')) {
+    if (dir && existsSync(`${dir}/etcdutl`)) return { command: `${dir}/etcdutl`, env: process.env };
+  }
+  return { command: 'etcdctl', env: { ...process.env, ETCDCTL_API: '3' } };
+}
+
+export async function readSnapshotStatus(file: string): Promise<SnapshotStatus> {
+  const tool = snapshotTool();
+  const { stdout } = await execFileAsync(tool.command, ['snapshot', 'status', file, '-w', 'json'], { env: tool.env, timeout: 120_000 });
+  const parsed = JSON.parse(stdout) as Partial<SnapshotStatus>;
+  for (const field of ['hash', 'revision', 'totalKey', 'totalSize'] as const) {
+    if (typeof parsed[field] !== 'number') {
+      throw new Error(`${tool.command} snapshot status gave no numeric "${field}" for ${file}: ${stdout.slice(0, 200)}`);
+    }
+  }
+  return parsed as SnapshotStatus;
+}

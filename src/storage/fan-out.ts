@@ -1,0 +1,29 @@
+import { Writable } from 'node:stream';
+
+/**
+ * Writes every chunk to several destinations, waiting for the slowest (backpressure), and ends
+ * them all when it ends. Memory stays at one chunk per destination whatever the artefact size.
+ */
+export function fanOut(destinations: Writable[]): Writable {
+  const waitForDrain = (dest: Writable) => new Promise<void>((resolve, reject) => {
+    const onDrain = () => { dest.off('error', onError); resolve(); };
+    const onError = (err: Error) => { dest.off('drain', onDrain); reject(err); };
+    dest.once('drain', onDrain);
+    dest.once('error', onError);
+  });
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const pending = destinations.filter((dest) => !dest.write(chunk)).map(waitForDrain);
+      if (pending.length === 0) return done();
+      Promise.all(pending).then(() => done(), done);
+    },
+    final(done) {
+      for (const dest of destinations) dest.end();
+      done();
+    },
+    destroy(err, done) {
+      if (err) for (const dest of destinations) dest.destroy(err);
+      done(err);
+    },
+  });
+}

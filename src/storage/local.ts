@@ -1,0 +1,86 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { access, constants, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, relative, sep } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject } from './store';
+import { HashingStream } from './hashing';
+
+const PARTIAL_MARK = '.partial-';
+
+/** A directory on this host. Commit = fsync the temp file, rename it into place, fsync the directory. */
+export class LocalStore implements BackupStore {
+  constructor(readonly name: string, readonly root: string) {}
+
+  location(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  async preflight(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, constants.W_OK);
+  }
+
+  async createWriter(key: string): Promise<ArtefactWriter> {
+    const finalPath = this.location(key);
+    await mkdir(dirname(finalPath), { recursive: true });
+    const tempPath = `${dirname(finalPath)}/.${key.split('/').pop()}${PARTIAL_MARK}${randomBytes(4).toString('hex')}`;
+    const hashing = new HashingStream();
+    const file = createWriteStream(tempPath, { flags: 'wx' });
+    hashing.pipe(file);
+    const written = finished(file);
+    written.catch(() => undefined); // observed in commit/abort
+    let settled = false;
+
+    return {
+      stream: hashing,
+      commit: async (): Promise<StoredObject> => {
+        await finished(hashing);
+        await written;
+        const handle = await open(tempPath, 'r');
+        try { await handle.sync(); } finally { await handle.close(); }
+        await rename(tempPath, finalPath);
+        await syncDirectory(dirname(finalPath));
+        settled = true;
+        return { target: this.name, key, bytes: hashing.bytes, sha256: hashing.digestHex(), location: finalPath };
+      },
+      abort: async () => {
+        if (settled) return;
+        settled = true;
+        hashing.destroy();
+        file.destroy();
+        await rm(tempPath, { force: true });
+      },
+    };
+  }
+
+  async read(key: string) {
+    const path = this.location(key);
+    if (!(await this.exists(key))) throw new ArtefactNotFoundError(`${this.name}: no artefact at ${path}`);
+    return createReadStream(path);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return stat(this.location(key)).then((s) => s.isFile(), () => false);
+  }
+
+  async list(prefix = ''): Promise<string[]> {
+    const files = await readdir(this.root, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    return files
+      .filter((f) => f.isFile() && !f.name.includes(PARTIAL_MARK))
+      .map((f) => relative(this.root, join(f.parentPath, f.name)).split(sep).join('/'))
+      .filter((key) => key.startsWith(prefix));
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.location(key), { force: true });
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try { await handle.sync(); } finally { await handle.close(); }
+}

@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject } from './store';
+
+export interface S3StoreOptions {
+  name: string;
+  bucket: string;
+  prefix: string;
+  partSizeBytes: number;
+}
+
+/**
+ * An S3 bucket. Large artefacts go up as a multipart upload that is completed only on `commit()`,
+ * so a failed or unverified artefact never becomes a visible object (lib-storage's Upload completes
+ * as soon as the stream ends, which is why we drive the multipart calls ourselves).
+ * Memory per writer: one part buffer.
+ */
+export class S3Store implements BackupStore {
+  readonly name: string;
+
+  constructor(private readonly client: S3Client, private readonly options: S3StoreOptions) {
+    this.name = options.name;
+  }
+
+  private objectKey(key: string): string {
+    return `${this.options.prefix}${key}`;
+  }
+
+  location(key: string): string {
+    return `s3://${this.options.bucket}/${this.objectKey(key)}`;
+  }
+
+  async preflight(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+  }
+
+  async createWriter(key: string): Promise<ArtefactWriter> {
+    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes);
+    return {
+      stream: upload,
+      commit: async (): Promise<StoredObject> => {
+        const { bytes, sha256 } = await upload.complete();
+        return { target: this.name, key, bytes, sha256, location: this.location(key) };
+      },
+      abort: () => upload.abort(),
+    };
+  }
+
+  async read(key: string): Promise<Readable> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+      return out.Body as Readable;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchKey') throw new ArtefactNotFoundError(`${this.name}: no artefact at ${this.location(key)}`);
+      throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NotFound') return false;
+      throw err;
+    }
+  }
+
+  async list(prefix = ''): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({
+        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token,
+      }));
+      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key.slice(this.options.prefix.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+  }
+}
+
+/**
+ * Writable that buffers one part and uploads it before accepting more bytes (backpressure keeps
+ * memory at one part). Objects smaller than one part are sent with a single PutObject on complete.
+ */
+class MultipartWriter extends Writable {
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private uploadId: string | undefined;
+  private readonly parts: CompletedPart[] = [];
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private state: 'open' | 'completed' | 'aborted' = 'open';
+
+  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.buffered.push(chunk);
+    this.bufferedBytes += chunk.length;
+    if (this.bufferedBytes < this.partSize) return done();
+    this.uploadBufferedPart().then(() => done(), done);
+  }
+
+  private takeBuffer(): Buffer {
+    const body = Buffer.concat(this.buffered, this.bufferedBytes);
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    return body;
+  }
+
+  private async uploadBufferedPart(): Promise<void> {
+    if (!this.uploadId) {
+      const created = await this.client.send(new CreateMultipartUploadCommand({
+        Bucket: this.bucket, Key: this.key, ChecksumAlgorithm: 'SHA256',
+      }));
+      this.uploadId = created.UploadId;
+    }
+    const body = this.takeBuffer();
+    const partNumber = this.parts.length + 1;
+    const checksum = createHash('sha256').update(body).digest('base64');
+    const out = await this.client.send(new UploadPartCommand({
+      Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ChecksumSHA256: checksum,
+    }));
+    this.parts.push({ PartNumber: partNumber, ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256 ?? checksum });
+  }
+
+  /** Waits for the stream to end, sends what is left, then makes the object visible. */
+  async complete(): Promise<{ bytes: number; sha256: string }> {
+    if (this.state !== 'open') throw new Error(`upload of ${this.key} is already ${this.state}`);
+    await new Promise<void>((resolve, reject) => {
+      if (this.writableFinished) return resolve();
+      this.once('finish', resolve);
+      this.once('error', reject);
+    });
+    if (!this.uploadId) {
+      const body = this.takeBuffer();
+      await this.client.send(new PutObjectCommand({
+        Bucket: this.bucket, Key: this.key, Body: body, ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+      }));
+    } else {
+      if (this.bufferedBytes > 0) await this.uploadBufferedPart();
+      await this.client.send(new CompleteMultipartUploadCommand({
+        Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: this.parts },
+      }));
+    }
+    this.state = 'completed';
+    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    this.buffered = [];
+    this.destroy();
+    if (this.uploadId) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId }));
+    }
+  }
+}

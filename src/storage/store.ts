@@ -1,0 +1,49 @@
+/**
+ * One streaming interface over every backup target (a local directory, an S3 bucket).
+ *
+ * Writing is two-phase: bytes go to a hidden staging place (a temp file, an uncompleted multipart
+ * upload) and become visible under their key only on `commit()`. A caller that finds the artefact
+ * bad, or fails half-way, calls `abort()` and nothing is left behind.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export interface StoredObject {
+  target: string;
+  key: string;
+  bytes: number;
+  /** sha256 of the bytes as stored (after compression), hex. */
+  sha256: string;
+  /** Where a human finds it: a path or an s3:// URL. */
+  location: string;
+}
+
+export interface ArtefactWriter {
+  /** Write the artefact here, then end it, then commit or abort. */
+  readonly stream: Writable;
+  commit(): Promise<StoredObject>;
+  abort(): Promise<void>;
+}
+
+export interface BackupStore {
+  readonly name: string;
+  createWriter(key: string): Promise<ArtefactWriter>;
+  read(key: string): Promise<Readable>;
+  /** Keys below a prefix, in no particular order. */
+  list(prefix?: string): Promise<string[]>;
+  exists(key: string): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  location(key: string): string;
+  /** Fails with a clear error when the target cannot take a backup (missing bucket, no access). */
+  preflight(): Promise<void>;
+}
+
+/** The key of an artefact inside a backup set: `<setId>/<file>`. */
+export function artefactKey(setId: string, file: string): string {
+  return `${setId}/${file}`;
+}
+
+export const MANIFEST_FILE = 'manifest.json';
+
+export class ArtefactNotFoundError extends Error {
+  override readonly name = 'ArtefactNotFoundError';
+}

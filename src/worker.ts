@@ -1,0 +1,72 @@
+/**
+ * The one worker entry point.
+ *   management mode (default): every workflow + the network activities, on the main task queue;
+ *   node mode (--node NAME):   the host-local activities of that node, on `<queue>.node.NAME`.
+ * SIGINT/SIGTERM drain in-flight tasks and exit cleanly.
+ */
+import { parseArgs } from 'node:util';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { defaultConfigPath, loadConfig } from './config/load';
+import type { Config } from './config/schema';
+import { createManagementActivities, createNodeActivities } from './activities';
+import { nodeTaskQueue } from './common/search-attributes';
+
+export interface WorkerSettings {
+  config: Config;
+  node?: string;
+  /** A prebuilt workflow bundle (tests build it once); otherwise bundled from source at start. */
+  workflowBundlePath?: string;
+}
+
+export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {
+  const { config, node } = settings;
+  const common: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: config.temporal.namespace };
+  if (node) {
+    if (!config.clusters.some((c) => c.etcd.members.some((m) => m.node === node))) {
+      throw new Error(`node "${node}" is not named by any etcd member in the config (expected one of: ${[...new Set(config.clusters.flatMap((c) => c.etcd.members.map((m) => m.node)))].join(', ')})`);
+    }
+    return Worker.create({ ...common, taskQueue: nodeTaskQueue(config.temporal.taskQueue, node), activities: createNodeActivities({ config, node }) });
+  }
+  return Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    activities: createManagementActivities({ config }),
+    ...(settings.workflowBundlePath
+      ? { workflowBundle: { codePath: settings.workflowBundlePath } }
+      : { workflowsPath: require.resolve('./workflows') }),
+  });
+}
+
+export async function runWorker(settings: WorkerSettings): Promise<void> {
+  const connection = await NativeConnection.connect({ address: settings.config.temporal.address });
+  try {
+    const worker = await createWorker(settings, connection);
+    const queue = settings.node ? nodeTaskQueue(settings.config.temporal.taskQueue, settings.node) : settings.config.temporal.taskQueue;
+    console.log(`nnoe-dr worker (${settings.node ? `node ${settings.node}` : 'management'}) polling ${queue} on ${settings.config.temporal.address}`);
+    await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
+  } finally {
+    await connection.close();
+  }
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string', short: 'c' },
+      node: { type: 'string' },
+      'workflow-bundle': { type: 'string' },
+    },
+  });
+  const settings: WorkerSettings = {
+    config: loadConfig(values.config ?? defaultConfigPath()),
+    node: values.node,
+    workflowBundlePath: values['workflow-bundle'],
+  };
+  runWorker(settings).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`nnoe-dr worker failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

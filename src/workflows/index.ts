@@ -1,0 +1,2 @@
+/** Every workflow the management worker runs (this file is the workflow bundle's entry point). */
+export { etcdBackupWorkflow } from './etcd-backup';

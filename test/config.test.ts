@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseConfig } from '../src/config/load';
+import { readSecret } from '../src/config/secrets';
+
+const valid = {
+  workDir: '/var/lib/nnoe-dr/work',
+  clusters: [{
+    name: 'prod',
+    etcd: {
+      members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }],
+      tls: { caFile: '/etc/nnoe/certs/ca.crt', certFile: '/etc/nnoe/certs/client.crt', keyFile: { file: '/etc/nnoe/certs/client.key' } },
+    },
+  }],
+  storage: [{ name: 'local', type: 'local', path: '/backup/nnoe' }],
+};
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('config', () => {
+  it('accepts a valid file and fills defaults', () => {
+    const config = parseConfig(valid);
+    expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'nnoe-dr' });
+    expect(config.clusters[0]!.etcd.members[0]!.name).toBe('etcd-1');
+  });
+
+  it('names the path of a bad value and what was expected', () => {
+    const bad = structuredClone(valid);
+    bad.clusters[0]!.etcd.members[0]!.clientUrl = 'etcd-1:2379';
+    expect(problemsOf(bad)).toEqual([
+      'clusters[0].etcd.members[0].clientUrl: expected a client URL like https://10.0.0.1:2379 (scheme, host and port, no path)',
+    ]);
+  });
+
+  it('names unknown keys, so a typo is found', () => {
+    const bad = { ...valid, storage: [{ ...valid.storage[0], pth: '/x' }] };
+    expect(problemsOf(bad)).toContain('storage[0]: unknown key(s) "pth"');
+  });
+
+  it('rejects a secret given inline instead of by reference', () => {
+    const bad = structuredClone(valid) as any;
+    bad.clusters[0].etcd.tls.keyFile = '-----BEGIN PRIVATE KEY-----';
+    const problems = problemsOf(bad);
+    expect(problems.join('\n')).toContain('clusters[0].etcd.tls.keyFile: expected a secret reference');
+    expect(problems.join('\n')).not.toContain('BEGIN PRIVATE KEY');
+  });
+
+  it('rejects duplicate names and empty lists', () => {
+    const dup = { ...valid, storage: [valid.storage[0], valid.storage[0]] };
+    expect(problemsOf(dup)).toContain('storage[1].name: duplicate name "local"');
+    expect(problemsOf({ ...valid, clusters: [] })).toContain('clusters: expected at least one cluster');
+  });
+
+  it('reports unreadable files and bad YAML with the file name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-config-'));
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'clusters: [\n');
+    expect(() => loadConfig(file)).toThrow(new RegExp(`invalid configuration ${file}:\\n  - not valid YAML`));
+    expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the file/);
+  });
+
+  it('reads secrets from files and the environment, never echoing them in errors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-secret-'));
+    await writeFile(join(dir, 'pw'), 's3cr3t\n', { mode: 0o600 });
+    expect(await readSecret({ file: join(dir, 'pw') })).toBe('s3cr3t');
+    process.env.NNOE_TEST_SECRET = 'from-env';
+    expect(await readSecret({ env: 'NNOE_TEST_SECRET' })).toBe('from-env');
+    await expect(readSecret({ env: 'NNOE_TEST_UNSET_SECRET' })).rejects.toThrow('secret environment variable NNOE_TEST_UNSET_SECRET is not set on this worker');
+    await expect(readSecret({ file: join(dir, 'nope') })).rejects.toThrow(/cannot be read \(ENOENT\)/);
+  });
+});

