@@ -85,8 +85,9 @@ describe('etcd backup under faults', () => {
       const failure = await failureOf(handle.result());
       expect(failure.message).toMatch(/no healthy etcd member in cluster nnoe-local: etcd-1: .+; etcd-2: .+; etcd-3: .+/);
       const history = await handle.fetchHistory();
-      const rankAttempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-      expect(rankAttempts).toEqual([3]); // the last attempt of 3 (earlier attempts are not in history)
+      // Retries are not separate history events: the started event carries the last attempt number.
+      const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      expect(started).toEqual([1, 3]); // prepare: first try; rank members: the 3rd and last attempt
       const progress = await handle.query<RunProgress>('progress');
       expect(progress.state).toBe('failed');
       expect(progress.steps.find((s) => s.name === 'write manifest')!.state).toBe('skipped');
@@ -108,16 +109,18 @@ describe('etcd backup under faults', () => {
   });
 
   it('backs up over mTLS, and names the certificate when etcd rejects it', async () => {
-    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.rogueCertCluster });
+    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.rogueCertCluster, targets: ['local'] });
     const failure = await failureOf(handle.result());
     expect(failure.type).toBe('EtcdTlsRejected');
     expect(failure.message).toContain('rogue-client.crt');
   });
 
   it('names the missing certificate file, without retrying', async () => {
-    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.missingCertCluster });
+    const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.missingCertCluster, targets: ['local'] });
     const failure = await failureOf(handle.result());
     expect(failure.type).toBe('EtcdTlsMaterialMissing');
+    const started = (await handle.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    expect(started).toEqual([1, 1]);
     expect(failure.message).toMatch(/client certificate .*no-such-client\.crt cannot be read \(ENOENT\)/);
   });
 });

@@ -22,7 +22,9 @@ export function fanOut(destinations: Writable[]): Writable {
       done();
     },
     destroy(err, done) {
-      if (err) for (const dest of destinations) dest.destroy(err);
+      // The error travels up our own pipeline; destinations are only torn down (their owners
+      // abort them), so no destination emits an 'error' event nobody listens to.
+      if (err) for (const dest of destinations) dest.destroy();
       done(err);
     },
   });
