@@ -13,6 +13,7 @@ import type { TestProject } from 'vitest/node';
 import { stringify } from 'yaml';
 import { renderWorldConfig, startWorld, stopWorld, temporalBinary } from '../../src/sandbox/world';
 import { freePort } from '../../src/sandbox/ports';
+import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
 
@@ -65,10 +66,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (worker && worker.exitCode === null) {
       const exited = new Promise((done) => worker!.once('exit', done));
       worker.kill('SIGTERM');
-      await exited;
+      const code = await exited;
+      if (code !== 0) console.error(`the test worker exited with ${String(code)} on SIGTERM; see ${dir}/worker.log`);
     }
     await env?.teardown();
     await stopWorld(dir);
+    // Nothing of this run may outlive it: every world process carries NNOE_DR_WORLD=<dir>.
+    const leaked = processesWithEnvironmentMarker('NNOE_DR_WORLD', dir);
+    if (leaked.length > 0) throw new Error(`processes of the test world still running after teardown: ${leaked.join(', ')}`);
     if (!process.env.NNOE_KEEP_TEST_WORLD) await rm(dir, { recursive: true, force: true });
   };
   try {

@@ -1,0 +1,487 @@
+/**
+ * Benchmark: the etcd backup workflow against the shell baseline
+ * (`etcdctl snapshot save`, `gzip`, `cp` into the store folder), alternating in one invocation.
+ *
+ *   npx tsx bench/etcd-backup/run.ts [--size-mib 1024] [--rounds 3] [--targets local]
+ *                                    [--worker compiled|tsx] [--world-dir DIR] [--keep-world] [--json]
+ *
+ * Starts its own world (3-member etcd with mTLS, S3, Temporal dev server) in a temp dir, fills etcd,
+ * starts one management worker process and alternates workflow and baseline rounds (A B, B A, ...).
+ * Prints wall time, peak RSS and CPU time of each, the medians and the ratio workflow/baseline.
+ * Exits 0 whether or not the target is met (it is a measurement); 1 when something broke.
+ * See bench/etcd-backup/README.md.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { Client } from '@temporalio/client';
+import type { Etcd3 } from 'etcd3';
+import { stringify } from 'yaml';
+import { connectClient, startEtcdBackup, type EtcdBackupResult } from '../../src/client/temporal';
+import { utcStamp } from '../../src/common/manifest';
+import { findCluster, loadConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { connectMember } from '../../src/etcd/connect';
+import { ETCDCTL_BINARY, renderWorldConfig, startWorld, stopWorld, type World } from '../../src/sandbox/world';
+import { openStore } from '../../src/storage';
+import type { RunProgress } from '../../src/workflows/progress';
+import { fillEtcd, filledBytes } from '../support/etcd-fill';
+import {
+  cpuSeconds, hwmBytes, killRunningTimed, median, MiB, mib, rssBytes, runTimed, sampleRss, stopChild, Teardown, type TimedRun,
+} from '../support/processes';
+
+const repoRoot = resolve(__dirname, '../..');
+const resultsRoot = join(repoRoot, 'bench', 'results');
+const TASK_QUEUE = 'nnoe-dr-bench';
+const TARGET_RATIO = 1.0;
+const TARGET_WORKER_RSS_MIB = 200;
+
+const HELP = `usage: npx tsx bench/etcd-backup/run.ts [options]
+
+  --size-mib N       value bytes to put into etcd, in MiB (default 1024)
+  --rounds N         rounds; each runs the workflow and the baseline once, order alternating (default 3)
+  --targets LIST     storage targets of the workflow, comma-separated: local, s3 (default local;
+                     the baseline always copies into a local folder)
+  --worker MODE      compiled (node <build>/worker.js, like production; default) or tsx (node --import tsx)
+  --world-dir DIR    use (or start) the world in DIR instead of a fresh temp dir; an earlier fill
+                     there is only topped up. DIR is never deleted.
+  --keep-world       leave the world running at the end (the worker is always stopped)
+  --json             also print one JSON object with every figure
+  -h, --help         this text`;
+
+interface Options {
+  sizeMiB: number;
+  rounds: number;
+  targets: string[];
+  worker: 'compiled' | 'tsx';
+  worldDir?: string;
+  keepWorld: boolean;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'size-mib': { type: 'string', default: '1024' },
+      rounds: { type: 'string', default: '3' },
+      targets: { type: 'string', default: 'local' },
+      worker: { type: 'string', default: 'compiled' },
+      'world-dir': { type: 'string' },
+      'keep-world': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return undefined;
+  const positive = (name: string, text: string, integer: boolean) => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+      throw new Error(`--${name} expects a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
+    }
+    return value;
+  };
+  const targets = values.targets.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const target of targets) {
+    if (target !== 'local' && target !== 's3') throw new Error(`--targets: unknown target "${target}" (known: local, s3)`);
+  }
+  if (!targets.includes('local')) throw new Error('--targets must include local: the baseline copies into a local folder');
+  if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  return {
+    sizeMiB: positive('size-mib', values['size-mib'], false),
+    rounds: positive('rounds', values.rounds, true),
+    targets,
+    worker: values.worker,
+    worldDir: values['world-dir'] && resolve(values['world-dir']),
+    keepWorld: values['keep-world'],
+    json: values.json,
+  };
+}
+
+// ------------------------------------------------------------------ one measurement each
+
+interface Measurement {
+  round: number;
+  position: 1 | 2;
+  run: 'workflow' | 'baseline';
+  wallSeconds: number;
+  peakRssBytes: number;
+  cpuSeconds: number;
+  rawBytes: number;
+  gzBytes: number;
+  /** workflow: seconds per workflow step; baseline: seconds per command. */
+  parts: Record<string, number>;
+  /** baseline: peak RSS per command. */
+  partRss?: Record<string, number>;
+}
+
+interface Bench {
+  options: Options;
+  world: World;
+  config: Config;
+  client: Client;
+  worker: ChildProcess;
+  logDir: string;
+}
+
+let lastWorkflowStamp = '';
+
+/** Workflow ids and set ids have second resolution: never start two backups in the same second. */
+async function nextFreeSecond(): Promise<void> {
+  while (utcStamp(new Date()) === lastWorkflowStamp) await sleep(50);
+  lastWorkflowStamp = utcStamp(new Date());
+}
+
+async function measureWorkflow(bench: Bench, round: number, position: 1 | 2): Promise<Measurement> {
+  const { worker, client, config, options } = bench;
+  const pid = worker.pid!;
+  const cluster = config.clusters[0]!.name;
+  await nextFreeSecond();
+  const workerDied = new Promise<never>((_, reject) => {
+    worker.once('exit', (code, signal) => reject(new Error(`the worker exited (${signal ?? code}) during a backup; see ${bench.logDir}/worker.log`)));
+  });
+  workerDied.catch(() => undefined);
+
+  const cpuBefore = cpuSeconds(pid) ?? 0;
+  const sampler = sampleRss(pid);
+  const started = performance.now();
+  const handle = await startEtcdBackup(client, config, { cluster, targets: options.targets });
+  const result = await Promise.race([handle.result() as Promise<EtcdBackupResult>, workerDied]);
+  const wallSeconds = (performance.now() - started) / 1000;
+  const peakRssBytes = sampler.stop();
+  const cpu = (cpuSeconds(pid) ?? 0) - cpuBefore;
+
+  const progress = await handle.query<RunProgress>('progress').catch(() => undefined);
+  const parts: Record<string, number> = {};
+  for (const step of progress?.steps ?? []) {
+    if (step.startedAt && step.finishedAt) parts[step.name] = (Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000;
+  }
+  const artefact = result.manifest.components[0]!.artefacts[0]!;
+  await removeWorkflowArtefacts(bench, result.setId);
+  return { round, position, run: 'workflow', wallSeconds, peakRssBytes, cpuSeconds: cpu, rawBytes: artefact.raw.bytes, gzBytes: artefact.bytes, parts };
+}
+
+async function removeWorkflowArtefacts(bench: Bench, setId: string): Promise<void> {
+  for (const target of bench.config.storage) {
+    const store = await openStore(target);
+    for (const key of await store.list(`${setId}/`)) await store.delete(key);
+  }
+  rmSync(join(bench.world.localStoreDir, setId), { recursive: true, force: true });
+  rmSync(join(bench.config.workDir, setId), { recursive: true, force: true });
+}
+
+async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Promise<Measurement> {
+  const { world } = bench;
+  const leader = await leaderMember(bench.config);
+  const scratch = join(world.workDir, 'baseline');
+  const store = join(world.localStoreDir, 'baseline');
+  rmSync(scratch, { recursive: true, force: true });
+  rmSync(store, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(store, { recursive: true });
+  const snap = join(scratch, 'snap.db');
+  const logFile = join(bench.logDir, 'baseline.log');
+  const etcdctlArgs = [
+    `--endpoints=${leader.clientUrl}`, `--cacert=${world.certs.ca}`, `--cert=${world.certs.clientCert}`, `--key=${world.certs.clientKey}`,
+    'snapshot', 'save', snap,
+  ];
+
+  const started = performance.now();
+  const save = await runTimed(ETCDCTL_BINARY, etcdctlArgs, { env: { ...process.env, ETCDCTL_API: '3' }, logFile });
+  const rawBytes = statSync(snap).size;
+  const gzip = await runTimed('gzip', [snap], { logFile });
+  const copy = await runTimed('cp', [`${snap}.gz`, `${store}/`], { logFile });
+  const wallSeconds = (performance.now() - started) / 1000;
+
+  const gzBytes = statSync(join(store, 'snap.db.gz')).size;
+  rmSync(scratch, { recursive: true, force: true });
+  rmSync(store, { recursive: true, force: true });
+  const steps: Array<[string, TimedRun]> = [['etcdctl snapshot save', save], ['gzip', gzip], ['cp', copy]];
+  return {
+    round, position, run: 'baseline', wallSeconds,
+    peakRssBytes: Math.max(...steps.map(([, step]) => step.maxRssBytes)),
+    cpuSeconds: steps.reduce((sum, [, step]) => sum + step.cpuSeconds, 0),
+    rawBytes, gzBytes,
+    parts: Object.fromEntries(steps.map(([name, step]) => [name, step.wallSeconds])),
+    partRss: Object.fromEntries(steps.map(([name, step]) => [name, step.maxRssBytes])),
+  };
+}
+
+/** Lets writeback of the previous measurement finish, so it is not billed to the next one. */
+async function settle(): Promise<void> {
+  spawnSync('sync');
+  await sleep(1000);
+}
+
+// ------------------------------------------------------------------ setup
+
+async function leaderMember(config: Config): Promise<{ name: string; clientUrl: string }> {
+  const cluster = config.clusters[0]!;
+  for (const member of cluster.etcd.members) {
+    const client = await connectMember(cluster, member);
+    try {
+      const status = await client.maintenance.status();
+      if (status.leader === status.header.member_id) return member;
+    } catch {
+      // this member does not answer: ask the next
+    } finally {
+      client.close();
+    }
+  }
+  throw new Error(`no member of ${cluster.name} reports itself as leader`);
+}
+
+function run(command: string, args: string[], what: string): void {
+  const result = spawnSync(command, args, { cwd: repoRoot, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')} exited with ${result.status ?? result.signal})`);
+}
+
+/** The worker entry point and how to run it. */
+function workerCommand(mode: Options['worker']): { args: string[]; describe: string } {
+  if (mode === 'tsx') {
+    return { args: ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')], describe: 'node --import tsx src/worker.ts' };
+  }
+  // Compiled into bench/results (git-ignored), so the repository's dist/ is left alone.
+  const outDir = join(resultsRoot, 'build', 'dist');
+  const started = performance.now();
+  console.log(`compiling the worker: npx tsc -p tsconfig.json --outDir ${outDir}`);
+  run('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', outDir], 'compiling the worker');
+  console.log(`  compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return { args: [join(outDir, 'worker.js')], describe: `node ${join('bench', 'results', 'build', 'dist', 'worker.js')} (tsc output)` };
+}
+
+async function startWorker(args: string[], configPath: string, logPath: string): Promise<ChildProcess> {
+  const log = openSync(logPath, 'a');
+  const child = spawn(process.execPath, [...args, '--config', configPath], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', log],
+    detached: true, // own process group: Ctrl-C reaches the benchmark, which stops the worker itself
+  });
+  closeSync(log);
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the worker did not start polling within 180 s; see ${logPath}`)), 180_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      writeFileSync(logPath, chunk, { flag: 'a' });
+      if (chunk.toString().includes('polling')) { clearTimeout(timer); ready(); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`the worker exited with ${code}; see ${logPath}`)); });
+  });
+  return child;
+}
+
+function benchConfig(world: World, targets: string[]): Record<string, unknown> {
+  const base = renderWorldConfig(world);
+  return {
+    ...base,
+    temporal: { ...(base.temporal as object), taskQueue: TASK_QUEUE },
+    storage: (base.storage as Array<{ name: string }>).filter((target) => targets.includes(target.name)),
+  };
+}
+
+async function fill(config: Config, sizeMiB: number): Promise<{ dbSizeBytes: number; keys: number; fillSeconds: number }> {
+  const leader = await leaderMember(config);
+  const cluster = findCluster(config, config.clusters[0]!.name);
+  const client: Etcd3 = await connectMember(cluster, cluster.etcd.members.find((m) => m.name === leader.name)!, 60_000);
+  try {
+    const targetBytes = Math.round(sizeMiB * MiB);
+    const before = await filledBytes(client);
+    if (before.bytes >= targetBytes) {
+      console.log(`etcd already holds ${mib(before.bytes)} MiB of values (${before.keys} keys) from an earlier fill`);
+    } else {
+      console.log(`filling etcd (leader ${leader.name}) with ${mib(targetBytes - before.bytes)} MiB of 64-512 KiB values ...`);
+    }
+    const result = await fillEtcd(client, {
+      targetBytes,
+      onProgress: (done, target, seconds) => {
+        if (before.bytes >= targetBytes) return;
+        const rate = (done - before.bytes) / MiB / Math.max(seconds, 0.001);
+        console.log(`  ${mib(done, 0)}/${mib(target, 0)} MiB (${((100 * done) / target).toFixed(0)} %), ${seconds.toFixed(0)} s, ${rate.toFixed(1)} MiB/s`);
+      },
+    });
+    const status = await client.maintenance.status();
+    return { dbSizeBytes: Number(status.dbSize), keys: result.keys, fillSeconds: result.seconds };
+  } finally {
+    client.close();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function pad(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
+}
+
+function describeParts(m: Measurement): string {
+  const short: Record<string, string> = {
+    'check plan and storage': 'plan', 'choose etcd member': 'choose', 'stream and verify snapshot': 'stream+verify',
+    'write manifest': 'manifest', 'etcdctl snapshot save': 'save',
+  };
+  return Object.entries(m.parts).map(([name, seconds]) => `${short[name] ?? name} ${seconds.toFixed(1)}`).join(', ');
+}
+
+function printTable(measurements: Measurement[]): void {
+  const header = [pad('round', 5), pad('run', 9), pad('wall s', 7, true), pad('peak RSS MiB', 12, true), pad('CPU s', 6, true),
+    pad('raw MiB', 8, true), pad('gz MiB', 7, true), '  parts (s)'].join('  ');
+  console.log(header);
+  console.log('-'.repeat(header.length + 30));
+  for (const m of measurements) {
+    console.log([
+      pad(`${m.round}.${m.position}`, 5), pad(m.run, 9), pad(m.wallSeconds.toFixed(2), 7, true), pad(mib(m.peakRssBytes), 12, true),
+      pad(m.cpuSeconds.toFixed(1), 6, true), pad(mib(m.rawBytes), 8, true), pad(mib(m.gzBytes), 7, true), `  ${describeParts(m)}`,
+    ].join('  '));
+  }
+}
+
+function summarize(measurements: Measurement[]) {
+  const of = (run: Measurement['run']) => measurements.filter((m) => m.run === run);
+  const workflow = of('workflow');
+  const baseline = of('baseline');
+  const workflowWall = median(workflow.map((m) => m.wallSeconds));
+  const baselineWall = median(baseline.map((m) => m.wallSeconds));
+  const ratio = workflowWall / baselineWall;
+  const workerPeak = Math.max(...workflow.map((m) => m.peakRssBytes));
+  const baselinePeak = Math.max(...baseline.map((m) => m.peakRssBytes));
+  return {
+    workflowMedianWallSeconds: workflowWall,
+    baselineMedianWallSeconds: baselineWall,
+    ratio,
+    ratioTarget: TARGET_RATIO,
+    ratioMet: ratio <= TARGET_RATIO,
+    workerPeakRssMiB: workerPeak / MiB,
+    workerPeakRssTargetMiB: TARGET_WORKER_RSS_MIB,
+    workerRssMet: workerPeak / MiB <= TARGET_WORKER_RSS_MIB,
+    baselinePeakRssMiB: baselinePeak / MiB,
+    workflowMedianCpuSeconds: median(workflow.map((m) => m.cpuSeconds)),
+    baselineMedianCpuSeconds: median(baseline.map((m) => m.cpuSeconds)),
+    snapshotMiB: median(measurements.map((m) => m.rawBytes)) / MiB,
+    workflowGzMiB: median(workflow.map((m) => m.gzBytes)) / MiB,
+    baselineGzMiB: median(baseline.map((m) => m.gzBytes)) / MiB,
+  };
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (!options) {
+    console.log(HELP);
+    return 0;
+  }
+  const command = ['npx tsx bench/etcd-backup/run.ts', ...argv].join(' ');
+  const began = performance.now();
+  const stamp = utcStamp(new Date());
+  const logDir = join(resultsRoot, 'etcd-backup', stamp);
+  mkdirSync(logDir, { recursive: true });
+  const teardown = new Teardown();
+  teardown.installSignalHandlers();
+  try {
+    console.log(`$ ${command}`);
+    console.log(`logs: ${logDir}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const worker = workerCommand(options.worker);
+
+    // The world: reused from --world-dir, else fresh in a temp dir that goes away at the end.
+    const dir = options.worldDir ?? mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-'));
+    const ownDir = !options.worldDir;
+    teardown.add('world', async () => {
+      if (options.keepWorld) {
+        console.log(`the world keeps running in ${dir}; stop it with: npx tsx -e "require('./src/sandbox/world').stopWorld('${dir}')"`);
+        return;
+      }
+      console.log('stopping the world ...');
+      await stopWorld(dir);
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    });
+    console.log(`starting the world in ${dir} ...`);
+    let phase = performance.now();
+    const world = await startWorld({ dir, temporal: true });
+    console.log(`  world up in ${((performance.now() - phase) / 1000).toFixed(1)} s (Temporal at ${world.temporal!.address})`);
+
+    const configPath = join(dir, 'nnoe-dr.bench.yaml');
+    writeFileSync(configPath, stringify(benchConfig(world, options.targets)));
+    const config = loadConfig(configPath);
+
+    const filled = await fill(config, options.sizeMiB);
+    console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
+    await settle();
+
+    phase = performance.now();
+    console.log(`starting the management worker: ${worker.describe} ...`);
+    const workerProcess = await startWorker(worker.args, configPath, join(logDir, 'worker.log'));
+    teardown.add('worker', async () => {
+      await stopChild(workerProcess);
+    });
+    teardown.add('baseline commands', killRunningTimed);
+    await sleep(2000);
+    const workerIdleRss = rssBytes(workerProcess.pid!) ?? 0;
+    console.log(`  worker pid ${workerProcess.pid} polling after ${((performance.now() - phase) / 1000).toFixed(1)} s; idle RSS ${mib(workerIdleRss)} MiB`);
+
+    const client = await connectClient(config);
+    teardown.add('temporal client', () => client.connection.close());
+    const bench: Bench = { options, world, config, client, worker: workerProcess, logDir };
+
+    const measurements: Measurement[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      const order: Array<Measurement['run']> = round % 2 === 1 ? ['workflow', 'baseline'] : ['baseline', 'workflow'];
+      for (const [index, what] of order.entries()) {
+        const position = (index + 1) as 1 | 2;
+        await settle();
+        const m = what === 'workflow' ? await measureWorkflow(bench, round, position) : await measureBaseline(bench, round, position);
+        measurements.push(m);
+        console.log(`round ${round}.${position} ${pad(what, 8)} ${m.wallSeconds.toFixed(2)} s, peak RSS ${mib(m.peakRssBytes)} MiB, CPU ${m.cpuSeconds.toFixed(1)} s (${describeParts(m)})`);
+      }
+    }
+    const workerHwm = hwmBytes(workerProcess.pid!) ?? 0;
+
+    console.log('');
+    printTable(measurements);
+    const summary = summarize(measurements);
+    const verdict = (met: boolean) => (met ? 'target met' : 'target missed');
+    console.log('');
+    console.log(`snapshot ${summary.snapshotMiB.toFixed(1)} MiB raw; gzipped ${summary.workflowGzMiB.toFixed(1)} MiB (workflow), ${summary.baselineGzMiB.toFixed(1)} MiB (baseline)`);
+    console.log(`median wall: workflow ${summary.workflowMedianWallSeconds.toFixed(2)} s, baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`);
+    console.log(`ratio workflow/baseline ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO.toFixed(1)}): ${verdict(summary.ratioMet)}`);
+    console.log(`worker peak RSS during backups ${summary.workerPeakRssMiB.toFixed(1)} MiB (target <= ${TARGET_WORKER_RSS_MIB} MiB): ${verdict(summary.workerRssMet)}` +
+      ` [idle ${mib(workerIdleRss)} MiB, VmHWM over the worker's life ${mib(workerHwm)} MiB]`);
+    console.log(`baseline peak RSS (max of etcdctl, gzip, cp) ${summary.baselinePeakRssMiB.toFixed(1)} MiB`);
+    console.log(`median CPU: workflow (worker process only) ${summary.workflowMedianCpuSeconds.toFixed(1)} s, baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s`);
+    const durationSeconds = (performance.now() - began) / 1000;
+    console.log(`overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
+
+    const report = {
+      command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
+      sizeMiB: options.sizeMiB, rounds: options.rounds, targets: options.targets,
+      worker: { mode: options.worker, command: worker.describe, idleRssMiB: workerIdleRss / MiB, lifetimePeakRssMiB: workerHwm / MiB },
+      etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
+      summary,
+      measurements: measurements.map((m) => ({ ...m, peakRssMiB: m.peakRssBytes / MiB })),
+      loadAverageAtEnd: loadavg(),
+    };
+    writeFileSync(join(logDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
+    if (options.json) console.log(JSON.stringify(report));
+    return 0;
+  } catch (err) {
+    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    const workerLog = join(logDir, 'worker.log');
+    if (existsSync(workerLog)) {
+      console.error(`--- last lines of ${workerLog} ---\n${readFileSync(workerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n')}`);
+    }
+    return 1;
+  } finally {
+    await teardown.run();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
