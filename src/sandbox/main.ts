@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load';
 import { connectClient, followRun, startEtcdBackup, type EtcdBackupResult } from '../client/temporal';
 import { startWorld, stopWorld, type World } from './world';
+import { seedSampleData } from './seed';
 
 const repoRoot = resolve(__dirname, '../..');
 
@@ -43,13 +44,16 @@ async function main(): Promise<void> {
     console.log('\nstopping workers and the local world ...');
     await Promise.all(workers.map(stopProcess));
     await stopWorld(dir);
-    console.log('stopped. Data, backups and the Temporal history stay in', dir);
+    console.log(`stopped. Local backups stay in ${join(dir, 'backups')}; the next start begins with a fresh cluster and Temporal history.`);
   };
   try {
     workers.push(await startWorkerProcess(world, [], 'worker-management'));
     const nodes = [...new Set(config.clusters.flatMap((c) => c.etcd.members.map((m) => m.node)))];
     for (const node of nodes) workers.push(await startWorkerProcess(world, ['--node', node], `worker-${node}`));
     console.log(`workers up: management + ${nodes.join(', ')}`);
+
+    const seeded = await seedSampleData(config.clusters[0]!);
+    if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/`);
 
     const client = await connectClient(config);
     const cluster = config.clusters[0]!.name;
