@@ -21,7 +21,7 @@ describe('workflow determinism', () => {
   it.each(fixtures)('replays %s without nondeterminism', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
     const { workflowBundlePath } = inject('world');
-    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history, file)).resolves.toBeUndefined();
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history)).resolves.toBeUndefined();
   });
 
   it('fails replay when the workflow code changes incompatibly', async () => {

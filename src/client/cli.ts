@@ -8,7 +8,9 @@ import { Command } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
-import { connectClient, followRun, RunFailedError, startEtcdBackup, type EtcdBackupResult } from './temporal';
+import type { Client } from '@temporalio/client';
+import { connectClient, followRun, RunFailedError, startBackupSet, startEtcdBackup, type BackupSetResult, type EtcdBackupResult } from './temporal';
+import { applyBackupSchedule, backupScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, SCHEDULE_PROFILES } from './schedules';
 
 interface GlobalOptions { config?: string; json?: boolean }
 
@@ -32,36 +34,109 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   const config = (): Config => loadConfig((program.opts<GlobalOptions>().config) ?? defaultConfigPath());
   const json = () => program.opts<GlobalOptions>().json === true;
 
+  /** Connects, runs `fn`, and always closes the connection. */
+  const withClient = async <T>(fn: (client: Client, cfg: Config) => Promise<T>): Promise<T> => {
+    const cfg = config();
+    const client = await connectClient(cfg);
+    try {
+      return await fn(client, cfg);
+    } finally {
+      await client.connection.close();
+    }
+  };
+
+  const printStep = (step: { state: string; name: string; detail?: string }) => {
+    if (!json()) out(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`);
+  };
+
+  const printResult = (workflowId: string, result: EtcdBackupResult | BackupSetResult) => {
+    if (json()) {
+      out(JSON.stringify({ workflowId, ...result }, null, 2));
+      return;
+    }
+    out(`backup set ${result.setId} ${result.manifest.status}`);
+    for (const copy of result.manifest.components.flatMap((c) => c.artefacts).flatMap((a) => a.copies)) out(`  ${copy.target}: ${copy.location}`);
+  };
+
   const backup = program.command('backup').description('run a backup runbook');
   backup.command('etcd')
     .description('snapshot the etcd cluster into every storage target and follow the run')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--target <name...>', 'storage targets (default: all)')
     .option('--no-follow', 'start the run and print its id without waiting')
-    .action(async (opts: { cluster?: string; target?: string[]; follow: boolean }) => {
-      const cfg = config();
+    .action((opts: { cluster?: string; target?: string[]; follow: boolean }) => withClient(async (client, cfg) => {
       const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const client = await connectClient(cfg);
-      try {
-        const handle = await startEtcdBackup(client, cfg, { cluster, targets: opts.target });
-        if (!json()) out(`started ${handle.workflowId} (runbook etcd-backup, cluster ${cluster})`);
-        if (!opts.follow) {
-          if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
-          return;
-        }
-        const result = await followRun<EtcdBackupResult>(handle, (step) => {
-          if (!json()) out(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`);
-        });
-        if (json()) {
-          out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
-        } else {
-          out(`backup set ${result.setId} complete`);
-          for (const copy of result.manifest.components.flatMap((c) => c.artefacts).flatMap((a) => a.copies)) out(`  ${copy.target}: ${copy.location}`);
-        }
-      } finally {
-        await client.connection.close();
+      const handle = await startEtcdBackup(client, cfg, { cluster, targets: opts.target });
+      if (!json()) out(`started ${handle.workflowId} (runbook etcd-backup, cluster ${cluster})`);
+      if (!opts.follow) {
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+        return;
       }
-    });
+      printResult(handle.workflowId, await followRun<EtcdBackupResult>(handle, printStep));
+    }));
+
+  backup.command('set')
+    .description('back up every component of a cluster as one set (one manifest) and follow the run')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--component <name...>', 'components to include (default: all available)')
+    .option('--target <name...>', 'storage targets (default: all)')
+    .option('--no-follow', 'start the run and print its id without waiting')
+    .action((opts: { cluster?: string; component?: string[]; target?: string[]; follow: boolean }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startBackupSet(client, cfg, { cluster, components: opts.component, targets: opts.target });
+      if (!json()) out(`started ${handle.workflowId} (runbook backup-set, cluster ${cluster})`);
+      if (!opts.follow) {
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+        return;
+      }
+      printResult(handle.workflowId, await followRun<BackupSetResult>(handle, printStep));
+    }));
+
+  const schedules = program.command('schedules').description('periodic backup sets as Temporal Schedules');
+  schedules.command('apply')
+    .description(`create or update a cluster's backup schedule from a profile (${Object.entries(SCHEDULE_PROFILES).map(([p, v]) => `${p}: ${v.cron}`).join('; ')})`)
+    .requiredOption('--profile <name>', 'production | development')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--target <name...>', 'storage targets (default: all)')
+    .action((opts: { profile: string; cluster?: string; target?: string[] }) => withClient(async (client, cfg) => {
+      if (!isScheduleProfile(opts.profile)) {
+        throw new ConfigError('--profile', [`unknown profile "${opts.profile}"; expected one of ${Object.keys(SCHEDULE_PROFILES).join(', ')}`]);
+      }
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const options = backupScheduleOptions(cfg, cluster, opts.profile, opts.target);
+      const outcome = await applyBackupSchedule(client, options);
+      if (json()) out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron }));
+      else out(`${outcome} ${options.scheduleId}: backup set of ${cluster} ${SCHEDULE_PROFILES[opts.profile].description} (cron ${SCHEDULE_PROFILES[opts.profile].cron}, overlap SKIP, catch-up 1h)`);
+    }));
+
+  schedules.command('list')
+    .description('schedules managed by nnoe-dr')
+    .action(() => withClient(async (client) => {
+      const list = await listNnoeSchedules(client);
+      if (json()) { out(JSON.stringify(list, null, 2)); return; }
+      if (list.length === 0) { out('no schedules'); return; }
+      out(['SCHEDULE', 'PROFILE', 'CRON', 'PAUSED', 'NEXT RUN'].join('\t'));
+      for (const s of list) out([s.scheduleId, s.profile ?? '-', s.cron ?? '-', String(s.paused), s.nextActionTimes[0] ?? '-'].join('\t'));
+    }));
+
+  const scheduleVerb = (verb: 'pause' | 'unpause' | 'trigger' | 'delete', description: string) =>
+    schedules.command(verb)
+      .description(description)
+      .argument('<schedule>', 'a cluster name or a full schedule id')
+      .option('--note <text>', 'why (shown in the Temporal UI)')
+      .action((id: string, opts: { note?: string }) => withClient(async (client) => {
+        const handle = await nnoeScheduleHandle(client, id);
+        if (verb === 'pause') await handle.pause(opts.note ?? 'paused with nnoe-dr');
+        else if (verb === 'unpause') await handle.unpause(opts.note ?? 'unpaused with nnoe-dr');
+        else if (verb === 'trigger') await handle.trigger();
+        else await handle.delete();
+        if (json()) out(JSON.stringify({ scheduleId: handle.scheduleId, done: verb }));
+        else out(`${{ pause: 'paused', unpause: 'unpaused', trigger: 'triggered', delete: 'deleted' }[verb]} ${handle.scheduleId}`);
+      }));
+  scheduleVerb('pause', 'pause a schedule (no runs until unpaused)');
+  scheduleVerb('unpause', 'resume a paused schedule');
+  scheduleVerb('trigger', 'start one run now (the overlap policy still applies)');
+  scheduleVerb('delete', 'delete a schedule (running workflows go on)');
 
   const backups = program.command('backups').description('the catalog of backup sets');
   backups.command('list')

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema';
 import { utcStamp } from '../common/manifest';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
+import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
 
@@ -22,6 +23,18 @@ export async function startEtcdBackup(client: Client, config: Config, input: Etc
     typedSearchAttributes: [
       { key: NnoeCluster, value: input.cluster },
       { key: NnoeRunbook, value: 'etcd-backup' },
+    ],
+  });
+}
+
+export async function startBackupSet(client: Client, config: Config, input: BackupSetInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof backupSetWorkflow>> {
+  return client.workflow.start<typeof backupSetWorkflow>('backupSetWorkflow', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `backup-set-${input.cluster}-${utcStamp(new Date())}`,
+    args: [input],
+    typedSearchAttributes: [
+      { key: NnoeCluster, value: input.cluster },
+      { key: NnoeRunbook, value: 'backup-set' },
     ],
   });
 }
@@ -63,4 +76,4 @@ export class RunFailedError extends Error {
   }
 }
 
-export type { EtcdBackupInput, EtcdBackupResult };
+export type { EtcdBackupInput, EtcdBackupResult, BackupSetInput, BackupSetResult };

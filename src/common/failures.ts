@@ -14,6 +14,8 @@ export const FailureType = {
   StorageUnavailable: 'StorageUnavailable',
   ChecksumMismatch: 'ChecksumMismatch',
   BackupSetNotFound: 'BackupSetNotFound',
+  BackupSetFailed: 'BackupSetFailed',
+  PartialBackupSet: 'PartialBackupSet',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

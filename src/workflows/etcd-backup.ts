@@ -15,6 +15,11 @@ export interface EtcdBackupInput {
   targets?: string[];
   /** Set id chosen by a parent workflow; `<cluster>-<UTC stamp>` when omitted. */
   setId?: string;
+  /**
+   * 'skip' when a backup-set workflow runs this as one component: the parent writes one manifest
+   * for the whole set. Default 'write' (a stand-alone etcd backup is a one-component set).
+   */
+  manifest?: 'write' | 'skip';
 }
 
 export interface EtcdBackupResult {
@@ -78,6 +83,10 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
       components: [{ component: 'etcd', status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString() }],
       failures: [],
     };
+    if (input.manifest === 'skip') {
+      tracker.finish('completed');
+      return { setId, manifest };
+    }
     await tracker.step('write manifest', async () => {
       try {
         return await writeBackupManifest({ manifest, targets: plan.targets });

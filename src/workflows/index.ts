@@ -1,2 +1,3 @@
 /** Every workflow the management worker runs (this file is the workflow bundle's entry point). */
 export { etcdBackupWorkflow } from './etcd-backup';
+export { backupSetWorkflow } from './backup-set';

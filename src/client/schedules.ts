@@ -1,0 +1,118 @@
+/**
+ * Runbook "Backup Schedule" as Temporal Schedules: the backup set on the profile's cron, with an
+ * explicit overlap policy (SKIP: never two sets of one cluster at once) and catch-up window (a
+ * worker outage shorter than it still gets its backup, a longer one does not pile up runs).
+ * Schedules are plain Temporal objects: `temporal schedule list|describe|trigger` work on them too.
+ */
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
+import type { Config } from '../config/schema';
+import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import type { BackupSetInput } from '../workflows/backup-set';
+
+/** The runbook's recommended cadences. */
+export const SCHEDULE_PROFILES = {
+  production: { cron: '0 */6 * * *', description: 'every 6 hours (retain 7 days)' },
+  development: { cron: '0 3 * * *', description: 'daily at 03:00 UTC (retain 3 days)' },
+} as const;
+export type ScheduleProfile = keyof typeof SCHEDULE_PROFILES;
+
+export const SCHEDULE_ID_PREFIX = 'nnoe-dr-';
+export const CATCHUP_WINDOW = '1h';
+
+export function backupScheduleId(cluster: string): string {
+  return `${SCHEDULE_ID_PREFIX}backup-set-${cluster}`;
+}
+
+export function isScheduleProfile(name: string): name is ScheduleProfile {
+  return Object.hasOwn(SCHEDULE_PROFILES, name);
+}
+
+/** The full desired state of a cluster's backup schedule (pure: tested without a server). */
+export function backupScheduleOptions(config: Config, cluster: string, profile: ScheduleProfile, targets?: string[]): ScheduleOptions {
+  const input: BackupSetInput = { cluster, ...(targets && targets.length > 0 ? { targets } : {}) };
+  return {
+    scheduleId: backupScheduleId(cluster),
+    spec: { cronExpressions: [SCHEDULE_PROFILES[profile].cron] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'backupSetWorkflow',
+      workflowId: `backup-set-${cluster}`, // the server appends the scheduled time
+      taskQueue: config.temporal.taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'backup-set' }],
+      // On the action, not the schedule: a schedule's own memo cannot be updated, the action can.
+      memo: { scheduleProfile: profile },
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },
+    state: { note: `nnoe-dr profile ${profile}: ${SCHEDULE_PROFILES[profile].description}` },
+  };
+}
+
+/** Creates the schedule, or brings an existing one to the desired state. Returns what it did. */
+export async function applyBackupSchedule(client: Client, options: ScheduleOptions): Promise<'created' | 'updated'> {
+  const handle = client.schedule.getHandle(options.scheduleId);
+  try {
+    await handle.describe();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+    await client.schedule.create(options);
+    return 'created';
+  }
+  await handle.update((previous) => ({
+    ...previous,
+    spec: options.spec,
+    action: options.action,
+    policies: { ...previous.policies, ...options.policies },
+    state: { ...previous.state, note: options.state?.note },
+  }) as typeof previous);
+  return 'updated';
+}
+
+export interface ScheduleSummary {
+  scheduleId: string;
+  workflowType?: string;
+  profile?: string;
+  cron?: string;
+  paused: boolean;
+  note?: string;
+  nextActionTimes: string[];
+  recentActions: number;
+}
+
+export async function listNnoeSchedules(client: Client): Promise<ScheduleSummary[]> {
+  const out: ScheduleSummary[] = [];
+  for await (const s of client.schedule.list()) {
+    if (!s.scheduleId.startsWith(SCHEDULE_ID_PREFIX)) continue;
+    out.push(summarize(s.scheduleId, await client.schedule.getHandle(s.scheduleId).describe()));
+  }
+  return out.sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
+}
+
+function summarize(scheduleId: string, d: ScheduleDescription): ScheduleSummary {
+  const action = d.action.type === 'startWorkflow' ? d.action : undefined;
+  const profile = action?.memo?.scheduleProfile;
+  return {
+    scheduleId,
+    workflowType: action?.workflowType,
+    // The server stores cron strings as calendar specs; the profile names the cron.
+    profile: typeof profile === 'string' ? profile : undefined,
+    cron: typeof profile === 'string' && isScheduleProfile(profile) ? SCHEDULE_PROFILES[profile].cron : undefined,
+    paused: d.state.paused,
+    note: d.state.note,
+    nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()),
+    recentActions: d.info.recentActions.length,
+  };
+}
+
+/** The handle of one of our schedules, by cluster or by full id; a clear error when it does not exist. */
+export async function nnoeScheduleHandle(client: Client, idOrCluster: string) {
+  const scheduleId = idOrCluster.startsWith(SCHEDULE_ID_PREFIX) ? idOrCluster : backupScheduleId(idOrCluster);
+  const handle = client.schedule.getHandle(scheduleId);
+  try {
+    await handle.describe();
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) throw new Error(`no schedule ${scheduleId} (see \`nnoe-dr schedules list\`)`);
+    throw err;
+  }
+  return handle;
+}

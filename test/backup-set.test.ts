@@ -1,0 +1,92 @@
+/**
+ * Backup sets and their schedules on the real Temporal server: a set run through its child
+ * workflows, a schedule applied from a profile, seen by the `temporal` CLI, triggered, paused and
+ * deleted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { WorkflowFailedError } from '@temporalio/client';
+import { startBackupSet } from '../src/client/temporal';
+import { backupScheduleId } from '../src/client/schedules';
+import { temporalBinary } from '../src/sandbox/world';
+import type { BackupSetResult } from '../src/workflows/backup-set';
+import { readManifest } from '../src/catalog/catalog';
+import { openStore } from '../src/storage';
+import { CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import { inject } from 'vitest';
+
+let h: Harness;
+beforeAll(async () => { h = await openHarness(); });
+afterAll(async () => { await h.close(); });
+
+const temporalCli = async (...args: string[]) =>
+  (await promisify(execFile)(temporalBinary(), [...args, '--address', inject('world').temporalAddress])).stdout;
+
+describe('backup set', () => {
+  it('runs each component as a child and writes one manifest for the set', async () => {
+    const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+    const result = await handle.result() as BackupSetResult;
+    expect(result.manifest.status).toBe('complete');
+    expect(result.manifest.components.map((c) => c.component)).toEqual(['etcd']);
+    expect(result.manifest.workflow.workflowId).toBe(handle.workflowId);
+    for (const target of ['local', 's3']) {
+      const stored = await readManifest(await openStore(h.config.storage.find((t) => t.name === target)!), result.setId);
+      expect(stored).toEqual(result.manifest);
+    }
+    const children = await h.client.workflow.list({ query: `NnoeBackupSet = '${result.setId}' AND NnoeRunbook = 'etcd-backup'` });
+    const ids: string[] = [];
+    for await (const w of children) ids.push(w.workflowId);
+    expect(ids).toEqual([`${result.setId}/etcd`]);
+    await recordHistory(handle, 'backup-set-complete');
+  });
+
+  it('refuses an unknown component without running anything', async () => {
+    const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd', 'floppy'] });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd');
+  });
+});
+
+describe('backup schedules', () => {
+  const scheduleId = backupScheduleId(CLUSTER);
+
+  it('applies a profile, is visible to the temporal CLI, triggers a set, pauses and deletes', async () => {
+    const created = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'production', '--target', 'local', 's3');
+    expect(created.err).toBe('');
+    expect(JSON.parse(created.out)).toEqual({ scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *' });
+    // Applying again converges instead of failing.
+    const updated = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'development', '--target', 'local', 's3');
+    expect(JSON.parse(updated.out).outcome).toBe('updated');
+
+    const listed = JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out);
+    expect(listed).toEqual([expect.objectContaining({ scheduleId, profile: 'development', cron: '0 3 * * *', paused: false, workflowType: 'backupSetWorkflow' })]);
+    expect(await temporalCli('schedule', 'list')).toContain(scheduleId);
+    const described = JSON.parse(await temporalCli('schedule', 'describe', '--schedule-id', scheduleId, '--output', 'json'));
+    expect(JSON.stringify(described)).toContain('SCHEDULE_OVERLAP_POLICY_SKIP');
+
+    expect((await runCli(h.configPath, 'schedules', 'trigger', CLUSTER)).out).toBe(`triggered ${scheduleId}`);
+    const run = await pollUntil(async () => {
+      for await (const w of h.client.workflow.list({ query: `WorkflowType = 'backupSetWorkflow' AND TemporalScheduledById = '${scheduleId}'` })) return w;
+      return undefined;
+    }, 60_000, 'the scheduled backup set to start');
+    const result = await h.client.workflow.getHandle(run.workflowId).result() as BackupSetResult;
+    expect(result.manifest.status).toBe('complete');
+
+    expect((await runCli(h.configPath, 'schedules', 'pause', CLUSTER, '--note', 'maintenance')).code).toBe(0);
+    expect(JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out)[0].paused).toBe(true);
+    expect((await runCli(h.configPath, 'schedules', 'unpause', CLUSTER)).code).toBe(0);
+    expect((await runCli(h.configPath, 'schedules', 'delete', CLUSTER)).out).toBe(`deleted ${scheduleId}`);
+    expect((await runCli(h.configPath, 'schedules', 'list')).out).toBe('no schedules');
+    const missing = await runCli(h.configPath, 'schedules', 'trigger', CLUSTER);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain(`no schedule ${scheduleId}`);
+  });
+
+  it('rejects an unknown profile naming the choices', async () => {
+    const bad = await runCli(h.configPath, 'schedules', 'apply', '--profile', 'hourly');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('unknown profile "hourly"; expected one of production, development');
+  });
+});
