@@ -21,17 +21,8 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
   }
 }
 
-/**
- * A client bound to exactly one member (no load balancing, no client-side retries): callers choose
- * the member and Temporal's retry policies decide what happens on failure.
- */
-export async function connectMember(cluster: ClusterConfig, member: EtcdMemberConfig, callTimeoutMs = 5000): Promise<Etcd3> {
-  const options: IOptions = {
-    hosts: [member.clientUrl],
-    dialTimeout: callTimeoutMs,
-    faultHandling: { host: () => noop, global: noop },
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
-  };
+async function credentialsFor(cluster: ClusterConfig, member: EtcdMemberConfig): Promise<Pick<IOptions, 'credentials' | 'auth'>> {
+  const options: Pick<IOptions, 'credentials' | 'auth'> = {};
   const tls = cluster.etcd.tls;
   if (tls) {
     options.credentials = {
@@ -45,7 +36,29 @@ export async function connectMember(cluster: ClusterConfig, member: EtcdMemberCo
   if (cluster.etcd.auth) {
     options.auth = { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) };
   }
-  return new Etcd3(options);
+  return options;
+}
+
+/** A load-balanced client over every member, with etcd3's default retries: for long-lived readers (agents). */
+export async function connectCluster(cluster: ClusterConfig): Promise<Etcd3> {
+  return new Etcd3({
+    hosts: cluster.etcd.members.map((m) => m.clientUrl),
+    ...(await credentialsFor(cluster, cluster.etcd.members[0]!)),
+  });
+}
+
+/**
+ * A client bound to exactly one member (no load balancing, no client-side retries): callers choose
+ * the member and Temporal's retry policies decide what happens on failure.
+ */
+export async function connectMember(cluster: ClusterConfig, member: EtcdMemberConfig, callTimeoutMs = 5000): Promise<Etcd3> {
+  const options: IOptions = {
+    hosts: [member.clientUrl],
+    dialTimeout: callTimeoutMs,
+    faultHandling: { host: () => noop, global: noop },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+  };
+  return new Etcd3({ ...options, ...(await credentialsFor(cluster, member)) });
 }
 
 /** The parts of etcd3's private connection pool the workarounds below need. */

@@ -1,0 +1,82 @@
+/**
+ * The stand-in agent under the world's supervisord, as the real agent runs under systemd: it
+ * rebuilds its cache from etcd, follows puts and deletes, and serves /health and /metrics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheFileName } from '../src/sandbox/stand-in-agent';
+import { programConfPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../src/sandbox/supervisor';
+import { freePort } from '../src/sandbox/ports';
+import { CLUSTER, memberClient, openHarness, pollUntil, tempDir, type Harness } from './support/harness';
+
+const repoRoot = join(__dirname, '..');
+let h: Harness;
+let cache: { path: string; remove(): Promise<void> };
+let port: number;
+const program = 'nnoe-agent-node-1';
+
+beforeAll(async () => {
+  h = await openHarness();
+  cache = await tempDir('agent-cache');
+  port = await freePort();
+  const etcd = await memberClient(h.config, 'etcd-1');
+  await etcd.put('/nnoe/dns/zones/agent-test.example').value('{"domain":"agent-test.example"}');
+  await etcd.put('/nnoe/dhcp/leases/lease-1').value('{"ip":"10.10.0.101"}');
+  etcd.close();
+  writeProgramConfig(supervisorLayout(h.world.dir), {
+    name: program,
+    command: [process.execPath, '--import', 'tsx', 'src/sandbox/stand-in-agent.ts', '--config', h.configPath, '--cluster', CLUSTER,
+      '--node', 'node-1', '--cache-dir', cache.path, '--port', String(port)],
+    directory: repoRoot,
+  });
+  await supervisorctl(h.world.supervisorConf, 'reread');
+  await supervisorctl(h.world.supervisorConf, 'update', program);
+});
+
+afterAll(async () => {
+  await supervisorctl(h.world.supervisorConf, 'stop', program).catch(() => undefined);
+  rmSync(programConfPath(supervisorLayout(h.world.dir), program), { force: true });
+  await supervisorctl(h.world.supervisorConf, 'update').catch(() => undefined);
+  await cache.remove();
+  await h.close();
+});
+
+const get = async (path: string) => {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+};
+
+describe('stand-in agent', () => {
+  it('rebuilds its cache from etcd and reports healthy', async () => {
+    await pollUntil(async () => (await get('/health')).status === 200, 60_000, 'the agent to report healthy');
+    const etcd = await memberClient(h.config, 'etcd-1');
+    try {
+      const watched = (await etcd.getAll().prefix('/nnoe/').keys())
+        .filter((k) => /^\/nnoe\/(dns\/zones|dhcp\/scopes|dhcp\/leases|policies|threats|role-mappings)\//.test(k));
+      expect(readdirSync(join(cache.path, 'entries')).sort()).toEqual(watched.map(cacheFileName).sort());
+      expect(await etcd.get('/nnoe/agents/health/node-1').string()).toContain('"node":"node-1"');
+    } finally {
+      etcd.close();
+    }
+    const metrics = (await get('/metrics')).body;
+    expect(metrics).toMatch(/^nnoe_agent_etcd_connected\{node="node-1"\} 1$/m);
+    expect(metrics).toMatch(/^nnoe_agent_cache_size_entries\{node="node-1"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^nnoe_dhcp_leases_active\{node="node-1"\} [1-9]\d*$/m);
+  });
+
+  it('follows puts and deletes, and goes away when its service stops', async () => {
+    const etcd = await memberClient(h.config, 'etcd-2');
+    const file = join(cache.path, 'entries', cacheFileName('/nnoe/policies/agent-test'));
+    try {
+      await etcd.put('/nnoe/policies/agent-test').value('{"action":"deny"}');
+      await pollUntil(async () => existsSync(file), 30_000, 'the put to reach the cache');
+      await etcd.delete().key('/nnoe/policies/agent-test');
+      await pollUntil(async () => !existsSync(file), 30_000, 'the delete to reach the cache');
+    } finally {
+      etcd.close();
+    }
+    await supervisorctl(h.world.supervisorConf, 'stop', program);
+    await expect(get('/health')).rejects.toThrow();
+  });
+});
