@@ -1,0 +1,100 @@
+/**
+ * The I/O half of pruning, for the prune activity: delete an expired set from one target, and
+ * abort multipart uploads that a crashed or killed backup left behind in S3 (they are invisible
+ * in listings but are stored and billed until aborted). Which sets expire is decided by
+ * planRetention (./policy.ts); both functions here have a dry run that only reports.
+ */
+import { rmdir } from 'node:fs/promises';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { artefactKey, LocalStore, MANIFEST_FILE, type BackupStore } from '../storage';
+
+export interface StaleUpload {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/**
+ * Multipart uploads under `prefix` started before `olderThan`. Choose olderThan well before the
+ * start of any backup that may still be running (e.g. now minus a day): a running backup's upload
+ * is only committed at its end.
+ */
+export async function listStaleMultipartUploads(s3: S3Client, bucket: string, prefix: string, olderThan: Date): Promise<StaleUpload[]> {
+  const stale: StaleUpload[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  do {
+    const page = await s3.send(new ListMultipartUploadsCommand({
+      Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker,
+    }));
+    for (const upload of page.Uploads ?? []) {
+      if (!upload.Key || !upload.UploadId || !upload.Initiated) continue;
+      if (upload.Initiated.getTime() < olderThan.getTime()) {
+        stale.push({ bucket, key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated });
+      }
+    }
+    const more = page.IsTruncated === true;
+    keyMarker = more ? page.NextKeyMarker : undefined;
+    uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+  } while (keyMarker);
+  return stale;
+}
+
+/** Aborts (or with dryRun only lists) the stale uploads; returns them. Idempotent. */
+export async function abortStaleMultipartUploads(
+  s3: S3Client, bucket: string, prefix: string, olderThan: Date, options: { dryRun?: boolean } = {},
+): Promise<StaleUpload[]> {
+  const stale = await listStaleMultipartUploads(s3, bucket, prefix, olderThan);
+  if (options.dryRun) return stale;
+  for (const upload of stale) {
+    try {
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }));
+    } catch (err) {
+      // Completed or aborted meanwhile (another prune, the backup's own abort): nothing left to do.
+      if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
+    }
+  }
+  return stale;
+}
+
+export interface DeletedSet {
+  target: string;
+  setId: string;
+  /** Keys deleted (or, in a dry run, that would be), manifest first. */
+  keys: string[];
+  dryRun: boolean;
+}
+
+const SET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** The keys of a set in one target, its manifest first (when it has one), the rest sorted. */
+export async function listBackupSetKeys(store: BackupStore, setId: string): Promise<string[]> {
+  // A bad id could widen the prefix to other sets or the whole store: refuse it outright.
+  if (!SET_ID.test(setId)) throw new Error(`"${setId}" is not a backup set id (expected <cluster>-<YYYYMMDD-HHMMSS>, no "/")`);
+  const manifest = artefactKey(setId, MANIFEST_FILE);
+  const keys = await store.list(`${setId}/`);
+  const rest = keys.filter((key) => key !== manifest).sort();
+  return keys.includes(manifest) ? [manifest, ...rest] : rest;
+}
+
+/**
+ * Deletes a set from one target: its manifest first, so a set interrupted half-way through
+ * deletion is no longer listed by the catalog (which finds sets by their manifests), then every
+ * other key under `<setId>/`. Running it again finishes an interrupted deletion.
+ */
+export async function deleteBackupSet(store: BackupStore, setId: string, options: { dryRun?: boolean } = {}): Promise<DeletedSet> {
+  const keys = await listBackupSetKeys(store, setId);
+  const result = { target: store.name, setId, keys, dryRun: options.dryRun === true };
+  if (result.dryRun) return result;
+  for (const key of keys) await store.delete(key); // one by one: the manifest must be gone first
+  if (store instanceof LocalStore) await removeEmptyDirectory(store.location(setId));
+  return result;
+}
+
+/** A local set leaves its directory behind; remove it if empty (a writer's leftover temp file keeps it). */
+async function removeEmptyDirectory(path: string): Promise<void> {
+  await rmdir(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
+  });
+}
