@@ -55,6 +55,16 @@ describe('config', () => {
     expect(problems.join('\n')).not.toContain('BEGIN PRIVATE KEY');
   });
 
+  it('checks age recipients, and never echoes a secret key pasted in their place', () => {
+    const pasted = 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ';
+    const problems = problemsOf({ ...valid, encryption: { recipients: [pasted, 'age1notarecipient'] } });
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^encryption\.recipients\[0\]: /);
+    expect(problems[1]).toMatch(/^encryption\.recipients\[1\]: /);
+    expect(problems.join('\n')).not.toContain(pasted);
+    expect(problemsOf({ ...valid, encryption: { recipients: [] } })).toEqual(['encryption.recipients: expected at least one age recipient (age1...)']);
+  });
+
   it('rejects duplicate names and empty lists', () => {
     const dup = { ...valid, storage: [valid.storage[0], valid.storage[0]] };
     expect(problemsOf(dup)).toContain('storage[1].name: duplicate name "local"');

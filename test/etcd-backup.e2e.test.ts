@@ -6,6 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { WorkflowFailedError } from '@temporalio/client';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { generateIdentity } from '../src/crypto';
+import { listBackupSets } from '../src/catalog/catalog';
 import { startEtcdBackup } from '../src/client/temporal';
 import { readKeyspace, startScratchEtcd } from '../src/etcd/scratch';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
@@ -46,7 +50,8 @@ describe('etcd backup workflow', () => {
     const [component] = result.manifest.components;
     const artefact = component!.artefacts[0]!;
     expect(result.manifest.status).toBe('complete');
-    expect(artefact.file).toMatch(/^etcd-snapshot-\d{8}-\d{6}\.db\.gz$/);
+    expect(artefact.file).toMatch(/^etcd-snapshot-\d{8}-\d{6}\.db\.gz\.age$/);
+    expect(artefact.encryption).toEqual({ format: 'age', recipients: h.config.encryption!.recipients });
     expect(artefact.copies.map((c) => c.target).sort()).toEqual(['local', 's3']);
     expect(new Set(artefact.copies.map((c) => c.sha256)).size).toBe(1);
     expect(component!.facts.trailerVerified).toBe(true);
@@ -116,6 +121,24 @@ describe('etcd backup workflow', () => {
     const report = JSON.parse(verified.out);
     expect(report.ok).toBe(false);
     expect(report.checks[0].problems.join(' ')).toMatch(/sha256|cannot read/);
+  });
+
+  it('refuses to verify an encrypted set with the wrong identity, naming the problem', async () => {
+    const [latest] = (await listBackupSets(h.config, { targets: ['local'] }));
+    const dir = await tempDir('wrong-identity');
+    try {
+      const { identity } = await generateIdentity();
+      await writeFile(join(dir.path, 'other-identity.txt'), identity, { mode: 0o600 });
+      const config = { ...parseYaml(await readFile(h.configPath, 'utf8')) };
+      config.encryption.identity = { file: join(dir.path, 'other-identity.txt') };
+      await writeFile(join(dir.path, 'config.yaml'), stringifyYaml(config));
+      const verified = await runCli(join(dir.path, 'config.yaml'), 'backups', 'verify', latest!.setId, '--target', 'local');
+      expect(verified.code).toBe(1);
+      expect(verified.out).toContain('no identity matches');
+      expect(verified.out).not.toContain('AGE-SECRET-KEY');
+    } finally {
+      await dir.remove();
+    }
   });
 
   it('rejects a run for a cluster the config does not name, without retrying', async () => {

@@ -16,6 +16,7 @@ import { findCluster, findTargets } from '../config/load';
 import { connectMember, hashKV, openSnapshotStream } from '../etcd/connect';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { fanOut } from '../storage/fan-out';
+import { createEncryptStream } from '../crypto';
 import { artefactKey, MANIFEST_FILE, openStore, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
@@ -122,7 +123,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const stores = await Promise.all(targets.map(openStore));
     const stagingDir = join(config.workDir, input.setId, `attempt-${ctx.info.attempt}-${input.member}`);
     const rawPath = join(stagingDir, 'snapshot.db');
-    const key = artefactKey(input.setId, input.fileName);
+    const encryption = config.encryption ? { format: 'age' as const, recipients: config.encryption.recipients } : null;
+    const fileName = encryption ? `${input.fileName}.age` : input.fileName;
+    const key = artefactKey(input.setId, fileName);
     const writers: ArtefactWriter[] = [];
     const committed: Array<{ store: BackupStore; copy: StoredObject }> = [];
 
@@ -137,10 +140,12 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
         ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
         const gzip = createGzip();
+        // Encryption comes after compression (ciphertext does not compress) and before every target.
+        const stored = encryption ? [gzip, createEncryptStream(encryption.recipients)] : [gzip];
         try {
           await Promise.all([
             pipeline(source, check, fanOut([createWriteStream(rawPath), gzip])),
-            pipeline(gzip, fanOut(writers.map((w) => w.stream))),
+            pipeline([...stored, fanOut(writers.map((w) => w.stream))]),
           ]);
         } finally {
           ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
@@ -162,7 +167,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const first = copies[0]!;
         return {
           artefact: {
-            file: input.fileName, key, compression: 'gzip', encryption: null,
+            file: fileName, key, compression: 'gzip', encryption,
             bytes: first.bytes, sha256: first.sha256,
             raw: { bytes: trailer.bytes, sha256: trailer.sha256 },
             copies,

@@ -12,6 +12,7 @@ import { artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../stor
 import { HashingStream } from '../storage/hashing';
 import { SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { isBackupManifest, type ArtefactRecord, type BackupManifest } from '../common/manifest';
+import { createDecryptStream, readDecryptionIdentity } from '../crypto';
 
 export interface CatalogEntry {
   setId: string;
@@ -97,7 +98,7 @@ export async function verifyBackupSet(config: Config, setId: string, options: { 
     foundAnywhere = true;
     const manifest = await readManifest(store, setId);
     for (const artefact of manifest.components.flatMap((c) => c.artefacts)) {
-      checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact)) });
+      checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact, () => decryptionIdentity(config))) });
     }
   }
   if (!foundAnywhere) throw new BackupSetNotFoundError(`backup set ${setId} has no manifest in ${findTargets(config, options.targets).map((t) => t.name).join(', ')}`);
@@ -108,13 +109,26 @@ export class BackupSetNotFoundError extends Error {
   override readonly name = 'BackupSetNotFoundError';
 }
 
-async function checkArtefact(store: BackupStore, artefact: ArtefactRecord): Promise<{ ok: boolean; problems: string[] }> {
+/** The identity from `encryption.identity`; verifying an encrypted set without one cannot check its contents. */
+async function decryptionIdentity(config: Config): Promise<string> {
+  if (!config.encryption?.identity) {
+    throw new Error('the artefact is encrypted and the config names no decryption identity (encryption.identity)');
+  }
+  return readDecryptionIdentity(config.encryption.identity);
+}
+
+async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
   const problems: string[] = [];
   const stored = new HashingStream();
   const raw = new SnapshotTrailerCheck();
   const discard = new Writable({ write: (_chunk, _enc, done) => done() });
   try {
-    const stages = artefact.compression === 'gzip' ? [stored, createGunzip(), raw] : [stored, raw];
+    const stages = [
+      stored,
+      ...(artefact.encryption ? [createDecryptStream(await identity())] : []),
+      ...(artefact.compression === 'gzip' ? [createGunzip()] : []),
+      raw,
+    ];
     await pipeline([await store.read(artefact.key), ...stages, discard]);
   } catch (err) {
     return { ok: false, problems: [`cannot read ${store.location(artefact.key)}: ${(err as Error).message}`] };

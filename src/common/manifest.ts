@@ -16,7 +16,8 @@ export interface ArtefactRecord {
   /** Key inside every target: `<setId>/<file>`. */
   key: string;
   compression: 'gzip' | 'none';
-  encryption: null;
+  /** age (age-encryption.org/v1) to these recipients, applied after compression; null when stored in clear. */
+  encryption: null | { format: 'age'; recipients: string[] };
   /** Size and sha256 of the stored (compressed) bytes: identical in every copy. */
   bytes: number;
   sha256: string;

@@ -5,6 +5,7 @@
  * or an environment variable, resolved only inside activities on the worker (see ./secrets.ts).
  */
 import { z } from 'zod';
+import { validateRecipient } from '../crypto/keys';
 
 /** `{ file: /path }` or `{ env: NAME }`: where a secret lives, never the secret itself. */
 export const SecretRefSchema = z.union([
@@ -67,6 +68,18 @@ const S3TargetSchema = z.strictObject({
 
 export const StorageTargetSchema = z.discriminatedUnion('type', [LocalTargetSchema, S3TargetSchema]);
 
+const AgeRecipientSchema = z.string().superRefine((value, ctx) => {
+  const problem = validateRecipient(value); // never repeats the value: it may be a pasted secret key
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Encryption at rest with age: every artefact is encrypted to all recipients; any one identity decrypts. */
+export const EncryptionSchema = z.strictObject({
+  recipients: z.array(AgeRecipientSchema).min(1, 'expected at least one age recipient (age1...)'),
+  /** Decryption identity (AGE-SECRET-KEY-1... lines): read only by verify/restore activities. */
+  identity: SecretRefSchema.optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   temporal: z.strictObject({
     address: z.string().default('127.0.0.1:7233'),
@@ -77,6 +90,7 @@ export const ConfigSchema = z.strictObject({
   workDir: z.string().startsWith('/', 'expected an absolute directory path'),
   clusters: z.array(ClusterSchema).min(1, 'expected at least one cluster'),
   storage: z.array(StorageTargetSchema).min(1, 'expected at least one storage target'),
+  encryption: EncryptionSchema.optional(),
 }).superRefine((config, ctx) => {
   for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
     const seen = new Set<string>();
@@ -94,3 +108,4 @@ export type ClusterConfig = z.infer<typeof ClusterSchema>;
 export type EtcdMemberConfig = z.infer<typeof EtcdMemberSchema>;
 export type StorageTargetConfig = z.infer<typeof StorageTargetSchema>;
 export type S3TargetConfig = z.infer<typeof S3TargetSchema>;
+export type EncryptionConfig = z.infer<typeof EncryptionSchema>;

@@ -16,10 +16,11 @@ import { freePort } from '../../src/sandbox/ports';
 import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
+import { generateIdentity } from '../../src/crypto';
 
 const repoRoot = resolve(__dirname, '../..');
 
-export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number): Record<string, unknown> {
+export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }): Record<string, unknown> {
   const clusters = base.clusters as Array<Record<string, any>>;
   const main = clusters[0]!;
   const tls = main.etcd.tls as { caFile: string; certFile: string; keyFile: { file: string } };
@@ -33,6 +34,8 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
     ],
+    // Every test artefact is encrypted, so the e2e restore proves the encrypted round trip.
+    encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } },
     storage: [
       ...(base.storage as object[]),
       { ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.deadS3Target, endpoint: `http://127.0.0.1:${deadPort}` },
@@ -85,8 +88,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
         extraArgs: ['--log-level', 'error'],
       },
     });
+    const { identity, recipient } = await generateIdentity();
+    const identityFile = join(dir, 'secrets', 'age-identity.txt');
+    await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
-    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort())));
+    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile })));
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });

@@ -20,6 +20,7 @@ import { supervisorctl } from '../../src/sandbox/supervisor';
 import { openStore } from '../../src/storage';
 import { main } from '../../src/client/cli';
 import type { ArtefactRecord } from '../../src/common/manifest';
+import { createDecryptStream, readDecryptionIdentity } from '../../src/crypto';
 
 export const CLUSTER = 'nnoe-local';
 
@@ -109,7 +110,8 @@ export async function runCli(configPath: string, ...args: string[]): Promise<{ c
 export async function fetchSnapshot(config: Config, target: string, artefact: ArtefactRecord, dir: string): Promise<string> {
   const store = await openStore(config.storage.find((t) => t.name === target)!);
   const file = join(dir, `${target}-snapshot.db`);
-  await pipeline(await store.read(artefact.key), createGunzip(), createWriteStream(file));
+  const decrypt = artefact.encryption ? [createDecryptStream(await readDecryptionIdentity(config.encryption!.identity!))] : [];
+  await pipeline([await store.read(artefact.key), ...decrypt, createGunzip(), createWriteStream(file)]);
   return file;
 }
 
