@@ -55,13 +55,16 @@ describe('backup schedules', () => {
   it('applies a profile, is visible to the temporal CLI, triggers a set, pauses and deletes', async () => {
     const created = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'production', '--target', 'local', 's3');
     expect(created.err).toBe('');
-    expect(JSON.parse(created.out)).toEqual({ scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *' });
+    expect(JSON.parse(created.out)).toEqual({ scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *', prune: { scheduleId: 'nnoe-dr-prune', outcome: 'created' } });
     // Applying again converges instead of failing.
     const updated = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'development', '--target', 'local', 's3');
     expect(JSON.parse(updated.out).outcome).toBe('updated');
 
     const listed = JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out);
-    expect(listed).toEqual([expect.objectContaining({ scheduleId, profile: 'development', cron: '0 3 * * *', paused: false, workflowType: 'backupSetWorkflow' })]);
+    expect(listed).toEqual([
+      expect.objectContaining({ scheduleId, profile: 'development', cron: '0 3 * * *', paused: false, workflowType: 'backupSetWorkflow' }),
+      expect.objectContaining({ scheduleId: 'nnoe-dr-prune', cron: '30 4 * * *', paused: false, workflowType: 'pruneBackupSetsWorkflow' }),
+    ]);
     expect(await temporalCli('schedule', 'list')).toContain(scheduleId);
     const described = JSON.parse(await temporalCli('schedule', 'describe', '--schedule-id', scheduleId, '--output', 'json'));
     expect(JSON.stringify(described)).toContain('SCHEDULE_OVERLAP_POLICY_SKIP');
@@ -78,6 +81,7 @@ describe('backup schedules', () => {
     expect(JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out)[0].paused).toBe(true);
     expect((await runCli(h.configPath, 'schedules', 'unpause', CLUSTER)).code).toBe(0);
     expect((await runCli(h.configPath, 'schedules', 'delete', CLUSTER)).out).toBe(`deleted ${scheduleId}`);
+    expect((await runCli(h.configPath, 'schedules', 'delete', 'nnoe-dr-prune')).out).toBe('deleted nnoe-dr-prune');
     expect((await runCli(h.configPath, 'schedules', 'list')).out).toBe('no schedules');
     const missing = await runCli(h.configPath, 'schedules', 'trigger', CLUSTER);
     expect(missing.code).toBe(1);

@@ -1,9 +1,10 @@
 import type { Config } from '../config/schema';
 import { createEtcdBackupActivities } from './etcd-backup';
+import { createPruneActivities } from './prune';
 
 /** Activities of the management worker: everything that works over the network. */
 export function createManagementActivities(deps: { config: Config }) {
-  return { ...createEtcdBackupActivities(deps) };
+  return { ...createEtcdBackupActivities(deps), ...createPruneActivities(deps) };
 }
 
 export { createNodeActivities } from './node';

@@ -44,10 +44,10 @@ export async function listBackupSets(config: Config, options: { cluster?: string
   const bySet = new Map<string, CatalogEntry>();
   for (const target of findTargets(config, options.targets)) {
     const store = await openStore(target);
-    const keys = await store.list();
-    for (const key of keys.filter((k) => k.endsWith(`/${MANIFEST_FILE}`))) {
-      const setId = key.slice(0, -MANIFEST_FILE.length - 1);
-      const manifest = await readManifest(store, setId);
+    const setIds = (await store.list()).filter((k) => k.endsWith(`/${MANIFEST_FILE}`)).map((k) => k.slice(0, -MANIFEST_FILE.length - 1));
+    const manifests = await mapLimited(setIds, 8, (setId) => readManifest(store, setId));
+    for (const [index, setId] of setIds.entries()) {
+      const manifest = manifests[index]!;
       if (options.cluster && manifest.cluster !== options.cluster) continue;
       const entry = bySet.get(setId);
       if (entry) {
@@ -67,6 +67,20 @@ export async function listBackupSets(config: Config, options: { cluster?: string
     }
   }
   return [...bySet.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Maps with at most `limit` calls in flight: enough to hide S3 latency, few enough to be polite. */
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 export interface ArtefactCheck {

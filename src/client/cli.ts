@@ -9,8 +9,8 @@ import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
 import type { Client } from '@temporalio/client';
-import { connectClient, followRun, RunFailedError, startBackupSet, startEtcdBackup, type BackupSetResult, type EtcdBackupResult } from './temporal';
-import { applyBackupSchedule, backupScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, SCHEDULE_PROFILES } from './schedules';
+import { connectClient, followRun, RunFailedError, startBackupSet, startEtcdBackup, startPrune, type BackupSetResult, type EtcdBackupResult, type PruneResult } from './temporal';
+import { applyBackupSchedule, backupScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
 
 interface GlobalOptions { config?: string; json?: boolean }
 
@@ -105,8 +105,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const cluster = opts.cluster ?? cfg.clusters[0]!.name;
       const options = backupScheduleOptions(cfg, cluster, opts.profile, opts.target);
       const outcome = await applyBackupSchedule(client, options);
-      if (json()) out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron }));
-      else out(`${outcome} ${options.scheduleId}: backup set of ${cluster} ${SCHEDULE_PROFILES[opts.profile].description} (cron ${SCHEDULE_PROFILES[opts.profile].cron}, overlap SKIP, catch-up 1h)`);
+      const prune = pruneScheduleOptions(cfg, opts.profile, opts.target);
+      const pruneOutcome = await applyBackupSchedule(client, prune);
+      if (json()) {
+        out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome } }));
+      } else {
+        out(`${outcome} ${options.scheduleId}: backup set of ${cluster} ${SCHEDULE_PROFILES[opts.profile].description} (cron ${SCHEDULE_PROFILES[opts.profile].cron}, overlap SKIP, catch-up 1h)`);
+        out(`${pruneOutcome} ${prune.scheduleId}: daily prune by the retention policy`);
+      }
     }));
 
   schedules.command('list')
@@ -153,6 +159,20 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       out(['SET', 'STATUS', 'CREATED', 'COMPONENTS', 'SIZE', 'TARGETS'].join('\t'));
       for (const s of sets) out([s.setId, s.status, s.createdAt, s.components.join(','), humanBytes(s.bytes), s.targets.join(',')].join('\t'));
     });
+
+  backups.command('prune')
+    .description('delete expired backup sets (retention policy from the config) and stale multipart uploads')
+    .option('--cluster <name>', 'only this cluster')
+    .option('--target <name...>', 'only these storage targets (default: all)')
+    .option('--dry-run', 'list what would go, delete nothing')
+    .action((opts: { cluster?: string; target?: string[]; dryRun?: boolean }) => withClient(async (client, cfg) => {
+      const handle = await startPrune(client, cfg, { cluster: opts.cluster, targets: opts.target, dryRun: opts.dryRun === true });
+      const result = await followRun<PruneResult>(handle, printStep);
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      for (const set of result.expire) out(`${result.dryRun ? 'would delete' : 'deleted'} ${set.setId}: ${set.reason}`);
+      for (const set of result.keep) out(`keep ${set.setId}: ${set.reasons.join('; ')}`);
+      out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept, ${result.abortedUploads.length} stale uploads ${result.dryRun ? 'to abort' : 'aborted'}`);
+    }));
 
   backups.command('verify')
     .description('read a set back from storage and check every artefact against its manifest')

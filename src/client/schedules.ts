@@ -8,12 +8,16 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 import type { Config } from '../config/schema';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { BackupSetInput } from '../workflows/backup-set';
+import type { PruneInput } from '../workflows/prune';
+import { RETENTION_PROFILES } from '../retention/policy';
 
-/** The runbook's recommended cadences. */
+/** The runbook's recommended cadences (the crons live with the retention profiles they go with). */
 export const SCHEDULE_PROFILES = {
-  production: { cron: '0 */6 * * *', description: 'every 6 hours (retain 7 days)' },
-  development: { cron: '0 3 * * *', description: 'daily at 03:00 UTC (retain 3 days)' },
+  production: { cron: RETENTION_PROFILES.production.schedule, description: 'every 6 hours (retain 7 days)' },
+  development: { cron: RETENTION_PROFILES.development.schedule, description: 'daily at 03:00 UTC (retain 3 days)' },
 } as const;
+/** Prune runs daily whatever the profile: expired sets go, and debris of crashed uploads. */
+export const PRUNE_CRON = '30 4 * * *';
 export type ScheduleProfile = keyof typeof SCHEDULE_PROFILES;
 
 export const SCHEDULE_ID_PREFIX = 'nnoe-dr-';
@@ -45,6 +49,30 @@ export function backupScheduleOptions(config: Config, cluster: string, profile: 
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },
     state: { note: `nnoe-dr profile ${profile}: ${SCHEDULE_PROFILES[profile].description}` },
+  };
+}
+
+export function pruneScheduleId(): string {
+  return `${SCHEDULE_ID_PREFIX}prune`;
+}
+
+/** The daily prune of every target (or the chosen ones), same overlap policy as backups. */
+export function pruneScheduleOptions(config: Config, profile: ScheduleProfile, targets?: string[]): ScheduleOptions {
+  const input: PruneInput = targets && targets.length > 0 ? { targets } : {};
+  return {
+    scheduleId: pruneScheduleId(),
+    spec: { cronExpressions: [PRUNE_CRON] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'pruneBackupSetsWorkflow',
+      workflowId: 'prune-backup-sets',
+      taskQueue: config.temporal.taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: NnoeRunbook, value: 'prune' }],
+      memo: { scheduleProfile: profile },
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },
+    state: { note: `nnoe-dr profile ${profile}: daily prune (${PRUNE_CRON})` },
   };
 }
 
@@ -96,7 +124,8 @@ function summarize(scheduleId: string, d: ScheduleDescription): ScheduleSummary 
     workflowType: action?.workflowType,
     // The server stores cron strings as calendar specs; the profile names the cron.
     profile: typeof profile === 'string' ? profile : undefined,
-    cron: typeof profile === 'string' && isScheduleProfile(profile) ? SCHEDULE_PROFILES[profile].cron : undefined,
+    cron: action?.workflowType === 'pruneBackupSetsWorkflow' ? PRUNE_CRON
+      : typeof profile === 'string' && isScheduleProfile(profile) ? SCHEDULE_PROFILES[profile].cron : undefined,
     paused: d.state.paused,
     note: d.state.note,
     nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()),

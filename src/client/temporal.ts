@@ -7,6 +7,7 @@ import { utcStamp } from '../common/manifest';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
 import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
+import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
 
@@ -36,6 +37,15 @@ export async function startBackupSet(client: Client, config: Config, input: Back
       { key: NnoeCluster, value: input.cluster },
       { key: NnoeRunbook, value: 'backup-set' },
     ],
+  });
+}
+
+export async function startPrune(client: Client, config: Config, input: PruneInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof pruneBackupSetsWorkflow>> {
+  return client.workflow.start<typeof pruneBackupSetsWorkflow>('pruneBackupSetsWorkflow', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `prune-backup-sets-${utcStamp(new Date())}${input.dryRun ? '-dry-run' : ''}`,
+    args: [input],
+    typedSearchAttributes: [{ key: NnoeRunbook, value: 'prune' }],
   });
 }
 
@@ -76,4 +86,4 @@ export class RunFailedError extends Error {
   }
 }
 
-export type { EtcdBackupInput, EtcdBackupResult, BackupSetInput, BackupSetResult };
+export type { EtcdBackupInput, EtcdBackupResult, BackupSetInput, BackupSetResult, PruneInput, PruneResult };

@@ -36,6 +36,22 @@ export const ServiceDriverSchema = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('systemd'), unit: z.string().default('etcd.service') }),
 ]);
 
+const gfsCount = z.number().int('expected a whole number').min(0, 'expected 0 or more');
+export const RetentionPolicySchema = z.strictObject({
+  keepDays: z.number().positive('expected a number of days above 0').optional(),
+  gfs: z.strictObject({ daily: gfsCount.optional(), weekly: gfsCount.optional(), monthly: gfsCount.optional() }).optional(),
+}).refine((p) => p.keepDays !== undefined || Object.values(p.gfs ?? {}).some((n) => (n ?? 0) > 0), {
+  error: 'expected keepDays and/or a gfs daily, weekly or monthly count (this policy would keep nothing)',
+});
+
+/** A runbook profile (production: keep 7 days; development: keep 3 days) or a policy of your own. */
+export const RetentionSchema = z.strictObject({
+  profile: z.enum(['production', 'development'], { error: 'expected a runbook profile: production or development' }).optional(),
+  policy: RetentionPolicySchema.optional(),
+}).refine((r) => (r.profile === undefined) !== (r.policy === undefined), {
+  error: 'expected either profile (production | development) or policy ({ keepDays?, gfs? }), exactly one',
+});
+
 export const ClusterSchema = z.strictObject({
   name,
   etcd: z.strictObject({
@@ -44,6 +60,8 @@ export const ClusterSchema = z.strictObject({
     auth: z.strictObject({ username: z.string().min(1), password: SecretRefSchema }).optional(),
   }),
   service: ServiceDriverSchema.optional(),
+  /** Overrides the top-level retention for this cluster's sets. */
+  retention: RetentionSchema.optional(),
 });
 
 const LocalTargetSchema = z.strictObject({
@@ -91,6 +109,11 @@ export const ConfigSchema = z.strictObject({
   clusters: z.array(ClusterSchema).min(1, 'expected at least one cluster'),
   storage: z.array(StorageTargetSchema).min(1, 'expected at least one storage target'),
   encryption: EncryptionSchema.optional(),
+  retention: RetentionSchema.default({ profile: 'production' }),
+  prune: z.strictObject({
+    /** Multipart uploads older than this are debris of a crashed backup: prune aborts them. */
+    staleUploadHours: z.number().positive().default(24),
+  }).prefault({}),
 }).superRefine((config, ctx) => {
   for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
     const seen = new Set<string>();
@@ -109,3 +132,4 @@ export type EtcdMemberConfig = z.infer<typeof EtcdMemberSchema>;
 export type StorageTargetConfig = z.infer<typeof StorageTargetSchema>;
 export type S3TargetConfig = z.infer<typeof S3TargetSchema>;
 export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
+export type RetentionConfig = z.infer<typeof RetentionSchema>;

@@ -1,3 +1,4 @@
 /** Every workflow the management worker runs (this file is the workflow bundle's entry point). */
 export { etcdBackupWorkflow } from './etcd-backup';
 export { backupSetWorkflow } from './backup-set';
+export { pruneBackupSetsWorkflow } from './prune';

@@ -1,0 +1,79 @@
+/**
+ * Runbook "Retain last 7 days" as a workflow: read the catalog, decide with the pure retention
+ * policy (here, in the workflow, at workflow time, so the decision is in history), then delete each
+ * expired set from every target holding it (manifest first) and abort stale multipart uploads.
+ * A dry run does everything but delete and abort, and returns the same report.
+ */
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { createPruneActivities } from '../activities/prune';
+import { NON_RETRYABLE } from '../common/failures';
+import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import { planRetention, type ExpiredSet, type KeptSet } from '../retention/policy';
+import { ProgressTracker } from './progress';
+
+export interface PruneInput {
+  /** Storage targets to prune; all configured targets when omitted. */
+  targets?: string[];
+  /** Only this cluster's sets; all clusters when omitted. */
+  cluster?: string;
+  dryRun?: boolean;
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  keep: KeptSet[];
+  expire: ExpiredSet[];
+  protectedSetIds: string[];
+  deletedKeys: number;
+  abortedUploads: Array<{ target: string; key: string; initiated?: string }>;
+}
+
+const prune = proxyActivities<ReturnType<typeof createPruneActivities>>({
+  startToCloseTimeout: '10m',
+  retry: { maximumAttempts: 3, initialInterval: '2s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+const { readCatalogForRetention, findSetsInUse, abortStaleUploads } = prune;
+/** Deleting many sets heartbeats per set, so a dead worker is noticed quickly and the retry resumes. */
+const { deleteExpiredSets } = proxyActivities<ReturnType<typeof createPruneActivities>>({
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '1m',
+  retry: { maximumAttempts: 3, initialInterval: '2s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<PruneResult> {
+  const dryRun = input.dryRun === true;
+  const tracker = new ProgressTracker('prune', input.cluster ?? '*', ['read catalog', 'find sets in use', 'plan retention', 'delete expired sets', 'abort stale uploads']);
+  upsertSearchAttributes([{ key: NnoeRunbook, value: 'prune' }, ...(input.cluster ? [{ key: NnoeCluster, value: input.cluster }] : [])]);
+  try {
+    const catalog = await tracker.step('read catalog', () => readCatalogForRetention({ targets: input.targets, cluster: input.cluster }),
+      (c) => `${c.sets.length} sets`);
+    const protectedSetIds = await tracker.step('find sets in use', () => findSetsInUse(), (ids) => (ids.length ? ids.join(', ') : 'none'));
+
+    const now = new Date(workflowInfo().startTime);
+    const plan = await tracker.step('plan retention', async () => {
+      const keep: KeptSet[] = [];
+      const expire: ExpiredSet[] = [];
+      for (const [cluster, policy] of Object.entries(catalog.policies)) {
+        const part = planRetention({ sets: catalog.sets.filter((s) => s.cluster === cluster), policy, now, protectedSetIds });
+        keep.push(...part.keep);
+        expire.push(...part.expire);
+      }
+      return { keep, expire };
+    }, (p) => `keep ${p.keep.length}, expire ${p.expire.length}${dryRun ? ' (dry run)' : ''}`);
+
+    const targetsOf = new Map(catalog.sets.map((s) => [s.setId, s.targets]));
+    const deleted = await tracker.step('delete expired sets',
+      () => deleteExpiredSets({ sets: plan.expire.map((e) => ({ setId: e.setId, targets: targetsOf.get(e.setId) ?? [] })), dryRun }),
+      (d) => `${dryRun ? 'would delete' : 'deleted'} ${d.sets} sets (${d.keys} objects)`);
+    const deletedKeys = deleted.keys;
+
+    const abortedUploads = await tracker.step('abort stale uploads', () => abortStaleUploads({ targets: input.targets, dryRun }),
+      (a) => `${dryRun ? 'would abort' : 'aborted'} ${a.length}`);
+
+    tracker.finish('completed');
+    return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, abortedUploads };
+  } catch (err) {
+    tracker.finish('failed');
+    throw err;
+  }
+}
