@@ -22,8 +22,9 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
   const { config, node } = settings;
   const common: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: config.temporal.namespace };
   if (node) {
-    if (!config.clusters.some((c) => c.etcd.members.some((m) => m.node === node))) {
-      throw new Error(`node "${node}" is not named by any etcd member in the config (expected one of: ${[...new Set(config.clusters.flatMap((c) => c.etcd.members.map((m) => m.node)))].join(', ')})`);
+    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node)]))];
+    if (!known.includes(node)) {
+      throw new Error(`node "${node}" is not named by any etcd member or agent in the config (expected one of: ${known.join(', ')})`);
     }
     return Worker.create({ ...common, taskQueue: nodeTaskQueue(config.temporal.taskQueue, node), activities: createNodeActivities({ config, node }) });
   }

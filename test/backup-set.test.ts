@@ -14,6 +14,16 @@ import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest } from '../src/catalog/catalog';
 import { openStore } from '../src/storage';
 import { CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Parser } from 'tar';
+import { findCluster } from '../src/config/load';
+import { supervisorctl } from '../src/sandbox/supervisor';
+import { createDecryptStream, readDecryptionIdentity } from '../src/crypto';
+import type { ArtefactRecord } from '../src/common/manifest';
+import { VARIANTS } from './support/shared';
 import { inject } from 'vitest';
 
 let h: Harness;
@@ -23,12 +33,22 @@ afterAll(async () => { await h.close(); });
 const temporalCli = async (...args: string[]) =>
   (await promisify(execFile)(temporalBinary(), [...args, '--address', inject('world').temporalAddress])).stdout;
 
+/** Entry paths of a stored (encrypted, gzipped) tar artefact, read back from the local target. */
+async function listArchive(artefact: ArtefactRecord): Promise<string[]> {
+  const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
+  const paths: string[] = [];
+  const parser = new Parser({ onReadEntry: (entry) => { paths.push(entry.path); entry.resume(); } });
+  await pipeline([await store.read(artefact.key), createDecryptStream(await readDecryptionIdentity(h.config.encryption!.identity!)), createGunzip(), parser as unknown as NodeJS.WritableStream]);
+  return paths;
+}
+
 describe('backup set', () => {
   it('runs each component as a child and writes one manifest for the set', async () => {
     const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
     const result = await handle.result() as BackupSetResult;
     expect(result.manifest.status).toBe('complete');
-    expect(result.manifest.components.map((c) => c.component)).toEqual(['etcd']);
+    expect(result.manifest.components.map((c) => c.component === 'agent-cache' ? `agent-cache ${c.node}` : c.component))
+      .toEqual(['etcd', 'agent-cache node-1', 'agent-cache node-2']);
     expect(result.manifest.workflow.workflowId).toBe(handle.workflowId);
     for (const target of ['local', 's3']) {
       const stored = await readManifest(await openStore(h.config.storage.find((t) => t.name === target)!), result.setId);
@@ -38,14 +58,39 @@ describe('backup set', () => {
     const ids: string[] = [];
     for await (const w of children) ids.push(w.workflowId);
     expect(ids).toEqual([`${result.setId}/etcd`]);
-    await recordHistory(handle, 'backup-set-complete');
+    await recordHistory(handle, 'backup-set-with-agent-caches');
+
+    // Each agent was stopped for its copy and runs again; its archive holds its cache entries.
+    for (const node of ['node-1', 'node-2']) {
+      const record = result.manifest.components.find((c) => c.component === 'agent-cache' && c.node === node);
+      expect(record?.component === 'agent-cache' && record.facts.agentRestarted).toBe(true);
+      const agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === node)!;
+      expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
+      const entries = await listArchive(record!.artefacts[0]!);
+      const cached = readdirSync(join(agent.cacheDir, 'entries'));
+      expect(entries.filter((e) => e.includes('/entries/') && !e.endsWith('/')).map((e) => e.split('/').pop()).sort()).toEqual(cached.sort());
+      expect(entries.every((e) => !e.startsWith('/'))).toBe(true); // relative to /, like the runbook's tar
+    }
+  });
+
+  it('starts the agent again after a cache backup that fails mid-way', async () => {
+    const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-cache'], targets: ['local', VARIANTS.deadS3Target] });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/has no component: agent-cache node-1: .+; agent-cache node-2: .+/);
+    for (const node of ['node-1', 'node-2']) {
+      expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
+    }
+    // The agent really went down and came back: supervisord logged a stop and a start of it.
+    const log = readFileSync(join(h.world.dir, 'supervisor', 'supervisord.log'), 'utf8');
+    expect(log).toMatch(/stopped: nnoe-agent-node-1/);
   });
 
   it('refuses an unknown component without running anything', async () => {
     const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd', 'floppy'] });
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd');
+    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, agent-cache');
   });
 });
 

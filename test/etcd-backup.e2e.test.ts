@@ -14,7 +14,7 @@ import { startEtcdBackup } from '../src/client/temporal';
 import { readKeyspace, startScratchEtcd } from '../src/etcd/scratch';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import type { RunProgress } from '../src/workflows/progress';
-import { CLUSTER, fetchSnapshot, memberClient, openHarness, recordHistory, runCli, tempDir, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, fetchSnapshot, memberClient, openHarness, recordHistory, runCli, tempDir, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -47,7 +47,7 @@ describe('etcd backup workflow', () => {
     const source = await memberClient(h.config, 'etcd-1');
     await source.put('/nnoe/dns/zones/after-snapshot.example.com').value('{}');
 
-    const [component] = result.manifest.components;
+    const component = etcdComponent(result.manifest);
     const artefact = component!.artefacts[0]!;
     expect(result.manifest.status).toBe('complete');
     expect(artefact.file).toMatch(/^etcd-snapshot-\d{8}-\d{6}\.db\.gz\.age$/);

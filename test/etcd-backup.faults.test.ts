@@ -10,7 +10,7 @@ import { rootMessage, type RunProgress } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { listBackupSets } from '../src/catalog/catalog';
 import { VARIANTS } from './support/shared';
-import { CLUSTER, fillKeys, leaderName, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, fillKeys, leaderName, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -55,7 +55,7 @@ describe('etcd backup under faults', () => {
 
       const result = await handle.result() as EtcdBackupResult;
       expect(result.manifest.status).toBe('complete');
-      expect(result.manifest.components[0]!.facts.member).not.toBe(leader);
+      expect(etcdComponent(result.manifest).facts.member).not.toBe(leader);
       const progress = await handle.query<RunProgress>('progress');
       expect(progress.steps.find((s) => s.name === 'stream and verify snapshot')!.detail).toContain(`revision`);
       const history = await handle.fetchHistory();

@@ -3,47 +3,38 @@
  * rebuilds its cache from etcd, follows puts and deletes, and serves /health and /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheFileName } from '../src/sandbox/stand-in-agent';
-import { programConfPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../src/sandbox/supervisor';
-import { freePort } from '../src/sandbox/ports';
-import { CLUSTER, memberClient, openHarness, pollUntil, tempDir, type Harness } from './support/harness';
+import { supervisorctl } from '../src/sandbox/supervisor';
+import { findCluster } from '../src/config/load';
+import type { AgentConfig } from '../src/config/schema';
+import { CLUSTER, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
 
-const repoRoot = join(__dirname, '..');
 let h: Harness;
-let cache: { path: string; remove(): Promise<void> };
-let port: number;
-const program = 'nnoe-agent-node-1';
+let agent: AgentConfig;
+let program: string;
 
 beforeAll(async () => {
   h = await openHarness();
-  cache = await tempDir('agent-cache');
-  port = await freePort();
+  // The global setup runs a stand-in agent on node-1 and node-2 under the world's supervisord.
+  agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === 'node-1')!;
+  program = (agent.service as { program: string }).program;
   const etcd = await memberClient(h.config, 'etcd-1');
   await etcd.put('/nnoe/dns/zones/agent-test.example').value('{"domain":"agent-test.example"}');
   await etcd.put('/nnoe/dhcp/leases/lease-1').value('{"ip":"10.10.0.101"}');
   etcd.close();
-  writeProgramConfig(supervisorLayout(h.world.dir), {
-    name: program,
-    command: [process.execPath, '--import', 'tsx', 'src/sandbox/stand-in-agent.ts', '--config', h.configPath, '--cluster', CLUSTER,
-      '--node', 'node-1', '--cache-dir', cache.path, '--port', String(port)],
-    directory: repoRoot,
-  });
-  await supervisorctl(h.world.supervisorConf, 'reread');
-  await supervisorctl(h.world.supervisorConf, 'update', program);
 });
 
 afterAll(async () => {
-  await supervisorctl(h.world.supervisorConf, 'stop', program).catch(() => undefined);
-  rmSync(programConfPath(supervisorLayout(h.world.dir), program), { force: true });
-  await supervisorctl(h.world.supervisorConf, 'update').catch(() => undefined);
-  await cache.remove();
+  // Later tests back up this agent's cache: leave it running.
+  await supervisorctl(h.world.supervisorConf, 'start', program).catch(() => undefined);
+  await pollUntil(async () => (await get('/health')).status === 200, 60_000, 'the agent to be healthy again');
   await h.close();
 });
 
 const get = async (path: string) => {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  const res = await fetch(new URL(path, agent.healthUrl));
   return { status: res.status, body: await res.text() };
 };
 
@@ -54,7 +45,7 @@ describe('stand-in agent', () => {
     try {
       const watched = (await etcd.getAll().prefix('/nnoe/').keys())
         .filter((k) => /^\/nnoe\/(dns\/zones|dhcp\/scopes|dhcp\/leases|policies|threats|role-mappings)\//.test(k));
-      expect(readdirSync(join(cache.path, 'entries')).sort()).toEqual(watched.map(cacheFileName).sort());
+      expect(readdirSync(join(agent.cacheDir, 'entries')).sort()).toEqual(watched.map(cacheFileName).sort());
       expect(await etcd.get('/nnoe/agents/health/node-1').string()).toContain('"node":"node-1"');
     } finally {
       etcd.close();
@@ -67,7 +58,7 @@ describe('stand-in agent', () => {
 
   it('follows puts and deletes, and goes away when its service stops', async () => {
     const etcd = await memberClient(h.config, 'etcd-2');
-    const file = join(cache.path, 'entries', cacheFileName('/nnoe/policies/agent-test'));
+    const file = join(agent.cacheDir, 'entries', cacheFileName('/nnoe/policies/agent-test'));
     try {
       await etcd.put('/nnoe/policies/agent-test').value('{"action":"deny"}');
       await pollUntil(async () => existsSync(file), 30_000, 'the put to reach the cache');

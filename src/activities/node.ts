@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { mkdir, statfs } from 'node:fs/promises';
 import type { Config } from '../config/schema';
 import { snapshotTool } from '../etcd/snapshot-file';
+import { createAgentCacheActivities } from './agent-cache';
 
 export interface NodeDescription {
   node: string;
@@ -22,5 +23,5 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
     const fs = await statfs(deps.config.workDir);
     return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool().command };
   }
-  return { describeNode };
+  return { describeNode, ...createAgentCacheActivities(deps) };
 }

@@ -51,7 +51,17 @@ export interface EtcdComponentRecord {
   finishedAt: string;
 }
 
-export type ComponentRecord = EtcdComponentRecord;
+export interface AgentCacheComponentRecord {
+  component: 'agent-cache';
+  node: string;
+  status: 'ok';
+  artefacts: ArtefactRecord[];
+  facts: { node: string; cacheDir: string; entries: number; online: boolean; agentRestarted: boolean };
+  startedAt: string;
+  finishedAt: string;
+}
+
+export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord;
 
 export interface BackupManifest {
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
@@ -80,6 +90,11 @@ export function utcStamp(date: Date): string {
 
 export function backupSetId(cluster: string, date: Date): string {
   return `${cluster}-${utcStamp(date)}`;
+}
+
+/** The runbook's `node-<hostname>-<stamp>.tar.gz`, one per agent node in a set. */
+export function agentCacheFileName(node: string, date: Date): string {
+  return `agent-cache-${node}-${utcStamp(date)}.tar.gz`;
 }
 
 export function etcdSnapshotFileName(date: Date): string {

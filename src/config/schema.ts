@@ -36,6 +36,20 @@ export const ServiceDriverSchema = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('systemd'), unit: z.string().default('etcd.service') }),
 ]);
 
+/** How a node's service is stopped and started. */
+export const ServiceRefSchema = z.discriminatedUnion('driver', [
+  z.strictObject({ driver: z.literal('supervisor'), supervisorConf: z.string().min(1), program: z.string().min(1) }),
+  z.strictObject({ driver: z.literal('systemd'), unit: z.string().min(1) }),
+], { error: 'expected a service: { driver: systemd, unit } or { driver: supervisor, supervisorConf, program }' });
+
+/** An nnoe-agent on one node: its sled cache dir, its service, its health endpoint. */
+export const AgentSchema = z.strictObject({
+  node: name,
+  cacheDir: z.string().startsWith('/', 'expected an absolute directory path'),
+  service: ServiceRefSchema,
+  healthUrl: z.string().url('expected the agent health URL, e.g. http://127.0.0.1:9090/health').optional(),
+});
+
 const gfsCount = z.number().int('expected a whole number').min(0, 'expected 0 or more');
 export const RetentionPolicySchema = z.strictObject({
   keepDays: z.number().positive('expected a number of days above 0').optional(),
@@ -62,6 +76,7 @@ export const ClusterSchema = z.strictObject({
   service: ServiceDriverSchema.optional(),
   /** Overrides the top-level retention for this cluster's sets. */
   retention: RetentionSchema.optional(),
+  agents: z.array(AgentSchema).default([]),
 });
 
 const LocalTargetSchema = z.strictObject({
@@ -133,3 +148,5 @@ export type StorageTargetConfig = z.infer<typeof StorageTargetSchema>;
 export type S3TargetConfig = z.infer<typeof S3TargetSchema>;
 export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
 export type RetentionConfig = z.infer<typeof RetentionSchema>;
+export type ServiceRef = z.infer<typeof ServiceRefSchema>;
+export type AgentConfig = z.infer<typeof AgentSchema>;

@@ -3,20 +3,26 @@
  * a child workflow under the same set id; one manifest lists every artefact. A component that
  * fails makes the set partial (recorded with its reason); the run then fails so monitoring sees it.
  */
-import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
-import { backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
+import { agentCacheFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { etcdBackupWorkflow } from './etcd-backup';
+import { agentCacheBackupWorkflow } from './agent-cache';
+import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { ProgressTracker, rootMessage } from './progress';
 import type { createEtcdBackupActivities } from '../activities/etcd-backup';
 
 /** Components a set can hold, in the order the runbook's script takes them. */
-export const BACKUP_COMPONENTS = ['etcd'] as const;
+export const BACKUP_COMPONENTS = ['etcd', 'agent-cache'] as const;
+/** Sets started before agent caches existed replay with etcd only (see `patched` below). */
+const FIRST_COMPONENTS: readonly BackupComponent[] = ['etcd'];
 export type BackupComponent = (typeof BACKUP_COMPONENTS)[number];
 
 export interface BackupSetInput {
   cluster: string;
+  /** Agent caches copied without stopping the agents. */
+  onlineAgentCaches?: boolean;
   /** Components to include; all available components when omitted. */
   components?: string[];
   targets?: string[];
@@ -27,32 +33,60 @@ export interface BackupSetResult {
   manifest: BackupManifest;
 }
 
+const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
 const { writeBackupManifest, discardBackupArtefacts } = proxyActivities<ReturnType<typeof createEtcdBackupActivities>>({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-function chooseComponents(requested: string[] | undefined): BackupComponent[] {
-  if (!requested || requested.length === 0) return [...BACKUP_COMPONENTS];
-  const unknown = requested.filter((c) => !(BACKUP_COMPONENTS as readonly string[]).includes(c));
+function chooseComponents(requested: string[] | undefined, available: readonly BackupComponent[]): BackupComponent[] {
+  if (!requested || requested.length === 0) return [...available];
+  const unknown = requested.filter((c) => !(available as readonly string[]).includes(c));
   if (unknown.length > 0) {
     throw ApplicationFailure.nonRetryable(
-      `unknown backup component(s) ${unknown.join(', ')}; available: ${BACKUP_COMPONENTS.join(', ')}`, FailureType.InvalidInput);
+      `unknown backup component(s) ${unknown.join(', ')}; available: ${available.join(', ')}`, FailureType.InvalidInput);
   }
-  return BACKUP_COMPONENTS.filter((c) => requested.includes(c));
+  return available.filter((c) => requested.includes(c));
 }
 
-/** Runs one component as a child workflow; returns its records, never writes a manifest. */
-async function runComponent(component: BackupComponent, input: BackupSetInput, setId: string): Promise<ComponentRecord[]> {
-  // Named after the set, so an operator finds every part of a set by its id.
-  const childId = `${setId}/${component}`;
+interface ComponentOutcome {
+  records: ComponentRecord[];
+  failures: BackupManifest['failures'];
+}
+
+/**
+ * Runs one component as child workflow(s) named after the set (an operator finds every part of a
+ * set by its id); returns records and per-part failures, never writes a manifest.
+ */
+async function runComponent(component: BackupComponent, input: BackupSetInput, setId: string, startedAt: Date): Promise<ComponentOutcome> {
   switch (component) {
     case 'etcd': {
       const result = await executeChild(etcdBackupWorkflow, {
-        workflowId: childId,
+        workflowId: `${setId}/etcd`,
         args: [{ cluster: input.cluster, targets: input.targets, setId, manifest: 'skip' }],
       });
-      return result.manifest.components;
+      return { records: result.manifest.components, failures: [] };
+    }
+    case 'agent-cache': {
+      // One agent at a time: the others keep serving while one is stopped.
+      const outcome: ComponentOutcome = { records: [], failures: [] };
+      const { agentNodes } = await describeBackupPlan({ cluster: input.cluster });
+      const targets = input.targets ?? [];
+      for (const node of agentNodes) {
+        try {
+          outcome.records.push(await executeChild(agentCacheBackupWorkflow, {
+            workflowId: `${setId}/agent-cache-${node}`,
+            args: [{ cluster: input.cluster, node, setId, fileName: agentCacheFileName(node, startedAt), targets, online: input.onlineAgentCaches }],
+          }));
+        } catch (err) {
+          outcome.failures.push({ component: `agent-cache ${node}`, reason: err instanceof Error ? rootMessage(err) : String(err) });
+        }
+      }
+      return outcome;
     }
   }
 }
@@ -61,7 +95,7 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
     throw ApplicationFailure.nonRetryable('a backup set needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
   }
-  const components = chooseComponents(input.components);
+  const components = chooseComponents(input.components, patched('agent-cache-component') ? BACKUP_COMPONENTS : FIRST_COMPONENTS);
   const startedAt = new Date();
   const setId = backupSetId(input.cluster, startedAt);
   const tracker = new ProgressTracker('backup-set', input.cluster, [...components.map((c) => `back up ${c}`), 'write manifest']);
@@ -76,8 +110,10 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   const failures: BackupManifest['failures'] = [];
   for (const component of components) {
     try {
-      records.push(...await tracker.step(`back up ${component}`, () => runComponent(component, input, setId),
-        (r) => r.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`).join(', ')));
+      const outcome = await tracker.step(`back up ${component}`, () => runComponent(component, input, setId, startedAt),
+        (o) => [...o.records.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`), ...o.failures.map((f) => `${f.component} FAILED`)].join(', ') || 'nothing configured');
+      records.push(...outcome.records);
+      failures.push(...outcome.failures);
     } catch (err) {
       failures.push({ component, reason: err instanceof Error ? rootMessage(err) : String(err) });
     }

@@ -13,14 +13,14 @@ import type { TestProject } from 'vitest/node';
 import { stringify } from 'yaml';
 import { renderWorldConfig, startWorld, stopWorld, temporalBinary } from '../../src/sandbox/world';
 import { freePort } from '../../src/sandbox/ports';
-import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
+import { processesWithEnvironmentMarker, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
 import { generateIdentity } from '../../src/crypto';
 
 const repoRoot = resolve(__dirname, '../..');
 
-export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }): Record<string, unknown> {
+export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[]): Record<string, unknown> {
   const clusters = base.clusters as Array<Record<string, any>>;
   const main = clusters[0]!;
   const tls = main.etcd.tls as { caFile: string; certFile: string; keyFile: { file: string } };
@@ -30,7 +30,7 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      main,
+      { ...main, agents },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
     ],
@@ -43,10 +43,38 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
   };
 }
 
-async function startWorker(configPath: string, bundlePath: string, logPath: string): Promise<ChildProcess> {
+/** Stand-in agents on these nodes run under the world's supervisord, each with its node worker. */
+export const AGENT_NODES = ['node-1', 'node-2'];
+
+async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; configArgs: string[] }>> {
+  const layout = supervisorLayout(dir);
+  const agents = [];
+  for (const node of AGENT_NODES) {
+    const port = await freePort();
+    const cacheDir = join(dir, 'agents', node, 'var', 'nnoe', 'cache');
+    const program = `nnoe-agent-${node}`;
+    agents.push({ node, cacheDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port)] });
+  }
+  return agents;
+}
+
+async function startAgents(dir: string, configPath: string, agents: Array<{ node: string; configArgs: string[] }>): Promise<void> {
+  const layout = supervisorLayout(dir);
+  for (const agent of agents) {
+    writeProgramConfig(layout, {
+      name: `nnoe-agent-${agent.node}`,
+      command: [process.execPath, '--import', 'tsx', 'src/sandbox/stand-in-agent.ts', '--config', configPath, '--cluster', 'nnoe-local', ...agent.configArgs],
+      directory: repoRoot,
+    });
+  }
+  await supervisorctl(layout.conf, 'reread');
+  await supervisorctl(layout.conf, 'update');
+}
+
+async function startWorker(configPath: string, bundlePath: string, logPath: string, extraArgs: string[] = []): Promise<ChildProcess> {
   const { openSync } = await import('node:fs');
   const log = openSync(logPath, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, ...extraArgs], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', log],
   });
   await new Promise<void>((ready, fail) => {
@@ -64,14 +92,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-test-'));
   const world = await startWorld({ dir, temporal: false });
   let env: TestWorkflowEnvironment | undefined;
-  let worker: ChildProcess | undefined;
+  const workers: ChildProcess[] = [];
   const teardown = async () => {
-    if (worker && worker.exitCode === null) {
-      const exited = new Promise((done) => worker!.once('exit', done));
+    await Promise.all(workers.filter((w) => w.exitCode === null).map(async (worker) => {
+      const exited = new Promise((done) => worker.once('exit', done));
       worker.kill('SIGTERM');
       const code = await exited;
-      if (code !== 0) console.error(`the test worker exited with ${String(code)} on SIGTERM; see ${dir}/worker.log`);
-    }
+      if (code !== 0) console.error(`a test worker exited with ${String(code)} on SIGTERM; see ${dir}/worker*.log`);
+    }));
     await env?.teardown();
     await stopWorld(dir);
     // Nothing of this run may outlive it: every world process carries NNOE_DR_WORLD=<dir>.
@@ -92,13 +120,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const identityFile = join(dir, 'secrets', 'age-identity.txt');
     await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
-    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile })));
+    const agents = await registerAgents(dir, world.supervisorConf);
+    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
+      agents.map(({ configArgs: _args, ...agent }) => agent))));
+    await startAgents(dir, configPath, agents);
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });
     await writeFile(workflowBundlePath, bundle.code);
 
-    worker = await startWorker(configPath, workflowBundlePath, join(dir, 'worker.log'));
+    workers.push(await startWorker(configPath, workflowBundlePath, join(dir, 'worker.log')));
+    for (const node of AGENT_NODES) workers.push(await startWorker(configPath, workflowBundlePath, join(dir, `worker-${node}.log`), ['--node', node]));
     project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, workflowBundlePath });
   } catch (err) {
     await teardown(); // a failed setup must not leave a world running

@@ -19,7 +19,7 @@ import { loadWorld, temporalBinary, type World } from '../../src/sandbox/world';
 import { supervisorctl } from '../../src/sandbox/supervisor';
 import { openStore } from '../../src/storage';
 import { main } from '../../src/client/cli';
-import type { ArtefactRecord } from '../../src/common/manifest';
+import type { ArtefactRecord, BackupManifest, EtcdComponentRecord } from '../../src/common/manifest';
 import { createDecryptStream, readDecryptionIdentity } from '../../src/crypto';
 
 export const CLUSTER = 'nnoe-local';
@@ -142,4 +142,11 @@ export async function fillKeys(client: Etcd3, prefix: string, count: number, val
     await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_v, j) =>
       client.put(`${prefix}${String(i + j).padStart(6, '0')}`).value(randomBytes(valueBytes))));
   }
+}
+
+/** The etcd component of a manifest (every set has one). */
+export function etcdComponent(manifest: BackupManifest): EtcdComponentRecord {
+  const component = manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
+  if (!component) throw new Error(`set ${manifest.setId} has no etcd component`);
+  return component;
 }

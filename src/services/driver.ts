@@ -1,0 +1,57 @@
+/**
+ * Service drivers: how nnoe-dr stops and starts a service on a node. `systemd` for production
+ * (systemctl), `supervisor` for the sandbox and tests (supervisorctl against one supervisord), the
+ * same verbs either way. Run only by node workers, on the node that hosts the service.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { ServiceRef } from '../config/schema';
+
+const run = promisify(execFile);
+
+export interface ServiceDriver {
+  /** Human name for messages: `supervisor program nnoe-agent-node-1`, `systemd unit nnoe-agent.service`. */
+  readonly describe: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  isRunning(): Promise<boolean>;
+}
+
+export class ServiceCommandError extends Error {
+  override readonly name = 'ServiceCommandError';
+}
+
+async function command(file: string, args: string[], what: string): Promise<string> {
+  try {
+    return (await run(file, args, { timeout: 120_000 })).stdout;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number | string };
+    throw new ServiceCommandError(`${what} failed (${file} ${args.join(' ')} exited ${String(e.code)}): ${(e.stderr || e.stdout || '').trim().slice(0, 300)}`);
+  }
+}
+
+function supervisorDriver(supervisorConf: string, program: string): ServiceDriver {
+  const ctl = (verb: string) => command('supervisorctl', ['-c', supervisorConf, verb, program], `supervisorctl ${verb} ${program}`);
+  const isRunning = async (): Promise<boolean> => {
+    const out = await run('supervisorctl', ['-c', supervisorConf, 'status', program]).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '');
+    return /\bRUNNING\b/.test(out);
+  };
+  return {
+    describe: `supervisor program ${program}`,
+    // supervisorctl exits non-zero for "already stopped/started"; the state afterwards is what matters.
+    stop: async () => { await ctl('stop').catch(async (err: unknown) => { if (await isRunning()) throw err; }); },
+    start: async () => { await ctl('start').catch(async (err: unknown) => { if (!(await isRunning())) throw err; }); },
+    isRunning,
+  };
+}
+
+export function serviceDriver(ref: ServiceRef): ServiceDriver {
+  if (ref.driver === 'supervisor') return supervisorDriver(ref.supervisorConf, ref.program);
+  const unit = ref.unit;
+  return {
+    describe: `systemd unit ${unit}`,
+    stop: async () => { await command('systemctl', ['stop', unit], `systemctl stop ${unit}`); },
+    start: async () => { await command('systemctl', ['start', unit], `systemctl start ${unit}`); },
+    isRunning: async () => (await run('systemctl', ['is-active', unit]).then((r) => r.stdout, () => '')).trim() === 'active',
+  };
+}
