@@ -48,7 +48,10 @@ describe('backup set', () => {
     const result = await handle.result() as BackupSetResult;
     expect(result.manifest.status).toBe('complete');
     expect(result.manifest.components.map((c) => c.component === 'agent-cache' ? `agent-cache ${c.node}` : c.component))
-      .toEqual(['etcd', 'agent-cache node-1', 'agent-cache node-2']);
+      .toEqual(['etcd', 'phpipam', 'agent-cache node-1', 'agent-cache node-2']);
+    const phpipam = result.manifest.components.find((c) => c.component === 'phpipam');
+    expect(phpipam?.component === 'phpipam' && phpipam.facts.tables.find((t) => t.name === 'ipaddresses')?.rows).toBe(2000);
+    expect(phpipam?.component === 'phpipam' && phpipam.facts.binlog?.file).toMatch(/\S+/);
     expect(result.manifest.workflow.workflowId).toBe(handle.workflowId);
     for (const target of ['local', 's3']) {
       const stored = await readManifest(await openStore(h.config.storage.find((t) => t.name === target)!), result.setId);
@@ -58,7 +61,7 @@ describe('backup set', () => {
     const ids: string[] = [];
     for await (const w of children) ids.push(w.workflowId);
     expect(ids).toEqual([`${result.setId}/etcd`]);
-    await recordHistory(handle, 'backup-set-with-agent-caches');
+    await recordHistory(handle, 'backup-set-with-phpipam-and-agent-caches');
 
     // Each agent was stopped for its copy and runs again; its archive holds its cache entries.
     for (const node of ['node-1', 'node-2']) {
@@ -90,7 +93,7 @@ describe('backup set', () => {
     const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd', 'floppy'] });
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, agent-cache');
+    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, phpipam, agent-cache');
   });
 });
 

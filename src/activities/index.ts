@@ -1,11 +1,33 @@
 import type { Config } from '../config/schema';
+import { ConfigError, findCluster, findTargets } from '../config/load';
+import { createEncryptStream } from '../crypto';
+import { openStore } from '../storage';
+import { createPhpipamBackupActivities, type PhpipamBackupDeps } from './phpipam-backup';
 import { createEtcdBackupActivities } from './etcd-backup';
 import { createPruneActivities } from './prune';
 import { createBackupPlanActivities } from './backup-plan';
 
+/** The phpIPAM backup's narrow view of the config. */
+function phpipamDeps(config: Config): PhpipamBackupDeps {
+  const encryption = config.encryption;
+  return {
+    phpipam: (clusterName) => {
+      const cluster = findCluster(config, clusterName);
+      if (!cluster.phpipam) throw new ConfigError('config', [`clusters: cluster "${clusterName}" has no phpipam section`]);
+      return cluster.phpipam;
+    },
+    stores: (targets) => Promise.all(findTargets(config, targets).map(openStore)),
+    workDir: config.workDir,
+    encryption: encryption && {
+      record: { format: 'age', recipients: encryption.recipients },
+      createStream: () => createEncryptStream(encryption.recipients),
+    },
+  };
+}
+
 /** Activities of the management worker: everything that works over the network. */
 export function createManagementActivities(deps: { config: Config }) {
-  return { ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps) };
+  return { ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps), ...createPhpipamBackupActivities(phpipamDeps(deps.config)) };
 }
 
 export { createNodeActivities } from './node';

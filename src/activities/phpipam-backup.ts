@@ -18,7 +18,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures';
-import { utcStamp, type ArtefactRecord, type StoredCopy } from '../common/manifest';
+import type { ArtefactRecord, StoredCopy } from '../common/manifest';
 import { readSecret } from '../config/secrets';
 import { artefactKey, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
 import { fanOut } from '../storage/fan-out';
@@ -62,10 +62,7 @@ export interface PhpipamCheck {
   dumpTool: string;
 }
 
-/** `phpipam-20261127-143502.sql.gz`, like the etcd snapshot's name. */
-export function phpipamDumpFileName(date: Date): string {
-  return `phpipam-${utcStamp(date)}.sql.gz`;
-}
+export { phpipamDumpFileName } from '../common/manifest';
 
 export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
   /**

@@ -16,6 +16,10 @@ export const FailureType = {
   BackupSetNotFound: 'BackupSetNotFound',
   BackupSetFailed: 'BackupSetFailed',
   PartialBackupSet: 'PartialBackupSet',
+  DatabaseAuthFailed: 'DatabaseAuthFailed',
+  DatabasePrivilegeMissing: 'DatabasePrivilegeMissing',
+  DatabaseUnavailable: 'DatabaseUnavailable',
+  DatabaseDumpFailed: 'DatabaseDumpFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -26,4 +30,6 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.EtcdTlsMaterialMissing,
   FailureType.EtcdTlsRejected,
   FailureType.BackupSetNotFound,
+  FailureType.DatabaseAuthFailed,
+  FailureType.DatabasePrivilegeMissing,
 ];

@@ -2,6 +2,8 @@
  * manifest.json: what a backup set holds. Plain types only, shared by workflows (which build it)
  * and activities/CLI (which store and read it). The catalog is the set of manifests in a store.
  */
+import type { PhpipamDumpFacts } from '../phpipam/types'; // plain types, no runtime import
+
 export const MANIFEST_FORMAT_VERSION = 1;
 
 export interface StoredCopy {
@@ -61,7 +63,17 @@ export interface AgentCacheComponentRecord {
   finishedAt: string;
 }
 
-export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord;
+export interface PhpipamComponentRecord {
+  component: 'phpipam';
+  status: 'ok';
+  artefacts: ArtefactRecord[];
+  /** Server, dump tool and command, binlog position, per-table rows and CHECKSUM TABLE. */
+  facts: PhpipamDumpFacts;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord | PhpipamComponentRecord;
 
 export interface BackupManifest {
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
@@ -95,6 +107,11 @@ export function backupSetId(cluster: string, date: Date): string {
 /** The runbook's `node-<hostname>-<stamp>.tar.gz`, one per agent node in a set. */
 export function agentCacheFileName(node: string, date: Date): string {
   return `agent-cache-${node}-${utcStamp(date)}.tar.gz`;
+}
+
+/** `phpipam-20261127-143502.sql.gz`, like the etcd snapshot's name. */
+export function phpipamDumpFileName(date: Date): string {
+  return `phpipam-${utcStamp(date)}.sql.gz`;
 }
 
 export function etcdSnapshotFileName(date: Date): string {

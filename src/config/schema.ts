@@ -66,6 +66,21 @@ export const RetentionSchema = z.strictObject({
   error: 'expected either profile (production | development) or policy ({ keepDays?, gfs? }), exactly one',
 });
 
+/** The phpIPAM database (MariaDB/MySQL) of a cluster: dumped by the phpIPAM backup runbook. */
+export const PhpipamSchema = z.strictObject({
+  /** Host name or IP of the MariaDB/MySQL server (TCP; a local socket is not used). */
+  host: z.string().min(1, 'expected the database host name or IP'),
+  port: z.number().int().min(1).max(65535).default(3306),
+  database: z.string().regex(/^[A-Za-z0-9_$]+$/, 'expected a database name of letters, digits, "_" or "$"').default('phpipam'),
+  user: z.string().min(1, 'expected the database user name'),
+  /** Secret reference, resolved on the worker only; never on a command line or in a payload. */
+  password: SecretRefSchema,
+  /** `auto` asks the server; `mariadb`/`mysql` additionally fail the backup if the server is the other one. */
+  flavour: z.enum(['auto', 'mariadb', 'mysql']).default('auto'),
+  /** Dump program; default `mariadb-dump` for MariaDB servers, `mysqldump` for MySQL servers (from PATH). */
+  dumpBinary: z.string().min(1).optional(),
+});
+
 export const ClusterSchema = z.strictObject({
   name,
   etcd: z.strictObject({
@@ -77,6 +92,7 @@ export const ClusterSchema = z.strictObject({
   /** Overrides the top-level retention for this cluster's sets. */
   retention: RetentionSchema.optional(),
   agents: z.array(AgentSchema).default([]),
+  phpipam: PhpipamSchema.optional(),
 });
 
 const LocalTargetSchema = z.strictObject({
@@ -150,3 +166,4 @@ export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
 export type RetentionConfig = z.infer<typeof RetentionSchema>;
 export type ServiceRef = z.infer<typeof ServiceRefSchema>;
 export type AgentConfig = z.infer<typeof AgentSchema>;
+export type PhpipamConfig = z.infer<typeof PhpipamSchema>;

@@ -22,6 +22,9 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 
 import { createCertificates } from './certs';
+import {
+  initializeDatadir, MARIADB_PROGRAM, mariadbLayout, mariadbProblem, mariadbProgram, PHPIPAM_DATABASE, PHPIPAM_USER, provisionMariadb,
+} from './mariadb';
 import { canConnect, freePorts, isPortFree, LOOPBACK, pollUntil, sleep, waitForPortsFree } from './ports';
 import {
   isSupervisordAlive,
@@ -73,6 +76,8 @@ export interface World {
   localStoreDir: string;
   workDir: string;
   temporal?: { address: string; uiUrl: string; namespace: 'default' };
+  /** phpIPAM's MariaDB (binlog on). Optional only so that a world started before it existed still loads. */
+  mariadb?: { dir: string; port: number; socket: string; database: string; user: string; passwordFile: string; rootOptionFile: string };
 }
 
 export interface WorldOptions {
@@ -120,6 +125,7 @@ function worldPaths(dir: string) {
     temporalDir: path.join(dir, 'temporal'),
     localStoreDir: path.join(dir, 'backups'),
     workDir: path.join(dir, 'work'),
+    mariadbDir: path.join(dir, 'mariadb'),
     supervisor: supervisorLayout(dir),
   };
 }
@@ -198,6 +204,7 @@ async function startFreshWorld(dir: string, opts: WorldOptions, timeoutMs: numbe
     await startSupervisord(world.supervisorConf, { env: supervisordEnvironment(dir) });
     await waitUntilReady(world, timeoutMs);
     await ensureBucket(world);
+    await provisionWorldDatabase(world);
   } catch (error) {
     await stopWorld(dir);
     throw error;
@@ -316,6 +323,7 @@ export function worldPorts(world: World): number[] {
   const portOf = (url: string) => Number(new URL(url).port);
   const ports = world.etcd.members.flatMap((member) => [portOf(member.clientUrl), portOf(member.peerUrl)]);
   ports.push(portOf(world.s3.endpoint));
+  if (world.mariadb) ports.push(world.mariadb.port);
   if (world.temporal) ports.push(portOf(`http://${world.temporal.address}`), portOf(world.temporal.uiUrl));
   return ports;
 }
@@ -340,6 +348,7 @@ async function reuseRunningWorld(dir: string, opts: WorldOptions, timeoutMs: num
   await runSupervisorctl(world.supervisorConf, ['start', 'all']);
   await waitUntilReady(world, timeoutMs);
   await ensureBucket(world); // moto keeps buckets in memory: a restarted moto has lost it
+  await provisionWorldDatabase(world);
   return world;
 }
 
@@ -358,7 +367,7 @@ async function addTemporal(world: World): Promise<World> {
 /** Runtime state of a dead world; certs, secrets, backups and work survive. */
 function removeRuntimeState(dir: string): void {
   const paths = worldPaths(dir);
-  for (const stale of [paths.etcdDir, paths.temporalDir, paths.s3Dir, paths.supervisor.dir, paths.supervisor.logsDir]) {
+  for (const stale of [paths.etcdDir, paths.temporalDir, paths.s3Dir, paths.mariadbDir, paths.supervisor.dir, paths.supervisor.logsDir]) {
     fs.rmSync(stale, { recursive: true, force: true });
   }
   fs.rmSync(paths.worldFile, { force: true });
@@ -381,11 +390,13 @@ async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
     fs.mkdirSync(needed, { recursive: true });
   }
 
-  const [motoPort, ...etcdPorts] = await freePorts(1 + 2 * memberCount);
+  const [motoPort, mariadbPort, ...etcdPorts] = await freePorts(2 + 2 * memberCount);
   const temporalPorts = opts.temporal ? await allocateTemporalPorts() : undefined;
   const certs = await createCertificates(paths.certsDir);
   const s3 = writeS3Secrets(paths.secretsDir, motoPort as number);
   const etcd = describeEtcdCluster(dir, etcdPorts);
+  const mariadb = mariadbLayout(paths.mariadbDir);
+  await initializeDatadir(mariadb); // system tables; root gets its password in provisionWorldDatabase
 
   const layout = paths.supervisor;
   writeSupervisordConfig(layout);
@@ -409,6 +420,10 @@ async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
     s3,
     localStoreDir: paths.localStoreDir,
     workDir: paths.workDir,
+    mariadb: {
+      dir: mariadb.dir, port: mariadbPort as number, socket: mariadb.socket, database: PHPIPAM_DATABASE, user: PHPIPAM_USER,
+      passwordFile: mariadb.phpipamPasswordFile, rootOptionFile: mariadb.rootOptionFile,
+    },
     ...(temporalPorts ? { temporal: temporalInfo(temporalPorts) } : {}),
   };
   for (const member of etcd.members) {
@@ -416,6 +431,7 @@ async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
     writeProgramConfig(layout, etcdProgram(world, member, quota));
   }
   writeProgramConfig(layout, motoProgram(paths.s3Dir, motoPort as number));
+  writeProgramConfig(layout, mariadbProgram(mariadb, mariadbPort as number));
   if (temporalPorts) writeProgramConfig(layout, temporalProgram(dir, temporalPorts));
   saveWorld(world);
   return world;
@@ -604,6 +620,13 @@ async function ensureBucket(world: World): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------------ MariaDB (phpIPAM)
+
+/** Root password, database `phpipam` and its user, on first start only (provisionMariadb is idempotent). */
+async function provisionWorldDatabase(world: World): Promise<void> {
+  if (world.mariadb) await provisionMariadb(mariadbLayout(world.mariadb.dir), world.mariadb.port);
+}
+
 // ------------------------------------------------------------------ Temporal
 
 async function allocateTemporalPorts(): Promise<TemporalPorts> {
@@ -674,6 +697,10 @@ interface ReadinessCheck {
 function readinessChecks(world: World): ReadinessCheck[] {
   const checks = etcdReadiness(world);
   checks.push({ program: MOTO_PROGRAM, what: `S3 (moto) at ${world.s3.endpoint}`, problem: () => motoProblem(world) });
+  const mariadb = world.mariadb;
+  if (mariadb) {
+    checks.push({ program: MARIADB_PROGRAM, what: `MariaDB (phpIPAM) on ${LOOPBACK}:${mariadb.port}`, problem: () => mariadbProblem(mariadbLayout(mariadb.dir)) });
+  }
   const temporal = world.temporal;
   if (temporal) {
     checks.push({
@@ -759,6 +786,12 @@ export function renderWorldConfig(world: World): Record<string, unknown> {
           },
         },
         service: { driver: 'supervisor', supervisorConf: world.supervisorConf },
+        ...(world.mariadb ? {
+          phpipam: {
+            host: LOOPBACK, port: world.mariadb.port, database: world.mariadb.database, user: world.mariadb.user,
+            password: { file: world.mariadb.passwordFile },
+          },
+        } : {}),
       },
     ],
     storage: [

@@ -5,18 +5,27 @@
  */
 import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
-import { agentCacheFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
+import { agentCacheFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { etcdBackupWorkflow } from './etcd-backup';
 import { agentCacheBackupWorkflow } from './agent-cache';
+import { phpipamBackupWorkflow } from './phpipam-backup';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { ProgressTracker, rootMessage } from './progress';
 import type { createEtcdBackupActivities } from '../activities/etcd-backup';
 
 /** Components a set can hold, in the order the runbook's script takes them. */
-export const BACKUP_COMPONENTS = ['etcd', 'agent-cache'] as const;
-/** Sets started before agent caches existed replay with etcd only (see `patched` below). */
-const FIRST_COMPONENTS: readonly BackupComponent[] = ['etcd'];
+export const BACKUP_COMPONENTS = ['etcd', 'phpipam', 'agent-cache'] as const;
+
+/**
+ * Components arrived one release at a time; `patched` markers keep sets started by an older
+ * release replaying with the components they had (etcd only, then + agent caches, then + phpIPAM).
+ */
+function availableComponents(): BackupComponent[] {
+  const withPhpipam = patched('phpipam-component');
+  const withAgentCaches = patched('agent-cache-component');
+  return BACKUP_COMPONENTS.filter((c) => c === 'etcd' || (c === 'phpipam' && withPhpipam) || (c === 'agent-cache' && withAgentCaches));
+}
 export type BackupComponent = (typeof BACKUP_COMPONENTS)[number];
 
 export interface BackupSetInput {
@@ -71,6 +80,15 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
       });
       return { records: result.manifest.components, failures: [] };
     }
+    case 'phpipam': {
+      const { phpipam } = await describeBackupPlan({ cluster: input.cluster });
+      if (!phpipam) return { records: [], failures: [] }; // this cluster has no phpIPAM database configured
+      const record = await executeChild(phpipamBackupWorkflow, {
+        workflowId: `${setId}/phpipam`,
+        args: [{ cluster: input.cluster, setId, fileName: phpipamDumpFileName(startedAt), targets: input.targets ?? [] }],
+      });
+      return { records: [record], failures: [] };
+    }
     case 'agent-cache': {
       // One agent at a time: the others keep serving while one is stopped.
       const outcome: ComponentOutcome = { records: [], failures: [] };
@@ -95,7 +113,7 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
     throw ApplicationFailure.nonRetryable('a backup set needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
   }
-  const components = chooseComponents(input.components, patched('agent-cache-component') ? BACKUP_COMPONENTS : FIRST_COMPONENTS);
+  const components = chooseComponents(input.components, availableComponents());
   const startedAt = new Date();
   const setId = backupSetId(input.cluster, startedAt);
   const tracker = new ProgressTracker('backup-set', input.cluster, [...components.map((c) => `back up ${c}`), 'write manifest']);

@@ -3,3 +3,4 @@ export { etcdBackupWorkflow } from './etcd-backup';
 export { backupSetWorkflow } from './backup-set';
 export { pruneBackupSetsWorkflow } from './prune';
 export { agentCacheBackupWorkflow } from './agent-cache';
+export { phpipamBackupWorkflow } from './phpipam-backup';

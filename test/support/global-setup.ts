@@ -11,7 +11,10 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { stringify } from 'yaml';
-import { renderWorldConfig, startWorld, stopWorld, temporalBinary } from '../../src/sandbox/world';
+import { renderWorldConfig, startWorld, stopWorld, temporalBinary, type World } from '../../src/sandbox/world';
+import { createConnection } from 'mysql2/promise';
+import { readFile } from 'node:fs/promises';
+import { loadPhpipamFixture } from '../../src/sandbox/phpipam-fixture';
 import { freePort } from '../../src/sandbox/ports';
 import { processesWithEnvironmentMarker, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
@@ -43,11 +46,27 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
   };
 }
 
+/**
+ * A small phpIPAM-like database, so every backup set carries a real dump. Loaded as the phpipam
+ * user, as phpIPAM's installer does, so its routines and triggers belong to that user.
+ */
+async function loadSamplePhpipam(world: World): Promise<void> {
+  const db = world.mariadb!;
+  const conn = await createConnection({
+    host: '127.0.0.1', port: db.port, user: db.user, database: db.database,
+    password: (await readFile(db.passwordFile, 'utf8')).replace(/\r?\n$/, ''), multipleStatements: true,
+  });
+  try {
+    await loadPhpipamFixture(conn, { ipaddresses: 2000 });
+  } finally {
+    await conn.end();
+  }
+}
+
 /** Stand-in agents on these nodes run under the world's supervisord, each with its node worker. */
 export const AGENT_NODES = ['node-1', 'node-2'];
 
 async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; configArgs: string[] }>> {
-  const layout = supervisorLayout(dir);
   const agents = [];
   for (const node of AGENT_NODES) {
     const port = await freePort();
@@ -91,6 +110,7 @@ async function startWorker(configPath: string, bundlePath: string, logPath: stri
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-test-'));
   const world = await startWorld({ dir, temporal: false });
+  await loadSamplePhpipam(world);
   let env: TestWorkflowEnvironment | undefined;
   const workers: ChildProcess[] = [];
   const teardown = async () => {

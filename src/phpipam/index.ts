@@ -1,0 +1,9 @@
+/** The phpIPAM database backup: config section, mysql2 preflight/facts, dump command and stream. */
+export * from './config';
+export * from './types';
+export * from './failures';
+export { connectPhpipam, preflight, tableFacts, flavourOf, numericVersion } from './server';
+export * from './dump-command';
+export { DumpTextWatcher, hasDumpTrailer, parseBinlogPosition } from './dump-text';
+export { describeExit, dumpEnvironment, DumpToolMissingError, readDumpTool, runDump, type DumpRun, type DumpRunOptions } from './dump';
+export { clientOptionFileText, escapeOptionValue, writeClientOptionFile } from './option-file';
