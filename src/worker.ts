@@ -4,6 +4,8 @@
  *   node mode (--node NAME):   the host-local activities of that node, on `<queue>.node.NAME`.
  * SIGINT/SIGTERM drain in-flight tasks and exit cleanly.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { defaultConfigPath, loadConfig } from './config/load';
@@ -28,14 +30,19 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
     }
     return Worker.create({ ...common, taskQueue: nodeTaskQueue(config.temporal.taskQueue, node), activities: createNodeActivities({ config, node }) });
   }
+  const bundlePath = settings.workflowBundlePath ?? prebuiltBundle();
   return Worker.create({
     ...common,
     taskQueue: config.temporal.taskQueue,
     activities: createManagementActivities({ config }),
-    ...(settings.workflowBundlePath
-      ? { workflowBundle: { codePath: settings.workflowBundlePath } }
-      : { workflowsPath: require.resolve('./workflows') }),
+    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('./workflows') }),
   });
+}
+
+/** The bundle `npm run build` writes beside the compiled worker; absent when running from source. */
+function prebuiltBundle(): string | undefined {
+  const path = join(__dirname, 'workflow-bundle.js');
+  return __filename.endsWith('.js') && existsSync(path) ? path : undefined;
 }
 
 export async function runWorker(settings: WorkerSettings): Promise<void> {

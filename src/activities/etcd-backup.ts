@@ -4,7 +4,7 @@
  * return references and facts.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -139,7 +139,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const source = await openSnapshotStream(client);
         const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
         ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
-        const gzip = createGzip();
+        const gzip = createGzip({ chunkSize: 256 * 1024 }); // zlib's 16 KiB default costs seconds per GiB
         // Encryption comes after compression (ciphertext does not compress) and before every target.
         const stored = encryption ? [gzip, createEncryptStream(encryption.recipients)] : [gzip];
         try {
@@ -192,6 +192,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
       throw err;
     } finally {
       await rm(stagingDir, { recursive: true, force: true });
+      await rmdir(join(config.workDir, input.setId)).catch(() => undefined); // the set's staging parent, once empty
     }
   }
 

@@ -17,6 +17,9 @@ function startWorkerProcess(world: World, args: string[], name: string): Promise
   const log = openSync(join(world.dir, 'logs', `${name}.log`), 'a');
   const child = spawn(process.execPath, [join(repoRoot, 'dist', 'worker.js'), '--config', world.configPath, ...args], {
     stdio: ['ignore', 'pipe', log],
+    // Measured in bench/etcd-backup: a small young generation and two malloc arenas keep a worker
+    // streaming a GiB snapshot near 160 MiB resident instead of 330.
+    env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim(), MALLOC_ARENA_MAX: '2' },
   });
   return new Promise((ready, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} did not start within 120 s; see ${world.dir}/logs/${name}.log`)), 120_000);

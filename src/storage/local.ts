@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, constants, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -50,6 +50,7 @@ export class LocalStore implements BackupStore {
         hashing.destroy();
         file.destroy();
         await rm(tempPath, { force: true });
+        await removeIfEmpty(dirname(finalPath)); // a set directory this writer created must not linger
       },
     };
   }
@@ -78,6 +79,12 @@ export class LocalStore implements BackupStore {
   async delete(key: string): Promise<void> {
     await rm(this.location(key), { force: true });
   }
+}
+
+async function removeIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOTEMPTY' && err.code !== 'ENOENT' && err.code !== 'EEXIST') throw err;
+  });
 }
 
 async function syncDirectory(dir: string): Promise<void> {
