@@ -3,7 +3,8 @@
  * (`etcdctl snapshot save`, `gzip`, `cp` into the store folder), alternating in one invocation.
  *
  *   npx tsx bench/etcd-backup/run.ts [--size-mib 1024] [--rounds 3] [--targets local]
- *                                    [--worker compiled|tsx] [--world-dir DIR] [--keep-world] [--json]
+ *       [--worker compiled|tsx] [--workflow-bundle at-start|prebuilt] [--worker-node-options="..."]
+ *       [--worker-env K=V,...] [--world-dir DIR] [--keep-world] [--json]
  *
  * Starts its own world (3-member etcd with mTLS, S3, Temporal dev server) in a temp dir, fills etcd,
  * starts one management worker process and alternates workflow and baseline rounds (A B, B A, ...).
@@ -30,7 +31,7 @@ import { openStore } from '../../src/storage';
 import type { RunProgress } from '../../src/workflows/progress';
 import { fillEtcd, filledBytes } from '../support/etcd-fill';
 import {
-  cpuSeconds, hwmBytes, killRunningTimed, median, MiB, mib, rssBytes, runTimed, sampleRss, stopChild, Teardown, type TimedRun,
+  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, median, MiB, mib, rssBytes, runTimed, sampleRss, stopChild, Teardown, type TimedRun,
 } from '../support/processes';
 
 const repoRoot = resolve(__dirname, '../..');
@@ -46,9 +47,15 @@ const HELP = `usage: npx tsx bench/etcd-backup/run.ts [options]
   --targets LIST     storage targets of the workflow, comma-separated: local, s3 (default local;
                      the baseline always copies into a local folder)
   --worker MODE      compiled (node <build>/worker.js, like production; default) or tsx (node --import tsx)
+  --workflow-bundle  at-start: the worker bundles the workflow code when it starts, as
+                     \`node dist/worker.js\` does today (default); prebuilt: the benchmark bundles it
+                     first and passes --workflow-bundle (as the tests do)
+  --worker-node-options="FLAGS"   extra node flags for the worker, e.g. --worker-node-options=--max-semi-space-size=2
+  --worker-env K=V,...            extra environment for the worker, e.g. MALLOC_ARENA_MAX=2
   --world-dir DIR    use (or start) the world in DIR instead of a fresh temp dir; an earlier fill
                      there is only topped up. DIR is never deleted.
   --keep-world       leave the world running at the end (the worker is always stopped)
+  --stop-world DIR   only stop the world a --keep-world run left in DIR, then exit
   --json             also print one JSON object with every figure
   -h, --help         this text`;
 
@@ -57,9 +64,13 @@ interface Options {
   rounds: number;
   targets: string[];
   worker: 'compiled' | 'tsx';
+  workflowBundle: 'at-start' | 'prebuilt';
+  workerNodeOptions: string[];
+  workerEnv: Record<string, string>;
   worldDir?: string;
   keepWorld: boolean;
   json: boolean;
+  stopWorld?: string;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -70,8 +81,12 @@ function parseOptions(argv: string[]): Options | undefined {
       rounds: { type: 'string', default: '3' },
       targets: { type: 'string', default: 'local' },
       worker: { type: 'string', default: 'compiled' },
+      'workflow-bundle': { type: 'string', default: 'at-start' },
+      'worker-node-options': { type: 'string', default: '' },
+      'worker-env': { type: 'string', default: '' },
       'world-dir': { type: 'string' },
       'keep-world': { type: 'boolean', default: false },
+      'stop-world': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -90,13 +105,25 @@ function parseOptions(argv: string[]): Options | undefined {
   }
   if (!targets.includes('local')) throw new Error('--targets must include local: the baseline copies into a local folder');
   if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  const bundle = values['workflow-bundle'];
+  if (bundle !== 'at-start' && bundle !== 'prebuilt') throw new Error(`--workflow-bundle expects at-start or prebuilt, got "${bundle}"`);
+  const workerEnv: Record<string, string> = {};
+  for (const pair of values['worker-env'].split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--worker-env expects NAME=VALUE pairs separated by commas, got "${pair}"`);
+    workerEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   return {
     sizeMiB: positive('size-mib', values['size-mib'], false),
     rounds: positive('rounds', values.rounds, true),
     targets,
     worker: values.worker,
+    workflowBundle: bundle,
+    workerNodeOptions: values['worker-node-options'].split(' ').filter(Boolean),
+    workerEnv,
     worldDir: values['world-dir'] && resolve(values['world-dir']),
     keepWorld: values['keep-world'],
+    stopWorld: values['stop-world'] && resolve(values['stop-world']),
     json: values.json,
   };
 }
@@ -110,6 +137,8 @@ interface Measurement {
   wallSeconds: number;
   peakRssBytes: number;
   cpuSeconds: number;
+  /** CPU seconds the etcd members used meanwhile (serving the snapshot, mostly). */
+  etcdCpuSeconds: number;
   rawBytes: number;
   gzBytes: number;
   /** workflow: seconds per workflow step; baseline: seconds per command. */
@@ -140,19 +169,23 @@ async function measureWorkflow(bench: Bench, round: number, position: 1 | 2): Pr
   const pid = worker.pid!;
   const cluster = config.clusters[0]!.name;
   await nextFreeSecond();
+  let onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | undefined;
   const workerDied = new Promise<never>((_, reject) => {
-    worker.once('exit', (code, signal) => reject(new Error(`the worker exited (${signal ?? code}) during a backup; see ${bench.logDir}/worker.log`)));
+    onExit = (code, signal) => reject(new Error(`the worker exited (${signal ?? code}) during a backup; see ${bench.logDir}/worker.log`));
+    worker.once('exit', onExit);
   });
   workerDied.catch(() => undefined);
 
   const cpuBefore = cpuSeconds(pid) ?? 0;
+  const etcdBefore = etcdCpuSeconds(bench.world.dir);
   const sampler = sampleRss(pid);
   const started = performance.now();
   const handle = await startEtcdBackup(client, config, { cluster, targets: options.targets });
-  const result = await Promise.race([handle.result() as Promise<EtcdBackupResult>, workerDied]);
+  const result = await Promise.race([handle.result() as Promise<EtcdBackupResult>, workerDied]).finally(() => worker.off('exit', onExit!));
   const wallSeconds = (performance.now() - started) / 1000;
   const peakRssBytes = sampler.stop();
   const cpu = (cpuSeconds(pid) ?? 0) - cpuBefore;
+  const etcdCpu = etcdCpuSeconds(bench.world.dir) - etcdBefore;
 
   const progress = await handle.query<RunProgress>('progress').catch(() => undefined);
   const parts: Record<string, number> = {};
@@ -161,7 +194,7 @@ async function measureWorkflow(bench: Bench, round: number, position: 1 | 2): Pr
   }
   const artefact = result.manifest.components[0]!.artefacts[0]!;
   await removeWorkflowArtefacts(bench, result.setId);
-  return { round, position, run: 'workflow', wallSeconds, peakRssBytes, cpuSeconds: cpu, rawBytes: artefact.raw.bytes, gzBytes: artefact.bytes, parts };
+  return { round, position, run: 'workflow', wallSeconds, peakRssBytes, cpuSeconds: cpu, etcdCpuSeconds: etcdCpu, rawBytes: artefact.raw.bytes, gzBytes: artefact.bytes, parts };
 }
 
 async function removeWorkflowArtefacts(bench: Bench, setId: string): Promise<void> {
@@ -189,12 +222,14 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
     'snapshot', 'save', snap,
   ];
 
+  const etcdBefore = etcdCpuSeconds(world.dir);
   const started = performance.now();
   const save = await runTimed(ETCDCTL_BINARY, etcdctlArgs, { env: { ...process.env, ETCDCTL_API: '3' }, logFile });
   const rawBytes = statSync(snap).size;
   const gzip = await runTimed('gzip', [snap], { logFile });
   const copy = await runTimed('cp', [`${snap}.gz`, `${store}/`], { logFile });
   const wallSeconds = (performance.now() - started) / 1000;
+  const etcdCpu = etcdCpuSeconds(world.dir) - etcdBefore;
 
   const gzBytes = statSync(join(store, 'snap.db.gz')).size;
   rmSync(scratch, { recursive: true, force: true });
@@ -204,6 +239,7 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
     round, position, run: 'baseline', wallSeconds,
     peakRssBytes: Math.max(...steps.map(([, step]) => step.maxRssBytes)),
     cpuSeconds: steps.reduce((sum, [, step]) => sum + step.cpuSeconds, 0),
+    etcdCpuSeconds: etcdCpu,
     rawBytes, gzBytes,
     parts: Object.fromEntries(steps.map(([name, step]) => [name, step.wallSeconds])),
     partRss: Object.fromEntries(steps.map(([name, step]) => [name, step.maxRssBytes])),
@@ -239,24 +275,52 @@ function run(command: string, args: string[], what: string): void {
   if (result.status !== 0) throw new Error(`${what} failed (${command} ${args.join(' ')} exited with ${result.status ?? result.signal})`);
 }
 
-/** The worker entry point and how to run it. */
-function workerCommand(mode: Options['worker']): { args: string[]; describe: string } {
-  if (mode === 'tsx') {
-    return { args: ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')], describe: 'node --import tsx src/worker.ts' };
+/** The worker's command line (after `node`), built or bundled as the options say. */
+async function workerCommand(options: Options): Promise<{ args: string[]; describe: string }> {
+  const buildDir = join(resultsRoot, 'build');
+  let args: string[];
+  let describe: string;
+  if (options.worker === 'tsx') {
+    args = ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
+    describe = 'node --import tsx src/worker.ts';
+  } else {
+    // Compiled into bench/results (git-ignored), so the repository's dist/ is left alone.
+    const outDir = join(buildDir, 'dist');
+    const started = performance.now();
+    console.log(`compiling the worker: npx tsc -p tsconfig.json --outDir ${outDir}`);
+    run('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', outDir], 'compiling the worker');
+    console.log(`  compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    args = [join(outDir, 'worker.js')];
+    describe = 'node bench/results/build/dist/worker.js';
   }
-  // Compiled into bench/results (git-ignored), so the repository's dist/ is left alone.
-  const outDir = join(resultsRoot, 'build', 'dist');
-  const started = performance.now();
-  console.log(`compiling the worker: npx tsc -p tsconfig.json --outDir ${outDir}`);
-  run('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', outDir], 'compiling the worker');
-  console.log(`  compiled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  return { args: [join(outDir, 'worker.js')], describe: `node ${join('bench', 'results', 'build', 'dist', 'worker.js')} (tsc output)` };
+  if (options.workflowBundle === 'prebuilt') {
+    const bundlePath = join(buildDir, 'workflow-bundle.js');
+    const started = performance.now();
+    // Loaded only here: webpack is heavy and the default path does not need it in this process.
+    const { bundleWorkflowCode } = await import('@temporalio/worker');
+    const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });
+    mkdirSync(buildDir, { recursive: true });
+    writeFileSync(bundlePath, bundle.code);
+    console.log(`  workflow bundle ${bundlePath} built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    args.push('--workflow-bundle', bundlePath);
+    describe += ' --workflow-bundle bench/results/build/workflow-bundle.js';
+  }
+  args.unshift(...options.workerNodeOptions);
+  if (options.workerNodeOptions.length > 0) describe = describe.replace(/^node /, `node ${options.workerNodeOptions.join(' ')} `);
+  const env = Object.entries(options.workerEnv).map(([key, value]) => `${key}=${value} `).join('');
+  return { args, describe: `${env}${describe}` };
 }
 
-async function startWorker(args: string[], configPath: string, logPath: string): Promise<ChildProcess> {
+const quietLogger = {
+  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
+  warn: (message: string) => console.warn(message), error: (message: string) => console.error(message),
+};
+
+async function startWorker(args: string[], env: Record<string, string>, configPath: string, logPath: string): Promise<ChildProcess> {
   const log = openSync(logPath, 'a');
   const child = spawn(process.execPath, [...args, '--config', configPath], {
     cwd: repoRoot,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', log],
     detached: true, // own process group: Ctrl-C reaches the benchmark, which stops the worker itself
   });
@@ -324,13 +388,13 @@ function describeParts(m: Measurement): string {
 
 function printTable(measurements: Measurement[]): void {
   const header = [pad('round', 5), pad('run', 9), pad('wall s', 7, true), pad('peak RSS MiB', 12, true), pad('CPU s', 6, true),
-    pad('raw MiB', 8, true), pad('gz MiB', 7, true), '  parts (s)'].join('  ');
+    pad('etcd CPU s', 10, true), pad('raw MiB', 8, true), pad('gz MiB', 7, true), '  parts (s)'].join('  ');
   console.log(header);
   console.log('-'.repeat(header.length + 30));
   for (const m of measurements) {
     console.log([
       pad(`${m.round}.${m.position}`, 5), pad(m.run, 9), pad(m.wallSeconds.toFixed(2), 7, true), pad(mib(m.peakRssBytes), 12, true),
-      pad(m.cpuSeconds.toFixed(1), 6, true), pad(mib(m.rawBytes), 8, true), pad(mib(m.gzBytes), 7, true), `  ${describeParts(m)}`,
+      pad(m.cpuSeconds.toFixed(1), 6, true), pad(m.etcdCpuSeconds.toFixed(1), 10, true), pad(mib(m.rawBytes), 8, true), pad(mib(m.gzBytes), 7, true), `  ${describeParts(m)}`,
     ].join('  '));
   }
 }
@@ -356,6 +420,10 @@ function summarize(measurements: Measurement[]) {
     baselinePeakRssMiB: baselinePeak / MiB,
     workflowMedianCpuSeconds: median(workflow.map((m) => m.cpuSeconds)),
     baselineMedianCpuSeconds: median(baseline.map((m) => m.cpuSeconds)),
+    workflowMedianEtcdCpuSeconds: median(workflow.map((m) => m.etcdCpuSeconds)),
+    baselineMedianEtcdCpuSeconds: median(baseline.map((m) => m.etcdCpuSeconds)),
+    /** (worker + etcd CPU) / (etcdctl + gzip + cp + etcd CPU), medians: steadier than wall time on a busy machine. */
+    cpuRatio: median(workflow.map((m) => m.cpuSeconds + m.etcdCpuSeconds)) / median(baseline.map((m) => m.cpuSeconds + m.etcdCpuSeconds)),
     snapshotMiB: median(measurements.map((m) => m.rawBytes)) / MiB,
     workflowGzMiB: median(workflow.map((m) => m.gzBytes)) / MiB,
     baselineGzMiB: median(baseline.map((m) => m.gzBytes)) / MiB,
@@ -365,9 +433,20 @@ function summarize(measurements: Measurement[]) {
 // ------------------------------------------------------------------ main
 
 async function main(argv: string[]): Promise<number> {
-  const options = parseOptions(argv);
+  let options: Options | undefined;
+  try {
+    options = parseOptions(argv);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n(--help lists the options)`);
+    return 2;
+  }
   if (!options) {
     console.log(HELP);
+    return 0;
+  }
+  if (options.stopWorld) {
+    await stopWorld(options.stopWorld);
+    console.log(`stopped the world in ${options.stopWorld} (its directory is left in place)`);
     return 0;
   }
   const command = ['npx tsx bench/etcd-backup/run.ts', ...argv].join(' ');
@@ -380,14 +459,14 @@ async function main(argv: string[]): Promise<number> {
   try {
     console.log(`$ ${command}`);
     console.log(`logs: ${logDir}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const worker = workerCommand(options.worker);
+    const worker = await workerCommand(options);
 
     // The world: reused from --world-dir, else fresh in a temp dir that goes away at the end.
     const dir = options.worldDir ?? mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-'));
     const ownDir = !options.worldDir;
     teardown.add('world', async () => {
       if (options.keepWorld) {
-        console.log(`the world keeps running in ${dir}; stop it with: npx tsx -e "require('./src/sandbox/world').stopWorld('${dir}')"`);
+        console.log(`the world keeps running in ${dir}; stop it with: npx tsx bench/etcd-backup/run.ts --stop-world ${dir}`);
         return;
       }
       console.log('stopping the world ...');
@@ -403,13 +482,15 @@ async function main(argv: string[]): Promise<number> {
     writeFileSync(configPath, stringify(benchConfig(world, options.targets)));
     const config = loadConfig(configPath);
 
+    teardown.checkInterrupted();
     const filled = await fill(config, options.sizeMiB);
+    teardown.checkInterrupted();
     console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
     await settle();
 
     phase = performance.now();
     console.log(`starting the management worker: ${worker.describe} ...`);
-    const workerProcess = await startWorker(worker.args, configPath, join(logDir, 'worker.log'));
+    const workerProcess = await startWorker(worker.args, options.workerEnv, configPath, join(logDir, 'worker.log'));
     teardown.add('worker', async () => {
       await stopChild(workerProcess);
     });
@@ -428,9 +509,11 @@ async function main(argv: string[]): Promise<number> {
       for (const [index, what] of order.entries()) {
         const position = (index + 1) as 1 | 2;
         await settle();
+        teardown.checkInterrupted();
         const m = what === 'workflow' ? await measureWorkflow(bench, round, position) : await measureBaseline(bench, round, position);
         measurements.push(m);
-        console.log(`round ${round}.${position} ${pad(what, 8)} ${m.wallSeconds.toFixed(2)} s, peak RSS ${mib(m.peakRssBytes)} MiB, CPU ${m.cpuSeconds.toFixed(1)} s (${describeParts(m)})`);
+        console.log(`round ${round}.${position} ${pad(what, 8)} ${m.wallSeconds.toFixed(2)} s, peak RSS ${mib(m.peakRssBytes)} MiB, ` +
+          `CPU ${m.cpuSeconds.toFixed(1)} s + etcd ${m.etcdCpuSeconds.toFixed(1)} s (${describeParts(m)})`);
       }
     }
     const workerHwm = hwmBytes(workerProcess.pid!) ?? 0;
@@ -446,14 +529,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(`worker peak RSS during backups ${summary.workerPeakRssMiB.toFixed(1)} MiB (target <= ${TARGET_WORKER_RSS_MIB} MiB): ${verdict(summary.workerRssMet)}` +
       ` [idle ${mib(workerIdleRss)} MiB, VmHWM over the worker's life ${mib(workerHwm)} MiB]`);
     console.log(`baseline peak RSS (max of etcdctl, gzip, cp) ${summary.baselinePeakRssMiB.toFixed(1)} MiB`);
-    console.log(`median CPU: workflow (worker process only) ${summary.workflowMedianCpuSeconds.toFixed(1)} s, baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s`);
+    console.log(`median CPU: workflow ${summary.workflowMedianCpuSeconds.toFixed(1)} s (worker) + ${summary.workflowMedianEtcdCpuSeconds.toFixed(1)} s (etcd), ` +
+      `baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s (etcdctl, gzip, cp) + ${summary.baselineMedianEtcdCpuSeconds.toFixed(1)} s (etcd); ` +
+      `CPU ratio ${summary.cpuRatio.toFixed(2)} (for information, no target)`);
     const durationSeconds = (performance.now() - began) / 1000;
     console.log(`overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
 
     const report = {
       command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
       sizeMiB: options.sizeMiB, rounds: options.rounds, targets: options.targets,
-      worker: { mode: options.worker, command: worker.describe, idleRssMiB: workerIdleRss / MiB, lifetimePeakRssMiB: workerHwm / MiB },
+      worker: { mode: options.worker, workflowBundle: options.workflowBundle, command: worker.describe, idleRssMiB: workerIdleRss / MiB, lifetimePeakRssMiB: workerHwm / MiB },
       etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
       summary,
       measurements: measurements.map((m) => ({ ...m, peakRssMiB: m.peakRssBytes / MiB })),
@@ -463,6 +548,7 @@ async function main(argv: string[]): Promise<number> {
     if (options.json) console.log(JSON.stringify(report));
     return 0;
   } catch (err) {
+    if (teardown.interrupted) return 128 + (teardown.interrupted === 'SIGHUP' ? 1 : teardown.interrupted === 'SIGINT' ? 2 : 15);
     console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     const workerLog = join(logDir, 'worker.log');
     if (existsSync(workerLog)) {

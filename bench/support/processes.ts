@@ -4,7 +4,7 @@
  * RSS sampling from /proc, and commands timed under GNU time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,13 @@ type TeardownStep = { what: string; run: () => Promise<void> | void };
 export class Teardown {
   private readonly steps: TeardownStep[] = [];
   private running: Promise<void> | undefined;
+  /** Set by a signal: the benchmark should stop starting new work. */
+  interrupted: NodeJS.Signals | undefined;
+
+  /** Throws once a signal arrived, so the main flow stops instead of racing the cleanup. */
+  checkInterrupted(): void {
+    if (this.interrupted) throw new InterruptedError(this.interrupted);
+  }
 
   add(what: string, run: () => Promise<void> | void): void {
     this.steps.push({ what, run });
@@ -50,12 +57,24 @@ export class Teardown {
           console.error(`\n${signal}: still cleaning up, please wait`);
           return;
         }
+        this.interrupted = signal;
+        interruptedBy = signal;
         console.error(`\n${signal}: stopping everything this benchmark started ...`);
         void this.run().finally(() => process.exit(128 + number));
       });
     }
   }
 }
+
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+/** The signal a Teardown received, for helpers that have no Teardown at hand. */
+let interruptedBy: NodeJS.Signals | undefined;
 
 // ------------------------------------------------------------------ child processes
 
@@ -117,6 +136,26 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** Pids whose command line (NUL-separated args) satisfies `match`. */
+export function findProcesses(match: (args: string[]) => boolean): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (match(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0'))) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds used so far by the etcd members of the world in `worldDir` (found by their data dir). */
+export function etcdCpuSeconds(worldDir: string): number {
+  const members = findProcesses((args) => args[0] === '/usr/bin/etcd' && args.some((arg) => arg.startsWith(`--data-dir=${worldDir}/`)));
+  return members.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+}
+
 /** Samples VmRSS of `pid` every `intervalMs` until stopped; stop() gives the maximum seen. */
 export function sampleRss(pid: number, intervalMs = 100): { stop(): number } {
   let peak = rssBytes(pid) ?? 0;
@@ -155,6 +194,7 @@ export function killRunningTimed(): void {
  * Rejects with the log tail when the command fails.
  */
 export async function runTimed(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; logFile: string }): Promise<TimedRun> {
+  if (interruptedBy) throw new InterruptedError(interruptedBy);
   const scratch = mkdtempSync(join(tmpdir(), 'bench-time-'));
   const timeFile = join(scratch, 'time.out');
   const log = openSync(options.logFile, 'a');
