@@ -20,6 +20,10 @@ beforeAll(async () => {
   // The global setup runs a stand-in agent on node-1 and node-2 under the world's supervisord.
   agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === 'node-1')!;
   program = (agent.service as { program: string }).program;
+  // Earlier test files stop etcd members and this agent on purpose; start from a fresh agent, as
+  // operators restart agents after etcd maintenance so they rebuild their cache.
+  await supervisorctl(h.world.supervisorConf, 'restart', program);
+  await pollUntil(async () => (await get('/health')).status === 200, 60_000, 'the restarted agent to report healthy');
   const etcd = await memberClient(h.config, 'etcd-1');
   await etcd.put('/nnoe/dns/zones/agent-test.example').value('{"domain":"agent-test.example"}');
   await etcd.put('/nnoe/dhcp/leases/lease-1').value('{"ip":"10.10.0.101"}');

@@ -78,6 +78,7 @@ export class LocalStore implements BackupStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.location(key), { force: true });
+    await removeIfEmpty(dirname(this.location(key))); // the set's directory goes with its last file
   }
 }
 
