@@ -16,37 +16,32 @@ export async function connectClient(config: Config): Promise<Client> {
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
-export async function startEtcdBackup(client: Client, config: Config, input: EtcdBackupInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof etcdBackupWorkflow>> {
-  return client.workflow.start<typeof etcdBackupWorkflow>('etcdBackupWorkflow', {
+/**
+ * Starts a runbook workflow on the management queue with a readable id
+ * (`<runbook>-<cluster>-<UTC stamp>`) and the search attributes the UI and prune filter on.
+ */
+async function startRunbook<W extends (input: any) => Promise<unknown>>(
+  client: Client, config: Config, workflowType: string, runbook: string, input: Parameters<W>[0] & { cluster?: string }, idSuffix = '',
+): Promise<WorkflowHandleWithFirstExecutionRunId<W>> {
+  const cluster = input.cluster;
+  return client.workflow.start<W>(workflowType, {
     taskQueue: config.temporal.taskQueue,
-    workflowId: `etcd-backup-${input.cluster}-${utcStamp(new Date())}`,
-    args: [input],
-    typedSearchAttributes: [
-      { key: NnoeCluster, value: input.cluster },
-      { key: NnoeRunbook, value: 'etcd-backup' },
-    ],
+    workflowId: [runbook, cluster, utcStamp(new Date())].filter(Boolean).join('-') + idSuffix,
+    args: [input] as Parameters<W>,
+    typedSearchAttributes: [{ key: NnoeRunbook, value: runbook }, ...(cluster ? [{ key: NnoeCluster, value: cluster }] : [])],
   });
 }
 
-export async function startBackupSet(client: Client, config: Config, input: BackupSetInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof backupSetWorkflow>> {
-  return client.workflow.start<typeof backupSetWorkflow>('backupSetWorkflow', {
-    taskQueue: config.temporal.taskQueue,
-    workflowId: `backup-set-${input.cluster}-${utcStamp(new Date())}`,
-    args: [input],
-    typedSearchAttributes: [
-      { key: NnoeCluster, value: input.cluster },
-      { key: NnoeRunbook, value: 'backup-set' },
-    ],
-  });
+export function startEtcdBackup(client: Client, config: Config, input: EtcdBackupInput) {
+  return startRunbook<typeof etcdBackupWorkflow>(client, config, 'etcdBackupWorkflow', 'etcd-backup', input);
 }
 
-export async function startPrune(client: Client, config: Config, input: PruneInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof pruneBackupSetsWorkflow>> {
-  return client.workflow.start<typeof pruneBackupSetsWorkflow>('pruneBackupSetsWorkflow', {
-    taskQueue: config.temporal.taskQueue,
-    workflowId: `prune-backup-sets-${utcStamp(new Date())}${input.dryRun ? '-dry-run' : ''}`,
-    args: [input],
-    typedSearchAttributes: [{ key: NnoeRunbook, value: 'prune' }],
-  });
+export function startBackupSet(client: Client, config: Config, input: BackupSetInput) {
+  return startRunbook<typeof backupSetWorkflow>(client, config, 'backupSetWorkflow', 'backup-set', input);
+}
+
+export function startPrune(client: Client, config: Config, input: PruneInput) {
+  return startRunbook<typeof pruneBackupSetsWorkflow>(client, config, 'pruneBackupSetsWorkflow', 'prune', input, input.dryRun ? '-dry-run' : '');
 }
 
 /**
