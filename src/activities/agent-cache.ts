@@ -16,7 +16,7 @@ import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
 import { HashingStream } from '../storage/hashing';
 import { fanOut } from '../storage/fan-out';
-import { createEncryptStream } from '../crypto';
+import { artefactEncryption } from './artefact-encryption';
 import { serviceDriver } from '../services/driver';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
@@ -51,8 +51,8 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
       throw ApplicationFailure.nonRetryable(`agent cache dir ${agent.cacheDir} does not exist on node ${node}`, FailureType.InvalidInput);
     }
     const service = serviceDriver(agent.service);
-    const encryption = config.encryption ? { format: 'age' as const, recipients: config.encryption.recipients } : null;
-    const fileName = encryption ? `${input.fileName}.age` : input.fileName;
+    const encryption = artefactEncryption(config);
+    const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
     const key = artefactKey(input.setId, fileName);
     const stores = await Promise.all(findTargets(config, input.targets).map(openStore));
     const writers: ArtefactWriter[] = [];
@@ -82,14 +82,14 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
       const ctx = Context.current();
       const heartbeat = setInterval(() => ctx.heartbeat({ bytes: raw.bytes }), 5000);
       try {
-        await pipeline([archive, raw, createGzip(), ...(encryption ? [createEncryptStream(encryption.recipients)] : []), fanOut(writers.map((w) => w.stream))]);
+        await pipeline([archive, raw, createGzip(), ...(encryption ? [encryption.createStream()] : []), fanOut(writers.map((w) => w.stream))]);
       } finally {
         clearInterval(heartbeat);
       }
       for (const [index, writer] of writers.entries()) committed.push({ store: stores[index]!, copy: await writer.commit() });
       const copies = committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 }));
       return {
-        artefact: { file: fileName, key, compression: 'gzip', encryption, bytes: copies[0]!.bytes, sha256: copies[0]!.sha256, raw: { bytes: raw.bytes, sha256: raw.digestHex() }, copies },
+        artefact: { file: fileName, key, compression: 'gzip', encryption: encryption?.record ?? null, bytes: copies[0]!.bytes, sha256: copies[0]!.sha256, raw: { bytes: raw.bytes, sha256: raw.digestHex() }, copies },
         facts: { node, cacheDir: agent.cacheDir, entries, online: input.online, agentRestarted: !input.online },
       };
     } catch (err) {

@@ -16,7 +16,7 @@ import { findCluster, findTargets } from '../config/load';
 import { connectMember, hashKV, openSnapshotStream } from '../etcd/connect';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { fanOut } from '../storage/fan-out';
-import { createEncryptStream } from '../crypto';
+import { artefactEncryption } from './artefact-encryption';
 import { artefactKey, MANIFEST_FILE, openStore, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
@@ -123,8 +123,8 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const stores = await Promise.all(targets.map(openStore));
     const stagingDir = join(config.workDir, input.setId, `attempt-${ctx.info.attempt}-${input.member}`);
     const rawPath = join(stagingDir, 'snapshot.db');
-    const encryption = config.encryption ? { format: 'age' as const, recipients: config.encryption.recipients } : null;
-    const fileName = encryption ? `${input.fileName}.age` : input.fileName;
+    const encryption = artefactEncryption(config);
+    const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
     const key = artefactKey(input.setId, fileName);
     const writers: ArtefactWriter[] = [];
     const committed: Array<{ store: BackupStore; copy: StoredObject }> = [];
@@ -141,7 +141,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
         const gzip = createGzip({ chunkSize: 256 * 1024 }); // zlib's 16 KiB default costs seconds per GiB
         // Encryption comes after compression (ciphertext does not compress) and before every target.
-        const stored = encryption ? [gzip, createEncryptStream(encryption.recipients)] : [gzip];
+        const stored = encryption ? [gzip, encryption.createStream()] : [gzip];
         try {
           await Promise.all([
             pipeline(source, check, fanOut([createWriteStream(rawPath), gzip])),
@@ -167,7 +167,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const first = copies[0]!;
         return {
           artefact: {
-            file: fileName, key, compression: 'gzip', encryption,
+            file: fileName, key, compression: 'gzip', encryption: encryption?.record ?? null,
             bytes: first.bytes, sha256: first.sha256,
             raw: { bytes: trailer.bytes, sha256: trailer.sha256 },
             copies,

@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema';
 import { ConfigError, findCluster, findTargets } from '../config/load';
-import { createEncryptStream } from '../crypto';
+import { artefactEncryption } from './artefact-encryption';
 import { openStore } from '../storage';
 import { createPhpipamBackupActivities, type PhpipamBackupDeps } from './phpipam-backup';
 import { createEtcdBackupActivities } from './etcd-backup';
@@ -9,7 +9,6 @@ import { createBackupPlanActivities } from './backup-plan';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
-  const encryption = config.encryption;
   return {
     phpipam: (clusterName) => {
       const cluster = findCluster(config, clusterName);
@@ -18,10 +17,7 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
     },
     stores: (targets) => Promise.all(findTargets(config, targets).map(openStore)),
     workDir: config.workDir,
-    encryption: encryption && {
-      record: { format: 'age', recipients: encryption.recipients },
-      createStream: () => createEncryptStream(encryption.recipients),
-    },
+    encryption: artefactEncryption(config) ?? undefined,
   };
 }
 
