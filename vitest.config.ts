@@ -2,6 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // One file at a time: world test files take turns on the shared world (some stop etcd members
+    // on purpose), and this 2-core machine gains nothing from running unit files beside them.
+    fileParallelism: false,
+    teardownTimeout: 120_000,
     projects: [
       {
         // Pure logic and single-tool tests: no shared world, run in seconds (`vitest run --project unit`).
@@ -11,14 +15,11 @@ export default defineConfig({
         test: {
           name: 'world',
           include: ['test/*.test.ts'],
-          // One shared world (etcd cluster, S3, Temporal, worker) per run: test files take turns on it,
-          // since some stop etcd members on purpose.
+          // One shared world (etcd cluster, S3, Temporal, workers) per run.
           pool: 'forks',
-          fileParallelism: false,
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 300_000,
-          teardownTimeout: 120_000,
         },
       },
     ],

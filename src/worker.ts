@@ -24,9 +24,9 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
   const { config, node } = settings;
   const common: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: config.temporal.namespace };
   if (node) {
-    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node)]))];
+    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node)]))];
     if (!known.includes(node)) {
-      throw new Error(`node "${node}" is not named by any etcd member or agent in the config (expected one of: ${known.join(', ')})`);
+      throw new Error(`node "${node}" is not named by any etcd member, agent or Nebula node in the config (expected one of: ${known.join(', ')})`);
     }
     return Worker.create({ ...common, taskQueue: nodeTaskQueue(config.temporal.taskQueue, node), activities: createNodeActivities({ config, node }) });
   }

@@ -12,9 +12,11 @@ import { backupScheduleId } from '../src/client/schedules';
 import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest } from '../src/catalog/catalog';
-import { openStore } from '../src/storage';
+import { openStore, s3ClientFor } from '../src/storage';
 import { CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import type { S3TargetConfig } from '../src/config/schema';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -22,7 +24,7 @@ import { Parser } from 'tar';
 import { findCluster } from '../src/config/load';
 import { supervisorctl } from '../src/sandbox/supervisor';
 import { createDecryptStream, readDecryptionIdentity } from '../src/crypto';
-import type { ArtefactRecord } from '../src/common/manifest';
+import type { ArtefactRecord, NebulaComponentRecord } from '../src/common/manifest';
 import { VARIANTS } from './support/shared';
 import { inject } from 'vitest';
 
@@ -33,22 +35,23 @@ afterAll(async () => { await h.close(); });
 const temporalCli = async (...args: string[]) =>
   (await promisify(execFile)(temporalBinary(), [...args, '--address', inject('world').temporalAddress])).stdout;
 
-/** Entry paths of a stored (encrypted, gzipped) tar artefact, read back from the local target. */
-async function listArchive(artefact: ArtefactRecord): Promise<string[]> {
+/** Entries (path, mode) of a stored (encrypted, gzipped) tar artefact, read back from the local target. */
+async function archiveEntries(artefact: ArtefactRecord): Promise<Array<{ path: string; mode: number }>> {
   const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
-  const paths: string[] = [];
-  const parser = new Parser({ onReadEntry: (entry) => { paths.push(entry.path); entry.resume(); } });
+  const entries: Array<{ path: string; mode: number }> = [];
+  const parser = new Parser({ onReadEntry: (entry) => { entries.push({ path: entry.path, mode: (entry.mode ?? 0) & 0o7777 }); entry.resume(); } });
   await pipeline([await store.read(artefact.key), createDecryptStream(await readDecryptionIdentity(h.config.encryption!.identity!)), createGunzip(), parser as unknown as NodeJS.WritableStream]);
-  return paths;
+  return entries;
 }
+const listArchive = async (artefact: ArtefactRecord) => (await archiveEntries(artefact)).map((e) => e.path);
 
 describe('backup set', () => {
   it('runs each component as a child and writes one manifest for the set', async () => {
     const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
     const result = await handle.result() as BackupSetResult;
     expect(result.manifest.status).toBe('complete');
-    expect(result.manifest.components.map((c) => c.component === 'agent-cache' ? `agent-cache ${c.node}` : c.component))
-      .toEqual(['etcd', 'phpipam', 'agent-cache node-1', 'agent-cache node-2']);
+    expect(result.manifest.components.map((c) => ('node' in c ? `${c.component} ${c.node}` : c.component)))
+      .toEqual(['etcd', 'phpipam', 'agent-cache node-1', 'agent-cache node-2', 'nebula node-1', 'nebula node-2', 'agent-config node-1']);
     const phpipam = result.manifest.components.find((c) => c.component === 'phpipam');
     expect(phpipam?.component === 'phpipam' && phpipam.facts.tables.find((t) => t.name === 'ipaddresses')?.rows).toBe(2000);
     expect(phpipam?.component === 'phpipam' && phpipam.facts.binlog?.file).toMatch(/\S+/);
@@ -61,7 +64,15 @@ describe('backup set', () => {
     const ids: string[] = [];
     for await (const w of children) ids.push(w.workflowId);
     expect(ids).toEqual([`${result.setId}/etcd`]);
-    await recordHistory(handle, 'backup-set-with-phpipam-and-agent-caches');
+    await recordHistory(handle, 'backup-set-full');
+    // Every artefact is age-encrypted; the S3 copies also carry server-side encryption.
+    const s3 = await s3ClientFor(h.config.storage.find((t) => t.name === 's3' && t.type === 's3') as S3TargetConfig);
+    for (const artefact of result.manifest.components.flatMap((c) => c.artefacts)) {
+      expect(artefact.encryption?.format).toBe('age');
+      const copy = artefact.copies.find((c) => c.target === 's3')!;
+      const [, bucket, ...key] = copy.location.replace('s3://', '/').split('/');
+      expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key.join('/') }))).ServerSideEncryption).toBe('AES256');
+    }
 
     // Each agent was stopped for its copy and runs again; its archive holds its cache entries.
     for (const node of ['node-1', 'node-2']) {
@@ -74,6 +85,28 @@ describe('backup set', () => {
       expect(entries.filter((e) => e.includes('/entries/') && !e.endsWith('/')).map((e) => e.split('/').pop()).sort()).toEqual(cached.sort());
       expect(entries.every((e) => !e.startsWith('/'))).toBe(true); // relative to /, like the runbook's tar
     }
+  });
+
+  it('archives each node\'s Nebula files and the agent config dir with their modes', async () => {
+    const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['nebula', 'agent-config'], targets: ['local'] });
+    const result = await handle.result() as BackupSetResult;
+    expect(result.manifest.status).toBe('complete');
+    const cluster = findCluster(h.config, CLUSTER);
+    for (const { node, dir } of cluster.nebula) {
+      const record = result.manifest.components.find((c): c is NebulaComponentRecord => c.component === 'nebula' && c.node === node)!;
+      expect(record.artefacts[0]!.file).toMatch(new RegExp(`^nebula-${node}-\\d{8}-\\d{6}\\.tar\\.gz\\.age$`));
+      const entries = await archiveEntries(record.artefacts[0]!);
+      const byName = Object.fromEntries(entries.map((e) => [e.path.split('/').pop(), e.mode]));
+      expect(Object.keys(byName).sort()).toEqual(['ca.crt', 'config.yml', 'host.crt', 'host.key']);
+      for (const [file, mode] of Object.entries(byName)) expect(mode).toBe(statSync(join(dir, file!)).mode & 0o7777);
+      expect(byName['host.key']).toBe(0o600);
+      expect(record.facts.files.find((f) => f.path === join(dir, 'host.key'))?.mode).toBe(0o600);
+    }
+    // node-2's agent has no config dir: nothing to archive, not a failure.
+    const configs = result.manifest.components.filter((c) => c.component === 'agent-config');
+    expect(configs.map((c) => c.component === 'agent-config' && c.node)).toEqual(['node-1']);
+    const configEntries = await archiveEntries(configs[0]!.artefacts[0]!);
+    expect(configEntries.find((e) => e.path.endsWith('agent.d/10-zones.yaml'))?.mode).toBe(0o640);
   });
 
   it('starts the agent again after a cache backup that fails mid-way', async () => {
@@ -93,7 +126,7 @@ describe('backup set', () => {
     const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd', 'floppy'] });
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, phpipam, agent-cache');
+    expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, phpipam, agent-cache, nebula, agent-config');
   });
 });
 

@@ -17,7 +17,7 @@ import { connectMember, hashKV, openSnapshotStream } from '../etcd/connect';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { fanOut } from '../storage/fan-out';
 import { artefactEncryption } from './artefact-encryption';
-import { artefactKey, MANIFEST_FILE, openStore, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
+import { artefactKey, MANIFEST_FILE, openStore, publishToStores } from '../storage';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
 import { errorMessage, typedFailures } from './failures';
@@ -126,15 +126,12 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const encryption = artefactEncryption(config);
     const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
     const key = artefactKey(input.setId, fileName);
-    const writers: ArtefactWriter[] = [];
-    const committed: Array<{ store: BackupStore; copy: StoredObject }> = [];
 
     await mkdir(stagingDir, { recursive: true });
     try {
       return await withMember(input.cluster, input.member, async (client) => {
         const status = await client.maintenance.status();
-        for (const store of stores) writers.push(await store.createWriter(key));
-
+        const { result: facts, copies } = await publishToStores(stores, key, async (sink) => {
         const check = new SnapshotTrailerCheck(throttledHeartbeat(ctx));
         const source = await openSnapshotStream(client);
         const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
@@ -145,7 +142,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         try {
           await Promise.all([
             pipeline(source, check, fanOut([createWriteStream(rawPath), gzip])),
-            pipeline([...stored, fanOut(writers.map((w) => w.stream))]),
+            pipeline([...stored, sink]),
           ]);
         } finally {
           ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
@@ -159,19 +156,8 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         }
         const snapshot = await readSnapshotStatus(rawPath);
         const kvHash = await hashKV(client, snapshot.revision).catch(() => undefined); // compacted past it: the fact is optional
-
-        for (const [index, writer] of writers.entries()) {
-          committed.push({ store: stores[index]!, copy: await writer.commit() });
-        }
-        const copies: StoredCopy[] = committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 }));
-        const first = copies[0]!;
         return {
-          artefact: {
-            file: fileName, key, compression: 'gzip', encryption: encryption?.record ?? null,
-            bytes: first.bytes, sha256: first.sha256,
-            raw: { bytes: trailer.bytes, sha256: trailer.sha256 },
-            copies,
-          },
+          trailer,
           facts: {
             member: input.member,
             memberId: String(status.header.member_id),
@@ -183,13 +169,20 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             totalSize: snapshot.totalSize,
             trailerVerified: true,
             hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
+          } satisfies EtcdSnapshotFacts,
+        };
+        });
+        const first = copies[0]!;
+        return {
+          artefact: {
+            file: fileName, key, compression: 'gzip', encryption: encryption?.record ?? null,
+            bytes: first.bytes, sha256: first.sha256,
+            raw: { bytes: facts.trailer.bytes, sha256: facts.trailer.sha256 },
+            copies,
           },
+          facts: facts.facts,
         };
       });
-    } catch (err) {
-      await Promise.allSettled(writers.map((w) => w.abort()));
-      await Promise.allSettled(committed.map(({ store, copy }) => store.delete(copy.key)));
-      throw err;
     } finally {
       await rm(stagingDir, { recursive: true, force: true });
       await rmdir(join(config.workDir, input.setId)).catch(() => undefined); // the set's staging parent, once empty

@@ -3,6 +3,7 @@ import { ConfigError } from '../config/load';
 import { SecretUnavailableError } from '../config/secrets';
 import { EtcdTlsMaterialError } from '../etcd/connect';
 import { FailureType } from '../common/failures';
+import { InjectedFault } from '../common/failpoints';
 
 /**
  * Maps our own error classes to typed Temporal failures: configuration and missing material are
@@ -12,6 +13,7 @@ export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ConfigError) return ApplicationFailure.nonRetryable(err.message, FailureType.ConfigError);
   if (err instanceof SecretUnavailableError) return ApplicationFailure.nonRetryable(err.message, FailureType.SecretUnavailable);
+  if (err instanceof InjectedFault) return ApplicationFailure.nonRetryable(err.message, 'InjectedFault');
   if (err instanceof EtcdTlsMaterialError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdTlsMaterialMissing);
   return err;
 }

@@ -6,6 +6,7 @@ import { createPhpipamBackupActivities, type PhpipamBackupDeps } from './phpipam
 import { createEtcdBackupActivities } from './etcd-backup';
 import { createPruneActivities } from './prune';
 import { createBackupPlanActivities } from './backup-plan';
+import { createEtcdRestoreActivities } from './etcd-restore';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -23,7 +24,10 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
 
 /** Activities of the management worker: everything that works over the network. */
 export function createManagementActivities(deps: { config: Config }) {
-  return { ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps), ...createPhpipamBackupActivities(phpipamDeps(deps.config)) };
+  return {
+    ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps),
+    ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
+  };
 }
 
 export { createNodeActivities } from './node';

@@ -7,6 +7,9 @@ import { mkdir, statfs } from 'node:fs/promises';
 import type { Config } from '../config/schema';
 import { snapshotTool } from '../etcd/snapshot-file';
 import { createAgentCacheActivities } from './agent-cache';
+import { createHostFileActivities } from './host-files';
+import { createEtcdMemberActivities } from './etcd-member';
+import { createAgentServiceActivities } from './agent-service';
 
 export interface NodeDescription {
   node: string;
@@ -23,5 +26,8 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
     const fs = await statfs(deps.config.workDir);
     return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool().command };
   }
-  return { describeNode, ...createAgentCacheActivities(deps) };
+  return {
+    describeNode, ...createAgentCacheActivities(deps), ...createHostFileActivities(deps),
+    ...createEtcdMemberActivities(deps), ...createAgentServiceActivities(deps),
+  };
 }

@@ -14,14 +14,13 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Duplex, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures';
-import type { ArtefactRecord, StoredCopy } from '../common/manifest';
+import type { ArtefactRecord } from '../common/manifest';
 import { readSecret } from '../config/secrets';
-import { artefactKey, type ArtefactWriter, type BackupStore, type StoredObject } from '../storage';
-import { fanOut } from '../storage/fan-out';
+import { artefactKey, publishToStores, type BackupStore } from '../storage';
 import {
   buildDumpCommand, connectPhpipam, databaseFailure, DEFAULT_DUMP_BINARY, describeDatabase, describeExit, dumpFailure,
   DumpToolMissingError, PhpipamFailureType, preflight, readDumpTool, runDump, tableFacts, toolMismatch, writeClientOptionFile,
@@ -126,13 +125,17 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
 
     return withOptionFile(deps.workDir, input.setId, password, async (optionFile) => {
       const command = buildDumpCommand({ tool, server, host: cfg.host, port: cfg.port, user: cfg.user, database: cfg.database, optionFile });
-      const { run, copies } = await dumpIntoStores(stores, key, (sink) => runDump({
-        command,
-        sink,
-        extraStages: deps.encryption ? [deps.encryption.createStream()] : [],
-        onProgress: (bytes) => ctx.heartbeat({ phase: 'dump', bytes }),
-        signal: ctx.cancellationSignal,
-      }), (done) => checkDumpRun(cfg, tool, server, done, password));
+      const { result: run, copies } = await publishToStores(stores, key, async (sink) => {
+        const done = await runDump({
+          command,
+          sink,
+          extraStages: deps.encryption ? [deps.encryption.createStream()] : [],
+          onProgress: (bytes) => ctx.heartbeat({ phase: 'dump', bytes }),
+          signal: ctx.cancellationSignal,
+        });
+        checkDumpRun(cfg, tool, server, done, password);
+        return done;
+      });
       const first = copies[0]!;
       return {
         artefact: { file: fileName, key, compression: 'gzip', encryption, bytes: first.bytes, sha256: first.sha256, raw: run.raw, copies },
@@ -167,29 +170,6 @@ async function withOptionFile<T>(workDir: string, setId: string, password: strin
     return await fn(await writeClientOptionFile(dir, { password }));
   } finally {
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * Two-phase write of one artefact to every store: open a writer per store, stream into all of them
- * (`produce`), let `verify` judge the result, and only then commit. Any failure aborts every writer
- * and deletes every copy already committed, so no store keeps a partial or unverified dump.
- */
-async function dumpIntoStores(
-  stores: BackupStore[], key: string, produce: (sink: Writable) => Promise<DumpRun>, verify: (run: DumpRun) => void,
-): Promise<{ run: DumpRun; copies: StoredCopy[] }> {
-  const writers: ArtefactWriter[] = [];
-  const committed: Array<{ store: BackupStore; copy: StoredObject }> = [];
-  try {
-    for (const store of stores) writers.push(await store.createWriter(key));
-    const run = await produce(fanOut(writers.map((w) => w.stream)));
-    verify(run);
-    for (const [index, writer] of writers.entries()) committed.push({ store: stores[index]!, copy: await writer.commit() });
-    return { run, copies: committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 })) };
-  } catch (err) {
-    await Promise.allSettled(writers.map((w) => w.abort()));
-    await Promise.allSettled(committed.map(({ store, copy }) => store.delete(copy.key)));
-    throw err;
   }
 }
 

@@ -20,6 +20,13 @@ export const FailureType = {
   DatabasePrivilegeMissing: 'DatabasePrivilegeMissing',
   DatabaseUnavailable: 'DatabaseUnavailable',
   DatabaseDumpFailed: 'DatabaseDumpFailed',
+  InsufficientDisk: 'InsufficientDisk',
+  RestoreFailed: 'RestoreFailed',
+  RestoreRefused: 'RestoreRefused',
+  RestoreVerificationFailed: 'RestoreVerificationFailed',
+  ApprovalTimedOut: 'ApprovalTimedOut',
+  RolledBack: 'RolledBack',
+  AgentUnhealthy: 'AgentUnhealthy',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -32,4 +39,9 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.BackupSetNotFound,
   FailureType.DatabaseAuthFailed,
   FailureType.DatabasePrivilegeMissing,
+  FailureType.ChecksumMismatch,
+  FailureType.InsufficientDisk,
+  FailureType.RestoreRefused,
+  FailureType.ApprovalTimedOut,
+  FailureType.RolledBack,
 ];

@@ -73,7 +73,28 @@ export interface PhpipamComponentRecord {
   finishedAt: string;
 }
 
-export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord | PhpipamComponentRecord;
+/** One archived file: absolute path on the node, type, permission bits (e.g. 0o600 = 384), size. */
+export interface ArchivedFileRecord {
+  path: string;
+  type: 'file' | 'directory' | 'symlink';
+  mode: number;
+  size: number;
+}
+
+/** Files archived from one node with their modes: Nebula's ca.crt/host.crt/host.key/config.yml (always encrypted), or the agent's config dir. */
+interface HostFilesComponentRecord<C extends 'nebula' | 'agent-config'> {
+  component: C;
+  node: string;
+  status: 'ok';
+  artefacts: ArtefactRecord[];
+  facts: { node: string; dir: string; files: ArchivedFileRecord[] };
+  startedAt: string;
+  finishedAt: string;
+}
+export type NebulaComponentRecord = HostFilesComponentRecord<'nebula'>;
+export type AgentConfigComponentRecord = HostFilesComponentRecord<'agent-config'>;
+
+export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord | PhpipamComponentRecord | NebulaComponentRecord | AgentConfigComponentRecord;
 
 export interface BackupManifest {
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
@@ -112,6 +133,16 @@ export function agentCacheFileName(node: string, date: Date): string {
 /** `phpipam-20261127-143502.sql.gz`, like the etcd snapshot's name. */
 export function phpipamDumpFileName(date: Date): string {
   return `phpipam-${utcStamp(date)}.sql.gz`;
+}
+
+/** `nebula-node-1-20261127-143502.tar.gz` */
+export function nebulaArchiveFileName(node: string, date: Date): string {
+  return `nebula-${node}-${utcStamp(date)}.tar.gz`;
+}
+
+/** `agent-config-node-1-20261127-143502.tar.gz` */
+export function agentConfigFileName(node: string, date: Date): string {
+  return `agent-config-${node}-${utcStamp(date)}.tar.gz`;
 }
 
 export function etcdSnapshotFileName(date: Date): string {

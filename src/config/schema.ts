@@ -48,6 +48,16 @@ export const AgentSchema = z.strictObject({
   cacheDir: z.string().startsWith('/', 'expected an absolute directory path'),
   service: ServiceRefSchema,
   healthUrl: z.string().url('expected the agent health URL, e.g. http://127.0.0.1:9090/health').optional(),
+  /** The agent's drop-in config dir; backed up when present on the node. */
+  configDir: z.string().startsWith('/', 'expected an absolute directory path').default('/etc/nnoe/agent.d'),
+});
+
+/** The Nebula overlay files of one node: ca.crt, host.crt, host.key, config.yml in `dir`. */
+export const NebulaNodeSchema = z.strictObject({
+  node: name,
+  dir: z.string().startsWith('/', 'expected an absolute directory path').default('/etc/nebula'),
+  /** How Nebula is stopped and started on the node (used by the Nebula restore). */
+  service: ServiceRefSchema.optional(),
 });
 
 const gfsCount = z.number().int('expected a whole number').min(0, 'expected 0 or more');
@@ -92,6 +102,13 @@ export const ClusterSchema = z.strictObject({
   /** Overrides the top-level retention for this cluster's sets. */
   retention: RetentionSchema.optional(),
   agents: z.array(AgentSchema).default([]),
+  /** What a restored cluster must hold before the restore counts as done. */
+  restore: z.strictObject({
+    /** Keys that must exist after a restore; with `value`, with exactly that value (e.g. /nnoe/dns/zones/example.com). */
+    criticalKeys: z.array(z.strictObject({ key: z.string().min(1), value: z.string().optional() })).default([]),
+  }).prefault({}),
+  /** Nodes whose Nebula certificates and config are backed up (always encrypted). */
+  nebula: z.array(NebulaNodeSchema).default([]),
   phpipam: PhpipamSchema.optional(),
 });
 
@@ -113,6 +130,11 @@ const S3TargetSchema = z.strictObject({
   secretAccessKey: SecretRefSchema.optional(),
   /** Multipart part size in MiB: memory per upload is about this, whatever the artefact size. */
   partSizeMiB: z.number().int().min(5).max(512).default(8),
+  /** S3 server-side encryption as a second layer under age (which stays the one that matters). */
+  serverSideEncryption: z.strictObject({
+    algorithm: z.enum(['AES256', 'aws:kms'], { error: 'expected AES256 (SSE-S3) or aws:kms (SSE-KMS)' }),
+    kmsKeyId: z.string().min(1).optional(),
+  }).refine((sse) => sse.algorithm === 'aws:kms' || sse.kmsKeyId === undefined, { error: 'kmsKeyId is only used with algorithm aws:kms' }).optional(),
 });
 
 export const StorageTargetSchema = z.discriminatedUnion('type', [LocalTargetSchema, S3TargetSchema]);
@@ -155,6 +177,15 @@ export const ConfigSchema = z.strictObject({
       seen.add(item.name);
     });
   }
+  // Nebula archives hold host private keys: they are never stored in clear.
+  config.clusters.forEach((cluster, index) => {
+    if (cluster.nebula.length > 0 && !config.encryption) {
+      ctx.addIssue({
+        code: 'custom', path: ['clusters', index, 'nebula'],
+        message: 'Nebula backups hold private keys and are always encrypted: expected encryption.recipients (age1...) in the config',
+      });
+    }
+  });
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -166,4 +197,5 @@ export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
 export type RetentionConfig = z.infer<typeof RetentionSchema>;
 export type ServiceRef = z.infer<typeof ServiceRefSchema>;
 export type AgentConfig = z.infer<typeof AgentSchema>;
+export type NebulaNodeConfig = z.infer<typeof NebulaNodeSchema>;
 export type PhpipamConfig = z.infer<typeof PhpipamSchema>;

@@ -22,6 +22,20 @@ export interface S3StoreOptions {
   bucket: string;
   prefix: string;
   partSizeBytes: number;
+  /** S3 server-side encryption, a second layer under age: sent with every object written. */
+  serverSideEncryption?: ServerSideEncryptionOptions;
+}
+
+export interface ServerSideEncryptionOptions {
+  algorithm: 'AES256' | 'aws:kms';
+  /** KMS key id or ARN, with aws:kms; the bucket's default key when omitted. */
+  kmsKeyId?: string;
+}
+
+/** The request fields that ask S3 to encrypt an object at rest. */
+function sseFields(sse: ServerSideEncryptionOptions | undefined): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+  if (!sse) return {};
+  return { ServerSideEncryption: sse.algorithm, ...(sse.algorithm === 'aws:kms' && sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) };
 }
 
 /**
@@ -50,7 +64,7 @@ export class S3Store implements BackupStore {
   }
 
   async createWriter(key: string): Promise<ArtefactWriter> {
-    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes);
+    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes, sseFields(this.options.serverSideEncryption));
     return {
       stream: upload,
       commit: async (): Promise<StoredObject> => {
@@ -112,7 +126,8 @@ class MultipartWriter extends Writable {
   private bytes = 0;
   private state: 'open' | 'completed' | 'aborted' = 'open';
 
-  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number) {
+  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number,
+    private readonly sse: ReturnType<typeof sseFields>) {
     super({ highWaterMark: 1024 * 1024 });
   }
 
@@ -135,7 +150,7 @@ class MultipartWriter extends Writable {
   private async uploadBufferedPart(): Promise<void> {
     if (!this.uploadId) {
       const created = await this.client.send(new CreateMultipartUploadCommand({
-        Bucket: this.bucket, Key: this.key, ChecksumAlgorithm: 'SHA256',
+        Bucket: this.bucket, Key: this.key, ChecksumAlgorithm: 'SHA256', ...this.sse,
       }));
       this.uploadId = created.UploadId;
     }
@@ -159,7 +174,7 @@ class MultipartWriter extends Writable {
     if (!this.uploadId) {
       const body = this.takeBuffer();
       await this.client.send(new PutObjectCommand({
-        Bucket: this.bucket, Key: this.key, Body: body, ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+        Bucket: this.bucket, Key: this.key, Body: body, ChecksumSHA256: createHash('sha256').update(body).digest('base64'), ...this.sse,
       }));
     } else {
       if (this.bufferedBytes > 0) await this.uploadBufferedPart();

@@ -5,26 +5,31 @@
  */
 import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
-import { agentCacheFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
+import { agentCacheFileName, agentConfigFileName, nebulaArchiveFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { etcdBackupWorkflow } from './etcd-backup';
 import { agentCacheBackupWorkflow } from './agent-cache';
 import { phpipamBackupWorkflow } from './phpipam-backup';
-import type { createBackupPlanActivities } from '../activities/backup-plan';
+import type { BackupPlan, createBackupPlanActivities } from '../activities/backup-plan';
+import type { createHostFileActivities } from '../activities/host-files';
+import { nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
 import type { createEtcdBackupActivities } from '../activities/etcd-backup';
 
 /** Components a set can hold, in the order the runbook's script takes them. */
-export const BACKUP_COMPONENTS = ['etcd', 'phpipam', 'agent-cache'] as const;
+export const BACKUP_COMPONENTS = ['etcd', 'phpipam', 'agent-cache', 'nebula', 'agent-config'] as const;
 
 /**
  * Components arrived one release at a time; `patched` markers keep sets started by an older
- * release replaying with the components they had (etcd only, then + agent caches, then + phpIPAM).
+ * release replaying with the components they had (etcd only, then + agent caches, then + phpIPAM,
+ * then + Nebula and agent configs).
  */
 function availableComponents(): BackupComponent[] {
   const withPhpipam = patched('phpipam-component');
   const withAgentCaches = patched('agent-cache-component');
-  return BACKUP_COMPONENTS.filter((c) => c === 'etcd' || (c === 'phpipam' && withPhpipam) || (c === 'agent-cache' && withAgentCaches));
+  const withHostFiles = patched('host-files-components');
+  return BACKUP_COMPONENTS.filter((c) => c === 'etcd' || (c === 'phpipam' && withPhpipam) || (c === 'agent-cache' && withAgentCaches)
+    || ((c === 'nebula' || c === 'agent-config') && withHostFiles));
 }
 export type BackupComponent = (typeof BACKUP_COMPONENTS)[number];
 
@@ -52,6 +57,32 @@ const { writeBackupManifest, discardBackupArtefacts } = proxyActivities<ReturnTy
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
+type HostFileActivities = ReturnType<typeof createHostFileActivities>;
+
+/** Host-file activities on one node's queue; small files, so a dead node worker fails the part within minutes. */
+function hostFileActivities(node: string): HostFileActivities {
+  return proxyActivities<HostFileActivities>({
+    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+    scheduleToCloseTimeout: '10m',
+    startToCloseTimeout: '5m',
+    retry: { maximumAttempts: 3, initialInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+}
+
+/** Runs `part` for each node in turn; a failed node is recorded and the others still run. */
+async function perNode(component: 'nebula' | 'agent-config', nodes: string[], part: (node: string) => Promise<ComponentRecord | null>): Promise<ComponentOutcome> {
+  const outcome: ComponentOutcome = { records: [], failures: [] };
+  for (const node of nodes) {
+    try {
+      const record = await part(node);
+      if (record) outcome.records.push(record);
+    } catch (err) {
+      outcome.failures.push({ component: `${component} ${node}`, reason: err instanceof Error ? rootMessage(err) : String(err) });
+    }
+  }
+  return outcome;
+}
+
 function chooseComponents(requested: string[] | undefined, available: readonly BackupComponent[]): BackupComponent[] {
   if (!requested || requested.length === 0) return [...available];
   const unknown = requested.filter((c) => !(available as readonly string[]).includes(c));
@@ -71,7 +102,8 @@ interface ComponentOutcome {
  * Runs one component as child workflow(s) named after the set (an operator finds every part of a
  * set by its id); returns records and per-part failures, never writes a manifest.
  */
-async function runComponent(component: BackupComponent, input: BackupSetInput, setId: string, startedAt: Date): Promise<ComponentOutcome> {
+async function runComponent(component: BackupComponent, input: BackupSetInput, setId: string, startedAt: Date, plan: BackupPlan | null): Promise<ComponentOutcome> {
+  const targets = input.targets ?? [];
   switch (component) {
     case 'etcd': {
       const result = await executeChild(etcdBackupWorkflow, {
@@ -93,7 +125,6 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
       // One agent at a time: the others keep serving while one is stopped.
       const outcome: ComponentOutcome = { records: [], failures: [] };
       const { agentNodes } = await describeBackupPlan({ cluster: input.cluster });
-      const targets = input.targets ?? [];
       for (const node of agentNodes) {
         try {
           outcome.records.push(await executeChild(agentCacheBackupWorkflow, {
@@ -106,6 +137,19 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
       }
       return outcome;
     }
+    case 'nebula':
+      return perNode('nebula', plan?.nebulaNodes ?? [], async (node) => {
+        const partStartedAt = new Date().toISOString();
+        const { artefact, facts } = await hostFileActivities(node).backupNebulaFiles({ cluster: input.cluster, setId, fileName: nebulaArchiveFileName(node, startedAt), targets });
+        return { component: 'nebula', node, status: 'ok', artefacts: [artefact], facts, startedAt: partStartedAt, finishedAt: new Date().toISOString() };
+      });
+    case 'agent-config':
+      return perNode('agent-config', plan?.agentNodes ?? [], async (node) => {
+        const partStartedAt = new Date().toISOString();
+        const outcome = await hostFileActivities(node).backupAgentConfig({ cluster: input.cluster, setId, fileName: agentConfigFileName(node, startedAt), targets });
+        if (!outcome) return null; // no config dir on that node
+        return { component: 'agent-config', node, status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt: partStartedAt, finishedAt: new Date().toISOString() };
+      });
   }
 }
 
@@ -124,11 +168,23 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
     { key: NnoeBackupSet, value: setId },
   ]);
 
+  // Sets with host files read the plan once up front: a Nebula set without encryption is refused
+  // before anything is copied (its archives would hold private keys in clear).
+  let plan: BackupPlan | null = null;
+  if (components.includes('nebula') || components.includes('agent-config')) {
+    plan = await describeBackupPlan({ cluster: input.cluster });
+    if (components.includes('nebula') && (plan.nebulaNodes ?? []).length > 0 && !plan.encrypted) {
+      tracker.finish('failed');
+      throw ApplicationFailure.nonRetryable(
+        `cluster ${input.cluster} backs up Nebula keys but the config has no encryption.recipients: Nebula archives are always encrypted`, FailureType.ConfigError);
+    }
+  }
+
   const records: ComponentRecord[] = [];
   const failures: BackupManifest['failures'] = [];
   for (const component of components) {
     try {
-      const outcome = await tracker.step(`back up ${component}`, () => runComponent(component, input, setId, startedAt),
+      const outcome = await tracker.step(`back up ${component}`, () => runComponent(component, input, setId, startedAt, plan),
         (o) => [...o.records.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`), ...o.failures.map((f) => `${f.component} FAILED`)].join(', ') || 'nothing configured');
       records.push(...outcome.records);
       failures.push(...outcome.failures);

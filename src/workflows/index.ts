@@ -4,3 +4,4 @@ export { backupSetWorkflow } from './backup-set';
 export { pruneBackupSetsWorkflow } from './prune';
 export { agentCacheBackupWorkflow } from './agent-cache';
 export { phpipamBackupWorkflow } from './phpipam-backup';
+export { etcdRestoreWorkflow } from './etcd-restore';

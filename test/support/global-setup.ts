@@ -4,7 +4,7 @@
  * management worker process. Everything is stopped and removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -20,10 +20,11 @@ import { processesWithEnvironmentMarker, supervisorctl, supervisorLayout, writeP
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
 import { generateIdentity } from '../../src/crypto';
+import { generateNebulaNode } from '../../src/sandbox/nebula';
 
 const repoRoot = resolve(__dirname, '../..');
 
-export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[]): Record<string, unknown> {
+export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[], nebula: object[]): Record<string, unknown> {
   const clusters = base.clusters as Array<Record<string, any>>;
   const main = clusters[0]!;
   const tls = main.etcd.tls as { caFile: string; certFile: string; keyFile: { file: string } };
@@ -33,14 +34,15 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      { ...main, agents },
+      { ...main, agents, nebula },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
     ],
     // Every test artefact is encrypted, so the e2e restore proves the encrypted round trip.
     encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } },
     storage: [
-      ...(base.storage as object[]),
+      // The S3 copy also asks for server-side encryption: the second layer under age.
+      ...(base.storage as Array<Record<string, unknown>>).map((t) => (t.type === 's3' ? { ...t, serverSideEncryption: { algorithm: 'AES256' } } : t)),
       { ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.deadS3Target, endpoint: `http://127.0.0.1:${deadPort}` },
     ],
   };
@@ -72,7 +74,13 @@ async function registerAgents(dir: string, supervisorConf: string): Promise<Arra
     const port = await freePort();
     const cacheDir = join(dir, 'agents', node, 'var', 'nnoe', 'cache');
     const program = `nnoe-agent-${node}`;
-    agents.push({ node, cacheDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port)] });
+    // Only node-1 has an agent config dir: the agent-config component skips nodes without one.
+    const configDir = join(dir, 'agents', node, 'etc', 'nnoe', 'agent.d');
+    if (node === AGENT_NODES[0]) {
+      await mkdir(configDir, { recursive: true });
+      await writeFile(join(configDir, '10-zones.yaml'), 'zones:\n  - example.com\n', { mode: 0o640 });
+    }
+    agents.push({ node, cacheDir, configDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port)] });
   }
   return agents;
 }
@@ -141,8 +149,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
     const agents = await registerAgents(dir, world.supervisorConf);
+    // Nebula files on the agent nodes, signed by one overlay CA, as `nebula-cert` lays them out.
+    const nebula = [];
+    for (const [index, node] of AGENT_NODES.entries()) {
+      const files = await generateNebulaNode(join(dir, 'nodes', node, 'etc', 'nebula'), { name: node, ip: `192.168.100.${index + 1}/24`, caDir: join(dir, 'nebula-ca') });
+      nebula.push({ node, dir: files.dir });
+    }
     await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
-      agents.map(({ configArgs: _args, ...agent }) => agent))));
+      agents.map(({ configArgs: _args, ...agent }) => agent), nebula)));
     await startAgents(dir, configPath, agents);
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseConfig } from '../src/config/load';
-import { readSecret } from '../src/config/secrets';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load';
+import { readSecret } from '../../src/config/secrets';
 
 const valid = {
   workDir: '/var/lib/nnoe-dr/work',
@@ -40,6 +40,20 @@ describe('config', () => {
     expect(problemsOf(bad)).toEqual([
       'clusters[0].etcd.members[0].clientUrl: expected a client URL like https://10.0.0.1:2379 (scheme, host and port, no path)',
     ]);
+  });
+
+  it('refuses Nebula backups without encryption recipients (the archives hold private keys)', () => {
+    const bad = { ...valid, clusters: [{ ...valid.clusters[0], nebula: [{ node: 'node-1' }] }] };
+    expect(problemsOf(bad)).toEqual([
+      'clusters[0].nebula: Nebula backups hold private keys and are always encrypted: expected encryption.recipients (age1...) in the config',
+    ]);
+  });
+
+  it('takes S3 server-side encryption as a second layer, and names a misplaced KMS key', () => {
+    const s3 = { name: 's3', type: 's3', bucket: 'nnoe-backups', serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/nnoe' } };
+    expect(parseConfig({ ...valid, storage: [s3] }).storage[0]).toMatchObject({ serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/nnoe' } });
+    expect(problemsOf({ ...valid, storage: [{ ...s3, serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } }] }))
+      .toEqual(['storage[0].serverSideEncryption: kmsKeyId is only used with algorithm aws:kms']);
   });
 
   it('names unknown keys, so a typo is found', () => {

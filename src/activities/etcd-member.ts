@@ -1,0 +1,220 @@
+/**
+ * Host-local steps of the etcd restore runbook, run by the node worker of each member's node:
+ * stage and check the snapshot, stop/start the member, restore into a new data dir beside the old
+ * one, repoint the member's unit/program file at it (old file kept beside), and put everything
+ * back on rollback. The old data dir is never written, moved or removed here.
+ */
+import { execFile } from 'node:child_process';
+import { access, mkdir, rm, statfs } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
+import { findCluster } from '../config/load';
+import { FailureType } from '../common/failures';
+import type { ArtefactRecord } from '../common/manifest';
+import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool } from '../etcd/snapshot-file';
+import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
+import { serviceDriver, type ServiceDriver } from '../services/driver';
+import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
+import { typedFailures } from './failures';
+import { failpoint } from '../common/failpoints';
+
+const execFileAsync = promisify(execFile);
+
+export type EtcdServiceRef = { driver: 'supervisor'; supervisorConf: string } | { driver: 'systemd'; unit: string };
+
+export interface StagedSnapshot {
+  member: string;
+  path: string;
+  bytes: number;
+  revision: number;
+  /** The member's current (live) data dir and the new one the restore will create beside it. */
+  dataDir: string;
+  restoredDataDir: string;
+  freeBytes: number;
+  tool: string;
+}
+
+/** The member's service: the cluster's etcd service with the member's program (supervisor) or unit (systemd). */
+export function etcdService(cluster: ClusterConfig): EtcdServiceRef {
+  if (!cluster.service) {
+    throw ApplicationFailure.nonRetryable(
+      `cluster ${cluster.name} names no etcd service (expected clusters[].service: { driver: systemd, unit } or { driver: supervisor, supervisorConf })`,
+      FailureType.ConfigError);
+  }
+  return cluster.service;
+}
+
+function memberDriver(cluster: ClusterConfig, member: EtcdMemberConfig): ServiceDriver {
+  const service = etcdService(cluster);
+  return serviceDriver(service.driver === 'supervisor'
+    ? { driver: 'supervisor', supervisorConf: service.supervisorConf, program: member.name }
+    : { driver: 'systemd', unit: service.unit });
+}
+
+/** SnapshotTrailerCheck as a fetch check: a restore refuses a snapshot whose sha256 trailer does not match. */
+class TrailerProblem extends Transform {
+  private readonly inner = new SnapshotTrailerCheck();
+  override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
+    this.inner.write(chunk, enc);
+    done(null, chunk);
+  }
+  override _flush(done: TransformCallback): void {
+    this.inner.end(() => done());
+    this.inner.resume();
+  }
+  problem(): string | null {
+    const result = this.inner.result();
+    if (result.trailerValid) return null;
+    return result.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer';
+  }
+}
+
+export function createEtcdMemberActivities(deps: { config: Config; node: string }) {
+  const { config, node } = deps;
+
+  function memberOnThisNode(clusterName: string, memberName: string): { cluster: ClusterConfig; member: EtcdMemberConfig } {
+    const cluster = findCluster(config, clusterName);
+    const member = cluster.etcd.members.find((m) => m.name === memberName);
+    if (!member) throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no etcd member ${memberName}`, FailureType.InvalidInput);
+    if (member.node !== node) {
+      throw ApplicationFailure.nonRetryable(`etcd member ${memberName} runs on ${member.node}, not on ${node} (wrong task queue)`, FailureType.InvalidInput);
+    }
+    return { cluster, member };
+  }
+
+  const stagingPath = (setId: string, member: string) => join(config.workDir, 'restore', setId, member, 'snapshot.db');
+  const restoredDirFor = (dataDir: string, tag: string) => join(dirname(resolve(dataDir)), `restored-${tag}`);
+
+  /**
+   * Preflight on the node: fetch the snapshot from the first good copy (checksums, trailer), read
+   * its status (revision must match the manifest), and check free disk for the restored data dir.
+   */
+  async function stageEtcdSnapshot(input: { cluster: string; member: string; setId: string; restoreTag: string; artefact: ArtefactRecord; revision: number }): Promise<StagedSnapshot> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const service = etcdService(cluster);
+    const dataDir = currentDataDir(await currentEtcdArgs(service, member.name));
+    const ctx = Context.current();
+    const path = stagingPath(input.setId, member.name);
+    let fetched;
+    try {
+      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), onProgress: (bytes) => ctx.heartbeat({ bytes }) });
+    } catch (err) {
+      if (err instanceof ArtefactUnusableError) {
+        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
+      }
+      throw err;
+    }
+    const status = await readSnapshotStatus(path);
+    if (status.revision !== input.revision) {
+      throw ApplicationFailure.nonRetryable(
+        `snapshot ${input.artefact.file} is at revision ${status.revision}, its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
+        FailureType.ChecksumMismatch);
+    }
+    const fs = await statfs(dirname(resolve(dataDir)));
+    const freeBytes = fs.bavail * fs.bsize;
+    if (freeBytes < 2 * fetched.bytes) {
+      throw ApplicationFailure.nonRetryable(
+        `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
+        FailureType.InsufficientDisk);
+    }
+    return { member: member.name, path, bytes: fetched.bytes, revision: status.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool().command };
+  }
+
+  async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const driver = memberDriver(cluster, member);
+    const wasRunning = await driver.isRunning();
+    await driver.stop();
+    return { member: member.name, wasRunning };
+  }
+
+  async function startEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    await memberDriver(cluster, member).start();
+    return { member: member.name };
+  }
+
+  /**
+   * `snapshot restore` into the new data dir (etcdutl when present, else etcdctl 3.4). A dir left
+   * by an earlier attempt of this restore is ours and is removed first; the live dir never is.
+   */
+  async function restoreEtcdMemberData(input: {
+    cluster: string; member: string; setId: string; restoredDataDir: string; initialCluster: string; initialClusterToken: string;
+  }): Promise<{ member: string; dataDir: string; tool: string }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+    const target = resolve(input.restoredDataDir);
+    if (target === live || live.startsWith(`${target}/`)) {
+      throw ApplicationFailure.nonRetryable(`refusing to restore into ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
+    }
+    await failpoint(`before-restore-data:${member.name}`);
+    await rm(target, { recursive: true, force: true });
+    const tool = snapshotTool();
+    try {
+      await execFileAsync(tool.command, [
+        'snapshot', 'restore', stagingPath(input.setId, member.name),
+        '--name', member.name, '--data-dir', target,
+        '--initial-cluster', input.initialCluster, '--initial-cluster-token', input.initialClusterToken,
+        '--initial-advertise-peer-urls', member.peerUrl,
+      ], { env: tool.env, timeout: 30 * 60_000 });
+    } catch (err) {
+      await rm(target, { recursive: true, force: true });
+      const e = err as { stderr?: string; message: string };
+      throw ApplicationFailure.retryable(`${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`, FailureType.RestoreFailed);
+    }
+    return { member: member.name, dataDir: target, tool: tool.command };
+  }
+
+  /** Rewrites the member's unit/program file (old one kept beside); supervisord restarts it on the new flags. */
+  async function repointEtcdMemberConfig(input: { cluster: string; member: string; restoreTag: string; changes: EtcdFlagChanges }): Promise<MemberConfigChange> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const ctx = Context.current();
+    await failpoint(`before-repoint:${member.name}`, () => ctx.heartbeat({ failpoint: `before-repoint:${member.name}` }));
+    await access(input.changes.dataDir).catch(() => {
+      if (input.changes.initialClusterState !== 'existing') {
+        throw ApplicationFailure.nonRetryable(`restored data dir ${input.changes.dataDir} does not exist on ${node}`, FailureType.InvalidInput);
+      }
+    });
+    if (input.changes.initialClusterState === 'existing') {
+      // A joining member starts on an empty dir; one left by an earlier attempt of this restore is ours to clear.
+      const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+      if (resolve(input.changes.dataDir) === live) {
+        throw ApplicationFailure.nonRetryable(`refusing to clear ${input.changes.dataDir}: it is the live data dir of ${member.name}`, FailureType.InvalidInput);
+      }
+      await rm(input.changes.dataDir, { recursive: true, force: true });
+      await mkdir(dirname(input.changes.dataDir), { recursive: true });
+    }
+    return repointEtcdMember({ service: etcdService(cluster), member: member.name, changes: input.changes, backupTag: input.restoreTag });
+  }
+
+  /** Rollback: the old unit/program file back, the member running on its untouched old data dir. */
+  async function revertEtcdMemberConfig(input: { cluster: string; member: string; change: MemberConfigChange | null }): Promise<{ member: string }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const driver = memberDriver(cluster, member);
+    if (input.change) {
+      await driver.stop();
+      await revertEtcdMember(input.change, etcdService(cluster));
+    }
+    await driver.start();
+    return { member: member.name };
+  }
+
+  /** Removes the staged snapshot once the restore is over (either way). */
+  async function discardStagedSnapshot(input: { setId: string; member: string }): Promise<void> {
+    await rm(dirname(stagingPath(input.setId, input.member)), { recursive: true, force: true });
+  }
+
+  return {
+    stageEtcdSnapshot: typedFailures(stageEtcdSnapshot),
+    stopEtcdMember: typedFailures(stopEtcdMember),
+    startEtcdMember: typedFailures(startEtcdMember),
+    restoreEtcdMemberData: typedFailures(restoreEtcdMemberData),
+    repointEtcdMemberConfig: typedFailures(repointEtcdMemberConfig),
+    revertEtcdMemberConfig: typedFailures(revertEtcdMemberConfig),
+    discardStagedSnapshot: typedFailures(discardStagedSnapshot),
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * Cluster-wide steps of the etcd restore runbook, run by the management worker: choose and check
+ * the backup set (plan), add members (first-node-then-add), and verify a cluster after a restore
+ * or a rollback (health, membership, revision, hashKV agreement, critical keys).
+ */
+import { randomBytes } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Etcd3 } from 'etcd3';
+import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
+import { findCluster } from '../config/load';
+import { FailureType } from '../common/failures';
+import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
+import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
+import { connectMember, hashKV } from '../etcd/connect';
+import { errorMessage, typedFailures } from './failures';
+
+export interface RestoreMember {
+  name: string;
+  node: string;
+  clientUrl: string;
+  peerUrl: string;
+}
+
+export interface EtcdRestorePlan {
+  cluster: string;
+  setId: string;
+  setCreatedAt: string;
+  setStatus: 'complete' | 'partial';
+  artefact: ArtefactRecord;
+  snapshot: EtcdSnapshotFacts;
+  members: RestoreMember[];
+  /** `name=peerUrl,...` of every member: the restored cluster's topology. */
+  initialCluster: string;
+  /** Fresh per restore, so restored members can never join members of the old cluster. */
+  initialClusterToken: string;
+  criticalKeys: Array<{ key: string; value?: string }>;
+  agentNodes: string[];
+}
+
+export interface ClusterCheck {
+  healthy: boolean;
+  members: Array<{ name: string; revision?: number; hashKV?: number; error?: string }>;
+  memberList: string[];
+  revision: number;
+  hashRevision: number;
+  problems: string[];
+}
+
+const initialClusterOf = (members: RestoreMember[]) => members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+
+export function createEtcdRestoreActivities(deps: { config: Config }) {
+  const { config } = deps;
+
+  async function withMember<T>(cluster: ClusterConfig, member: EtcdMemberConfig, fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    const client = await connectMember(cluster, member);
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** The newest complete set with an etcd snapshot, or the one asked for, checked to belong to this cluster. */
+  async function chooseSet(cluster: ClusterConfig, setId: string | undefined): Promise<CatalogEntry> {
+    const sets = await listBackupSets(config, setId ? {} : { cluster: cluster.name });
+    const hasEtcd = (e: CatalogEntry) => e.manifest.components.some((c) => c.component === 'etcd');
+    if (!setId) {
+      const newest = sets.find((e) => e.status === 'complete' && hasEtcd(e));
+      if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}`, FailureType.BackupSetNotFound);
+      return newest;
+    }
+    const chosen = sets.find((e) => e.setId === setId);
+    if (!chosen) throw ApplicationFailure.nonRetryable(`backup set ${setId} was not found in any target`, FailureType.BackupSetNotFound);
+    if (chosen.cluster !== cluster.name) {
+      throw ApplicationFailure.nonRetryable(
+        `backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster.name}: refusing to restore another cluster's snapshot`, FailureType.RestoreRefused);
+    }
+    if (!hasEtcd(chosen)) throw ApplicationFailure.nonRetryable(`backup set ${setId} holds no etcd snapshot`, FailureType.RestoreRefused);
+    return chosen;
+  }
+
+  async function planEtcdRestore(input: { cluster: string; setId?: string }): Promise<EtcdRestorePlan> {
+    const cluster = findCluster(config, input.cluster);
+    const entry = await chooseSet(cluster, input.setId);
+    const etcd = entry.manifest.components.find((c) => c.component === 'etcd');
+    if (!etcd || etcd.component !== 'etcd') throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} holds no etcd snapshot`, FailureType.RestoreRefused);
+    if (!cluster.etcd.members.some((m) => m.name === etcd.facts.member)) {
+      throw ApplicationFailure.nonRetryable(
+        `the snapshot of set ${entry.setId} was taken from member ${etcd.facts.member}, which is not a member of ${cluster.name} (${cluster.etcd.members.map((m) => m.name).join(', ')})`,
+        FailureType.RestoreRefused);
+    }
+    const members = cluster.etcd.members.map(({ name, node, clientUrl, peerUrl }) => ({ name, node, clientUrl, peerUrl }));
+    return {
+      cluster: cluster.name,
+      setId: entry.setId,
+      setCreatedAt: entry.createdAt,
+      setStatus: entry.status,
+      artefact: etcd.artefacts[0]!,
+      snapshot: etcd.facts,
+      members,
+      initialCluster: initialClusterOf(members),
+      initialClusterToken: `${cluster.name}-restore-${randomBytes(4).toString('hex')}`,
+      criticalKeys: cluster.restore.criticalKeys,
+      agentNodes: cluster.agents.map((a) => a.node),
+    };
+  }
+
+  /**
+   * Health, membership, revision, hashKV agreement and critical keys of the members named (all by
+   * default). Returns the facts; with `require`, fails (retryably: a cluster settles) unless clean.
+   */
+  async function checkEtcdCluster(input: { cluster: string; members?: string[]; minRevision?: number; criticalKeys?: Array<{ key: string; value?: string }>; require?: boolean }): Promise<ClusterCheck> {
+    const cluster = findCluster(config, input.cluster);
+    const members = cluster.etcd.members.filter((m) => !input.members || input.members.includes(m.name));
+    const problems: string[] = [];
+    const statuses = await Promise.all(members.map(async (member): Promise<ClusterCheck['members'][number]> => {
+      try {
+        return await withMember(cluster, member, async (client) => ({ name: member.name, revision: Number((await client.maintenance.status()).header.revision) }));
+      } catch (err) {
+        problems.push(`${member.name} unhealthy: ${errorMessage(err)}`);
+        return { name: member.name, error: errorMessage(err) };
+      }
+    }));
+    const healthy = statuses.filter((s) => s.revision !== undefined);
+    let memberList: string[] = [];
+    let hashRevision = 0;
+    if (healthy.length > 0) {
+      const first = members.find((m) => m.name === healthy[0]!.name)!;
+      await withMember(cluster, first, async (client) => {
+        memberList = ((await client.cluster.memberList({})).members ?? []).map((m) => `${m.name || '(unstarted)'}=${(m.peerURLs ?? []).join('|')}`).sort();
+        for (const { key, value } of input.criticalKeys ?? []) {
+          const actual = await client.get(key).string();
+          if (actual === null) problems.push(`critical key ${key} is missing`);
+          else if (value !== undefined && actual !== value) problems.push(`critical key ${key} has another value than expected`);
+        }
+      });
+      const expected = members.map((m) => `${m.name}=${m.peerUrl}`).sort();
+      if (JSON.stringify(memberList) !== JSON.stringify(expected)) problems.push(`member list is ${memberList.join(', ')}; expected ${expected.join(', ')}`);
+      // Every member hashes the same revision: equal hashes mean equal keyspaces.
+      hashRevision = Math.min(...healthy.map((s) => s.revision!));
+      for (const status of healthy) {
+        const member = members.find((m) => m.name === status.name)!;
+        try {
+          status.hashKV = (await withMember(cluster, member, (client) => hashKV(client, hashRevision))).hash;
+        } catch (err) {
+          problems.push(`hashKV of ${status.name} at ${hashRevision} failed: ${errorMessage(err)}`);
+        }
+      }
+      const hashes = new Set(healthy.map((s) => s.hashKV));
+      if (hashes.size > 1) problems.push(`members disagree on hashKV at revision ${hashRevision}: ${healthy.map((s) => `${s.name}=${s.hashKV}`).join(', ')}`);
+    }
+    const revision = Math.max(0, ...healthy.map((s) => s.revision!));
+    if (input.minRevision !== undefined && revision < input.minRevision) problems.push(`revision ${revision} is below the snapshot's ${input.minRevision}`);
+    const check: ClusterCheck = { healthy: problems.length === 0, members: statuses, memberList, revision, hashRevision, problems };
+    if (input.require && problems.length > 0) {
+      throw ApplicationFailure.retryable(`cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`, FailureType.RestoreVerificationFailed);
+    }
+    return check;
+  }
+
+  /** `member add` through the members already running; idempotent (an existing peer URL is not added twice). */
+  async function addEtcdMember(input: { cluster: string; member: string; via: string[] }): Promise<{ id: string; alreadyMember: boolean }> {
+    const cluster = findCluster(config, input.cluster);
+    const member = cluster.etcd.members.find((m) => m.name === input.member);
+    const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
+    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    return withMember(cluster, via, async (client) => {
+      const existing = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
+      if (existing) return { id: String(existing.ID), alreadyMember: true };
+      const added = await client.cluster.memberAdd({ peerURLs: [member.peerUrl] });
+      return { id: String(added.member.ID), alreadyMember: false };
+    });
+  }
+
+  return {
+    planEtcdRestore: typedFailures(planEtcdRestore),
+    checkEtcdCluster: typedFailures(checkEtcdCluster),
+    addEtcdMember: typedFailures(addEtcdMember),
+  };
+}
+
+export { initialClusterOf };

@@ -1,0 +1,79 @@
+/**
+ * Runbook "Nebula Certificate Backup" and the agent configs (`/etc/nnoe/agent.d`), on the node that
+ * holds them (node worker): a tar.gz of the files with their modes, encrypted like every artefact.
+ * Nebula archives hold the host's private key, so they are never written without encryption.
+ */
+import { lstat, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../config/schema';
+import { findCluster, findTargets } from '../config/load';
+import { artefactKey, openStore } from '../storage';
+import { createArchiveStream, type ArchivedEntry } from '../archive/create';
+import { FailureType } from '../common/failures';
+import type { ArtefactRecord } from '../common/manifest';
+import { artefactEncryption } from './artefact-encryption';
+import { publishCompressed } from './archive-artefact';
+import { typedFailures } from './failures';
+
+/** What a Nebula node must hold; the restore puts back exactly these. */
+export const NEBULA_FILES = ['ca.crt', 'host.crt', 'host.key', 'config.yml'] as const;
+
+export interface HostFilesBackupInput {
+  cluster: string;
+  setId: string;
+  fileName: string;
+  targets: string[];
+}
+
+export interface HostFilesOutcome {
+  artefact: ArtefactRecord;
+  facts: { node: string; dir: string; files: ArchivedEntry[] };
+}
+
+export function createHostFileActivities(deps: { config: Config; node: string }) {
+  const { config, node } = deps;
+
+  async function archive(input: HostFilesBackupInput, dir: string, paths: string[], encryptionRequired: boolean): Promise<HostFilesOutcome> {
+    const encryption = artefactEncryption(config);
+    if (!encryption && encryptionRequired) {
+      throw ApplicationFailure.nonRetryable(
+        'Nebula backups hold private keys and are always encrypted: configure encryption.recipients (age1...)', FailureType.ConfigError);
+    }
+    const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
+    const key = artefactKey(input.setId, fileName);
+    const stores = await Promise.all(findTargets(config, input.targets).map(openStore));
+    const files: ArchivedEntry[] = [];
+    const source = createArchiveStream(paths, (entry) => { files.push(entry); });
+    const artefact = await publishCompressed({ source, stores, key, fileName, encryption });
+    return { artefact, facts: { node, dir, files } };
+  }
+
+  async function backupNebulaFiles(input: HostFilesBackupInput): Promise<HostFilesOutcome> {
+    const nebula = findCluster(config, input.cluster).nebula.find((n) => n.node === node);
+    if (!nebula) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
+    const paths = NEBULA_FILES.map((file) => join(nebula.dir, file));
+    // lstat: a symlinked host.key would archive the link, not the key.
+    const missing = (await Promise.all(paths.map(async (p) => ((await lstat(p).catch(() => null))?.isFile() ? null : p)))).filter((p) => p !== null);
+    if (missing.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `Nebula files missing or not regular files on node ${node}: ${missing.join(', ')} (expected ${NEBULA_FILES.join(', ')} in ${nebula.dir})`,
+        FailureType.InvalidInput);
+    }
+    return archive(input, nebula.dir, paths, true);
+  }
+
+  /** null when the agent has no config dir on this node (nothing to back up, not a failure). */
+  async function backupAgentConfig(input: HostFilesBackupInput): Promise<HostFilesOutcome | null> {
+    const agent = findCluster(config, input.cluster).agents.find((a) => a.node === node);
+    if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} configures no agent on node ${node}`, FailureType.InvalidInput);
+    const isDir = await stat(agent.configDir).then((s) => s.isDirectory(), () => false);
+    if (!isDir) return null;
+    return archive(input, agent.configDir, [agent.configDir], false);
+  }
+
+  return {
+    backupNebulaFiles: typedFailures(backupNebulaFiles),
+    backupAgentConfig: typedFailures(backupAgentConfig),
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Fetching an artefact back for a restore: from the first copy that proves good, checked on the
+ * way (stored sha256 and size, then after age and gunzip the raw sha256 and size). A copy that
+ * fails its checks is skipped for the next one; the file appears at `destination` only once
+ * every check passed (temp file, fsync, rename), so a restore never reads unverified bytes.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { Config } from '../config/schema';
+import type { ArtefactRecord } from '../common/manifest';
+import { openStore } from '../storage';
+import { HashingStream } from '../storage/hashing';
+import { createDecryptStream, readDecryptionIdentity } from '../crypto';
+
+export class ArtefactUnusableError extends Error {
+  override readonly name = 'ArtefactUnusableError';
+  /** True when every copy was read and found bad (retrying cannot help); false when some copy could not be read. */
+  constructor(message: string, readonly integrity = true) {
+    super(message);
+  }
+}
+
+class IntegrityProblem extends Error {}
+
+export interface FetchedArtefact {
+  path: string;
+  /** The target whose copy was used. */
+  target: string;
+  bytes: number;
+  sha256: string;
+  /** Copies tried before, with why they were refused. */
+  refused: Array<{ target: string; problem: string; integrity: boolean }>;
+}
+
+/** Identity text for an encrypted artefact; restores without `encryption.identity` cannot read it. */
+export async function restoreIdentity(config: Config, artefact: ArtefactRecord): Promise<string | null> {
+  if (!artefact.encryption) return null;
+  if (!config.encryption?.identity) {
+    throw new ArtefactUnusableError(`${artefact.file} is age-encrypted and the config names no decryption identity (expected encryption.identity: { file } or { env })`);
+  }
+  return readDecryptionIdentity(config.encryption.identity);
+}
+
+/**
+ * Writes the raw (decrypted, decompressed) artefact to `destination`. `check` sees the raw bytes
+ * on the way (e.g. the etcd snapshot trailer) and its `problem()` is asked at the end.
+ */
+export async function fetchArtefact(config: Config, artefact: ArtefactRecord, destination: string, opts: {
+  check?: () => Transform & { problem(): string | null };
+  onProgress?: (bytes: number) => void;
+} = {}): Promise<FetchedArtefact> {
+  const identity = await restoreIdentity(config, artefact);
+  const refused: FetchedArtefact['refused'] = [];
+  await mkdir(dirname(destination), { recursive: true });
+  const partial = `${destination}.partial`;
+  for (const copy of orderCopies(config, artefact)) {
+    const target = config.storage.find((t) => t.name === copy.target);
+    if (!target) { refused.push({ target: copy.target, problem: 'target no longer in the config', integrity: true }); continue; }
+    const stored = new HashingStream();
+    const raw = new HashingStream();
+    const check = opts.check?.();
+    const progress = setInterval(() => opts.onProgress?.(stored.bytes), 2000);
+    try {
+      const store = await openStore(target);
+      await pipeline([
+        await store.read(artefact.key), stored,
+        ...(identity ? [createDecryptStream(identity)] : []),
+        ...(artefact.compression === 'gzip' ? [createGunzip({ chunkSize: 256 * 1024 })] : []),
+        raw, ...(check ? [check] : []), createWriteStream(partial),
+      ]);
+      const problems = [
+        stored.bytes !== artefact.bytes && `stored size ${stored.bytes} bytes, manifest says ${artefact.bytes}`,
+        stored.digestHex() !== artefact.sha256 && 'stored sha256 differs from the manifest',
+        raw.bytes !== artefact.raw.bytes && `raw size ${raw.bytes} bytes, manifest says ${artefact.raw.bytes}`,
+        raw.digestHex() !== artefact.raw.sha256 && 'raw sha256 differs from the manifest',
+        check?.problem() ?? false,
+      ].filter((p): p is string => typeof p === 'string');
+      if (problems.length > 0) throw new IntegrityProblem(problems.join('; '));
+      const file = await open(partial, 'r');
+      await file.sync().finally(() => file.close());
+      await rename(partial, destination);
+      return { path: destination, target: copy.target, bytes: raw.bytes, sha256: artefact.raw.sha256, refused };
+    } catch (err) {
+      refused.push({ target: copy.target, problem: (err as Error).message, integrity: err instanceof IntegrityProblem });
+      await rm(partial, { force: true });
+    } finally {
+      clearInterval(progress);
+    }
+  }
+  throw new ArtefactUnusableError(
+    `no good copy of ${artefact.file}: ${refused.map((r) => `${r.target}: ${r.problem}`).join('; ') || 'the manifest lists no copy'}`,
+    refused.every((r) => r.integrity));
+}
+
+/** Local copies first (no transfer), then the others in manifest order. */
+function orderCopies(config: Config, artefact: ArtefactRecord): ArtefactRecord['copies'] {
+  const isLocal = (name: string) => config.storage.find((t) => t.name === name)?.type === 'local';
+  return [...artefact.copies.filter((c) => isLocal(c.target)), ...artefact.copies.filter((c) => !isLocal(c.target))];
+}

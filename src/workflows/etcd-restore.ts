@@ -1,0 +1,313 @@
+/**
+ * Runbook "etcd Restore" for a whole cluster, as the safest code in the project:
+ *
+ *   preflight -> approval -> stop etcd -> restore data dirs -> repoint members -> verify -> restart agents
+ *
+ * Nothing is touched before the approval; the snapshot is checked on every node first. Restores
+ * go into a new data dir beside the old one, and the old unit/program file is kept beside the new
+ * one. When anything after "stop" fails, or the run is cancelled, the old files come back and the
+ * old members start on their untouched data dirs (non-cancellable), then the run fails with the cause.
+ *
+ * Strategies: `all-members` restores the snapshot on every member with one --initial-cluster and a
+ * fresh token (etcd's documented way); `first-node-then-add` restores the first member as a
+ * one-member cluster and `member add`s the others one at a time on empty data dirs (the runbook's way).
+ */
+import {
+  ApplicationFailure, CancellationScope, condition, defineQuery, defineUpdate, isCancellation, proxyActivities, setHandler,
+  upsertSearchAttributes, workflowInfo,
+} from '@temporalio/workflow';
+import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
+import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/etcd-member';
+import type { createAgentServiceActivities } from '../activities/agent-service';
+import type { MemberConfigChange } from '../etcd/member-service';
+import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
+import { ProgressTracker, rootMessage } from './progress';
+import type { Duration } from '@temporalio/common';
+
+export type RestoreStrategy = 'all-members' | 'first-node-then-add';
+
+export interface EtcdRestoreInput {
+  cluster: string;
+  /** A set id; the newest complete set with an etcd snapshot when omitted. */
+  setId?: string;
+  strategy?: RestoreStrategy;
+  /** Preflight and plan only: nothing is stopped or written. */
+  dryRun?: boolean;
+  /** Approved up front (automation, a DR run that was approved as a whole). */
+  approved?: boolean;
+  /** How long to wait for the `approve` update; the run then ends having changed nothing. Default 1h. */
+  approvalTimeout?: Duration;
+  /** How long the restored cluster may take to become healthy before the restore rolls back. Default 2m. */
+  verifyTimeout?: Duration;
+  /** How long a node worker may take to pick up a step (a dead node worker fails the step). Default 2m. */
+  nodeResponseTimeout?: Duration;
+  /** Restart the agents one at a time afterwards (they rebuild their caches). Default true. */
+  restartAgents?: boolean;
+}
+
+export interface EtcdRestoreResult {
+  setId: string;
+  strategy: RestoreStrategy;
+  dryRun: boolean;
+  approvedBy: string | null;
+  snapshotRevision: number;
+  check: ClusterCheck | null;
+  dataDirs: Array<{ member: string; old: string; restored: string }>;
+}
+
+export interface RestoreApproval {
+  /** Must name the set the plan shows: an approval is for one set, not for whatever the plan becomes. */
+  setId: string;
+  approvedBy: string;
+}
+
+export interface RestorePlanView {
+  state: 'planning' | 'awaiting-approval' | 'approved' | 'not-approved' | 'dry-run';
+  plan: EtcdRestorePlan | null;
+  staged: StagedSnapshot[];
+  strategy: RestoreStrategy;
+}
+
+export const approveRestoreUpdate = defineUpdate<{ approvedBy: string }, [RestoreApproval]>('approve');
+export const restorePlanQuery = defineQuery<RestorePlanView>('plan');
+
+const STRATEGIES: RestoreStrategy[] = ['all-members', 'first-node-then-add'];
+
+const management = (verifyTimeout: Duration) => proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
+  startToCloseTimeout: '1m',
+  scheduleToCloseTimeout: verifyTimeout,
+  retry: { initialInterval: '1s', backoffCoefficient: 1.5, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+const { planEtcdRestore } = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
+  startToCloseTimeout: '2m',
+  retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+type MemberActivities = ReturnType<typeof createEtcdMemberActivities>;
+
+/** Steps on one member's node. `scheduleToStart` makes a dead node worker fail the step instead of hanging it. */
+function onNode(node: string, nodeResponseTimeout: Duration): MemberActivities {
+  return proxyActivities<MemberActivities>({
+    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+    scheduleToStartTimeout: nodeResponseTimeout,
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: '1m',
+    retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+}
+
+/** Rollback steps wait for the node as long as it takes (a node worker that comes back finishes them). */
+function rollbackOnNode(node: string): MemberActivities {
+  return proxyActivities<MemberActivities>({
+    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+    startToCloseTimeout: '5m',
+    retry: { initialInterval: '2s', maximumInterval: '30s', nonRetryableErrorTypes: ['InvalidInput', 'ConfigError'] },
+  });
+}
+
+function agentsOnNode(node: string): ReturnType<typeof createAgentServiceActivities> {
+  return proxyActivities<ReturnType<typeof createAgentServiceActivities>>({
+    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+    scheduleToCloseTimeout: '15m',
+    startToCloseTimeout: '5m',
+    heartbeatTimeout: '1m',
+    retry: { maximumAttempts: 3, initialInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+}
+
+function validateInput(input: EtcdRestoreInput): RestoreStrategy {
+  if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
+    throw ApplicationFailure.nonRetryable('an etcd restore needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
+  }
+  const strategy = input.strategy ?? 'all-members';
+  if (!STRATEGIES.includes(strategy)) {
+    throw ApplicationFailure.nonRetryable(`unknown restore strategy "${String(strategy)}"; expected one of ${STRATEGIES.join(', ')}`, FailureType.InvalidInput);
+  }
+  return strategy;
+}
+
+export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<EtcdRestoreResult> {
+  const strategy = validateInput(input);
+  const dryRun = input.dryRun === true;
+  const nodeTimeout = input.nodeResponseTimeout ?? '2m';
+  const verify = management(input.verifyTimeout ?? '2m');
+  const tracker = new ProgressTracker('etcd-restore', input.cluster, [
+    'preflight', 'approval', 'stop etcd', 'restore data dirs', 'repoint members', 'verify cluster', 'restart agents',
+  ]);
+  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-restore' }]);
+
+  const view: RestorePlanView = { state: 'planning', plan: null, staged: [], strategy };
+  let approvedBy: string | null = null;
+  setHandler(restorePlanQuery, () => view);
+  setHandler(approveRestoreUpdate, (approval) => {
+    approvedBy = approval.approvedBy;
+    view.state = 'approved';
+    return { approvedBy: approval.approvedBy };
+  }, {
+    validator: (approval) => {
+      if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
+      if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '') throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
+      if (approval.setId !== view.plan?.setId) throw new Error(`this restore would restore set ${view.plan?.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
+    },
+  });
+
+  // ---- preflight: the plan, then the snapshot fetched and checked on every member's node.
+  const plan = await tracker.step('preflight', async () => {
+    const planned = await planEtcdRestore({ cluster: input.cluster, setId: input.setId });
+    view.plan = planned;
+    tracker.progress.setId = planned.setId;
+    upsertSearchAttributes([{ key: NnoeBackupSet, value: planned.setId }]);
+    view.staged = await Promise.all(planned.members.map((m) => onNode(m.node, nodeTimeout).stageEtcdSnapshot({
+      cluster: planned.cluster, member: m.name, setId: planned.setId, restoreTag: restoreTag(planned.setId),
+      artefact: planned.artefact, revision: planned.snapshot.revision,
+    })));
+    return planned;
+  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys) checked on ${p.members.map((m) => m.node).join(', ')}`);
+
+  const discardStaged = () => CancellationScope.nonCancellable(() => Promise.allSettled(
+    plan.members.map((m) => rollbackOnNode(m.node).discardStagedSnapshot({ setId: plan.setId, member: m.name }))));
+
+  // ---- approval
+  if (dryRun) {
+    view.state = 'dry-run';
+    tracker.note('approval', 'dry run: nothing stopped, nothing written');
+    await discardStaged();
+    tracker.finish('completed');
+    return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged) };
+  }
+  await tracker.step('approval', async () => {
+    if (input.approved === true) {
+      approvedBy = `input of ${workflowInfo().workflowId}`;
+      view.state = 'approved';
+      return;
+    }
+    view.state = 'awaiting-approval';
+    const answered = await condition(() => approvedBy !== null, input.approvalTimeout ?? '1h');
+    if (!answered) {
+      view.state = 'not-approved';
+      await discardStaged();
+      throw ApplicationFailure.nonRetryable(
+        `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
+    }
+  }, () => `approved by ${approvedBy}`).catch((err: unknown) => { tracker.finish('failed'); throw err; });
+
+  // ---- the destructive part, with rollback.
+  const changes = new Map<string, MemberConfigChange | null>();
+  try {
+    await tracker.step('stop etcd', () => Promise.all(plan.members.map((m) => onNode(m.node, nodeTimeout).stopEtcdMember({ cluster: plan.cluster, member: m.name }))),
+      (stopped) => stopped.map((s) => s.member).join(', '));
+    if (strategy === 'all-members') {
+      await restoreAllMembers(plan, view.staged, nodeTimeout, tracker, changes);
+    } else {
+      await restoreFirstThenAdd(plan, view.staged, nodeTimeout, tracker, changes, verify);
+    }
+    const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({
+      cluster: plan.cluster, minRevision: plan.snapshot.revision, criticalKeys: plan.criticalKeys, require: true,
+    }), (c) => `${c.members.length} members healthy at revision ${c.revision}, hashKV equal at ${c.hashRevision}`);
+
+    await tracker.step('restart agents', async () => {
+      if (input.restartAgents === false) return 'skipped (restartAgents: false)';
+      // One at a time: the others keep serving while one rebuilds its cache.
+      for (const node of plan.agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });
+      return plan.agentNodes.join(', ') || 'no agents configured';
+    }, (detail) => detail);
+    await discardStaged();
+    tracker.finish('completed');
+    return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged) };
+  } catch (err) {
+    const cause = err instanceof Error ? rootMessage(err) : String(err);
+    await CancellationScope.nonCancellable(async () => {
+      await tracker.step('rollback', async () => {
+        await Promise.all(plan.members.map((m) => rollbackOnNode(m.node).revertEtcdMemberConfig({ cluster: plan.cluster, member: m.name, change: changes.get(m.name) ?? null })));
+        return rollbackCheck(plan.cluster);
+      }, (c) => `old members running again: ${c.members.length} healthy at revision ${c.revision}`);
+      await discardStaged();
+    });
+    tracker.finish('failed');
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.nonRetryable(`restore of ${plan.setId} failed and was rolled back to the old data dirs: ${cause}`, FailureType.RolledBack);
+  }
+}
+
+/**
+ * Names this run's new data dirs (`restored-<tag>`) and the kept unit/program files
+ * (`.pre-restore-<tag>`): the set id plus the run, so restoring one set twice never collides.
+ */
+function restoreTag(setId: string): string {
+  return `${setId}-${workflowInfo().runId.slice(0, 8)}`;
+}
+
+/** After a rollback the old cluster must be whole again; checked for as long as it takes to settle. */
+async function rollbackCheck(cluster: string): Promise<ClusterCheck> {
+  return management('10m').checkEtcdCluster({ cluster, require: true });
+}
+
+function dataDirsOf(staged: StagedSnapshot[]): EtcdRestoreResult['dataDirs'] {
+  return staged.map((s) => ({ member: s.member, old: s.dataDir, restored: s.restoredDataDir }));
+}
+
+function stagedFor(staged: StagedSnapshot[], member: RestoreMember): StagedSnapshot {
+  const found = staged.find((s) => s.member === member.name);
+  if (!found) throw ApplicationFailure.nonRetryable(`no staged snapshot for member ${member.name}`, FailureType.InvalidInput);
+  return found;
+}
+
+async function restoreAllMembers(
+  plan: EtcdRestorePlan, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker, changes: Map<string, MemberConfigChange | null>,
+): Promise<void> {
+  await tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => onNode(m.node, nodeTimeout).restoreEtcdMemberData({
+    cluster: plan.cluster, member: m.name, setId: plan.setId, restoredDataDir: stagedFor(staged, m).restoredDataDir,
+    initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken,
+  }))), (restored) => restored.map((r) => `${r.member}: ${r.dataDir}`).join(', '));
+  await tracker.step('repoint members', () => Promise.all(plan.members.map(async (m) => {
+    changes.set(m.name, null); // from here on the rollback reverts this member (a no-op if nothing was written)
+    const change = await onNode(m.node, nodeTimeout).repointEtcdMemberConfig({
+      cluster: plan.cluster, member: m.name, restoreTag: restoreTag(plan.setId),
+      changes: { dataDir: stagedFor(staged, m).restoredDataDir, initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new' },
+    });
+    changes.set(m.name, change);
+    await onNode(m.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: m.name });
+    return change;
+  })), (done) => done.map((c) => c.file).join(', '));
+}
+
+async function restoreFirstThenAdd(
+  plan: EtcdRestorePlan, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker,
+  changes: Map<string, MemberConfigChange | null>, verify: ReturnType<typeof management>,
+): Promise<void> {
+  const [first, ...others] = plan.members;
+  if (!first) throw ApplicationFailure.nonRetryable(`cluster ${plan.cluster} has no members`, FailureType.InvalidInput);
+  const firstOnly = `${first.name}=${first.peerUrl}`;
+  await tracker.step('restore data dirs', () => onNode(first.node, nodeTimeout).restoreEtcdMemberData({
+    cluster: plan.cluster, member: first.name, setId: plan.setId, restoredDataDir: stagedFor(staged, first).restoredDataDir,
+    initialCluster: firstOnly, initialClusterToken: plan.initialClusterToken,
+  }), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
+  await tracker.step('repoint members', async () => {
+    changes.set(first.name, null);
+    changes.set(first.name, await onNode(first.node, nodeTimeout).repointEtcdMemberConfig({
+      cluster: plan.cluster, member: first.name, restoreTag: restoreTag(plan.setId),
+      changes: { dataDir: stagedFor(staged, first).restoredDataDir, initialCluster: firstOnly, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new' },
+    }));
+    await onNode(first.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: first.name });
+    await verify.checkEtcdCluster({ cluster: plan.cluster, members: [first.name], minRevision: plan.snapshot.revision, require: true });
+    // Then each other member: `member add`, start it on an empty data dir with state existing, wait until it serves.
+    const joined: RestoreMember[] = [first];
+    for (const member of others) {
+      await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name] });
+      joined.push(member);
+      changes.set(member.name, null);
+      changes.set(member.name, await onNode(member.node, nodeTimeout).repointEtcdMemberConfig({
+        cluster: plan.cluster, member: member.name, restoreTag: restoreTag(plan.setId),
+        changes: {
+          dataDir: stagedFor(staged, member).restoredDataDir, initialCluster: joined.map((m) => `${m.name}=${m.peerUrl}`).join(','),
+          initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
+        },
+      }));
+      await onNode(member.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: member.name });
+      await verify.checkEtcdCluster({ cluster: plan.cluster, members: joined.map((m) => m.name), require: true });
+    }
+    return [...changes.values()].filter((c): c is MemberConfigChange => c !== null);
+  }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time (${done.length} files rewritten)`);
+}
