@@ -1,4 +1,4 @@
-/** The phpIPAM database backup: config section, mysql2 preflight/facts, dump command and stream. */
+/** The phpIPAM database backup and restore: config section, mysql2 preflight/facts, dump command and stream, restore core. */
 export * from './config';
 export * from './types';
 export * from './failures';
@@ -7,3 +7,4 @@ export * from './dump-command';
 export { DumpTextWatcher, hasDumpTrailer, parseBinlogPosition } from './dump-text';
 export { describeExit, dumpEnvironment, DumpToolMissingError, readDumpTool, runDump, type DumpRun, type DumpRunOptions } from './dump';
 export { clientOptionFileText, escapeOptionValue, writeClientOptionFile } from './option-file';
+export * from './restore';
