@@ -35,7 +35,7 @@ describe('worker entry point', () => {
   it('refuses a node that no member names', async () => {
     const worker = runWorker(['--config', inject('world').configPath, '--node', 'node-9']);
     expect(await worker.exit).toBe(1);
-    expect(worker.output()).toContain('node "node-9" is not named by any etcd member or agent in the config (expected one of: node-1, node-2, node-3)');
+    expect(worker.output()).toContain('node "node-9" is not named by any etcd member, agent or Nebula node in the config (expected one of: node-1, node-2, node-3)');
   });
 
   it('stops at once on an invalid config, naming the bad path', async () => {

@@ -73,6 +73,22 @@ class TrailerProblem extends Transform {
   }
 }
 
+/**
+ * Heartbeats every 5 s while a host step runs (a `snapshot restore` of a large snapshot takes
+ * minutes), so the workflow can use a short heartbeat timeout and notice a dead node worker fast.
+ */
+function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), 5000);
+    try {
+      return await fn(...args);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}
+
 export function createEtcdMemberActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;
 
@@ -151,7 +167,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     if (target === live || live.startsWith(`${target}/`)) {
       throw ApplicationFailure.nonRetryable(`refusing to restore into ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
     }
-    await failpoint(`before-restore-data:${member.name}`);
+    await failpoint(`before-restore-data:${member.name}`, () => Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }));
     await rm(target, { recursive: true, force: true });
     const tool = snapshotTool();
     try {
@@ -203,18 +219,27 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     return { member: member.name };
   }
 
+  /** Where the member's data lives now, whether it runs, and the fresh dir a replacement would start on. */
+  async function describeEtcdMember(input: { cluster: string; member: string; tag: string }): Promise<{ member: string; dataDir: string; newDataDir: string; running: boolean }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const dataDir = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+    return { member: member.name, dataDir, newDataDir: join(dirname(dataDir), `replaced-${input.tag}`), running: await memberDriver(cluster, member).isRunning() };
+  }
+
   /** Removes the staged snapshot once the restore is over (either way). */
   async function discardStagedSnapshot(input: { setId: string; member: string }): Promise<void> {
     await rm(dirname(stagingPath(input.setId, input.member)), { recursive: true, force: true });
   }
 
+  const activity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => typedFailures(heartbeating(fn));
   return {
-    stageEtcdSnapshot: typedFailures(stageEtcdSnapshot),
-    stopEtcdMember: typedFailures(stopEtcdMember),
-    startEtcdMember: typedFailures(startEtcdMember),
-    restoreEtcdMemberData: typedFailures(restoreEtcdMemberData),
-    repointEtcdMemberConfig: typedFailures(repointEtcdMemberConfig),
-    revertEtcdMemberConfig: typedFailures(revertEtcdMemberConfig),
-    discardStagedSnapshot: typedFailures(discardStagedSnapshot),
+    stageEtcdSnapshot: activity(stageEtcdSnapshot),
+    stopEtcdMember: activity(stopEtcdMember),
+    startEtcdMember: activity(startEtcdMember),
+    restoreEtcdMemberData: activity(restoreEtcdMemberData),
+    repointEtcdMemberConfig: activity(repointEtcdMemberConfig),
+    revertEtcdMemberConfig: activity(revertEtcdMemberConfig),
+    discardStagedSnapshot: activity(discardStagedSnapshot),
+    describeEtcdMember: activity(describeEtcdMember),
   };
 }

@@ -46,6 +46,17 @@ export interface ClusterCheck {
   problems: string[];
 }
 
+export interface QuorumAssessment {
+  /** Members other than the failed one that answer. */
+  healthy: string[];
+  size: number;
+  quorum: number;
+  hasQuorum: boolean;
+  members: Array<{ id: string; name: string; peerURLs: string[]; isLearner: boolean }>;
+  /** The failed member as configured: where its replacement runs. */
+  failed: { name: string; node: string; peerUrl: string };
+}
+
 const initialClusterOf = (members: RestoreMember[]) => members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
 
 export function createEtcdRestoreActivities(deps: { config: Config }) {
@@ -62,15 +73,21 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
 
   /** The newest complete set with an etcd snapshot, or the one asked for, checked to belong to this cluster. */
   async function chooseSet(cluster: ClusterConfig, setId: string | undefined): Promise<CatalogEntry> {
-    const sets = await listBackupSets(config, setId ? {} : { cluster: cluster.name });
+    // A restore must work with a target down (that may be why we restore): read what answers.
+    const unreadable: string[] = [];
+    const sets = await listBackupSets(config, { ...(setId ? {} : { cluster: cluster.name }), onUnreadableTarget: (target, err) => unreadable.push(`${target} (${errorMessage(err)})`) });
+    if (unreadable.length === config.storage.length) {
+      throw ApplicationFailure.retryable(`no storage target can be read: ${unreadable.join('; ')}`, FailureType.StorageUnavailable);
+    }
+    const unreadableNote = unreadable.length > 0 ? ` (unreadable: ${unreadable.join('; ')})` : '';
     const hasEtcd = (e: CatalogEntry) => e.manifest.components.some((c) => c.component === 'etcd');
     if (!setId) {
       const newest = sets.find((e) => e.status === 'complete' && hasEtcd(e));
-      if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}`, FailureType.BackupSetNotFound);
+      if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}${unreadableNote}`, FailureType.BackupSetNotFound);
       return newest;
     }
     const chosen = sets.find((e) => e.setId === setId);
-    if (!chosen) throw ApplicationFailure.nonRetryable(`backup set ${setId} was not found in any target`, FailureType.BackupSetNotFound);
+    if (!chosen) throw ApplicationFailure.nonRetryable(`backup set ${setId} was not found in any target${unreadableNote}`, FailureType.BackupSetNotFound);
     if (chosen.cluster !== cluster.name) {
       throw ApplicationFailure.nonRetryable(
         `backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster.name}: refusing to restore another cluster's snapshot`, FailureType.RestoreRefused);
@@ -172,7 +189,57 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     });
   }
 
+  /**
+   * Which members answer, out of the cluster's own member list: a replacement needs a quorum of
+   * the others, or it must not touch membership at all.
+   */
+  async function assessQuorum(input: { cluster: string; failed: string }): Promise<QuorumAssessment> {
+    const cluster = findCluster(config, input.cluster);
+    const others = cluster.etcd.members.filter((m) => m.name !== input.failed);
+    const healthy: string[] = [];
+    let listed: Array<{ id: string; name: string; peerURLs: string[]; isLearner: boolean }> = [];
+    for (const member of others) {
+      try {
+        const members = await withMember(cluster, member, async (client) => {
+          await client.maintenance.status();
+          return (await client.cluster.memberList({})).members ?? [];
+        });
+        healthy.push(member.name);
+        if (listed.length === 0) listed = members.map((m) => ({ id: String(m.ID), name: m.name, peerURLs: m.peerURLs ?? [], isLearner: Boolean((m as { isLearner?: boolean }).isLearner) }));
+      } catch {
+        // not answering: counts against the quorum
+      }
+    }
+    const failed = cluster.etcd.members.find((m) => m.name === input.failed);
+    if (!failed) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
+    const size = Math.max(listed.length, cluster.etcd.members.length);
+    const quorum = Math.floor(size / 2) + 1;
+    return { healthy, size, quorum, hasQuorum: healthy.length >= quorum, members: listed, failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl } };
+  }
+
+  /** `member remove` of a dead member (by name or peer URL) through a healthy one; idempotent. */
+  async function removeEtcdMember(input: { cluster: string; member: string; via: string }): Promise<{ removedId: string | null }> {
+    const cluster = findCluster(config, input.cluster);
+    const member = cluster.etcd.members.find((m) => m.name === input.member);
+    const via = cluster.etcd.members.find((m) => m.name === input.via);
+    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via}`, FailureType.InvalidInput);
+    return withMember(cluster, via, async (client) => {
+      const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => m.name === member.name || (m.peerURLs ?? []).includes(member.peerUrl));
+      if (!listed) return { removedId: null };
+      await client.cluster.memberRemove({ ID: listed.ID });
+      return { removedId: String(listed.ID) };
+    });
+  }
+
+  /** The keys a restored cluster must hold (config `restore.criticalKeys`). */
+  async function restoreCriticalKeys(input: { cluster: string }): Promise<Array<{ key: string; value?: string }>> {
+    return findCluster(config, input.cluster).restore.criticalKeys;
+  }
+
   return {
+    restoreCriticalKeys: typedFailures(restoreCriticalKeys),
+    assessQuorum: typedFailures(assessQuorum),
+    removeEtcdMember: typedFailures(removeEtcdMember),
     planEtcdRestore: typedFailures(planEtcdRestore),
     checkEtcdCluster: typedFailures(checkEtcdCluster),
     addEtcdMember: typedFailures(addEtcdMember),

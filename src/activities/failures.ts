@@ -4,6 +4,8 @@ import { SecretUnavailableError } from '../config/secrets';
 import { EtcdTlsMaterialError } from '../etcd/connect';
 import { FailureType } from '../common/failures';
 import { InjectedFault } from '../common/failpoints';
+import { UnsafeArchiveError } from '../archive/extract';
+import { NebulaCertError } from '../nebula/certs';
 
 /**
  * Maps our own error classes to typed Temporal failures: configuration and missing material are
@@ -15,6 +17,8 @@ export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof SecretUnavailableError) return ApplicationFailure.nonRetryable(err.message, FailureType.SecretUnavailable);
   if (err instanceof InjectedFault) return ApplicationFailure.nonRetryable(err.message, 'InjectedFault');
   if (err instanceof EtcdTlsMaterialError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdTlsMaterialMissing);
+  if (err instanceof UnsafeArchiveError) return ApplicationFailure.nonRetryable(err.message, FailureType.UnsafeArchive);
+  if (err instanceof NebulaCertError) return ApplicationFailure.nonRetryable(err.message, FailureType.NebulaCertInvalid);
   return err;
 }
 

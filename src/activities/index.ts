@@ -7,6 +7,10 @@ import { createEtcdBackupActivities } from './etcd-backup';
 import { createPruneActivities } from './prune';
 import { createBackupPlanActivities } from './backup-plan';
 import { createEtcdRestoreActivities } from './etcd-restore';
+import { createChangeCaptureActivities } from './change-capture';
+import { createPitrActivities } from './pitr';
+import { createPhpipamRestoreActivities } from './phpipam-restore';
+import { createHostRestorePlanActivities } from './host-restore';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -27,6 +31,8 @@ export function createManagementActivities(deps: { config: Config }) {
   return {
     ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps),
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
+    ...createChangeCaptureActivities(deps), ...createPitrActivities(deps),
+    ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
   };
 }
 

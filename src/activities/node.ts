@@ -10,6 +10,8 @@ import { createAgentCacheActivities } from './agent-cache';
 import { createHostFileActivities } from './host-files';
 import { createEtcdMemberActivities } from './etcd-member';
 import { createAgentServiceActivities } from './agent-service';
+import { createChangeCaptureActivities } from './change-capture';
+import { createHostRestoreActivities } from './host-restore';
 
 export interface NodeDescription {
   node: string;
@@ -29,5 +31,8 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
   return {
     describeNode, ...createAgentCacheActivities(deps), ...createHostFileActivities(deps),
     ...createEtcdMemberActivities(deps), ...createAgentServiceActivities(deps),
+    // Change capture may run next to etcd, on a node worker (input `node`).
+    ...createChangeCaptureActivities(deps),
+    ...createHostRestoreActivities(deps),
   };
 }

@@ -14,7 +14,7 @@ import { NnoeBackupSet, NnoeRunbook } from '../common/search-attributes';
 import { typedFailures } from './failures';
 
 /** Runbooks that read a backup set while they run: retention must not take their set away. */
-export const RESTORE_RUNBOOKS = ['etcd-restore', 'phpipam-restore', 'cache-restore', 'nebula-restore', 'pitr', 'disaster-recovery', 'drill'];
+export const RESTORE_RUNBOOKS = ['etcd-restore', 'phpipam-restore', 'agent-cache-restore', 'nebula-restore', 'pitr', 'disaster-recovery', 'drill'];
 
 export interface CatalogForRetention {
   sets: Array<RetentionSet & { targets: string[] }>;

@@ -40,12 +40,25 @@ export async function readManifest(store: BackupStore, setId: string): Promise<B
 }
 
 /** Every set in the chosen targets (all by default), newest first, merged across targets. */
-export async function listBackupSets(config: Config, options: { cluster?: string; targets?: string[] } = {}): Promise<CatalogEntry[]> {
+export async function listBackupSets(config: Config, options: {
+  cluster?: string;
+  targets?: string[];
+  /** When given, a target that cannot be read is reported here and skipped (a restore uses the others); else its error is thrown. */
+  onUnreadableTarget?: (target: string, err: unknown) => void;
+} = {}): Promise<CatalogEntry[]> {
   const bySet = new Map<string, CatalogEntry>();
   for (const target of findTargets(config, options.targets)) {
-    const store = await openStore(target);
-    const setIds = (await store.list()).filter((k) => k.endsWith(`/${MANIFEST_FILE}`)).map((k) => k.slice(0, -MANIFEST_FILE.length - 1));
-    const manifests = await mapLimited(setIds, 8, (setId) => readManifest(store, setId));
+    let setIds: string[];
+    let manifests: BackupManifest[];
+    try {
+      const store = await openStore(target);
+      setIds = (await store.list()).filter((k) => k.endsWith(`/${MANIFEST_FILE}`)).map((k) => k.slice(0, -MANIFEST_FILE.length - 1));
+      manifests = await mapLimited(setIds, 8, (setId) => readManifest(store, setId));
+    } catch (err) {
+      if (!options.onUnreadableTarget) throw err;
+      options.onUnreadableTarget(target.name, err);
+      continue;
+    }
     for (const [index, setId] of setIds.entries()) {
       const manifest = manifests[index]!;
       if (options.cluster && manifest.cluster !== options.cluster) continue;

@@ -9,7 +9,15 @@ import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
 import type { Client } from '@temporalio/client';
-import { connectClient, followRun, RunFailedError, startBackupSet, startEtcdBackup, startPrune, type BackupSetResult, type EtcdBackupResult, type PruneResult } from './temporal';
+import type { Duration } from '@temporalio/common';
+import {
+  changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
+  startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
+} from './temporal';
+import type { ReplaceMemberResult } from '../workflows/etcd-member-replace';
+import type { PointInTimeResult } from '../workflows/pitr';
+import { captureStatusQuery, stopCaptureSignal } from '../workflows/change-capture';
+import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
 import { applyBackupSchedule, backupScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
 
 interface GlobalOptions { config?: string; json?: boolean }
@@ -143,6 +151,125 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   scheduleVerb('unpause', 'resume a paused schedule');
   scheduleVerb('trigger', 'start one run now (the overlap policy still applies)');
   scheduleVerb('delete', 'delete a schedule (running workflows go on)');
+
+  const printPlan = (workflowId: string, view: RestorePlanView) => {
+    const plan = view.plan;
+    if (!plan) { out(`${workflowId}: planning`); return; }
+    out(`restore plan (${view.strategy}) for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}, revision ${plan.snapshot.revision}, ${plan.snapshot.totalKey} keys`);
+    for (const staged of view.staged) out(`  ${staged.member}: ${staged.dataDir} -> ${staged.restoredDataDir} (snapshot checked, ${humanBytes(staged.freeBytes)} free)`);
+  };
+
+  const restore = program.command('restore').description('restore runbooks (destructive: each asks for approval unless --yes)');
+  restore.command('etcd')
+    .description('restore the etcd cluster from a backup set and follow the run')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--set <id>', 'backup set (default: the newest complete set with an etcd snapshot)')
+    .option('--strategy <name>', 'all-members | first-node-then-add', 'all-members')
+    .option('--dry-run', 'check the snapshot on every node and show the plan; change nothing')
+    .option('--yes', 'approve up front (automation); otherwise approve with `restore approve`')
+    .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', '1h')
+    .option('--no-follow', 'start the run and print its id without waiting')
+    .action((opts: { cluster?: string; set?: string; strategy: string; dryRun?: boolean; yes?: boolean; approvalTimeout: string; follow: boolean }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startEtcdRestore(client, cfg, {
+        cluster, setId: opts.set, strategy: opts.strategy as RestoreStrategy, dryRun: opts.dryRun === true, approved: opts.yes === true, approvalTimeout: opts.approvalTimeout as Duration,
+      });
+      if (!json()) out(`started ${handle.workflowId} (runbook etcd-restore, cluster ${cluster})`);
+      if (!opts.follow) {
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+        return;
+      }
+      let announced = false;
+      const result = await followRun<EtcdRestoreResult>(handle, (step) => {
+        printStep(step);
+        if (step.name === 'preflight' && step.state === 'done' && !opts.yes && !opts.dryRun && !announced && !json()) {
+          announced = true;
+          handle.query(restorePlanQuery).then((view) => {
+            printPlan(handle.workflowId, view);
+            out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set ${view.plan?.setId} --by <your name>`);
+          }, (err: unknown) => out(`(could not read the plan: ${String(err)})`));
+        }
+      });
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision})`);
+    }));
+
+  restore.command('plan')
+    .description('show the plan of a running restore')
+    .argument('<workflow-id>', 'the restore run, as printed when it started')
+    .action((workflowId: string) => withClient(async (client) => {
+      const view = await client.workflow.getHandle(workflowId).query(restorePlanQuery);
+      if (json()) out(JSON.stringify(view, null, 2));
+      else { printPlan(workflowId, view); out(`state: ${view.state}`); }
+    }));
+
+  restore.command('approve')
+    .description('approve a restore that waits for it (the set must be the one its plan shows)')
+    .argument('<workflow-id>', 'the restore run, as printed when it started')
+    .requiredOption('--set <id>', 'the set id the plan shows')
+    .requiredOption('--by <name>', 'who approves (recorded in the run)')
+    .action((workflowId: string, opts: { set: string; by: string }) => withClient(async (client) => {
+      const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by }] });
+      if (json()) out(JSON.stringify({ workflowId, ...answer }));
+      else out(`approved ${workflowId} (set ${opts.set}) by ${answer.approvedBy}`);
+    }));
+
+  restore.command('member')
+    .description('replace a failed etcd member (refused when quorum is lost: use `restore etcd` then)')
+    .argument('<member>', 'the failed member, by its name in the config')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .action((member: string, opts: { cluster?: string }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startReplaceMember(client, cfg, { cluster, member });
+      if (!json()) out(`started ${handle.workflowId} (runbook etcd-member-replace, cluster ${cluster})`);
+      const result = await followRun<ReplaceMemberResult>(handle, printStep);
+      if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
+      else out(`${member} replaced: member id ${result.addedId}, data dir ${result.newDataDir} (old ${result.oldDataDir} kept)`);
+    }));
+
+  restore.command('pitr')
+    .description('restore the cluster to a revision or a point in time (snapshot + captured changes)')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--revision <n>', 'target revision')
+    .option('--time <iso>', 'target time, e.g. 2026-11-27T14:35:02Z')
+    .option('--yes', 'approve the restore up front; otherwise approve its child <id>/etcd-restore with `restore approve`')
+    .action((opts: { cluster?: string; revision?: string; time?: string; yes?: boolean }) => withClient(async (client, cfg) => {
+      if ((opts.revision === undefined) === (opts.time === undefined)) throw new ConfigError('restore pitr', ['give exactly one of --revision N or --time ISO-8601']);
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startPointInTimeRestore(client, cfg, {
+        cluster, targetRevision: opts.revision === undefined ? undefined : Number(opts.revision), targetTime: opts.time, approved: opts.yes === true,
+      });
+      if (!json()) out(`started ${handle.workflowId} (runbook pitr, cluster ${cluster})`);
+      const result = await followRun<PointInTimeResult>(handle, printStep);
+      if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
+      else out(`cluster ${cluster} restored to revision ${result.plan.targetRevision} (set ${result.plan.setId} + ${result.replay.events} replayed events)`);
+    }));
+
+  const capture = program.command('capture').description('continuous change capture (point-in-time recovery)');
+  capture.command('start')
+    .description('start the cluster\'s change capture (once: a running one is kept)')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--flush-ms <n>', 'each change is durable in every target within this many ms', '1000')
+    .option('--node <name>', 'run the capture on this node\'s worker')
+    .action((opts: { cluster?: string; flushMs: string; node?: string }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startChangeCapture(client, cfg, { cluster, flushMs: Number(opts.flushMs), node: opts.node });
+      if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+      else out(`change capture of ${cluster}: ${handle.workflowId}`);
+    }));
+  capture.command('status')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
+      const status = await client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name)).query(captureStatusQuery);
+      if (json()) out(JSON.stringify(status, null, 2));
+      else out(`durable up to revision ${status.lastDurable ?? '-'} (${status.segments} segments, ${status.events} events, max lag ${status.maxLagMs} ms, ${status.gaps.length} gaps)`);
+    }));
+  capture.command('stop')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
+      await client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name)).signal(stopCaptureSignal);
+      if (!json()) out('stop requested: the capture ends after its current slice (at most a minute)');
+    }));
 
   const backups = program.command('backups').description('the catalog of backup sets');
   backups.command('list')

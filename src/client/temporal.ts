@@ -8,6 +8,12 @@ import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
 import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
 import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
+import type { etcdRestoreWorkflow, EtcdRestoreInput } from '../workflows/etcd-restore';
+import type { phpipamRestoreWorkflow, PhpipamRestoreInput } from '../workflows/phpipam-restore';
+import type { agentCacheRestoreWorkflow, nebulaRestoreWorkflow, HostRestoreInput } from '../workflows/host-restore';
+import type { replaceEtcdMemberWorkflow, ReplaceMemberInput } from '../workflows/etcd-member-replace';
+import type { pointInTimeRestoreWorkflow, PointInTimeInput } from '../workflows/pitr';
+import type { changeCaptureWorkflow, ChangeCaptureInput } from '../workflows/change-capture';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
 
@@ -42,6 +48,47 @@ export function startBackupSet(client: Client, config: Config, input: BackupSetI
 
 export function startPrune(client: Client, config: Config, input: PruneInput) {
   return startRunbook<typeof pruneBackupSetsWorkflow>(client, config, 'pruneBackupSetsWorkflow', 'prune', input, input.dryRun ? '-dry-run' : '');
+}
+
+export function startEtcdRestore(client: Client, config: Config, input: EtcdRestoreInput) {
+  return startRunbook<typeof etcdRestoreWorkflow>(client, config, 'etcdRestoreWorkflow', 'etcd-restore', input, input.dryRun ? '-dry-run' : '');
+}
+
+export function startPhpipamRestore(client: Client, config: Config, input: PhpipamRestoreInput) {
+  return startRunbook<typeof phpipamRestoreWorkflow>(client, config, 'phpipamRestoreWorkflow', 'phpipam-restore', input, input.dryRun ? '-dry-run' : '');
+}
+
+/** One node's agent cache; the workflow id ends with the node (`agent-cache-restore-<cluster>-<stamp>-<node>`). */
+export function startAgentCacheRestore(client: Client, config: Config, input: HostRestoreInput) {
+  return startRunbook<typeof agentCacheRestoreWorkflow>(client, config, 'agentCacheRestoreWorkflow', 'agent-cache-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
+}
+
+/** One node's Nebula files; the workflow id ends with the node. */
+export function startNebulaRestore(client: Client, config: Config, input: HostRestoreInput) {
+  return startRunbook<typeof nebulaRestoreWorkflow>(client, config, 'nebulaRestoreWorkflow', 'nebula-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
+}
+
+export function startReplaceMember(client: Client, config: Config, input: ReplaceMemberInput) {
+  return startRunbook<typeof replaceEtcdMemberWorkflow>(client, config, 'replaceEtcdMemberWorkflow', 'etcd-member-replace', input, `-${input.member}`);
+}
+
+export function startPointInTimeRestore(client: Client, config: Config, input: PointInTimeInput) {
+  return startRunbook<typeof pointInTimeRestoreWorkflow>(client, config, 'pointInTimeRestoreWorkflow', 'pitr', input);
+}
+
+/** The one change capture of a cluster: a fixed id, so starting it twice finds the running one. */
+export function changeCaptureId(cluster: string): string {
+  return `nnoe-dr-change-capture-${cluster}`;
+}
+
+export async function startChangeCapture(client: Client, config: Config, input: ChangeCaptureInput) {
+  return client.workflow.start<typeof changeCaptureWorkflow>('changeCaptureWorkflow', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: changeCaptureId(input.cluster),
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    args: [input],
+    typedSearchAttributes: [{ key: NnoeRunbook, value: 'change-capture' }, { key: NnoeCluster, value: input.cluster }],
+  });
 }
 
 /**

@@ -27,6 +27,21 @@ export const FailureType = {
   ApprovalTimedOut: 'ApprovalTimedOut',
   RolledBack: 'RolledBack',
   AgentUnhealthy: 'AgentUnhealthy',
+  QuorumLost: 'QuorumLost',
+  PitrUnreachable: 'PitrUnreachable',
+  /** A tar artefact with an entry a restore must not write (absolute, `..`, link out of the target, device). */
+  UnsafeArchive: 'UnsafeArchive',
+  /** Restored Nebula files that fail their checks (host.crt not issued by ca.crt, config does not load). */
+  NebulaCertInvalid: 'NebulaCertInvalid',
+  /** phpIPAM restore (src/phpipam/restore.ts PhpipamRestoreFailureType). */
+  RestoreSchemaExists: 'RestoreSchemaExists',
+  DumpLoadFailed: 'DumpLoadFailed',
+  DumpStreamFailed: 'DumpStreamFailed',
+  SchemaSwapRefused: 'SchemaSwapRefused',
+  SchemaSwapFailed: 'SchemaSwapFailed',
+  SchemaSwapRollbackFailed: 'SchemaSwapRollbackFailed',
+  /** A restore drill found the set unusable or unequal to its recorded facts (or could not run it); the set was not marked verified. */
+  DrillFailed: 'DrillFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -44,4 +59,13 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.RestoreRefused,
   FailureType.ApprovalTimedOut,
   FailureType.RolledBack,
+  FailureType.QuorumLost,
+  FailureType.PitrUnreachable,
+  FailureType.UnsafeArchive,
+  FailureType.NebulaCertInvalid,
+  FailureType.RestoreSchemaExists,
+  FailureType.DumpLoadFailed,
+  FailureType.SchemaSwapRefused,
+  FailureType.SchemaSwapRollbackFailed,
+  FailureType.DrillFailed,
 ];

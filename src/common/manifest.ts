@@ -108,6 +108,34 @@ export interface BackupManifest {
   components: ComponentRecord[];
   /** Components that failed, for a partial set. */
   failures: Array<{ component: string; reason: string }>;
+  /**
+   * Written by a passing restore drill (src/workflows/drill.ts), never by a failing one; absent on
+   * sets never drilled (and on every manifest written before drills existed).
+   */
+  verification?: SetVerification;
+}
+
+/** One comparison a restore drill made, e.g. etcd `hashKV at revision 1234`. */
+export interface DrillCheck {
+  component: 'set' | 'etcd' | 'phpipam' | 'artefacts';
+  name: string;
+  ok: boolean;
+  expected?: string | number | null;
+  actual?: string | number | null;
+  /** One line a person can read; why a check was skipped or failed. */
+  detail?: string;
+  /** True when the check could not be made (e.g. no hashKV recorded by an older backup): it neither passes nor fails the drill. */
+  skipped?: boolean;
+}
+
+/** A set restored into scratch etcd / a scratch schema and found equal to its recorded facts. */
+export interface SetVerification {
+  verifiedAt: string;
+  drillWorkflowId: string;
+  drillRunId: string;
+  /** Measured restore time per component (fetch, decrypt, decompress, restore, ready); null: the set has no such component. */
+  rto: { etcdMs: number | null; phpipamMs: number | null };
+  checks: DrillCheck[];
 }
 
 export function isBackupManifest(value: unknown): value is BackupManifest {

@@ -89,6 +89,11 @@ export const PhpipamSchema = z.strictObject({
   flavour: z.enum(['auto', 'mariadb', 'mysql']).default('auto'),
   /** Dump program; default `mariadb-dump` for MariaDB servers, `mysqldump` for MySQL servers (from PATH). */
   dumpBinary: z.string().min(1).optional(),
+  /**
+   * The phpIPAM application, stopped while a restore swaps its schema and started again afterwards.
+   * Driven by the management worker (the restore's queue), so it names a service on that host.
+   */
+  appService: ServiceRefSchema.optional(),
 });
 
 export const ClusterSchema = z.strictObject({
@@ -151,6 +156,22 @@ export const EncryptionSchema = z.strictObject({
   identity: SecretRefSchema.optional(),
 });
 
+/** Restore drills (src/workflows/drill.ts): where a failing drill alerts and where every drill's figures go. */
+export const DrillsSchema = z.strictObject({
+  /**
+   * POSTed a JSON report (no secrets) when a drill fails: a URL, or a secret reference to a file or
+   * variable holding one (chat webhook URLs carry their token in the path).
+   */
+  alertWebhook: z.union([
+    z.string().regex(/^https?:\/\/[^\s]+$/),
+    SecretRefSchema,
+  ], { error: 'expected a webhook URL (http:// or https://) or a secret reference { file } / { env } holding one' }).optional(),
+  /** How long the webhook may take to answer one POST. */
+  alertTimeoutSeconds: z.number().positive().max(300).default(10),
+  /** Prometheus textfile-collector file, replaced atomically after every drill (node_exporter reads only *.prom). */
+  metricsFile: z.string().startsWith('/', 'expected an absolute file path').endsWith('.prom', 'expected a file name ending in .prom (the textfile collector reads only those)').optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   temporal: z.strictObject({
     address: z.string().default('127.0.0.1:7233'),
@@ -167,6 +188,7 @@ export const ConfigSchema = z.strictObject({
     /** Multipart uploads older than this are debris of a crashed backup: prune aborts them. */
     staleUploadHours: z.number().positive().default(24),
   }).prefault({}),
+  drills: DrillsSchema.optional(),
 }).superRefine((config, ctx) => {
   for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
     const seen = new Set<string>();
@@ -199,3 +221,4 @@ export type ServiceRef = z.infer<typeof ServiceRefSchema>;
 export type AgentConfig = z.infer<typeof AgentSchema>;
 export type NebulaNodeConfig = z.infer<typeof NebulaNodeSchema>;
 export type PhpipamConfig = z.infer<typeof PhpipamSchema>;
+export type DrillsConfig = z.infer<typeof DrillsSchema>;

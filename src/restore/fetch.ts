@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Transform } from 'node:stream';
+import { Writable, type Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Config } from '../config/schema';
 import type { ArtefactRecord } from '../common/manifest';
@@ -85,7 +85,8 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
       await rename(partial, destination);
       return { path: destination, target: copy.target, bytes: raw.bytes, sha256: artefact.raw.sha256, refused };
     } catch (err) {
-      refused.push({ target: copy.target, problem: (err as Error).message, integrity: err instanceof IntegrityProblem });
+      const verdict = err instanceof IntegrityProblem ? err : await classifyReadFailure(target, artefact, err as Error);
+      refused.push({ target: copy.target, problem: verdict.message, integrity: verdict instanceof IntegrityProblem });
       await rm(partial, { force: true });
     } finally {
       clearInterval(progress);
@@ -94,6 +95,24 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
   throw new ArtefactUnusableError(
     `no good copy of ${artefact.file}: ${refused.map((r) => `${r.target}: ${r.problem}`).join('; ') || 'the manifest lists no copy'}`,
     refused.every((r) => r.integrity));
+}
+
+/**
+ * A copy that broke the pipeline (age refusing altered ciphertext, gunzip choking) is read once
+ * more, hashing only: if its stored bytes differ from the manifest it is damaged (no retry helps);
+ * otherwise the failure was in reading, and stays retryable.
+ */
+async function classifyReadFailure(target: Config['storage'][number], artefact: ArtefactRecord, err: Error): Promise<Error> {
+  try {
+    const stored = new HashingStream();
+    await pipeline(await (await openStore(target)).read(artefact.key), stored, new Writable({ write: (_c, _e, done) => done() }));
+    if (stored.digestHex() !== artefact.sha256) {
+      return new IntegrityProblem(`stored sha256 differs from the manifest (the copy is damaged or altered; ${err.message})`);
+    }
+  } catch {
+    // unreadable again: report the first failure
+  }
+  return err;
 }
 
 /** Local copies first (no transfer), then the others in manifest order. */

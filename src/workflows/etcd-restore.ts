@@ -13,8 +13,7 @@
  * one-member cluster and `member add`s the others one at a time on empty data dirs (the runbook's way).
  */
 import {
-  ApplicationFailure, CancellationScope, condition, defineQuery, defineUpdate, isCancellation, proxyActivities, setHandler,
-  upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/etcd-member';
@@ -23,6 +22,7 @@ import type { MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
+import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
 import type { Duration } from '@temporalio/common';
 
 export type RestoreStrategy = 'all-members' | 'first-node-then-add';
@@ -56,21 +56,15 @@ export interface EtcdRestoreResult {
   dataDirs: Array<{ member: string; old: string; restored: string }>;
 }
 
-export interface RestoreApproval {
-  /** Must name the set the plan shows: an approval is for one set, not for whatever the plan becomes. */
-  setId: string;
-  approvedBy: string;
-}
-
 export interface RestorePlanView {
-  state: 'planning' | 'awaiting-approval' | 'approved' | 'not-approved' | 'dry-run';
+  state: ApprovalState;
   plan: EtcdRestorePlan | null;
   staged: StagedSnapshot[];
   strategy: RestoreStrategy;
 }
 
-export const approveRestoreUpdate = defineUpdate<{ approvedBy: string }, [RestoreApproval]>('approve');
-export const restorePlanQuery = defineQuery<RestorePlanView>('plan');
+export { approveRestoreUpdate, type RestoreApproval } from './approval';
+export const restorePlanQuery = planQuery<RestorePlanView>();
 
 const STRATEGIES: RestoreStrategy[] = ['all-members', 'first-node-then-add'];
 
@@ -93,7 +87,8 @@ function onNode(node: string, nodeResponseTimeout: Duration): MemberActivities {
     taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
     scheduleToStartTimeout: nodeResponseTimeout,
     startToCloseTimeout: '30m',
-    heartbeatTimeout: '1m',
+    // Node steps heartbeat every 5 s: a dead node worker is noticed within 20 s.
+    heartbeatTimeout: '20s',
     retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
   });
 }
@@ -107,7 +102,8 @@ function rollbackOnNode(node: string): MemberActivities {
   });
 }
 
-function agentsOnNode(node: string): ReturnType<typeof createAgentServiceActivities> {
+/** Agent restarts on a node (also used by the point-in-time restore). */
+export function agentsOnNode(node: string): ReturnType<typeof createAgentServiceActivities> {
   return proxyActivities<ReturnType<typeof createAgentServiceActivities>>({
     taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
     scheduleToCloseTimeout: '15m',
@@ -139,19 +135,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-restore' }]);
 
   const view: RestorePlanView = { state: 'planning', plan: null, staged: [], strategy };
-  let approvedBy: string | null = null;
-  setHandler(restorePlanQuery, () => view);
-  setHandler(approveRestoreUpdate, (approval) => {
-    approvedBy = approval.approvedBy;
-    view.state = 'approved';
-    return { approvedBy: approval.approvedBy };
-  }, {
-    validator: (approval) => {
-      if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
-      if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '') throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
-      if (approval.setId !== view.plan?.setId) throw new Error(`this restore would restore set ${view.plan?.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
-    },
-  });
+  const approval = approvalGate(view);
 
   // ---- preflight: the plan, then the snapshot fetched and checked on every member's node.
   const plan = await tracker.step('preflight', async () => {
@@ -164,7 +148,13 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       artefact: planned.artefact, revision: planned.snapshot.revision,
     })));
     return planned;
-  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys) checked on ${p.members.map((m) => m.node).join(', ')}`);
+  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys) checked on ${p.members.map((m) => m.node).join(', ')}`)
+    .catch((err: unknown) => {
+      tracker.finish('failed');
+      // The run's own failure says what was refused, not "Activity task failed".
+      throw ApplicationFailure.nonRetryable(`restore refused at preflight, nothing was changed: ${err instanceof Error ? rootMessage(err) : String(err)}`,
+        failureTypeOf(err) ?? FailureType.RestoreRefused);
+    });
 
   const discardStaged = () => CancellationScope.nonCancellable(() => Promise.allSettled(
     plan.members.map((m) => rollbackOnNode(m.node).discardStagedSnapshot({ setId: plan.setId, member: m.name }))));
@@ -178,20 +168,13 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged) };
   }
   await tracker.step('approval', async () => {
-    if (input.approved === true) {
-      approvedBy = `input of ${workflowInfo().workflowId}`;
-      view.state = 'approved';
-      return;
-    }
-    view.state = 'awaiting-approval';
-    const answered = await condition(() => approvedBy !== null, input.approvalTimeout ?? '1h');
-    if (!answered) {
-      view.state = 'not-approved';
+    if (!(await approval.await(input))) {
       await discardStaged();
       throw ApplicationFailure.nonRetryable(
         `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
     }
-  }, () => `approved by ${approvedBy}`).catch((err: unknown) => { tracker.finish('failed'); throw err; });
+  }, () => `approved by ${approval.approvedBy()}`).catch((err: unknown) => { tracker.finish('failed'); throw err; });
+  const approvedBy = approval.approvedBy();
 
   // ---- the destructive part, with rollback.
   const changes = new Map<string, MemberConfigChange | null>();

@@ -5,3 +5,8 @@ export { pruneBackupSetsWorkflow } from './prune';
 export { agentCacheBackupWorkflow } from './agent-cache';
 export { phpipamBackupWorkflow } from './phpipam-backup';
 export { etcdRestoreWorkflow } from './etcd-restore';
+export { phpipamRestoreWorkflow } from './phpipam-restore';
+export { agentCacheRestoreWorkflow, nebulaRestoreWorkflow } from './host-restore';
+export { replaceEtcdMemberWorkflow } from './etcd-member-replace';
+export { changeCaptureWorkflow } from './change-capture';
+export { pointInTimeRestoreWorkflow } from './pitr';

@@ -16,7 +16,7 @@ import { createConnection } from 'mysql2/promise';
 import { readFile } from 'node:fs/promises';
 import { loadPhpipamFixture } from '../../src/sandbox/phpipam-fixture';
 import { freePort } from '../../src/sandbox/ports';
-import { processesWithEnvironmentMarker, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
+import { processesWithEnvironmentMarker, programLogPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
 import { generateIdentity } from '../../src/crypto';
@@ -34,7 +34,7 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      { ...main, agents, nebula },
+      { ...main, agents, nebula, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
     ],
@@ -67,6 +67,7 @@ async function loadSamplePhpipam(world: World): Promise<void> {
 
 /** Stand-in agents on these nodes run under the world's supervisord, each with its node worker. */
 export const AGENT_NODES = ['node-1', 'node-2'];
+export const MEMBER_NODES = ['node-1', 'node-2', 'node-3'];
 
 async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; configArgs: string[] }>> {
   const agents = [];
@@ -96,6 +97,39 @@ async function startAgents(dir: string, configPath: string, agents: Array<{ node
   }
   await supervisorctl(layout.conf, 'reread');
   await supervisorctl(layout.conf, 'update');
+}
+
+/** Program name of a node's worker in the test world's supervisord. */
+export const nodeWorkerProgram = (node: string) => `nnoe-dr-worker-${node}`;
+
+async function startNodeWorkers(dir: string, configPath: string, bundlePath: string): Promise<void> {
+  const layout = supervisorLayout(dir);
+  for (const node of MEMBER_NODES) {
+    writeProgramConfig(layout, {
+      name: nodeWorkerProgram(node),
+      command: [process.execPath, '--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, '--node', node],
+      directory: repoRoot,
+      // Failpoints armed through this file let chaos tests stop a node's step at a named point.
+      environment: { NNOE_DR_FAILPOINTS: join(dir, 'failpoints.json') },
+      stopWaitSecs: 30,
+    });
+  }
+  await supervisorctl(layout.conf, 'reread');
+  await supervisorctl(layout.conf, 'update');
+  for (const node of MEMBER_NODES) await waitForNodeWorker(dir, node);
+}
+
+/** A node worker is ready once its log says it polls its queue (after each start, the log grows). */
+export async function waitForNodeWorker(dir: string, node: string, sinceBytes = 0): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const log = programLogPath(supervisorLayout(dir), nodeWorkerProgram(node));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const text = (() => { try { return readFileSync(log).subarray(sinceBytes).toString(); } catch { return ''; } })();
+    if (text.includes('polling')) return;
+    if (Date.now() > deadline) throw new Error(`node worker ${node} did not start within 60 s; see ${log}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function startWorker(configPath: string, bundlePath: string, logPath: string, extraArgs: string[] = []): Promise<ChildProcess> {
@@ -164,7 +198,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await writeFile(workflowBundlePath, bundle.code);
 
     workers.push(await startWorker(configPath, workflowBundlePath, join(dir, 'worker.log')));
-    for (const node of AGENT_NODES) workers.push(await startWorker(configPath, workflowBundlePath, join(dir, `worker-${node}.log`), ['--node', node]));
+    // A node worker on every etcd member's node (the restore runs host-local steps on each), run by
+    // supervisord as systemd runs it in production, so chaos tests can kill and restart one.
+    await startNodeWorkers(dir, configPath, workflowBundlePath);
     project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, workflowBundlePath });
   } catch (err) {
     await teardown(); // a failed setup must not leave a world running

@@ -1,0 +1,208 @@
+/**
+ * Change capture: watch etcd from a revision with a long-running activity and make every event
+ * durable in every target within `flushMs`, as segments named by the revisions they cover (see
+ * src/capture/segments.ts). The last durable revision is heartbeated AND readable from the segment
+ * names, so a retry after a worker crash resumes exactly after the last durable segment: no event
+ * lost, none written twice.
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Etcd3, IWatchResponse } from 'etcd3';
+import type { Config } from '../config/schema';
+import { findCluster, findTargets } from '../config/load';
+import { FailureType } from '../common/failures';
+import { connectCluster } from '../etcd/connect';
+import { openStore, publishToStores, type BackupStore } from '../storage';
+import { chainSegments, encodeEvents, gapKey, parseSegmentKey, segmentDir, segmentKey, decodeEvents, type CapturedEvent, type SegmentName } from '../capture/segments';
+import { listBackupSets } from '../catalog/catalog';
+import { artefactEncryption } from './artefact-encryption';
+import { createDecryptStream, readDecryptionIdentity } from '../crypto';
+import { errorMessage, typedFailures } from './failures';
+
+export interface CaptureInput {
+  cluster: string;
+  /** First revision to capture (the snapshot's revision + 1). */
+  fromRevision: number;
+  targets?: string[];
+  /** Events are durable in every target at most this long after they were received. Default 1000. */
+  flushMs?: number;
+  /** The activity returns after this long, so the workflow can continue-as-new. */
+  runForMs: number;
+}
+
+export interface CaptureOutcome {
+  /** The etcd cluster ID the segments belong to. */
+  clusterId: string;
+  /** Last revision durable in every target. */
+  lastDurable: number;
+  segments: number;
+  events: number;
+  /** Largest (durable time - receive time) seen, ms. */
+  maxLagMs: number;
+  /** Set when compaction removed revisions the capture still needed. */
+  gap?: { from: number; compactRevision: number };
+}
+
+const COMPACTED = /compacted/i;
+
+/** Reading segments back: listing (which revisions and seconds are reachable) and their events. */
+export function segmentStore(config: Config) {
+  async function storesFor(targets?: string[]): Promise<BackupStore[]> {
+    return Promise.all(findTargets(config, targets).map(openStore));
+  }
+
+  /** Segments of a cluster in the first target that answers (targets hold the same segments). */
+  async function listSegments(cluster: string, clusterId: string, targets?: string[]): Promise<SegmentName[]> {
+    let lastError: unknown;
+    for (const store of await storesFor(targets)) {
+      try {
+        return (await store.list(segmentDir(cluster, clusterId))).map((key) => parseSegmentKey(cluster, clusterId, key)).filter((s): s is SegmentName => s !== null);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError ?? new Error('no storage target');
+  }
+
+  /** The events of some segments, decrypted and in order (used by PITR replay and time resolution). */
+  async function readSegmentEvents(segments: SegmentName[], targets?: string[]): Promise<CapturedEvent[]> {
+    const identity = config.encryption?.identity ? await readDecryptionIdentity(config.encryption.identity) : null;
+    const events: CapturedEvent[] = [];
+    const store = (await storesFor(targets))[0]!;
+    for (const segment of segments) {
+      const chunks: Buffer[] = [];
+      let stream: NodeJS.ReadableStream = await store.read(segment.key);
+      if (segment.key.endsWith('.age')) {
+        if (!identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+        stream = stream.pipe(createDecryptStream(identity));
+      }
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      events.push(...decodeEvents(gunzipSync(Buffer.concat(chunks)).toString('utf8')));
+    }
+    return events;
+  }
+
+  return { storesFor, listSegments, readSegmentEvents };
+}
+
+export function createChangeCaptureActivities(deps: { config: Config }) {
+  const { config } = deps;
+  const { storesFor, listSegments } = segmentStore(config);
+
+  /** Where a capture should start: after the newest complete snapshot of the cluster. */
+  async function captureStartRevision(input: { cluster: string }): Promise<{ fromRevision: number; setId: string | null }> {
+    const sets = await listBackupSets(config, { cluster: input.cluster, onUnreadableTarget: () => undefined });
+    for (const set of sets) {
+      const etcd = set.manifest.components.find((c) => c.component === 'etcd');
+      if (set.status === 'complete' && etcd?.component === 'etcd') return { fromRevision: etcd.facts.revision + 1, setId: set.setId };
+    }
+    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} has no complete snapshot to capture changes after: take a backup set first`, FailureType.BackupSetNotFound);
+  }
+
+  async function captureEtcdChanges(input: CaptureInput): Promise<CaptureOutcome> {
+    const ctx = Context.current();
+    const cluster = findCluster(config, input.cluster);
+    const stores = await storesFor(input.targets);
+    const encryption = artefactEncryption(config);
+    const flushMs = input.flushMs ?? 1000;
+
+    const client = await connectCluster(cluster);
+    const clusterId = String((await client.maintenance.status()).header.cluster_id);
+    // Resume after whatever is already durable: the heartbeat, or the segments themselves (a
+    // segment written just before a crash may not have reached a heartbeat).
+    const beat = ctx.info.heartbeatDetails as { lastDurable?: number } | undefined;
+    const written = chainSegments(await listSegments(cluster.name, clusterId, input.targets), input.fromRevision - 1);
+    let lastDurable = Math.max(input.fromRevision - 1, beat?.lastDurable ?? 0, written.reachable);
+    const outcome: CaptureOutcome = { clusterId, lastDurable, segments: 0, events: 0, maxLagMs: 0 };
+
+    let buffer: CapturedEvent[] = [];
+    let failure: Error | null = null;
+    try {
+      const compactedAt = await compactionPoint(client, lastDurable + 1);
+      if (compactedAt !== null) {
+        return { ...outcome, gap: { from: lastDurable + 1, compactRevision: compactedAt } };
+      }
+      const watcher = await client.watch().prefix('').startRevision(String(lastDurable + 1)).create();
+      watcher.on('data', (res: IWatchResponse) => {
+        const ms = Date.now();
+        for (const event of res.events) {
+          buffer.push({
+            rev: Number(event.kv.mod_revision), type: event.type === 'Delete' ? 'delete' : 'put',
+            key: event.kv.key.toString('base64'), ...(event.type === 'Delete' ? {} : { value: event.kv.value.toString('base64') }), ms,
+          });
+        }
+      });
+      watcher.on('error', (err: Error) => { failure = err; });
+
+      const flush = async () => {
+        if (buffer.length === 0) return;
+        const events = buffer;
+        buffer = [];
+        const range = { from: lastDurable + 1, to: events[events.length - 1]!.rev, firstMs: events[0]!.ms, lastMs: events[events.length - 1]!.ms };
+        const body = gzipSync(encodeEvents(events));
+        const key = segmentKey(cluster.name, clusterId, range, encryption ? '.age' : '');
+        await publishToStores(stores, key, (sink) => pipeline([Readable.from([body]), ...(encryption ? [encryption.createStream()] : []), sink]));
+        const durableAt = Date.now();
+        lastDurable = range.to;
+        outcome.lastDurable = lastDurable;
+        outcome.segments += 1;
+        outcome.events += events.length;
+        outcome.maxLagMs = Math.max(outcome.maxLagMs, durableAt - events[0]!.ms);
+        ctx.heartbeat({ lastDurable, lagMs: durableAt - events[0]!.ms });
+      };
+
+      const deadline = Date.now() + input.runForMs;
+      while (Date.now() < deadline && !ctx.cancellationSignal.aborted) {
+        await new Promise((done) => setTimeout(done, flushMs / 2));
+        if (failure) break;
+        await flush();
+        ctx.heartbeat({ lastDurable });
+      }
+      await watcher.cancel();
+      await flush();
+      if (failure) {
+        const compacted = await compactionPoint(client, lastDurable + 1);
+        if (compacted !== null || COMPACTED.test(errorMessage(failure))) {
+          return { ...outcome, gap: { from: lastDurable + 1, compactRevision: compacted ?? lastDurable + 1 } };
+        }
+        throw failure;
+      }
+      return outcome;
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Records revisions lost to compaction, for operators and for PITR's "newest reachable point". */
+  async function recordCaptureGap(input: { cluster: string; clusterId: string; from: number; to: number; targets?: string[] }): Promise<string> {
+    const key = gapKey(input.cluster, input.clusterId, input.from, input.to);
+    const body = Buffer.from(JSON.stringify({ cluster: input.cluster, from: input.from, to: input.to, reason: 'compacted before capture', at: new Date().toISOString() }));
+    await publishToStores(await storesFor(input.targets), key, async (sink) => { sink.end(body); await new Promise((done) => sink.once('finish', done)); });
+    return key;
+  }
+
+  return {
+    captureStartRevision: typedFailures(captureStartRevision),
+    captureEtcdChanges: typedFailures(captureEtcdChanges),
+    recordCaptureGap: typedFailures(recordCaptureGap),
+  };
+}
+
+/** The compaction revision when `revision` is no longer readable, else null. */
+async function compactionPoint(client: Etcd3, revision: number): Promise<number | null> {
+  try {
+    await client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]), revision: String(revision), limit: '1', keys_only: true });
+    return null;
+  } catch (err) {
+    if (!COMPACTED.test(errorMessage(err))) {
+      // A future revision (nothing written yet) is fine; anything else is for the caller's retry.
+      if (/future revision/i.test(errorMessage(err))) return null;
+      throw err;
+    }
+    const status = await client.maintenance.status();
+    return Number(status.header.revision);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What every destructive runbook shares: an approval gate (the `approve` Update with a validator,
+ * the `plan` query, a timeout that ends the run having changed nothing) and failure typing.
+ */
+import { ApplicationFailure, condition, defineQuery, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+
+export interface RestoreApproval {
+  /** Must name the set the plan shows: an approval is for one set, not for whatever the plan becomes. */
+  setId: string;
+  approvedBy: string;
+}
+
+export type ApprovalState = 'planning' | 'awaiting-approval' | 'approved' | 'not-approved' | 'dry-run';
+
+export const approveRestoreUpdate = defineUpdate<{ approvedBy: string }, [RestoreApproval]>('approve');
+
+/** The view a restore exposes through its `plan` query. */
+export interface PlanView {
+  state: ApprovalState;
+  plan: { setId: string } | null;
+}
+
+export function planQuery<V extends PlanView>() {
+  return defineQuery<V>('plan');
+}
+
+/** Installs the `plan` query and the `approve` Update over `view`. */
+export function approvalGate<V extends PlanView>(view: V): { approvedBy(): string | null; await(input: { approved?: boolean; approvalTimeout?: Duration }): Promise<boolean> } {
+  let approvedBy: string | null = null;
+  setHandler(planQuery<V>(), () => view);
+  setHandler(approveRestoreUpdate, (approval) => {
+    approvedBy = approval.approvedBy;
+    view.state = 'approved';
+    return { approvedBy: approval.approvedBy };
+  }, {
+    validator: (approval) => {
+      if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
+      if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '') throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
+      if (approval.setId !== view.plan?.setId) throw new Error(`this restore would restore set ${view.plan?.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
+    },
+  });
+  return {
+    approvedBy: () => approvedBy,
+    /** True once approved (up front by the input, or by the Update); false when the time ran out. */
+    await: async (input) => {
+      if (input.approved === true) {
+        approvedBy = `input of ${workflowInfo().workflowId}`;
+        view.state = 'approved';
+        return true;
+      }
+      view.state = 'awaiting-approval';
+      const answered = await condition(() => approvedBy !== null, input.approvalTimeout ?? '1h');
+      if (!answered) view.state = 'not-approved';
+      return answered;
+    },
+  };
+}
+
+/** The type of the first ApplicationFailure in a failure chain (e.g. ChecksumMismatch, UnsafeArchive), for callers matching on it. */
+export function failureTypeOf(err: unknown): string | undefined {
+  let current: unknown = err;
+  while (current instanceof Error) {
+    if (current instanceof ApplicationFailure && current.type) return current.type;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

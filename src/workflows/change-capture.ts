@@ -1,0 +1,96 @@
+/**
+ * Change capture for one cluster, for as long as it runs: the capture activity watches etcd and
+ * makes each event durable in every target within `flushMs`, returning every `sliceMinutes` (default 1) so
+ * the workflow can continue-as-new (its history stays small whatever the uptime). A worker crash
+ * is an activity retry that resumes after the last durable segment. On a compaction gap the gap
+ * is recorded, a fresh backup set is started, and capture goes on after that set's snapshot.
+ */
+import {
+  ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, startChild, upsertSearchAttributes, workflowInfo,
+  ParentClosePolicy,
+} from '@temporalio/workflow';
+import type { createChangeCaptureActivities } from '../activities/change-capture';
+import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
+import { backupSetWorkflow } from './backup-set';
+
+export interface ChangeCaptureInput {
+  cluster: string;
+  /** First revision to capture; after the newest complete snapshot when omitted. */
+  fromRevision?: number;
+  targets?: string[];
+  /** Durability bound per event, ms. Default 1000. */
+  flushMs?: number;
+  /** Length of one capture activity before the workflow checks in (a stop lands between slices). Default 1 minute. */
+  sliceMinutes?: number;
+  /** Slices per run before continue-as-new (keeps the history small). Default 30. */
+  slicesPerRun?: number;
+  /** Run the capture on this node's worker (e.g. next to etcd) instead of the management worker. */
+  node?: string;
+}
+
+export interface CaptureStatus {
+  cluster: string;
+  fromRevision: number | null;
+  lastDurable: number | null;
+  clusterId: string | null;
+  segments: number;
+  events: number;
+  maxLagMs: number;
+  gaps: Array<{ from: number; to: number; snapshotWorkflowId: string }>;
+  stopping: boolean;
+}
+
+export const captureStatusQuery = defineQuery<CaptureStatus>('capture');
+/** Ends the capture after its current slice (e.g. before a point-in-time restore). */
+export const stopCaptureSignal = defineSignal('stop');
+
+const { captureStartRevision, recordCaptureGap } = proxyActivities<ReturnType<typeof createChangeCaptureActivities>>({
+  startToCloseTimeout: '1m',
+  retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<CaptureStatus> {
+  if (!input?.cluster) throw ApplicationFailure.nonRetryable('change capture needs { cluster }', FailureType.InvalidInput);
+  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'change-capture' }]);
+  const sliceMs = (input.sliceMinutes ?? 1) * 60_000;
+  const { captureEtcdChanges } = proxyActivities<ReturnType<typeof createChangeCaptureActivities>>({
+    ...(input.node ? { taskQueue: nodeTaskQueue(workflowInfo().taskQueue, input.node) } : {}),
+    startToCloseTimeout: sliceMs + 5 * 60_000,
+    // The activity heartbeats at least every flush; a dead worker is noticed in 30 s and the retry resumes.
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+
+  const status: CaptureStatus = { cluster: input.cluster, fromRevision: input.fromRevision ?? null, lastDurable: null, clusterId: null, segments: 0, events: 0, maxLagMs: 0, gaps: [], stopping: false };
+  setHandler(captureStatusQuery, () => status);
+  setHandler(stopCaptureSignal, () => { status.stopping = true; });
+
+  let from = input.fromRevision ?? (await captureStartRevision({ cluster: input.cluster })).fromRevision;
+  status.fromRevision = from;
+  for (let slice = 0; slice < (input.slicesPerRun ?? 30) && !status.stopping; slice++) {
+    const outcome = await captureEtcdChanges({ cluster: input.cluster, fromRevision: from, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs });
+    status.lastDurable = outcome.lastDurable;
+    status.clusterId = outcome.clusterId;
+    status.segments += outcome.segments;
+    status.events += outcome.events;
+    status.maxLagMs = Math.max(status.maxLagMs, outcome.maxLagMs);
+    from = outcome.lastDurable + 1;
+    if (outcome.gap) {
+      // Revisions from gap.from were compacted before we saw them: record it, take a fresh snapshot, go on after it.
+      await recordCaptureGap({ cluster: input.cluster, clusterId: outcome.clusterId, from: outcome.gap.from, to: outcome.gap.compactRevision, targets: input.targets });
+      const child = await startChild(backupSetWorkflow, {
+        workflowId: `${workflowInfo().workflowId}/gap-snapshot-${outcome.gap.compactRevision}`,
+        args: [{ cluster: input.cluster, components: ['etcd'], targets: input.targets }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+      });
+      status.gaps.push({ from: outcome.gap.from, to: outcome.gap.compactRevision, snapshotWorkflowId: child.workflowId });
+      const result = await child.result();
+      const etcd = result.manifest.components.find((c) => c.component === 'etcd');
+      from = etcd?.component === 'etcd' ? etcd.facts.revision + 1 : outcome.gap.compactRevision + 1;
+    }
+    await condition(() => status.stopping, 1); // lets a stop signal land between slices
+  }
+  if (status.stopping) return status;
+  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from });
+}

@@ -1,0 +1,101 @@
+/**
+ * Runbook "Partial Recovery": replace one failed etcd member while the others keep quorum.
+ *
+ *   assess quorum -> remove dead member -> add replacement -> start on an empty data dir -> wait for a healthy voter
+ *
+ * Without a quorum of the other members, membership cannot change: the run refuses before touching
+ * anything and names the runbook to use instead (the cluster restore). The old data dir is kept.
+ * Membership changes are not reversible like a restore is: a failure after `member remove` leaves
+ * the cluster one member short (still with quorum) and says so; the run can simply be started again.
+ */
+import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { createEtcdRestoreActivities, QuorumAssessment, ClusterCheck } from '../activities/etcd-restore';
+import type { createEtcdMemberActivities } from '../activities/etcd-member';
+import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
+import { ProgressTracker } from './progress';
+
+export interface ReplaceMemberInput {
+  cluster: string;
+  /** The failed member (a name from the config): it comes back on its configured node and URLs. */
+  member: string;
+  /** How long the new member may take to become a healthy voter. Default 3m. */
+  verifyTimeout?: Duration;
+  nodeResponseTimeout?: Duration;
+}
+
+export interface ReplaceMemberResult {
+  member: string;
+  removedId: string | null;
+  addedId: string;
+  oldDataDir: string;
+  newDataDir: string;
+  check: ClusterCheck;
+}
+
+const { assessQuorum, removeEtcdMember, addEtcdMember } = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
+  startToCloseTimeout: '1m',
+  retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Promise<ReplaceMemberResult> {
+  if (!input?.cluster || !input.member) {
+    throw ApplicationFailure.nonRetryable('a member replacement needs { cluster, member } naming the failed member from the config', FailureType.InvalidInput);
+  }
+  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-member-replace' }]);
+  const tracker = new ProgressTracker('etcd-member-replace', input.cluster, ['assess quorum', 'remove dead member', 'add replacement', 'start replacement', 'verify cluster']);
+  const verify = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
+    startToCloseTimeout: '1m',
+    scheduleToCloseTimeout: input.verifyTimeout ?? '3m',
+    retry: { initialInterval: '1s', backoffCoefficient: 1.5, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+
+  try {
+    const quorum = await tracker.step('assess quorum', () => assessQuorum({ cluster: input.cluster, failed: input.member }),
+      (q) => `${q.healthy.length} of ${q.size} members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}`);
+    const via = refuseWithoutQuorum(input, quorum);
+    const activities = proxyActivities<ReturnType<typeof createEtcdMemberActivities>>({
+      taskQueue: nodeTaskQueue(workflowInfo().taskQueue, quorum.failed.node),
+      scheduleToStartTimeout: input.nodeResponseTimeout ?? '2m',
+      startToCloseTimeout: '5m',
+      retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+    });
+    const tag = workflowInfo().runId.slice(0, 8);
+    const described = await activities.describeEtcdMember({ cluster: input.cluster, member: input.member, tag });
+    const { removedId } = await tracker.step('remove dead member', async () => {
+      // A half-alive process must not come back under the old identity.
+      if (described.running) await activities.stopEtcdMember({ cluster: input.cluster, member: input.member });
+      return removeEtcdMember({ cluster: input.cluster, member: input.member, via });
+    }, (r) => (r.removedId ? `removed member id ${r.removedId}` : 'not in the member list any more'));
+
+    const { id: addedId } = await tracker.step('add replacement', () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via] }),
+      (added) => `member id ${added.id}`);
+    await tracker.step('start replacement', async () => {
+      const peers = quorum.members.filter((m) => m.name && m.name !== input.member).map((m) => `${m.name}=${m.peerURLs[0]}`);
+      const change = await activities.repointEtcdMemberConfig({
+        cluster: input.cluster, member: input.member, restoreTag: `replace-${tag}`,
+        changes: { dataDir: described.newDataDir, initialCluster: [...peers, `${input.member}=${quorum.failed.peerUrl}`].join(','), initialClusterState: 'existing' },
+      });
+      await activities.startEtcdMember({ cluster: input.cluster, member: input.member });
+      return change;
+    }, (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`);
+    const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
+      (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`);
+    tracker.finish('completed');
+    return { member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check };
+  } catch (err) {
+    tracker.finish('failed');
+    throw err;
+  }
+}
+
+function refuseWithoutQuorum(input: ReplaceMemberInput, quorum: QuorumAssessment): string {
+  if (!quorum.hasQuorum || quorum.healthy.length === 0) {
+    throw ApplicationFailure.nonRetryable(
+      `cluster ${input.cluster} has lost quorum: ${quorum.healthy.length} of ${quorum.size} members answer, ${quorum.quorum} needed; ` +
+      `membership cannot change without quorum. Use the cluster restore runbook instead: nnoe-dr restore etcd --cluster ${input.cluster} (etcdRestoreWorkflow)`,
+      FailureType.QuorumLost);
+  }
+  return quorum.healthy[0]!;
+}

@@ -1,0 +1,64 @@
+/**
+ * Partial recovery on the real cluster: a failed member replaced while the others keep quorum
+ * ends with 3 healthy voters holding the same keys; without quorum the run refuses and names the
+ * cluster restore runbook.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { WorkflowFailedError } from '@temporalio/client';
+import { readKeyspace } from '../src/etcd/scratch';
+import type { ReplaceMemberResult } from '../src/workflows/etcd-member-replace';
+import { CLUSTER, memberClient, openHarness, startMembers, stopMember, type Harness } from './support/harness';
+
+let h: Harness;
+beforeAll(async () => { h = await openHarness(); });
+afterAll(async () => { await h.close(); });
+
+const startReplace = (member: string, id: string) => h.client.workflow.start('replaceEtcdMemberWorkflow', {
+  taskQueue: h.config.temporal.taskQueue, workflowId: `etcd-member-replace-${id}-${Date.now()}`, args: [{ cluster: CLUSTER, member, verifyTimeout: '2m' }],
+});
+
+async function keyspaceOf(member: string): Promise<Map<string, string>> {
+  const client = await memberClient(h.config, member);
+  try {
+    return await readKeyspace(client);
+  } finally {
+    client.close();
+  }
+}
+
+describe('etcd member replacement', () => {
+  it('replaces a dead member: removed, added back on an empty data dir, a healthy voter with the same keys', async () => {
+    const writer = await memberClient(h.config, 'etcd-1');
+    await writer.put('/replace-test/before').value('written before the failure');
+    await stopMember(h.world, 'etcd-3', 'KILL');
+    await writer.put('/replace-test/during').value('written while etcd-3 was down');
+    writer.close();
+
+    const handle = await startReplace('etcd-3', 'ok');
+    const result = await handle.result() as ReplaceMemberResult;
+    expect(result.check.healthy).toBe(true);
+    expect(result.check.memberList).toHaveLength(3);
+    expect(result.removedId).not.toBeNull();
+    expect(result.addedId).not.toBe(result.removedId); // a new identity, not the dead one
+    const conf = readFileSync(h.world.etcd.members.find((m) => m.name === 'etcd-3')!.programConf, 'utf8');
+    expect(conf).toContain(`--data-dir=${result.newDataDir}`);
+    expect(existsSync(result.oldDataDir)).toBe(true); // kept for the operator
+    const reference = await keyspaceOf('etcd-1');
+    expect(reference.get('/replace-test/during')).toBe('written while etcd-3 was down');
+    expect(await keyspaceOf('etcd-3')).toEqual(reference);
+  });
+
+  it('refuses without quorum and names the cluster restore runbook', async () => {
+    await stopMember(h.world, 'etcd-2');
+    await stopMember(h.world, 'etcd-3');
+    try {
+      const err = await (await startReplace('etcd-3', 'no-quorum')).result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(
+        /^cluster nnoe-local has lost quorum: 1 of 3 members answer, 2 needed; .*Use the cluster restore runbook instead: nnoe-dr restore etcd --cluster nnoe-local/);
+    } finally {
+      await startMembers(h.world, h.config, ['etcd-2', 'etcd-3']);
+    }
+  });
+});

@@ -1,0 +1,250 @@
+/**
+ * The etcd restore runbook on the real 3-member cluster under supervisord, with a node worker per
+ * member: both strategies end with a healthy cluster equal to the snapshot key for key; a fault
+ * after "stop" rolls back to the old data dirs; refusals and dry runs change nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { programLogPath, supervisorLayout } from '../src/sandbox/supervisor';
+import { nodeWorkerProgram, waitForNodeWorker } from './support/global-setup';
+import { dirname, join } from 'node:path';
+import { inject } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
+import { startEtcdBackup, startEtcdRestore } from '../src/client/temporal';
+import { readKeyspace } from '../src/etcd/scratch';
+import { hashKV } from '../src/etcd/connect';
+import { openStore } from '../src/storage';
+import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult } from '../src/workflows/etcd-restore';
+import { progressQuery } from '../src/workflows/progress';
+import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
+import { supervisorctl } from '../src/sandbox/supervisor';
+import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, type Harness } from './support/harness';
+
+let h: Harness;
+beforeAll(async () => { h = await openHarness(); });
+afterAll(async () => {
+  armFailpoints({});
+  await h.close();
+});
+
+const MEMBERS = ['etcd-1', 'etcd-2', 'etcd-3'];
+const failpointsFile = () => join(inject('world').worldDir, 'failpoints.json');
+function armFailpoints(points: Record<string, 'error' | 'pause'>): void {
+  writeFileSync(failpointsFile(), JSON.stringify(points));
+}
+
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const programFiles = () => Object.fromEntries(h.world.etcd.members.map((m) => [m.name, sha(m.programConf)]));
+const dataDirOf = (member: string) => /--data-dir=(\S+)/.exec(readFileSync(h.world.etcd.members.find((m) => m.name === member)!.programConf, 'utf8'))![1]!;
+
+async function keyspaceOf(member: string, revision?: number): Promise<Map<string, string>> {
+  const client = await memberClient(h.config, member);
+  try {
+    return await readKeyspace(client, revision);
+  } finally {
+    client.close();
+  }
+}
+
+async function hashOf(member: string, revision: number): Promise<number> {
+  const client = await memberClient(h.config, member);
+  try {
+    return (await hashKV(client, revision)).hash;
+  } finally {
+    client.close();
+  }
+}
+
+async function put(entries: Record<string, string | null>): Promise<number> {
+  const client = await memberClient(h.config, 'etcd-1');
+  try {
+    for (const [key, value] of Object.entries(entries)) {
+      if (value === null) await client.delete().key(key);
+      else await client.put(key).value(value);
+    }
+    return Number((await client.maintenance.status()).header.revision);
+  } finally {
+    client.close();
+  }
+}
+
+/** A fresh snapshot set of the live cluster, with the keyspace it holds (read back at its revision). */
+async function snapshotSet(tag: string): Promise<{ setId: string; revision: number; keys: Map<string, string> }> {
+  await put({ '/nnoe/dns/zones/example.com': JSON.stringify({ domain: 'example.com', tag }), [`/restore-test/${tag}/a`]: 'one', [`/restore-test/${tag}/b`]: 'two' });
+  const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+  const revision = etcdComponent(result.manifest).facts.revision;
+  return { setId: result.setId, revision, keys: await keyspaceOf('etcd-1', revision) };
+}
+
+/** Agents write their health key when they start, and the restore restarts them: those keys are newer than any snapshot. */
+const withoutAgentHealth = (keys: Map<string, string>) => new Map([...keys].filter(([key]) => !key.startsWith('/nnoe/agents/health/')));
+
+async function expectClusterEquals(keys: Map<string, string>): Promise<void> {
+  for (const member of MEMBERS) expect(withoutAgentHealth(await keyspaceOf(member))).toEqual(withoutAgentHealth(keys));
+}
+
+describe('etcd restore', () => {
+  it('all-members: asks for approval, restores every member in parallel, equals the snapshot key for key', async () => {
+    const snap = await snapshotSet('all');
+    const after = await put({ '/restore-test/all/after-snapshot': 'must vanish', '/restore-test/all/a': null });
+    expect(after).toBeGreaterThan(snap.revision);
+    const filesBefore = programFiles();
+
+    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, strategy: 'all-members' });
+    const view = await pollUntil(async () => {
+      const v = await handle.query(restorePlanQuery);
+      return v.state === 'awaiting-approval' && v;
+    }, 60_000, 'the restore plan awaiting approval');
+    expect(view.plan?.setId).toBe(snap.setId);
+    expect(view.staged.map((s) => s.member).sort()).toEqual(MEMBERS);
+    expect(programFiles()).toEqual(filesBefore); // nothing touched before the approval
+
+    // An approval must name the set the plan shows.
+    const rejected = await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
+    expect((rejected as Error).cause).toMatchObject({ message: expect.stringMatching(/would restore set .*, not some-other-set/) });
+    await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: snap.setId, approvedBy: 'sre on call' }] });
+    const result = await handle.result() as EtcdRestoreResult;
+
+    expect(result.approvedBy).toBe('sre on call');
+    expect(result.check?.healthy).toBe(true);
+    await expectClusterEquals(snap.keys);
+    for (const { member, old, restored } of result.dataDirs) {
+      expect(dataDirOf(member)).toBe(restored);
+      expect(dirname(restored)).toBe(dirname(old)); // beside the old one, which is kept
+      expect(existsSync(join(old, 'member'))).toBe(true);
+      const conf = h.world.etcd.members.find((m) => m.name === member)!.programConf;
+      expect(readdirSync(dirname(conf)).some((f) => f.startsWith(`${member}.conf.pre-restore-${snap.setId}`))).toBe(true);
+    }
+    const progress = await handle.query(progressQuery);
+    expect(progress.steps.map((s) => `${s.name}:${s.state}`)).toEqual([
+      'preflight:done', 'approval:done', 'stop etcd:done', 'restore data dirs:done', 'repoint members:done', 'verify cluster:done', 'restart agents:done',
+    ]);
+    for (const node of ['node-1', 'node-2']) expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
+    await recordHistory(handle, 'etcd-restore-all-members');
+  });
+
+  it('first-node-then-add: restores one member, adds the others one at a time, equals the snapshot', async () => {
+    const snap = await snapshotSet('first');
+    await put({ '/restore-test/first/after-snapshot': 'must vanish' });
+    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, strategy: 'first-node-then-add', approved: true });
+    const result = await handle.result() as EtcdRestoreResult;
+    expect(result.check?.healthy).toBe(true);
+    expect(result.check?.memberList).toHaveLength(3);
+    await expectClusterEquals(snap.keys);
+    await recordHistory(handle, 'etcd-restore-first-node-then-add');
+  });
+
+  it('rolls back to the old data dirs when a restored member cannot start', async () => {
+    const snap = await snapshotSet('rollback');
+    const liveRevision = await put({ '/restore-test/rollback/after-snapshot': 'must survive the rollback' });
+    const liveKeys = await keyspaceOf('etcd-1');
+    const hashBefore = await hashOf('etcd-1', liveRevision);
+    const filesBefore = programFiles();
+
+    armFailpoints({ 'before-repoint:etcd-3': 'pause' });
+    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true, verifyTimeout: '15s' });
+    try {
+      // While etcd-3's repoint is held, its restored bbolt file is corrupted: etcd-3 will not start on it.
+      const restoredDir = await pollUntil(async () => {
+        const p = await handle.query(progressQuery);
+        const v = await handle.query(restorePlanQuery);
+        const dir = v.staged.find((s) => s.member === 'etcd-3')?.restoredDataDir;
+        return p.steps.find((s) => s.name === 'repoint members')?.state === 'running' && dir && existsSync(join(dir, 'member', 'snap', 'db')) && dir;
+      }, 60_000, 'the restore at the repoint step');
+      writeFileSync(join(restoredDir, 'member', 'snap', 'db'), 'not a bbolt database');
+    } finally {
+      armFailpoints({});
+    }
+
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/rolled back to the old data dirs/);
+    expect(programFiles()).toEqual(filesBefore);
+    await expectClusterEquals(liveKeys);
+    for (const member of MEMBERS) expect(await hashOf(member, liveRevision)).toBe(hashBefore);
+    const progress = await handle.query(progressQuery);
+    expect(progress.steps.find((s) => s.name === 'rollback')?.state).toBe('done');
+  });
+
+  it('rolls back when a node worker dies mid-run, once the node worker is back', async () => {
+    const snap = await snapshotSet('worker');
+    const liveRevision = await put({ '/restore-test/worker/after-snapshot': 'must survive the rollback' });
+    const liveKeys = await keyspaceOf('etcd-1');
+    const hashBefore = await hashOf('etcd-1', liveRevision);
+    const filesBefore = programFiles();
+    const program = nodeWorkerProgram('node-2');
+    const log = programLogPath(supervisorLayout(h.world.dir), program);
+
+    armFailpoints({ 'before-restore-data:etcd-2': 'pause' });
+    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true, nodeResponseTimeout: '5s' });
+    let restarted = false;
+    try {
+      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'restore data dirs')?.state === 'running', 60_000, 'the restore data dirs step');
+      await supervisorctl(h.world.supervisorConf, 'signal', 'KILL', program); // node-2's worker dies holding its step
+      armFailpoints({});
+      // The step times out (heartbeat), finds no worker on node-2's queue, and the rollback waits for it.
+      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'rollback')?.state === 'running', 120_000, 'the rollback to start');
+      const logBytes = statSync(log).size;
+      await supervisorctl(h.world.supervisorConf, 'start', program);
+      await waitForNodeWorker(h.world.dir, 'node-2', logBytes);
+      restarted = true;
+    } finally {
+      armFailpoints({});
+      if (!restarted) await supervisorctl(h.world.supervisorConf, 'start', program).catch(() => undefined);
+    }
+    const err = await handle.result().catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/rolled back to the old data dirs/);
+    expect(programFiles()).toEqual(filesBefore);
+    await expectClusterEquals(liveKeys);
+    for (const member of MEMBERS) expect(await hashOf(member, liveRevision)).toBe(hashBefore);
+  });
+
+  it('ends without changing anything when nobody approves in time', async () => {
+    const snap = await snapshotSet('timeout');
+    const filesBefore = programFiles();
+    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approvalTimeout: '2s' });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/was not approved within 2s; nothing was changed/);
+    expect(programFiles()).toEqual(filesBefore);
+    for (const member of MEMBERS) expect(await supervisorctl(h.world.supervisorConf, 'status', member)).toMatch(/RUNNING/);
+  });
+
+  it('dry run: checks the snapshot on every node and leaves unit files and data dirs as they were', async () => {
+    const snap = await snapshotSet('dry');
+    const filesBefore = programFiles();
+    const dirsBefore = Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]));
+    const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, dryRun: true })).result() as EtcdRestoreResult;
+    expect(result.dryRun).toBe(true);
+    expect(result.snapshotRevision).toBe(snap.revision);
+    expect(programFiles()).toEqual(filesBefore);
+    expect(Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]))).toEqual(dirsBefore);
+  });
+
+  it('refuses a tampered snapshot before anything stops', async () => {
+    const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const artefact = etcdComponent(result.manifest).artefacts[0]!;
+    const path = join((h.config.storage.find((t) => t.name === 'local') as { path: string }).path, artefact.key);
+    const bytes = readFileSync(path);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    writeFileSync(path, bytes);
+    const filesBefore = programFiles();
+    const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: result.setId, approved: true })).result().catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/^restore refused at preflight, nothing was changed: no good copy of etcd-snapshot-.*stored sha256 differs from the manifest/);
+    expect(programFiles()).toEqual(filesBefore);
+    for (const member of MEMBERS) expect(await supervisorctl(h.world.supervisorConf, 'status', member)).toMatch(/RUNNING/);
+  });
+
+  it('refuses a set that belongs to another cluster, naming both', async () => {
+    const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
+    const foreignId = `other-cluster-${result.setId.slice(-15)}`;
+    const writer = await store.createWriter(`${foreignId}/manifest.json`);
+    writer.stream.end(JSON.stringify({ ...result.manifest, setId: foreignId, cluster: 'other-cluster' }));
+    await writer.commit();
+    const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: foreignId, approved: true })).result().catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.message).toBe(
+      `restore refused at preflight, nothing was changed: backup set ${foreignId} belongs to cluster other-cluster, not ${CLUSTER}: refusing to restore another cluster's snapshot`);
+    await store.delete(`${foreignId}/manifest.json`);
+  });
+});
