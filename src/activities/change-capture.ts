@@ -71,16 +71,29 @@ export function segmentStore(config: Config) {
   async function readSegmentEvents(segments: SegmentName[], targets?: string[]): Promise<CapturedEvent[]> {
     const identity = config.encryption?.identity ? await readDecryptionIdentity(config.encryption.identity) : null;
     const events: CapturedEvent[] = [];
-    const store = (await storesFor(targets))[0]!;
+    const stores = await storesFor(targets);
     for (const segment of segments) {
-      const chunks: Buffer[] = [];
-      let stream: NodeJS.ReadableStream = await store.read(segment.key);
-      if (segment.key.endsWith('.age')) {
-        if (!identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
-        stream = stream.pipe(createDecryptStream(identity));
+      // The first target that can give this segment back: a restore must work with a target down.
+      let lastError: unknown;
+      let text: string | null = null;
+      for (const store of stores) {
+        try {
+          const chunks: Buffer[] = [];
+          let stream: NodeJS.ReadableStream = await store.read(segment.key);
+          if (segment.key.endsWith('.age')) {
+            if (!identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+            stream = stream.pipe(createDecryptStream(identity));
+          }
+          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          text = gunzipSync(Buffer.concat(chunks)).toString('utf8');
+          break;
+        } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
+          lastError = err;
+        }
       }
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      events.push(...decodeEvents(gunzipSync(Buffer.concat(chunks)).toString('utf8')));
+      if (text === null) throw lastError ?? new Error(`segment ${segment.key} is in no target`);
+      events.push(...decodeEvents(text));
     }
     return events;
   }

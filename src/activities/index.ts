@@ -11,6 +11,7 @@ import { createChangeCaptureActivities } from './change-capture';
 import { createPitrActivities } from './pitr';
 import { createPhpipamRestoreActivities } from './phpipam-restore';
 import { createHostRestorePlanActivities } from './host-restore';
+import { createDrillActivities } from './drill';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -33,6 +34,7 @@ export function createManagementActivities(deps: { config: Config }) {
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
     ...createChangeCaptureActivities(deps), ...createPitrActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
+    ...createDrillActivities(deps),
   };
 }
 

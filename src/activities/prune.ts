@@ -40,7 +40,11 @@ export function createPruneActivities(deps: { config: Config }) {
       policies[entry.cluster] ??= retentionPolicyOf(override ?? config.retention);
     }
     return {
-      sets: entries.map((e) => ({ setId: e.setId, cluster: e.cluster, createdAt: e.createdAt, status: e.status, targets: e.targets })),
+      sets: entries.map((e) => ({
+        setId: e.setId, cluster: e.cluster, createdAt: e.createdAt, status: e.status, targets: e.targets,
+        // Written by a passing restore drill: the newest verified set is kept above all.
+        ...(e.manifest.verification ? { verifiedAt: e.manifest.verification.verifiedAt } : {}),
+      })),
       policies,
     };
   }

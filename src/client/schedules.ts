@@ -9,6 +9,7 @@ import type { Config } from '../config/schema';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { BackupSetInput } from '../workflows/backup-set';
 import type { PruneInput } from '../workflows/prune';
+import type { DrillInput } from '../workflows/drill';
 import { RETENTION_PROFILES } from '../retention/policy';
 
 /** The runbook's recommended cadences (the crons live with the retention profiles they go with). */
@@ -76,6 +77,33 @@ export function pruneScheduleOptions(config: Config, profile: ScheduleProfile, t
   };
 }
 
+/** The restore drill runs daily, after the prune (04:30) and a night's backups, whatever the profile. */
+export const DRILL_CRON = '0 5 * * *';
+
+export function drillScheduleId(cluster: string): string {
+  return `${SCHEDULE_ID_PREFIX}drill-${cluster}`;
+}
+
+/** The daily restore drill of a cluster's newest complete set; SKIP: never two drills of one cluster at once. */
+export function drillScheduleOptions(config: Config, cluster: string, profile: ScheduleProfile): ScheduleOptions {
+  const input: DrillInput = { cluster };
+  return {
+    scheduleId: drillScheduleId(cluster),
+    spec: { cronExpressions: [DRILL_CRON] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'restoreDrillWorkflow',
+      workflowId: `drill-${cluster}`, // the server appends the scheduled time
+      taskQueue: config.temporal.taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'drill' }],
+      memo: { scheduleProfile: profile },
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },
+    state: { note: `nnoe-dr profile ${profile}: daily restore drill of ${cluster} (${DRILL_CRON})` },
+  };
+}
+
 /** Creates the schedule, or brings an existing one to the desired state. Returns what it did. */
 export async function applyBackupSchedule(client: Client, options: ScheduleOptions): Promise<'created' | 'updated'> {
   const handle = client.schedule.getHandle(options.scheduleId);
@@ -125,6 +153,7 @@ function summarize(scheduleId: string, d: ScheduleDescription): ScheduleSummary 
     // The server stores cron strings as calendar specs; the profile names the cron.
     profile: typeof profile === 'string' ? profile : undefined,
     cron: action?.workflowType === 'pruneBackupSetsWorkflow' ? PRUNE_CRON
+      : action?.workflowType === 'restoreDrillWorkflow' ? DRILL_CRON
       : typeof profile === 'string' && isScheduleProfile(profile) ? SCHEDULE_PROFILES[profile].cron : undefined,
     paused: d.state.paused,
     note: d.state.note,

@@ -42,6 +42,8 @@ export const FailureType = {
   SchemaSwapRollbackFailed: 'SchemaSwapRollbackFailed',
   /** A restore drill found the set unusable or unequal to its recorded facts (or could not run it); the set was not marked verified. */
   DrillFailed: 'DrillFailed',
+  /** The drill's alert webhook could not be reached or refused the POST (retryable). */
+  DrillAlertFailed: 'DrillAlertFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -163,7 +163,7 @@ export const DrillsSchema = z.strictObject({
    * variable holding one (chat webhook URLs carry their token in the path).
    */
   alertWebhook: z.union([
-    z.string().regex(/^https?:\/\/[^\s]+$/),
+    z.string().regex(/^https?:\/\/[^\s]+$/, 'expected a webhook URL (http:// or https://) or a secret reference { file } / { env } holding one'),
     SecretRefSchema,
   ], { error: 'expected a webhook URL (http:// or https://) or a secret reference { file } / { env } holding one' }).optional(),
   /** How long the webhook may take to answer one POST. */

@@ -46,7 +46,7 @@ export interface RetentionSet {
   /** ISO 8601. */
   createdAt: string;
   status: 'complete' | 'partial';
-  /** When `backups verify` last passed on this set, ISO 8601. */
+  /** When a restore drill last passed on this set (manifest `verification.verifiedAt`), ISO 8601. */
   verifiedAt?: string;
 }
 

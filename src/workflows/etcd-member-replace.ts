@@ -61,7 +61,7 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
       startToCloseTimeout: '5m',
       retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
     });
-    const tag = workflowInfo().runId.slice(0, 8);
+    const tag = workflowInfo().runId.slice(-8);
     const described = await activities.describeEtcdMember({ cluster: input.cluster, member: input.member, tag });
     const { removedId } = await tracker.step('remove dead member', async () => {
       // A half-alive process must not come back under the old identity.

@@ -216,10 +216,11 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
 
 /**
  * Names this run's new data dirs (`restored-<tag>`) and the kept unit/program files
- * (`.pre-restore-<tag>`): the set id plus the run, so restoring one set twice never collides.
+ * (`.pre-restore-<tag>`): the set id plus the random end of the run id (run ids are UUIDv7: their
+ * start is a timestamp), so restoring one set twice never collides.
  */
 function restoreTag(setId: string): string {
-  return `${setId}-${workflowInfo().runId.slice(0, 8)}`;
+  return `${setId}-${workflowInfo().runId.slice(-8)}`;
 }
 
 /** After a rollback the old cluster must be whole again; checked for as long as it takes to settle. */

@@ -10,3 +10,4 @@ export { agentCacheRestoreWorkflow, nebulaRestoreWorkflow } from './host-restore
 export { replaceEtcdMemberWorkflow } from './etcd-member-replace';
 export { changeCaptureWorkflow } from './change-capture';
 export { pointInTimeRestoreWorkflow } from './pitr';
+export { restoreDrillWorkflow } from './drill';

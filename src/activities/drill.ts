@@ -1,0 +1,630 @@
+/**
+ * Activities of the restore drill (management worker): the newest complete set restored where it
+ * cannot hurt, compared with what its manifest recorded, timed, and marked verified when it passed.
+ *
+ *   plan       the set (newest complete one of the cluster, or the one asked for), its manifest read
+ *              from every target holding it (they must agree), a scratch schema name;
+ *   etcd       snapshot fetched (sha256s, age, gunzip), `snapshot status` of it against the facts,
+ *              restored into a one-member etcd on loopback (src/etcd/scratch.ts), then hashKV at the
+ *              snapshot revision, the revision, the live key count and the critical keys;
+ *   phpipam    dump fetched, loaded into `<db>_drill_<stamp>`, row counts and CHECKSUM TABLE against
+ *              the facts, the schema dropped whatever happened;
+ *   artefacts  every other artefact (agent caches, Nebula, agent configs) fetched and checked;
+ *   mark       manifest.json rewritten with `verification` in every target holding the set;
+ *   metrics    a Prometheus textfile replaced atomically; alert: a JSON POST to a webhook.
+ * The restores return their comparisons as checks (a mismatch is a finding, not an error); they
+ * throw only when they could not compare at all. What the restore measured is the RTO: from the
+ * first byte fetched to a ready scratch etcd / a loaded schema.
+ *
+ * About etcd's `totalKey`: `snapshot status` counts every entry of every bbolt bucket (each kept
+ * revision of each key, tombstones, and the meta, members, cluster, lease, auth and alarm buckets),
+ * so it is not a key count: a snapshot with two live keys, five revisions and no compaction reports
+ * totalKey 9 on etcd 3.4. It is compared where it means the same thing, against `snapshot status`
+ * of the fetched file; the live keys at the snapshot revision are counted on the scratch member
+ * (count-only range against a full keys-only scan) and reported.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Etcd3 } from 'etcd3';
+import type { Config, PhpipamConfig } from '../config/schema';
+import { findCluster, findTargets } from '../config/load';
+import { readSecret } from '../config/secrets';
+import { FailureType } from '../common/failures';
+import {
+  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts,
+  type PhpipamComponentRecord, type SetVerification,
+} from '../common/manifest';
+import { listBackupSets, readManifest } from '../catalog/catalog';
+import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
+import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
+import { readSnapshotStatus, type SnapshotStatus } from '../etcd/snapshot-file';
+import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
+import { hashKV, type HashKVResult } from '../etcd/connect';
+import {
+  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, verifySchemaAgainstFacts,
+  type DatabaseFlavour, type SchemaMismatch, type TableFact,
+} from '../phpipam';
+import { withHeartbeat } from './host-restore';
+import { errorMessage, typedFailures } from './failures';
+
+// ====================================================================== plain helpers (unit-tested)
+
+const SCHEMA_NAME = /^[A-Za-z0-9_$]{1,64}$/;
+
+/** `phpipam_drill_20261127_050002`: the scratch schema of a drill started at `date`. */
+export function drillSchemaName(database: string, date: Date): string {
+  const iso = date.toISOString();
+  const name = `${database}_drill_${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+  if (!SCHEMA_NAME.test(name)) {
+    throw ApplicationFailure.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`, FailureType.ConfigError);
+  }
+  return name;
+}
+
+/** sha256 of a manifest without its `verification`: equal for the same set as backed up, whatever drills wrote since. */
+export function manifestFingerprint(manifest: BackupManifest): string {
+  const { verification: _verification, ...rest } = manifest;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+export interface EtcdObservation {
+  /** `snapshot status` of the fetched file. */
+  status: SnapshotStatus;
+  /** The scratch member's revision once it was ready. */
+  scratchRevision: number;
+  /** HashKV of the scratch member at the snapshot revision (null when it could not be asked). */
+  hashKV: HashKVResult | null;
+  /** Live keys at the snapshot revision: count-only range and a full keys-only scan. */
+  keys: { counted: number; scanned: number };
+  criticalKeys: Array<{ key: string; expectedValue?: string; found: boolean; valueMatches: boolean }>;
+}
+
+/** The etcd comparisons of a drill, from the recorded facts and what the scratch restore showed. */
+export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): DrillCheck[] {
+  const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck =>
+    ({ component: 'etcd', name, ok: expected === actual, expected, actual, ...(detail ? { detail } : {}) });
+  const checks: DrillCheck[] = [
+    check('snapshot status revision', facts.revision, seen.status.revision),
+    check('snapshot status hash', facts.hash, seen.status.hash),
+    check('snapshot status totalKey (bbolt entries of every bucket, not live keys)', facts.totalKey, seen.status.totalKey),
+    check('scratch member revision', facts.revision, seen.scratchRevision),
+  ];
+  const recorded = facts.hashKV;
+  if (!recorded) {
+    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true, detail: 'the backup recorded no hashKV (older manifest)' });
+  } else if (recorded.revision !== facts.revision) {
+    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
+      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${facts.revision}` });
+  } else if (!seen.hashKV) {
+    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: false, expected: recorded.hash, actual: null, detail: 'the scratch member gave no hashKV' });
+  } else if (Number(seen.hashKV.compactRevision) !== recorded.compactRevision) {
+    // HashKV covers the revisions after the compaction point: with another point the hashes differ for equal data.
+    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
+      detail: `not comparable: compacted at revision ${seen.hashKV.compactRevision} in the scratch member, ${recorded.compactRevision} when recorded` });
+  } else {
+    checks.push(check('hashKV at the snapshot revision', recorded.hash, seen.hashKV.hash, `revision ${facts.revision}, compacted at ${recorded.compactRevision}`));
+  }
+  checks.push(check('live keys at the snapshot revision (count vs full scan)', seen.keys.counted, seen.keys.scanned, `${seen.keys.scanned} keys`));
+  for (const critical of seen.criticalKeys) {
+    const ok = critical.found && critical.valueMatches;
+    checks.push({
+      component: 'etcd', name: `critical key ${critical.key}`, ok,
+      ...(ok ? {} : { detail: critical.found ? 'present with another value than the config expects' : 'absent at the snapshot revision' }),
+    });
+  }
+  return checks;
+}
+
+/** One check per mismatch of the scratch schema, or one passing check naming what was compared. */
+export function phpipamChecks(tables: TableFact[], mismatches: SchemaMismatch[], schema: string): DrillCheck[] {
+  if (mismatches.length === 0) {
+    return [{ component: 'phpipam', name: 'row counts and CHECKSUM TABLE', ok: true, detail: `${tables.length} tables of ${schema} equal to the manifest` }];
+  }
+  return mismatches.map((m) => ({ component: 'phpipam', name: `table ${m.table}: ${m.what}`, ok: false, expected: m.expected, actual: m.actual }));
+}
+
+export interface DrillMetricsSample {
+  cluster: string;
+  success: boolean;
+  /** Measured RTO per component; a component without one (absent, or its restore failed) has no series. */
+  rtoSeconds: { etcd?: number; phpipam?: number };
+  /** Unix seconds. */
+  runAt: number;
+}
+
+export interface DrillMetrics {
+  success: 0 | 1;
+  rtoSeconds: { etcd?: number; phpipam?: number };
+  lastRunTimestampSeconds: number;
+  /** The last passing drill of the cluster (kept from the file when this one failed); null if none known. */
+  lastSuccessTimestampSeconds: number | null;
+}
+
+const METRIC_HELP: Record<string, string> = {
+  nnoe_dr_drill_success: '1 if the last restore drill of the cluster passed and marked its set verified, else 0.',
+  nnoe_dr_drill_rto_seconds: 'Restore time measured by the last drill, per component (fetch, decrypt, decompress, restore, ready).',
+  nnoe_dr_drill_last_run_timestamp_seconds: 'When the last restore drill of the cluster finished, in Unix seconds.',
+  nnoe_dr_drill_last_success_timestamp_seconds: 'When a restore drill of the cluster last passed, in Unix seconds.',
+};
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+function parseSamples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const m = SAMPLE_LINE.exec(line.trim());
+    if (!m || line.trim().startsWith('#')) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_all, c: string) => (c === 'n' ? '\n' : c));
+    const value = Number(m[3]);
+    if (Number.isFinite(value)) out.push({ name: m[1]!, labels, value });
+  }
+  return out;
+}
+
+const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/**
+ * The textfile after one drill: this cluster's series replaced, other clusters' kept (one file for
+ * every cluster the worker drills), the last-success time carried over from the file when the drill failed.
+ */
+export function renderDrillMetrics(existing: string | null, sample: DrillMetricsSample): { text: string; metrics: DrillMetrics } {
+  const previous = parseSamples(existing ?? '').filter((s) => s.name in METRIC_HELP);
+  const others = previous.filter((s) => s.labels.cluster !== sample.cluster);
+  const lastSuccess = sample.success ? sample.runAt
+    : previous.find((s) => s.name === 'nnoe_dr_drill_last_success_timestamp_seconds' && s.labels.cluster === sample.cluster)?.value ?? null;
+  const ours: Sample[] = [
+    { name: 'nnoe_dr_drill_success', labels: { cluster: sample.cluster }, value: sample.success ? 1 : 0 },
+    ...(['etcd', 'phpipam'] as const).flatMap((component) => {
+      const value = sample.rtoSeconds[component];
+      return value === undefined ? [] : [{ name: 'nnoe_dr_drill_rto_seconds', labels: { cluster: sample.cluster, component }, value }];
+    }),
+    { name: 'nnoe_dr_drill_last_run_timestamp_seconds', labels: { cluster: sample.cluster }, value: sample.runAt },
+    ...(lastSuccess === null ? [] : [{ name: 'nnoe_dr_drill_last_success_timestamp_seconds', labels: { cluster: sample.cluster }, value: lastSuccess }]),
+  ];
+  const all = [...others, ...ours];
+  const lines: string[] = [];
+  for (const [name, help] of Object.entries(METRIC_HELP)) {
+    const samples = all.filter((s) => s.name === name)
+      .sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
+    if (samples.length === 0) continue;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const s of samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+      lines.push(`${name}{${labels}} ${s.value}`);
+    }
+  }
+  return {
+    text: `${lines.join('\n')}\n`,
+    metrics: { success: sample.success ? 1 : 0, rtoSeconds: sample.rtoSeconds, lastRunTimestampSeconds: sample.runAt, lastSuccessTimestampSeconds: lastSuccess },
+  };
+}
+
+/** What a failing drill POSTs: names, ids, times and the failed checks; never a secret, a URL with credentials or data. */
+export interface DrillAlert {
+  source: 'nnoe-dr';
+  event: 'restore-drill-failed';
+  cluster: string;
+  setId: string | null;
+  workflowId: string;
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  summary: string;
+  failedChecks: DrillCheck[];
+}
+
+// ====================================================================== activities
+
+export interface DrillPlan {
+  cluster: string;
+  setId: string;
+  setCreatedAt: string;
+  /** Targets holding the set's manifest (the ones marked when the drill passes). */
+  targets: string[];
+  /** manifestFingerprint of the manifest the drill compares against (equal in every target, else a failed check). */
+  fingerprint: string;
+  etcd: { artefact: ArtefactRecord; facts: EtcdSnapshotFacts } | null;
+  phpipam: { artefact: ArtefactRecord; facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] }; schema: string; database: string } | null;
+  /** Every other artefact of the set: fetched and checked, not restored. */
+  otherArtefacts: ArtefactRecord[];
+  checks: DrillCheck[];
+  unreachableTargets: string[];
+  /** The set was verified by an earlier drill. */
+  previouslyVerifiedAt: string | null;
+}
+
+export interface EtcdDrillResult {
+  /** Fetch + snapshot restore + scratch member ready, in ms: the measured RTO. */
+  rtoMs: number;
+  fetchMs: number;
+  restoreMs: number;
+  verifyMs: number;
+  /** The copy used. */
+  target: string;
+  revision: number;
+  liveKeys: number;
+  checks: DrillCheck[];
+}
+
+export interface PhpipamDrillResult {
+  /** Fetch + load into the scratch schema, in ms: the measured RTO. */
+  rtoMs: number;
+  fetchMs: number;
+  loadMs: number;
+  verifyMs: number;
+  target: string;
+  schema: string;
+  tables: number;
+  schemaDropped: boolean;
+  checks: DrillCheck[];
+}
+
+const q = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+
+/** Serialises metrics writes of this worker: two clusters' drills finishing together must not lose each other's series. */
+let metricsWrite: Promise<unknown> = Promise.resolve();
+
+export function createDrillActivities(deps: { config: Config }) {
+  const { config } = deps;
+
+  /** A drill's own scratch dir, from the run id of the calling workflow (never from a payload). */
+  const runDir = () => {
+    const runId = Context.current().info.workflowExecution?.runId;
+    if (!runId) throw ApplicationFailure.nonRetryable('drill activities run inside a drill workflow only', FailureType.InvalidInput);
+    return join(config.workDir, 'drill', runId);
+  };
+
+  function phpipamOf(clusterName: string): PhpipamConfig {
+    const cluster = findCluster(config, clusterName);
+    if (!cluster.phpipam) {
+      throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`, FailureType.ConfigError);
+    }
+    return cluster.phpipam;
+  }
+
+  /** fetchArtefact with its verdicts typed: a copy that is bad everywhere is final, an unreadable store is not. */
+  async function fetchChecked(artefact: ArtefactRecord, path: string) {
+    const ctx = Context.current();
+    try {
+      return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes }) });
+    } catch (err) {
+      if (err instanceof ArtefactUnusableError) {
+        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
+      }
+      throw err;
+    }
+  }
+
+  async function planRestoreDrill(input: { cluster: string; setId?: string; at: string }): Promise<DrillPlan> {
+    findCluster(config, input.cluster);
+    const unreachableTargets: string[] = [];
+    const listed = await listBackupSets(config, { cluster: input.cluster, onUnreadableTarget: (target, err) => unreachableTargets.push(`${target} (${errorMessage(err)})`) });
+    if (unreachableTargets.length === config.storage.length) {
+      throw ApplicationFailure.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
+    }
+    const entry = input.setId ? listed.find((e) => e.setId === input.setId) : listed.find((e) => e.status === 'complete');
+    if (!entry) {
+      throw ApplicationFailure.nonRetryable(input.setId
+        ? `backup set ${input.setId} of cluster ${input.cluster} was not found in any reachable target`
+        : `cluster ${input.cluster} has no complete backup set to drill`, FailureType.BackupSetNotFound);
+    }
+    if (entry.status !== 'complete') {
+      throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`, FailureType.RestoreRefused);
+    }
+
+    // Every copy of the manifest must describe the same set, or "verified" would not say which one.
+    const checks: DrillCheck[] = [];
+    const fingerprint = manifestFingerprint(entry.manifest);
+    const differing: string[] = [];
+    for (const target of findTargets(config, entry.targets)) {
+      const other = await readManifest(await openStore(target), entry.setId);
+      if (manifestFingerprint(other) !== fingerprint) differing.push(target.name);
+    }
+    checks.push({
+      component: 'set', name: 'manifest equal in every target', ok: differing.length === 0,
+      detail: differing.length === 0 ? `${entry.targets.join(', ')}` : `the manifest in ${differing.join(', ')} differs from the one in ${entry.targets[0]}`,
+    });
+
+    const etcd = entry.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
+    const phpipam = entry.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam');
+    if (!etcd?.artefacts[0] && !phpipam?.artefacts[0]) {
+      throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} holds neither an etcd snapshot nor a phpIPAM dump: nothing to restore`, FailureType.RestoreRefused);
+    }
+    if (!etcd) checks.push({ component: 'etcd', name: 'etcd snapshot in the set', ok: true, skipped: true, detail: 'the set has no etcd component' });
+    let phpipamPlan: DrillPlan['phpipam'] = null;
+    if (phpipam?.artefacts[0]) {
+      const cfg = phpipamOf(input.cluster);
+      if (phpipam.facts.tablesMatchDump === false) {
+        checks.push({ component: 'phpipam', name: 'table facts taken at the dump', ok: false,
+          detail: 'the table facts were read at another point than the dump (writes in between): a restore of it cannot be verified' });
+      }
+      const { flavour, version, tables } = phpipam.facts;
+      phpipamPlan = { artefact: phpipam.artefacts[0], facts: { flavour, version, tables }, schema: drillSchemaName(cfg.database, new Date(input.at)), database: describeDatabase(cfg) };
+    } else {
+      checks.push({ component: 'phpipam', name: 'phpIPAM dump in the set', ok: true, skipped: true, detail: 'the set has no phpipam component' });
+    }
+    const restored = new Set([etcd?.artefacts[0], phpipam?.artefacts[0]]);
+    return {
+      cluster: input.cluster, setId: entry.setId, setCreatedAt: entry.createdAt, targets: entry.targets, fingerprint,
+      etcd: etcd?.artefacts[0] ? { artefact: etcd.artefacts[0], facts: etcd.facts } : null,
+      phpipam: phpipamPlan,
+      otherArtefacts: entry.manifest.components.flatMap((c) => c.artefacts).filter((a) => !restored.has(a)),
+      checks, unreachableTargets, previouslyVerifiedAt: entry.manifest.verification?.verifiedAt ?? null,
+    };
+  }
+
+  /** The snapshot into a scratch etcd on loopback, timed, and compared with the facts; the scratch member and its dir always go. */
+  async function drillEtcdRestore(input: { cluster: string; setId: string; artefact: ArtefactRecord; facts: EtcdSnapshotFacts }): Promise<EtcdDrillResult> {
+    const cluster = findCluster(config, input.cluster);
+    const ctx = Context.current();
+    const dir = join(runDir(), `etcd-attempt-${ctx.info.attempt}`);
+    await rm(dir, { recursive: true, force: true });
+    let scratch: ScratchEtcd | undefined;
+    try {
+      const t0 = performance.now();
+      const fetched = await fetchChecked(input.artefact, join(dir, 'snapshot.db'));
+      const t1 = performance.now();
+      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch')));
+      const t2 = performance.now();
+      const client = scratch.client();
+      const seen = await withHeartbeat({ phase: 'verify' }, async (): Promise<EtcdObservation> => ({
+        status: await readSnapshotStatus(fetched.path),
+        scratchRevision: Number((await client.maintenance.status()).header.revision),
+        hashKV: await hashKV(client, input.facts.revision),
+        keys: await countKeys(client, input.facts.revision),
+        criticalKeys: await Promise.all(cluster.restore.criticalKeys.map(async ({ key, value }) => {
+          const res = await client.kv.range({ key: Buffer.from(key), revision: String(input.facts.revision) });
+          const kv = res.kvs[0];
+          return { key, expectedValue: value, found: kv !== undefined, valueMatches: kv !== undefined && (value === undefined || kv.value.toString() === value) };
+        })),
+      }));
+      const t3 = performance.now();
+      return {
+        rtoMs: Math.round(t2 - t0), fetchMs: Math.round(t1 - t0), restoreMs: Math.round(t2 - t1), verifyMs: Math.round(t3 - t2),
+        target: fetched.target, revision: seen.scratchRevision, liveKeys: seen.keys.scanned, checks: etcdChecks(input.facts, seen),
+      };
+    } finally {
+      await scratch?.stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The dump into a new scratch schema, timed, verified, and the schema dropped whatever happened. */
+  async function drillPhpipamRestore(input: {
+    cluster: string; setId: string; artefact: ArtefactRecord; facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] }; schema: string;
+  }): Promise<PhpipamDrillResult> {
+    const cfg = phpipamOf(input.cluster);
+    const ctx = Context.current();
+    const dir = join(runDir(), 'phpipam');
+    const password = await readSecret(cfg.password);
+    const withConnection = async <T>(fn: (conn: Awaited<ReturnType<typeof connectPhpipam>>) => Promise<T>): Promise<T> => {
+      const conn = await connectPhpipam(cfg, password);
+      try {
+        return await fn(conn);
+      } catch (err) {
+        throw databaseFailure(err, cfg, password);
+      } finally {
+        await conn.end().catch(() => undefined);
+      }
+    };
+    let schemaDropped = false;
+    try {
+      // An earlier attempt that died mid-load leaves its schema: this run's own name, so it goes.
+      await withConnection(async (conn) => {
+        await dropStagingSchema(conn, input.schema, cfg.database);
+        await requireCreateSchema(conn, cfg, input.schema);
+      });
+      const t0 = performance.now();
+      const fetched = await fetchChecked(input.artefact, join(dir, 'dump.sql'));
+      await requireDumpTrailer(fetched.path, fetched.bytes, input.artefact.file);
+      const t1 = performance.now();
+      const loaded = await loadDumpIntoSchema(cfg, password, {
+        dump: createReadStream(fetched.path), schema: input.schema, workDir: config.workDir, signal: ctx.cancellationSignal,
+        onProgress: (bytes) => ctx.heartbeat({ phase: 'load', bytes }),
+      });
+      const t2 = performance.now();
+      const verification = await withHeartbeat({ phase: 'verify' }, () => withConnection((conn) => verifySchemaAgainstFacts(conn, loaded.schema, input.facts)));
+      const checks = phpipamChecks(verification.tables, verification.mismatches, input.schema);
+      await withConnection((conn) => dropStagingSchema(conn, input.schema, cfg.database));
+      schemaDropped = true;
+      return {
+        rtoMs: Math.round(t2 - t0), fetchMs: Math.round(t1 - t0), loadMs: Math.round(t2 - t1), verifyMs: verification.ms,
+        target: fetched.target, schema: input.schema, tables: verification.tables.length, schemaDropped, checks,
+      };
+    } finally {
+      if (!schemaDropped) await withConnection((conn) => dropStagingSchema(conn, input.schema, cfg.database)).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Every other artefact read back from a good copy (sha256s, age, gunzip); not restored. */
+  async function drillCheckArtefacts(input: { artefacts: ArtefactRecord[] }): Promise<DrillCheck[]> {
+    const dir = join(runDir(), 'artefacts');
+    const checks: DrillCheck[] = [];
+    try {
+      for (const artefact of input.artefacts) {
+        const path = join(dir, artefact.file);
+        try {
+          const fetched = await fetchChecked(artefact, path);
+          checks.push({ component: 'artefacts', name: artefact.file, ok: true, detail: `read from ${fetched.target}, sha256 and size as recorded` });
+        } catch (err) {
+          if (!(err instanceof ApplicationFailure && err.type === FailureType.ChecksumMismatch)) throw err;
+          checks.push({ component: 'artefacts', name: artefact.file, ok: false, detail: err.message });
+        } finally {
+          await rm(path, { force: true });
+        }
+      }
+      return checks;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Writes `verification` into manifest.json in every target holding the set (each store's writer
+   * replaces it atomically: rename, or one S3 PUT). Every copy is read and checked first: a
+   * manifest that no longer is the one the drill compared against refuses the whole marking.
+   */
+  async function markSetVerified(input: { setId: string; targets: string[]; fingerprint: string; verification: SetVerification }): Promise<Array<{ target: string; location: string }>> {
+    const key = artefactKey(input.setId, MANIFEST_FILE);
+    const stores = await Promise.all(findTargets(config, input.targets).map((target) => openStore(target)));
+    const manifests = await Promise.all(stores.map(async (store) => {
+      const manifest = await readManifest(store, input.setId);
+      if (manifestFingerprint(manifest) !== input.fingerprint) {
+        throw ApplicationFailure.nonRetryable(`${store.location(key)} changed since the drill read it: not marking set ${input.setId} verified`, FailureType.DrillFailed);
+      }
+      return manifest;
+    }));
+    const marked: Array<{ target: string; location: string }> = [];
+    for (const [index, store] of stores.entries()) {
+      const manifest: BackupManifest = { ...manifests[index]!, verification: input.verification };
+      if (!isBackupManifest(manifest)) throw new Error(`refusing to write an invalid manifest for ${input.setId}`);
+      const writer = await store.createWriter(key);
+      writer.stream.end(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+      const copy = await writer.commit();
+      marked.push({ target: copy.target, location: copy.location });
+    }
+    return marked;
+  }
+
+  /** Idempotent clean-up after a drill, even one whose activities died: the scratch schema and the run's dir. */
+  async function cleanUpDrill(input: { cluster: string; schema: string | null }): Promise<{ schemaDropped: string | null }> {
+    await rm(runDir(), { recursive: true, force: true });
+    if (!input.schema) return { schemaDropped: null };
+    const cfg = phpipamOf(input.cluster);
+    if (!input.schema.startsWith(`${cfg.database}_drill_`)) {
+      throw ApplicationFailure.nonRetryable(`${input.schema} is not a drill schema of ${cfg.database}`, FailureType.InvalidInput);
+    }
+    const password = await readSecret(cfg.password);
+    const conn = await connectPhpipam(cfg, password).catch((err: unknown) => { throw databaseFailure(err, cfg, password); });
+    try {
+      await dropStagingSchema(conn, input.schema, cfg.database);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+    return { schemaDropped: input.schema };
+  }
+
+  /** Replaces the textfile (temp file, fsync, rename) when `drills.metricsFile` is set; returns the figures either way. */
+  async function recordDrillMetrics(input: DrillMetricsSample): Promise<{ file: string | null; metrics: DrillMetrics }> {
+    const file = config.drills?.metricsFile ?? null;
+    const run = async () => {
+      const existing = file ? await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return null; throw err; }) : null;
+      const { text, metrics } = renderDrillMetrics(existing, input);
+      if (file) await replaceFile(file, text);
+      return { file, metrics };
+    };
+    const result = metricsWrite.then(run, run);
+    metricsWrite = result.catch(() => undefined);
+    return result;
+  }
+
+  /** POSTs the alert as JSON; no webhook configured: not sent. A non-2xx answer fails (retryably). */
+  async function sendDrillAlert(input: { alert: DrillAlert }): Promise<{ sent: boolean; status: number | null; webhook: string | null }> {
+    const ref = config.drills?.alertWebhook;
+    if (!ref) return { sent: false, status: null, webhook: null };
+    const url = typeof ref === 'string' ? ref : await readSecret(ref);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw ApplicationFailure.nonRetryable('drills.alertWebhook does not hold a URL', FailureType.ConfigError);
+    }
+    // Only scheme, host and port in messages and results: the path and query may carry a token.
+    const where = `${parsed.protocol}//${parsed.host}`;
+    let response: Response;
+    try {
+      response = await fetch(parsed, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'nnoe-dr' },
+        body: JSON.stringify(input.alert),
+        signal: AbortSignal.timeout((config.drills?.alertTimeoutSeconds ?? 10) * 1000),
+        redirect: 'error',
+      });
+    } catch (err) {
+      const cause = (err as Error).name === 'TimeoutError' ? `no answer within ${config.drills?.alertTimeoutSeconds ?? 10} s` : errorMessage((err as { cause?: unknown }).cause ?? err);
+      throw ApplicationFailure.retryable(`drill alert to ${where} failed: ${cause}`, FailureType.DrillAlertFailed);
+    }
+    await response.arrayBuffer().catch(() => undefined);
+    if (!response.ok) throw ApplicationFailure.retryable(`drill alert to ${where} answered HTTP ${response.status}`, FailureType.DrillAlertFailed);
+    return { sent: true, status: response.status, webhook: where };
+  }
+
+  return {
+    planRestoreDrill: typedFailures(planRestoreDrill),
+    drillEtcdRestore: typedFailures(drillEtcdRestore),
+    drillPhpipamRestore: typedFailures(drillPhpipamRestore),
+    drillCheckArtefacts: typedFailures(drillCheckArtefacts),
+    markSetVerified: typedFailures(markSetVerified),
+    cleanUpDrill: typedFailures(cleanUpDrill),
+    recordDrillMetrics: typedFailures(recordDrillMetrics),
+    sendDrillAlert: typedFailures(sendDrillAlert),
+  };
+}
+
+/** Live keys at a revision: a count-only range, and a keys-only scan page by page (no values held). */
+async function countKeys(client: Etcd3, revision: number): Promise<{ counted: number; scanned: number }> {
+  const all = { key: Buffer.from([0]), range_end: Buffer.from([0]), revision: String(revision) };
+  const counted = Number((await client.kv.range({ ...all, count_only: true })).count);
+  let scanned = 0;
+  let from = all.key;
+  for (;;) {
+    const page = await client.kv.range({ ...all, key: from, keys_only: true, limit: '1000' });
+    scanned += page.kvs.length;
+    if (!page.more || page.kvs.length === 0) return { counted, scanned };
+    from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);
+  }
+}
+
+/** The user must be able to create the drill schema (e.g. GRANT ALL ON `phpipam\_%`.*): said plainly, not as an auth error. */
+async function requireCreateSchema(conn: Awaited<ReturnType<typeof connectPhpipam>>, cfg: PhpipamConfig, schema: string): Promise<void> {
+  try {
+    await conn.query(`CREATE DATABASE ${q(schema)}`);
+    await conn.query(`DROP DATABASE ${q(schema)}`);
+  } catch (err) {
+    const e = err as { errno?: number; sqlMessage?: string };
+    if (e.errno === 1044 || e.errno === 1227) {
+      throw ApplicationFailure.nonRetryable(
+        `user ${cfg.user} may not create the drill schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); a drill needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
+        FailureType.DatabasePrivilegeMissing);
+    }
+    throw err;
+  }
+}
+
+async function requireDumpTrailer(path: string, bytes: number, file: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    const tail = Buffer.alloc(Math.min(512, bytes));
+    await handle.read(tail, 0, tail.length, bytes - tail.length);
+    if (!hasDumpTrailer(tail.toString('utf8'))) {
+      throw ApplicationFailure.nonRetryable(`dump ${file} does not end with "-- Dump completed": it is truncated`, FailureType.ChecksumMismatch);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Temp file beside the target, fsync, rename: a collector never reads half a file. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, text, { mode: 0o644 });
+    const handle = await open(temp, 'r');
+    try { await handle.sync(); } finally { await handle.close(); }
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
