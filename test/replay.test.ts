@@ -21,7 +21,7 @@ describe('workflow determinism', () => {
   it.each(fixtures)('replays %s without nondeterminism', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
     const { workflowBundlePath } = inject('world');
-    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history)).resolves.toBeUndefined();
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history, recordedWorkflowId(history))).resolves.toBeUndefined();
   });
 
   it('fails replay when the workflow code changes incompatibly', async () => {
@@ -30,5 +30,17 @@ describe('workflow determinism', () => {
     await expect(Worker.runReplayHistory({ workflowBundle: changed }, history)).rejects.toBeInstanceOf(DeterminismViolationError);
   });
 });
+
+/**
+ * The exported history does not carry the run's own workflow id, but children are named
+ * `<parent id>/<part>`: replay must use the recorded id or child ids differ.
+ */
+function recordedWorkflowId(history: ReturnType<typeof historyFromJSON>): string | undefined {
+  for (const event of history.events ?? []) {
+    const childId = event.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+    if (childId && childId.includes('/')) return childId.slice(0, childId.lastIndexOf('/'));
+  }
+  return undefined;
+}
 
 const silent = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

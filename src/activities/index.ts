@@ -9,6 +9,8 @@ import { createBackupPlanActivities } from './backup-plan';
 import { createEtcdRestoreActivities } from './etcd-restore';
 import { createChangeCaptureActivities } from './change-capture';
 import { createPitrActivities } from './pitr';
+import { createServiceCheckActivities } from './service-checks';
+import { createDisasterRecoveryActivities } from './disaster-recovery';
 import { createPhpipamRestoreActivities } from './phpipam-restore';
 import { createHostRestorePlanActivities } from './host-restore';
 import { createDrillActivities } from './drill';
@@ -32,7 +34,7 @@ export function createManagementActivities(deps: { config: Config }) {
   return {
     ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps),
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
-    ...createChangeCaptureActivities(deps), ...createPitrActivities(deps),
+    ...createChangeCaptureActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
     ...createDrillActivities(deps),
   };

@@ -11,6 +11,7 @@ import { createHostFileActivities } from './host-files';
 import { createEtcdMemberActivities } from './etcd-member';
 import { createAgentServiceActivities } from './agent-service';
 import { createChangeCaptureActivities } from './change-capture';
+import { createDhcpCheckActivities } from './service-checks';
 import { createHostRestoreActivities } from './host-restore';
 
 export interface NodeDescription {
@@ -32,7 +33,7 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
     describeNode, ...createAgentCacheActivities(deps), ...createHostFileActivities(deps),
     ...createEtcdMemberActivities(deps), ...createAgentServiceActivities(deps),
     // Change capture may run next to etcd, on a node worker (input `node`).
-    ...createChangeCaptureActivities(deps),
+    ...createChangeCaptureActivities(deps), ...createDhcpCheckActivities(deps),
     ...createHostRestoreActivities(deps),
   };
 }

@@ -12,13 +12,15 @@ import type { Client } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
-  startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
+  startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
 import type { ReplaceMemberResult } from '../workflows/etcd-member-replace';
 import type { PointInTimeResult } from '../workflows/pitr';
 import { captureStatusQuery, stopCaptureSignal } from '../workflows/change-capture';
+import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
+import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
-import { applyBackupSchedule, backupScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
+import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
 
 interface GlobalOptions { config?: string; json?: boolean }
 
@@ -115,11 +117,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const outcome = await applyBackupSchedule(client, options);
       const prune = pruneScheduleOptions(cfg, opts.profile, opts.target);
       const pruneOutcome = await applyBackupSchedule(client, prune);
+      const drill = drillScheduleOptions(cfg, cluster, opts.profile);
+      const drillOutcome = await applyBackupSchedule(client, drill);
       if (json()) {
-        out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome } }));
+        out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome }, drill: { scheduleId: drill.scheduleId, outcome: drillOutcome } }));
       } else {
         out(`${outcome} ${options.scheduleId}: backup set of ${cluster} ${SCHEDULE_PROFILES[opts.profile].description} (cron ${SCHEDULE_PROFILES[opts.profile].cron}, overlap SKIP, catch-up 1h)`);
         out(`${pruneOutcome} ${prune.scheduleId}: daily prune by the retention policy`);
+        out(`${drillOutcome} ${drill.scheduleId}: daily restore drill of the newest set (marks it verified, metrics, alert on failure)`);
       }
     }));
 
@@ -243,6 +248,37 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const result = await followRun<PointInTimeResult>(handle, printStep);
       if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
       else out(`cluster ${cluster} restored to revision ${result.plan.targetRevision} (set ${result.plan.setId} + ${result.replay.events} replayed events)`);
+    }));
+
+  program.command('dr')
+    .description('full disaster recovery: etcd, phpIPAM, agents, then DNS/DHCP/metrics checks; one approval')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--set <id>', 'backup set (default: the newest complete one with every component)')
+    .option('--yes', 'approve up front; otherwise approve with `restore approve <id> --set <set> --by <name>`')
+    .action((opts: { cluster?: string; set?: string; yes?: boolean }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startDisasterRecovery(client, cfg, { cluster, setId: opts.set, approved: opts.yes === true });
+      if (!json()) out(`started ${handle.workflowId} (runbook disaster-recovery, cluster ${cluster})`);
+      const report = await followRun<DisasterRecoveryReport>(handle, (step) => {
+        printStep(step);
+        if (step.name === 'plan' && step.state === 'done' && !opts.yes && !json()) out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set <set above> --by <your name>`);
+      });
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...report }, null, 2)); return; }
+      out(`disaster recovery of ${cluster} from ${report.plan?.setId}: ${report.ok ? 'every check passes' : 'CHECKS FAIL'}`);
+      for (const check of report.checks) out(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.kind} ${check.target}: ${check.detail}`);
+    }));
+
+  program.command('drill')
+    .description('restore the newest (or a given) set into a scratch etcd and schema, compare with its manifest, mark it verified')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--set <id>', 'backup set (default: the newest complete one)')
+    .action((opts: { cluster?: string; set?: string }) => withClient(async (client, cfg) => {
+      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const handle = await startDrill(client, cfg, { cluster, setId: opts.set });
+      if (!json()) out(`started ${handle.workflowId} (runbook drill, cluster ${cluster})`);
+      const report = await followRun<DrillReport>(handle, printStep);
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...report }, null, 2)); return; }
+      out(`drill of ${report.setId}: passed (RTO etcd ${report.rto.etcdMs ?? '-'} ms, phpIPAM ${report.rto.phpipamMs ?? '-'} ms); set marked verified`);
     }));
 
   const capture = program.command('capture').description('continuous change capture (point-in-time recovery)');

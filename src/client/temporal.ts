@@ -14,6 +14,8 @@ import type { agentCacheRestoreWorkflow, nebulaRestoreWorkflow, HostRestoreInput
 import type { replaceEtcdMemberWorkflow, ReplaceMemberInput } from '../workflows/etcd-member-replace';
 import type { pointInTimeRestoreWorkflow, PointInTimeInput } from '../workflows/pitr';
 import type { changeCaptureWorkflow, ChangeCaptureInput } from '../workflows/change-capture';
+import type { disasterRecoveryWorkflow, DisasterRecoveryInput } from '../workflows/disaster-recovery';
+import type { restoreDrillWorkflow, DrillInput } from '../workflows/drill';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
 
@@ -74,6 +76,14 @@ export function startReplaceMember(client: Client, config: Config, input: Replac
 
 export function startPointInTimeRestore(client: Client, config: Config, input: PointInTimeInput) {
   return startRunbook<typeof pointInTimeRestoreWorkflow>(client, config, 'pointInTimeRestoreWorkflow', 'pitr', input);
+}
+
+export function startDisasterRecovery(client: Client, config: Config, input: DisasterRecoveryInput) {
+  return startRunbook<typeof disasterRecoveryWorkflow>(client, config, 'disasterRecoveryWorkflow', 'disaster-recovery', input);
+}
+
+export function startDrill(client: Client, config: Config, input: DrillInput) {
+  return startRunbook<typeof restoreDrillWorkflow>(client, config, 'restoreDrillWorkflow', 'drill', input);
 }
 
 /** The one change capture of a cluster: a fixed id, so starting it twice finds the running one. */

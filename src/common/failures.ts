@@ -29,6 +29,7 @@ export const FailureType = {
   AgentUnhealthy: 'AgentUnhealthy',
   QuorumLost: 'QuorumLost',
   PitrUnreachable: 'PitrUnreachable',
+  ServiceChecksFailed: 'ServiceChecksFailed',
   /** A tar artefact with an entry a restore must not write (absolute, `..`, link out of the target, device). */
   UnsafeArchive: 'UnsafeArchive',
   /** Restored Nebula files that fail their checks (host.crt not issued by ca.crt, config does not load). */
@@ -63,6 +64,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.RolledBack,
   FailureType.QuorumLost,
   FailureType.PitrUnreachable,
+  FailureType.ServiceChecksFailed,
   FailureType.UnsafeArchive,
   FailureType.NebulaCertInvalid,
   FailureType.RestoreSchemaExists,

@@ -112,6 +112,26 @@ export const ClusterSchema = z.strictObject({
     /** Keys that must exist after a restore; with `value`, with exactly that value (e.g. /nnoe/dns/zones/example.com). */
     criticalKeys: z.array(z.strictObject({ key: z.string().min(1), value: z.string().optional() })).default([]),
   }).prefault({}),
+  /** Service checks after a disaster recovery: the stack answers, not just etcd. */
+  checks: z.strictObject({
+    /** Names resolved against a DNS server (e.g. the node's dnsmasq/Knot), answers compared. */
+    dns: z.array(z.strictObject({
+      server: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port of a DNS server, e.g. 10.0.0.1:53'),
+      name: z.string().min(1),
+      expect: z.array(z.string().min(1)).min(1, 'expected the IPv4 answers the name must resolve to'),
+    })).default([]),
+    /** Kea lease files on a node that must hold active leases. */
+    dhcp: z.array(z.strictObject({
+      node: name,
+      leaseFile: z.string().startsWith('/', 'expected an absolute path to a Kea lease CSV (kea-leases4.csv)'),
+      minActive: z.number().int().min(0).default(1),
+    })).default([]),
+    /** Metrics endpoints that must answer with these series. */
+    metrics: z.array(z.strictObject({
+      url: z.string().url('expected a metrics URL, e.g. http://10.0.0.1:9090/metrics'),
+      series: z.array(z.string().min(1)).min(1, 'expected the metric names that must be present'),
+    })).default([]),
+  }).prefault({}),
   /** Nodes whose Nebula certificates and config are backed up (always encrypted). */
   nebula: z.array(NebulaNodeSchema).default([]),
   phpipam: PhpipamSchema.optional(),

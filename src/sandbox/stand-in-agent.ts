@@ -5,11 +5,15 @@
  * agent's gauge names. Run one per node under the service manager, like the real agent.
  *
  *   node stand-in-agent.js --config nnoe-dr.yaml --cluster nnoe-local --node node-1 \
- *        --cache-dir /var/nnoe/cache --port 9090 [--prefix /nnoe]
+ *        --cache-dir /var/nnoe/cache --port 9090 [--prefix /nnoe] [--hosts-dir DIR] [--lease-file FILE]
+ *
+ * Like the real agent feeding its DNS and DHCP servers, it can publish what etcd says: A records
+ * of `dns/zones/*` as a hosts file `<node>.hosts` in a dnsmasq `--hostsdir`, and `dhcp/leases/*`
+ * as a Kea memfile lease CSV (kea-leases4.csv format).
  */
 import { createServer, type Server } from 'node:http';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Etcd3, Watcher } from 'etcd3';
 import { findCluster, loadConfig } from '../config/load';
@@ -27,6 +31,48 @@ export interface AgentState {
   etcdConnected: boolean;
   cacheReady: boolean;
   entries: Set<string>;
+  values: Map<string, Buffer>;
+}
+
+interface ZoneRecord { name: string; type: string; value: string }
+
+/** hosts(5) lines for the A records of every zone: `10.0.0.1 www.example.com`. */
+export function hostsText(values: Map<string, Buffer>, prefix: string): string {
+  const lines: string[] = [];
+  for (const [key, value] of values) {
+    if (!key.startsWith(`${prefix}dns/zones/`)) continue;
+    try {
+      const zone = JSON.parse(value.toString('utf8')) as { domain?: string; records?: ZoneRecord[] };
+      for (const r of zone.records ?? []) {
+        if (r.type === 'A' && zone.domain) lines.push(`${r.value} ${r.name === '@' ? zone.domain : `${r.name}.${zone.domain}`}`);
+      }
+    } catch {
+      // not a JSON zone: nothing to publish
+    }
+  }
+  return lines.sort().join('\n') + '\n';
+}
+
+/** Kea memfile (v4) lease CSV of `dhcp/leases/<address>` = { hwaddr, hostname, validLifetime, expire }. */
+export function keaLeaseCsv(values: Map<string, Buffer>, prefix: string): string {
+  const rows = ['address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context'];
+  for (const [key, value] of values) {
+    if (!key.startsWith(`${prefix}dhcp/leases/`)) continue;
+    try {
+      const lease = JSON.parse(value.toString('utf8')) as { hwaddr?: string; hostname?: string; validLifetime?: number; expire?: number };
+      rows.push([key.slice(`${prefix}dhcp/leases/`.length), lease.hwaddr ?? '', '', lease.validLifetime ?? 3600, lease.expire ?? 0, 1, 0, 0, lease.hostname ?? '', 0, ''].join(','));
+    } catch {
+      // not a lease record
+    }
+  }
+  return rows.join('\n') + '\n';
+}
+
+/** Writes next to the target, then renames: readers (dnsmasq's inotify, Kea tools) never see half a file. */
+async function publishFile(file: string, text: string, tmpDir: string): Promise<void> {
+  const tmp = join(tmpDir, `.${basename(file)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, file);
 }
 
 function metricsText(node: string, state: AgentState, prefix: string): string {
@@ -67,15 +113,28 @@ async function rebuildCache(etcd: Etcd3, prefix: string, cacheDir: string, state
   }
   for (const [key, value] of wanted) await writeEntry(cacheDir, key, value);
   state.entries = new Set(wanted.keys());
+  state.values = wanted;
   return revision;
 }
 
-export async function runStandInAgent(opts: { configPath: string; cluster: string; node: string; cacheDir: string; port: number; prefix: string }): Promise<() => Promise<void>> {
+export async function runStandInAgent(opts: {
+  configPath: string; cluster: string; node: string; cacheDir: string; port: number; prefix: string; hostsDir?: string; leaseFile?: string;
+}): Promise<() => Promise<void>> {
   const cluster = findCluster(loadConfig(opts.configPath), opts.cluster);
   const etcd = await connectCluster(cluster);
-  const state: AgentState = { etcdConnected: false, cacheReady: false, entries: new Set() };
-
+  const state: AgentState = { etcdConnected: false, cacheReady: false, entries: new Set(), values: new Map() };
   const revision = await rebuildCache(etcd, opts.prefix, opts.cacheDir, state);
+  // DNS and DHCP outputs follow the cache, at most every 100 ms.
+  let publishTimer: NodeJS.Timeout | undefined;
+  const publish = async () => {
+    if (opts.hostsDir) await publishFile(join(opts.hostsDir, `${opts.node}.hosts`), hostsText(state.values, opts.prefix), dirname(opts.hostsDir));
+    if (opts.leaseFile) await publishFile(opts.leaseFile, keaLeaseCsv(state.values, opts.prefix), dirname(opts.leaseFile));
+  };
+  const schedulePublish = () => {
+    if (publishTimer) return;
+    publishTimer = setTimeout(() => { publishTimer = undefined; void publish(); }, 100);
+  };
+  await publish();
   state.etcdConnected = true;
   state.cacheReady = true;
 
@@ -86,12 +145,16 @@ export async function runStandInAgent(opts: { configPath: string; cluster: strin
     const key = kv.key.toString();
     if (!WATCHED_PREFIXES.some((p) => key.startsWith(`${opts.prefix}${p}`))) return;
     state.entries.add(key);
+    state.values.set(key, kv.value);
     void writeEntry(opts.cacheDir, key, kv.value);
+    schedulePublish();
   });
   watcher.on('delete', (kv) => {
     const key = kv.key.toString();
     state.entries.delete(key);
+    state.values.delete(key);
     void rm(join(opts.cacheDir, 'entries', cacheFileName(key)), { force: true });
+    schedulePublish();
   });
 
   // Ephemeral health key, as the real agent keeps: it disappears with its lease after a restore.
@@ -113,6 +176,7 @@ export async function runStandInAgent(opts: { configPath: string; cluster: strin
   await new Promise<void>((resolve) => server.listen(opts.port, '127.0.0.1', resolve));
 
   return async () => {
+    if (publishTimer) clearTimeout(publishTimer);
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await watcher.cancel();
     await lease.revoke().catch(() => undefined);
@@ -125,6 +189,7 @@ if (require.main === module) {
     options: {
       config: { type: 'string' }, cluster: { type: 'string' }, node: { type: 'string' },
       'cache-dir': { type: 'string' }, port: { type: 'string' }, prefix: { type: 'string', default: '/nnoe/' },
+      'hosts-dir': { type: 'string' }, 'lease-file': { type: 'string' },
     },
   });
   const missing = ['config', 'cluster', 'node', 'cache-dir', 'port'].filter((k) => !values[k as keyof typeof values]);
@@ -135,6 +200,7 @@ if (require.main === module) {
   runStandInAgent({
     configPath: values.config!, cluster: values.cluster!, node: values.node!, cacheDir: values['cache-dir']!,
     port: Number(values.port), prefix: values.prefix!.endsWith('/') ? values.prefix! : `${values.prefix}/`,
+    hostsDir: values['hosts-dir'], leaseFile: values['lease-file'],
   }).then((stop) => {
     console.log(`stand-in agent ${values.node} serving /health and /metrics on 127.0.0.1:${values.port}`);
     const shutdown = () => { void stop().then(() => process.exit(0)); };

@@ -11,3 +11,4 @@ export { replaceEtcdMemberWorkflow } from './etcd-member-replace';
 export { changeCaptureWorkflow } from './change-capture';
 export { pointInTimeRestoreWorkflow } from './pitr';
 export { restoreDrillWorkflow } from './drill';
+export { disasterRecoveryWorkflow } from './disaster-recovery';

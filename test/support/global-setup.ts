@@ -24,7 +24,9 @@ import { generateNebulaNode } from '../../src/sandbox/nebula';
 
 const repoRoot = resolve(__dirname, '../..');
 
-export function testConfig(base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[], nebula: object[]): Record<string, unknown> {
+export function testConfig(
+  base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[], nebula: object[], checks: object,
+): Record<string, unknown> {
   const clusters = base.clusters as Array<Record<string, any>>;
   const main = clusters[0]!;
   const tls = main.etcd.tls as { caFile: string; certFile: string; keyFile: { file: string } };
@@ -34,7 +36,7 @@ export function testConfig(base: Record<string, unknown>, temporalAddress: strin
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      { ...main, agents, nebula, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
+      { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
     ],
@@ -69,7 +71,7 @@ async function loadSamplePhpipam(world: World): Promise<void> {
 export const AGENT_NODES = ['node-1', 'node-2'];
 export const MEMBER_NODES = ['node-1', 'node-2', 'node-3'];
 
-async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; configArgs: string[] }>> {
+async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; leaseFile: string; configArgs: string[] }>> {
   const agents = [];
   for (const node of AGENT_NODES) {
     const port = await freePort();
@@ -81,9 +83,29 @@ async function registerAgents(dir: string, supervisorConf: string): Promise<Arra
       await mkdir(configDir, { recursive: true });
       await writeFile(join(configDir, '10-zones.yaml'), 'zones:\n  - example.com\n', { mode: 0o640 });
     }
-    agents.push({ node, cacheDir, configDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port)] });
+    // Each agent publishes DNS names for the world's dnsmasq and a Kea lease file, as the real agent feeds Knot/Kea.
+    const leaseFile = join(dir, 'agents', node, 'kea-leases4.csv');
+    agents.push({
+      node, cacheDir, configDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, leaseFile,
+      configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port), '--hosts-dir', dnsHostsDir(dir), '--lease-file', leaseFile],
+    });
   }
   return agents;
+}
+
+const dnsHostsDir = (dir: string) => join(dir, 'dns', 'hosts.d');
+
+/** A real DNS server (Debian's dnsmasq) answering from the hosts files the agents publish. */
+async function startDnsmasq(dir: string, port: number): Promise<void> {
+  await mkdir(dnsHostsDir(dir), { recursive: true });
+  const layout = supervisorLayout(dir);
+  writeProgramConfig(layout, {
+    name: 'nnoe-dnsmasq',
+    command: ['/usr/sbin/dnsmasq', '--keep-in-foreground', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
+      `--hostsdir=${dnsHostsDir(dir)}`, '--pid-file=', '--user=root', '--log-facility=-'],
+  });
+  await supervisorctl(layout.conf, 'reread');
+  await supervisorctl(layout.conf, 'update');
 }
 
 async function startAgents(dir: string, configPath: string, agents: Array<{ node: string; configArgs: string[] }>): Promise<void> {
@@ -183,6 +205,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
     const agents = await registerAgents(dir, world.supervisorConf);
+    const dnsPort = await freePort();
+    await startDnsmasq(dir, dnsPort);
+    const checks = {
+      dns: [{ server: `127.0.0.1:${dnsPort}`, name: 'www.example.com', expect: ['10.0.0.1'] }],
+      dhcp: agents.map((a) => ({ node: a.node, leaseFile: a.leaseFile, minActive: 1 })),
+      metrics: agents.map((a) => ({ url: a.healthUrl.replace(/\/health$/, '/metrics'), series: ['nnoe_agent_etcd_connected', 'nnoe_agent_cache_size_entries', 'nnoe_dhcp_leases_active'] })),
+    };
     // Nebula files on the agent nodes, signed by one overlay CA, as `nebula-cert` lays them out.
     const nebula = [];
     for (const [index, node] of AGENT_NODES.entries()) {
@@ -190,7 +219,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       nebula.push({ node, dir: files.dir });
     }
     await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
-      agents.map(({ configArgs: _args, ...agent }) => agent), nebula)));
+      agents.map(({ configArgs: _args, leaseFile: _lease, ...agent }) => agent), nebula, checks)));
     await startAgents(dir, configPath, agents);
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');

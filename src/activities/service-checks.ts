@@ -1,0 +1,74 @@
+/**
+ * The disaster recovery's last step: does the stack serve again? DNS names answer as expected,
+ * Kea lease files hold active leases, metrics endpoints expose their series. Each check returns
+ * its verdict (the report shows every one); none throws for a failed check.
+ */
+import { readFile } from 'node:fs/promises';
+import { Resolver } from 'node:dns/promises';
+import type { Config } from '../config/schema';
+import { findCluster } from '../config/load';
+import { errorMessage, typedFailures } from './failures';
+
+export interface ServiceCheck {
+  kind: 'dns' | 'dhcp' | 'metrics';
+  target: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Active leases of a Kea memfile CSV: state 0 (default) and not expired. */
+export function activeKeaLeases(csv: string, nowSeconds: number): number {
+  const [header, ...rows] = csv.split('\n').filter((line) => line.trim().length > 0);
+  const columns = (header ?? '').split(',');
+  const expire = columns.indexOf('expire');
+  const state = columns.indexOf('state');
+  if (expire < 0 || state < 0) throw new Error('not a Kea lease file (no expire/state columns)');
+  return rows.map((r) => r.split(',')).filter((f) => Number(f[state]) === 0 && Number(f[expire]) > nowSeconds).length;
+}
+
+export function createServiceCheckActivities(deps: { config: Config }) {
+  async function checkDns(input: { cluster: string }): Promise<ServiceCheck[]> {
+    return Promise.all(findCluster(deps.config, input.cluster).checks.dns.map(async ({ server, name, expect }) => {
+      const resolver = new Resolver({ timeout: 2000, tries: 2 });
+      resolver.setServers([server]);
+      try {
+        const answers = (await resolver.resolve4(name)).sort();
+        const ok = JSON.stringify(answers) === JSON.stringify([...expect].sort());
+        return { kind: 'dns' as const, target: `${name} @${server}`, ok, detail: `answered ${answers.join(', ')}${ok ? '' : `; expected ${expect.join(', ')}`}` };
+      } catch (err) {
+        return { kind: 'dns' as const, target: `${name} @${server}`, ok: false, detail: `no answer: ${errorMessage(err)}` };
+      }
+    }));
+  }
+
+  async function checkMetrics(input: { cluster: string }): Promise<ServiceCheck[]> {
+    return Promise.all(findCluster(deps.config, input.cluster).checks.metrics.map(async ({ url, series }) => {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        const text = await res.text();
+        const present = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{\s]/)[0]));
+        const missing = series.filter((s) => !present.has(s));
+        return { kind: 'metrics' as const, target: url, ok: res.ok && missing.length === 0, detail: res.ok ? (missing.length ? `missing ${missing.join(', ')}` : `${series.length} series present`) : `HTTP ${res.status}` };
+      } catch (err) {
+        return { kind: 'metrics' as const, target: url, ok: false, detail: `no answer: ${errorMessage(err)}` };
+      }
+    }));
+  }
+  return { checkDns: typedFailures(checkDns), checkMetrics: typedFailures(checkMetrics) };
+}
+
+/** On the node that holds the lease file. */
+export function createDhcpCheckActivities(deps: { config: Config; node: string }) {
+  async function checkDhcpLeases(input: { cluster: string }): Promise<ServiceCheck[]> {
+    const checks = findCluster(deps.config, input.cluster).checks.dhcp.filter((c) => c.node === deps.node);
+    return Promise.all(checks.map(async ({ leaseFile, minActive }) => {
+      try {
+        const active = activeKeaLeases(await readFile(leaseFile, 'utf8'), Date.now() / 1000);
+        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: active >= minActive, detail: `${active} active leases (at least ${minActive} expected)` };
+      } catch (err) {
+        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: false, detail: errorMessage(err) };
+      }
+    }));
+  }
+  return { checkDhcpLeases: typedFailures(checkDhcpLeases) };
+}
