@@ -5,10 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { startBackupSet } from '../src/client/temporal';
+import { supervisorctl } from '../src/sandbox/supervisor';
 import { WorkflowFailedError } from '@temporalio/client';
 import { readKeyspace } from '../src/etcd/scratch';
 import type { ReplaceMemberResult } from '../src/workflows/etcd-member-replace';
-import { CLUSTER, memberClient, openHarness, startMembers, stopMember, type Harness } from './support/harness';
+import { CLUSTER, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -32,7 +35,8 @@ describe('etcd member replacement', () => {
     const writer = await memberClient(h.config, 'etcd-1');
     await writer.put('/replace-test/before').value('written before the failure');
     await stopMember(h.world, 'etcd-3', 'KILL');
-    await writer.put('/replace-test/during').value('written while etcd-3 was down');
+    // If etcd-3 led, the others elect a new leader first: retry the write until they have.
+    await pollUntil(async () => { await writer.put('/replace-test/during').value('written while etcd-3 was down'); return true; }, 30_000, 'a write with etcd-3 down');
     writer.close();
 
     const handle = await startReplace('etcd-3', 'ok');
@@ -60,5 +64,24 @@ describe('etcd member replacement', () => {
     } finally {
       await startMembers(h.world, h.config, ['etcd-2', 'etcd-3']);
     }
+  });
+});
+
+describe('agent node recovery', () => {
+  it('brings a stopped agent back, its cache restored from the newest set, healthy', async () => {
+    await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-cache'], targets: ['local'] })).result();
+    const agent = h.config.clusters.find((c) => c.name === CLUSTER)!.agents.find((a) => a.node === 'node-2')!;
+    // The node "failed": agent down, cache gone.
+    await supervisorctl(h.world.supervisorConf, 'stop', 'nnoe-agent-node-2');
+    await rm(agent.cacheDir, { recursive: true, force: true });
+
+    const handle = await h.client.workflow.start('recoverAgentNodeWorkflow', {
+      taskQueue: h.config.temporal.taskQueue, workflowId: `agent-node-recovery-test-${Date.now()}`, args: [{ cluster: CLUSTER, node: 'node-2', restoreCache: true }],
+    });
+    const result = await handle.result() as { health: { healthy: boolean; status?: number }; cacheRestore: { setId: string } | null };
+    expect(result.cacheRestore?.setId).toMatch(/^nnoe-local-/);
+    expect(result.health).toMatchObject({ healthy: true, status: 200 });
+    expect(existsSync(agent.cacheDir)).toBe(true);
+    expect(await supervisorctl(h.world.supervisorConf, 'status', 'nnoe-agent-node-2')).toMatch(/RUNNING/);
   });
 });

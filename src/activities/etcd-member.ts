@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { access, mkdir, rm, statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -55,19 +54,13 @@ function memberDriver(cluster: ClusterConfig, member: EtcdMemberConfig): Service
     : { driver: 'systemd', unit: service.unit });
 }
 
-/** SnapshotTrailerCheck as a fetch check: a restore refuses a snapshot whose sha256 trailer does not match. */
-class TrailerProblem extends Transform {
-  private readonly inner = new SnapshotTrailerCheck();
-  override _transform(chunk: Buffer, enc: BufferEncoding, done: TransformCallback): void {
-    this.inner.write(chunk, enc);
-    done(null, chunk);
-  }
-  override _flush(done: TransformCallback): void {
-    this.inner.end(() => done());
-    this.inner.resume();
-  }
+/**
+ * SnapshotTrailerCheck as a fetch check: a restore refuses a snapshot whose sha256 trailer does
+ * not match. The check is the pass-through stage itself, so it holds only its 32-byte tail.
+ */
+class TrailerProblem extends SnapshotTrailerCheck {
   problem(): string | null {
-    const result = this.inner.result();
+    const result = this.result();
     if (result.trailerValid) return null;
     return result.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer';
   }

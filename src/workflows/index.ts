@@ -12,3 +12,4 @@ export { changeCaptureWorkflow } from './change-capture';
 export { pointInTimeRestoreWorkflow } from './pitr';
 export { restoreDrillWorkflow } from './drill';
 export { disasterRecoveryWorkflow } from './disaster-recovery';
+export { recoverAgentNodeWorkflow } from './agent-node-recovery';

@@ -1,0 +1,51 @@
+/**
+ * A capture that starts after etcd compacted the revisions it needed: the gap is recorded in the
+ * store, a fresh snapshot is taken, and capture goes on after that snapshot.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcdBackup, changeCaptureId } from '../src/client/temporal';
+import { openStore } from '../src/storage';
+import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
+import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../src/workflows/change-capture';
+import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
+
+let h: Harness;
+beforeAll(async () => { h = await openHarness(); });
+afterAll(async () => { await h.close(); });
+
+describe('change capture across a compaction gap', () => {
+  it('records the gap, takes a fresh snapshot, and captures after it', async () => {
+    const base = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const baseRevision = etcdComponent(base.manifest).facts.revision;
+    const etcd = await memberClient(h.config, 'etcd-1');
+    for (let i = 0; i < 5; i++) await etcd.put(`/gap-test/key-${i}`).value(String(i));
+    const compactedTo = Number((await etcd.get('/gap-test/key-4').exec()).header.revision);
+    await etcd.kv.compact({ revision: String(compactedTo), physical: true });
+
+    const handle = await h.client.workflow.start('changeCaptureWorkflow', {
+      taskQueue: h.config.temporal.taskQueue, workflowId: `${changeCaptureId(CLUSTER)}-gap-test-${Date.now()}`,
+      args: [{ cluster: CLUSTER, fromRevision: baseRevision + 1, flushMs: 200, sliceMinutes: 0.1, targets: ['local'] }],
+    });
+    const status = await pollUntil(async () => {
+      const s = await handle.query(captureStatusQuery);
+      return s.gaps.length > 0 && (s.lastDurable ?? 0) >= compactedTo && s;
+    }, 120_000, 'the capture past the gap');
+    expect(status.gaps[0]).toMatchObject({ from: baseRevision + 1 });
+    expect(status.gaps[0]!.to).toBeGreaterThanOrEqual(compactedTo);
+
+    // The gap is on record beside the segments, and the fresh snapshot is a complete set.
+    const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
+    const gapMarkers = (await store.list(`wal/${CLUSTER}/`)).filter((k) => /\/gap-0*\d+-0*\d+\.json$/.test(k));
+    expect(gapMarkers.length).toBeGreaterThanOrEqual(1);
+    const snapshot = await h.client.workflow.getHandle(status.gaps[0]!.snapshotWorkflowId).result() as { manifest: { status: string } };
+    expect(snapshot.manifest.status).toBe('complete');
+
+    // Changes after the fresh snapshot are captured.
+    const after = Number((await etcd.put('/gap-test/after').value('captured').exec()).header.revision);
+    etcd.close();
+    await pollUntil(async () => ((await handle.query(captureStatusQuery)).lastDurable ?? 0) >= after, 60_000, 'the write after the gap captured');
+    await handle.signal(stopCaptureSignal);
+    const final = await handle.result() as CaptureStatus;
+    expect(final.gaps).toHaveLength(1);
+  }, 300_000);
+});
