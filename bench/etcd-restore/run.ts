@@ -1,0 +1,603 @@
+/**
+ * Benchmark: recovery time of the etcd restore workflow against the manual runbook as an operator's
+ * shell script, alternating in one invocation.
+ *
+ *   npx tsx bench/etcd-restore/run.ts [--size-mib 1024] [--rounds 2] [--strategy all-members]
+ *       [--worker compiled|tsx] [--no-fetch-variant] [--poll-ms 200] [--json]
+ *
+ * Starts its own world (3-member etcd with mTLS, Temporal dev server) in a temp dir, fills etcd,
+ * takes one encrypted snapshot set with the etcd backup workflow, starts the management worker and
+ * one node worker per member's node, then per round (order alternating):
+ *   workflow       etcdRestoreWorkflow, approved up front, agents not restarted;
+ *   runbook        supervisorctl stop, `etcdctl snapshot restore` per member one after another
+ *                  from a snapshot decrypted beforehand, sed --data-dir, reread + update, poll
+ *                  `etcdctl endpoint health` until all three answer;
+ *   runbook+fetch  the same, preceded by age -d | gunzip of the stored artefact and `snapshot status`.
+ * Prints the RTO of each, medians, the ratio workflow/runbook and the workflow's orchestration
+ * overhead (its wall time minus the activity time on its critical path, from the history).
+ * Exits 0 whether or not the targets are met (it is a measurement); 1 when something broke.
+ * See bench/etcd-restore/README.md.
+ */
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { stringify } from 'yaml';
+import { connectClient, startEtcdBackup, startEtcdRestore, type EtcdBackupResult } from '../../src/client/temporal';
+import { utcStamp, type ArtefactRecord, type EtcdComponentRecord } from '../../src/common/manifest';
+import { findCluster, loadConfig } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { generateIdentity } from '../../src/crypto';
+import { connectMember, hashKV } from '../../src/etcd/connect';
+import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
+import { ETCDCTL_BINARY, startWorld, stopWorld, waitForEtcdHealthy, type World } from '../../src/sandbox/world';
+import type { EtcdRestoreResult, RestoreStrategy } from '../../src/workflows/etcd-restore';
+import type { RunProgress } from '../../src/workflows/progress';
+import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, stopChild, Teardown, type TimedRun } from '../support/processes';
+import {
+  compileWorker, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, repoRoot, restoreBenchConfig, startWorkerProcess, WORLD_MARKER_ENV,
+} from '../support/restore-world';
+import { stepOf, stepTimings, timeline, type StepTiming } from './timeline';
+
+const resultsRoot = join(repoRoot, 'bench', 'results');
+const TASK_QUEUE = 'nnoe-dr-bench-restore';
+const TARGET_RATIO = 0.6;
+const TARGET_OVERHEAD_SECONDS = 2;
+const HEALTH_TIMEOUT_MS = 5 * 60_000;
+/** Activities after the last progress step: the staged snapshots removed on every node. */
+const CLEANUP_STEP = 'discard staged snapshots';
+
+const HELP = `usage: npx tsx bench/etcd-restore/run.ts [options]
+
+  --size-mib N        value bytes to put into etcd, in MiB (default 1024)
+  --rounds N          rounds; each runs the workflow and the runbook script once, order alternating (default 2)
+  --strategy S        the workflow's strategy: all-members (default) or first-node-then-add
+  --worker MODE       compiled (tsc + prebuilt workflow bundle into bench/results/etcd-restore/build,
+                      rebuilt when src/ is newer; default) or tsx (node --import tsx src/worker.ts)
+  --no-fetch-variant  skip the runbook+fetch variant (decrypt + gunzip + snapshot status inside its time)
+  --poll-ms N         the runbook's sleep between two \`etcdctl endpoint health\` polls (default 200)
+  --json              also print one JSON object with every figure
+  -h, --help          this text`;
+
+interface Options {
+  sizeMiB: number;
+  rounds: number;
+  strategy: RestoreStrategy;
+  worker: 'compiled' | 'tsx';
+  fetchVariant: boolean;
+  pollMs: number;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'size-mib': { type: 'string', default: '1024' },
+      rounds: { type: 'string', default: '2' },
+      strategy: { type: 'string', default: 'all-members' },
+      worker: { type: 'string', default: 'compiled' },
+      'no-fetch-variant': { type: 'boolean', default: false },
+      'poll-ms': { type: 'string', default: '200' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return undefined;
+  const positive = (name: string, text: string, integer: boolean) => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+      throw new Error(`--${name} expects a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
+    }
+    return value;
+  };
+  if (values.strategy !== 'all-members' && values.strategy !== 'first-node-then-add') {
+    throw new Error(`--strategy expects all-members or first-node-then-add, got "${values.strategy}"`);
+  }
+  if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  return {
+    sizeMiB: positive('size-mib', values['size-mib'], false),
+    rounds: positive('rounds', values.rounds, true),
+    strategy: values.strategy,
+    worker: values.worker,
+    fetchVariant: !values['no-fetch-variant'],
+    pollMs: positive('poll-ms', values['poll-ms'], true),
+    json: values.json,
+  };
+}
+
+// ------------------------------------------------------------------ measurements
+
+type RunKind = 'workflow' | 'runbook' | 'runbook+fetch';
+
+interface WorkflowFigures {
+  workflowId: string;
+  /** WorkflowExecutionStarted to its close event (server clock). */
+  serverSeconds: number;
+  /** Client start to the start event, plus the close event to the client holding the result. */
+  clientSeconds: number;
+  criticalActivitySeconds: number;
+  /** RTO minus criticalActivitySeconds. */
+  overheadSeconds: number;
+  workflowTaskSeconds: number;
+  dispatchSeconds: number;
+  retrySeconds: number;
+  edgeSeconds: number;
+  steps: StepTiming[];
+  criticalPath: Array<{ step: string; type: string; taskQueue: string; seconds: number; waitedSeconds: number; attempt: number }>;
+  peakRssMiB: Record<string, number>;
+}
+
+interface Measurement {
+  round: number;
+  position: number;
+  run: RunKind;
+  /** workflow: client start to result; runbook: stop to healthy; runbook+fetch: fetch to healthy. */
+  rtoSeconds: number;
+  /** From the first member being stopped to the cluster answering healthy. */
+  downtimeSeconds: number;
+  /** workflow: seconds per progress step; runbook: seconds per command. */
+  parts: Array<{ name: string; seconds: number }>;
+  workflow?: WorkflowFigures;
+  /** runbook: `etcdctl endpoint health` calls until all three answered. */
+  healthPolls?: number;
+  state: ClusterState;
+}
+
+interface ClusterState {
+  revision: number;
+  hashKV: number;
+  members: number;
+}
+
+interface Bench {
+  options: Options;
+  world: World;
+  config: Config;
+  client: Client;
+  workers: Map<string, ChildProcess>;
+  logDir: string;
+  setId: string;
+  snapshotRevision: number;
+  artefactPath: string;
+  identityFile: string;
+  /** Decrypted and gunzipped once, before any measurement (the runbook variant restores from it). */
+  snapshotFile: string;
+  scratch: string;
+}
+
+/** Rejects when any worker exits; stop() detaches. */
+function watchWorkers(workers: Map<string, ChildProcess>, logDir: string): { died: Promise<never>; stop(): void } {
+  const listeners: Array<[ChildProcess, (code: number | null, signal: NodeJS.Signals | null) => void]> = [];
+  const died = new Promise<never>((_, reject) => {
+    for (const [name, worker] of workers) {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => reject(new Error(`worker ${name} exited (${signal ?? code}) during a restore; see ${logDir}/worker-${name}.log`));
+      worker.once('exit', onExit);
+      listeners.push([worker, onExit]);
+    }
+  });
+  died.catch(() => undefined);
+  return { died, stop: () => { for (const [worker, onExit] of listeners) worker.off('exit', onExit); } };
+}
+
+async function measureWorkflow(bench: Bench, round: number, position: number): Promise<Measurement> {
+  const { client, config, options } = bench;
+  const cluster = config.clusters[0]!.name;
+  const watch = watchWorkers(bench.workers, bench.logDir);
+  const samplers = [...bench.workers].map(([name, worker]) => [name, sampleRss(worker.pid!)] as const);
+  const started = performance.now();
+  let result: EtcdRestoreResult;
+  let handle;
+  let peakRssMiB: Record<string, number>;
+  try {
+    handle = await startEtcdRestore(client, config, { cluster, setId: bench.setId, approved: true, restartAgents: false, strategy: options.strategy });
+    result = await Promise.race([handle.result() as Promise<EtcdRestoreResult>, watch.died]);
+  } finally {
+    watch.stop();
+    peakRssMiB = Object.fromEntries(samplers.map(([name, sampler]) => [name, sampler.stop() / MiB]));
+  }
+  const rtoSeconds = (performance.now() - started) / 1000;
+  if (!result.check?.healthy) throw new Error(`restore ${handle.workflowId} ended without a healthy check: ${JSON.stringify(result.check)}`);
+
+  const history = await handle.fetchHistory();
+  const progress = await handle.query<RunProgress>('progress');
+  const tl = timeline(history.events ?? []);
+  const spans = progress.steps.filter((s) => s.startedAt && s.finishedAt).map((s) => ({ name: s.name, startedMs: Date.parse(s.startedAt!), finishedMs: Date.parse(s.finishedAt!) }));
+  const steps = stepTimings(tl, spans, CLEANUP_STEP);
+  const stops = tl.activities.filter((a) => a.type === 'stopEtcdMember');
+  const checks = tl.activities.filter((a) => a.type === 'checkEtcdCluster' && a.outcome === 'completed');
+  const downtimeSeconds = stops.length > 0 && checks.length > 0 ? (checks[checks.length - 1]!.closedMs - Math.min(...stops.map((s) => s.startedMs))) / 1000 : Number.NaN;
+  let previousClosed = tl.workflowStartedMs;
+  const figures: WorkflowFigures = {
+    workflowId: handle.workflowId,
+    serverSeconds: (tl.workflowClosedMs - tl.workflowStartedMs) / 1000,
+    clientSeconds: rtoSeconds - (tl.workflowClosedMs - tl.workflowStartedMs) / 1000,
+    criticalActivitySeconds: tl.criticalActivitySeconds,
+    overheadSeconds: rtoSeconds - tl.criticalActivitySeconds,
+    workflowTaskSeconds: tl.workflowTaskSeconds,
+    dispatchSeconds: tl.dispatchSeconds,
+    retrySeconds: tl.retrySeconds,
+    edgeSeconds: tl.edgeSeconds,
+    steps,
+    criticalPath: tl.criticalPath.map((a) => {
+      const waitedSeconds = (a.startedMs - previousClosed) / 1000;
+      previousClosed = a.closedMs;
+      return { step: stepOf(a, spans, CLEANUP_STEP), type: a.type, taskQueue: a.taskQueue, seconds: (a.closedMs - a.startedMs) / 1000, waitedSeconds, attempt: a.attempt };
+    }),
+    peakRssMiB,
+  };
+  return {
+    round, position, run: 'workflow', rtoSeconds, downtimeSeconds,
+    parts: progress.steps.filter((s) => s.startedAt && s.finishedAt).map((s) => ({ name: s.name, seconds: (Date.parse(s.finishedAt!) - Date.parse(s.startedAt!)) / 1000 })),
+    workflow: figures,
+    state: await clusterState(bench.config),
+  };
+}
+
+function execQuiet(command: string, args: string[], timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } }, (error) => resolve(!error));
+  });
+}
+
+async function measureRunbook(bench: Bench, round: number, position: number, withFetch: boolean): Promise<Measurement> {
+  const { world } = bench;
+  const tag = `baseline-${round}-${position}-${randomBytes(3).toString('hex')}`;
+  const token = `${world.etcd.clusterName}-${tag}`;
+  const logFile = join(bench.logDir, 'runbook.log');
+  const env = { ...process.env, ETCDCTL_API: '3', [WORLD_MARKER_ENV]: world.dir };
+  const tls = etcdctlTlsArgs(world);
+  const members = world.etcd.members;
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const endpoints = `--endpoints=${members.map((m) => m.clientUrl).join(',')}`;
+  const parts: Array<{ name: string; seconds: number }> = [];
+  const timed = async (name: string, command: string, args: string[]): Promise<TimedRun> => {
+    const run = await runTimed(command, args, { env, logFile });
+    parts.push({ name, seconds: run.wallSeconds });
+    return run;
+  };
+  writeFileSync(logFile, `--- round ${round}.${position} ${withFetch ? 'runbook+fetch' : 'runbook'} ---\n`, { flag: 'a' });
+
+  const started = performance.now();
+  let snapshot = bench.snapshotFile;
+  if (withFetch) {
+    snapshot = join(bench.scratch, 'fetched-snapshot.db');
+    rmSync(snapshot, { force: true });
+    await timed('age -d | gunzip', 'bash', ['-o', 'pipefail', '-c', 'age -d -i "$0" "$1" | gunzip > "$2"', bench.identityFile, bench.artefactPath, snapshot]);
+    await timed('snapshot status', ETCDCTL_BINARY, ['snapshot', 'status', snapshot, '-w', 'json']);
+  }
+  const stopped = performance.now();
+  await timed('supervisorctl stop', 'supervisorctl', ['-c', world.supervisorConf, 'stop', ...members.map((m) => m.program)]);
+  const dataDirs = new Map<string, string>();
+  for (const member of members) {
+    const dataDir = join(world.dir, 'etcd', member.name, tag);
+    dataDirs.set(member.name, dataDir);
+    await timed(`restore ${member.name}`, ETCDCTL_BINARY, [
+      'snapshot', 'restore', snapshot, '--name', member.name, '--data-dir', dataDir,
+      '--initial-cluster', initialCluster, '--initial-cluster-token', token, '--initial-advertise-peer-urls', member.peerUrl,
+    ]);
+  }
+  for (const member of members) {
+    await timed(`sed ${member.name}`, 'sed', [`-i.pre-${tag}`,
+      '-e', `s|--data-dir=[^ ]*|--data-dir=${dataDirs.get(member.name)}|`,
+      '-e', `s|--initial-cluster-token=[^ ]*|--initial-cluster-token=${token}|`,
+      member.programConf]);
+  }
+  await timed('supervisorctl reread', 'supervisorctl', ['-c', world.supervisorConf, 'reread']);
+  await timed('supervisorctl update', 'supervisorctl', ['-c', world.supervisorConf, 'update']);
+  const polling = performance.now();
+  let polls = 0;
+  for (;;) {
+    polls++;
+    const healthy = await execQuiet(ETCDCTL_BINARY, [endpoints, ...tls, '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health'], 10_000);
+    if (healthy) break;
+    if (performance.now() - polling > HEALTH_TIMEOUT_MS) throw new Error(`the runbook's cluster did not answer healthy within ${HEALTH_TIMEOUT_MS / 1000} s; see ${world.dir}/logs`);
+    await sleep(bench.options.pollMs);
+  }
+  const done = performance.now();
+  parts.push({ name: 'until healthy', seconds: (done - polling) / 1000 });
+  if (withFetch) rmSync(snapshot, { force: true });
+  for (const member of members) {
+    if (!readFileSync(member.programConf, 'utf8').includes(`--data-dir=${dataDirs.get(member.name)}`)) throw new Error(`sed did not repoint ${member.programConf}`);
+  }
+  return {
+    round, position, run: withFetch ? 'runbook+fetch' : 'runbook',
+    rtoSeconds: (done - started) / 1000, downtimeSeconds: (done - stopped) / 1000,
+    parts, healthPolls: polls, state: await clusterState(bench.config),
+  };
+}
+
+/** Revision and HashKV of every member (must agree), for comparing what each restore left. */
+async function clusterState(config: Config): Promise<ClusterState> {
+  const cluster = findCluster(config, config.clusters[0]!.name);
+  const states: Array<{ revision: number; hash: number; members: number }> = [];
+  for (const member of cluster.etcd.members) {
+    const client = await connectMember(cluster, member);
+    try {
+      const revision = Number((await client.maintenance.status()).header.revision);
+      const members = ((await client.cluster.memberList({})).members ?? []).length;
+      states.push({ revision, hash: 0, members });
+    } finally {
+      client.close();
+    }
+  }
+  const revision = Math.min(...states.map((s) => s.revision));
+  for (const [i, member] of cluster.etcd.members.entries()) {
+    const client = await connectMember(cluster, member);
+    try {
+      states[i]!.hash = (await hashKV(client, revision)).hash;
+    } finally {
+      client.close();
+    }
+  }
+  if (new Set(states.map((s) => s.hash)).size > 1) throw new Error(`members disagree on HashKV at revision ${revision}: ${states.map((s) => s.hash).join(', ')}`);
+  if (states.some((s) => s.members !== cluster.etcd.members.length)) throw new Error(`member list has ${states.map((s) => s.members).join('/')} members, expected ${cluster.etcd.members.length}`);
+  return { revision, hashKV: states[0]!.hash, members: states[0]!.members };
+}
+
+/** Old data dirs go (the disk), writeback of the previous run finishes (not billed to the next), the cluster is healthy. */
+async function settle(world: World): Promise<void> {
+  await waitForEtcdHealthy(world, 120_000);
+  removeDeadDataDirs(world);
+  spawnSync('sync');
+  await sleep(1000);
+}
+
+// ------------------------------------------------------------------ report
+
+function pad(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
+}
+
+const SHORT: Record<string, string> = {
+  preflight: 'preflight', approval: 'approval', 'stop etcd': 'stop', 'restore data dirs': 'restore', 'repoint members': 'repoint+start',
+  'verify cluster': 'verify', 'restart agents': 'agents', 'supervisorctl stop': 'stop', 'supervisorctl reread': 'reread', 'supervisorctl update': 'update',
+};
+
+function describeParts(m: Measurement): string {
+  const parts = m.run === 'workflow' ? m.parts.filter((p) => p.name !== 'approval' && p.name !== 'restart agents') : m.parts;
+  return parts.map((p) => `${SHORT[p.name] ?? p.name} ${p.seconds.toFixed(2)}`).join(', ');
+}
+
+function describeLine(m: Measurement): string {
+  const extra = m.workflow ? `; overhead ${m.workflow.overheadSeconds.toFixed(2)} s` : ` (${m.healthPolls} health polls)`;
+  return `round ${m.round}.${m.position} ${pad(m.run, 13)} RTO ${m.rtoSeconds.toFixed(2)} s, downtime ${m.downtimeSeconds.toFixed(2)} s${extra}\n    ${describeParts(m)}`;
+}
+
+function summarize(measurements: Measurement[]) {
+  const of = (run: RunKind) => measurements.filter((m) => m.run === run);
+  const workflow = of('workflow');
+  const runbook = of('runbook');
+  const fetch = of('runbook+fetch');
+  const med = (list: Measurement[], pick: (m: Measurement) => number) => (list.length > 0 ? median(list.map(pick)) : Number.NaN);
+  const a = med(workflow, (m) => m.rtoSeconds);
+  const b = med(runbook, (m) => m.rtoSeconds);
+  const overhead = med(workflow, (m) => m.workflow!.overheadSeconds);
+  const stepNames = workflow[0]?.workflow?.steps.map((s) => s.name) ?? [];
+  return {
+    workflowMedianRtoSeconds: a,
+    runbookMedianRtoSeconds: b,
+    runbookFetchMedianRtoSeconds: med(fetch, (m) => m.rtoSeconds),
+    ratio: a / b,
+    ratioTarget: TARGET_RATIO,
+    ratioMet: a / b <= TARGET_RATIO,
+    ratioWithFetch: a / med(fetch, (m) => m.rtoSeconds),
+    workflowMedianDowntimeSeconds: med(workflow, (m) => m.downtimeSeconds),
+    runbookMedianDowntimeSeconds: med(runbook, (m) => m.downtimeSeconds),
+    runbookFetchMedianDowntimeSeconds: med(fetch, (m) => m.downtimeSeconds),
+    overheadMedianSeconds: overhead,
+    overheadTargetSeconds: TARGET_OVERHEAD_SECONDS,
+    overheadMet: overhead <= TARGET_OVERHEAD_SECONDS,
+    overheadParts: {
+      workflowTasks: med(workflow, (m) => m.workflow!.workflowTaskSeconds),
+      dispatch: med(workflow, (m) => m.workflow!.dispatchSeconds),
+      retries: med(workflow, (m) => m.workflow!.retrySeconds),
+      serverEdges: med(workflow, (m) => m.workflow!.edgeSeconds),
+      client: med(workflow, (m) => m.workflow!.clientSeconds),
+    },
+    workflowSteps: stepNames.map((name) => {
+      const pick = (m: Measurement) => m.workflow!.steps.find((s) => s.name === name);
+      return {
+        name,
+        medianWallSeconds: med(workflow, (m) => pick(m)?.wallSeconds ?? Number.NaN),
+        medianCriticalActivitySeconds: med(workflow, (m) => pick(m)?.criticalActivitySeconds ?? Number.NaN),
+        longest: workflow[workflow.length - 1]!.workflow!.steps.find((s) => s.name === name)?.longest,
+      };
+    }),
+    runbookParts: [...new Set(runbook.flatMap((m) => m.parts.map((p) => p.name)))].map((name) => ({
+      name, medianSeconds: med(runbook, (m) => m.parts.find((p) => p.name === name)?.seconds ?? Number.NaN),
+    })),
+    workerPeakRssMiB: Object.fromEntries([...new Set(workflow.flatMap((m) => Object.keys(m.workflow!.peakRssMiB)))].map((name) => [name, Math.max(...workflow.map((m) => m.workflow!.peakRssMiB[name] ?? 0))])),
+  };
+}
+
+function printSummary(summary: ReturnType<typeof summarize>, measurements: Measurement[]): void {
+  const verdict = (met: boolean) => (met ? 'target met' : 'target missed');
+  console.log('');
+  console.log(`${pad('round', 5)}  ${pad('run', 13)}  ${pad('RTO s', 7, true)}  ${pad('downtime s', 10, true)}  ${pad('overhead s', 10, true)}  state (revision, HashKV)`);
+  for (const m of measurements) {
+    console.log(`${pad(`${m.round}.${m.position}`, 5)}  ${pad(m.run, 13)}  ${pad(m.rtoSeconds.toFixed(2), 7, true)}  ${pad(m.downtimeSeconds.toFixed(2), 10, true)}  ` +
+      `${pad(m.workflow ? m.workflow.overheadSeconds.toFixed(2) : '', 10, true)}  ${m.state.revision}, ${m.state.hashKV}`);
+  }
+  console.log('');
+  console.log('workflow steps (medians): wall from the progress query | activity time on the critical path | longest activity (last run)');
+  for (const step of summary.workflowSteps) {
+    const longest = step.longest ? `${step.longest.type} on ${step.longest.taskQueue.replace(/^.*\.node\./, '')} ${step.longest.seconds.toFixed(2)} s` : '-';
+    console.log(`  ${pad(step.name, 24)} ${pad(step.medianWallSeconds.toFixed(2), 7, true)} s | ${pad(step.medianCriticalActivitySeconds.toFixed(2), 7, true)} s | ${longest}`);
+  }
+  console.log('runbook commands (medians): ' + summary.runbookParts.map((p) => `${p.name} ${p.medianSeconds.toFixed(2)}`).join(', '));
+  console.log('');
+  console.log(`median RTO: workflow ${summary.workflowMedianRtoSeconds.toFixed(2)} s, runbook ${summary.runbookMedianRtoSeconds.toFixed(2)} s` +
+    (Number.isNaN(summary.runbookFetchMedianRtoSeconds) ? '' : `, runbook+fetch ${summary.runbookFetchMedianRtoSeconds.toFixed(2)} s`));
+  console.log(`median downtime (stop to healthy): workflow ${summary.workflowMedianDowntimeSeconds.toFixed(2)} s, runbook ${summary.runbookMedianDowntimeSeconds.toFixed(2)} s` +
+    (Number.isNaN(summary.runbookFetchMedianDowntimeSeconds) ? '' : `, runbook+fetch ${summary.runbookFetchMedianDowntimeSeconds.toFixed(2)} s`));
+  console.log(`ratio workflow/runbook ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO}): ${verdict(summary.ratioMet)}` +
+    (Number.isNaN(summary.ratioWithFetch) ? '' : `; workflow/runbook+fetch ${summary.ratioWithFetch.toFixed(2)} (for information)`));
+  const o = summary.overheadParts;
+  console.log(`orchestration overhead ${summary.overheadMedianSeconds.toFixed(2)} s (target <= ${TARGET_OVERHEAD_SECONDS} s): ${verdict(summary.overheadMet)}` +
+    ` [medians: workflow tasks ${o.workflowTasks.toFixed(2)} s, task dispatch ${o.dispatch.toFixed(2)} s (of which retries ${o.retries.toFixed(2)} s),` +
+    ` start/close edges ${o.serverEdges.toFixed(2)} s, client ${o.client.toFixed(2)} s]`);
+  console.log(`worker peak RSS during restores: ${Object.entries(summary.workerPeakRssMiB).map(([name, peak]) => `${name} ${peak.toFixed(0)} MiB`).join(', ')}`);
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(argv: string[]): Promise<number> {
+  let options: Options | undefined;
+  try {
+    options = parseOptions(argv);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n(--help lists the options)`);
+    return 2;
+  }
+  if (!options) {
+    console.log(HELP);
+    return 0;
+  }
+  const command = ['npx tsx bench/etcd-restore/run.ts', ...argv].join(' ');
+  const began = performance.now();
+  const loadAtStart = loadavg();
+  const logDir = ensureDir(join(resultsRoot, 'etcd-restore', utcStamp(new Date())));
+  const teardown = new Teardown();
+  teardown.installSignalHandlers();
+  let leaked: number[] = [];
+  let failed = false;
+  try {
+    console.log(`$ ${command}`);
+    console.log(`logs: ${logDir}; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+    let workerArgs: string[];
+    if (options.worker === 'compiled') {
+      const built = compileWorker(join(resultsRoot, 'etcd-restore', 'build'));
+      if (built.warning) console.warn(`warning: src/ does not compile right now: ${built.warning}`);
+      console.log(`worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`);
+      workerArgs = [built.workerJs];
+    } else {
+      workerArgs = ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
+      console.log('worker: node --import tsx src/worker.ts');
+    }
+
+    const dir = mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-restore-'));
+    teardown.add('world', async () => {
+      console.log('stopping the world ...');
+      await stopWorld(dir);
+      leaked = processesWithEnvironmentMarker(WORLD_MARKER_ENV, dir);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    console.log(`starting the world in ${dir} ...`);
+    let phase = performance.now();
+    const world = await startWorld({ dir, temporal: true });
+    console.log(`  world up in ${((performance.now() - phase) / 1000).toFixed(1)} s (Temporal at ${world.temporal!.address})`);
+
+    const { identity, recipient } = await generateIdentity();
+    const identityFile = join(dir, 'secrets', 'age-identity.txt');
+    writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
+    const configPath = join(dir, 'nnoe-dr.bench-restore.yaml');
+    writeFileSync(configPath, stringify(restoreBenchConfig(world, { taskQueue: TASK_QUEUE, recipient, identityFile })));
+    const config = loadConfig(configPath);
+
+    teardown.checkInterrupted();
+    const filled = await fillCluster(config, options.sizeMiB);
+    console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
+    teardown.checkInterrupted();
+
+    phase = performance.now();
+    const workers = new Map<string, ChildProcess>();
+    teardown.add('workers', async () => {
+      await Promise.all([...workers.values()].map((worker) => stopChild(worker)));
+    });
+    teardown.add('runbook commands', killRunningTimed);
+    const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
+    for (const name of ['management', ...nodes]) {
+      workers.set(name, await startWorkerProcess({
+        args: workerArgs, configPath, node: name === 'management' ? undefined : name, logPath: join(logDir, `worker-${name}.log`), worldDir: dir,
+      }));
+    }
+    console.log(`  workers polling after ${((performance.now() - phase) / 1000).toFixed(1)} s: management + ${nodes.join(', ')}`);
+
+    const client = await connectClient(config);
+    teardown.add('temporal client', () => client.connection.close());
+
+    phase = performance.now();
+    const backup = await (await startEtcdBackup(client, config, { cluster: config.clusters[0]!.name, targets: ['local'] })).result() as EtcdBackupResult;
+    const component = backup.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
+    if (!component) throw new Error(`set ${backup.setId} has no etcd component`);
+    const artefact: ArtefactRecord = component.artefacts[0]!;
+    const artefactPath = join(world.localStoreDir, artefact.key);
+    if (!existsSync(artefactPath)) throw new Error(`the set's local copy ${artefactPath} is missing`);
+    console.log(`snapshot set ${backup.setId} in ${((performance.now() - phase) / 1000).toFixed(1)} s: revision ${component.facts.revision}, ` +
+      `${mib(artefact.raw.bytes)} MiB raw, ${mib(artefact.bytes)} MiB gzipped + age-encrypted`);
+
+    // Decrypted once for the runbook variant, outside any timed part.
+    const scratch = ensureDir(join(world.workDir, 'runbook'));
+    const snapshotFile = join(scratch, 'snapshot.db');
+    phase = performance.now();
+    const prepared = spawnSync('bash', ['-o', 'pipefail', '-c', 'age -d -i "$0" "$1" | gunzip > "$2"', identityFile, artefactPath, snapshotFile], { stdio: 'inherit' });
+    if (prepared.status !== 0 || statSync(snapshotFile).size !== artefact.raw.bytes) throw new Error(`decrypting ${artefactPath} for the runbook failed`);
+    console.log(`  runbook snapshot ${snapshotFile} prepared (age -d | gunzip) in ${((performance.now() - phase) / 1000).toFixed(1)} s, not counted`);
+
+    const bench: Bench = {
+      options, world, config, client, workers, logDir, setId: backup.setId, snapshotRevision: component.facts.revision,
+      artefactPath, identityFile, snapshotFile, scratch,
+    };
+    const measurements: Measurement[] = [];
+    const variants: RunKind[] = ['workflow', 'runbook', ...(options.fetchVariant ? ['runbook+fetch' as const] : [])];
+    for (let round = 1; round <= options.rounds; round++) {
+      const order = round % 2 === 1 ? variants : [...variants].reverse();
+      for (const [index, what] of order.entries()) {
+        await settle(world);
+        teardown.checkInterrupted();
+        const m = what === 'workflow' ? await measureWorkflow(bench, round, index + 1) : await measureRunbook(bench, round, index + 1, what === 'runbook+fetch');
+        measurements.push(m);
+        console.log(describeLine(m));
+        if (m.state.revision < bench.snapshotRevision) throw new Error(`after ${what} the cluster is at revision ${m.state.revision}, below the snapshot's ${bench.snapshotRevision}`);
+      }
+    }
+    const hashes = new Set(measurements.map((m) => m.state.hashKV));
+    const summary = summarize(measurements);
+    printSummary(summary, measurements);
+    if (hashes.size > 1) console.log(`note: the restores left different HashKV values (${[...hashes].join(', ')})`);
+    const durationSeconds = (performance.now() - began) / 1000;
+    const loadAtEnd = loadavg();
+    console.log(`overall: ratio ${summary.ratioMet ? 'met' : 'missed'}, overhead ${summary.overheadMet ? 'met' : 'missed'}; ` +
+      `load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
+
+    const report = {
+      command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
+      sizeMiB: options.sizeMiB, rounds: options.rounds, strategy: options.strategy, worker: options.worker, pollMs: options.pollMs,
+      etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
+      snapshot: { setId: backup.setId, revision: component.facts.revision, rawMiB: artefact.raw.bytes / MiB, storedMiB: artefact.bytes / MiB },
+      summary, measurements, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd,
+    };
+    writeFileSync(join(logDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
+    if (options.json) console.log(JSON.stringify(report));
+  } catch (err) {
+    failed = true;
+    if (teardown.interrupted) return 128 + (teardown.interrupted === 'SIGHUP' ? 1 : teardown.interrupted === 'SIGINT' ? 2 : 15);
+    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    console.error(`logs in ${logDir}`);
+  } finally {
+    await teardown.run();
+  }
+  if (leaked.length > 0) {
+    console.error(`processes of the benchmark's world still running after cleanup: ${leaked.join(', ')}`);
+    return 1;
+  }
+  console.log('everything stopped (no process of the world or its workers left)');
+  return failed ? 1 : 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,197 @@
+/**
+ * Helpers for benchmarks that restore etcd in their own world: the compiled worker (management and
+ * node workers), the config with age encryption, the fill, the members' data dirs, and the etcdctl
+ * command lines an operator would type (mTLS with the world's client certificate).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Etcd3 } from 'etcd3';
+import { findCluster } from '../../src/config/load';
+import type { Config } from '../../src/config/schema';
+import { connectMember } from '../../src/etcd/connect';
+import { renderWorldConfig, type World } from '../../src/sandbox/world';
+import { fillEtcd, filledBytes } from './etcd-fill';
+import { MiB, mib } from './processes';
+
+export const repoRoot = resolve(__dirname, '../..');
+
+/** Every process of a world carries NNOE_DR_WORLD=<dir> (stopWorld sweeps them up); our workers too. */
+export const WORLD_MARKER_ENV = 'NNOE_DR_WORLD';
+
+/** The deployment settings the sandbox uses for workers (measured in bench/etcd-backup). */
+export const WORKER_ENV = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim(), MALLOC_ARENA_MAX: '2' };
+
+// ------------------------------------------------------------------ the worker
+
+function newestMtimeMs(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtimeMs(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Runs a build step quietly; its output is shown only when it fails. */
+function run(command: string, args: string[], what: string): void {
+  const result = spawnSync(command, args, { cwd: repoRoot, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) {
+    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trimEnd().split('\n').slice(-30).join('\n');
+    throw new Error(`${what} failed (${command} ${args.join(' ')} exited with ${result.status ?? result.signal}):\n${output}`);
+  }
+}
+
+/**
+ * `npm run build` into `buildDir` instead of dist/ (which other work may be using): tsc, then the
+ * prebuilt workflow bundle beside worker.js, which the compiled worker loads. Skipped when the
+ * build is newer than every file under src/. The new build goes to a side directory and replaces
+ * the old one only once it succeeded: when src/ does not compile at the moment (someone is
+ * editing it), an earlier build is used with a warning instead of failing the benchmark.
+ */
+export function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; seconds: number; warning?: string } {
+  const outDir = join(buildDir, 'dist');
+  const workerJs = join(outDir, 'worker.js');
+  const bundle = join(outDir, 'workflow-bundle.js');
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  const built = existsSync(workerJs) && existsSync(bundle);
+  if (built && statSync(bundle).mtimeMs > Math.max(newestMtimeMs(join(repoRoot, 'src')), statSync(join(repoRoot, 'package-lock.json')).mtimeMs)) {
+    return { workerJs, rebuilt: false, seconds: seconds() };
+  }
+  const next = join(buildDir, 'dist.next');
+  rmSync(next, { recursive: true, force: true });
+  try {
+    run('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', next], 'compiling the worker');
+    run(process.execPath, [join(next, 'scripts', 'build-workflow-bundle.js')], 'building the workflow bundle');
+  } catch (err) {
+    rmSync(next, { recursive: true, force: true });
+    if (!built) throw err;
+    return { workerJs, rebuilt: false, seconds: seconds(), warning: `${(err as Error).message}\nusing the previous build from ${statSync(bundle).mtime.toISOString()}` };
+  }
+  rmSync(outDir, { recursive: true, force: true });
+  renameSync(next, outDir);
+  return { workerJs, rebuilt: true, seconds: seconds() };
+}
+
+/**
+ * Starts `node <args> --config <configPath> [--node N]` in its own process group, with the world
+ * marker in its environment, and resolves once it says it is polling.
+ */
+export async function startWorkerProcess(opts: {
+  args: string[]; configPath: string; node?: string; logPath: string; worldDir: string; env?: Record<string, string>;
+}): Promise<ChildProcess> {
+  const log = openSync(opts.logPath, 'a');
+  const child = spawn(process.execPath, [...opts.args, '--config', opts.configPath, ...(opts.node ? ['--node', opts.node] : [])], {
+    cwd: repoRoot,
+    env: { ...process.env, ...WORKER_ENV, ...opts.env, [WORLD_MARKER_ENV]: opts.worldDir },
+    stdio: ['ignore', 'pipe', log],
+    detached: true, // own process group: Ctrl-C reaches the benchmark, which stops the worker itself
+  });
+  closeSync(log);
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} did not start polling within 180 s; see ${opts.logPath}`)), 180_000);
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      writeFileSync(opts.logPath, chunk, { flag: 'a' });
+      seen = (seen + chunk.toString()).slice(-4096);
+      if (seen.includes('polling')) { clearTimeout(timer); ready(); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} exited with ${code}; see ${opts.logPath}`)); });
+  });
+  return child;
+}
+
+// ------------------------------------------------------------------ config
+
+/** The world's config with its own task queue, only the local store, and age encryption (as in production). */
+export function restoreBenchConfig(world: World, opts: { taskQueue: string; recipient: string; identityFile: string }): Record<string, unknown> {
+  const base = renderWorldConfig(world);
+  return {
+    ...base,
+    temporal: { ...(base.temporal as object), taskQueue: opts.taskQueue },
+    storage: (base.storage as Array<{ name: string }>).filter((target) => target.name === 'local'),
+    encryption: { recipients: [opts.recipient], identity: { file: opts.identityFile } },
+  };
+}
+
+// ------------------------------------------------------------------ etcd
+
+export async function leaderMember(config: Config): Promise<{ name: string; clientUrl: string }> {
+  const cluster = config.clusters[0]!;
+  for (const member of cluster.etcd.members) {
+    const client = await connectMember(cluster, member).catch(() => undefined);
+    if (!client) continue;
+    try {
+      const status = await client.maintenance.status();
+      if (status.leader === status.header.member_id) return member;
+    } catch {
+      // this member does not answer: ask the next
+    } finally {
+      client.close();
+    }
+  }
+  throw new Error(`no member of ${cluster.name} reports itself as leader`);
+}
+
+/** Tops etcd up to `sizeMiB` of values through the leader; returns the db size afterwards. */
+export async function fillCluster(config: Config, sizeMiB: number): Promise<{ dbSizeBytes: number; keys: number; fillSeconds: number }> {
+  const leader = await leaderMember(config);
+  const cluster = findCluster(config, config.clusters[0]!.name);
+  const client: Etcd3 = await connectMember(cluster, cluster.etcd.members.find((m) => m.name === leader.name)!, 60_000);
+  try {
+    const targetBytes = Math.round(sizeMiB * MiB);
+    const before = await filledBytes(client);
+    if (before.bytes < targetBytes) console.log(`filling etcd (leader ${leader.name}) with ${mib(targetBytes - before.bytes)} MiB of 64-512 KiB values ...`);
+    const result = await fillEtcd(client, {
+      targetBytes,
+      onProgress: (done, target, seconds) => {
+        if (before.bytes >= targetBytes) return;
+        const rate = (done - before.bytes) / MiB / Math.max(seconds, 0.001);
+        console.log(`  ${mib(done, 0)}/${mib(target, 0)} MiB (${((100 * done) / target).toFixed(0)} %), ${seconds.toFixed(0)} s, ${rate.toFixed(1)} MiB/s`);
+      },
+    });
+    const status = await client.maintenance.status();
+    return { dbSizeBytes: Number(status.dbSize), keys: result.keys, fillSeconds: result.seconds };
+  } finally {
+    client.close();
+  }
+}
+
+/** `--cacert/--cert/--key` of the world's trusted client, for etcdctl. */
+export function etcdctlTlsArgs(world: World): string[] {
+  return [`--cacert=${world.certs.ca}`, `--cert=${world.certs.clientCert}`, `--key=${world.certs.clientKey}`];
+}
+
+/** The --data-dir the member's program file points at now. */
+export function liveDataDir(programConf: string): string {
+  const match = /--data-dir[= ](\S+)/.exec(readFileSync(programConf, 'utf8'));
+  if (!match) throw new Error(`no --data-dir in ${programConf}`);
+  return match[1]!;
+}
+
+/**
+ * Removes every data dir beside each member's live one (the original `data`, earlier `restored-*`
+ * and baseline dirs): restores keep the old dir, and at 1 GiB they would fill the disk.
+ */
+export function removeDeadDataDirs(world: World): string[] {
+  const removed: string[] = [];
+  for (const member of world.etcd.members) {
+    const live = resolve(liveDataDir(member.programConf));
+    const parent = dirname(live);
+    for (const entry of readdirSync(parent, { withFileTypes: true })) {
+      const path = join(parent, entry.name);
+      if (!entry.isDirectory() || path === live) continue;
+      if (!existsSync(join(path, 'member'))) continue; // only etcd data dirs
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    }
+  }
+  return removed;
+}
+
+export function ensureDir(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
