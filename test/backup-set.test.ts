@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { startBackupSet } from '../src/client/temporal';
-import { backupScheduleId } from '../src/client/schedules';
+import { backupScheduleId, drillScheduleId } from '../src/client/schedules';
 import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest } from '../src/catalog/catalog';
@@ -136,16 +136,21 @@ describe('backup schedules', () => {
   it('applies a profile, is visible to the temporal CLI, triggers a set, pauses and deletes', async () => {
     const created = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'production', '--target', 'local', 's3');
     expect(created.err).toBe('');
-    expect(JSON.parse(created.out)).toEqual({ scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *', prune: { scheduleId: 'nnoe-dr-prune', outcome: 'created' } });
+    expect(JSON.parse(created.out)).toEqual({
+      scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *',
+      prune: { scheduleId: 'nnoe-dr-prune', outcome: 'created' }, drill: { scheduleId: drillScheduleId(CLUSTER), outcome: 'created' },
+    });
     // Applying again converges instead of failing.
     const updated = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'development', '--target', 'local', 's3');
     expect(JSON.parse(updated.out).outcome).toBe('updated');
 
     const listed = JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out);
-    expect(listed).toEqual([
+    expect(listed).toHaveLength(3);
+    expect(listed).toEqual(expect.arrayContaining([
       expect.objectContaining({ scheduleId, profile: 'development', cron: '0 3 * * *', paused: false, workflowType: 'backupSetWorkflow' }),
       expect.objectContaining({ scheduleId: 'nnoe-dr-prune', cron: '30 4 * * *', paused: false, workflowType: 'pruneBackupSetsWorkflow' }),
-    ]);
+      expect.objectContaining({ scheduleId: drillScheduleId(CLUSTER), paused: false, workflowType: 'restoreDrillWorkflow' }),
+    ]));
     expect(await temporalCli('schedule', 'list')).toContain(scheduleId);
     const described = JSON.parse(await temporalCli('schedule', 'describe', '--schedule-id', scheduleId, '--output', 'json'));
     expect(JSON.stringify(described)).toContain('SCHEDULE_OVERLAP_POLICY_SKIP');
@@ -159,10 +164,12 @@ describe('backup schedules', () => {
     expect(result.manifest.status).toBe('complete');
 
     expect((await runCli(h.configPath, 'schedules', 'pause', CLUSTER, '--note', 'maintenance')).code).toBe(0);
-    expect(JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out)[0].paused).toBe(true);
+    const afterPause = JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out) as Array<{ scheduleId: string; paused: boolean }>;
+    expect(afterPause.find((s) => s.scheduleId === scheduleId)?.paused).toBe(true);
     expect((await runCli(h.configPath, 'schedules', 'unpause', CLUSTER)).code).toBe(0);
     expect((await runCli(h.configPath, 'schedules', 'delete', CLUSTER)).out).toBe(`deleted ${scheduleId}`);
     expect((await runCli(h.configPath, 'schedules', 'delete', 'nnoe-dr-prune')).out).toBe('deleted nnoe-dr-prune');
+    expect((await runCli(h.configPath, 'schedules', 'delete', drillScheduleId(CLUSTER))).out).toBe(`deleted ${drillScheduleId(CLUSTER)}`);
     expect((await runCli(h.configPath, 'schedules', 'list')).out).toBe('no schedules');
     const missing = await runCli(h.configPath, 'schedules', 'trigger', CLUSTER);
     expect(missing.code).toBe(1);
