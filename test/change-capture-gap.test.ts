@@ -24,7 +24,8 @@ describe('change capture across a compaction gap', () => {
 
     const handle = await h.client.workflow.start('changeCaptureWorkflow', {
       taskQueue: h.config.temporal.taskQueue, workflowId: `${changeCaptureId(CLUSTER)}-gap-test-${Date.now()}`,
-      args: [{ cluster: CLUSTER, fromRevision: baseRevision + 1, flushMs: 200, sliceMinutes: 0.1, targets: ['local'] }],
+      // Two slices per run: the capture continues-as-new during the test and must carry on.
+      args: [{ cluster: CLUSTER, fromRevision: baseRevision + 1, flushMs: 200, sliceMinutes: 0.1, slicesPerRun: 2, targets: ['local'] }],
     });
     const status = await pollUntil(async () => {
       const s = await handle.query(captureStatusQuery);
@@ -46,6 +47,8 @@ describe('change capture across a compaction gap', () => {
     await pollUntil(async () => ((await handle.query(captureStatusQuery)).lastDurable ?? 0) >= after, 60_000, 'the write after the gap captured');
     await handle.signal(stopCaptureSignal);
     const final = await handle.result() as CaptureStatus;
-    expect(final.gaps).toHaveLength(1);
+    expect(final.gaps).toHaveLength(1); // carried across continue-as-new
+    expect(final.runs).toBeGreaterThan(1);
+    expect(final.lastDurable).toBeGreaterThanOrEqual(after);
   }, 300_000);
 });

@@ -27,6 +27,8 @@ export interface ChangeCaptureInput {
   slicesPerRun?: number;
   /** Run the capture on this node's worker (e.g. next to etcd) instead of the management worker. */
   node?: string;
+  /** Totals carried across continue-as-new, so the status query tells the whole story. */
+  carried?: Pick<CaptureStatus, 'segments' | 'events' | 'maxLagMs' | 'gaps' | 'runs'>;
 }
 
 export interface CaptureStatus {
@@ -38,6 +40,8 @@ export interface CaptureStatus {
   events: number;
   maxLagMs: number;
   gaps: Array<{ from: number; to: number; snapshotWorkflowId: string }>;
+  /** Runs of this capture so far (continue-as-new starts the next). */
+  runs: number;
   stopping: boolean;
 }
 
@@ -62,7 +66,11 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE },
   });
 
-  const status: CaptureStatus = { cluster: input.cluster, fromRevision: input.fromRevision ?? null, lastDurable: null, clusterId: null, segments: 0, events: 0, maxLagMs: 0, gaps: [], stopping: false };
+  const carried = input.carried ?? { segments: 0, events: 0, maxLagMs: 0, gaps: [], runs: 0 };
+  const status: CaptureStatus = {
+    cluster: input.cluster, fromRevision: input.fromRevision ?? null, lastDurable: null, clusterId: null,
+    segments: carried.segments, events: carried.events, maxLagMs: carried.maxLagMs, gaps: [...carried.gaps], runs: carried.runs + 1, stopping: false,
+  };
   setHandler(captureStatusQuery, () => status);
   setHandler(stopCaptureSignal, () => { status.stopping = true; });
 
@@ -92,5 +100,6 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     await condition(() => status.stopping, 1); // lets a stop signal land between slices
   }
   if (status.stopping) return status;
-  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from });
+  const { segments, events, maxLagMs, gaps, runs } = status;
+  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from, carried: { segments, events, maxLagMs, gaps, runs } });
 }
