@@ -285,7 +285,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   capture.command('start')
     .description('start the cluster\'s change capture (once: a running one is kept)')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
-    .option('--flush-ms <n>', 'each change is durable in every target within this many ms', '1000')
+    .option('--flush-ms <n>', 'durability bound per change in ms (a flush every quarter of it)', '500')
     .option('--node <name>', 'run the capture on this node\'s worker')
     .action((opts: { cluster?: string; flushMs: string; node?: string }) => withClient(async (client, cfg) => {
       const cluster = opts.cluster ?? cfg.clusters[0]!.name;
