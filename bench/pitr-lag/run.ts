@@ -8,8 +8,9 @@
  *
  * Starts its own world (3-member etcd with mTLS, S3, Temporal dev server) in a temp dir and the
  * management worker, takes an etcd snapshot (the capture's base), starts changeCaptureWorkflow, and
- * writes at a steady rate with a paced writer. Each put's commit time is when etcd acknowledged it
- * (its revision from the response header). The benchmark watches the segment prefix in every target
+ * writes at a steady rate with a paced writer in a process of its own (writer.ts). Each put's commit
+ * time is when etcd acknowledged it (its revision from the response header), or when the capture
+ * worker received it if that came first. The benchmark watches the segment prefix in every target
  * (inotify + readdir on the local directory, ListObjectsV2 on S3) and takes, for every event, the
  * time a segment covering its revision had appeared in ALL targets: lag = that - commit time.
  * Afterwards it reads every segment back and checks that each written revision is in exactly one.
@@ -541,6 +542,8 @@ interface Analysis {
     count: number; eventsPerSegment: Distribution; bytes: Distribution; flushPeriodMs: Distribution;
     encryptWriteMs?: Distribution; fsyncRenameMs?: Distribution; afterRenameToAllMs?: Distribution; firstToLastReceiveMs: Distribution;
   };
+  /** Longest pauses in the worker's receipt of events (between one segment's last event and the next's first): slice turnovers. */
+  receiveGaps: Array<{ afterFirstWriteS: number; gapMs: number }>;
   worst: Array<{ key: string; events: number; maxLagMs: number; parts: Record<string, number> }>;
   slowSecond: Array<{ second: number; p99: number; max: number; events: number }>;
 }
@@ -683,6 +686,10 @@ function analyse(opts: {
       } : {}),
       firstToLastReceiveMs: distribution(ordered.map((s) => s.name.lastMs - s.name.firstMs)),
     },
+    receiveGaps: ordered.slice(1).map((next, i) => ({
+      afterFirstWriteS: written.length ? (ordered[i]!.name.lastMs - written[0]!.sentMs) / 1000 : Number.NaN,
+      gapMs: next.name.firstMs - ordered[i]!.name.lastMs,
+    })).filter((g) => g.afterFirstWriteS >= 0).sort((a, b) => b.gapMs - a.gapMs).slice(0, 3), // before the writes the cluster is idle
     worst: [...perSegment].sort((a, b) => b[1].maxLagMs - a[1].maxLagMs).slice(0, 5).map(([key, v]) => ({ key: key.split('/').pop()!, ...v })),
     slowSecond: [...perSecond].map(([second, values]) => {
       const d = distribution(values);
@@ -917,8 +924,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  target p99 <= ${TARGET_P99_MS} ms: ${met ? 'met' : 'missed'} (for reference, the best-known etcd backup sidecar's default delta period is ${SIDECAR_DELTA_PERIOD_MS / 1000} s)`);
     console.log(`  resolution: each segment's earliest possible appearance gives p50 ${ms(analysis.lagLowerBound.p50)}  p90 ${ms(analysis.lagLowerBound.p90)}  ` +
       `p99 ${ms(analysis.lagLowerBound.p99)}  max ${ms(analysis.lagLowerBound.max)} (local: inotify + readdir every ${options.pollMs} ms, rename time from ctime; ` +
-      `S3: listed back to back while a segment was due there, every ${S3_IDLE_POLL_MS} ms otherwise; a listing took p50 ${ms(distribution(tracker.s3ListMs).p50)}, ` +
-      `p99 ${ms(distribution(tracker.s3ListMs).p99)}; each segment's durable time known within p50 ${ms(analysis.durableBandMs.p50)}, p99 ${ms(analysis.durableBandMs.p99)})`);
+      (tracker.s3ListMs.length ? `S3: listed back to back while a segment was due there, every ${S3_IDLE_POLL_MS} ms otherwise; a listing took p50 ` +
+        `${ms(distribution(tracker.s3ListMs).p50)}, p99 ${ms(distribution(tracker.s3ListMs).p99)}; ` : '') +
+      `each segment's durable time known within p50 ${ms(analysis.durableBandMs.p50)}, p99 ${ms(analysis.durableBandMs.p99)})`);
     console.log(`  commit time = the earlier of the writer's ack and the worker's receipt (${analysis.ackAfterReceive} events reached the worker before the writer ` +
       `saw their ack); with the writer's ack alone: p50 ${ms(analysis.lagFromWriterAck.p50)}, p99 ${ms(analysis.lagFromWriterAck.p99)}, max ${ms(analysis.lagFromWriterAck.max)}`);
     if (analysis.breakdown) {
@@ -937,6 +945,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(`  per segment p50 / p99: age encrypt + write ${ms(seg.encryptWriteMs.p50)} / ${ms(seg.encryptWriteMs.p99)}, fsync + rename ${ms(seg.fsyncRenameMs!.p50)} / ${ms(seg.fsyncRenameMs!.p99)}, ` +
         `rename -> in every target ${ms(seg.afterRenameToAllMs!.p50)} / ${ms(seg.afterRenameToAllMs!.p99)}`);
     }
+    console.log(`  longest pauses in the worker's receipt of events (a slice turnover shows here): ` +
+      `${analysis.receiveGaps.map((g) => `${ms(g.gapMs)} at ${fixed(g.afterFirstWriteS, 1)} s`).join(', ')}`);
     if (analysis.worst.length) {
       console.log('  slowest segments (their slowest event):');
       for (const w of analysis.worst) console.log(`    ${w.key}: ${w.events} events, lag ${ms(w.maxLagMs)} [${Object.entries(w.parts).map(([p, v]) => `${p.split(' (')[0]} ${v}`).join(', ')}]`);

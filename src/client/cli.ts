@@ -304,7 +304,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
       await client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name)).signal(stopCaptureSignal);
-      if (!json()) out('stop requested: the capture ends after its current slice (at most a minute)');
+      if (!json()) out('stop requested: the capture ends after its current slice (at most 5 minutes)');
     }));
 
   const backups = program.command('backups').description('the catalog of backup sets');
