@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from './config-problems';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseConfig } from '../../src/config/load';
+import { loadConfig, parseConfig } from '../../src/config/load';
 import { readSecret } from '../../src/config/secrets';
 
 const valid = {
@@ -17,15 +18,6 @@ const valid = {
   storage: [{ name: 'local', type: 'local', path: '/backup/nnoe' }],
 };
 
-function problemsOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected the config to be rejected');
-}
 
 describe('config', () => {
   it('accepts a valid file and fills defaults', () => {

@@ -4,12 +4,13 @@
  * fingerprint that guards the marking, the daily schedule and the `drills` config section.
  */
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from './config-problems';
 import {
   drillSchemaName, etcdChecks, manifestFingerprint, phpipamChecks, renderDrillMetrics, type EtcdObservation,
 } from '../../src/activities/drill';
 import type { BackupManifest, EtcdSnapshotFacts } from '../../src/common/manifest';
 import { drillScheduleOptions, DRILL_CRON } from '../../src/client/schedules';
-import { ConfigError, parseConfig } from '../../src/config/load';
+import { parseConfig } from '../../src/config/load';
 
 const facts: EtcdSnapshotFacts = {
   member: 'etcd-1', memberId: '1', clusterId: '2', etcdVersion: '3.4.23', revision: 120, hash: 777, totalKey: 300, totalSize: 1 << 20,
@@ -145,15 +146,6 @@ const baseConfig = {
   storage: [{ name: 'local', type: 'local', path: '/backup/nnoe' }],
 };
 
-function problemsOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected the config to be rejected');
-}
 
 describe('drills config and schedule', () => {
   it('is optional, takes a URL or a secret reference, and wants a .prom textfile', () => {
