@@ -1,7 +1,8 @@
 /**
  * The etcd restore runbook on the real 3-member cluster under supervisord, with a node worker per
  * member: both strategies end with a healthy cluster equal to the snapshot key for key; a fault
- * after "stop" rolls back to the old data dirs; refusals and dry runs change nothing.
+ * after "stop" rolls back to the old data dirs; a fault before it, refusals, timeouts and dry runs
+ * change nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
@@ -37,6 +38,19 @@ function armFailpoints(points: Record<string, 'error' | 'pause'>): void {
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const programFiles = () => Object.fromEntries(h.world.etcd.members.map((m) => [m.name, sha(m.programConf)]));
 const dataDirOf = (member: string) => /--data-dir=(\S+)/.exec(readFileSync(h.world.etcd.members.find((m) => m.name === member)!.programConf, 'utf8'))![1]!;
+
+/** supervisord's pid of each member: equal before and after means no member was stopped or restarted. */
+async function memberPids(): Promise<Record<string, string>> {
+  const pids: Record<string, string> = {};
+  for (const m of MEMBERS) pids[m] = /pid (\d+)/.exec(await supervisorctl(h.world.supervisorConf, 'status', m))?.[1] ?? 'not running';
+  return pids;
+}
+
+/** Data dirs of earlier restores beside the live ones: a run that changed nothing adds none. */
+const restoredDirs = () => MEMBERS.flatMap((m) => {
+  const parent = dirname(dataDirOf(m));
+  return readdirSync(parent).filter((d) => d.startsWith('restored-')).map((d) => join(parent, d));
+}).sort();
 
 async function keyspaceOf(member: string, revision?: number): Promise<Map<string, string>> {
   const client = await memberClient(h.config, member);
@@ -99,6 +113,8 @@ describe('etcd restore', () => {
     expect(view.plan?.setId).toBe(snap.setId);
     expect(view.staged.map((s) => s.member).sort()).toEqual(MEMBERS);
     expect(programFiles()).toEqual(filesBefore); // nothing touched before the approval
+    // ...but the new data dirs are ready beside the live ones, so the approval leads straight to the swap.
+    for (const s of view.staged) expect(existsSync(join(s.restoredDataDir, 'member', 'snap', 'db'))).toBe(true);
 
     // An approval must name the set the plan shows.
     const rejected = await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
@@ -118,10 +134,10 @@ describe('etcd restore', () => {
     }
     const progress = await handle.query(progressQuery);
     expect(progress.steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'preflight:done', 'approval:done', 'stop etcd:done', 'restore data dirs:done', 'repoint members:done', 'verify cluster:done', 'restart agents:done',
+      'preflight:done', 'restore data dirs:done', 'approval:done', 'stop etcd:done', 'repoint members:done', 'verify cluster:done', 'restart agents:done',
     ]);
     for (const node of ['node-1', 'node-2']) expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
-    await recordHistory(handle, 'etcd-restore-all-members');
+    await recordHistory(handle, 'etcd-restore-all-members-restored-before-approval');
   });
 
   it('first-node-then-add: restores one member, adds the others one at a time, equals the snapshot', async () => {
@@ -132,7 +148,7 @@ describe('etcd restore', () => {
     expect(result.check?.healthy).toBe(true);
     expect(result.check?.memberList).toHaveLength(3);
     await expectClusterEquals(snap.keys);
-    await recordHistory(handle, 'etcd-restore-first-node-then-add');
+    await recordHistory(handle, 'etcd-restore-first-node-then-add-restored-before-approval');
   });
 
   it('rolls back to the old data dirs when a restored member cannot start', async () => {
@@ -176,11 +192,11 @@ describe('etcd restore', () => {
     const program = nodeWorkerProgram('node-2');
     const log = programLogPath(supervisorLayout(h.world.dir), program);
 
-    armFailpoints({ 'before-restore-data:etcd-2': 'pause' });
+    armFailpoints({ 'before-repoint:etcd-2': 'pause' });
     const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true, nodeResponseTimeout: '5s' });
     let restarted = false;
     try {
-      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'restore data dirs')?.state === 'running', 60_000, 'the restore data dirs step');
+      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'repoint members')?.state === 'running', 60_000, 'the repoint members step');
       await supervisorctl(h.world.supervisorConf, 'signal', 'KILL', program); // node-2's worker dies holding its step
       armFailpoints({});
       // The step times out (heartbeat), finds no worker on node-2's queue, and the rollback waits for it.
@@ -200,13 +216,32 @@ describe('etcd restore', () => {
     for (const member of MEMBERS) expect(await hashOf(member, liveRevision)).toBe(hashBefore);
   });
 
+  it('a restore that fails before the stop changes nothing: members never stopped, new dirs removed', async () => {
+    const snap = await snapshotSet('early');
+    const filesBefore = programFiles();
+    const pidsBefore = await memberPids();
+    const dirsBefore = restoredDirs();
+    armFailpoints({ 'before-restore-data:etcd-2': 'error' });
+    try {
+      const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result().catch((e: unknown) => e);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(/failed before anything was stopped; nothing was changed: .*injected fault at failpoint before-restore-data:etcd-2/);
+    } finally {
+      armFailpoints({});
+    }
+    expect(programFiles()).toEqual(filesBefore);
+    expect(await memberPids()).toEqual(pidsBefore); // not even restarted
+    expect(restoredDirs()).toEqual(dirsBefore);
+  });
+
   it('ends without changing anything when nobody approves in time', async () => {
     const snap = await snapshotSet('timeout');
     const filesBefore = programFiles();
+    const dirsBefore = restoredDirs();
     const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approvalTimeout: '2s' });
     const err = await handle.result().catch((e: unknown) => e);
     expect((err as WorkflowFailedError).cause?.message).toMatch(/was not approved within 2s; nothing was changed/);
     expect(programFiles()).toEqual(filesBefore);
+    expect(restoredDirs()).toEqual(dirsBefore); // the dirs restored while waiting are gone again
     for (const member of MEMBERS) expect(await supervisorctl(h.world.supervisorConf, 'status', member)).toMatch(/RUNNING/);
   });
 

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { access, mkdir, rm, statfs } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -110,7 +110,8 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const path = stagingPath(input.setId, member.name);
     let fetched;
     try {
-      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), onProgress: (bytes) => ctx.heartbeat({ bytes }) });
+      // No fsync: a scratch copy, read once by `snapshot restore` (which checks its trailer again) and removed.
+      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes }) });
     } catch (err) {
       if (err instanceof ArtefactUnusableError) {
         throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
@@ -219,6 +220,21 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     return { member: member.name, dataDir, newDataDir: join(dirname(dataDir), `replaced-${input.tag}`), running: await memberDriver(cluster, member).isRunning() };
   }
 
+  /**
+   * Removes a new data dir made by `restoreEtcdMemberData` when the run ends before the stop
+   * (refused, not approved, cancelled). Never the dir the member runs on.
+   */
+  async function discardRestoredData(input: { cluster: string; member: string; restoredDataDir: string }): Promise<{ member: string; removed: string }> {
+    const { cluster, member } = memberOnThisNode(input.cluster, input.member);
+    const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+    const target = resolve(input.restoredDataDir);
+    if (target === live || live.startsWith(`${target}/`) || !/^restored-/.test(basename(target))) {
+      throw ApplicationFailure.nonRetryable(`refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`, FailureType.InvalidInput);
+    }
+    await rm(target, { recursive: true, force: true });
+    return { member: member.name, removed: target };
+  }
+
   /** Removes the staged snapshot once the restore is over (either way). */
   async function discardStagedSnapshot(input: { setId: string; member: string }): Promise<void> {
     await rm(dirname(stagingPath(input.setId, input.member)), { recursive: true, force: true });
@@ -233,6 +249,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     repointEtcdMemberConfig: activity(repointEtcdMemberConfig),
     revertEtcdMemberConfig: activity(revertEtcdMemberConfig),
     discardStagedSnapshot: activity(discardStagedSnapshot),
+    discardRestoredData: activity(discardRestoredData),
     describeEtcdMember: activity(describeEtcdMember),
   };
 }

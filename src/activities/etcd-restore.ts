@@ -175,6 +175,26 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     return check;
   }
 
+  /** The member that leads now, by name, from the first member that answers; null when none does. */
+  async function findEtcdLeader(input: { cluster: string }): Promise<{ leader: string | null }> {
+    const cluster = findCluster(config, input.cluster);
+    for (const member of cluster.etcd.members) {
+      try {
+        const client = await connectMember(cluster, member, 2000);
+        try {
+          const status = await client.maintenance.status();
+          const leader = ((await client.cluster.memberList({})).members ?? []).find((m) => String(m.ID) === String(status.leader));
+          if (leader?.name) return { leader: leader.name };
+        } finally {
+          client.close();
+        }
+      } catch {
+        // this member does not answer: ask the next
+      }
+    }
+    return { leader: null };
+  }
+
   /** `member add` through the members already running; idempotent (an existing peer URL is not added twice). */
   async function addEtcdMember(input: { cluster: string; member: string; via: string[] }): Promise<{ id: string; alreadyMember: boolean }> {
     const cluster = findCluster(config, input.cluster);
@@ -243,6 +263,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     planEtcdRestore: typedFailures(planEtcdRestore),
     checkEtcdCluster: typedFailures(checkEtcdCluster),
     addEtcdMember: typedFailures(addEtcdMember),
+    findEtcdLeader: typedFailures(findEtcdLeader),
   };
 }
 

@@ -24,11 +24,15 @@ export interface SnapshotTrailerResult {
   trailerValid: boolean;
 }
 
-/** Pass-through that computes the whole-file sha256 and checks the trailer without buffering the file. */
+/**
+ * Pass-through that computes the whole-file sha256 and checks the trailer without buffering the
+ * file, hashing each byte once: the body is hashed, and the whole-file digest is a copy of that
+ * state plus the held-back tail.
+ */
 export class SnapshotTrailerCheck extends Transform {
-  private readonly whole: Hash = createHash('sha256');
   private readonly body: Hash = createHash('sha256');
   private tail: Buffer = Buffer.alloc(0);
+  private outcome: SnapshotTrailerResult | undefined;
   bytes = 0;
 
   constructor(private readonly onProgress?: (bytes: number) => void) {
@@ -37,7 +41,6 @@ export class SnapshotTrailerCheck extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
-    this.whole.update(chunk);
     // Hold back the last 32 bytes seen: they may be the trailer, which is not part of the hashed body.
     if (chunk.length >= TRAILER_BYTES) {
       this.body.update(this.tail);
@@ -53,11 +56,20 @@ export class SnapshotTrailerCheck extends Transform {
     done(null, chunk);
   }
 
-  /** Call once, after the stream has ended. */
+  /** After the stream has ended; repeated calls return the same facts. */
   result(): SnapshotTrailerResult {
-    const hasTrailer = this.bytes % PAGE_ALIGN === TRAILER_BYTES;
-    const trailerValid = hasTrailer && this.body.digest().equals(this.tail);
-    return { bytes: this.bytes, sha256: this.whole.digest('hex'), hasTrailer, trailerValid };
+    if (!this.outcome) {
+      const whole = this.body.copy().update(this.tail).digest('hex');
+      const hasTrailer = this.bytes % PAGE_ALIGN === TRAILER_BYTES;
+      const trailerValid = hasTrailer && this.body.digest().equals(this.tail);
+      this.outcome = { bytes: this.bytes, sha256: whole, hasTrailer, trailerValid };
+    }
+    return this.outcome;
+  }
+
+  /** The whole file's sha256 (the same as `result().sha256`): lets the check stand in for a HashingStream. */
+  digestHex(): string {
+    return this.result().sha256;
   }
 }
 

@@ -2,7 +2,8 @@
  * Fetching an artefact back for a restore: from the first copy that proves good, checked on the
  * way (stored sha256 and size, then after age and gunzip the raw sha256 and size). A copy that
  * fails its checks is skipped for the next one; the file appears at `destination` only once
- * every check passed (temp file, fsync, rename), so a restore never reads unverified bytes.
+ * every check passed (temp file, fsync unless asked not to, rename), so a restore never reads
+ * unverified bytes.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
@@ -46,12 +47,21 @@ export async function restoreIdentity(config: Config, artefact: ArtefactRecord):
 }
 
 /**
+ * A check of the raw bytes that also hashes them (e.g. the etcd snapshot trailer check, which
+ * needs the sha256 anyway): it replaces the plain raw hasher, so each raw byte is hashed once.
+ */
+export type RawCheck = Transform & { readonly bytes: number; digestHex(): string; problem(): string | null };
+
+/**
  * Writes the raw (decrypted, decompressed) artefact to `destination`. `check` sees the raw bytes
- * on the way (e.g. the etcd snapshot trailer) and its `problem()` is asked at the end.
+ * on the way and its `problem()` is asked at the end. `durable: false` skips the fsync for a
+ * scratch copy that is read right away and removed (a crash leaves it to be fetched again; the
+ * reader must still check it, as `snapshot restore` checks the trailer).
  */
 export async function fetchArtefact(config: Config, artefact: ArtefactRecord, destination: string, opts: {
-  check?: () => Transform & { problem(): string | null };
+  check?: () => RawCheck;
   onProgress?: (bytes: number) => void;
+  durable?: boolean;
 } = {}): Promise<FetchedArtefact> {
   const identity = await restoreIdentity(config, artefact);
   const refused: FetchedArtefact['refused'] = [];
@@ -61,8 +71,8 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
     const target = config.storage.find((t) => t.name === copy.target);
     if (!target) { refused.push({ target: copy.target, problem: 'target no longer in the config', integrity: true }); continue; }
     const stored = new HashingStream();
-    const raw = new HashingStream();
     const check = opts.check?.();
+    const raw = check ?? new HashingStream();
     const progress = setInterval(() => opts.onProgress?.(stored.bytes), 2000);
     try {
       const store = await openStore(target);
@@ -70,7 +80,7 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
         await store.read(artefact.key), stored,
         ...(identity ? [createDecryptStream(identity)] : []),
         ...(artefact.compression === 'gzip' ? [createGunzip({ chunkSize: 256 * 1024 })] : []),
-        raw, ...(check ? [check] : []), createWriteStream(partial),
+        raw, createWriteStream(partial),
       ]);
       const problems = [
         stored.bytes !== artefact.bytes && `stored size ${stored.bytes} bytes, manifest says ${artefact.bytes}`,
@@ -80,8 +90,10 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
         check?.problem() ?? false,
       ].filter((p): p is string => typeof p === 'string');
       if (problems.length > 0) throw new IntegrityProblem(problems.join('; '));
-      const file = await open(partial, 'r');
-      await file.sync().finally(() => file.close());
+      if (opts.durable !== false) {
+        const file = await open(partial, 'r');
+        await file.sync().finally(() => file.close());
+      }
       await rename(partial, destination);
       return { path: destination, target: copy.target, bytes: raw.bytes, sha256: artefact.raw.sha256, refused };
     } catch (err) {

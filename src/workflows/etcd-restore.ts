@@ -1,24 +1,31 @@
 /**
  * Runbook "etcd Restore" for a whole cluster, as the safest code in the project:
  *
- *   preflight -> approval -> stop etcd -> restore data dirs -> repoint members -> verify -> restart agents
+ *   preflight -> restore data dirs -> approval -> stop etcd -> repoint members -> verify -> restart agents
  *
- * Nothing is touched before the approval; the snapshot is checked on every node first. Restores
- * go into a new data dir beside the old one, and the old unit/program file is kept beside the new
- * one. When anything after "stop" fails, or the run is cancelled, the old files come back and the
- * old members start on their untouched data dirs (non-cancellable), then the run fails with the cause.
+ * Everything that can be done without touching the running cluster comes before the approval:
+ * the snapshot is fetched and checked on every node, then restored into a new data dir beside the
+ * old one (`snapshot restore` only writes that new dir). A snapshot that cannot be restored is
+ * found before anyone approves, and the downtime after the approval is stop + repoint + start.
+ * Until the stop, a failure, a timeout or a cancel removes the new dirs: nothing was changed.
+ * The old unit/program file is kept beside the new one. When anything after "stop" fails, or the
+ * run is cancelled, the old files come back and the old members start on their untouched data
+ * dirs (non-cancellable), then the run fails with the cause.
+ *
+ * Runs started before the restore moved ahead of the approval (no `etcd-restore-before-approval`
+ * marker in their history) keep the old order: approval -> stop -> restore -> repoint.
  *
  * Strategies: `all-members` restores the snapshot on every member with one --initial-cluster and a
  * fresh token (etcd's documented way); `first-node-then-add` restores the first member as a
  * one-member cluster and `member add`s the others one at a time on empty data dirs (the runbook's way).
  */
 import {
-  ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/etcd-member';
 import type { createAgentServiceActivities } from '../activities/agent-service';
-import type { MemberConfigChange } from '../etcd/member-service';
+import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
@@ -79,6 +86,12 @@ const { planEtcdRestore } = proxyActivities<ReturnType<typeof createEtcdRestoreA
   retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
+/** One quick try: the answer only orders the stops, and a broken cluster (why we restore) may not give one. */
+const { findEtcdLeader } = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
+  startToCloseTimeout: '15s',
+  retry: { maximumAttempts: 1 },
+});
+
 type MemberActivities = ReturnType<typeof createEtcdMemberActivities>;
 
 /** Steps on one member's node. `scheduleToStart` makes a dead node worker fail the step instead of hanging it. */
@@ -129,9 +142,10 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   const dryRun = input.dryRun === true;
   const nodeTimeout = input.nodeResponseTimeout ?? '2m';
   const verify = management(input.verifyTimeout ?? '2m');
-  const tracker = new ProgressTracker('etcd-restore', input.cluster, [
-    'preflight', 'approval', 'stop etcd', 'restore data dirs', 'repoint members', 'verify cluster', 'restart agents',
-  ]);
+  const restoreBeforeApproval = patched('etcd-restore-before-approval');
+  const tracker = new ProgressTracker('etcd-restore', input.cluster, restoreBeforeApproval
+    ? ['preflight', 'restore data dirs', 'approval', 'stop etcd', 'repoint members', 'verify cluster', 'restart agents']
+    : ['preflight', 'approval', 'stop etcd', 'restore data dirs', 'repoint members', 'verify cluster', 'restart agents']);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-restore' }]);
 
   const view: RestorePlanView = { state: 'planning', plan: null, staged: [], strategy };
@@ -156,10 +170,14 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
         failureTypeOf(err) ?? FailureType.RestoreRefused);
     });
 
-  const discardStaged = () => CancellationScope.nonCancellable(() => Promise.allSettled(
-    plan.members.map((m) => rollbackOnNode(m.node).discardStagedSnapshot({ setId: plan.setId, member: m.name }))));
+  // Started once (the same promise for every later exit): off the critical path when started early.
+  let stagedRemoval: Promise<unknown> | null = null;
+  const discardStaged = () => (stagedRemoval ??= CancellationScope.nonCancellable(() => Promise.allSettled(
+    plan.members.map((m) => rollbackOnNode(m.node).discardStagedSnapshot({ setId: plan.setId, member: m.name })))));
+  /** Before the stop: the new dirs go again, so a run that ends there changed nothing. */
+  const discardRestored = () => CancellationScope.nonCancellable(() => Promise.allSettled(
+    plan.members.map((m) => rollbackOnNode(m.node).discardRestoredData({ cluster: plan.cluster, member: m.name, restoredDataDir: stagedFor(view.staged, m).restoredDataDir }))));
 
-  // ---- approval
   if (dryRun) {
     view.state = 'dry-run';
     tracker.note('approval', 'dry run: nothing stopped, nothing written');
@@ -167,25 +185,46 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     tracker.finish('completed');
     return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged) };
   }
+
+  // ---- restore data dirs while the old cluster still runs (new dirs only).
+  if (restoreBeforeApproval) {
+    try {
+      await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
+    } catch (err) {
+      await discardRestored();
+      await discardStaged();
+      tracker.finish('failed');
+      if (isCancellation(err)) throw err;
+      throw ApplicationFailure.nonRetryable(
+        `restore of ${plan.setId} failed before anything was stopped; nothing was changed: ${err instanceof Error ? rootMessage(err) : String(err)}`,
+        failureTypeOf(err) ?? FailureType.RestoreFailed);
+    }
+    void discardStaged(); // the restored dirs hold the data now; awaited before the run ends
+  }
+
+  // ---- approval
   await tracker.step('approval', async () => {
     if (!(await approval.await(input))) {
-      await discardStaged();
       throw ApplicationFailure.nonRetryable(
         `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
     }
-  }, () => `approved by ${approval.approvedBy()}`).catch((err: unknown) => { tracker.finish('failed'); throw err; });
+  }, () => `approved by ${approval.approvedBy()}`).catch(async (err: unknown) => {
+    if (restoreBeforeApproval) await discardRestored();
+    await discardStaged();
+    tracker.finish('failed');
+    throw err;
+  });
   const approvedBy = approval.approvedBy();
 
   // ---- the destructive part, with rollback.
   const changes = new Map<string, MemberConfigChange | null>();
   try {
-    await tracker.step('stop etcd', () => Promise.all(plan.members.map((m) => onNode(m.node, nodeTimeout).stopEtcdMember({ cluster: plan.cluster, member: m.name }))),
+    await tracker.step('stop etcd', () => stopMembers(plan, nodeTimeout, restoreBeforeApproval),
       (stopped) => stopped.map((s) => s.member).join(', '));
-    if (strategy === 'all-members') {
-      await restoreAllMembers(plan, view.staged, nodeTimeout, tracker, changes);
-    } else {
-      await restoreFirstThenAdd(plan, view.staged, nodeTimeout, tracker, changes, verify);
-    }
+    if (!restoreBeforeApproval) await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
+    const repoint: RepointOptions = { plan, staged: view.staged, nodeTimeout, tracker, changes, skipRedundantStart: restoreBeforeApproval };
+    if (strategy === 'all-members') await repointAllMembers(repoint);
+    else await repointFirstThenAdd(repoint, verify);
     const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({
       cluster: plan.cluster, minRevision: plan.snapshot.revision, criticalKeys: plan.criticalKeys, require: true,
     }), (c) => `${c.members.length} members healthy at revision ${c.revision}, hashKV equal at ${c.hashRevision}`);
@@ -238,60 +277,91 @@ function stagedFor(staged: StagedSnapshot[], member: RestoreMember): StagedSnaps
   return found;
 }
 
-async function restoreAllMembers(
-  plan: EtcdRestorePlan, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker, changes: Map<string, MemberConfigChange | null>,
-): Promise<void> {
-  await tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => onNode(m.node, nodeTimeout).restoreEtcdMemberData({
-    cluster: plan.cluster, member: m.name, setId: plan.setId, restoredDataDir: stagedFor(staged, m).restoredDataDir,
-    initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken,
-  }))), (restored) => restored.map((r) => `${r.member}: ${r.dataDir}`).join(', '));
-  await tracker.step('repoint members', () => Promise.all(plan.members.map(async (m) => {
-    changes.set(m.name, null); // from here on the rollback reverts this member (a no-op if nothing was written)
-    const change = await onNode(m.node, nodeTimeout).repointEtcdMemberConfig({
-      cluster: plan.cluster, member: m.name, restoreTag: restoreTag(plan.setId),
-      changes: { dataDir: stagedFor(staged, m).restoredDataDir, initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new' },
-    });
-    changes.set(m.name, change);
-    await onNode(m.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: m.name });
-    return change;
-  })), (done) => done.map((c) => c.file).join(', '));
+/**
+ * `snapshot restore` into each member's new dir: all members at once (`all-members`), or only the
+ * first member as a one-member cluster (`first-node-then-add`; the others join on empty dirs).
+ */
+async function restoreDataDirs(plan: EtcdRestorePlan, strategy: RestoreStrategy, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker): Promise<void> {
+  const restore = (member: RestoreMember, initialCluster: string) => onNode(member.node, nodeTimeout).restoreEtcdMemberData({
+    cluster: plan.cluster, member: member.name, setId: plan.setId, restoredDataDir: stagedFor(staged, member).restoredDataDir,
+    initialCluster, initialClusterToken: plan.initialClusterToken,
+  });
+  if (strategy === 'all-members') {
+    await tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => restore(m, plan.initialCluster))),
+      (restored) => restored.map((r) => `${r.member}: ${r.dataDir}`).join(', '));
+    return;
+  }
+  const first = firstMember(plan);
+  await tracker.step('restore data dirs', () => restore(first, `${first.name}=${first.peerUrl}`), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
 }
 
-async function restoreFirstThenAdd(
-  plan: EtcdRestorePlan, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker,
-  changes: Map<string, MemberConfigChange | null>, verify: ReturnType<typeof management>,
-): Promise<void> {
-  const [first, ...others] = plan.members;
-  if (!first) throw ApplicationFailure.nonRetryable(`cluster ${plan.cluster} has no members`, FailureType.InvalidInput);
-  const firstOnly = `${first.name}=${first.peerUrl}`;
-  await tracker.step('restore data dirs', () => onNode(first.node, nodeTimeout).restoreEtcdMemberData({
-    cluster: plan.cluster, member: first.name, setId: plan.setId, restoredDataDir: stagedFor(staged, first).restoredDataDir,
-    initialCluster: firstOnly, initialClusterToken: plan.initialClusterToken,
-  }), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
-  await tracker.step('repoint members', async () => {
-    changes.set(first.name, null);
-    changes.set(first.name, await onNode(first.node, nodeTimeout).repointEtcdMemberConfig({
-      cluster: plan.cluster, member: first.name, restoreTag: restoreTag(plan.setId),
-      changes: { dataDir: stagedFor(staged, first).restoredDataDir, initialCluster: firstOnly, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new' },
-    }));
-    await onNode(first.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: first.name });
+/**
+ * Stops every member. With `leaderLast` the followers stop first (at once), then the leader: etcd
+ * transfers leadership on SIGTERM, and a leader stopped together with its followers can wait
+ * seconds for a transfer to a follower that is going away.
+ */
+async function stopMembers(plan: EtcdRestorePlan, nodeTimeout: Duration, leaderLast: boolean): Promise<Array<{ member: string; wasRunning: boolean }>> {
+  const stop = (m: RestoreMember) => onNode(m.node, nodeTimeout).stopEtcdMember({ cluster: plan.cluster, member: m.name });
+  if (!leaderLast) return Promise.all(plan.members.map(stop));
+  const leader = await findEtcdLeader({ cluster: plan.cluster }).then((r) => r.leader, () => null);
+  const followers = await Promise.all(plan.members.filter((m) => m.name !== leader).map(stop));
+  return [...followers, ...await Promise.all(plan.members.filter((m) => m.name === leader).map(stop))];
+}
+
+interface RepointOptions {
+  plan: EtcdRestorePlan;
+  staged: StagedSnapshot[];
+  nodeTimeout: Duration;
+  tracker: ProgressTracker;
+  changes: Map<string, MemberConfigChange | null>;
+  /** supervisor's `update` already starts a changed program: no second start when it reports the member running. */
+  skipRedundantStart: boolean;
+}
+
+/** Rewrites the member's unit/program file (recorded for the rollback), then starts the member. */
+async function repointAndStart(o: RepointOptions, member: RestoreMember, changes: EtcdFlagChanges): Promise<MemberConfigChange> {
+  const node = onNode(member.node, o.nodeTimeout);
+  o.changes.set(member.name, null); // from here on the rollback reverts this member (a no-op if nothing was written)
+  const change = await node.repointEtcdMemberConfig({ cluster: o.plan.cluster, member: member.name, restoreTag: restoreTag(o.plan.setId), changes });
+  o.changes.set(member.name, change);
+  if (!(o.skipRedundantStart && change.running === true)) await node.startEtcdMember({ cluster: o.plan.cluster, member: member.name });
+  return change;
+}
+
+async function repointAllMembers(o: RepointOptions): Promise<void> {
+  const { plan } = o;
+  await o.tracker.step('repoint members', () => Promise.all(plan.members.map((m) => repointAndStart(o, m, {
+    dataDir: stagedFor(o.staged, m).restoredDataDir, initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
+  }))), (done) => done.map((c) => c.file).join(', '));
+}
+
+async function repointFirstThenAdd(o: RepointOptions, verify: ReturnType<typeof management>): Promise<void> {
+  const { plan } = o;
+  const first = firstMember(plan);
+  const others = plan.members.slice(1);
+  await o.tracker.step('repoint members', async () => {
+    await repointAndStart(o, first, {
+      dataDir: stagedFor(o.staged, first).restoredDataDir, initialCluster: `${first.name}=${first.peerUrl}`,
+      initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
+    });
     await verify.checkEtcdCluster({ cluster: plan.cluster, members: [first.name], minRevision: plan.snapshot.revision, require: true });
     // Then each other member: `member add`, start it on an empty data dir with state existing, wait until it serves.
     const joined: RestoreMember[] = [first];
     for (const member of others) {
       await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name] });
       joined.push(member);
-      changes.set(member.name, null);
-      changes.set(member.name, await onNode(member.node, nodeTimeout).repointEtcdMemberConfig({
-        cluster: plan.cluster, member: member.name, restoreTag: restoreTag(plan.setId),
-        changes: {
-          dataDir: stagedFor(staged, member).restoredDataDir, initialCluster: joined.map((m) => `${m.name}=${m.peerUrl}`).join(','),
-          initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
-        },
-      }));
-      await onNode(member.node, nodeTimeout).startEtcdMember({ cluster: plan.cluster, member: member.name });
+      await repointAndStart(o, member, {
+        dataDir: stagedFor(o.staged, member).restoredDataDir, initialCluster: joined.map((m) => `${m.name}=${m.peerUrl}`).join(','),
+        initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
+      });
       await verify.checkEtcdCluster({ cluster: plan.cluster, members: joined.map((m) => m.name), require: true });
     }
-    return [...changes.values()].filter((c): c is MemberConfigChange => c !== null);
+    return [...o.changes.values()].filter((c): c is MemberConfigChange => c !== null);
   }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time (${done.length} files rewritten)`);
+}
+
+function firstMember(plan: EtcdRestorePlan): RestoreMember {
+  const first = plan.members[0];
+  if (!first) throw ApplicationFailure.nonRetryable(`cluster ${plan.cluster} has no members`, FailureType.InvalidInput);
+  return first;
 }
