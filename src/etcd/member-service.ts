@@ -22,8 +22,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 
-import { pollUntil } from '../sandbox/ports';
-import { type ProgramState, programStates, quoteArg, supervisorctl } from '../sandbox/supervisor';
+import { pollUntil } from '../common/poll';
+import { type ProgramState, programStates, quoteArg, supervisorctl } from '../services/supervisorctl';
 
 const run = promisify(execFile);
 

@@ -3,6 +3,9 @@
  * port to open (a service came up) or to close (a service is really gone).
  */
 import * as net from 'node:net';
+import { pollUntil, sleep } from '../common/poll';
+
+export { pollUntil, sleep };
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -71,24 +74,6 @@ export function canConnect(port: number, host: string = LOOPBACK, timeoutMs = 10
   });
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * Polls `check` until it returns true. On timeout throws an error built by
- * `describeFailure`, so callers can attach logs that explain why.
- */
-export async function pollUntil(
-  check: () => Promise<boolean> | boolean,
-  options: { timeoutMs: number; intervalMs?: number; describeFailure: () => string | Promise<string> },
-): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs;
-  const intervalMs = options.intervalMs ?? 200;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() >= deadline) throw new Error(await options.describeFailure());
-    await sleep(intervalMs);
-  }
-}
 
 export async function waitForPortOpen(port: number, what: string, timeoutMs: number, host: string = LOOPBACK): Promise<void> {
   await pollUntil(() => canConnect(port, host), {
