@@ -1,10 +1,21 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { problemsOf } from './config-problems';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfig } from '../../src/config/load';
 import { readSecret } from '../../src/config/secrets';
+
+/** Temp dirs made by a test, removed after it. */
+const scratchDirs: string[] = [];
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  await Promise.all(scratchDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
 
 const valid = {
   workDir: '/var/lib/nnoe-dr/work',
@@ -78,7 +89,7 @@ describe('config', () => {
   });
 
   it('reports unreadable files and bad YAML with the file name', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-config-'));
+    const dir = await scratchDir('nnoe-dr-config-');
     const file = join(dir, 'bad.yaml');
     await writeFile(file, 'clusters: [\n');
     expect(() => loadConfig(file)).toThrow(new RegExp(`invalid configuration ${file}:\\n  - not valid YAML`));
@@ -86,7 +97,7 @@ describe('config', () => {
   });
 
   it('reads secrets from files and the environment, never echoing them in errors', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-secret-'));
+    const dir = await scratchDir('nnoe-dr-secret-');
     await writeFile(join(dir, 'pw'), 's3cr3t\n', { mode: 0o600 });
     expect(await readSecret({ file: join(dir, 'pw') })).toBe('s3cr3t');
     process.env.NNOE_TEST_SECRET = 'from-env';
