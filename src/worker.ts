@@ -22,7 +22,12 @@ export interface WorkerSettings {
 
 export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {
   const { config, node } = settings;
-  const common: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: config.temporal.namespace };
+  const common: Pick<WorkerOptions, 'connection' | 'namespace' | 'maxHeartbeatThrottleInterval'> = {
+    connection, namespace: config.temporal.namespace,
+    // A cancel (a capture stop, a cancelled restore step) reaches an activity with a heartbeat sent
+    // to the server; by default those go out every 0.8 x the heartbeat timeout (24 s for 30 s).
+    maxHeartbeatThrottleInterval: '3s',
+  };
   if (node) {
     const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node)]))];
     if (!known.includes(node)) {

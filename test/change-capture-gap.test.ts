@@ -1,13 +1,14 @@
 /**
  * A capture that starts after etcd compacted the revisions it needed: the gap is recorded in the
- * store, a fresh snapshot is taken, and capture goes on after that snapshot.
+ * store, a fresh snapshot is taken, and capture goes on after that snapshot. And a stop that lands
+ * in the middle of a long slice ends it early, with what it captured counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcdBackup, changeCaptureId } from '../src/client/temporal';
 import { openStore } from '../src/storage';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../src/workflows/change-capture';
-import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -51,4 +52,33 @@ describe('change capture across a compaction gap', () => {
     expect(final.runs).toBeGreaterThan(1);
     expect(final.lastDurable).toBeGreaterThanOrEqual(after);
   }, 300_000);
+
+  it('a stop cancels the running slice: the capture ends long before the slice would, its events counted', async () => {
+    const etcd = await memberClient(h.config, 'etcd-1');
+    const from = Number((await etcd.put('/stop-test/before').value('x').exec()).header.revision) + 1;
+    const handle = await h.client.workflow.start('changeCaptureWorkflow', {
+      // The cluster's own capture id: the CLI's `capture status|stop` address it.
+      taskQueue: h.config.temporal.taskQueue, workflowId: changeCaptureId(CLUSTER),
+      // One 30-minute slice: without the cancel, the stop would wait for its end (this test's timeout is 2 minutes).
+      args: [{ cluster: CLUSTER, fromRevision: from, flushMs: 200, sliceMinutes: 30, targets: ['local'] }],
+    });
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = Number((await etcd.put(`/stop-test/key-${i}`).value(String(i)).exec()).header.revision);
+    etcd.close();
+    // The segments are durable within the flush bound; the status only learns of them when the slice returns.
+    const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
+    const endsAtLast = (key: string) => Number(/\/\d+-(\d+)-\d+-\d+\.jsonl/.exec(key)?.[1]) === last;
+    await pollUntil(async () => (await store.list(`wal/${CLUSTER}/`)).some(endsAtLast), 30_000, 'the five writes durable');
+    // `capture status` mid-slice: the running slice's heartbeat (sent at most every 3 s) says how far it is.
+    await pollUntil(async () => JSON.parse((await runCli(h.configPath, '--json', 'capture', 'status')).out).lastDurable >= last, 60_000, 'capture status to show the last write');
+    const stopped = await runCli(h.configPath, 'capture', 'stop');
+    expect(stopped.code).toBe(0);
+    const final = await handle.result() as CaptureStatus;
+    expect(stopped.out).toBe(`capture stopped: durable up to revision ${final.lastDurable} (${final.segments} segments, ${final.events} events)`);
+    expect(final.stopping).toBe(true);
+    // The cancelled slice still reported what it made durable (other writers may have added revisions).
+    expect(final.lastDurable).toBeGreaterThanOrEqual(last);
+    expect(final.events).toBeGreaterThanOrEqual(last - from + 1);
+    await recordHistory(handle, 'change-capture-stopped-mid-slice');
+  }, 120_000);
 });

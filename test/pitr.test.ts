@@ -84,7 +84,7 @@ describe('point-in-time recovery', () => {
     const expected = { r1: await keyspace(r1), r2: await keyspace(r2), r3: await keyspace(r3) };
     await capture.signal(stopCaptureSignal);
     const final = await capture.result() as CaptureStatus;
-    await recordHistory(capture, 'change-capture-across-worker-crash');
+    await recordHistory(capture, 'change-capture-across-worker-crash-stop-cancels-slice');
     expect(final.lastDurable).toBeGreaterThanOrEqual(r3);
 
     // No event lost, none twice: the chain covers every revision after the snapshot exactly once.

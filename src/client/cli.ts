@@ -9,14 +9,14 @@ import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
 import type { Client } from '@temporalio/client';
-import type { Duration } from '@temporalio/common';
+import { defaultPayloadConverter, type Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
 import type { ReplaceMemberResult } from '../workflows/etcd-member-replace';
 import type { PointInTimeResult } from '../workflows/pitr';
-import { captureStatusQuery, stopCaptureSignal } from '../workflows/change-capture';
+import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
 import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
@@ -296,15 +296,27 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   capture.command('status')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
-      const status = await client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name)).query(captureStatusQuery);
-      if (json()) out(JSON.stringify(status, null, 2));
-      else out(`durable up to revision ${status.lastDurable ?? '-'} (${status.segments} segments, ${status.events} events, max lag ${status.maxLagMs} ms, ${status.gaps.length} gaps)`);
+      const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+      const status = await handle.query(captureStatusQuery);
+      // The workflow learns a slice's totals when it returns; the running slice's heartbeat is fresher.
+      const live = liveDurableRevision(await handle.describe());
+      const lastDurable = Math.max(status.lastDurable ?? 0, live ?? 0) || null;
+      if (json()) out(JSON.stringify({ ...status, lastDurable }, null, 2));
+      else out(`durable up to revision ${lastDurable ?? '-'} (${status.segments} segments, ${status.events} events, max lag ${status.maxLagMs} ms, ${status.gaps.length} gaps; totals as of the last finished slice)`);
     }));
   capture.command('stop')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
-    .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
-      await client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name)).signal(stopCaptureSignal);
-      if (!json()) out('stop requested: the capture ends after its current slice (at most 5 minutes)');
+    .option('--no-wait', 'only ask; do not wait for the capture to end')
+    .action((opts: { cluster?: string; wait: boolean }) => withClient(async (client, cfg) => {
+      const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+      await handle.signal(stopCaptureSignal);
+      if (!opts.wait) {
+        if (!json()) out('stop requested: the running slice flushes and returns (within a few seconds)');
+        return;
+      }
+      const final = await handle.result() as CaptureStatus;
+      if (json()) out(JSON.stringify(final, null, 2));
+      else out(`capture stopped: durable up to revision ${final.lastDurable ?? '-'} (${final.segments} segments, ${final.events} events)`);
     }));
 
   const backups = program.command('backups').description('the catalog of backup sets');
@@ -378,4 +390,15 @@ export async function main(argv: string[], out: (line: string) => void = console
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
+/** `lastDurable` from the running capture slice's last heartbeat, if there is one. */
+function liveDurableRevision(description: { raw: { pendingActivities?: Array<{ heartbeatDetails?: { payloads?: unknown[] | null } | null }> | null } }): number | null {
+  for (const activity of description.raw.pendingActivities ?? []) {
+    for (const payload of activity.heartbeatDetails?.payloads ?? []) {
+      const details = defaultPayloadConverter.fromPayload(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) as { lastDurable?: unknown } | null;
+      if (typeof details?.lastDurable === 'number') return details.lastDurable;
+    }
+  }
+  return null;
 }

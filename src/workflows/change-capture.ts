@@ -4,10 +4,12 @@
  * the workflow can continue-as-new (its history stays small whatever the uptime). A worker crash
  * is an activity retry that resumes after the last durable segment. On a compaction gap the gap
  * is recorded, a fresh backup set is started, and capture goes on after that set's snapshot.
+ * A stop cancels the running slice: the activity flushes what it holds and returns, so the capture
+ * ends within a heartbeat interval (the workers send one every 3 s at most) rather than at the end of the slice.
  */
 import {
-  ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, proxyActivities, setHandler, startChild, upsertSearchAttributes, workflowInfo,
-  ParentClosePolicy,
+  ActivityCancellationType, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched,
+  proxyActivities, setHandler, startChild, upsertSearchAttributes, workflowInfo, ParentClosePolicy,
 } from '@temporalio/workflow';
 import type { createChangeCaptureActivities } from '../activities/change-capture';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
@@ -46,7 +48,7 @@ export interface CaptureStatus {
 }
 
 export const captureStatusQuery = defineQuery<CaptureStatus>('capture');
-/** Ends the capture after its current slice (e.g. before a point-in-time restore). */
+/** Ends the capture: the running slice flushes and returns (e.g. before a point-in-time restore). */
 export const stopCaptureSignal = defineSignal('stop');
 
 const { captureStartRevision, recordCaptureGap } = proxyActivities<ReturnType<typeof createChangeCaptureActivities>>({
@@ -58,12 +60,16 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   if (!input?.cluster) throw ApplicationFailure.nonRetryable('change capture needs { cluster }', FailureType.InvalidInput);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'change-capture' }]);
   const sliceMs = (input.sliceMinutes ?? 5) * 60_000;
+  // Runs started before a stop could cancel the slice (no marker in their history) wait for its end.
+  const stopCancelsSlice = patched('capture-stop-cancels-slice');
   const { captureEtcdChanges } = proxyActivities<ReturnType<typeof createChangeCaptureActivities>>({
     ...(input.node ? { taskQueue: nodeTaskQueue(workflowInfo().taskQueue, input.node) } : {}),
     startToCloseTimeout: sliceMs + 5 * 60_000,
     // The activity heartbeats at least every flush; a dead worker is noticed in 30 s and the retry resumes.
     heartbeatTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE },
+    // A cancelled slice still flushes and returns its outcome: wait for it.
+    ...(stopCancelsSlice ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
   });
 
   const carried = input.carried ?? { segments: 0, events: 0, maxLagMs: 0, gaps: [], runs: 0 };
@@ -72,12 +78,24 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     segments: carried.segments, events: carried.events, maxLagMs: carried.maxLagMs, gaps: [...carried.gaps], runs: carried.runs + 1, stopping: false,
   };
   setHandler(captureStatusQuery, () => status);
-  setHandler(stopCaptureSignal, () => { status.stopping = true; });
+  let slice: CancellationScope | null = null;
+  setHandler(stopCaptureSignal, () => {
+    status.stopping = true;
+    if (stopCancelsSlice) slice?.cancel();
+  });
 
   let from = input.fromRevision ?? (await captureStartRevision({ cluster: input.cluster })).fromRevision;
   status.fromRevision = from;
-  for (let slice = 0; slice < (input.slicesPerRun ?? 30) && !status.stopping; slice++) {
-    const outcome = await captureEtcdChanges({ cluster: input.cluster, fromRevision: from, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs });
+  for (let n = 0; n < (input.slicesPerRun ?? 30) && !status.stopping; n++) {
+    const args = { cluster: input.cluster, fromRevision: from, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs };
+    slice = new CancellationScope();
+    const outcome = await slice.run(() => captureEtcdChanges(args)).catch((err: unknown) => {
+      // Cancelled by a stop before it could report (e.g. while waiting for a worker): nothing more was made durable.
+      if (status.stopping && isCancellation(err)) return null;
+      throw err;
+    });
+    slice = null;
+    if (!outcome) break;
     status.lastDurable = outcome.lastDurable;
     status.clusterId = outcome.clusterId;
     status.segments += outcome.segments;
