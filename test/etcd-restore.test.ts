@@ -20,7 +20,8 @@ import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult } from '
 import { progressQuery } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { supervisorctl } from '../src/sandbox/supervisor';
-import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import { main } from '../src/client/cli';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -149,6 +150,20 @@ describe('etcd restore', () => {
     expect(result.check?.memberList).toHaveLength(3);
     await expectClusterEquals(snap.keys);
     await recordHistory(handle, 'etcd-restore-first-node-then-add-restored-before-approval');
+  });
+
+  it('CLI: `restore etcd` shows the plan once the run waits, `restore approve` lets it finish', async () => {
+    const snap = await snapshotSet('cli');
+    const lines: string[] = [];
+    const following = main(['--config', h.configPath, 'restore', 'etcd', '--set', snap.setId], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
+    const waiting = await pollUntil(async () => lines.find((l) => l.startsWith('waiting for approval: ')), 120_000, 'the CLI to ask for the approval');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^restore plan \\(all-members\\) for cluster ${CLUSTER}: set ${snap.setId} taken .*, revision ${snap.revision}, `)));
+    const workflowId = /restore approve (\S+) --set/.exec(waiting)![1]!;
+    const approved = await runCli(h.configPath, 'restore', 'approve', workflowId, '--set', snap.setId, '--by', 'cli test');
+    expect(approved).toMatchObject({ code: 0, out: `approved ${workflowId} (set ${snap.setId}) by cli test` });
+    expect(await following).toBe(0);
+    expect(lines[lines.length - 1]).toMatch(new RegExp(`^cluster ${CLUSTER} restored from ${snap.setId} \\(revision \\d+\\)$`));
+    await expectClusterEquals(snap.keys);
   });
 
   it('rolls back to the old data dirs when a restored member cannot start', async () => {

@@ -161,7 +161,23 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     const plan = view.plan;
     if (!plan) { out(`${workflowId}: planning`); return; }
     out(`restore plan (${view.strategy}) for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}, revision ${plan.snapshot.revision}, ${plan.snapshot.totalKey} keys`);
-    for (const staged of view.staged) out(`  ${staged.member}: ${staged.dataDir} -> ${staged.restoredDataDir} (snapshot checked, ${humanBytes(staged.freeBytes)} free)`);
+    for (const staged of view.staged) out(`  ${staged.member}: ${staged.dataDir} -> ${staged.restoredDataDir} (snapshot checked; ${humanBytes(staged.freeBytes)} free before the new dir)`);
+  };
+
+  /** Prints the plan once the run waits for its approval (after the preflight and the new data dirs). */
+  const announceApproval = async (workflowId: string, readPlan: () => Promise<RestorePlanView>, over: Promise<unknown>) => {
+    let ended = false;
+    over.then(() => { ended = true; }, () => { ended = true; });
+    while (!ended) {
+      const view = await readPlan().catch(() => null);
+      if (view?.state === 'awaiting-approval') {
+        printPlan(workflowId, view);
+        out(`waiting for approval: nnoe-dr restore approve ${workflowId} --set ${view.plan?.setId} --by <your name>`);
+        return;
+      }
+      if (view && view.state !== 'planning') return; // approved up front or a dry run
+      await Promise.race([over.catch(() => undefined), new Promise((done) => setTimeout(done, 1000))]);
+    }
   };
 
   const restore = program.command('restore').description('restore runbooks (destructive: each asks for approval unless --yes)');
@@ -184,17 +200,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
         return;
       }
-      let announced = false;
-      const result = await followRun<EtcdRestoreResult>(handle, (step) => {
-        printStep(step);
-        if (step.name === 'preflight' && step.state === 'done' && !opts.yes && !opts.dryRun && !announced && !json()) {
-          announced = true;
-          handle.query(restorePlanQuery).then((view) => {
-            printPlan(handle.workflowId, view);
-            out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set ${view.plan?.setId} --by <your name>`);
-          }, (err: unknown) => out(`(could not read the plan: ${String(err)})`));
-        }
-      });
+      if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle.workflowId, () => handle.query(restorePlanQuery), handle.result());
+      const result = await followRun<EtcdRestoreResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
       out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision})`);
     }));
