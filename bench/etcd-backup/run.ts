@@ -12,30 +12,29 @@
  * Exits 0 whether or not the target is met (it is a measurement); 1 when something broke.
  * See bench/etcd-backup/README.md.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
-import type { Etcd3 } from 'etcd3';
 import { stringify } from 'yaml';
 import { connectClient, startEtcdBackup, type EtcdBackupResult } from '../../src/client/temporal';
 import { utcStamp } from '../../src/common/manifest';
-import { findCluster, loadConfig } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
-import { connectMember } from '../../src/etcd/connect';
-import { ETCDCTL_BINARY, renderWorldConfig, startWorld, stopWorld, type World } from '../../src/sandbox/world';
+import { ETCDCTL_BINARY, stopWorld, type World } from '../../src/sandbox/world';
 import { openStore } from '../../src/storage';
 import type { RunProgress } from '../../src/workflows/progress';
-import { fillEtcd, filledBytes } from '../support/etcd-fill';
+import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine } from '../support/cli';
+import { runBenchmark, runMain, startWorldWithTemporal } from '../support/lifecycle';
 import {
-  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, median, MiB, mib, rssBytes, runTimed, sampleRss, stopChild, Teardown, type TimedRun,
+  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, logTail, median, MiB, mib, rssBytes, runTimed, sampleRss, settleWriteback, sleep, stopChild, type TimedRun,
 } from '../support/processes';
+import { benchWorldConfig, fillCluster, leaderMember, startWorkerProcess, tsxWorkerArgs } from '../support/bench-world';
+import { loadText, newRunDir, pad, repoRoot, resultsRoot, verdict, writeResult } from '../support/results';
 
-const repoRoot = resolve(__dirname, '../..');
-const resultsRoot = join(repoRoot, 'bench', 'results');
 const TASK_QUEUE = 'nnoe-dr-bench';
 const TARGET_RATIO = 1.0;
 const TARGET_WORKER_RSS_MIB = 200;
@@ -92,19 +91,9 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const positive = (name: string, text: string, integer: boolean) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-      throw new Error(`--${name} expects a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
-    }
-    return value;
-  };
-  const targets = values.targets.split(',').map((t) => t.trim()).filter(Boolean);
-  for (const target of targets) {
-    if (target !== 'local' && target !== 's3') throw new Error(`--targets: unknown target "${target}" (known: local, s3)`);
-  }
+  const targets = parseTargets(values.targets);
   if (!targets.includes('local')) throw new Error('--targets must include local: the baseline copies into a local folder');
-  if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  const worker = parseWorkerMode(values.worker);
   const bundle = values['workflow-bundle'];
   if (bundle !== 'at-start' && bundle !== 'prebuilt') throw new Error(`--workflow-bundle expects at-start or prebuilt, got "${bundle}"`);
   const workerEnv: Record<string, string> = {};
@@ -114,10 +103,10 @@ function parseOptions(argv: string[]): Options | undefined {
     workerEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return {
-    sizeMiB: positive('size-mib', values['size-mib'], false),
-    rounds: positive('rounds', values.rounds, true),
+    sizeMiB: positiveNumber('size-mib', values['size-mib']),
+    rounds: positiveInteger('rounds', values.rounds),
     targets,
-    worker: values.worker,
+    worker,
     workflowBundle: bundle,
     workerNodeOptions: values['worker-node-options'].split(' ').filter(Boolean),
     workerEnv,
@@ -246,29 +235,7 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
   };
 }
 
-/** Lets writeback of the previous measurement finish, so it is not billed to the next one. */
-async function settle(): Promise<void> {
-  spawnSync('sync');
-  await sleep(1000);
-}
-
 // ------------------------------------------------------------------ setup
-
-async function leaderMember(config: Config): Promise<{ name: string; clientUrl: string }> {
-  const cluster = config.clusters[0]!;
-  for (const member of cluster.etcd.members) {
-    const client = await connectMember(cluster, member);
-    try {
-      const status = await client.maintenance.status();
-      if (status.leader === status.header.member_id) return member;
-    } catch {
-      // this member does not answer: ask the next
-    } finally {
-      client.close();
-    }
-  }
-  throw new Error(`no member of ${cluster.name} reports itself as leader`);
-}
 
 function run(command: string, args: string[], what: string): void {
   const result = spawnSync(command, args, { cwd: repoRoot, stdio: 'inherit' });
@@ -281,7 +248,7 @@ async function workerCommand(options: Options): Promise<{ args: string[]; descri
   let args: string[];
   let describe: string;
   if (options.worker === 'tsx') {
-    args = ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
+    args = tsxWorkerArgs();
     describe = 'node --import tsx src/worker.ts';
   } else {
     // Compiled into bench/results (git-ignored), so the repository's dist/ is left alone.
@@ -316,67 +283,7 @@ const quietLogger = {
   warn: (message: string) => console.warn(message), error: (message: string) => console.error(message),
 };
 
-async function startWorker(args: string[], env: Record<string, string>, configPath: string, logPath: string): Promise<ChildProcess> {
-  const log = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...args, '--config', configPath], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', log],
-    detached: true, // own process group: Ctrl-C reaches the benchmark, which stops the worker itself
-  });
-  closeSync(log);
-  await new Promise<void>((ready, fail) => {
-    const timer = setTimeout(() => fail(new Error(`the worker did not start polling within 180 s; see ${logPath}`)), 180_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      writeFileSync(logPath, chunk, { flag: 'a' });
-      if (chunk.toString().includes('polling')) { clearTimeout(timer); ready(); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`the worker exited with ${code}; see ${logPath}`)); });
-  });
-  return child;
-}
-
-function benchConfig(world: World, targets: string[]): Record<string, unknown> {
-  const base = renderWorldConfig(world);
-  return {
-    ...base,
-    temporal: { ...(base.temporal as object), taskQueue: TASK_QUEUE },
-    storage: (base.storage as Array<{ name: string }>).filter((target) => targets.includes(target.name)),
-  };
-}
-
-async function fill(config: Config, sizeMiB: number): Promise<{ dbSizeBytes: number; keys: number; fillSeconds: number }> {
-  const leader = await leaderMember(config);
-  const cluster = findCluster(config, config.clusters[0]!.name);
-  const client: Etcd3 = await connectMember(cluster, cluster.etcd.members.find((m) => m.name === leader.name)!, 60_000);
-  try {
-    const targetBytes = Math.round(sizeMiB * MiB);
-    const before = await filledBytes(client);
-    if (before.bytes >= targetBytes) {
-      console.log(`etcd already holds ${mib(before.bytes)} MiB of values (${before.keys} keys) from an earlier fill`);
-    } else {
-      console.log(`filling etcd (leader ${leader.name}) with ${mib(targetBytes - before.bytes)} MiB of 64-512 KiB values ...`);
-    }
-    const result = await fillEtcd(client, {
-      targetBytes,
-      onProgress: (done, target, seconds) => {
-        if (before.bytes >= targetBytes) return;
-        const rate = (done - before.bytes) / MiB / Math.max(seconds, 0.001);
-        console.log(`  ${mib(done, 0)}/${mib(target, 0)} MiB (${((100 * done) / target).toFixed(0)} %), ${seconds.toFixed(0)} s, ${rate.toFixed(1)} MiB/s`);
-      },
-    });
-    const status = await client.maintenance.status();
-    return { dbSizeBytes: Number(status.dbSize), keys: result.keys, fillSeconds: result.seconds };
-  } finally {
-    client.close();
-  }
-}
-
 // ------------------------------------------------------------------ report
-
-function pad(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
 
 function describeParts(m: Measurement): string {
   const short: Record<string, string> = {
@@ -433,17 +340,9 @@ function summarize(measurements: Measurement[]) {
 // ------------------------------------------------------------------ main
 
 async function main(argv: string[]): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n(--help lists the options)`);
-    return 2;
-  }
-  if (!options) {
-    console.log(HELP);
-    return 0;
-  }
+  const commandLine = readCommandLine(argv, parseOptions, HELP);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const { options } = commandLine;
   if (options.stopWorld) {
     await stopWorld(options.stopWorld);
     console.log(`stopped the world in ${options.stopWorld} (its directory is left in place)`);
@@ -451,14 +350,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = ['npx tsx bench/etcd-backup/run.ts', ...argv].join(' ');
   const began = performance.now();
-  const stamp = utcStamp(new Date());
-  const logDir = join(resultsRoot, 'etcd-backup', stamp);
-  mkdirSync(logDir, { recursive: true });
-  const teardown = new Teardown();
-  teardown.installSignalHandlers();
-  try {
+  const logDir = newRunDir('etcd-backup');
+  return runBenchmark(async (teardown) => {
     console.log(`$ ${command}`);
-    console.log(`logs: ${logDir}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`logs: ${logDir}; load average ${loadText()}`);
     const worker = await workerCommand(options);
 
     // The world: reused from --world-dir, else fresh in a temp dir that goes away at the end.
@@ -473,24 +368,22 @@ async function main(argv: string[]): Promise<number> {
       await stopWorld(dir);
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     });
-    console.log(`starting the world in ${dir} ...`);
-    let phase = performance.now();
-    const world = await startWorld({ dir, temporal: true });
-    console.log(`  world up in ${((performance.now() - phase) / 1000).toFixed(1)} s (Temporal at ${world.temporal!.address})`);
+    const world = await startWorldWithTemporal(dir);
 
     const configPath = join(dir, 'nnoe-dr.bench.yaml');
-    writeFileSync(configPath, stringify(benchConfig(world, options.targets)));
+    writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: options.targets })));
     const config = loadConfig(configPath);
 
     teardown.checkInterrupted();
-    const filled = await fill(config, options.sizeMiB);
+    const filled = await fillCluster(config, options.sizeMiB);
     teardown.checkInterrupted();
     console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
-    await settle();
+    await settleWriteback();
 
-    phase = performance.now();
+    const phase = performance.now();
     console.log(`starting the management worker: ${worker.describe} ...`);
-    const workerProcess = await startWorker(worker.args, options.workerEnv, configPath, join(logDir, 'worker.log'));
+    // Without WORKER_ENV or the world marker: the worker's settings are what this benchmark measures (--worker-env).
+    const workerProcess = await startWorkerProcess({ args: worker.args, configPath, logPath: join(logDir, 'worker.log'), env: options.workerEnv });
     teardown.add('worker', async () => {
       await stopChild(workerProcess);
     });
@@ -508,7 +401,7 @@ async function main(argv: string[]): Promise<number> {
       const order: Array<Measurement['run']> = round % 2 === 1 ? ['workflow', 'baseline'] : ['baseline', 'workflow'];
       for (const [index, what] of order.entries()) {
         const position = (index + 1) as 1 | 2;
-        await settle();
+        await settleWriteback();
         teardown.checkInterrupted();
         const m = what === 'workflow' ? await measureWorkflow(bench, round, position) : await measureBaseline(bench, round, position);
         measurements.push(m);
@@ -521,7 +414,6 @@ async function main(argv: string[]): Promise<number> {
     console.log('');
     printTable(measurements);
     const summary = summarize(measurements);
-    const verdict = (met: boolean) => (met ? 'target met' : 'target missed');
     console.log('');
     console.log(`snapshot ${summary.snapshotMiB.toFixed(1)} MiB raw; gzipped ${summary.workflowGzMiB.toFixed(1)} MiB (workflow), ${summary.baselineGzMiB.toFixed(1)} MiB (baseline)`);
     console.log(`median wall: workflow ${summary.workflowMedianWallSeconds.toFixed(2)} s, baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`);
@@ -533,7 +425,7 @@ async function main(argv: string[]): Promise<number> {
       `baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s (etcdctl, gzip, cp) + ${summary.baselineMedianEtcdCpuSeconds.toFixed(1)} s (etcd); ` +
       `CPU ratio ${summary.cpuRatio.toFixed(2)} (for information, no target)`);
     const durationSeconds = (performance.now() - began) / 1000;
-    console.log(`overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
+    console.log(`overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadText()}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
 
     const report = {
       command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
@@ -544,30 +436,14 @@ async function main(argv: string[]): Promise<number> {
       measurements: measurements.map((m) => ({ ...m, peakRssMiB: m.peakRssBytes / MiB })),
       loadAverageAtEnd: loadavg(),
     };
-    writeFileSync(join(logDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
-    if (options.json) console.log(JSON.stringify(report));
+    writeResult(logDir, report, options.json);
     return 0;
-  } catch (err) {
-    if (teardown.interrupted) return 128 + (teardown.interrupted === 'SIGHUP' ? 1 : teardown.interrupted === 'SIGINT' ? 2 : 15);
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    const workerLog = join(logDir, 'worker.log');
-    if (existsSync(workerLog)) {
-      console.error(`--- last lines of ${workerLog} ---\n${readFileSync(workerLog, 'utf8').trimEnd().split('\n').slice(-15).join('\n')}`);
-    }
-    return 1;
-  } finally {
-    await teardown.run();
-  }
+  }, { explainFailure: () => printLogTail(join(logDir, 'worker.log')) });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
+/** A failed backup is mostly explained by the worker's last words. */
+function printLogTail(logFile: string): void {
+  if (existsSync(logFile)) console.error(`--- last lines of ${logFile} ---\n${logTail(logFile, 15)}`);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -20,30 +20,31 @@
  */
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { connectClient, startEtcdBackup, startEtcdRestore, type EtcdBackupResult } from '../../src/client/temporal';
-import { utcStamp, type ArtefactRecord, type EtcdComponentRecord } from '../../src/common/manifest';
+import type { ArtefactRecord, EtcdComponentRecord } from '../../src/common/manifest';
 import { findCluster, loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { generateIdentity } from '../../src/crypto';
 import { connectMember, hashKV } from '../../src/etcd/connect';
-import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
-import { ETCDCTL_BINARY, startWorld, stopWorld, waitForEtcdHealthy, type World } from '../../src/sandbox/world';
+import { ETCDCTL_BINARY, waitForEtcdHealthy, type World } from '../../src/sandbox/world';
 import type { EtcdRestoreResult, RestoreStrategy } from '../../src/workflows/etcd-restore';
 import type { RunProgress } from '../../src/workflows/progress';
-import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, stopChild, Teardown, type TimedRun } from '../support/processes';
+import { parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type WorkerMode } from '../support/cli';
+import { OwnWorld, runBenchmark, runMain, WORLD_MARKER_ENV } from '../support/lifecycle';
+import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, settleWriteback, sleep, type TimedRun } from '../support/processes';
 import {
-  compileWorker, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, repoRoot, restoreBenchConfig, startWorkerProcess, WORLD_MARKER_ENV,
-} from '../support/restore-world';
+  benchWorldConfig, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, startWorkers, workerArgs,
+} from '../support/bench-world';
+import { loadText, newRunDir, pad, resultsRoot, verdict, writeResult } from '../support/results';
 import { stepOf, stepTimings, timeline, type StepTiming } from './timeline';
 
-const resultsRoot = join(repoRoot, 'bench', 'results');
 const TASK_QUEUE = 'nnoe-dr-bench-restore';
 const TARGET_RATIO = 0.6;
 const TARGET_OVERHEAD_SECONDS = 2;
@@ -67,7 +68,7 @@ interface Options {
   sizeMiB: number;
   rounds: number;
   strategy: RestoreStrategy;
-  worker: 'compiled' | 'tsx';
+  worker: WorkerMode;
   fetchVariant: boolean;
   pollMs: number;
   json: boolean;
@@ -88,24 +89,17 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const positive = (name: string, text: string, integer: boolean) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-      throw new Error(`--${name} expects a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
-    }
-    return value;
-  };
   if (values.strategy !== 'all-members' && values.strategy !== 'first-node-then-add') {
     throw new Error(`--strategy expects all-members or first-node-then-add, got "${values.strategy}"`);
   }
-  if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  const worker = parseWorkerMode(values.worker);
   return {
-    sizeMiB: positive('size-mib', values['size-mib'], false),
-    rounds: positive('rounds', values.rounds, true),
+    sizeMiB: positiveNumber('size-mib', values['size-mib']),
+    rounds: positiveInteger('rounds', values.rounds),
     strategy: values.strategy,
-    worker: values.worker,
+    worker,
     fetchVariant: !values['no-fetch-variant'],
-    pollMs: positive('poll-ms', values['poll-ms'], true),
+    pollMs: positiveInteger('poll-ms', values['poll-ms']),
     json: values.json,
   };
 }
@@ -343,15 +337,10 @@ async function clusterState(config: Config): Promise<ClusterState> {
 async function settle(world: World): Promise<void> {
   await waitForEtcdHealthy(world, 120_000);
   removeDeadDataDirs(world);
-  spawnSync('sync');
-  await sleep(1000);
+  await settleWriteback();
 }
 
 // ------------------------------------------------------------------ report
-
-function pad(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
 
 const SHORT: Record<string, string> = {
   preflight: 'preflight', approval: 'approval', 'stop etcd': 'stop', 'restore data dirs': 'restore', 'repoint members': 'repoint+start',
@@ -416,7 +405,6 @@ function summarize(measurements: Measurement[]) {
 }
 
 function printSummary(summary: ReturnType<typeof summarize>, measurements: Measurement[]): void {
-  const verdict = (met: boolean) => (met ? 'target met' : 'target missed');
   console.log('');
   console.log(`${pad('round', 5)}  ${pad('run', 13)}  ${pad('RTO s', 7, true)}  ${pad('downtime s', 10, true)}  ${pad('overhead s', 10, true)}  state (revision, HashKV)`);
   for (const m of measurements) {
@@ -447,56 +435,25 @@ function printSummary(summary: ReturnType<typeof summarize>, measurements: Measu
 // ------------------------------------------------------------------ main
 
 async function main(argv: string[]): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n(--help lists the options)`);
-    return 2;
-  }
-  if (!options) {
-    console.log(HELP);
-    return 0;
-  }
+  const commandLine = readCommandLine(argv, parseOptions, HELP);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const { options } = commandLine;
   const command = ['npx tsx bench/etcd-restore/run.ts', ...argv].join(' ');
   const began = performance.now();
   const loadAtStart = loadavg();
-  const logDir = ensureDir(join(resultsRoot, 'etcd-restore', utcStamp(new Date())));
-  const teardown = new Teardown();
-  teardown.installSignalHandlers();
-  let leaked: number[] = [];
-  let failed = false;
-  try {
+  const logDir = newRunDir('etcd-restore');
+  const ownWorld = new OwnWorld('nnoe-dr-bench-restore-');
+  return runBenchmark(async (teardown) => {
     console.log(`$ ${command}`);
-    console.log(`logs: ${logDir}; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
-    let workerArgs: string[];
-    if (options.worker === 'compiled') {
-      const built = compileWorker(join(resultsRoot, 'etcd-restore', 'build'));
-      if (built.warning) console.warn(`warning: src/ does not compile right now: ${built.warning}`);
-      console.log(`worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`);
-      workerArgs = [built.workerJs];
-    } else {
-      workerArgs = ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
-      console.log('worker: node --import tsx src/worker.ts');
-    }
-
-    const dir = mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-restore-'));
-    teardown.add('world', async () => {
-      console.log('stopping the world ...');
-      await stopWorld(dir);
-      leaked = processesWithEnvironmentMarker(WORLD_MARKER_ENV, dir);
-      rmSync(dir, { recursive: true, force: true });
-    });
-    console.log(`starting the world in ${dir} ...`);
-    let phase = performance.now();
-    const world = await startWorld({ dir, temporal: true });
-    console.log(`  world up in ${((performance.now() - phase) / 1000).toFixed(1)} s (Temporal at ${world.temporal!.address})`);
+    console.log(`logs: ${logDir}; load average ${loadText(loadAtStart)}`);
+    const args = workerArgs(options.worker, join(resultsRoot, 'etcd-restore', 'build'));
+    const { dir, world } = await ownWorld.start(teardown);
 
     const { identity, recipient } = await generateIdentity();
     const identityFile = join(dir, 'secrets', 'age-identity.txt');
     writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.bench-restore.yaml');
-    writeFileSync(configPath, stringify(restoreBenchConfig(world, { taskQueue: TASK_QUEUE, recipient, identityFile })));
+    writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: ['local'], encryption: { recipient, identityFile } })));
     const config = loadConfig(configPath);
 
     teardown.checkInterrupted();
@@ -504,18 +461,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
     teardown.checkInterrupted();
 
-    phase = performance.now();
-    const workers = new Map<string, ChildProcess>();
-    teardown.add('workers', async () => {
-      await Promise.all([...workers.values()].map((worker) => stopChild(worker)));
-    });
-    teardown.add('runbook commands', killRunningTimed);
+    let phase = performance.now();
     const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
-    for (const name of ['management', ...nodes]) {
-      workers.set(name, await startWorkerProcess({
-        args: workerArgs, configPath, node: name === 'management' ? undefined : name, logPath: join(logDir, `worker-${name}.log`), worldDir: dir,
-      }));
-    }
+    const workers = await startWorkers(teardown, { args, configPath, nodes, logDir, worldDir: dir });
+    teardown.add('runbook commands', killRunningTimed);
     console.log(`  workers polling after ${((performance.now() - phase) / 1000).toFixed(1)} s: management + ${nodes.join(', ')}`);
 
     const client = await connectClient(config);
@@ -563,7 +512,7 @@ async function main(argv: string[]): Promise<number> {
     const durationSeconds = (performance.now() - began) / 1000;
     const loadAtEnd = loadavg();
     console.log(`overall: ratio ${summary.ratioMet ? 'met' : 'missed'}, overhead ${summary.overheadMet ? 'met' : 'missed'}; ` +
-      `load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
+      `load average at start ${loadText(loadAtStart)}, at end ${loadText(loadAtEnd)}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
 
     const report = {
       command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
@@ -572,32 +521,12 @@ async function main(argv: string[]): Promise<number> {
       snapshot: { setId: backup.setId, revision: component.facts.revision, rawMiB: artefact.raw.bytes / MiB, storedMiB: artefact.bytes / MiB },
       summary, measurements, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd,
     };
-    writeFileSync(join(logDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
-    if (options.json) console.log(JSON.stringify(report));
-  } catch (err) {
-    failed = true;
-    if (teardown.interrupted) return 128 + (teardown.interrupted === 'SIGHUP' ? 1 : teardown.interrupted === 'SIGINT' ? 2 : 15);
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    console.error(`logs in ${logDir}`);
-  } finally {
-    await teardown.run();
-  }
-  if (leaked.length > 0) {
-    console.error(`processes of the benchmark's world still running after cleanup: ${leaked.join(', ')}`);
-    return 1;
-  }
-  console.log('everything stopped (no process of the world or its workers left)');
-  return failed ? 1 : 0;
+    writeResult(logDir, report, options.json);
+    return 0;
+  }, {
+    explainFailure: () => console.error(`logs in ${logDir}`),
+    afterCleanup: (exitCode) => ownWorld.confirmStopped(exitCode),
+  });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -12,20 +12,24 @@
  * --rows. Exits 0 whether or not the target is met (it is a measurement); 1 when something broke.
  * See bench/phpipam-dump/README.md.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { clientOptionFileText } from '../../src/phpipam';
 import { connectAsRoot, startMariadb, type MariadbInstance } from '../../src/sandbox/mariadb';
 import { loadPhpipamFixture, type FixtureCounts } from '../../src/sandbox/phpipam-fixture';
-import { findProcesses, GNU_TIME, hwmBytes, median, MiB, mib, rssBytes, signalGroup, stopChild, Teardown } from '../support/processes';
+import { integerAtLeast, readCommandLine } from '../support/cli';
+import { runBenchmark, runMain } from '../support/lifecycle';
+import {
+  findProcesses, GNU_TIME, hwmBytes, logTail, median, MiB, mib, rssBytes, settleWriteback, signalGroup, stopChild, type Teardown,
+} from '../support/processes';
+import { loadText, pad, repoRoot } from '../support/results';
 import type { DumpOnceInput, DumpOnceResult } from './dump-once';
 
-const repoRoot = resolve(__dirname, '../..');
 const DUMP_ONCE = join(__dirname, 'dump-once.ts');
 const MARIADB_DUMP = '/usr/bin/mariadb-dump';
 const TARGET_RATIO = 1.1;
@@ -64,17 +68,12 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const integer = (name: string, text: string, min: number) => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min) throw new Error(`--${name} expects an integer >= ${min}, got "${text}"`);
-    return value;
-  };
-  const rows = integer('rows', values.rows, 1);
+  const rows = integerAtLeast('rows', values.rows, 1);
   return {
     rows,
-    rounds: integer('rounds', values.rounds, 1),
-    smallRows: values['small-rows'] === undefined ? Math.floor(rows / 10) : integer('small-rows', values['small-rows'], 0),
-    batchRows: integer('batch-rows', values['batch-rows'], 1),
+    rounds: integerAtLeast('rounds', values.rounds, 1),
+    smallRows: values['small-rows'] === undefined ? Math.floor(rows / 10) : integerAtLeast('small-rows', values['small-rows'], 0),
+    batchRows: integerAtLeast('batch-rows', values['batch-rows'], 1),
     json: values.json,
   };
 }
@@ -157,7 +156,7 @@ async function measureComponent(bench: Bench, rows: number, round: number, posit
     child.once('exit', (exitCode) => done(exitCode));
   }).finally(() => clearInterval(timer));
   const processWallSeconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`dump-once exited with ${code}; see ${bench.logFile}:\n${tail(bench.logFile)}`);
+  if (code !== 0) throw new Error(`dump-once exited with ${code}; see ${bench.logFile}:\n${logTail(bench.logFile, 10)}`);
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as DumpOnceResult;
   if (result.tablesMatchDump === false) console.warn('  warning: the activity reports tablesMatchDump=false');
   rmSync(storeDir, { recursive: true, force: true });
@@ -202,7 +201,7 @@ async function measureBaseline(bench: Bench, rows: number, round: number, positi
     child.once('exit', (exitCode) => done(exitCode));
   });
   const wallSeconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`the baseline pipeline exited with ${code}; see ${bench.logFile}:\n${tail(bench.logFile)}`);
+  if (code !== 0) throw new Error(`the baseline pipeline exited with ${code}; see ${bench.logFile}:\n${logTail(bench.logFile, 10)}`);
   const kib = (file: string) => Number(readFileSync(file, 'utf8').trim().split('\n').pop()) * 1024;
   const dumpRss = kib(dumpTime);
   const gzipRss = kib(gzipTime);
@@ -212,24 +211,6 @@ async function measureBaseline(bench: Bench, rows: number, round: number, positi
     rows, round, position, run: 'baseline', wallSeconds, processWallSeconds: wallSeconds,
     peakRssBytes: Math.max(dumpRss, gzipRss), dumpRssBytes: dumpRss, totalRssBytes: dumpRss + gzipRss, gzipRssBytes: gzipRss, gzBytes,
   };
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-10).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-/** Lets writeback of the previous measurement finish, so it is not billed to the next one. */
-async function settle(): Promise<void> {
-  spawnSync('sync');
-  await sleep(1000);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
 }
 
 // ------------------------------------------------------------------ fixture
@@ -274,10 +255,6 @@ async function loadFixture(db: MariadbInstance, rows: number, batchRows: number,
 }
 
 // ------------------------------------------------------------------ report
-
-function pad(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
 
 function describe(m: Measurement): string {
   const extra = m.run === 'component'
@@ -347,24 +324,14 @@ function summarize(measurements: Measurement[], rows: number, smallRows: number)
 // ------------------------------------------------------------------ main
 
 async function main(argv: string[]): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n(--help lists the options)`);
-    return 2;
-  }
-  if (!options) {
-    console.log(HELP);
-    return 0;
-  }
+  const commandLine = readCommandLine(argv, parseOptions, HELP);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const { options } = commandLine;
   const command = ['npx tsx bench/phpipam-dump/run.ts', ...argv].join(' ');
   const began = performance.now();
-  const teardown = new Teardown();
-  teardown.installSignalHandlers();
-  try {
+  return runBenchmark(async (teardown) => {
     console.log(`$ ${command}`);
-    console.log(`started ${new Date().toISOString()}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`started ${new Date().toISOString()}; load average ${loadText()}`);
     const dir = mkdtempSync(join(tmpdir(), 'nnoe-dr-phpipam-bench-'));
     teardown.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
     const logFile = join(dir, 'bench.log');
@@ -397,7 +364,7 @@ async function main(argv: string[]): Promise<number> {
         const order: Array<Measurement['run']> = round % 2 === 1 ? ['component', 'baseline'] : ['baseline', 'component'];
         for (const [i, what] of order.entries()) {
           const position = (i + 1) as 1 | 2;
-          await settle();
+          await settleWriteback();
           teardown.checkInterrupted();
           const m = what === 'component'
             ? await measureComponent(bench, rows, round, position, teardown)
@@ -430,24 +397,12 @@ async function main(argv: string[]): Promise<number> {
     }
     console.log(`target (<= ${TARGET_RATIO}x wall at flat memory): ${summary.targetMet === undefined ? 'undecided' : summary.targetMet ? 'met' : 'missed'}`);
     console.log(`fixture loads: ${loads.map((l) => `${l.rows} rows ${l.seconds.toFixed(0)} s`).join(', ')}; total duration ${(durationSeconds / 60).toFixed(1)} min; ` +
-      `load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+      `load average now ${loadText()}`);
     if (options.json) {
       console.log(JSON.stringify({ command, durationSeconds, loads, summary, measurements }));
     }
     return 0;
-  } catch (err) {
-    if (teardown.interrupted) return 130;
-    console.error(`benchmark failed: ${(err as Error).stack ?? (err as Error).message}`);
-    return 1;
-  } finally {
-    await teardown.run();
-  }
+  });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -17,10 +17,10 @@
  * Exits 0 whether or not the target is met (it is a measurement); 1 when something broke (an event
  * lost or doubled, the capture failed, a process left behind). See bench/pitr-lag/README.md.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
@@ -39,15 +39,16 @@ import type { Config, S3TargetConfig } from '../../src/config/schema';
 import { createEncryptStream, generateIdentity } from '../../src/crypto';
 import { connectMember } from '../../src/etcd/connect';
 import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
-import { renderWorldConfig, startWorld, stopWorld, type World } from '../../src/sandbox/world';
 import { openStore, publishToStores, s3ClientFor, type BackupStore } from '../../src/storage';
 import type { EtcdBackupResult } from '../../src/workflows/etcd-backup';
 import { stopCaptureSignal, type CaptureStatus, type changeCaptureWorkflow } from '../../src/workflows/change-capture';
-import { MiB, mib, sampleRss, stopChild, Teardown } from '../support/processes';
+import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type WorkerMode } from '../support/cli';
+import { OwnWorld, runBenchmark, runMain, WORLD_MARKER_ENV } from '../support/lifecycle';
+import { MiB, mib, sampleRss, sleep, stopChild, type Teardown } from '../support/processes';
+import { benchWorldConfig, ensureDir, leaderMember, startWorkers, workerArgs } from '../support/bench-world';
+import { loadText, newRunDir, repoRoot, resultsRoot, writeResult } from '../support/results';
 import { keyName, type WriterOutput, type WriterRequest } from './writer';
-import { compileWorker, ensureDir, leaderMember, repoRoot, startWorkerProcess, WORLD_MARKER_ENV } from '../support/restore-world';
 
-const resultsRoot = join(repoRoot, 'bench', 'results');
 const TASK_QUEUE = 'nnoe-dr-bench-pitr';
 const TARGET_P99_MS = 1000;
 /** For reference: the best-known etcd backup sidecar uploads its change deltas every 20 s by default. */
@@ -86,7 +87,7 @@ interface Options {
   pollMs: number;
   encryption: boolean;
   node?: string;
-  worker: 'compiled' | 'tsx';
+  worker: WorkerMode;
   probe: boolean;
   json: boolean;
 }
@@ -113,32 +114,22 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const positive = (name: string, text: string, integer: boolean) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-      throw new Error(`--${name} expects a positive ${integer ? 'integer' : 'number'}, got "${text}"`);
-    }
-    return value;
-  };
-  const targets = [...new Set(values.targets.split(',').map((t) => t.trim()).filter(Boolean))];
+  const targets = [...new Set(parseTargets(values.targets))];
   if (targets.length === 0) throw new Error('--targets names no target');
-  for (const target of targets) {
-    if (target !== 'local' && target !== 's3') throw new Error(`--targets: unknown target "${target}" (known: local, s3)`);
-  }
-  if (values.worker !== 'compiled' && values.worker !== 'tsx') throw new Error(`--worker expects compiled or tsx, got "${values.worker}"`);
+  const worker = parseWorkerMode(values.worker);
   return {
-    rate: positive('rate', values.rate, false),
-    seconds: positive('seconds', values.seconds, false),
-    flushMs: positive('flush-ms', values['flush-ms'], true),
+    rate: positiveNumber('rate', values.rate),
+    seconds: positiveNumber('seconds', values.seconds),
+    flushMs: positiveInteger('flush-ms', values['flush-ms']),
     targets,
-    sliceMinutes: positive('slice-minutes', values['slice-minutes'], false),
-    concurrency: positive('concurrency', values.concurrency, true),
-    valueBytes: positive('value-bytes', values['value-bytes'], true),
-    keys: positive('keys', values.keys, true),
-    pollMs: positive('poll-ms', values['poll-ms'], true),
+    sliceMinutes: positiveNumber('slice-minutes', values['slice-minutes']),
+    concurrency: positiveInteger('concurrency', values.concurrency),
+    valueBytes: positiveInteger('value-bytes', values['value-bytes']),
+    keys: positiveInteger('keys', values.keys),
+    pollMs: positiveInteger('poll-ms', values['poll-ms']),
     encryption: !values['no-encryption'],
     node: values.node,
-    worker: values.worker,
+    worker,
     probe: !values['no-probe'],
     json: values.json,
   };
@@ -165,11 +156,6 @@ function distribution(values: number[]): Distribution {
 
 const ms = (value: number) => (Number.isFinite(value) ? `${Math.round(value)} ms` : 'n/a');
 const fixed = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
-const loadText = (load: number[]) => load.map((l) => l.toFixed(2)).join(' ');
-
-function sleep(millis: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, millis));
-}
 
 // ------------------------------------------------------------------ CPU of the world's processes
 
@@ -491,16 +477,6 @@ async function probeFlushParts(config: Config, targets: string[], sample: Captur
 
 // ------------------------------------------------------------------ setup
 
-function benchConfig(world: World, options: Options, encryption?: { recipient: string; identityFile: string }): Record<string, unknown> {
-  const base = renderWorldConfig(world);
-  return {
-    ...base,
-    temporal: { ...(base.temporal as object), taskQueue: TASK_QUEUE },
-    storage: (base.storage as Array<{ name: string }>).filter((target) => options.targets.includes(target.name)),
-    ...(encryption ? { encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } } } : {}),
-  };
-}
-
 async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -709,51 +685,20 @@ function describeSource(): string {
 // ------------------------------------------------------------------ main
 
 async function main(argv: string[]): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n(--help lists the options)`);
-    return 2;
-  }
-  if (!options) {
-    console.log(HELP);
-    return 0;
-  }
+  const commandLine = readCommandLine(argv, parseOptions, HELP);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const { options } = commandLine;
   const command = ['npx tsx bench/pitr-lag/run.ts', ...argv].join(' ');
   const sourceVersion = describeSource();
   const began = performance.now();
   const loadAtStart = loadavg();
-  const logDir = ensureDir(join(resultsRoot, 'pitr-lag', utcStamp(new Date())));
-  const teardown = new Teardown();
-  teardown.installSignalHandlers();
-  let leaked: number[] = [];
-  let broken = false;
-  try {
+  const logDir = newRunDir('pitr-lag');
+  const ownWorld = new OwnWorld('nnoe-dr-bench-pitr-');
+  return runBenchmark(async (teardown) => {
     console.log(`$ ${command}`);
     console.log(`logs: ${logDir}; load average ${loadText(loadAtStart)} (${cpus().length} cores); ${sourceVersion}`);
-    let workerArgs: string[];
-    if (options.worker === 'compiled') {
-      const built = compileWorker(join(resultsRoot, 'pitr-lag', 'build'));
-      if (built.warning) console.warn(`warning: src/ does not compile right now: ${built.warning}`);
-      console.log(`worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`);
-      workerArgs = [built.workerJs];
-    } else {
-      workerArgs = ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
-      console.log('worker: node --import tsx src/worker.ts');
-    }
-
-    const dir = mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-pitr-'));
-    teardown.add('world', async () => {
-      console.log('stopping the world ...');
-      await stopWorld(dir);
-      leaked = processesWithEnvironmentMarker(WORLD_MARKER_ENV, dir);
-      rmSync(dir, { recursive: true, force: true });
-    });
-    console.log(`starting the world in ${dir} ...`);
-    let phase = performance.now();
-    const world = await startWorld({ dir, temporal: true });
-    console.log(`  world up in ${((performance.now() - phase) / 1000).toFixed(1)} s (Temporal at ${world.temporal!.address})`);
+    const args = workerArgs(options.worker, join(resultsRoot, 'pitr-lag', 'build'));
+    const { dir, world } = await ownWorld.start(teardown);
 
     let encryption: { recipient: string; identityFile: string } | undefined;
     if (options.encryption) {
@@ -763,21 +708,13 @@ async function main(argv: string[]): Promise<number> {
       encryption = { recipient, identityFile };
     }
     const configPath = join(dir, 'nnoe-dr.bench-pitr.yaml');
-    writeFileSync(configPath, stringify(benchConfig(world, options, encryption)));
+    writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: options.targets, encryption })));
     const config = loadConfig(configPath);
     const clusterName = config.clusters[0]!.name;
     const cluster = findCluster(config, clusterName);
 
-    phase = performance.now();
-    const workers = new Map<string, ChildProcess>();
-    teardown.add('workers', async () => {
-      await Promise.all([...workers.values()].map((worker) => stopChild(worker)));
-    });
-    for (const name of ['management', ...(options.node ? [options.node] : [])]) {
-      workers.set(name, await startWorkerProcess({
-        args: workerArgs, configPath, node: name === 'management' ? undefined : name, logPath: join(logDir, `worker-${name}.log`), worldDir: dir,
-      }));
-    }
+    let phase = performance.now();
+    const workers = await startWorkers(teardown, { args, configPath, nodes: options.node ? [options.node] : [], logDir, worldDir: dir });
     const captureWorker = workers.get(options.node ?? 'management')!;
     console.log(`  workers polling after ${((performance.now() - phase) / 1000).toFixed(1)} s: ${[...workers.keys()].join(', ')}; ` +
       `the capture runs on the ${options.node ? `${options.node} worker` : 'management worker'} (pid ${captureWorker.pid})`);
@@ -901,7 +838,7 @@ async function main(argv: string[]): Promise<number> {
     });
     const writtenRevs = new Set([warmRev, ...writer.written.map((w) => w.rev)]);
     const expectedRange = lastRev - base;
-    broken = analysis.lost.length > 0 || analysis.doubled.length > 0 || analysis.overlappingSegments > 0 || analysis.holes > 0 ||
+    const broken = analysis.lost.length > 0 || analysis.doubled.length > 0 || analysis.overlappingSegments > 0 || analysis.holes > 0 ||
       analysis.targetsDiffer.length > 0 || analysis.wrongKey > 0 || analysis.notDurableInTime > 0;
 
     let probe: PartTimings | undefined;
@@ -985,28 +922,12 @@ async function main(argv: string[]): Promise<number> {
       captureStatus: final, captureWorkerPeakRssMiB: peakRss / MiB, cpuSeconds: cpu, benchCpuSeconds: (ownCpu.user + ownCpu.system) / 1e6,
       s3ListMs: distribution(tracker.s3ListMs), probe, loadAverageAtStart: loadAtStart, loadAverageDuring: loads, loadAverageAtEnd: loadavg(), broken,
     };
-    writeFileSync(join(logDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
-    if (options.json) console.log(JSON.stringify(report));
-  } catch (err) {
-    broken = true;
-    if (teardown.interrupted) return 128 + (teardown.interrupted === 'SIGHUP' ? 1 : teardown.interrupted === 'SIGINT' ? 2 : 15);
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    console.error(`logs in ${logDir}`);
-  } finally {
-    await teardown.run();
-  }
-  if (leaked.length > 0) {
-    console.error(`processes of the benchmark's world still running after cleanup: ${leaked.join(', ')}`);
-    return 1;
-  }
-  console.log('everything stopped (no process of the world or its workers left)');
-  return broken ? 1 : 0;
+    writeResult(logDir, report, options.json);
+    return broken ? 1 : 0;
+  }, {
+    explainFailure: () => console.error(`logs in ${logDir}`),
+    afterCleanup: (exitCode) => ownWorld.confirmStopped(exitCode),
+  });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

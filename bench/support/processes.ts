@@ -1,9 +1,9 @@
 /**
  * Process helpers for benchmarks: a teardown stack that also runs on Ctrl-C and on errors, child
  * processes in their own process group (so a benchmark can always take them down again), peak
- * RSS sampling from /proc, and commands timed under GNU time.
+ * RSS sampling from /proc, commands timed under GNU time, and waiting for writeback to settle.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,15 @@ export const GNU_TIME = '/usr/bin/time';
 
 type TeardownStep = { what: string; run: () => Promise<void> | void };
 
+/** The signals a Teardown handles, with their numbers. */
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+export type HandledSignal = keyof typeof SIGNAL_NUMBERS;
+
+/** 128 + the signal's number, as a shell reports a process that a signal ended. */
+export function exitCodeForSignal(signal: HandledSignal): number {
+  return 128 + SIGNAL_NUMBERS[signal];
+}
+
 /**
  * Cleanup steps, run last-registered first, exactly once: at the normal end, on an error, and on
  * SIGINT/SIGTERM/SIGHUP. A step that fails is reported and the others still run.
@@ -24,7 +33,7 @@ export class Teardown {
   private readonly steps: TeardownStep[] = [];
   private running: Promise<void> | undefined;
   /** Set by a signal: the benchmark should stop starting new work. */
-  interrupted: NodeJS.Signals | undefined;
+  interrupted: HandledSignal | undefined;
 
   /** Throws once a signal arrived, so the main flow stops instead of racing the cleanup. */
   checkInterrupted(): void {
@@ -51,7 +60,7 @@ export class Teardown {
 
   /** On a signal: clean up, then exit 128+n. A second signal while cleaning up is ignored (say so). */
   installSignalHandlers(): void {
-    for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+    for (const signal of Object.keys(SIGNAL_NUMBERS) as HandledSignal[]) {
       process.on(signal, () => {
         if (this.running) {
           console.error(`\n${signal}: still cleaning up, please wait`);
@@ -60,7 +69,7 @@ export class Teardown {
         this.interrupted = signal;
         interruptedBy = signal;
         console.error(`\n${signal}: stopping everything this benchmark started ...`);
-        void this.run().finally(() => process.exit(128 + number));
+        void this.run().finally(() => process.exit(exitCodeForSignal(signal)));
       });
     }
   }
@@ -211,10 +220,7 @@ export async function runTimed(command: string, args: string[], options: { env?:
       child.once('exit', (exitCode) => resolve(exitCode));
     }).finally(() => runningTimed.delete(child));
     const wallSeconds = (performance.now() - started) / 1000;
-    if (code !== 0) {
-      const tail = readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-10).join('\n');
-      throw new Error(`${command} ${args.join(' ')} exited with ${code}:\n${tail}`);
-    }
+    if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}:\n${logTail(options.logFile, 10)}`);
     // GNU time prints "Command exited with non-zero status" lines first when it fails; the last line has the figures.
     const figures = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
     const [maxRssKiB = 0, user = 0, system = 0] = figures;
@@ -223,6 +229,27 @@ export async function runTimed(command: string, args: string[], options: { env?:
     closeSync(log);
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** The last `lines` lines of a log, for an error message ('' when it cannot be read). */
+export function logTail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+// ------------------------------------------------------------------ waiting
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+/** `sync`, then 1 s: writeback of the previous measurement finishes, so it is not billed to the next one. */
+export async function settleWriteback(): Promise<void> {
+  spawnSync('sync');
+  await sleep(1000);
 }
 
 // ------------------------------------------------------------------ numbers

@@ -1,7 +1,8 @@
 /**
- * Helpers for benchmarks that restore etcd in their own world: the compiled worker (management and
- * node workers), the config with age encryption, the fill, the members' data dirs, and the etcdctl
- * command lines an operator would type (mTLS with the world's client certificate).
+ * Helpers for benchmarks that run workflows against etcd in a world: the worker's command line
+ * and processes (management and node workers), the world's config with the benchmark's task queue
+ * and targets, the fill, the members' data dirs, and the etcdctl command lines an operator would
+ * type (mTLS with the world's client certificate).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -12,13 +13,11 @@ import { findCluster } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { connectMember } from '../../src/etcd/connect';
 import { renderWorldConfig, type World } from '../../src/sandbox/world';
+import type { WorkerMode } from './cli';
 import { fillEtcd, filledBytes } from './etcd-fill';
-import { MiB, mib } from './processes';
-
-export const repoRoot = resolve(__dirname, '../..');
-
-/** Every process of a world carries NNOE_DR_WORLD=<dir> (stopWorld sweeps them up); our workers too. */
-export const WORLD_MARKER_ENV = 'NNOE_DR_WORLD';
+import { WORLD_MARKER_ENV } from './lifecycle';
+import { MiB, mib, stopChild, type Teardown } from './processes';
+import { repoRoot } from './results';
 
 /** The deployment settings the sandbox uses for workers (measured in bench/etcd-backup). */
 export const WORKER_ENV = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=2`.trim(), MALLOC_ARENA_MAX: '2' };
@@ -75,17 +74,35 @@ export function compileWorker(buildDir: string): { workerJs: string; rebuilt: bo
   return { workerJs, rebuilt: true, seconds: seconds() };
 }
 
+/** `node` arguments that run the worker from src/ with tsx, no build needed. */
+export function tsxWorkerArgs(): string[] {
+  return ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts')];
+}
+
+/** The worker's `node` arguments for --worker compiled (built into `buildDir` by compileWorker) or tsx; says which on stdout. */
+export function workerArgs(mode: WorkerMode, buildDir: string): string[] {
+  if (mode === 'tsx') {
+    console.log('worker: node --import tsx src/worker.ts');
+    return tsxWorkerArgs();
+  }
+  const built = compileWorker(buildDir);
+  if (built.warning) console.warn(`warning: src/ does not compile right now: ${built.warning}`);
+  console.log(`worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`);
+  return [built.workerJs];
+}
+
 /**
- * Starts `node <args> --config <configPath> [--node N]` in its own process group, with the world
- * marker in its environment, and resolves once it says it is polling.
+ * Starts `node <args> --config <configPath> [--node N]` in its own process group and resolves once
+ * it says it is polling. `env` is its extra environment, by default the deployment's (WORKER_ENV);
+ * with `worldDir` it carries the world marker, so stopping the world also sweeps it up.
  */
 export async function startWorkerProcess(opts: {
-  args: string[]; configPath: string; node?: string; logPath: string; worldDir: string; env?: Record<string, string>;
+  args: string[]; configPath: string; node?: string; logPath: string; worldDir?: string; env?: Record<string, string>;
 }): Promise<ChildProcess> {
   const log = openSync(opts.logPath, 'a');
   const child = spawn(process.execPath, [...opts.args, '--config', opts.configPath, ...(opts.node ? ['--node', opts.node] : [])], {
     cwd: repoRoot,
-    env: { ...process.env, ...WORKER_ENV, ...opts.env, [WORLD_MARKER_ENV]: opts.worldDir },
+    env: { ...process.env, ...(opts.env ?? WORKER_ENV), ...(opts.worldDir ? { [WORLD_MARKER_ENV]: opts.worldDir } : {}) },
     stdio: ['ignore', 'pipe', log],
     detached: true, // own process group: Ctrl-C reaches the benchmark, which stops the worker itself
   });
@@ -103,16 +120,41 @@ export async function startWorkerProcess(opts: {
   return child;
 }
 
+/**
+ * The management worker and one worker per node in `nodes`, keyed 'management' or the node's name,
+ * each logging to <logDir>/worker-<name>.log. The teardown stops them, also those started before
+ * another one failed to start.
+ */
+export async function startWorkers(teardown: Teardown, opts: {
+  args: string[]; configPath: string; nodes: string[]; logDir: string; worldDir: string;
+}): Promise<Map<string, ChildProcess>> {
+  const workers = new Map<string, ChildProcess>();
+  teardown.add('workers', async () => {
+    await Promise.all([...workers.values()].map((worker) => stopChild(worker)));
+  });
+  for (const name of ['management', ...opts.nodes]) {
+    workers.set(name, await startWorkerProcess({
+      args: opts.args, configPath: opts.configPath, node: name === 'management' ? undefined : name, logPath: join(opts.logDir, `worker-${name}.log`), worldDir: opts.worldDir,
+    }));
+  }
+  return workers;
+}
+
 // ------------------------------------------------------------------ config
 
-/** The world's config with its own task queue, only the local store, and age encryption (as in production). */
-export function restoreBenchConfig(world: World, opts: { taskQueue: string; recipient: string; identityFile: string }): Record<string, unknown> {
+/**
+ * The world's config for one benchmark: its own task queue (no other worker takes its tasks), only
+ * the storage targets it measures, and age encryption (as in production) when given a key pair.
+ */
+export function benchWorldConfig(world: World, opts: {
+  taskQueue: string; targets: string[]; encryption?: { recipient: string; identityFile: string };
+}): Record<string, unknown> {
   const base = renderWorldConfig(world);
   return {
     ...base,
     temporal: { ...(base.temporal as object), taskQueue: opts.taskQueue },
-    storage: (base.storage as Array<{ name: string }>).filter((target) => target.name === 'local'),
-    encryption: { recipients: [opts.recipient], identity: { file: opts.identityFile } },
+    storage: (base.storage as Array<{ name: string }>).filter((target) => opts.targets.includes(target.name)),
+    ...(opts.encryption ? { encryption: { recipients: [opts.encryption.recipient], identity: { file: opts.encryption.identityFile } } } : {}),
   };
 }
 
@@ -135,7 +177,7 @@ export async function leaderMember(config: Config): Promise<{ name: string; clie
   throw new Error(`no member of ${cluster.name} reports itself as leader`);
 }
 
-/** Tops etcd up to `sizeMiB` of values through the leader; returns the db size afterwards. */
+/** Tops etcd up to `sizeMiB` of values through the leader (a reused world keeps its earlier fill); returns the db size afterwards. */
 export async function fillCluster(config: Config, sizeMiB: number): Promise<{ dbSizeBytes: number; keys: number; fillSeconds: number }> {
   const leader = await leaderMember(config);
   const cluster = findCluster(config, config.clusters[0]!.name);
@@ -143,7 +185,11 @@ export async function fillCluster(config: Config, sizeMiB: number): Promise<{ db
   try {
     const targetBytes = Math.round(sizeMiB * MiB);
     const before = await filledBytes(client);
-    if (before.bytes < targetBytes) console.log(`filling etcd (leader ${leader.name}) with ${mib(targetBytes - before.bytes)} MiB of 64-512 KiB values ...`);
+    if (before.bytes >= targetBytes) {
+      console.log(`etcd already holds ${mib(before.bytes)} MiB of values (${before.keys} keys) from an earlier fill`);
+    } else {
+      console.log(`filling etcd (leader ${leader.name}) with ${mib(targetBytes - before.bytes)} MiB of 64-512 KiB values ...`);
+    }
     const result = await fillEtcd(client, {
       targetBytes,
       onProgress: (done, target, seconds) => {
