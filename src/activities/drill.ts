@@ -51,6 +51,7 @@ import {
 } from '../phpipam';
 import { withHeartbeat } from './host-restore';
 import { errorMessage, typedFailures } from './failures';
+import { requireCreateSchema } from './phpipam-schema';
 
 // ====================================================================== plain helpers (unit-tested)
 
@@ -268,8 +269,6 @@ export interface PhpipamDrillResult {
   checks: DrillCheck[];
 }
 
-const q = (name: string) => `\`${name.replace(/`/g, '``')}\``;
-
 /** Serialises metrics writes of this worker: two clusters' drills finishing together must not lose each other's series. */
 let metricsWrite: Promise<unknown> = Promise.resolve();
 
@@ -421,7 +420,7 @@ export function createDrillActivities(deps: { config: Config }) {
       // An earlier attempt that died mid-load leaves its schema: this run's own name, so it goes.
       await withConnection(async (conn) => {
         await dropStagingSchema(conn, input.schema, cfg.database);
-        await requireCreateSchema(conn, cfg, input.schema);
+        await requireCreateSchema(conn, cfg, input.schema, 'a drill');
       });
       const t0 = performance.now();
       const fetched = await fetchChecked(input.artefact, join(dir, 'dump.sql'));
@@ -582,22 +581,6 @@ async function countKeys(client: Etcd3, revision: number): Promise<{ counted: nu
     scanned += page.kvs.length;
     if (!page.more || page.kvs.length === 0) return { counted, scanned };
     from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);
-  }
-}
-
-/** The user must be able to create the drill schema (e.g. GRANT ALL ON `phpipam\_%`.*): said plainly, not as an auth error. */
-async function requireCreateSchema(conn: Awaited<ReturnType<typeof connectPhpipam>>, cfg: PhpipamConfig, schema: string): Promise<void> {
-  try {
-    await conn.query(`CREATE DATABASE ${q(schema)}`);
-    await conn.query(`DROP DATABASE ${q(schema)}`);
-  } catch (err) {
-    const e = err as { errno?: number; sqlMessage?: string };
-    if (e.errno === 1044 || e.errno === 1227) {
-      throw ApplicationFailure.nonRetryable(
-        `user ${cfg.user} may not create the drill schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); a drill needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
-        FailureType.DatabasePrivilegeMissing);
-    }
-    throw err;
   }
 }
 

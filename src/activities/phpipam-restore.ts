@@ -34,6 +34,7 @@ import {
 import { serviceDriver } from '../services/driver';
 import { chooseRestoreSet, withHeartbeat } from './host-restore';
 import { typedFailures } from './failures';
+import { requireCreateSchema } from './phpipam-schema';
 
 const execFileAsync = promisify(execFile);
 
@@ -91,8 +92,6 @@ export interface PhpipamSwapSummary {
   /** The swap had committed in an earlier attempt of this activity (found done, checked, not repeated). */
   resumed: boolean;
 }
-
-const q = (name: string) => `\`${name.replace(/`/g, '``')}\``;
 
 async function schemaExists(conn: Connection, schema: string): Promise<boolean> {
   const [rows] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema]);
@@ -198,20 +197,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
         }
       }
       // The user must be able to create both (e.g. GRANT ALL ON `phpipam\_%`.*): found out now, not after the app is stopped.
-      for (const schema of [input.staging, input.keepAs]) {
-        try {
-          await conn.query(`CREATE DATABASE ${q(schema)}`);
-          await conn.query(`DROP DATABASE ${q(schema)}`);
-        } catch (err) {
-          const e = err as { errno?: number; sqlMessage?: string };
-          if (e.errno === 1044 || e.errno === 1227) {
-            throw ApplicationFailure.nonRetryable(
-              `user ${cfg.user} may not create schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); a restore needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
-              FailureType.DatabasePrivilegeMissing);
-          }
-          throw err;
-        }
-      }
+      for (const schema of [input.staging, input.keepAs]) await requireCreateSchema(conn, cfg, schema, 'a restore');
       return {
         path, bytes: fetched.bytes, target: fetched.target, server: { flavour: server.flavour, version: server.version },
         client: clientVersion, liveTables: await tableCount(conn, cfg.database), warnings,

@@ -119,7 +119,7 @@ function waitForExit(child: DumpChild): Promise<DumpRun['exit']> {
 }
 
 /** Keeps the last `limit` bytes of a stream as text (stderr can be long when a tool warns per table). */
-function collectTail(stream: Readable, limit: number): () => string {
+export function collectTail(stream: Readable, limit: number): () => string {
   let kept = Buffer.alloc(0);
   stream.on('data', (chunk: Buffer) => {
     kept = Buffer.concat([kept, chunk]);

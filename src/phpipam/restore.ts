@@ -64,7 +64,7 @@ import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures';
 import type { PhpipamConfig } from './config';
-import { dumpEnvironment } from './dump';
+import { collectTail, dumpEnvironment } from './dump';
 import { databaseFailure, redact } from './failures';
 import { writeClientOptionFile } from './option-file';
 import { preflight, tableFacts } from './server';
@@ -522,15 +522,6 @@ class DumpStreamError extends Error {
 }
 
 const isAbort = (err: unknown) => (err as { name?: string } | null)?.name === 'AbortError';
-
-function collectTail(stream: Readable, limit: number): () => string {
-  let kept = Buffer.alloc(0);
-  stream.on('data', (chunk: Buffer) => {
-    kept = Buffer.concat([kept, chunk]);
-    if (kept.length > limit) kept = kept.subarray(kept.length - limit);
-  });
-  return () => kept.toString('utf8');
-}
 
 // ====================================================================== 2. verify against the facts
 
