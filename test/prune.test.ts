@@ -1,7 +1,8 @@
 /**
  * Retention on a synthetic 60-day catalog in the real stores (local + moto S3): the dry run lists
  * and deletes nothing; the real prune deletes expired sets from both targets, keeps the set a
- * running restore uses, and aborts a stale multipart upload.
+ * running restore uses, aborts a stale multipart upload, and deletes exactly the change-capture
+ * segments no kept set can replay.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
@@ -9,10 +10,11 @@ import { startPrune } from '../src/client/temporal';
 import { listBackupSets } from '../src/catalog/catalog';
 import { openStore, s3ClientFor, artefactKey, MANIFEST_FILE } from '../src/storage';
 import { MANIFEST_FORMAT_VERSION, utcStamp, type BackupManifest } from '../src/common/manifest';
+import { gapKey, segmentKey } from '../src/capture/segments';
 import { NnoeBackupSet, NnoeRunbook } from '../src/common/search-attributes';
 import type { S3TargetConfig } from '../src/config/schema';
 import type { PruneResult } from '../src/workflows/prune';
-import { openHarness, runCli, type Harness } from './support/harness';
+import { openHarness, recordHistory, runCli, type Harness } from './support/harness';
 
 const CLUSTER = 'nnoe-synthetic';
 const TARGETS = ['local', 's3'];
@@ -20,21 +22,63 @@ const HOUR = 3600_000;
 let h: Harness;
 let setIds: string[];
 
-async function writeSyntheticSet(setId: string, createdAt: Date, status: 'complete' | 'partial'): Promise<void> {
+/** etcd cluster IDs: the one every synthetic snapshot records, an earlier incarnation, one with no snapshot yet. */
+const LIVE_ID = '7300000000000000001';
+const OLD_ID = '7300000000000000002';
+const FRESH_ID = '7300000000000000003';
+/** Set i (0 = newest) holds a snapshot at this revision: the newest at 10000, 10 revisions per set. */
+const revisionOf = (i: number) => 10_000 - i * 10;
+
+async function writeSyntheticSet(setId: string, createdAt: Date, status: 'complete' | 'partial', revision: number): Promise<void> {
+  const etcd = { component: 'etcd', status: 'ok', artefacts: [], facts: { clusterId: LIVE_ID, revision }, startedAt: createdAt.toISOString(), finishedAt: createdAt.toISOString() };
   const manifest = {
     formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId, cluster: CLUSTER, status,
     createdAt: createdAt.toISOString(), completedAt: createdAt.toISOString(),
-    workflow: { workflowId: `synthetic-${setId}`, runId: 'synthetic' }, components: [],
+    workflow: { workflowId: `synthetic-${setId}`, runId: 'synthetic' }, components: [etcd],
     failures: status === 'partial' ? [{ component: 'phpipam', reason: 'synthetic failure' }] : [],
-  } as BackupManifest;
+  } as unknown as BackupManifest;
   for (const target of h.config.storage.filter((t) => TARGETS.includes(t.name))) {
     const store = await openStore(target);
     for (const [file, body] of [['etcd-snapshot.db.gz', 'synthetic artefact'], [MANIFEST_FILE, JSON.stringify(manifest)]] as const) {
-      const writer = await store.createWriter(artefactKey(setId, file));
-      writer.stream.end(Buffer.from(body));
-      await writer.commit();
+      await writeObject(store, artefactKey(setId, file), Buffer.from(body));
     }
   }
+}
+
+async function writeObject(store: Awaited<ReturnType<typeof openStore>>, key: string, body: Buffer): Promise<void> {
+  const writer = await store.createWriter(key);
+  writer.stream.end(body);
+  await writer.commit();
+}
+
+/**
+ * Change-capture objects in both targets, each SEGMENT_BYTES long. The dry run keeps the 28 newest
+ * sets (oldest kept snapshot: revision 9730, created ~163 h ago); the real prune also keeps the set
+ * a restore uses (setIds[100]: revision 9000, ~601 h ago).
+ */
+const SEGMENT_BYTES = 50;
+const segmentAt = (clusterId: string, from: number, to: number, hoursAgo: number, cluster = CLUSTER) => {
+  const lastMs = Date.now() - hoursAgo * HOUR;
+  return segmentKey(cluster, clusterId, { from, to, firstMs: lastMs - 60_000, lastMs }, '.age');
+};
+const SEGMENTS = {
+  /** Before both oldest kept snapshots: deleted by both runs. */
+  goneInBoth: [segmentAt(LIVE_ID, 8000, 8999, 700), gapKey(CLUSTER, LIVE_ID, 100, 200),
+    // An earlier incarnation captured long before the oldest kept set, and the gap before it.
+    gapKey(CLUSTER, OLD_ID, 10, 20), segmentAt(OLD_ID, 21, 5000, 50 * 24)],
+  /** After revision 9000 but at or before 9730: the dry run would delete them, the restore's set keeps them. */
+  neededByTheRestore: [segmentAt(LIVE_ID, 8990, 9010, 600), segmentAt(LIVE_ID, 9001, 9500, 400)],
+  /** Kept by both: straddling 9730, after it, an earlier incarnation captured recently, a chain with no snapshot yet. */
+  keptByBoth: [segmentAt(LIVE_ID, 9725, 9800, 160), segmentAt(LIVE_ID, 9801, 10_050, 1),
+    segmentAt(OLD_ID, 5001, 5100, 48), segmentAt(FRESH_ID, 9000, 9100, 1)],
+  /** Another cluster's (wal/nnoe-synthetic-other/ must not match wal/nnoe-synthetic/): never touched by this prune. */
+  otherCluster: [segmentAt(OLD_ID, 1, 100, 50 * 24, `${CLUSTER}-other`)],
+};
+const ALL_SEGMENTS = Object.values(SEGMENTS).flat();
+
+async function segmentKeysIn(target: string, cluster = CLUSTER): Promise<string[]> {
+  const store = await openStore(h.config.storage.find((t) => t.name === target)!);
+  return (await store.list(`wal/${cluster}/`)).sort();
 }
 
 const syntheticIds = async () => (await listBackupSets(h.config, { targets: TARGETS, cluster: CLUSTER })).map((s) => s.setId);
@@ -48,13 +92,17 @@ beforeAll(async () => {
     const createdAt = new Date(newest - i * 6 * HOUR);
     const setId = `${CLUSTER}-${utcStamp(createdAt)}`;
     setIds.push(setId);
-    await writeSyntheticSet(setId, createdAt, i % 10 === 5 ? 'partial' : 'complete');
+    await writeSyntheticSet(setId, createdAt, i % 10 === 5 ? 'partial' : 'complete', revisionOf(i));
+  }
+  for (const target of h.config.storage.filter((t) => TARGETS.includes(t.name))) {
+    const store = await openStore(target);
+    for (const key of ALL_SEGMENTS) await writeObject(store, key, Buffer.alloc(SEGMENT_BYTES, 1));
   }
 });
 afterAll(async () => { await h.close(); });
 
 describe('prune by retention', () => {
-  it('dry run: lists what would go by the production profile (keep 7 days) and deletes nothing', async () => {
+  it('dry run: lists what would go by the production profile (keep 7 days), sets and segments, and deletes nothing', async () => {
     const run = await runCli(h.configPath, '--json', 'backups', 'prune', '--cluster', CLUSTER, '--target', ...TARGETS, '--dry-run');
     expect(run.err).toBe('');
     const result = JSON.parse(run.out) as PruneResult;
@@ -64,9 +112,19 @@ describe('prune by retention', () => {
     expect(result.expire.map((e) => e.setId)).toEqual(setIds.slice(28));
     expect(result.deletedKeys).toBe(212 * 2 * 2);
     expect(await syntheticIds()).toHaveLength(240);
+
+    // Segments: it lists what would go (six per target) and deletes none.
+    const wouldGo = [...SEGMENTS.goneInBoth, ...SEGMENTS.neededByTheRestore].length;
+    expect(result.segments).toMatchObject({ dryRun: true, objects: wouldGo * 2, bytes: wouldGo * 2 * SEGMENT_BYTES });
+    const live = result.segments!.chains.find((c) => c.target === 's3' && c.clusterId === LIVE_ID)!;
+    expect(live).toMatchObject({ deleted: 4, kept: 2, deletedRange: expect.objectContaining({ fromRevision: 100, toRevision: 9500 }) });
+    expect(live.reason).toMatch(new RegExp(`${setIds[27]} at revision ${revisionOf(27)}`));
+    for (const target of TARGETS) {
+      expect(await segmentKeysIn(target), `${target} lost a segment in a dry run`).toEqual(ALL_SEGMENTS.filter((k) => !k.includes('-other/')).sort());
+    }
   });
 
-  it('deletes expired sets from both targets, keeps the set a running restore uses, aborts stale uploads', async () => {
+  it('deletes expired sets from both targets, keeps the set a running restore uses, aborts stale uploads, prunes segments', async () => {
     const inUse = setIds[100]!;
     const restore = await h.client.workflow.start('etcdRestoreWorkflow', {
       taskQueue: 'nnoe-dr-test-no-worker', workflowId: `synthetic-restore-${inUse}`, args: [],
@@ -77,6 +135,7 @@ describe('prune by retention', () => {
     try {
       const handle = await startPrune(h.client, h.config, { cluster: CLUSTER, targets: TARGETS });
       const result = await handle.result() as PruneResult;
+      await recordHistory(handle, 'prune-with-change-segments');
       expect(result.protectedSetIds).toContain(inUse);
       expect(result.keep.find((k) => k.setId === inUse)?.reasons.join(' ')).toMatch(/restore|protected/i);
       expect(result.expire).toHaveLength(211);
@@ -84,6 +143,13 @@ describe('prune by retention', () => {
       expect(upload.UploadId).toBeTruthy();
 
       expect((await syntheticIds()).sort()).toEqual([...setIds.slice(0, 28), inUse].sort());
+
+      // Segments: exactly those no kept set can replay went, from both targets.
+      expect(result.segments).toMatchObject({ dryRun: false, objects: SEGMENTS.goneInBoth.length * 2, bytes: SEGMENTS.goneInBoth.length * 2 * SEGMENT_BYTES });
+      for (const target of TARGETS) {
+        expect(await segmentKeysIn(target), `${target} segments after the prune`).toEqual([...SEGMENTS.neededByTheRestore, ...SEGMENTS.keptByBoth].sort());
+        expect(await segmentKeysIn(target, `${CLUSTER}-other`)).toEqual(SEGMENTS.otherCluster);
+      }
       for (const target of h.config.storage.filter((t) => TARGETS.includes(t.name))) {
         const keys = await (await openStore(target)).list(`${setIds[200]}/`);
         expect(keys, `${target.name} still holds an expired set`).toEqual([]);

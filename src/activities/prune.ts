@@ -1,26 +1,59 @@
 /**
  * Activities of the retention runbook: read the catalog, find the sets running restores use,
- * delete expired sets (manifest first) and abort multipart uploads left by crashed backups.
- * The decision itself (planRetention) is pure and runs in the workflow.
+ * delete expired sets (manifest first), delete the change-capture segments no kept set needs, and
+ * abort multipart uploads left by crashed backups. The decision on sets (planRetention) is pure and
+ * runs in the workflow; the one on segments (planSegmentRetention) is pure and runs here.
  */
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import type { Config, RetentionConfig } from '../config/schema';
 import { findTargets } from '../config/load';
-import { listBackupSets } from '../catalog/catalog';
+import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { openStore, s3ClientFor } from '../storage';
-import { abortStaleMultipartUploads, deleteBackupSet, type DeletedSet, RETENTION_PROFILES, type RetentionPolicy, type RetentionSet } from '../retention';
-import { NnoeBackupSet, NnoeRunbook } from '../common/search-attributes';
-import { typedFailures } from './failures';
+import {
+  abortStaleMultipartUploads, deleteBackupSet, deleteSegmentObjects, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
+  RETENTION_PROFILES, type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
+} from '../retention';
+import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import type { EtcdSnapshotFacts } from '../common/manifest';
+import { errorMessage, typedFailures } from './failures';
 
 /** Runbooks that read a backup set while they run: retention must not take their set away. */
 export const RESTORE_RUNBOOKS = ['etcd-restore', 'phpipam-restore', 'agent-cache-restore', 'nebula-restore', 'pitr', 'disaster-recovery', 'drill'];
+/** Runbooks that write a set: until its manifest exists, only their start tells which segments it will need. */
+export const BACKUP_RUNBOOKS = ['backup-set', 'etcd-backup'];
 
 export interface CatalogForRetention {
   sets: Array<RetentionSet & { targets: string[] }>;
   /** The policy that applies to each cluster found (cluster override, else the top-level one). */
   policies: Record<string, RetentionPolicy>;
 }
+
+/** What segment pruning did (or, in a dry run, would do). */
+export interface SegmentPruneResult {
+  dryRun: boolean;
+  /** Segments and gap markers deleted over every target, and their bytes. */
+  objects: number;
+  bytes: number;
+  /** Per target and etcd cluster ID: what went (revisions, capture times), what stayed, and why. */
+  chains: SegmentChainReport[];
+  /** What was left alone or could not be consulted, and why. */
+  notes: string[];
+}
+
+export interface SegmentChainReport {
+  target: string;
+  cluster: string;
+  clusterId: string;
+  deleted: number;
+  bytes: number;
+  kept: number;
+  deletedRange: ChainRetention['deletedRange'];
+  reason: string;
+}
+
+/** The config's pattern for names: a cluster name from a manifest must not widen the `wal/<cluster>/` prefix. */
+const CLUSTER_NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 
 export function retentionPolicyOf(retention: RetentionConfig): RetentionPolicy {
   return retention.profile ? RETENTION_PROFILES[retention.profile].policy : retention.policy!;
@@ -80,6 +113,71 @@ export function createPruneActivities(deps: { config: Config }) {
     return { sets: done, keys };
   }
 
+  /**
+   * Deletes, from every target pruned, the change-capture segments and gap markers that no set
+   * surviving this prune can replay (planSegmentRetention). Decided here, not in the workflow: a
+   * cluster has segments by the hundred thousand, far too many for a workflow payload. A retry
+   * lists again and finds what was deleted gone.
+   */
+  async function pruneChangeSegments(input: { clusters: string[]; targets?: string[]; expiredSetIds: string[]; dryRun: boolean }): Promise<SegmentPruneResult> {
+    const ctx = Context.current();
+    const result: SegmentPruneResult = { dryRun: input.dryRun, objects: 0, bytes: 0, chains: [], notes: [] };
+    if (input.clusters.length === 0) return result;
+    const pruned = findTargets(config, input.targets);
+    const prunedNames = new Set(pruned.map((t) => t.name));
+    // Running backups before the catalog: one that ends in between is then in the catalog.
+    const running = await findRunningBackups();
+    // Survivors come from every target, not only the pruned ones: a point-in-time restore takes
+    // its set from any target. A pruned target must answer (its catalog is what retention decided
+    // on); another one that does not is only noted: nothing is deleted there, so the segments it
+    // holds for its own sets stay.
+    const catalog = await listBackupSets(config, {
+      onUnreadableTarget: (target, err) => {
+        if (prunedNames.has(target)) throw err;
+        result.notes.push(`target ${target} could not be read (${errorMessage(err)}): sets held only there were not considered, and its own segments were not touched`);
+      },
+    });
+    const expired = new Set(input.expiredSetIds);
+    // An expired set still held by a target this run does not prune survives there.
+    const survives = (e: CatalogEntry) => !expired.has(e.setId) || e.targets.some((t) => !prunedNames.has(t));
+    for (const cluster of input.clusters) {
+      if (!CLUSTER_NAME.test(cluster)) {
+        result.notes.push(`cluster "${cluster}": not a cluster name (letters, digits, ".", "_" or "-"), its segments were left alone`);
+        continue;
+      }
+      const sets = catalog.filter((e) => e.cluster === cluster && survives(e)).flatMap(segmentRetentionSets);
+      // A run that names no cluster could be this one's.
+      const since = running.filter((r) => r.cluster === undefined || r.cluster === cluster).map((r) => r.startTime).sort()[0];
+      for (const target of pruned) {
+        const objects = await listSegmentObjects(target, cluster, () => ctx.heartbeat());
+        const byKey = new Map(objects.map((o) => [o.key, o]));
+        for (const chain of planSegmentRetention({ cluster, sets, keys: objects.map((o) => o.key), ...(since ? { runningBackupSince: since } : {}) }).chains) {
+          const done = await deleteSegmentObjects(target, chain.delete.map((key) => byKey.get(key)!), { dryRun: input.dryRun, onProgress: () => ctx.heartbeat() });
+          result.objects += done.objects;
+          result.bytes += done.bytes;
+          result.chains.push({
+            target: target.name, cluster, clusterId: chain.clusterId, deleted: done.objects, bytes: done.bytes, kept: chain.keep,
+            deletedRange: chain.deletedRange, reason: chain.reason,
+          });
+          ctx.heartbeat();
+        }
+      }
+    }
+    return result;
+  }
+
+  /** Running backups: their cluster (NnoeCluster search attribute) and start time. */
+  async function findRunningBackups(): Promise<Array<{ cluster?: string; startTime: string }>> {
+    const client = await temporalClient();
+    const runbooks = BACKUP_RUNBOOKS.map((r) => `'${r}'`).join(', ');
+    const running: Array<{ cluster?: string; startTime: string }> = [];
+    for await (const run of client.workflow.list({ query: `ExecutionStatus = 'Running' AND ${NnoeRunbook.name} IN (${runbooks})` })) {
+      const cluster = run.typedSearchAttributes.get(NnoeCluster);
+      running.push({ ...(cluster ? { cluster } : {}), startTime: run.startTime.toISOString() });
+    }
+    return running;
+  }
+
   /** Aborts multipart uploads older than prune.staleUploadHours in every S3 target chosen. */
   async function abortStaleUploads(input: { targets?: string[]; dryRun: boolean }): Promise<Array<{ target: string; key: string; initiated?: string }>> {
     const olderThan = new Date(Date.now() - config.prune.staleUploadHours * 3600_000);
@@ -96,6 +194,19 @@ export function createPruneActivities(deps: { config: Config }) {
     readCatalogForRetention: typedFailures(readCatalogForRetention),
     findSetsInUse: typedFailures(findSetsInUse),
     deleteExpiredSets: typedFailures(deleteExpiredSets),
+    pruneChangeSegments: typedFailures(pruneChangeSegments),
     abortStaleUploads: typedFailures(abortStaleUploads),
   };
+}
+
+/** A catalog entry as segment retention sees it: one entry per etcd snapshot (one, in practice), or none. */
+function segmentRetentionSets(entry: CatalogEntry): SegmentRetentionSet[] {
+  const base = { setId: entry.setId, createdAt: entry.createdAt };
+  // Read defensively: a manifest missing its facts makes planSegmentRetention keep the whole cluster.
+  const snapshots = entry.manifest.components.flatMap((c) => (c.component === 'etcd' ? [c.facts as Partial<EtcdSnapshotFacts> | undefined] : []));
+  if (snapshots.length === 0) return [base];
+  // A manifest without a cluster ID cannot say which chain it needs: planSegmentRetention then protects every chain.
+  return snapshots.map((facts) => ({
+    ...base, snapshot: { revision: facts?.revision ?? Number.NaN, clusterId: typeof facts?.clusterId === 'string' && facts.clusterId ? facts.clusterId : null },
+  }));
 }

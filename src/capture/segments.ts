@@ -59,9 +59,24 @@ export function parseSegmentKey(cluster: string, clusterId: string, key: string)
   return { cluster, from: Number(m[1]), to: Number(m[2]), firstMs: Number(m[3]), lastMs: Number(m[4]), key };
 }
 
-/** Gap markers: `wal/<cluster>/gap-<from>-<to>.json`, written when compaction made revisions unreachable. */
+/** Gap markers: `wal/<cluster>/<etcd cluster id>/gap-<from>-<to>.json`, written when compaction made revisions unreachable. */
 export function gapKey(cluster: string, clusterId: string, from: number, to: number): string {
   return `${segmentDir(cluster, clusterId)}gap-${pad(from, REV_DIGITS)}-${pad(to, REV_DIGITS)}.json`;
+}
+
+const GAP_RE = /^gap-(\d+)-(\d+)\.json$/;
+
+/** Parses a gap marker key of `segmentDir(cluster, clusterId)`; null for anything else. */
+export function parseGapKey(cluster: string, clusterId: string, key: string): { from: number; to: number; key: string } | null {
+  const dir = segmentDir(cluster, clusterId);
+  if (!key.startsWith(dir)) return null;
+  const m = GAP_RE.exec(key.slice(dir.length));
+  return m ? { from: Number(m[1]), to: Number(m[2]), key } : null;
+}
+
+/** Where every chain (one directory per etcd cluster ID) of a cluster lives: `wal/<cluster>/`. */
+export function clusterSegmentsPrefix(cluster: string): string {
+  return `${SEGMENT_PREFIX}/${cluster}/`;
 }
 
 export interface Coverage {

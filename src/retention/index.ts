@@ -3,4 +3,11 @@ export {
   type ExpiredSet, type KeptSet, type RetentionInput, type RetentionPlan, type RetentionPolicy, type RetentionProfile,
   type RetentionProfileName, type RetentionSet,
 } from './policy';
-export { abortStaleMultipartUploads, deleteBackupSet, listBackupSetKeys, listStaleMultipartUploads, type DeletedSet, type StaleUpload } from './prune';
+export {
+  abortStaleMultipartUploads, deleteBackupSet, deleteSegmentObjects, listBackupSetKeys, listSegmentObjects, listStaleMultipartUploads,
+  type DeletedSet, type SegmentObject, type StaleUpload,
+} from './prune';
+export {
+  planSegmentRetention, SEGMENT_TIME_MARGIN_MS,
+  type ChainRetention, type SegmentRetentionInput, type SegmentRetentionPlan, type SegmentRetentionSet,
+} from './segments';

@@ -1,12 +1,15 @@
 /**
- * The I/O half of pruning, for the prune activity: delete an expired set from one target, and
- * abort multipart uploads that a crashed or killed backup left behind in S3 (they are invisible
- * in listings but are stored and billed until aborted). Which sets expire is decided by
- * planRetention (./policy.ts); both functions here have a dry run that only reports.
+ * The I/O half of pruning, for the prune activity: delete an expired set from one target, delete
+ * change-capture segments no kept set needs, and abort multipart uploads that a crashed or killed
+ * backup left behind in S3 (they are invisible in listings but are stored and billed until
+ * aborted). Which sets expire is decided by planRetention (./policy.ts), which segments by
+ * planSegmentRetention (./segments.ts); every deleting function here has a dry run that only reports.
  */
-import { rmdir } from 'node:fs/promises';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { artefactKey, LocalStore, MANIFEST_FILE, type BackupStore } from '../storage';
+import { rmdir, stat } from 'node:fs/promises';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { StorageTargetConfig } from '../config/schema';
+import { clusterSegmentsPrefix } from '../capture/segments';
+import { artefactKey, LocalStore, MANIFEST_FILE, openStore, s3ClientFor, type BackupStore } from '../storage';
 
 export interface StaleUpload {
   bucket: string;
@@ -97,4 +100,78 @@ async function removeEmptyDirectory(path: string): Promise<void> {
   await rmdir(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
   });
+}
+
+/** A change-capture object (segment or gap marker) in one target. */
+export interface SegmentObject {
+  key: string;
+  /** From the S3 listing; a local target's size is read when the object is deleted. */
+  bytes?: number;
+}
+
+/** The objects under `wal/<cluster>/` of one target; `onPage` is called per S3 page (for heartbeats). */
+export async function listSegmentObjects(target: StorageTargetConfig, cluster: string, onPage: () => void = () => undefined): Promise<SegmentObject[]> {
+  const prefix = clusterSegmentsPrefix(cluster);
+  if (target.type !== 's3') return (await (await openStore(target)).list(prefix)).map((key) => ({ key }));
+  // Listed here rather than through the store: the listing gives every size for free.
+  const s3 = await s3ClientFor(target);
+  const objects: SegmentObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: `${target.prefix}${prefix}`, ContinuationToken: token }));
+    for (const item of page.Contents ?? []) {
+      if (item.Key) objects.push({ key: item.Key.slice(target.prefix.length), ...(item.Size !== undefined ? { bytes: item.Size } : {}) });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    onPage();
+  } while (token);
+  return objects;
+}
+
+/** S3's limit of keys per DeleteObjects request. */
+const DELETE_BATCH = 1000;
+
+/**
+ * Deletes (or with dryRun only measures) change-capture objects from one target; returns how many
+ * and their bytes. Idempotent: deleting what is already gone is no error, so a retry just lists
+ * again. `onProgress` is called as batches go (for heartbeats).
+ */
+export async function deleteSegmentObjects(
+  target: StorageTargetConfig, objects: SegmentObject[], options: { dryRun?: boolean; onProgress?: (done: number) => void } = {},
+): Promise<{ objects: number; bytes: number }> {
+  const progress = options.onProgress ?? (() => undefined);
+  if (target.type !== 's3') {
+    const store = await openStore(target) as LocalStore;
+    let count = 0;
+    let bytes = 0;
+    for (const object of objects) {
+      const size = await stat(store.location(object.key)).then((s) => s.size, (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null;
+        throw err;
+      });
+      if (size === null) continue;
+      if (!options.dryRun) await store.delete(object.key); // also removes a chain directory left empty
+      count += 1;
+      bytes += size;
+      if (count % 100 === 0) progress(count);
+    }
+    return { objects: count, bytes };
+  }
+  const bytes = objects.reduce((sum, o) => sum + (o.bytes ?? 0), 0);
+  if (options.dryRun) return { objects: objects.length, bytes };
+  const s3 = await s3ClientFor(target);
+  for (let i = 0; i < objects.length; i += DELETE_BATCH) {
+    const batch = objects.slice(i, i + DELETE_BATCH);
+    // One request per thousand keys: a busy cluster writes segments by the hundred thousand a day.
+    const out = await s3.send(new DeleteObjectsCommand({
+      Bucket: target.bucket, Delete: { Objects: batch.map((o) => ({ Key: `${target.prefix}${o.key}` })), Quiet: true },
+    }));
+    const failed = out.Errors ?? [];
+    if (failed.length > 0) {
+      const first = failed[0]!;
+      throw new Error(`${target.name}: could not delete ${failed.length} change-capture objects, first ${first.Key ?? '?'}: ${first.Code ?? 'error'} ${first.Message ?? ''}`.trim());
+    }
+    progress(i + batch.length);
+  }
+  return { objects: objects.length, bytes };
 }

@@ -1,11 +1,12 @@
 /**
  * Runbook "Retain last 7 days" as a workflow: read the catalog, decide with the pure retention
  * policy (here, in the workflow, at workflow time, so the decision is in history), then delete each
- * expired set from every target holding it (manifest first) and abort stale multipart uploads.
- * A dry run does everything but delete and abort, and returns the same report.
+ * expired set from every target holding it (manifest first), delete the change-capture segments no
+ * kept set can replay, and abort stale multipart uploads. A dry run does everything but delete and
+ * abort, and returns the same report.
  */
-import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { createPruneActivities } from '../activities/prune';
+import { patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { createPruneActivities, SegmentPruneResult } from '../activities/prune';
 import { NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { planRetention, type ExpiredSet, type KeptSet } from '../retention/policy';
@@ -25,6 +26,8 @@ export interface PruneResult {
   expire: ExpiredSet[];
   protectedSetIds: string[];
   deletedKeys: number;
+  /** Change-capture segments pruned; absent in runs started before segments were pruned. */
+  segments?: SegmentPruneResult;
   abortedUploads: Array<{ target: string; key: string; initiated?: string }>;
 }
 
@@ -33,8 +36,8 @@ const prune = proxyActivities<ReturnType<typeof createPruneActivities>>({
   retry: { maximumAttempts: 3, initialInterval: '2s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 const { readCatalogForRetention, findSetsInUse, abortStaleUploads } = prune;
-/** Deleting many sets heartbeats per set, so a dead worker is noticed quickly and the retry resumes. */
-const { deleteExpiredSets } = proxyActivities<ReturnType<typeof createPruneActivities>>({
+/** Deleting many sets or segments heartbeats as it goes, so a dead worker is noticed quickly and the retry resumes. */
+const { deleteExpiredSets, pruneChangeSegments } = proxyActivities<ReturnType<typeof createPruneActivities>>({
   startToCloseTimeout: '2h',
   heartbeatTimeout: '1m',
   retry: { maximumAttempts: 3, initialInterval: '2s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
@@ -42,7 +45,10 @@ const { deleteExpiredSets } = proxyActivities<ReturnType<typeof createPruneActiv
 
 export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<PruneResult> {
   const dryRun = input.dryRun === true;
-  const tracker = new ProgressTracker('prune', input.cluster ?? '*', ['read catalog', 'find sets in use', 'plan retention', 'delete expired sets', 'abort stale uploads']);
+  // Runs started before segment pruning replay without its activity.
+  const withSegments = patched('prune-change-segments');
+  const tracker = new ProgressTracker('prune', input.cluster ?? '*', ['read catalog', 'find sets in use', 'plan retention', 'delete expired sets',
+    ...(withSegments ? ['prune change segments'] : []), 'abort stale uploads']);
   upsertSearchAttributes([{ key: NnoeRunbook, value: 'prune' }, ...(input.cluster ? [{ key: NnoeCluster, value: input.cluster }] : [])]);
   try {
     const catalog = await tracker.step('read catalog', () => readCatalogForRetention({ targets: input.targets, cluster: input.cluster }),
@@ -67,13 +73,26 @@ export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<P
       (d) => `${dryRun ? 'would delete' : 'deleted'} ${d.sets} sets (${d.keys} objects)`);
     const deletedKeys = deleted.keys;
 
+    // After the sets: which segments go depends on which sets are left.
+    const segments = withSegments
+      ? await tracker.step('prune change segments', () => pruneChangeSegments({
+        clusters: Object.keys(catalog.policies).sort(), targets: input.targets, expiredSetIds: plan.expire.map((e) => e.setId), dryRun,
+      }), (r) => describeSegmentPrune(r))
+      : undefined;
+
     const abortedUploads = await tracker.step('abort stale uploads', () => abortStaleUploads({ targets: input.targets, dryRun }),
       (a) => `${dryRun ? 'would abort' : 'aborted'} ${a.length}`);
 
     tracker.finish('completed');
-    return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, abortedUploads };
+    return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, ...(segments ? { segments } : {}), abortedUploads };
   } catch (err) {
     tracker.finish('failed');
     throw err;
   }
+}
+
+function describeSegmentPrune(r: SegmentPruneResult): string {
+  const mib = (r.bytes / (1024 * 1024)).toFixed(1);
+  const done = `${r.dryRun ? 'would delete' : 'deleted'} ${r.objects} segments and gap markers (${mib} MiB)`;
+  return r.notes.length ? `${done}; ${r.notes.join('; ')}` : done;
 }
