@@ -353,7 +353,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
       for (const set of result.expire) out(`${result.dryRun ? 'would delete' : 'deleted'} ${set.setId}: ${set.reason}`);
       for (const set of result.keep) out(`keep ${set.setId}: ${set.reasons.join('; ')}`);
-      out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept, ${result.abortedUploads.length} stale uploads ${result.dryRun ? 'to abort' : 'aborted'}`);
+      const segments = result.segments ? `, ${result.segments.objects} change-capture segments ${result.dryRun ? 'to delete' : 'deleted'}` : '';
+      out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads ${result.dryRun ? 'to abort' : 'aborted'}`);
     }));
 
   backups.command('verify')
