@@ -136,9 +136,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
-    const driver = memberDriver(cluster, member);
-    const wasRunning = await driver.isRunning();
-    await driver.stop();
+    const wasRunning = await memberDriver(cluster, member).stop();
     return { member: member.name, wasRunning };
   }
 

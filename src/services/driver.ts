@@ -12,7 +12,8 @@ const run = promisify(execFile);
 export interface ServiceDriver {
   /** Human name for messages: `supervisor program nnoe-agent-node-1`, `systemd unit nnoe-agent.service`. */
   readonly describe: string;
-  stop(): Promise<void>;
+  /** Stops the service (already stopped is fine); resolves to whether it was running. */
+  stop(): Promise<boolean>;
   start(): Promise<void>;
   isRunning(): Promise<boolean>;
 }
@@ -39,7 +40,11 @@ function supervisorDriver(supervisorConf: string, program: string): ServiceDrive
   return {
     describe: `supervisor program ${program}`,
     // supervisorctl exits non-zero for "already stopped/started"; the state afterwards is what matters.
-    stop: async () => { await ctl('stop').catch(async (err: unknown) => { if (await isRunning()) throw err; }); },
+    // No status call first: on a restore's critical path every supervisorctl round trip counts.
+    stop: async () => ctl('stop').then(() => true, async (err: unknown) => {
+      if (await isRunning()) throw err;
+      return false;
+    }),
     start: async () => { await ctl('start').catch(async (err: unknown) => { if (!(await isRunning())) throw err; }); },
     isRunning,
   };
@@ -48,10 +53,15 @@ function supervisorDriver(supervisorConf: string, program: string): ServiceDrive
 export function serviceDriver(ref: ServiceRef): ServiceDriver {
   if (ref.driver === 'supervisor') return supervisorDriver(ref.supervisorConf, ref.program);
   const unit = ref.unit;
+  const isRunning = async () => (await run('systemctl', ['is-active', unit]).then((r) => r.stdout, () => '')).trim() === 'active';
   return {
     describe: `systemd unit ${unit}`,
-    stop: async () => { await command('systemctl', ['stop', unit], `systemctl stop ${unit}`); },
+    stop: async () => {
+      const wasRunning = await isRunning();
+      await command('systemctl', ['stop', unit], `systemctl stop ${unit}`);
+      return wasRunning;
+    },
     start: async () => { await command('systemctl', ['start', unit], `systemctl start ${unit}`); },
-    isRunning: async () => (await run('systemctl', ['is-active', unit]).then((r) => r.stdout, () => '')).trim() === 'active',
+    isRunning,
   };
 }
