@@ -96,7 +96,20 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   }
 
   const stagingPath = (setId: string, member: string) => join(config.workDir, 'restore', setId, member, 'snapshot.db');
-  const restoredDirFor = (dataDir: string, tag: string) => join(dirname(resolve(dataDir)), `restored-${tag}`);
+  const restoredDirFor = (dataDir: string, tag: string) => join(dirname(dataDir), `restored-${tag}`);
+
+  /** The dir the member runs on now, from its unit/program file. */
+  const liveDataDir = async (cluster: ClusterConfig, member: EtcdMemberConfig) => resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+
+  /** `dir`, resolved, once it is known not to be (or hold) the member's live data dir: `doing` is what we would do to it. */
+  async function notTheLiveDir(cluster: ClusterConfig, member: EtcdMemberConfig, dir: string, doing: string): Promise<{ target: string; live: string }> {
+    const live = await liveDataDir(cluster, member);
+    const target = resolve(dir);
+    if (target === live || live.startsWith(`${target}/`)) {
+      throw ApplicationFailure.nonRetryable(`refusing to ${doing} ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
+    }
+    return { target, live };
+  }
 
   /**
    * Preflight on the node: fetch the snapshot from the first good copy (checksums, trailer), read
@@ -104,8 +117,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
    */
   async function stageEtcdSnapshot(input: { cluster: string; member: string; setId: string; restoreTag: string; artefact: ArtefactRecord; revision: number }): Promise<StagedSnapshot> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
-    const service = etcdService(cluster);
-    const dataDir = currentDataDir(await currentEtcdArgs(service, member.name));
+    const dataDir = await liveDataDir(cluster, member);
     const ctx = Context.current();
     const path = stagingPath(input.setId, member.name);
     let fetched;
@@ -124,7 +136,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
         `snapshot ${input.artefact.file} is at revision ${status.revision}, its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
         FailureType.ChecksumMismatch);
     }
-    const fs = await statfs(dirname(resolve(dataDir)));
+    const fs = await statfs(dirname(dataDir));
     const freeBytes = fs.bavail * fs.bsize;
     if (freeBytes < 2 * fetched.bytes) {
       throw ApplicationFailure.nonRetryable(
@@ -154,11 +166,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     cluster: string; member: string; setId: string; restoredDataDir: string; initialCluster: string; initialClusterToken: string;
   }): Promise<{ member: string; dataDir: string; tool: string }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
-    const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
-    const target = resolve(input.restoredDataDir);
-    if (target === live || live.startsWith(`${target}/`)) {
-      throw ApplicationFailure.nonRetryable(`refusing to restore into ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
-    }
+    const { target } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'restore into');
     await failpoint(`before-restore-data:${member.name}`, () => Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }));
     await rm(target, { recursive: true, force: true });
     const tool = snapshotTool();
@@ -189,10 +197,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     });
     if (input.changes.initialClusterState === 'existing') {
       // A joining member starts on an empty dir; one left by an earlier attempt of this restore is ours to clear.
-      const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
-      if (resolve(input.changes.dataDir) === live) {
-        throw ApplicationFailure.nonRetryable(`refusing to clear ${input.changes.dataDir}: it is the live data dir of ${member.name}`, FailureType.InvalidInput);
-      }
+      await notTheLiveDir(cluster, member, input.changes.dataDir, 'clear');
       await rm(input.changes.dataDir, { recursive: true, force: true });
       await mkdir(dirname(input.changes.dataDir), { recursive: true });
     }
@@ -214,7 +219,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   /** Where the member's data lives now, whether it runs, and the fresh dir a replacement would start on. */
   async function describeEtcdMember(input: { cluster: string; member: string; tag: string }): Promise<{ member: string; dataDir: string; newDataDir: string; running: boolean }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
-    const dataDir = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+    const dataDir = await liveDataDir(cluster, member);
     return { member: member.name, dataDir, newDataDir: join(dirname(dataDir), `replaced-${input.tag}`), running: await memberDriver(cluster, member).isRunning() };
   }
 
@@ -224,9 +229,8 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
    */
   async function discardRestoredData(input: { cluster: string; member: string; restoredDataDir: string }): Promise<{ member: string; removed: string }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
-    const live = resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
-    const target = resolve(input.restoredDataDir);
-    if (target === live || live.startsWith(`${target}/`) || !/^restored-/.test(basename(target))) {
+    const { target, live } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'remove');
+    if (!basename(target).startsWith('restored-')) {
       throw ApplicationFailure.nonRetryable(`refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`, FailureType.InvalidInput);
     }
     await rm(target, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
+import { initialClusterOf, peerEntry } from '../common/etcd-topology';
 import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { connectMember, hashKV } from '../etcd/connect';
@@ -56,8 +57,6 @@ export interface QuorumAssessment {
   /** The failed member as configured: where its replacement runs. */
   failed: { name: string; node: string; peerUrl: string };
 }
-
-const initialClusterOf = (members: RestoreMember[]) => members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
 
 export function createEtcdRestoreActivities(deps: { config: Config }) {
   const { config } = deps;
@@ -151,7 +150,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
           else if (value !== undefined && actual !== value) problems.push(`critical key ${key} has another value than expected`);
         }
       });
-      const expected = members.map((m) => `${m.name}=${m.peerUrl}`).sort();
+      const expected = members.map(peerEntry).sort();
       if (JSON.stringify(memberList) !== JSON.stringify(expected)) problems.push(`member list is ${memberList.join(', ')}; expected ${expected.join(', ')}`);
       // Every member hashes the same revision: equal hashes mean equal keyspaces.
       hashRevision = Math.min(...healthy.map((s) => s.revision!));
@@ -267,4 +266,3 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
   };
 }
 
-export { initialClusterOf };

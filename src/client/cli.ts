@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
@@ -165,14 +165,15 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   };
 
   /** Prints the plan once the run waits for its approval (after the preflight and the new data dirs). */
-  const announceApproval = async (workflowId: string, readPlan: () => Promise<RestorePlanView>, over: Promise<unknown>) => {
+  const announceApproval = async (handle: WorkflowHandle) => {
+    const over = handle.result();
     let ended = false;
     over.then(() => { ended = true; }, () => { ended = true; });
     while (!ended) {
-      const view = await readPlan().catch(() => null);
+      const view = await handle.query(restorePlanQuery).catch(() => null);
       if (view?.state === 'awaiting-approval') {
-        printPlan(workflowId, view);
-        out(`waiting for approval: nnoe-dr restore approve ${workflowId} --set ${view.plan?.setId} --by <your name>`);
+        printPlan(handle.workflowId, view);
+        out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set ${view.plan?.setId} --by <your name>`);
         return;
       }
       if (view && view.state !== 'planning') return; // approved up front or a dry run
@@ -200,7 +201,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
         return;
       }
-      if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle.workflowId, () => handle.query(restorePlanQuery), handle.result());
+      if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle);
       const result = await followRun<EtcdRestoreResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
       out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision})`);

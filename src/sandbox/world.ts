@@ -26,6 +26,7 @@ import {
   initializeDatadir, MARIADB_PROGRAM, mariadbLayout, mariadbProblem, mariadbProgram, PHPIPAM_DATABASE, PHPIPAM_USER, provisionMariadb,
 } from './mariadb';
 import { canConnect, freePorts, isPortFree, LOOPBACK, pollUntil, sleep, waitForPortsFree } from './ports';
+import { initialClusterOf } from '../common/etcd-topology';
 import {
   isSupervisordAlive,
   processesWithEnvironmentMarker,
@@ -464,7 +465,7 @@ function describeEtcdCluster(dir: string, ports: number[]): World['etcd'] {
   return {
     clusterName: CLUSTER_NAME,
     members,
-    initialCluster: members.map((member) => `${member.name}=${member.peerUrl}`).join(','),
+    initialCluster: initialClusterOf(members),
     // Unique per world so members of two worlds can never form one cluster.
     initialClusterToken: `${CLUSTER_NAME}-${crypto.randomBytes(6).toString('hex')}`,
   };

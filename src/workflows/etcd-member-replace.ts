@@ -13,6 +13,7 @@ import type { Duration } from '@temporalio/common';
 import type { createEtcdRestoreActivities, QuorumAssessment, ClusterCheck } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities } from '../activities/etcd-member';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker } from './progress';
 
@@ -72,10 +73,10 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     const { id: addedId } = await tracker.step('add replacement', () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via] }),
       (added) => `member id ${added.id}`);
     await tracker.step('start replacement', async () => {
-      const peers = quorum.members.filter((m) => m.name && m.name !== input.member).map((m) => `${m.name}=${m.peerURLs[0]}`);
+      const peers = quorum.members.filter((m) => m.name && m.name !== input.member).map((m) => ({ name: m.name, peerUrl: m.peerURLs[0] ?? '' }));
       const change = await activities.repointEtcdMemberConfig({
         cluster: input.cluster, member: input.member, restoreTag: `replace-${tag}`,
-        changes: { dataDir: described.newDataDir, initialCluster: [...peers, `${input.member}=${quorum.failed.peerUrl}`].join(','), initialClusterState: 'existing' },
+        changes: { dataDir: described.newDataDir, initialCluster: initialClusterOf([...peers, { name: input.member, peerUrl: quorum.failed.peerUrl }]), initialClusterState: 'existing' },
       });
       await activities.startEtcdMember({ cluster: input.cluster, member: input.member });
       return change;

@@ -27,6 +27,7 @@ import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/e
 import type { createAgentServiceActivities } from '../activities/agent-service';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
 import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
@@ -174,9 +175,15 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   let stagedRemoval: Promise<unknown> | null = null;
   const discardStaged = () => (stagedRemoval ??= CancellationScope.nonCancellable(() => Promise.allSettled(
     plan.members.map((m) => rollbackOnNode(m.node).discardStagedSnapshot({ setId: plan.setId, member: m.name })))));
-  /** Before the stop: the new dirs go again, so a run that ends there changed nothing. */
-  const discardRestored = () => CancellationScope.nonCancellable(() => Promise.allSettled(
-    plan.members.map((m) => rollbackOnNode(m.node).discardRestoredData({ cluster: plan.cluster, member: m.name, restoredDataDir: stagedFor(view.staged, m).restoredDataDir }))));
+  /** A run that ends before the stop removes what it made (new dirs, staged copies): nothing was changed. */
+  const leaveUnchanged = async () => {
+    if (restoreBeforeApproval) {
+      await CancellationScope.nonCancellable(() => Promise.allSettled(plan.members.map((m) => rollbackOnNode(m.node).discardRestoredData({
+        cluster: plan.cluster, member: m.name, restoredDataDir: stagedFor(view.staged, m).restoredDataDir,
+      }))));
+    }
+    await discardStaged();
+  };
 
   if (dryRun) {
     view.state = 'dry-run';
@@ -191,8 +198,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     try {
       await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
     } catch (err) {
-      await discardRestored();
-      await discardStaged();
+      await leaveUnchanged();
       tracker.finish('failed');
       if (isCancellation(err)) throw err;
       throw ApplicationFailure.nonRetryable(
@@ -209,8 +215,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
         `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
     }
   }, () => `approved by ${approval.approvedBy()}`).catch(async (err: unknown) => {
-    if (restoreBeforeApproval) await discardRestored();
-    await discardStaged();
+    await leaveUnchanged();
     tracker.finish('failed');
     throw err;
   });
@@ -292,7 +297,7 @@ async function restoreDataDirs(plan: EtcdRestorePlan, strategy: RestoreStrategy,
     return;
   }
   const first = firstMember(plan);
-  await tracker.step('restore data dirs', () => restore(first, `${first.name}=${first.peerUrl}`), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
+  await tracker.step('restore data dirs', () => restore(first, initialClusterOf([first])), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
 }
 
 /**
@@ -341,7 +346,7 @@ async function repointFirstThenAdd(o: RepointOptions, verify: ReturnType<typeof 
   const others = plan.members.slice(1);
   await o.tracker.step('repoint members', async () => {
     await repointAndStart(o, first, {
-      dataDir: stagedFor(o.staged, first).restoredDataDir, initialCluster: `${first.name}=${first.peerUrl}`,
+      dataDir: stagedFor(o.staged, first).restoredDataDir, initialCluster: initialClusterOf([first]),
       initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
     });
     await verify.checkEtcdCluster({ cluster: plan.cluster, members: [first.name], minRevision: plan.snapshot.revision, require: true });
@@ -351,7 +356,7 @@ async function repointFirstThenAdd(o: RepointOptions, verify: ReturnType<typeof 
       await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name] });
       joined.push(member);
       await repointAndStart(o, member, {
-        dataDir: stagedFor(o.staged, member).restoredDataDir, initialCluster: joined.map((m) => `${m.name}=${m.peerUrl}`).join(','),
+        dataDir: stagedFor(o.staged, member).restoredDataDir, initialCluster: initialClusterOf(joined),
         initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
       });
       await verify.checkEtcdCluster({ cluster: plan.cluster, members: joined.map((m) => m.name), require: true });
