@@ -29,7 +29,7 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
     maxHeartbeatThrottleInterval: '3s',
   };
   if (node) {
-    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node)]))];
+    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node), ...c.checks.dhcp.map((d) => d.node)]))];
     if (!known.includes(node)) {
       throw new Error(`node "${node}" is not named by any etcd member, agent or Nebula node in the config (expected one of: ${known.join(', ')})`);
     }

@@ -1,8 +1,7 @@
-import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
-import { FailureType } from '../common/failures';
-import { listBackupSets } from '../catalog/catalog';
+import type { BackupManifest } from '../common/manifest';
+import { chooseRestoreSet } from './host-restore';
 import { typedFailures } from './failures';
 
 export interface DisasterRecoveryPlan {
@@ -21,14 +20,11 @@ export interface DisasterRecoveryPlan {
 export function createDisasterRecoveryActivities(deps: { config: Config }) {
   async function planDisasterRecovery(input: { cluster: string; setId?: string }): Promise<DisasterRecoveryPlan> {
     const cluster = findCluster(deps.config, input.cluster);
-    const sets = await listBackupSets(deps.config, { cluster: cluster.name, onUnreadableTarget: () => undefined });
-    const usable = sets.filter((s) => s.status === 'complete' && s.components.includes('etcd') && (!cluster.phpipam || s.components.includes('phpipam')));
-    const set = input.setId ? sets.find((s) => s.setId === input.setId) : usable[0];
-    if (!set) {
-      throw ApplicationFailure.nonRetryable(input.setId
-        ? `backup set ${input.setId} of ${cluster.name} was not found`
-        : `no complete backup set of ${cluster.name} with etcd${cluster.phpipam ? ' and phpIPAM' : ''}: a full recovery needs one`, FailureType.BackupSetNotFound);
-    }
+    // The newest complete set with every component configured; a set named by hand needs only etcd.
+    const etcdOf = (manifest: BackupManifest) => manifest.components.find((c) => c.component === 'etcd');
+    const withPhpipam = (manifest: BackupManifest) => (manifest.components.some((c) => c.component === 'phpipam') ? etcdOf(manifest) : undefined);
+    const { entry: set } = await chooseRestoreSet(deps.config, cluster.name, input.setId, input.setId || !cluster.phpipam ? etcdOf : withPhpipam,
+      cluster.phpipam ? 'an etcd snapshot and a phpIPAM dump' : 'an etcd snapshot');
     return {
       cluster: cluster.name, setId: set.setId, setCreatedAt: set.createdAt,
       phpipam: cluster.phpipam !== undefined && set.components.includes('phpipam'),

@@ -46,12 +46,11 @@ import { readSnapshotStatus, type SnapshotStatus } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
 import { hashKV, type HashKVResult } from '../etcd/connect';
 import {
-  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, verifySchemaAgainstFacts,
+  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaMismatch, type TableFact,
 } from '../phpipam';
 import { withHeartbeat } from './host-restore';
 import { errorMessage, typedFailures } from './failures';
-import { requireCreateSchema } from './phpipam-schema';
 
 // ====================================================================== plain helpers (unit-tested)
 

@@ -28,13 +28,12 @@ import type { ArtefactRecord, PhpipamComponentRecord } from '../common/manifest'
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import {
   connectPhpipam, databaseFailure, DEFAULT_CLIENT_BINARY, describeDatabase, describeMismatches, dropStagingSchema, hasDumpTrailer,
-  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
+  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaVerification, type TableFact,
 } from '../phpipam';
 import { serviceDriver } from '../services/driver';
 import { chooseRestoreSet, withHeartbeat } from './host-restore';
 import { typedFailures } from './failures';
-import { requireCreateSchema } from './phpipam-schema';
 
 const execFileAsync = promisify(execFile);
 

@@ -6,7 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import type { Config, RetentionConfig } from '../config/schema';
+import { NAME_PATTERN, type Config, type RetentionConfig } from '../config/schema';
 import { findTargets } from '../config/load';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { openStore, s3ClientFor } from '../storage';
@@ -52,8 +52,6 @@ export interface SegmentChainReport {
   reason: string;
 }
 
-/** The config's pattern for names: a cluster name from a manifest must not widen the `wal/<cluster>/` prefix. */
-const CLUSTER_NAME = /^[a-z0-9][a-z0-9._-]*$/i;
 
 export function retentionPolicyOf(retention: RetentionConfig): RetentionPolicy {
   return retention.profile ? RETENTION_PROFILES[retention.profile].policy : retention.policy!;
@@ -82,16 +80,22 @@ export function createPruneActivities(deps: { config: Config }) {
     };
   }
 
+  /** Running workflows of these runbooks, with their set (NnoeBackupSet), cluster (NnoeCluster) and start. */
+  async function listRunning(runbooks: readonly string[]): Promise<Array<{ setId?: string; cluster?: string; startTime: string }>> {
+    const client = await temporalClient();
+    const running: Array<{ setId?: string; cluster?: string; startTime: string }> = [];
+    const query = `ExecutionStatus = 'Running' AND ${NnoeRunbook.name} IN (${runbooks.map((r) => `'${r}'`).join(', ')})`;
+    for await (const run of client.workflow.list({ query })) {
+      const setId = run.typedSearchAttributes.get(NnoeBackupSet);
+      const cluster = run.typedSearchAttributes.get(NnoeCluster);
+      running.push({ ...(setId ? { setId } : {}), ...(cluster ? { cluster } : {}), startTime: run.startTime.toISOString() });
+    }
+    return running;
+  }
+
   /** Set ids named by running restore-type workflows (their NnoeBackupSet search attribute). */
   async function findSetsInUse(): Promise<string[]> {
-    const client = await temporalClient();
-    const runbooks = RESTORE_RUNBOOKS.map((r) => `'${r}'`).join(', ');
-    const inUse = new Set<string>();
-    for await (const run of client.workflow.list({ query: `ExecutionStatus = 'Running' AND ${NnoeRunbook.name} IN (${runbooks})` })) {
-      const setId = run.typedSearchAttributes.get(NnoeBackupSet);
-      if (setId) inUse.add(setId);
-    }
-    return [...inUse].sort();
+    return [...new Set((await listRunning(RESTORE_RUNBOOKS)).flatMap((run) => (run.setId ? [run.setId] : [])))].sort();
   }
 
   /**
@@ -126,7 +130,7 @@ export function createPruneActivities(deps: { config: Config }) {
     const pruned = findTargets(config, input.targets);
     const prunedNames = new Set(pruned.map((t) => t.name));
     // Running backups before the catalog: one that ends in between is then in the catalog.
-    const running = await findRunningBackups();
+    const running = await listRunning(BACKUP_RUNBOOKS);
     // Survivors come from every target, not only the pruned ones: a point-in-time restore takes
     // its set from any target. A pruned target must answer (its catalog is what retention decided
     // on); another one that does not is only noted: nothing is deleted there, so the segments it
@@ -141,7 +145,8 @@ export function createPruneActivities(deps: { config: Config }) {
     // An expired set still held by a target this run does not prune survives there.
     const survives = (e: CatalogEntry) => !expired.has(e.setId) || e.targets.some((t) => !prunedNames.has(t));
     for (const cluster of input.clusters) {
-      if (!CLUSTER_NAME.test(cluster)) {
+      // A cluster name from a manifest must not widen the `wal/<cluster>/` prefix.
+      if (!NAME_PATTERN.test(cluster)) {
         result.notes.push(`cluster "${cluster}": not a cluster name (letters, digits, ".", "_" or "-"), its segments were left alone`);
         continue;
       }
@@ -164,18 +169,6 @@ export function createPruneActivities(deps: { config: Config }) {
       }
     }
     return result;
-  }
-
-  /** Running backups: their cluster (NnoeCluster search attribute) and start time. */
-  async function findRunningBackups(): Promise<Array<{ cluster?: string; startTime: string }>> {
-    const client = await temporalClient();
-    const runbooks = BACKUP_RUNBOOKS.map((r) => `'${r}'`).join(', ');
-    const running: Array<{ cluster?: string; startTime: string }> = [];
-    for await (const run of client.workflow.list({ query: `ExecutionStatus = 'Running' AND ${NnoeRunbook.name} IN (${runbooks})` })) {
-      const cluster = run.typedSearchAttributes.get(NnoeCluster);
-      running.push({ ...(cluster ? { cluster } : {}), startTime: run.startTime.toISOString() });
-    }
-    return running;
   }
 
   /** Aborts multipart uploads older than prune.staleUploadHours in every S3 target chosen. */

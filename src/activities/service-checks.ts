@@ -48,13 +48,19 @@ export function createServiceCheckActivities(deps: { config: Config }) {
         const text = await res.text();
         const present = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{\s]/)[0]));
         const missing = series.filter((s) => !present.has(s));
-        return { kind: 'metrics' as const, target: url, ok: res.ok && missing.length === 0, detail: res.ok ? (missing.length ? `missing ${missing.join(', ')}` : `${series.length} series present`) : `HTTP ${res.status}` };
+        return { kind: 'metrics' as const, target: withoutQuery(url), ok: res.ok && missing.length === 0, detail: res.ok ? (missing.length ? `missing ${missing.join(', ')}` : `${series.length} series present`) : `HTTP ${res.status}` };
       } catch (err) {
-        return { kind: 'metrics' as const, target: url, ok: false, detail: `no answer: ${errorMessage(err)}` };
+        return { kind: 'metrics' as const, target: withoutQuery(url), ok: false, detail: `no answer: ${errorMessage(err)}` };
       }
     }));
   }
   return { checkDns: typedFailures(checkDns), checkMetrics: typedFailures(checkMetrics) };
+}
+
+/** A URL for the report: a query string may hold a token, and the report lands in the run's history. */
+function withoutQuery(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
 }
 
 /** On the node that holds the lease file. */

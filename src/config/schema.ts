@@ -5,7 +5,15 @@
  * or an environment variable, resolved only inside activities on the worker (see ./secrets.ts).
  */
 import { z } from 'zod';
+import { isIP } from 'node:net';
 import { validateRecipient } from '../crypto/keys';
+
+/** `10.0.0.1:53` or `[fd00::1]:53`: what a resolver's setServers takes. */
+function isDnsServerAddress(value: string): boolean {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  if (!match || Number(match[3]) > 65535) return false;
+  return match[1] !== undefined ? isIP(match[1]) === 6 : isIP(match[2]!) === 4;
+}
 
 /** `{ file: /path }` or `{ env: NAME }`: where a secret lives, never the secret itself. */
 export const SecretRefSchema = z.union([
@@ -14,7 +22,9 @@ export const SecretRefSchema = z.union([
 ], { error: 'expected a secret reference: { file: /path/to/secret } or { env: VARIABLE_NAME }' });
 export type SecretRef = z.infer<typeof SecretRefSchema>;
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected a name of letters, digits, ".", "_" or "-"');
+/** Names of clusters, members, nodes and targets: safe in paths and object keys. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/i;
+const name = z.string().regex(NAME_PATTERN, 'expected a name of letters, digits, ".", "_" or "-"');
 const url = (what: string) => z.string().regex(/^https?:\/\/[^/\s]+$/, `expected ${what} like https://10.0.0.1:2379 (scheme, host and port, no path)`);
 
 export const EtcdMemberSchema = z.strictObject({
@@ -116,7 +126,8 @@ export const ClusterSchema = z.strictObject({
   checks: z.strictObject({
     /** Names resolved against a DNS server (e.g. the node's dnsmasq/Knot), answers compared. */
     dns: z.array(z.strictObject({
-      server: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port of a DNS server, e.g. 10.0.0.1:53'),
+      // An address, not a name: the check's resolver is told which server to ask, it cannot look one up.
+      server: z.string().refine(isDnsServerAddress, 'expected the IP address and port of a DNS server, e.g. 10.0.0.1:53 or [fd00::1]:53 (not a host name)'),
       name: z.string().min(1),
       expect: z.array(z.string().min(1)).min(1, 'expected the IPv4 answers the name must resolve to'),
     })).default([]),
@@ -128,7 +139,9 @@ export const ClusterSchema = z.strictObject({
     })).default([]),
     /** Metrics endpoints that must answer with these series. */
     metrics: z.array(z.strictObject({
-      url: z.string().url('expected a metrics URL, e.g. http://10.0.0.1:9090/metrics'),
+      // The URL is recorded in the recovery's report and history: no credentials in it.
+      url: z.string().url('expected a metrics URL, e.g. http://10.0.0.1:9090/metrics')
+        .refine((u) => { const parsed = new URL(u); return !parsed.username && !parsed.password; }, 'a metrics URL must not carry credentials (user:password@): it is recorded in the run\'s history'),
       series: z.array(z.string().min(1)).min(1, 'expected the metric names that must be present'),
     })).default([]),
   }).prefault({}),

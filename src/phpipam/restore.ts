@@ -579,6 +579,26 @@ export function describeMismatches(mismatches: SchemaMismatch[]): string {
   return mismatches.map((m) => `${m.table}: ${m.what} expected ${m.expected}, got ${m.actual}`).join('; ');
 }
 
+/**
+ * Scratch schemas beside the live database (a restore's staging and kept-old schemas, a drill's
+ * schema) need CREATE on `<db>_%`: created and dropped up front, so a missing privilege is said
+ * plainly (with the GRANT that `purpose`, e.g. "a drill", needs), not met half-way as an access error.
+ */
+export async function requireCreateSchema(conn: Connection, cfg: PhpipamConfig, schema: string, purpose: string): Promise<void> {
+  try {
+    await conn.query(`CREATE DATABASE ${q(schema)}`);
+    await conn.query(`DROP DATABASE ${q(schema)}`);
+  } catch (err) {
+    const e = err as { errno?: number; sqlMessage?: string };
+    if (e.errno === 1044 || e.errno === 1227) {
+      throw ApplicationFailure.nonRetryable(
+        `user ${cfg.user} may not create schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); ${purpose} needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
+        FailureType.DatabasePrivilegeMissing);
+    }
+    throw err;
+  }
+}
+
 /** Drops a staging schema (e.g. after a failed verification). Refuses the live schema's name. */
 export async function dropStagingSchema(conn: Connection, staging: string, live: string): Promise<void> {
   requireSchemaName(staging);

@@ -30,7 +30,6 @@ export function cacheFileName(key: string): string {
 export interface AgentState {
   etcdConnected: boolean;
   cacheReady: boolean;
-  entries: Set<string>;
   values: Map<string, Buffer>;
 }
 
@@ -68,7 +67,7 @@ export function keaLeaseCsv(values: Map<string, Buffer>, prefix: string): string
   return rows.join('\n') + '\n';
 }
 
-/** Writes next to the target, then renames: readers (dnsmasq's inotify, Kea tools) never see half a file. */
+/** Writes a temp file in `tmpDir` (same filesystem), then renames: readers (dnsmasq's inotify, Kea tools) never see half a file. */
 async function publishFile(file: string, text: string, tmpDir: string): Promise<void> {
   const tmp = join(tmpDir, `.${basename(file)}.tmp`);
   await writeFile(tmp, text);
@@ -76,14 +75,14 @@ async function publishFile(file: string, text: string, tmpDir: string): Promise<
 }
 
 function metricsText(node: string, state: AgentState, prefix: string): string {
-  const leases = [...state.entries].filter((k) => k.startsWith(`${prefix}dhcp/leases/`)).length;
+  const leases = [...state.values.keys()].filter((k) => k.startsWith(`${prefix}dhcp/leases/`)).length;
   return [
     '# HELP nnoe_agent_etcd_connected 1 when the agent is connected to etcd.',
     '# TYPE nnoe_agent_etcd_connected gauge',
     `nnoe_agent_etcd_connected{node="${node}"} ${state.etcdConnected ? 1 : 0}`,
     '# HELP nnoe_agent_cache_size_entries Entries in the local cache.',
     '# TYPE nnoe_agent_cache_size_entries gauge',
-    `nnoe_agent_cache_size_entries{node="${node}"} ${state.entries.size}`,
+    `nnoe_agent_cache_size_entries{node="${node}"} ${state.values.size}`,
     '# HELP nnoe_dhcp_leases_active Active DHCP leases known to the agent.',
     '# TYPE nnoe_dhcp_leases_active gauge',
     `nnoe_dhcp_leases_active{node="${node}"} ${leases}`,
@@ -112,7 +111,6 @@ async function rebuildCache(etcd: Etcd3, prefix: string, cacheDir: string, state
     if (!wantedFiles.has(file)) await rm(join(cacheDir, 'entries', file), { force: true });
   }
   for (const [key, value] of wanted) await writeEntry(cacheDir, key, value);
-  state.entries = new Set(wanted.keys());
   state.values = wanted;
   return revision;
 }
@@ -122,7 +120,7 @@ export async function runStandInAgent(opts: {
 }): Promise<() => Promise<void>> {
   const cluster = findCluster(loadConfig(opts.configPath), opts.cluster);
   const etcd = await connectCluster(cluster);
-  const state: AgentState = { etcdConnected: false, cacheReady: false, entries: new Set(), values: new Map() };
+  const state: AgentState = { etcdConnected: false, cacheReady: false, values: new Map() };
   const revision = await rebuildCache(etcd, opts.prefix, opts.cacheDir, state);
   // DNS and DHCP outputs follow the cache, at most every 100 ms.
   let publishTimer: NodeJS.Timeout | undefined;
@@ -144,14 +142,12 @@ export async function runStandInAgent(opts: {
   watcher.on('put', (kv) => {
     const key = kv.key.toString();
     if (!WATCHED_PREFIXES.some((p) => key.startsWith(`${opts.prefix}${p}`))) return;
-    state.entries.add(key);
     state.values.set(key, kv.value);
     void writeEntry(opts.cacheDir, key, kv.value);
     schedulePublish();
   });
   watcher.on('delete', (kv) => {
     const key = kv.key.toString();
-    state.entries.delete(key);
     state.values.delete(key);
     void rm(join(opts.cacheDir, 'entries', cacheFileName(key)), { force: true });
     schedulePublish();
@@ -168,7 +164,7 @@ export async function runStandInAgent(opts: {
     } else if (req.url === '/health') {
       const healthy = state.etcdConnected && state.cacheReady;
       res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: healthy ? 'ok' : 'degraded', node: opts.node, etcd_connected: state.etcdConnected, cache_entries: state.entries.size }));
+        .end(JSON.stringify({ status: healthy ? 'ok' : 'degraded', node: opts.node, etcd_connected: state.etcdConnected, cache_entries: state.values.size }));
     } else {
       res.writeHead(404).end();
     }

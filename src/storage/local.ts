@@ -66,8 +66,11 @@ export class LocalStore implements BackupStore {
   }
 
   async list(prefix = ''): Promise<string[]> {
-    const files = await readdir(this.root, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return [];
+    // Walk only the directory the prefix names (e.g. `wal/<cluster>/`), not the whole store.
+    const dir = prefix.includes('/') ? this.location(prefix.slice(0, prefix.lastIndexOf('/'))) : this.root;
+    if (relative(this.root, dir).startsWith('..')) return []; // a prefix naming no place inside the store
+    const files = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
       throw err;
     });
     return files

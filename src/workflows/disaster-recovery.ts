@@ -111,7 +111,6 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
     ]), (checks) => `${checks.filter((c) => c.ok).length}/${checks.length} checks pass`);
     report.ok = report.checks.every((c) => c.ok);
     if (!report.ok) {
-      tracker.finish('failed');
       throw ApplicationFailure.nonRetryable(
         `disaster recovery restored ${plan.setId} but service checks fail: ${report.checks.filter((c) => !c.ok).map((c) => `${c.kind} ${c.target}: ${c.detail}`).join('; ')}`,
         FailureType.ServiceChecksFailed);

@@ -72,6 +72,20 @@ describe('config', () => {
     expect(problems.join('\n')).not.toContain('BEGIN PRIVATE KEY');
   });
 
+  it('wants recovery checks a resolver and the history can take: DNS servers by address, metrics URLs without credentials', () => {
+    const withChecks = (checks: object) => { const c = structuredClone(valid) as any; c.clusters[0].checks = checks; return c; };
+    const good = { dns: [{ server: '10.0.0.1:53', name: 'a', expect: ['10.0.0.2'] }, { server: '[fd00::1]:53', name: 'a', expect: ['10.0.0.2'] }], metrics: [{ url: 'http://10.0.0.1:9090/metrics', series: ['up'] }] };
+    expect(parseConfig(withChecks(good)).clusters[0]!.checks.dns).toHaveLength(2);
+    const problems = problemsOf(withChecks({
+      dns: [{ server: 'dns.local:53', name: 'a', expect: ['10.0.0.2'] }],
+      metrics: [{ url: 'http://scraper:s3cr3t@10.0.0.1:9090/metrics', series: ['up'] }],
+    }));
+    expect(problems).toEqual([
+      'clusters[0].checks.dns[0].server: expected the IP address and port of a DNS server, e.g. 10.0.0.1:53 or [fd00::1]:53 (not a host name)',
+      "clusters[0].checks.metrics[0].url: a metrics URL must not carry credentials (user:password@): it is recorded in the run's history",
+    ]);
+  });
+
   it('checks age recipients, and never echoes a secret key pasted in their place', () => {
     const pasted = 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ';
     const problems = problemsOf({ ...valid, encryption: { recipients: [pasted, 'age1notarecipient'] } });
