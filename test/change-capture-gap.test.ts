@@ -4,6 +4,7 @@
  * in the middle of a long slice ends it early, with what it captured counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterSegmentsPrefix } from '../src/capture/segments';
 import { startEtcdBackup, changeCaptureId } from '../src/client/temporal';
 import { openStore } from '../src/storage';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
@@ -37,7 +38,7 @@ describe('change capture across a compaction gap', () => {
 
     // The gap is on record beside the segments, and the fresh snapshot is a complete set.
     const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
-    const gapMarkers = (await store.list(`wal/${CLUSTER}/`)).filter((k) => /\/gap-0*\d+-0*\d+\.json$/.test(k));
+    const gapMarkers = (await store.list(clusterSegmentsPrefix(CLUSTER))).filter((k) => /\/gap-0*\d+-0*\d+\.json$/.test(k));
     expect(gapMarkers.length).toBeGreaterThanOrEqual(1);
     const snapshot = await h.client.workflow.getHandle(status.gaps[0]!.snapshotWorkflowId).result() as { manifest: { status: string } };
     expect(snapshot.manifest.status).toBe('complete');
@@ -68,7 +69,7 @@ describe('change capture across a compaction gap', () => {
     // The segments are durable within the flush bound; the status only learns of them when the slice returns.
     const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
     const endsAtLast = (key: string) => Number(/\/\d+-(\d+)-\d+-\d+\.jsonl/.exec(key)?.[1]) === last;
-    await pollUntil(async () => (await store.list(`wal/${CLUSTER}/`)).some(endsAtLast), 30_000, 'the five writes durable');
+    await pollUntil(async () => (await store.list(clusterSegmentsPrefix(CLUSTER))).some(endsAtLast), 30_000, 'the five writes durable');
     // `capture status` mid-slice: the running slice's heartbeat (sent at most every 3 s) says how far it is.
     await pollUntil(async () => JSON.parse((await runCli(h.configPath, '--json', 'capture', 'status')).out).lastDurable >= last, 60_000, 'capture status to show the last write');
     const stopped = await runCli(h.configPath, 'capture', 'stop');

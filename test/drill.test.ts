@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -23,7 +23,7 @@ import { applyBackupSchedule, drillScheduleOptions, DRILL_CRON, listNnoeSchedule
 import { createManagementActivities } from '../src/activities';
 import { createPruneActivities } from '../src/activities/prune';
 import type { Config } from '../src/config/schema';
-import type { BackupManifest, EtcdComponentRecord, PhpipamComponentRecord } from '../src/common/manifest';
+import type { BackupManifest, PhpipamComponentRecord } from '../src/common/manifest';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import type { DrillInput, DrillReport } from '../src/workflows/drill';
 import { progressQuery } from '../src/workflows/progress';
@@ -31,6 +31,7 @@ import { readManifest } from '../src/catalog/catalog';
 import { artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../src/storage';
 import { connectAsRoot, mariadbLayout } from '../src/sandbox/mariadb';
 import { CLUSTER, etcdComponent, memberClient, openHarness, recordHistory, tempDir, type Harness } from './support/harness';
+import { writeObject } from './support/objects';
 import { VARIANTS } from './support/shared';
 import { findCluster } from '../src/config/load';
 
@@ -48,19 +49,8 @@ let webhook: Server;
 let scratch: { path: string; remove(): Promise<void> };
 const posts: Array<{ url: string; headers: IncomingHttpHeaders; body: string }> = [];
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 const storeOf = (name: string): Promise<BackupStore> => openStore(h.config.storage.find((t) => t.name === name)!);
-const manifestBytes = async (target: string, setId: string) => readAll(await (await storeOf(target)).read(artefactKey(setId, MANIFEST_FILE)));
-async function writeObject(target: string, key: string, body: Buffer): Promise<void> {
-  const writer = await (await storeOf(target)).createWriter(key);
-  writer.stream.end(body);
-  await writer.commit();
-}
+const manifestBytes = async (target: string, setId: string) => buffer(await (await storeOf(target)).read(artefactKey(setId, MANIFEST_FILE)));
 
 async function drillSchemas(): Promise<string[]> {
   const [rows] = await root.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'phpipam\\_drill\\_%'");
@@ -205,21 +195,21 @@ describe('restore drill', () => {
   it('fails on a set whose manifest its data no longer matches: alerts without secrets, marks nothing, keeps the metrics honest', async () => {
     const bad = await backupSet();
     const setId = bad.setId;
-    const etcd = bad.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd')!;
+    const etcd = etcdComponent(bad.manifest);
     const phpipam = bad.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam')!;
     const table = phpipam.facts.tables.find((t) => t.name === 'ipaddresses')!;
     // Both copies of the manifest now record another keyspace hash and another checksum for one table...
     const tampered: BackupManifest = structuredClone(bad.manifest);
-    const tEtcd = tampered.components.find((c): c is EtcdComponentRecord => c.component === 'etcd')!;
+    const tEtcd = etcdComponent(tampered);
     tEtcd.facts.hashKV = { ...tEtcd.facts.hashKV!, hash: (tEtcd.facts.hashKV!.hash + 1) >>> 0 };
     tampered.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam')!.facts.tables.find((t) => t.name === 'ipaddresses')!.checksum = '12345';
-    for (const target of TARGETS) await writeObject(target, artefactKey(setId, MANIFEST_FILE), Buffer.from(`${JSON.stringify(tampered, null, 2)}\n`));
+    for (const target of TARGETS) await writeObject(await storeOf(target), artefactKey(setId, MANIFEST_FILE), Buffer.from(`${JSON.stringify(tampered, null, 2)}\n`));
     // ...and the local copy of the snapshot is damaged: the drill must use the good S3 copy (and still find the hash wrong).
     const snapshot = etcd.artefacts[0]!;
-    const damaged = await readAll(await (await storeOf('local')).read(snapshot.key));
+    const damaged = await buffer(await (await storeOf('local')).read(snapshot.key));
     const middle = Math.floor(damaged.length / 2);
     damaged[middle] = damaged[middle]! ^ 0xff;
-    await writeObject('local', snapshot.key, damaged);
+    await writeObject(await storeOf('local'), snapshot.key, damaged);
     const manifestsBefore = await Promise.all(TARGETS.map((t) => manifestBytes(t, setId)));
     const metricsBefore = readFileSync(metricsFile(), 'utf8');
 

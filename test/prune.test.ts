@@ -10,11 +10,12 @@ import { startPrune } from '../src/client/temporal';
 import { listBackupSets } from '../src/catalog/catalog';
 import { openStore, s3ClientFor, artefactKey, MANIFEST_FILE } from '../src/storage';
 import { MANIFEST_FORMAT_VERSION, utcStamp, type BackupManifest } from '../src/common/manifest';
-import { gapKey, segmentKey } from '../src/capture/segments';
+import { clusterSegmentsPrefix, gapKey, segmentKey } from '../src/capture/segments';
 import { NnoeBackupSet, NnoeRunbook } from '../src/common/search-attributes';
 import type { S3TargetConfig } from '../src/config/schema';
 import type { PruneResult } from '../src/workflows/prune';
 import { openHarness, recordHistory, runCli, type Harness } from './support/harness';
+import { writeObject } from './support/objects';
 
 const CLUSTER = 'nnoe-synthetic';
 const TARGETS = ['local', 's3'];
@@ -45,12 +46,6 @@ async function writeSyntheticSet(setId: string, createdAt: Date, status: 'comple
   }
 }
 
-async function writeObject(store: Awaited<ReturnType<typeof openStore>>, key: string, body: Buffer): Promise<void> {
-  const writer = await store.createWriter(key);
-  writer.stream.end(body);
-  await writer.commit();
-}
-
 /**
  * Change-capture objects in both targets, each SEGMENT_BYTES long. The dry run keeps the 28 newest
  * sets (oldest kept snapshot: revision 9730, created ~163 h ago); the real prune also keeps the set
@@ -78,7 +73,7 @@ const ALL_SEGMENTS = Object.values(SEGMENTS).flat();
 
 async function segmentKeysIn(target: string, cluster = CLUSTER): Promise<string[]> {
   const store = await openStore(h.config.storage.find((t) => t.name === target)!);
-  return (await store.list(`wal/${cluster}/`)).sort();
+  return (await store.list(clusterSegmentsPrefix(cluster))).sort();
 }
 
 const syntheticIds = async () => (await listBackupSets(h.config, { targets: TARGETS, cluster: CLUSTER })).map((s) => s.setId);

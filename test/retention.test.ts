@@ -17,6 +17,7 @@ import {
 import { artefactKey, LocalStore, MANIFEST_FILE, S3Store, type BackupStore } from '../src/storage';
 import { backupSetId } from '../src/common/manifest';
 import { freePort, waitForPortOpen } from '../src/sandbox/ports';
+import { writeObject } from './support/objects';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -244,18 +245,12 @@ function recordingDeletes(store: BackupStore, deleted: string[]): BackupStore {
   });
 }
 
-async function putObject(store: BackupStore, key: string, body: string): Promise<void> {
-  const writer = await store.createWriter(key);
-  writer.stream.end(body);
-  await writer.commit();
-}
-
 /** Puts a set (two artefacts and a manifest) and a neighbour whose id starts the same. */
 async function putSets(store: BackupStore, setId: string): Promise<void> {
   for (const id of [setId, `${setId}0`]) {
-    await putObject(store, artefactKey(id, 'etcd-snapshot.db.gz'), 'snapshot');
-    await putObject(store, artefactKey(id, 'phpipam.sql.gz'), 'dump');
-    await putObject(store, artefactKey(id, MANIFEST_FILE), '{}');
+    await writeObject(store, artefactKey(id, 'etcd-snapshot.db.gz'), 'snapshot');
+    await writeObject(store, artefactKey(id, 'phpipam.sql.gz'), 'dump');
+    await writeObject(store, artefactKey(id, MANIFEST_FILE), '{}');
   }
 }
 
@@ -276,7 +271,7 @@ async function checkDeleteBackupSet(store: BackupStore): Promise<void> {
   expect((await deleteBackupSet(store, setId)).keys).toEqual([]); // again: nothing left, no error
 
   // A set whose deletion was interrupted after its manifest: the rest goes on the next run.
-  await putObject(store, artefactKey(setId, 'etcd-snapshot.db.gz'), 'snapshot');
+  await writeObject(store, artefactKey(setId, 'etcd-snapshot.db.gz'), 'snapshot');
   expect((await deleteBackupSet(store, setId)).keys).toEqual([`${setId}/etcd-snapshot.db.gz`]);
 
   await expect(deleteBackupSet(store, '')).rejects.toThrow(/is not a backup set id/);

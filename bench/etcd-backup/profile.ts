@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { createGzip, gzip as gzipBlock, type ZlibOptions } from 'node:zlib';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
-import { findCluster, loadConfig } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { connectMember, hashKV, openSnapshotStream } from '../../src/etcd/connect';
 import { readSecret } from '../../src/config/secrets';
@@ -58,7 +58,7 @@ async function connectWithWindow(config: Config, memberIndex: number, windowByte
 async function leaderStream(config: Config, run: (source: Readable) => Promise<void>, windowBytes?: number): Promise<{ revision?: string }> {
   const cluster = config.clusters[0]!;
   for (const [index, member] of cluster.etcd.members.entries()) {
-    const client = windowBytes ? await connectWithWindow(config, index, windowBytes) : await connectMember(findCluster(config, cluster.name), member);
+    const client = windowBytes ? await connectWithWindow(config, index, windowBytes) : await connectMember(cluster, member);
     try {
       const status = await client.maintenance.status();
       if (status.leader !== status.header.member_id) continue;

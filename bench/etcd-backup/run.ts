@@ -22,6 +22,7 @@ import type { Client } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { connectClient, startEtcdBackup, type EtcdBackupResult } from '../../src/client/temporal';
 import { utcStamp } from '../../src/common/manifest';
+import { sleep } from '../../src/common/poll';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { ETCDCTL_BINARY, stopWorld, type World } from '../../src/sandbox/world';
@@ -30,9 +31,9 @@ import type { RunProgress } from '../../src/workflows/progress';
 import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine } from '../support/cli';
 import { runBenchmark, runMain, startWorldWithTemporal } from '../support/lifecycle';
 import {
-  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, logTail, median, MiB, mib, rssBytes, runTimed, sampleRss, settleWriteback, sleep, stopChild, type TimedRun,
+  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, logTail, median, MiB, mib, rssBytes, runTimed, sampleRss, settleWriteback, stopChild, type TimedRun,
 } from '../support/processes';
-import { benchWorldConfig, fillCluster, leaderMember, startWorkerProcess, tsxWorkerArgs } from '../support/bench-world';
+import { benchWorldConfig, etcdctlTlsArgs, fillCluster, leaderMember, startWorkerProcess, tsxWorkerArgs } from '../support/bench-world';
 import { loadText, newRunDir, pad, repoRoot, resultsRoot, verdict, writeResult } from '../support/results';
 
 const TASK_QUEUE = 'nnoe-dr-bench';
@@ -206,10 +207,7 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
   mkdirSync(store, { recursive: true });
   const snap = join(scratch, 'snap.db');
   const logFile = join(bench.logDir, 'baseline.log');
-  const etcdctlArgs = [
-    `--endpoints=${leader.clientUrl}`, `--cacert=${world.certs.ca}`, `--cert=${world.certs.clientCert}`, `--key=${world.certs.clientKey}`,
-    'snapshot', 'save', snap,
-  ];
+  const etcdctlArgs = [`--endpoints=${leader.clientUrl}`, ...etcdctlTlsArgs(world), 'snapshot', 'save', snap];
 
   const etcdBefore = etcdCpuSeconds(world.dir);
   const started = performance.now();

@@ -29,18 +29,18 @@ import type { Client } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { connectClient, startEtcdBackup, startEtcdRestore, type EtcdBackupResult } from '../../src/client/temporal';
 import type { ArtefactRecord, EtcdComponentRecord } from '../../src/common/manifest';
-import { findCluster, loadConfig } from '../../src/config/load';
+import { sleep } from '../../src/common/poll';
+import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
-import { generateIdentity } from '../../src/crypto';
 import { connectMember, hashKV } from '../../src/etcd/connect';
 import { ETCDCTL_BINARY, waitForEtcdHealthy, type World } from '../../src/sandbox/world';
 import type { EtcdRestoreResult, RestoreStrategy } from '../../src/workflows/etcd-restore';
 import type { RunProgress } from '../../src/workflows/progress';
 import { parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type WorkerMode } from '../support/cli';
 import { OwnWorld, runBenchmark, runMain, WORLD_MARKER_ENV } from '../support/lifecycle';
-import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, settleWriteback, sleep, type TimedRun } from '../support/processes';
+import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, settleWriteback, type TimedRun } from '../support/processes';
 import {
-  benchWorldConfig, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, startWorkers, workerArgs,
+  benchWorldConfig, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, startWorkers, workerArgs, writeAgeIdentity,
 } from '../support/bench-world';
 import { loadText, newRunDir, pad, resultsRoot, verdict, writeResult } from '../support/results';
 import { stepOf, stepTimings, timeline, type StepTiming } from './timeline';
@@ -51,6 +51,8 @@ const TARGET_OVERHEAD_SECONDS = 2;
 const HEALTH_TIMEOUT_MS = 5 * 60_000;
 /** Activities after the last progress step: the staged snapshots removed on every node. */
 const CLEANUP_STEP = 'discard staged snapshots';
+/** The operator's decrypt of a set's artefact, for `bash -c SCRIPT <identity> <artefact> <snapshot.db>`. */
+const DECRYPT_SNAPSHOT_SCRIPT = 'age -d -i "$0" "$1" | gunzip > "$2"';
 
 const HELP = `usage: npx tsx bench/etcd-restore/run.ts [options]
 
@@ -226,7 +228,7 @@ async function measureWorkflow(bench: Bench, round: number, position: number): P
   };
   return {
     round, position, run: 'workflow', rtoSeconds, downtimeSeconds,
-    parts: progress.steps.filter((s) => s.startedAt && s.finishedAt).map((s) => ({ name: s.name, seconds: (Date.parse(s.finishedAt!) - Date.parse(s.startedAt!)) / 1000 })),
+    parts: spans.map((s) => ({ name: s.name, seconds: (s.finishedMs - s.startedMs) / 1000 })),
     workflow: figures,
     state: await clusterState(bench.config),
   };
@@ -261,7 +263,7 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
   if (withFetch) {
     snapshot = join(bench.scratch, 'fetched-snapshot.db');
     rmSync(snapshot, { force: true });
-    await timed('age -d | gunzip', 'bash', ['-o', 'pipefail', '-c', 'age -d -i "$0" "$1" | gunzip > "$2"', bench.identityFile, bench.artefactPath, snapshot]);
+    await timed('age -d | gunzip', 'bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, bench.identityFile, bench.artefactPath, snapshot]);
     await timed('snapshot status', ETCDCTL_BINARY, ['snapshot', 'status', snapshot, '-w', 'json']);
   }
   const stopped = performance.now();
@@ -307,7 +309,7 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
 
 /** Revision and HashKV of every member (must agree), for comparing what each restore left. */
 async function clusterState(config: Config): Promise<ClusterState> {
-  const cluster = findCluster(config, config.clusters[0]!.name);
+  const cluster = config.clusters[0]!;
   const states: Array<{ revision: number; hash: number; members: number }> = [];
   for (const member of cluster.etcd.members) {
     const client = await connectMember(cluster, member);
@@ -449,9 +451,7 @@ async function main(argv: string[]): Promise<number> {
     const args = workerArgs(options.worker, join(resultsRoot, 'etcd-restore', 'build'));
     const { dir, world } = await ownWorld.start(teardown);
 
-    const { identity, recipient } = await generateIdentity();
-    const identityFile = join(dir, 'secrets', 'age-identity.txt');
-    writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
+    const { recipient, identityFile } = await writeAgeIdentity(dir);
     const configPath = join(dir, 'nnoe-dr.bench-restore.yaml');
     writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: ['local'], encryption: { recipient, identityFile } })));
     const config = loadConfig(configPath);
@@ -484,7 +484,7 @@ async function main(argv: string[]): Promise<number> {
     const scratch = ensureDir(join(world.workDir, 'runbook'));
     const snapshotFile = join(scratch, 'snapshot.db');
     phase = performance.now();
-    const prepared = spawnSync('bash', ['-o', 'pipefail', '-c', 'age -d -i "$0" "$1" | gunzip > "$2"', identityFile, artefactPath, snapshotFile], { stdio: 'inherit' });
+    const prepared = spawnSync('bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, identityFile, artefactPath, snapshotFile], { stdio: 'inherit' });
     if (prepared.status !== 0 || statSync(snapshotFile).size !== artefact.raw.bytes) throw new Error(`decrypting ${artefactPath} for the runbook failed`);
     console.log(`  runbook snapshot ${snapshotFile} prepared (age -d | gunzip) in ${((performance.now() - phase) / 1000).toFixed(1)} s, not counted`);
 

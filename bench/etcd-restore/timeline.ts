@@ -10,7 +10,7 @@ import type { History } from '@temporalio/common/lib/proto-utils';
 type HistoryEvent = NonNullable<History['events']>[number];
 type Timestamp = { seconds?: { toNumber(): number } | number | string | null; nanos?: number | null } | null | undefined;
 
-export interface ActivityRun {
+interface ActivityRun {
   activityId: string;
   type: string;
   taskQueue: string;
@@ -22,7 +22,7 @@ export interface ActivityRun {
   outcome: 'completed' | 'failed' | 'timed-out' | 'canceled';
 }
 
-export interface StepSpan {
+interface StepSpan {
   name: string;
   startedMs: number;
   finishedMs: number;
@@ -38,7 +38,7 @@ export interface StepTiming {
   activities: number;
 }
 
-export interface Timeline {
+interface Timeline {
   workflowStartedMs: number;
   workflowClosedMs: number;
   activities: ActivityRun[];
@@ -55,7 +55,7 @@ export interface Timeline {
   edgeSeconds: number;
 }
 
-export function tsMs(ts: Timestamp): number {
+function tsMs(ts: Timestamp): number {
   if (!ts) return Number.NaN;
   const seconds = ts.seconds;
   const whole = typeof seconds === 'object' && seconds !== null ? seconds.toNumber() : Number(seconds ?? 0);
@@ -63,7 +63,7 @@ export function tsMs(ts: Timestamp): number {
 }
 
 /** Every activity of the run, in the order they were scheduled. */
-export function activityRuns(events: HistoryEvent[]): ActivityRun[] {
+function activityRuns(events: HistoryEvent[]): ActivityRun[] {
   const byScheduledId = new Map<string, Partial<ActivityRun>>();
   const id = (value: unknown) => String(value);
   for (const event of events) {
@@ -100,7 +100,7 @@ export function activityRuns(events: HistoryEvent[]): ActivityRun[] {
 }
 
 /** Walks back from `endMs`: each step to the activity that closed last before the current one was scheduled. */
-export function criticalPath(activities: ActivityRun[], endMs: number): ActivityRun[] {
+function criticalPath(activities: ActivityRun[], endMs: number): ActivityRun[] {
   const path: ActivityRun[] = [];
   let cursor = endMs;
   for (;;) {

@@ -34,18 +34,18 @@ import { segmentStore } from '../../src/activities/change-capture';
 import { chainSegments, encodeEvents, parseSegmentKey, segmentDir, type CapturedEvent, type SegmentName } from '../../src/capture/segments';
 import { connectClient, startEtcdBackup } from '../../src/client/temporal';
 import { utcStamp } from '../../src/common/manifest';
-import { findCluster, loadConfig } from '../../src/config/load';
+import { pollUntil, sleep } from '../../src/common/poll';
+import { loadConfig } from '../../src/config/load';
 import type { Config, S3TargetConfig } from '../../src/config/schema';
-import { createEncryptStream, generateIdentity } from '../../src/crypto';
-import { connectMember } from '../../src/etcd/connect';
+import { createEncryptStream } from '../../src/crypto';
 import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
 import { openStore, publishToStores, s3ClientFor, type BackupStore } from '../../src/storage';
 import type { EtcdBackupResult } from '../../src/workflows/etcd-backup';
 import { stopCaptureSignal, type CaptureStatus, type changeCaptureWorkflow } from '../../src/workflows/change-capture';
 import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type WorkerMode } from '../support/cli';
 import { OwnWorld, runBenchmark, runMain, WORLD_MARKER_ENV } from '../support/lifecycle';
-import { MiB, mib, sampleRss, sleep, stopChild, type Teardown } from '../support/processes';
-import { benchWorldConfig, ensureDir, leaderMember, startWorkers, workerArgs } from '../support/bench-world';
+import { MiB, mib, procCpuTimes, sampleRss, stopChild, type Teardown } from '../support/processes';
+import { benchWorldConfig, connectLeader, startWorkers, workerArgs, writeAgeIdentity } from '../support/bench-world';
 import { loadText, newRunDir, repoRoot, resultsRoot, writeResult } from '../support/results';
 import { keyName, type WriterOutput, type WriterRequest } from './writer';
 
@@ -159,17 +159,6 @@ const fixed = (value: number, digits = 2) => (Number.isFinite(value) ? value.toF
 
 // ------------------------------------------------------------------ CPU of the world's processes
 
-/** utime+stime of the process itself, and of its waited-for children (age processes of the worker). */
-function procCpu(pid: number): { self: number; children: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { self: (Number(fields[11]) + Number(fields[12])) / 100, children: (Number(fields[13]) + Number(fields[14])) / 100 };
-  } catch {
-    return undefined;
-  }
-}
-
 function processKind(pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -190,7 +179,7 @@ type CpuSnapshot = Map<number, { kind: string; self: number; children: number }>
 function cpuSnapshot(worldDir: string): CpuSnapshot {
   const snapshot: CpuSnapshot = new Map();
   for (const pid of processesWithEnvironmentMarker(WORLD_MARKER_ENV, worldDir)) {
-    const cpu = procCpu(pid);
+    const cpu = procCpuTimes(pid);
     if (cpu) snapshot.set(pid, { kind: processKind(pid), ...cpu });
   }
   return snapshot;
@@ -440,7 +429,7 @@ interface PartTimings { [part: string]: Distribution }
  * fsync, rename, fsync of the directory), the S3 PUT, the whole publishToStores as the activity
  * does it, and the listing a new capture slice starts with.
  */
-async function probeFlushParts(config: Config, targets: string[], sample: CapturedEvent[], encryption: boolean, rounds = 30): Promise<PartTimings> {
+async function probeFlushParts(config: Config, clusterId: string, targets: string[], sample: CapturedEvent[], encryption: boolean, rounds = 30): Promise<PartTimings> {
   const stores = await Promise.all(config.storage.filter((t) => targets.includes(t.name)).map(openStore));
   const recipients = config.encryption?.recipients ?? [];
   const timings: Record<string, number[]> = {};
@@ -469,22 +458,10 @@ async function probeFlushParts(config: Config, targets: string[], sample: Captur
       (sink) => pipeline([Readable.from([body]), ...(encryption ? [createEncryptStream(recipients)] : []), sink])));
     for (const store of stores) await store.delete(key);
     if (i % 3 === 0) {
-      for (const store of stores) await time(`${store.name}: list the cluster's segments (a slice's start)`, () => store.list(segmentDir(cluster, '')));
+      for (const store of stores) await time(`${store.name}: list the cluster's segments (a slice's start)`, () => store.list(segmentDir(cluster, clusterId)));
     }
   }
   return Object.fromEntries(Object.entries(timings).map(([part, values]) => [part, distribution(values)]));
-}
-
-// ------------------------------------------------------------------ setup
-
-async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`);
-    await sleep(intervalMs);
-  }
 }
 
 // ------------------------------------------------------------------ the analysis
@@ -700,18 +677,11 @@ async function main(argv: string[]): Promise<number> {
     const args = workerArgs(options.worker, join(resultsRoot, 'pitr-lag', 'build'));
     const { dir, world } = await ownWorld.start(teardown);
 
-    let encryption: { recipient: string; identityFile: string } | undefined;
-    if (options.encryption) {
-      const { identity, recipient } = await generateIdentity();
-      const identityFile = join(ensureDir(join(dir, 'secrets')), 'age-identity.txt');
-      writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
-      encryption = { recipient, identityFile };
-    }
+    const encryption = options.encryption ? await writeAgeIdentity(dir) : undefined;
     const configPath = join(dir, 'nnoe-dr.bench-pitr.yaml');
     writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: options.targets, encryption })));
     const config = loadConfig(configPath);
     const clusterName = config.clusters[0]!.name;
-    const cluster = findCluster(config, clusterName);
 
     let phase = performance.now();
     const workers = await startWorkers(teardown, { args, configPath, nodes: options.node ? [options.node] : [], logDir, worldDir: dir });
@@ -724,8 +694,7 @@ async function main(argv: string[]): Promise<number> {
 
     // Writes go to the leader, as most clients' writes end up there anyway. The keys exist before
     // the snapshot (the writes then overwrite them, like NNOE's records being updated).
-    const leader = await leaderMember(config);
-    const etcd = await connectMember(cluster, cluster.etcd.members.find((m) => m.name === leader.name)!, 30_000);
+    const { leader, client: etcd } = await connectLeader(config, 30_000);
     teardown.add('etcd client', () => etcd.close());
     const clusterId = String((await etcd.maintenance.status()).header.cluster_id);
     phase = performance.now();
@@ -772,11 +741,11 @@ async function main(argv: string[]): Promise<number> {
     const warm = await etcd.put(`${KEY_PREFIX}warm-up`).value('1').exec();
     const warmRev = Number(warm.header.revision);
     const warmCommit = Date.now();
-    await waitFor(`revision ${warmRev} durable in ${options.targets.join(' and ')}`, 180_000, async () => {
+    await pollUntil(async () => {
       const failure = await Promise.race([captureFailed, sleep(0).then(() => null)]);
       if (failure) throw new Error(`the capture workflow failed: ${failure.message}`);
       return tracker.reachable(base) >= warmRev;
-    });
+    }, { timeoutMs: 180_000, intervalMs: 50, describeFailure: () => `timed out after 180 s waiting for revision ${warmRev} durable in ${options.targets.join(' and ')}` });
     console.log(`  capture live: the warm-up put was durable everywhere ${((performance.now() - phase) / 1000).toFixed(1)} s after it (includes the activity's start)`);
 
     // The measured writes.
@@ -799,7 +768,9 @@ async function main(argv: string[]): Promise<number> {
       `put latency p50 ${ms(writer.putLatency.p50)} p99 ${ms(writer.putLatency.p99)}; sent late against the pace p99 ${ms(writer.lateness.p99)}, max ${ms(writer.lateness.max)}`);
 
     const drainWait = Math.max(30_000, 10 * options.flushMs);
-    const drained = await waitFor('every write durable', drainWait, () => tracker.reachable(base) >= lastRev).then(() => true, () => false);
+    const drained = await pollUntil(() => tracker.reachable(base) >= lastRev, {
+      timeoutMs: drainWait, intervalMs: 50, describeFailure: () => `timed out after ${(drainWait / 1000).toFixed(0)} s waiting for every write durable`,
+    }).then(() => true, () => false);
     clearInterval(loadTimer);
     const cpuAfter = cpuSnapshot(dir);
     const ownCpu = process.cpuUsage(ownCpuBefore);
@@ -846,7 +817,7 @@ async function main(argv: string[]): Promise<number> {
       phase = performance.now();
       const median = analysis.segments.eventsPerSegment.p50;
       const sample = events.slice(0, Math.max(1, Math.round(Number.isFinite(median) ? median : options.rate * options.flushMs / 2000)));
-      probe = await probeFlushParts(config, options.targets, sample, options.encryption);
+      probe = await probeFlushParts(config, clusterId, options.targets, sample, options.encryption);
       console.log(`isolated flush parts timed in ${((performance.now() - phase) / 1000).toFixed(1)} s (segment of ${sample.length} events, ${gzipSync(encodeEvents(sample)).length} B gzipped)`);
     }
 
@@ -855,14 +826,15 @@ async function main(argv: string[]): Promise<number> {
     const loadDuring = loads.length ? loads : [loadavg()];
     const load1 = loadDuring.map((l) => l[0]!);
     const met = analysis.lag.p99 <= TARGET_P99_MS;
+    const s3List = distribution(tracker.s3ListMs);
     console.log('');
     console.log(`lag (durable in ${options.targets.join(' and ')} - etcd ack), ${analysis.lag.count} events:`);
     console.log(`  p50 ${ms(analysis.lag.p50)}  p90 ${ms(analysis.lag.p90)}  p99 ${ms(analysis.lag.p99)}  p99.9 ${ms(analysis.lag.p999)}  max ${ms(analysis.lag.max)}  (mean ${ms(analysis.lag.mean)})`);
     console.log(`  target p99 <= ${TARGET_P99_MS} ms: ${met ? 'met' : 'missed'} (for reference, the best-known etcd backup sidecar's default delta period is ${SIDECAR_DELTA_PERIOD_MS / 1000} s)`);
     console.log(`  resolution: each segment's earliest possible appearance gives p50 ${ms(analysis.lagLowerBound.p50)}  p90 ${ms(analysis.lagLowerBound.p90)}  ` +
       `p99 ${ms(analysis.lagLowerBound.p99)}  max ${ms(analysis.lagLowerBound.max)} (local: inotify + readdir every ${options.pollMs} ms, rename time from ctime; ` +
-      (tracker.s3ListMs.length ? `S3: listed back to back while a segment was due there, every ${S3_IDLE_POLL_MS} ms otherwise; a listing took p50 ` +
-        `${ms(distribution(tracker.s3ListMs).p50)}, p99 ${ms(distribution(tracker.s3ListMs).p99)}; ` : '') +
+      (s3List.count ? `S3: listed back to back while a segment was due there, every ${S3_IDLE_POLL_MS} ms otherwise; a listing took p50 ` +
+        `${ms(s3List.p50)}, p99 ${ms(s3List.p99)}; ` : '') +
       `each segment's durable time known within p50 ${ms(analysis.durableBandMs.p50)}, p99 ${ms(analysis.durableBandMs.p99)})`);
     console.log(`  commit time = the earlier of the writer's ack and the worker's receipt (${analysis.ackAfterReceive} events reached the worker before the writer ` +
       `saw their ack); with the writer's ack alone: p50 ${ms(analysis.lagFromWriterAck.p50)}, p99 ${ms(analysis.lagFromWriterAck.p99)}, max ${ms(analysis.lagFromWriterAck.max)}`);
@@ -872,7 +844,8 @@ async function main(argv: string[]): Promise<number> {
     }
     const over = Object.entries(analysis.overTarget).sort((a, b) => b[1] - a[1]);
     if (over.length) {
-      console.log(`  ${over.reduce((sum, [, n]) => sum + n, 0)} events over ${TARGET_P99_MS} ms (${fixed((100 * over.reduce((sum, [, n]) => sum + n, 0)) / Math.max(1, analysis.lag.count))} %), ` +
+      const overCount = over.reduce((sum, [, n]) => sum + n, 0);
+      console.log(`  ${overCount} events over ${TARGET_P99_MS} ms (${fixed((100 * overCount) / Math.max(1, analysis.lag.count))} %), ` +
         `by their largest part: ${over.map(([part, n]) => `${part.split(' (')[0]} ${n}`).join(', ')}`);
     }
     const seg = analysis.segments;
@@ -920,7 +893,7 @@ async function main(argv: string[]): Promise<number> {
       lag: analysis.lag, targetP99Ms: TARGET_P99_MS, targetMet: met, sidecarDeltaPeriodMs: SIDECAR_DELTA_PERIOD_MS,
       analysis: { ...analysis, lost: analysis.lost.slice(0, 100), doubled: analysis.doubled.slice(0, 100), targetsDiffer: analysis.targetsDiffer.slice(0, 100) },
       captureStatus: final, captureWorkerPeakRssMiB: peakRss / MiB, cpuSeconds: cpu, benchCpuSeconds: (ownCpu.user + ownCpu.system) / 1e6,
-      s3ListMs: distribution(tracker.s3ListMs), probe, loadAverageAtStart: loadAtStart, loadAverageDuring: loads, loadAverageAtEnd: loadavg(), broken,
+      s3ListMs: s3List, probe, loadAverageAtStart: loadAtStart, loadAverageDuring: loads, loadAverageAtEnd: loadavg(), broken,
     };
     writeResult(logDir, report, options.json);
     return broken ? 1 : 0;

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { loadConfig, findCluster } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
 import { connectMember } from '../../src/etcd/connect';
 
 export interface WriterRequest {
@@ -46,7 +46,7 @@ export function keyName(prefix: string, index: number): string {
 
 async function write(request: WriterRequest): Promise<WriterOutput> {
   const config = loadConfig(request.configPath);
-  const cluster = findCluster(config, config.clusters[0]!.name);
+  const cluster = config.clusters[0]!;
   const member = cluster.etcd.members.find((m) => m.name === request.member);
   if (!member) throw new Error(`no etcd member ${request.member} in ${request.configPath}`);
   const client = await connectMember(cluster, member, 30_000);

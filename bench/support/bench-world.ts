@@ -9,8 +9,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
-import { findCluster } from '../../src/config/load';
-import type { Config } from '../../src/config/schema';
+import type { Config, EtcdMemberConfig } from '../../src/config/schema';
+import { generateIdentity } from '../../src/crypto';
 import { connectMember } from '../../src/etcd/connect';
 import { renderWorldConfig, type World } from '../../src/sandbox/world';
 import type { WorkerMode } from './cli';
@@ -49,7 +49,7 @@ function run(command: string, args: string[], what: string): void {
  * the old one only once it succeeded: when src/ does not compile at the moment (someone is
  * editing it), an earlier build is used with a warning instead of failing the benchmark.
  */
-export function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; seconds: number; warning?: string } {
+function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; seconds: number; warning?: string } {
   const outDir = join(buildDir, 'dist');
   const workerJs = join(outDir, 'worker.js');
   const bundle = join(outDir, 'workflow-bundle.js');
@@ -160,7 +160,7 @@ export function benchWorldConfig(world: World, opts: {
 
 // ------------------------------------------------------------------ etcd
 
-export async function leaderMember(config: Config): Promise<{ name: string; clientUrl: string }> {
+export async function leaderMember(config: Config): Promise<EtcdMemberConfig> {
   const cluster = config.clusters[0]!;
   for (const member of cluster.etcd.members) {
     const client = await connectMember(cluster, member).catch(() => undefined);
@@ -177,11 +177,15 @@ export async function leaderMember(config: Config): Promise<{ name: string; clie
   throw new Error(`no member of ${cluster.name} reports itself as leader`);
 }
 
+/** A client of the leader of the config's first cluster (`timeoutMs` per call), and which member that is. */
+export async function connectLeader(config: Config, timeoutMs: number): Promise<{ leader: EtcdMemberConfig; client: Etcd3 }> {
+  const leader = await leaderMember(config);
+  return { leader, client: await connectMember(config.clusters[0]!, leader, timeoutMs) };
+}
+
 /** Tops etcd up to `sizeMiB` of values through the leader (a reused world keeps its earlier fill); returns the db size afterwards. */
 export async function fillCluster(config: Config, sizeMiB: number): Promise<{ dbSizeBytes: number; keys: number; fillSeconds: number }> {
-  const leader = await leaderMember(config);
-  const cluster = findCluster(config, config.clusters[0]!.name);
-  const client: Etcd3 = await connectMember(cluster, cluster.etcd.members.find((m) => m.name === leader.name)!, 60_000);
+  const { leader, client } = await connectLeader(config, 60_000);
   try {
     const targetBytes = Math.round(sizeMiB * MiB);
     const before = await filledBytes(client);
@@ -205,13 +209,24 @@ export async function fillCluster(config: Config, sizeMiB: number): Promise<{ db
   }
 }
 
+/**
+ * A fresh age key pair for benchWorldConfig's encryption: the identity goes to
+ * <dir>/secrets/age-identity.txt, readable by its owner only.
+ */
+export async function writeAgeIdentity(dir: string): Promise<{ recipient: string; identityFile: string }> {
+  const { identity, recipient } = await generateIdentity();
+  const identityFile = join(ensureDir(join(dir, 'secrets')), 'age-identity.txt');
+  writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
+  return { recipient, identityFile };
+}
+
 /** `--cacert/--cert/--key` of the world's trusted client, for etcdctl. */
 export function etcdctlTlsArgs(world: World): string[] {
   return [`--cacert=${world.certs.ca}`, `--cert=${world.certs.clientCert}`, `--key=${world.certs.clientKey}`];
 }
 
 /** The --data-dir the member's program file points at now. */
-export function liveDataDir(programConf: string): string {
+function liveDataDir(programConf: string): string {
   const match = /--data-dir[= ](\S+)/.exec(readFileSync(programConf, 'utf8'));
   if (!match) throw new Error(`no --data-dir in ${programConf}`);
   return match[1]!;

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { processesWithEnvironmentMarker } from '../../src/sandbox/supervisor';
-import { startWorld, stopWorld, type World } from '../../src/sandbox/world';
+import { startWorld, stopWorld, WORLD_MARKER_ENV, type World } from '../../src/sandbox/world';
 import { exitCodeForSignal, Teardown } from './processes';
 
 /** Every process of a world carries NNOE_DR_WORLD=<dir> (stopWorld sweeps them up); our workers too. */
-export const WORLD_MARKER_ENV = 'NNOE_DR_WORLD';
+export { WORLD_MARKER_ENV };
 
 /** Runs `main` on the command line's arguments and exits with the code it returns; if it throws (a bug), prints the error and exits 1. */
 export function runMain(main: (argv: string[]) => Promise<number>): void {
@@ -26,7 +26,7 @@ export function runMain(main: (argv: string[]) => Promise<number>): void {
   );
 }
 
-export interface RunHooks {
+interface RunHooks {
   /** Prints more after "benchmark failed: ..." (where to look). */
   explainFailure?: () => void;
   /** After the cleanup, unless a signal ended the run: has the last word on the exit code. */

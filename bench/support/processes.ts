@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { sleep } from '../../src/common/poll';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -18,7 +19,7 @@ type TeardownStep = { what: string; run: () => Promise<void> | void };
 
 /** The signals a Teardown handles, with their numbers. */
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
-export type HandledSignal = keyof typeof SIGNAL_NUMBERS;
+type HandledSignal = keyof typeof SIGNAL_NUMBERS;
 
 /** 128 + the signal's number, as a shell reports a process that a signal ended. */
 export function exitCodeForSignal(signal: HandledSignal): number {
@@ -132,17 +133,25 @@ export function hwmBytes(pid: number): number | undefined {
   return procStatusField(pid, 'VmHWM');
 }
 
-/** User + system CPU time the process has used so far, in seconds. */
-export function cpuSeconds(pid: number): number | undefined {
+/**
+ * User + system CPU seconds so far of the process itself, and of its children it has waited for
+ * (e.g. the `age` processes of a worker); undefined once the process is gone.
+ */
+export function procCpuTimes(pid: number): { self: number; children: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
-    return ticks / 100; // USER_HZ is 100 on Linux
+    // utime, stime, cutime, cstime (fields 14-17 of stat), in ticks; USER_HZ is 100 on Linux.
+    return { self: (Number(fields[11]) + Number(fields[12])) / 100, children: (Number(fields[13]) + Number(fields[14])) / 100 };
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU time the process has used so far, in seconds. */
+export function cpuSeconds(pid: number): number | undefined {
+  return procCpuTimes(pid)?.self;
 }
 
 /** Pids whose command line (NUL-separated args) satisfies `match`. */
@@ -241,10 +250,6 @@ export function logTail(file: string, lines: number): string {
 }
 
 // ------------------------------------------------------------------ waiting
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
 
 /** `sync`, then 1 s: writeback of the previous measurement finishes, so it is not billed to the next one. */
 export async function settleWriteback(): Promise<void> {

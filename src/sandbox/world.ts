@@ -110,7 +110,7 @@ const DEFAULT_START_TIMEOUT_MS = 180_000;
 const PREFERRED_TEMPORAL_PORTS = { frontend: 7233, ui: 8233 };
 const WORLD_FORMAT_VERSION = 1;
 /** Every process of a world inherits this variable (via supervisord), so stopWorld can find orphans. */
-const WORLD_MARKER_ENV = 'NNOE_DR_WORLD';
+export const WORLD_MARKER_ENV = 'NNOE_DR_WORLD';
 const POLL_INTERVAL_MS = 500;
 
 // ------------------------------------------------------------------ paths

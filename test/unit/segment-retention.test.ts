@@ -14,6 +14,7 @@ import {
 } from '../../src/retention';
 import { LocalStore } from '../../src/storage';
 import type { StorageTargetConfig } from '../../src/config/schema';
+import { writeObject } from '../support/objects';
 
 const CLUSTER = 'prod';
 const LIVE = '1111';
@@ -169,11 +170,7 @@ describe('deleting segments from a local target', () => {
     root = await mkdtemp(join(tmpdir(), 'nnoe-dr-segments-'));
     target = { name: 'local', type: 'local', path: root };
     const store = new LocalStore('local', root);
-    for (const [i, key] of keys.entries()) {
-      const writer = await store.createWriter(key);
-      writer.stream.end(Buffer.alloc(100 * (i + 1)));
-      await writer.commit();
-    }
+    for (const [i, key] of keys.entries()) await writeObject(store, key, Buffer.alloc(100 * (i + 1)));
   });
   afterEach(async () => { await rm(root, { recursive: true, force: true }); });
 
