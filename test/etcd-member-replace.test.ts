@@ -13,7 +13,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { readKeyspace } from '../src/etcd/scratch';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import type { ReplaceMemberResult } from '../src/workflows/etcd-member-replace';
-import { CLUSTER, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
+import type { AgentNodeRecoveryResult } from '../src/workflows/agent-node-recovery';
+import { agentCacheDir, CLUSTER, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -50,6 +51,8 @@ describe('etcd member replacement', () => {
     const conf = readFileSync(h.world.etcd.members.find((m) => m.name === 'etcd-3')!.programConf, 'utf8');
     expect(conf).toContain(`--data-dir=${result.newDataDir}`);
     expect(existsSync(result.oldDataDir)).toBe(true); // kept for the operator
+    // Every agent restarted and republished to after the member change, serving etcd's state.
+    expect(result.agents?.map((a) => [a.node, a.check.serving])).toEqual([['node-1', true], ['node-2', true]]);
     const reference = await keyspaceOf('etcd-1');
     expect(reference.get('/replace-test/during')).toBe('written while etcd-3 was down');
     expect(await keyspaceOf('etcd-3')).toEqual(reference);
@@ -71,21 +74,23 @@ describe('etcd member replacement', () => {
 
 describe('agent node recovery', () => {
   it('brings a stopped agent back, its cache restored from the newest set, healthy', async () => {
-    const agent = h.config.clusters.find((c) => c.name === CLUSTER)!.agents.find((a) => a.node === 'node-2')!;
-    // A file only the archive can bring back: the agent rebuilds entries/ from etcd, not this.
-    const marker = join(agent.cacheDir, 'recovery-marker.txt');
+    const cacheDir = await agentCacheDir(h.config, 'node-2');
+    // A file only the archive can bring back (the agent never reads its cache back at all).
+    const marker = join(cacheDir, 'recovery-marker.txt');
     writeFileSync(marker, 'in the archived cache\n');
     const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-cache'], targets: ['local'] })).result() as BackupSetResult;
     // The node "failed": agent down, cache gone.
     await supervisorctl(h.world.supervisorConf, 'stop', 'nnoe-agent-node-2');
-    await rm(agent.cacheDir, { recursive: true, force: true });
+    await rm(cacheDir, { recursive: true, force: true });
 
     const handle = await h.client.workflow.start('recoverAgentNodeWorkflow', {
       taskQueue: h.config.temporal.taskQueue, workflowId: `agent-node-recovery-test-${Date.now()}`, args: [{ cluster: CLUSTER, node: 'node-2', restoreCache: true }],
     });
-    const result = await handle.result() as { health: { healthy: boolean; status?: number }; cacheRestore: { setId: string } | null };
+    const result = await handle.result() as AgentNodeRecoveryResult;
     expect(result.cacheRestore?.setId).toBe(set.setId);
-    expect(result.health).toMatchObject({ healthy: true, status: 200 });
+    // The agent runs, holds its etcd connection and renders what etcd holds (republished after its start).
+    expect(result.agent?.check).toMatchObject({ node: 'node-2', serving: true, running: true, differences: [] });
+    expect(result.agent?.republish?.prefixes.find((p) => p.prefix === '/nnoe/dns/zones')?.put).toBeGreaterThan(0);
     expect(readFileSync(marker, 'utf8')).toBe('in the archived cache\n');
     await rm(marker); // other test files archive this cache and expect only the agent's entries
     expect(await supervisorctl(h.world.supervisorConf, 'status', 'nnoe-agent-node-2')).toMatch(/RUNNING/);

@@ -21,7 +21,7 @@ import type { HostRestoreResult } from '../src/workflows/host-restore';
 import { progressQuery, type RunProgress } from '../src/workflows/progress';
 import { generateNebulaNode } from '../src/sandbox/nebula';
 import { supervisorctl } from '../src/sandbox/supervisor';
-import { CLUSTER, openHarness, recordHistory, tempDir, type Harness } from './support/harness';
+import { agentCacheDir, CLUSTER, openHarness, recordHistory, tempDir, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -55,41 +55,39 @@ function nebulaState(dir: string): Record<string, { sha: string; mode: number }>
 
 describe('agent cache restore', () => {
   it('puts the archived cache back beside the old one and starts the agent healthy', async () => {
-    const agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === 'node-1')!;
-    const marker = join(agent.cacheDir, 'restore-marker.txt');
+    const cacheDir = await agentCacheDir(h.config, 'node-1');
+    const marker = join(cacheDir, 'restore-marker.txt');
     writeFileSync(marker, 'before the backup\n', { mode: 0o640 });
     chmodSync(marker, 0o640);
     const set = await backupSet(['agent-cache']);
     const record = set.manifest.components.find((c): c is AgentCacheComponentRecord => c.component === 'agent-cache' && c.node === 'node-1')!;
     // After the backup: the marker changes and a file appears; the restore must undo both.
     writeFileSync(marker, 'after the backup\n');
-    writeFileSync(join(agent.cacheDir, 'added-after-backup.txt'), 'x');
+    writeFileSync(join(cacheDir, 'added-after-backup.txt'), 'x');
 
     const handle = await startAgentCacheRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId });
     const result = await handle.result() as HostRestoreResult;
     try {
-      expect(result.dir).toBe(agent.cacheDir);
+      expect(result.dir).toBe(cacheDir);
       expect(readFileSync(marker, 'utf8')).toBe('before the backup\n');
       expect(mode(marker)).toBe(0o640);
-      expect(existsSync(join(agent.cacheDir, 'added-after-backup.txt'))).toBe(false);
+      expect(existsSync(join(cacheDir, 'added-after-backup.txt'))).toBe(false);
       // The old dir is kept beside, as it was just before the restore.
-      expect(result.previousDir).toMatch(new RegExp(`^${agent.cacheDir}\\.pre-restore-\\d{8}T\\d+Z$`));
+      expect(result.previousDir).toMatch(new RegExp(`^${cacheDir}\\.pre-restore-\\d{8}T\\d+Z$`));
       expect(readFileSync(join(result.previousDir!, 'restore-marker.txt'), 'utf8')).toBe('after the backup\n');
       expect(existsSync(join(result.previousDir!, 'added-after-backup.txt'))).toBe(true);
-      expect(siblings(agent.cacheDir)).toEqual([basename(result.previousDir!)]); // no .restoring-* left
-      // Every archived entry is back: the archive's entries count, the cache files (which the agent
-      // rebuilds from the unchanged etcd, so they are the same names), and the agent is healthy.
+      expect(siblings(cacheDir)).toEqual([basename(result.previousDir!)]); // no .restoring-* left
+      // Every archived entry is back, and the agent (which never reads its cache back) was started,
+      // republished to and found serving etcd's state.
       expect(result.entries).toBe(record.facts.entries);
-      expect(readdirSync(join(agent.cacheDir, 'entries')).sort()).toEqual(readdirSync(join(result.previousDir!, 'entries')).sort());
       expect(await supervisorctl(h.world.supervisorConf, 'status', 'nnoe-agent-node-1')).toMatch(/RUNNING/);
-      expect(result.health?.healthy).toBe(true);
-      expect((await fetch(agent.healthUrl!)).status).toBe(200);
+      expect(result.agent?.check).toMatchObject({ node: 'node-1', serving: true, differences: [] });
       const progress = await handle.query(progressQuery);
       expect(steps(progress)).toEqual(['preflight:done', 'prepare cache dir:done', 'stop agent:done', 'swap cache dir:done', 'start agent:done']);
       expect(progress.steps.find((s) => s.name === 'stop agent')?.detail).toBe('supervisor program nnoe-agent-node-1 stopped');
       // The staged archive is gone from the node's workDir.
       expect(existsSync(join(h.config.workDir, 'restore', set.setId, 'agent-cache-node-1'))).toBe(false);
-      await recordHistory(handle, 'agent-cache-restore');
+      await recordHistory(handle, 'agent-cache-restore-real-agent');
     } finally {
       rmSync(marker, { force: true });
       if (result.previousDir) rmSync(result.previousDir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import { serviceDriver } from '../services/driver';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { typedFailures } from './failures';
+import { agentLayout } from './agent-service';
 
 export interface AgentCacheBackupInput {
   cluster: string;
@@ -40,9 +41,10 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
 
   async function backupAgentCache(input: AgentCacheBackupInput): Promise<AgentCacheOutcome> {
     const agent = agentOf(input.cluster);
-    const isDir = await stat(agent.cacheDir).then((s) => s.isDirectory(), () => false);
+    const cacheDir = (await agentLayout(agent)).cachePath; // [cache].path of agent.toml, never assumed
+    const isDir = await stat(cacheDir).then((s) => s.isDirectory(), () => false);
     if (!isDir) {
-      throw ApplicationFailure.nonRetryable(`agent cache dir ${agent.cacheDir} does not exist on node ${node}`, FailureType.InvalidInput);
+      throw ApplicationFailure.nonRetryable(`agent cache dir ${cacheDir} (${agent.cacheDir ? 'agents[].cacheDir' : `[cache].path of ${agent.agentToml}`}) does not exist on node ${node}`, FailureType.InvalidInput);
     }
     const service = serviceDriver(agent.service);
     const encryption = artefactEncryption(config);
@@ -53,11 +55,11 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
 
     if (!input.online) await service.stop();
     try {
-      const source = createArchiveStream([agent.cacheDir], () => { entries += 1; });
+      const source = createArchiveStream([cacheDir], () => { entries += 1; });
       const artefact = await publishCompressed({ source, stores, key, fileName, encryption });
       return {
         artefact,
-        facts: { node, cacheDir: agent.cacheDir, entries, online: input.online, agentRestarted: !input.online },
+        facts: { node, cacheDir, entries, online: input.online, agentRestarted: !input.online },
       };
     } finally {
       // Whatever happened (error, cancellation, timeout noticed through the heartbeat): the agent runs again.

@@ -29,6 +29,7 @@ import { checkNebulaConfig, describeNebulaCert, enforceNebulaModes, verifyHostCe
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { NEBULA_FILES } from './host-files';
 import { errorMessage, typedFailures } from './failures';
+import { agentLayout, agentOn } from './agent-service';
 
 export type HostRestoreKind = 'agent-cache' | 'nebula';
 
@@ -119,11 +120,10 @@ interface NodeTarget {
   allowedTypes?: readonly ArchiveEntryType[];
 }
 
-function nodeTarget(cluster: ClusterConfig, node: string, kind: HostRestoreKind): NodeTarget {
+async function nodeTarget(cluster: ClusterConfig, node: string, kind: HostRestoreKind): Promise<NodeTarget> {
   if (kind === 'agent-cache') {
-    const agent = cluster.agents.find((a) => a.node === node);
-    if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} configures no agent on node ${node}`, FailureType.InvalidInput);
-    return { dir: resolve(agent.cacheDir), service: serviceDriver(agent.service) };
+    const agent = agentOn(cluster, node);
+    return { dir: resolve((await agentLayout(agent)).cachePath), service: serviceDriver(agent.service) };
   }
   if (kind === 'nebula') {
     const nebula = cluster.nebula.find((n) => n.node === node);
@@ -143,12 +143,22 @@ function requireAbsolute(archivedDir: string): void {
   }
 }
 
+/**
+ * The target as the management worker can name it: an agent's cache path lives in agent.toml on its
+ * node, which the node's own steps read; the plan names the file it comes from.
+ */
+async function describedTarget(cluster: ClusterConfig, node: string, kind: HostRestoreKind): Promise<{ dir: string; service: ServiceDriver | null }> {
+  if (kind !== 'agent-cache') return nodeTarget(cluster, node, kind);
+  const agent = agentOn(cluster, node);
+  return { dir: agent.cacheDir ?? `[cache].path of ${agent.agentToml}`, service: serviceDriver(agent.service) };
+}
+
 export function createHostRestorePlanActivities(deps: { config: Config }) {
   const { config } = deps;
 
   async function planHostRestore(input: { cluster: string; node: string; kind: HostRestoreKind; setId?: string }): Promise<HostRestorePlan> {
     const cluster = findCluster(config, input.cluster);
-    const target = nodeTarget(cluster, input.node, input.kind);
+    const target = await describedTarget(cluster, input.node, input.kind);
     const what = `${input.kind === 'nebula' ? 'Nebula files' : 'an agent cache'} of node ${input.node}`;
     const { entry, component, unreachableTargets } = await chooseRestoreSet(config, cluster.name, input.setId, (m) => m.components.find(
       (c): c is Extract<ComponentRecord, { component: HostRestoreKind }> => c.component === input.kind && 'node' in c && c.node === input.node), what);
@@ -198,7 +208,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   async function stageHostArchive(input: {
     cluster: string; kind: HostRestoreKind; setId: string; artefact: ArtefactRecord; archivedDir: string;
   }): Promise<StagedArchive> {
-    const target = targetOf(input.cluster, input.kind);
+    const target = await targetOf(input.cluster, input.kind);
     requireAbsolute(input.archivedDir);
     const ctx = Context.current();
     const path = stagedPath(input.setId, input.kind);
@@ -240,7 +250,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
    * Any failure removes the new dir.
    */
   async function prepareRestoredDir(input: { cluster: string; kind: HostRestoreKind; setId: string; archivedDir: string }): Promise<PreparedDir> {
-    const target = targetOf(input.cluster, input.kind);
+    const target = await targetOf(input.cluster, input.kind);
     requireAbsolute(input.archivedDir);
     const path = stagedPath(input.setId, input.kind);
     if (!(await lstat(path).then((s) => s.isFile(), () => false))) {
@@ -293,7 +303,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   }
 
   async function stopServiceForRestore(input: { cluster: string; kind: HostRestoreKind }): Promise<{ node: string; service: string | null; wasRunning: boolean }> {
-    const { service } = targetOf(input.cluster, input.kind);
+    const { service } = await targetOf(input.cluster, input.kind);
     if (!service) return { node, service: null, wasRunning: false };
     const wasRunning = await service.isRunning();
     await service.stop();
@@ -302,7 +312,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
 
   /** Idempotent start (Nebula; the agent is started by startAgentAndWait, which also waits for its health). */
   async function startServiceAfterRestore(input: { cluster: string; kind: HostRestoreKind }): Promise<{ node: string; service: string | null; running: boolean }> {
-    const { service } = targetOf(input.cluster, input.kind);
+    const { service } = await targetOf(input.cluster, input.kind);
     if (!service) return { node, service: null, running: false };
     await service.start();
     const running = await service.isRunning();
@@ -312,7 +322,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
 
   /** The prepared dir in place of the live one; the old one kept as `<dir>.pre-restore-<stamp>`. */
   async function swapRestoredDir(input: { cluster: string; kind: HostRestoreKind; preparedDir: string; preparedIno: number }): Promise<{ node: string; dir: string; previousDir: string | null }> {
-    const target = targetOf(input.cluster, input.kind);
+    const target = await targetOf(input.cluster, input.kind);
     const prepared = requirePreparedDir(target, input.preparedDir);
     if (!(await lstat(prepared).then((s) => s.isDirectory(), () => false))) {
       // An earlier attempt may have swapped and died before reporting: the live dir is then the prepared one.
@@ -328,7 +338,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
 
   /** After a failure before the swap: the prepared dir goes; the live dir was never touched. */
   async function discardPreparedDir(input: { cluster: string; kind: HostRestoreKind; preparedDir: string }): Promise<void> {
-    await rm(requirePreparedDir(targetOf(input.cluster, input.kind), input.preparedDir), { recursive: true, force: true });
+    await rm(requirePreparedDir(await targetOf(input.cluster, input.kind), input.preparedDir), { recursive: true, force: true });
   }
 
   async function discardStagedArchive(input: { setId: string; kind: HostRestoreKind }): Promise<void> {

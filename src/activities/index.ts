@@ -14,6 +14,7 @@ import { createDisasterRecoveryActivities } from './disaster-recovery';
 import { createPhpipamRestoreActivities } from './phpipam-restore';
 import { createHostRestorePlanActivities } from './host-restore';
 import { createDrillActivities } from './drill';
+import { createAgentRepublishActivities } from './agent-republish';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -36,7 +37,7 @@ export function createManagementActivities(deps: { config: Config }) {
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
     ...createChangeCaptureActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
-    ...createDrillActivities(deps),
+    ...createDrillActivities(deps), ...createAgentRepublishActivities(deps),
   };
 }
 

@@ -20,6 +20,7 @@ import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../wo
 import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
+import { registerAgentCommands } from './cli-agents';
 import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
 
 interface GlobalOptions { config?: string; json?: boolean }
@@ -375,6 +376,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       if (!report.ok) outcome.exitCode = 1;
     });
 
+  registerAgentCommands(program, { withClient, json, out, outcome, printStep });
   return { program, outcome };
 }
 

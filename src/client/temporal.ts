@@ -16,6 +16,7 @@ import type { pointInTimeRestoreWorkflow, PointInTimeInput } from '../workflows/
 import type { changeCaptureWorkflow, ChangeCaptureInput } from '../workflows/change-capture';
 import type { disasterRecoveryWorkflow, DisasterRecoveryInput } from '../workflows/disaster-recovery';
 import type { restoreDrillWorkflow, DrillInput } from '../workflows/drill';
+import type { checkAgentsWorkflow, recoverAgentsWorkflow, AgentsInput, RecoverAgentsInput } from '../workflows/agents';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
 
@@ -84,6 +85,14 @@ export function startDisasterRecovery(client: Client, config: Config, input: Dis
 
 export function startDrill(client: Client, config: Config, input: DrillInput) {
   return startRunbook<typeof restoreDrillWorkflow>(client, config, 'restoreDrillWorkflow', 'drill', input);
+}
+
+export function startCheckAgents(client: Client, config: Config, input: AgentsInput) {
+  return startRunbook<typeof checkAgentsWorkflow>(client, config, 'checkAgentsWorkflow', 'agents-check', input);
+}
+
+export function startRecoverAgents(client: Client, config: Config, input: RecoverAgentsInput) {
+  return startRunbook<typeof recoverAgentsWorkflow>(client, config, 'recoverAgentsWorkflow', 'agents-recover', input, input.dryRun ? '-dry-run' : '');
 }
 
 /** The one change capture of a cluster: a fixed id, so starting it twice finds the running one. */

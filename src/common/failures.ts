@@ -27,6 +27,8 @@ export const FailureType = {
   ApprovalTimedOut: 'ApprovalTimedOut',
   RolledBack: 'RolledBack',
   AgentUnhealthy: 'AgentUnhealthy',
+  /** etcd was restored, but agents do not serve its state after restart + republish (no etcd rollback: it would deafen them again). */
+  AgentsNotServing: 'AgentsNotServing',
   QuorumLost: 'QuorumLost',
   PitrUnreachable: 'PitrUnreachable',
   ServiceChecksFailed: 'ServiceChecksFailed',
@@ -65,6 +67,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.QuorumLost,
   FailureType.PitrUnreachable,
   FailureType.ServiceChecksFailed,
+  FailureType.AgentsNotServing,
   FailureType.UnsafeArchive,
   FailureType.NebulaCertInvalid,
   FailureType.RestoreSchemaExists,

@@ -52,14 +52,29 @@ export const ServiceRefSchema = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('systemd'), unit: z.string().min(1) }),
 ], { error: 'expected a service: { driver: systemd, unit } or { driver: supervisor, supervisorConf, program }' });
 
-/** An nnoe-agent on one node: its sled cache dir, its service, its health endpoint. */
+const absolutePath = (what: string) => z.string().startsWith('/', `expected an absolute ${what} path`);
+
+/**
+ * An NNOE agent on one node. Its own `agent.toml` says where its sled cache lives, which etcd prefix
+ * it watches and where it renders Knot's and Kea's config (src/agent/agent-toml.ts); the paths
+ * here override it only for agents whose files moved. The agent serves no HTTP: its health is
+ * judged from the process, its etcd connection and what it rendered (src/activities/agent-service.ts).
+ */
 export const AgentSchema = z.strictObject({
   node: name,
-  cacheDir: z.string().startsWith('/', 'expected an absolute directory path'),
-  service: ServiceRefSchema,
-  healthUrl: z.string().url('expected the agent health URL, e.g. http://127.0.0.1:9090/health').optional(),
+  agentToml: absolutePath('file').default('/etc/nnoe/agent.toml'),
+  service: ServiceRefSchema.default({ driver: 'systemd', unit: 'nnoe-agent.service' }),
+  cacheDir: absolutePath('directory').optional(),
+  prefix: z.string().regex(/^\/[^\s]*$/, 'expected an etcd key prefix like /nnoe').optional(),
+  dnsConfigPath: absolutePath('file').optional(),
+  zoneDir: absolutePath('directory').optional(),
+  dhcpConfigPath: absolutePath('file').optional(),
   /** The agent's drop-in config dir; backed up when present on the node. */
-  configDir: z.string().startsWith('/', 'expected an absolute directory path').default('/etc/nnoe/agent.d'),
+  configDir: absolutePath('directory').default('/etc/nnoe/agent.d'),
+  /** Host state a real recovery needs, backed up with the agent's config (component `agent-host`). */
+  tlsDir: absolutePath('directory').default('/etc/nnoe/certs'),
+  dnssecKeyDir: absolutePath('directory').default('/var/lib/knot/keys'),
+  keaLeaseFile: absolutePath('file').default('/var/lib/kea/kea-leases4.csv'),
 });
 
 /** The Nebula overlay files of one node: ca.crt, host.crt, host.key, config.yml in `dir`. */

@@ -38,6 +38,8 @@ export interface ProgramSpec {
   environment?: Record<string, string>;
   /** Seconds supervisord waits after SIGTERM before SIGKILL. Default 10. */
   stopWaitSecs?: number;
+  /** Default TERM; the NNOE agent stops cleanly only on INT (TERM kills it at once). */
+  stopSignal?: 'TERM' | 'INT';
 }
 
 export function supervisorLayout(worldDir: string): SupervisorLayout {
@@ -122,7 +124,7 @@ export function renderProgramConfig(layout: SupervisorLayout, spec: ProgramSpec)
     'startsecs=1',
     'startretries=0',
     `stopwaitsecs=${spec.stopWaitSecs ?? 10}`,
-    'stopsignal=TERM',
+    `stopsignal=${spec.stopSignal ?? 'TERM'}`,
     'stopasgroup=true',
     'killasgroup=true',
     `stdout_logfile=${log}`,

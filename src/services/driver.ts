@@ -16,6 +16,8 @@ export interface ServiceDriver {
   stop(): Promise<boolean>;
   start(): Promise<void>;
   isRunning(): Promise<boolean>;
+  /** The service's main process id, or null when it is not running. */
+  pid(): Promise<number | null>;
 }
 
 export class ServiceCommandError extends Error {
@@ -47,6 +49,11 @@ function supervisorDriver(supervisorConf: string, program: string): ServiceDrive
     }),
     start: async () => { await ctl('start').catch(async (err: unknown) => { if (!(await isRunning())) throw err; }); },
     isRunning,
+    pid: async () => {
+      const out = await run('supervisorctl', ['-c', supervisorConf, 'pid', program]).then((r) => r.stdout, () => '');
+      const pid = Number(out.trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    },
   };
 }
 
@@ -63,5 +70,10 @@ export function serviceDriver(ref: ServiceRef): ServiceDriver {
     },
     start: async () => { await command('systemctl', ['start', unit], `systemctl start ${unit}`); },
     isRunning,
+    pid: async () => {
+      const out = await run('systemctl', ['show', '--property=MainPID', '--value', unit]).then((r) => r.stdout, () => '');
+      const pid = Number(out.trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    },
   };
 }

@@ -3,11 +3,12 @@
  * activity fails or times out (a dead node worker never runs its `finally`), the workflow makes
  * sure the agent is running again before it reports the failure.
  */
-import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createAgentCacheActivities } from '../activities/agent-cache';
-import { NON_RETRYABLE } from '../common/failures';
 import type { AgentCacheComponentRecord } from '../common/manifest';
 import { nodeTaskQueue } from '../common/search-attributes';
+import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { agentsNotServing, REAL_AGENT_RECOVERY, recoverAgents } from './agent-recovery';
 
 export interface AgentCacheBackupInput {
   cluster: string;
@@ -41,6 +42,11 @@ export async function agentCacheBackupWorkflow(input: AgentCacheBackupInput): Pr
   const startedAt = new Date().toISOString();
   try {
     const outcome = await backupAgentCache({ cluster: input.cluster, setId: input.setId, fileName: input.fileName, targets: input.targets, online: input.online === true });
+    if (input.online !== true && patched(REAL_AGENT_RECOVERY)) {
+      // The restarted agent serves empty configs until the keys are put again: republish and check.
+      const problem = agentsNotServing(await recoverAgents(input.cluster, [input.node], { alreadyStarted: true }));
+      if (problem) throw ApplicationFailure.nonRetryable(`the cache was backed up, but after the agent's restart ${problem}`, FailureType.AgentsNotServing);
+    }
     return { component: 'agent-cache', node: input.node, status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt, finishedAt: new Date().toISOString() };
   } catch (err) {
     if (input.online !== true) await CancellationScope.nonCancellable(() => ensureAgentRunning({ cluster: input.cluster }));

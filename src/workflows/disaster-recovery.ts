@@ -4,7 +4,7 @@
  * -> service checks (DNS answers, DHCP leases, metrics). The `report` query shows every step and
  * check as it goes; the result is the same report. Children run pre-approved under this run's approval.
  */
-import { ApplicationFailure, defineQuery, executeChild, proxyActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { createDisasterRecoveryActivities, DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { createServiceCheckActivities, createDhcpCheckActivities, ServiceCheck } from '../activities/service-checks';
@@ -12,8 +12,9 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, type RunProgress } from './progress';
 import { approvalGate, type ApprovalState } from './approval';
-import { agentsOnNode, etcdRestoreWorkflow } from './etcd-restore';
+import { etcdRestoreWorkflow } from './etcd-restore';
 import { phpipamRestoreWorkflow } from './phpipam-restore';
+import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface DisasterRecoveryInput {
   cluster: string;
@@ -28,6 +29,8 @@ export interface DisasterRecoveryReport {
   approvedBy: string | null;
   progress: RunProgress;
   checks: ServiceCheck[];
+  /** Each agent after its restart + republish. */
+  agents?: AgentRecovery[];
   ok: boolean;
 }
 
@@ -95,7 +98,13 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
       return `${r.verified.length} tables verified and swapped in (old kept as ${r.keepAs})`;
     }, (d) => d);
 
-    await tracker.step('restart agents', async () => {
+    if (patched(REAL_AGENT_RECOVERY)) {
+      report.agents = await tracker.step('restart agents', () => recoverAgents(plan.cluster, plan.agentNodes), describeRecovery);
+      const problem = agentsNotServing(report.agents);
+      if (problem) {
+        throw ApplicationFailure.nonRetryable(`disaster recovery restored ${plan.setId}, but ${problem}`, FailureType.AgentsNotServing);
+      }
+    } else await tracker.step('restart agents', async () => {
       const ready: string[] = [];
       for (const node of plan.agentNodes) {
         const health = await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });

@@ -8,7 +8,7 @@
  * Membership changes are not reversible like a restore is: a failure after `member remove` leaves
  * the cluster one member short (still with quorum) and says so; the run can simply be started again.
  */
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { createEtcdRestoreActivities, QuorumAssessment, ClusterCheck } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities } from '../activities/etcd-member';
@@ -16,6 +16,8 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker } from './progress';
+import type { createBackupPlanActivities } from '../activities/backup-plan';
+import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface ReplaceMemberInput {
   cluster: string;
@@ -33,11 +35,18 @@ export interface ReplaceMemberResult {
   oldDataDir: string;
   newDataDir: string;
   check: ClusterCheck;
+  /** Each agent after its restart + republish (an agent connected to the replaced member is deaf). */
+  agents?: AgentRecovery[];
 }
 
 const { assessQuorum, removeEtcdMember, addEtcdMember } = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
 export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Promise<ReplaceMemberResult> {
@@ -83,8 +92,15 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     }, (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`);
     const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
       (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`);
+    const result: ReplaceMemberResult = { member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check };
+    if (patched(REAL_AGENT_RECOVERY)) {
+      // An agent whose connection went to the stopped member lost its watches for good.
+      result.agents = await tracker.step('recover agents', async () => recoverAgents(input.cluster, (await describeBackupPlan({ cluster: input.cluster })).agentNodes), describeRecovery);
+      const problem = agentsNotServing(result.agents);
+      if (problem) throw ApplicationFailure.nonRetryable(`member ${input.member} was replaced and the cluster verified, but ${problem}`, FailureType.AgentsNotServing);
+    }
     tracker.finish('completed');
-    return { member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check };
+    return result;
   } catch (err) {
     tracker.finish('failed');
     throw err;

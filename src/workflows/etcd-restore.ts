@@ -24,7 +24,7 @@ import {
 } from '@temporalio/workflow';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/etcd-member';
-import type { createAgentServiceActivities } from '../activities/agent-service';
+import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { initialClusterOf } from '../common/etcd-topology';
@@ -50,8 +50,13 @@ export interface EtcdRestoreInput {
   verifyTimeout?: Duration;
   /** How long a node worker may take to pick up a step (a dead node worker fails the step). Default 2m. */
   nodeResponseTimeout?: Duration;
-  /** Restart the agents one at a time afterwards (they rebuild their caches). Default true. */
+  /**
+   * Bring the agents back afterwards, one at a time: restart, republish every key they watch, check
+   * they render etcd's state (src/workflows/agent-recovery.ts). Default true.
+   */
   restartAgents?: boolean;
+  /** Republish after each agent restart. Default true; false only shows that agents then serve empty configs. */
+  republishAgents?: boolean;
 }
 
 export interface EtcdRestoreResult {
@@ -62,6 +67,10 @@ export interface EtcdRestoreResult {
   snapshotRevision: number;
   check: ClusterCheck | null;
   dataDirs: Array<{ member: string; old: string; restored: string }>;
+  /** Each agent after its restart + republish (empty when agents were not restarted). */
+  agents?: AgentRecovery[];
+  /** Dry run: the keys each agent's republish would put, per prefix. */
+  agentRepublishPlan?: Awaited<ReturnType<typeof planAgentRepublish>>;
 }
 
 export interface RestorePlanView {
@@ -113,17 +122,6 @@ function rollbackOnNode(node: string): MemberActivities {
     taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
     startToCloseTimeout: '5m',
     retry: { initialInterval: '2s', maximumInterval: '30s', nonRetryableErrorTypes: ['InvalidInput', 'ConfigError'] },
-  });
-}
-
-/** Agent restarts on a node (also used by the point-in-time restore). */
-export function agentsOnNode(node: string): ReturnType<typeof createAgentServiceActivities> {
-  return proxyActivities<ReturnType<typeof createAgentServiceActivities>>({
-    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
-    scheduleToCloseTimeout: '15m',
-    startToCloseTimeout: '5m',
-    heartbeatTimeout: '1m',
-    retry: { maximumAttempts: 3, initialInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
   });
 }
 
@@ -189,8 +187,9 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     view.state = 'dry-run';
     tracker.note('approval', 'dry run: nothing stopped, nothing written');
     await discardStaged();
+    const agentRepublishPlan = patched(REAL_AGENT_RECOVERY) && input.restartAgents !== false ? await planAgentRepublish(plan.cluster, plan.agentNodes) : undefined;
     tracker.finish('completed');
-    return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged) };
+    return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged), agentRepublishPlan };
   }
 
   // ---- restore data dirs while the old cluster still runs (new dirs only).
@@ -223,6 +222,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
 
   // ---- the destructive part, with rollback.
   const changes = new Map<string, MemberConfigChange | null>();
+  let check: ClusterCheck;
   try {
     await tracker.step('stop etcd', () => stopMembers(plan, nodeTimeout, restoreBeforeApproval),
       (stopped) => stopped.map((s) => s.member).join(', '));
@@ -230,19 +230,20 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     const repoint: RepointOptions = { plan, staged: view.staged, nodeTimeout, tracker, changes, skipRedundantStart: restoreBeforeApproval };
     if (strategy === 'all-members') await repointAllMembers(repoint);
     else await repointFirstThenAdd(repoint, verify);
-    const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({
+    check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({
       cluster: plan.cluster, minRevision: plan.snapshot.revision, criticalKeys: plan.criticalKeys, require: true,
     }), (c) => `${c.members.length} members healthy at revision ${c.revision}, hashKV equal at ${c.hashRevision}`);
 
-    await tracker.step('restart agents', async () => {
-      if (input.restartAgents === false) return 'skipped (restartAgents: false)';
-      // One at a time: the others keep serving while one rebuilds its cache.
-      for (const node of plan.agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });
-      return plan.agentNodes.join(', ') || 'no agents configured';
-    }, (detail) => detail);
-    await discardStaged();
-    tracker.finish('completed');
-    return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged) };
+    if (!patched(REAL_AGENT_RECOVERY)) {
+      await tracker.step('restart agents', async () => {
+        if (input.restartAgents === false) return 'skipped (restartAgents: false)';
+        for (const node of plan.agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });
+        return plan.agentNodes.join(', ') || 'no agents configured';
+      }, (detail) => detail);
+      await discardStaged();
+      tracker.finish('completed');
+      return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged) };
+    }
   } catch (err) {
     const cause = err instanceof Error ? rootMessage(err) : String(err);
     await CancellationScope.nonCancellable(async () => {
@@ -250,12 +251,37 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
         await Promise.all(plan.members.map((m) => rollbackOnNode(m.node).revertEtcdMemberConfig({ cluster: plan.cluster, member: m.name, change: changes.get(m.name) ?? null })));
         return rollbackCheck(plan.cluster);
       }, (c) => `old members running again: ${c.members.length} healthy at revision ${c.revision}`);
+      // The old members restarted too: the agents are deaf to them until restarted and republished.
+      if (patched(REAL_AGENT_RECOVERY) && input.restartAgents !== false) {
+        await tracker.step('recover agents after rollback', () => recoverAgents(plan.cluster, plan.agentNodes), describeRecovery).catch(() => undefined);
+      }
       await discardStaged();
     });
     tracker.finish('failed');
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.nonRetryable(`restore of ${plan.setId} failed and was rolled back to the old data dirs: ${cause}`, FailureType.RolledBack);
   }
+
+  // ---- etcd is restored and verified. Agents from here on: a failure is reported, not rolled back
+  // (a rollback would restart etcd and deafen the agents once more).
+  const agents = await tracker.step('restart agents', async () => (input.restartAgents === false ? []
+    : recoverAgents(plan.cluster, plan.agentNodes, { republish: input.republishAgents !== false })),
+  (recovered) => (input.restartAgents === false ? 'skipped (restartAgents: false)' : describeRecovery(recovered)))
+    .catch(async (err: unknown) => {
+      await discardStaged();
+      tracker.finish('failed');
+      throw ApplicationFailure.nonRetryable(`etcd was restored from ${plan.setId} and verified, but the agents could not be recovered (etcd is not rolled back): ${err instanceof Error ? rootMessage(err) : String(err)}`,
+        FailureType.AgentsNotServing);
+    });
+  await discardStaged();
+  const problem = agentsNotServing(agents);
+  if (problem) {
+    tracker.finish('failed');
+    throw ApplicationFailure.nonRetryable(`etcd was restored from ${plan.setId} and verified, but ${problem} (etcd is not rolled back: restart and republish the agent, see docs)`,
+      FailureType.AgentsNotServing, { agents });
+  }
+  tracker.finish('completed');
+  return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents };
 }
 
 /**

@@ -12,7 +12,7 @@
  * loading; a CA mismatch is refused with the live dir untouched. The old dir is kept as
  * `<dir>.pre-restore-<stamp>`, and the service is started again whatever happens (non-cancellable).
  */
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { createHostRestoreActivities, createHostRestorePlanActivities, HostRestoreKind, HostRestorePlan, PreparedDir } from '../activities/host-restore';
 import type { AgentHealth, createAgentServiceActivities } from '../activities/agent-service';
@@ -21,6 +21,7 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
 import { failureTypeOf } from './approval';
+import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface HostRestoreInput {
   cluster: string;
@@ -51,6 +52,8 @@ export interface HostRestoreResult {
   service: string | null;
   /** The agent's health after its start (cache restore). */
   health: AgentHealth | null;
+  /** The agent after its start, republish and check (cache restore; runs since the real agent). */
+  agent?: AgentRecovery;
 }
 
 type PlanActivities = ReturnType<typeof createHostRestorePlanActivities>;
@@ -215,9 +218,17 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
 
 /** Agent: started and waited for until healthy. Nebula: started when a service is configured. */
 async function startService(kind: HostRestoreKind, nodeName: string, plan: HostRestorePlan, tracker: ProgressTracker, labels: Labels, result: HostRestoreResult): Promise<void> {
+  if (kind === 'agent-cache' && patched(REAL_AGENT_RECOVERY)) {
+    // The real agent never reads its cache back: it serves only what is put after its start.
+    const [agent] = await tracker.step(labels.start, () => recoverAgents(plan.cluster, [nodeName], { startOnly: true }), describeRecovery);
+    result.agent = agent;
+    const problem = agentsNotServing(agent ? [agent] : []);
+    if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.AgentsNotServing);
+    return;
+  }
   if (kind === 'agent-cache') {
     result.health = await tracker.step(labels.start, () => agentOnNode(nodeName).startAgentAndWait({ cluster: plan.cluster }),
-      (h) => `healthy ${h.readyAfterMs} ms after its start${h.status ? ` (health ${h.status})` : ''}`);
+      (h) => `healthy ${h.readyAfterMs} ms after its start`);
     return;
   }
   await tracker.step(labels.start, () => startOnNode(nodeName).startServiceAfterRestore({ cluster: plan.cluster, kind }),

@@ -13,3 +13,4 @@ export { pointInTimeRestoreWorkflow } from './pitr';
 export { restoreDrillWorkflow } from './drill';
 export { disasterRecoveryWorkflow } from './disaster-recovery';
 export { recoverAgentNodeWorkflow } from './agent-node-recovery';
+export { checkAgentsWorkflow, recoverAgentsWorkflow } from './agents';

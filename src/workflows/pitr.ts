@@ -9,7 +9,7 @@
  * names the newest point it can reach. Stop the cluster's change capture first: the restored
  * cluster is a new incarnation (new cluster ID) and gets a capture chain of its own.
  */
-import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { createPitrActivities, PointInTimePlan } from '../activities/pitr';
 import type { createEtcdRestoreActivities, ClusterCheck } from '../activities/etcd-restore';
@@ -17,7 +17,8 @@ import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { ProgressTracker } from './progress';
-import { agentsOnNode, etcdRestoreWorkflow, type RestoreStrategy } from './etcd-restore';
+import { etcdRestoreWorkflow, type RestoreStrategy } from './etcd-restore';
+import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface PointInTimeInput {
   cluster: string;
@@ -35,6 +36,8 @@ export interface PointInTimeResult {
   plan: PointInTimePlan;
   replay: { revisions: number; events: number; transactions: number };
   check: ClusterCheck;
+  /** Each agent after its restart + republish, serving the target state. */
+  agents?: AgentRecovery[];
 }
 
 const { planPointInTime, replayChanges } = proxyActivities<ReturnType<typeof createPitrActivities>>({
@@ -71,6 +74,16 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     const check = await tracker.step('verify cluster', async () => checkEtcdCluster({ cluster: input.cluster, criticalKeys: await criticalKeysOf(input.cluster), require: true }),
       (c) => `${c.members.length} members healthy, hashKV equal at ${c.hashRevision}`);
 
+    if (patched(REAL_AGENT_RECOVERY)) {
+      // After the replay, so each agent renders the target state (the restore's restart left them deaf).
+      const agents = await tracker.step('restart agents', async () => recoverAgents(input.cluster, (await planAgents(input.cluster)).agentNodes), describeRecovery);
+      const problem = agentsNotServing(agents);
+      if (problem) {
+        throw ApplicationFailure.nonRetryable(`etcd was restored to revision ${plan.targetRevision} and verified, but ${problem} (etcd is not rolled back)`, FailureType.AgentsNotServing);
+      }
+      tracker.finish('completed');
+      return { plan, replay, check, agents };
+    }
     await tracker.step('restart agents', async () => {
       const { agentNodes } = await planAgents(input.cluster);
       for (const node of agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: input.cluster });

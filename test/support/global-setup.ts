@@ -21,6 +21,7 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS } from './shared';
 import { generateIdentity } from '../../src/crypto';
 import { generateNebulaNode } from '../../src/sandbox/nebula';
+import { agentConfigEntries, startRealAgents, type WorldAgent } from '../../src/sandbox/agents';
 
 const repoRoot = resolve(__dirname, '../..');
 
@@ -67,56 +68,21 @@ async function loadSamplePhpipam(world: World): Promise<void> {
   }
 }
 
-/** Stand-in agents on these nodes run under the world's supervisord, each with its node worker. */
+/** Real NNOE agents (built from NNOE_SRC) run on these nodes under the world's supervisord, each with its node worker. */
 export const AGENT_NODES = ['node-1', 'node-2'];
 export const MEMBER_NODES = ['node-1', 'node-2', 'node-3'];
 
-async function registerAgents(dir: string, supervisorConf: string): Promise<Array<{ node: string; cacheDir: string; service: object; healthUrl: string; leaseFile: string; configArgs: string[] }>> {
-  const agents = [];
-  for (const node of AGENT_NODES) {
-    const port = await freePort();
-    const cacheDir = join(dir, 'agents', node, 'var', 'nnoe', 'cache');
-    const program = `nnoe-agent-${node}`;
-    // Only node-1 has an agent config dir: the agent-config component skips nodes without one.
-    const configDir = join(dir, 'agents', node, 'etc', 'nnoe', 'agent.d');
-    if (node === AGENT_NODES[0]) {
-      await mkdir(configDir, { recursive: true });
-      await writeFile(join(configDir, '10-zones.yaml'), 'zones:\n  - example.com\n', { mode: 0o640 });
-    }
-    // Each agent publishes DNS names for the world's dnsmasq and a Kea lease file, as the real agent feeds Knot/Kea.
-    const leaseFile = join(dir, 'agents', node, 'kea-leases4.csv');
-    agents.push({
-      node, cacheDir, configDir, service: { driver: 'supervisor', supervisorConf, program }, healthUrl: `http://127.0.0.1:${port}/health`, leaseFile,
-      configArgs: ['--node', node, '--cache-dir', cacheDir, '--port', String(port), '--hosts-dir', dnsHostsDir(dir), '--lease-file', leaseFile],
-    });
-  }
-  return agents;
-}
-
-const dnsHostsDir = (dir: string) => join(dir, 'dns', 'hosts.d');
-
-/** A real DNS server (Debian's dnsmasq) answering from the hosts files the agents publish. */
-async function startDnsmasq(dir: string, port: number): Promise<void> {
-  await mkdir(dnsHostsDir(dir), { recursive: true });
+/**
+ * A real Knot server answering from what node-1's agent rendered (through the world's bridge: the
+ * agent's own knot.conf is JSON and its zone files' origin is not fully qualified).
+ */
+async function startKnotBridge(dir: string, agent: WorldAgent, port: number): Promise<void> {
   const layout = supervisorLayout(dir);
   writeProgramConfig(layout, {
-    name: 'nnoe-dnsmasq',
-    command: ['/usr/sbin/dnsmasq', '--keep-in-foreground', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
-      `--hostsdir=${dnsHostsDir(dir)}`, '--pid-file=', '--user=root', '--log-facility=-'],
+    name: `nnoe-knot-${agent.node}`,
+    command: [process.execPath, '--import', 'tsx', 'src/sandbox/knot-bridge.ts', '--agent-knot-conf', agent.knotConf, '--dir', join(dir, 'knot', agent.node), '--port', String(port)],
+    directory: repoRoot,
   });
-  await supervisorctl(layout.conf, 'reread');
-  await supervisorctl(layout.conf, 'update');
-}
-
-async function startAgents(dir: string, configPath: string, agents: Array<{ node: string; configArgs: string[] }>): Promise<void> {
-  const layout = supervisorLayout(dir);
-  for (const agent of agents) {
-    writeProgramConfig(layout, {
-      name: `nnoe-agent-${agent.node}`,
-      command: [process.execPath, '--import', 'tsx', 'src/sandbox/stand-in-agent.ts', '--config', configPath, '--cluster', 'nnoe-local', ...agent.configArgs],
-      directory: repoRoot,
-    });
-  }
   await supervisorctl(layout.conf, 'reread');
   await supervisorctl(layout.conf, 'update');
 }
@@ -204,13 +170,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const identityFile = join(dir, 'secrets', 'age-identity.txt');
     await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
-    const agents = await registerAgents(dir, world.supervisorConf);
+    const agents = await startRealAgents({
+      dir, supervisorConf: world.supervisorConf, repoRoot, etcdEndpoints: world.etcd.members.map((m) => m.clientUrl), certs: world.certs,
+    }, AGENT_NODES);
+    // Only node-1 has an agent config dir: the agent-config component skips nodes without one.
+    await mkdir(agents[0]!.configDir, { recursive: true });
+    await writeFile(join(agents[0]!.configDir, '10-zones.yaml'), 'zones:\n  - example.com\n', { mode: 0o640 });
     const dnsPort = await freePort();
-    await startDnsmasq(dir, dnsPort);
+    await startKnotBridge(dir, agents[0]!, dnsPort);
     const checks = {
       dns: [{ server: `127.0.0.1:${dnsPort}`, name: 'www.example.com', expect: ['10.0.0.1'] }],
-      dhcp: agents.map((a) => ({ node: a.node, leaseFile: a.leaseFile, minActive: 1 })),
-      metrics: agents.map((a) => ({ url: a.healthUrl.replace(/\/health$/, '/metrics'), series: ['nnoe_agent_etcd_connected', 'nnoe_agent_cache_size_entries', 'nnoe_dhcp_leases_active'] })),
+      dhcp: agents.map((a) => ({ node: a.node, leaseFile: a.keaLeaseFile, minActive: 1 })),
+      // No metrics check: NNOE's exporter binds the hard-coded 0.0.0.0:9090 (one per host) and reports its own connection.
+      metrics: [],
     };
     // Nebula files on the agent nodes, signed by one overlay CA, as `nebula-cert` lays them out.
     const nebula = [];
@@ -219,8 +191,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       nebula.push({ node, dir: files.dir });
     }
     await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
-      agents.map(({ configArgs: _args, leaseFile: _lease, ...agent }) => agent), nebula, checks)));
-    await startAgents(dir, configPath, agents);
+      agentConfigEntries(agents, world.supervisorConf), nebula, checks)));
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });

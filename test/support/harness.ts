@@ -1,4 +1,5 @@
 /** Helpers shared by the integration tests: the world, the config, a Temporal client, the CLI. */
+import { readAgentToml } from '../../src/agent/agent-toml';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,12 @@ import type { ArtefactRecord, BackupManifest, EtcdComponentRecord } from '../../
 import { createDecryptStream, readDecryptionIdentity } from '../../src/crypto';
 
 export const CLUSTER = 'nnoe-local';
+
+/** The sled cache dir of a node's agent, as its agent.toml says (`[cache].path`). */
+export async function agentCacheDir(config: Config, node: string): Promise<string> {
+  const agent = config.clusters.find((c) => c.name === CLUSTER)!.agents.find((a) => a.node === node)!;
+  return (await readAgentToml(agent.agentToml)).cachePath;
+}
 
 export interface Harness {
   world: World;
