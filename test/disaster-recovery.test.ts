@@ -1,8 +1,8 @@
 /**
  * Full disaster recovery end to end on the real world: etcd and phpIPAM wrecked after a backup
- * set, one approval, then etcd restore -> phpIPAM restore -> agents -> service checks against a
- * real DNS server (dnsmasq answering for names the agents publish from etcd), Kea lease files and
- * the agents' metrics endpoints.
+ * set, one approval, then etcd restore -> phpIPAM restore -> the real agents restarted and
+ * republished to -> service checks against a real Knot serving what node-1's agent rendered, and
+ * Kea lease files counted inside the subnets each agent's kea-dhcp4.conf serves.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
@@ -29,16 +29,17 @@ afterAll(async () => {
 const addresses = async () => Number(((await root.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM phpipam.ipaddresses'))[0][0] as { n: number }).n);
 
 describe('full disaster recovery', () => {
-  it('one approval restores etcd and phpIPAM, restarts the agents, and DNS, DHCP and metrics answer again', async () => {
+  it('one approval restores etcd and phpIPAM, the agents serve the restored zones and scopes, and DNS and DHCP answer again', async () => {
     const etcd = await memberClient(h.config, 'etcd-1');
     await etcd.put('/nnoe/dns/zones/example.com').value(JSON.stringify({ domain: 'example.com', ttl: 300, records: [{ name: 'www', type: 'A', value: '10.0.0.1' }] }));
-    await etcd.put('/nnoe/dhcp/leases/10.0.0.50').value(JSON.stringify({ hwaddr: '52:54:00:12:34:56', hostname: 'printer', validLifetime: 86400, expire: Math.floor(Date.now() / 1000) + 86400 }));
+    await etcd.put('/nnoe/dhcp/scopes/lab-v4').value(JSON.stringify({ subnet: '10.10.0.0/24', pool: { start: '10.10.0.100', end: '10.10.0.200' } }));
     const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as BackupSetResult;
     const rowsBefore = await addresses();
 
-    // The disaster: zones and leases gone from etcd, phpIPAM's addresses wiped.
+    // The disaster: zones and scopes gone from etcd (the agents still render them: a delete does not
+    // remove a rendering), phpIPAM's addresses wiped.
     await etcd.delete().prefix('/nnoe/dns/zones/');
-    await etcd.delete().prefix('/nnoe/dhcp/leases/');
+    await etcd.delete().prefix('/nnoe/dhcp/scopes/');
     etcd.close();
     await root.query('SET FOREIGN_KEY_CHECKS = 0');
     await root.query('DELETE FROM phpipam.ipaddresses');
@@ -59,9 +60,11 @@ describe('full disaster recovery', () => {
     ]);
     const byKind = (kind: string) => report.checks.filter((c) => c.kind === kind);
     expect(byKind('dns')).toEqual([expect.objectContaining({ ok: true, detail: 'answered 10.0.0.1' })]);
-    expect(byKind('dhcp').map((c) => c.ok)).toEqual([true, true]);
-    expect(byKind('metrics').map((c) => c.ok)).toEqual([true, true]);
+    expect(byKind('dhcp')).toEqual([1, 2].map((n) => expect.objectContaining({
+      ok: true, detail: expect.stringMatching(new RegExp(`^2 active leases in the subnets .*/nodes/node-${n}/etc/kea/kea-dhcp4\\.conf serves \\(.*10\\.10\\.0\\.0/24`)),
+    })));
+    expect(report.agents?.map((a) => [a.node, a.check.serving, a.check.differences])).toEqual([['node-1', true, []], ['node-2', true, []]]);
     expect(await addresses()).toBe(rowsBefore);
-    await recordHistory(handle, 'disaster-recovery-complete');
+    await recordHistory(handle, 'disaster-recovery-real-agents');
   }, 600_000);
 });

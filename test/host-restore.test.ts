@@ -12,7 +12,9 @@ import { gzipSync } from 'node:zlib';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { Header } from 'tar';
-import { startAgentCacheRestore, startBackupSet, startNebulaRestore } from '../src/client/temporal';
+import { startAgentCacheRestore, startAgentHostRestore, startBackupSet, startNebulaRestore } from '../src/client/temporal';
+import type { AgentHostRestoreResult } from '../src/workflows/agent-host-restore';
+import type { AgentConfigComponentRecord } from '../src/common/manifest';
 import { findCluster } from '../src/config/load';
 import type { AgentCacheComponentRecord, ArtefactRecord, BackupManifest, NebulaComponentRecord } from '../src/common/manifest';
 import { MANIFEST_FORMAT_VERSION } from '../src/common/manifest';
@@ -92,6 +94,46 @@ describe('agent cache restore', () => {
       rmSync(marker, { force: true });
       if (result.previousDir) rmSync(result.previousDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('agent host state', () => {
+  it('backs up agent.toml, the TLS dir, DNSSEC keys and the Kea lease file encrypted to local + S3, and restores them with their modes', async () => {
+    const agent = findCluster(h.config, CLUSTER).agents.find((a) => a.node === 'node-1')!;
+    const clientKey = join(agent.tlsDir, 'client.key');
+    const keyBefore = sha(clientKey);
+    const leasesBefore = readFileSync(agent.keaLeaseFile, 'utf8');
+    const tomlBefore = sha(agent.agentToml);
+    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-config'], targets: ['local', 's3'] })).result() as BackupSetResult;
+    const record = set.manifest.components.find((c): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === 'node-1')!;
+    expect(record.facts.roots).toEqual([agent.agentToml, agent.configDir, agent.tlsDir, agent.dnssecKeyDir, agent.keaLeaseFile, agent.nebulaCaKey]);
+    expect(record.facts.files.find((f) => f.path === agent.nebulaCaKey)?.mode).toBe(0o600);
+    expect(record.facts.skipped).toEqual([]);
+    expect(record.artefacts[0]!.encryption?.format).toBe('age'); // it holds the etcd client key and DNSSEC keys
+    expect(record.artefacts[0]!.copies.map((c) => c.target).sort()).toEqual(['local', 's3']);
+    expect(record.facts.files.find((f) => f.path === clientKey)?.mode).toBe(0o600);
+
+    // A bad day on node-1: the client key overwritten and readable by all, the lease file gone, a stray key file.
+    writeFileSync(clientKey, 'garbage');
+    chmodSync(clientKey, 0o644);
+    rmSync(agent.keaLeaseFile);
+    writeFileSync(join(agent.dnssecKeyDir, 'stray.key'), 'x');
+
+    const dry = await (await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId, dryRun: true })).result() as AgentHostRestoreResult;
+    expect(dry.outcome).toMatchObject({ dryRun: true, restored: [], notInArchive: [] });
+    expect(readFileSync(clientKey, 'utf8')).toBe('garbage'); // a dry run changes nothing
+
+    const result = await (await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId })).result() as AgentHostRestoreResult;
+    expect(result.outcome.restored.map((r) => r.path)).toEqual(record.facts.roots);
+    expect(sha(clientKey)).toBe(keyBefore);
+    expect(mode(clientKey)).toBe(0o600);
+    expect(readFileSync(agent.keaLeaseFile, 'utf8')).toBe(leasesBefore);
+    expect(sha(agent.agentToml)).toBe(tomlBefore);
+    expect(existsSync(join(agent.dnssecKeyDir, 'stray.key'))).toBe(false);
+    const oldKeys = result.outcome.restored.find((r) => r.path === agent.dnssecKeyDir)!.previous!;
+    expect(readFileSync(join(oldKeys, 'stray.key'), 'utf8')).toBe('x'); // the old dir is kept beside
+    expect(result.agent?.check).toMatchObject({ node: 'node-1', serving: true });
+    for (const r of result.outcome.restored) if (r.previous) rmSync(r.previous, { recursive: true, force: true });
   });
 });
 

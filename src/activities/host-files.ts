@@ -6,7 +6,7 @@
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Config } from '../config/schema';
+import type { AgentConfig, Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
 import { createArchiveStream, type ArchivedEntry } from '../archive/create';
@@ -28,7 +28,19 @@ export interface HostFilesBackupInput {
 
 export interface HostFilesOutcome {
   artefact: ArtefactRecord;
-  facts: { node: string; dir: string; files: ArchivedEntry[] };
+  facts: { node: string; dir: string; files: ArchivedEntry[]; roots?: string[]; skipped?: Array<{ path: string; reason: string }> };
+}
+
+/** The host state of an agent node, in restore order; `secret` paths hold private keys. */
+export function agentHostState(agent: AgentConfig): Array<{ path: string; secret: boolean }> {
+  return [
+    { path: agent.agentToml, secret: false },
+    { path: agent.configDir, secret: false },
+    { path: agent.tlsDir, secret: true },
+    { path: agent.dnssecKeyDir, secret: true },
+    { path: agent.keaLeaseFile, secret: false },
+    ...(agent.nebulaCaKey ? [{ path: agent.nebulaCaKey, secret: true }] : []),
+  ];
 }
 
 export function createHostFileActivities(deps: { config: Config; node: string }) {
@@ -63,13 +75,26 @@ export function createHostFileActivities(deps: { config: Config; node: string })
     return archive(input, nebula.dir, paths, true);
   }
 
-  /** null when the agent has no config dir on this node (nothing to back up, not a failure). */
+  /**
+   * The agent's host state: what a real recovery of the node needs beside etcd. Paths that do not
+   * exist on the node are skipped; private keys (TLS dir, DNSSEC keys, the Nebula CA key) only go
+   * into an encrypted archive, and are left out, with the reason recorded, when encryption is off.
+   * null when none of it exists on this node (nothing to back up, not a failure).
+   */
   async function backupAgentConfig(input: HostFilesBackupInput): Promise<HostFilesOutcome | null> {
     const agent = findCluster(config, input.cluster).agents.find((a) => a.node === node);
     if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} configures no agent on node ${node}`, FailureType.InvalidInput);
-    const isDir = await stat(agent.configDir).then((s) => s.isDirectory(), () => false);
-    if (!isDir) return null;
-    return archive(input, agent.configDir, [agent.configDir], false);
+    const encrypted = artefactEncryption(config) !== null;
+    const roots: string[] = [];
+    const skipped: Array<{ path: string; reason: string }> = [];
+    for (const { path, secret } of agentHostState(agent)) {
+      if (!(await stat(path).then(() => true, () => false))) continue;
+      if (secret && !encrypted) skipped.push({ path, reason: 'holds private keys and the config has no encryption.recipients' });
+      else roots.push(path);
+    }
+    if (roots.length === 0) return null;
+    const outcome = await archive(input, agent.configDir, roots, false);
+    return { ...outcome, facts: { ...outcome.facts, roots, skipped } };
   }
 
   return {

@@ -15,6 +15,7 @@ import { createPhpipamRestoreActivities } from './phpipam-restore';
 import { createHostRestorePlanActivities } from './host-restore';
 import { createDrillActivities } from './drill';
 import { createAgentRepublishActivities } from './agent-republish';
+import { createAgentHostRestorePlanActivities } from './agent-host-restore';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -37,7 +38,7 @@ export function createManagementActivities(deps: { config: Config }) {
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
     ...createChangeCaptureActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
-    ...createDrillActivities(deps), ...createAgentRepublishActivities(deps),
+    ...createDrillActivities(deps), ...createAgentRepublishActivities(deps), ...createAgentHostRestorePlanActivities(deps),
   };
 }
 

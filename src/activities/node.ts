@@ -13,6 +13,7 @@ import { createAgentServiceActivities } from './agent-service';
 import { createChangeCaptureActivities } from './change-capture';
 import { createDhcpCheckActivities } from './service-checks';
 import { createHostRestoreActivities } from './host-restore';
+import { createAgentHostRestoreActivities } from './agent-host-restore';
 
 export interface NodeDescription {
   node: string;
@@ -34,6 +35,6 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
     ...createEtcdMemberActivities(deps), ...createAgentServiceActivities(deps),
     // Change capture may run next to etcd, on a node worker (input `node`).
     ...createChangeCaptureActivities(deps), ...createDhcpCheckActivities(deps),
-    ...createHostRestoreActivities(deps),
+    ...createHostRestoreActivities(deps), ...createAgentHostRestoreActivities(deps),
   };
 }

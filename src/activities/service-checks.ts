@@ -8,6 +8,8 @@ import { Resolver } from 'node:dns/promises';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { errorMessage, typedFailures } from './failures';
+import { agentLayout } from './agent-service';
+import { parseKeaConf } from '../agent/rendering';
 
 export interface ServiceCheck {
   kind: 'dns' | 'dhcp' | 'metrics';
@@ -16,14 +18,25 @@ export interface ServiceCheck {
   detail: string;
 }
 
-/** Active leases of a Kea memfile CSV: state 0 (default) and not expired. */
-export function activeKeaLeases(csv: string, nowSeconds: number): number {
+/** Active leases of a Kea memfile CSV (state 0, not expired), optionally only those inside `inSubnet`. */
+export function activeKeaLeases(csv: string, nowSeconds: number, inSubnet: (address: string) => boolean = () => true): number {
   const [header, ...rows] = csv.split('\n').filter((line) => line.trim().length > 0);
   const columns = (header ?? '').split(',');
   const expire = columns.indexOf('expire');
   const state = columns.indexOf('state');
-  if (expire < 0 || state < 0) throw new Error('not a Kea lease file (no expire/state columns)');
-  return rows.map((r) => r.split(',')).filter((f) => Number(f[state]) === 0 && Number(f[expire]) > nowSeconds).length;
+  const address = columns.indexOf('address');
+  if (expire < 0 || state < 0 || address < 0) throw new Error('not a Kea lease file (no address/expire/state columns)');
+  return rows.map((r) => r.split(',')).filter((f) => Number(f[state]) === 0 && Number(f[expire]) > nowSeconds && inSubnet(f[address] ?? '')).length;
+}
+
+const ipv4 = (address: string) => address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+
+/** `10.10.0.0/24` contains `10.10.0.7`? (IPv4, as Kea's subnet4) */
+export function inIpv4Subnet(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/');
+  if (!base || !/^\d+\.\d+\.\d+\.\d+$/.test(address)) return false;
+  const size = 2 ** (32 - Number(bits ?? 32));
+  return Math.floor(ipv4(address) / size) === Math.floor(ipv4(base) / size);
 }
 
 export function createServiceCheckActivities(deps: { config: Config }) {
@@ -63,14 +76,28 @@ function withoutQuery(url: string): string {
   return `${parsed.origin}${parsed.pathname}`;
 }
 
-/** On the node that holds the lease file. */
+/**
+ * On the node that holds the lease file. Where an agent runs on the node, only leases inside a
+ * subnet its rendered kea-dhcp4.conf serves count: a lease of a subnet Kea no longer has is not served.
+ */
 export function createDhcpCheckActivities(deps: { config: Config; node: string }) {
+  async function servedSubnets(clusterName: string): Promise<{ file: string; subnets: string[] } | null> {
+    const agent = findCluster(deps.config, clusterName).agents.find((a) => a.node === deps.node);
+    const dhcp = agent ? (await agentLayout(agent)).dhcp : null;
+    if (!dhcp) return null;
+    const text = await readFile(dhcp.configPath, 'utf8').catch(() => '');
+    return { file: dhcp.configPath, subnets: (parseKeaConf(text) ?? []).map((s) => s.subnet) };
+  }
+
   async function checkDhcpLeases(input: { cluster: string }): Promise<ServiceCheck[]> {
     const checks = findCluster(deps.config, input.cluster).checks.dhcp.filter((c) => c.node === deps.node);
     return Promise.all(checks.map(async ({ leaseFile, minActive }) => {
       try {
-        const active = activeKeaLeases(await readFile(leaseFile, 'utf8'), Date.now() / 1000);
-        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: active >= minActive, detail: `${active} active leases (at least ${minActive} expected)` };
+        const served = await servedSubnets(input.cluster);
+        const inServed = served ? (a: string) => served.subnets.some((s) => inIpv4Subnet(a, s)) : undefined;
+        const active = activeKeaLeases(await readFile(leaseFile, 'utf8'), Date.now() / 1000, inServed);
+        const where = served ? ` in the subnets ${served.file} serves (${served.subnets.join(', ') || 'none'})` : '';
+        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: active >= minActive, detail: `${active} active leases${where} (at least ${minActive} expected)` };
       } catch (err) {
         return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: false, detail: errorMessage(err) };
       }

@@ -11,7 +11,8 @@ import type { AgentCheck } from '../activities/agent-service';
 import type { RecoverAgentsResult } from '../workflows/agents';
 import type { StepProgress } from '../workflows/progress';
 import { findCluster } from '../config/load';
-import { followRun, startCheckAgents, startRecoverAgents } from './temporal';
+import { followRun, startAgentHostRestore, startCheckAgents, startRecoverAgents } from './temporal';
+import type { AgentHostRestoreResult } from '../workflows/agent-host-restore';
 
 export interface CliContext {
   withClient: <T>(fn: (client: Client, cfg: Config) => Promise<T>) => Promise<T>;
@@ -56,5 +57,19 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
         ctx.out(`${planned.node}: would republish ${planned.republish.prefixes.map((p) => `${p.prefix} ${p.keys}`).join(', ')}`);
       }
       for (const agent of result.agents) ctx.out(agentCheckLine(agent.check));
+    }));
+  agents.command('restore-host')
+    .description('restore a node\'s host state (agent.toml, agent.d, etcd client TLS dir, DNSSEC keys, Kea leases) and recover its agent')
+    .argument('<node>', 'the agent node')
+    .option('--cluster <name>', 'cluster from the config (default: the first one)')
+    .option('--set <id>', 'backup set (default: the newest complete set holding this node\'s host state)')
+    .option('--dry-run', 'fetch, check and extract the archive on the node; change nothing')
+    .action((node: string, opts: { cluster?: string; set?: string; dryRun?: boolean }) => ctx.withClient(async (client, cfg) => {
+      const cluster = findCluster(cfg, opts.cluster ?? cfg.clusters[0]!.name).name;
+      const handle = await startAgentHostRestore(client, cfg, { cluster, node, setId: opts.set, dryRun: opts.dryRun === true });
+      if (!ctx.json()) ctx.out(`started ${handle.workflowId} (runbook agent-host-restore, cluster ${cluster})`);
+      const result = await followRun<AgentHostRestoreResult>(handle, ctx.printStep);
+      if (ctx.json()) { ctx.out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      if (result.agent) ctx.out(agentCheckLine(result.agent.check));
     }));
 }

@@ -16,6 +16,7 @@ import type { pointInTimeRestoreWorkflow, PointInTimeInput } from '../workflows/
 import type { changeCaptureWorkflow, ChangeCaptureInput } from '../workflows/change-capture';
 import type { disasterRecoveryWorkflow, DisasterRecoveryInput } from '../workflows/disaster-recovery';
 import type { restoreDrillWorkflow, DrillInput } from '../workflows/drill';
+import type { agentHostRestoreWorkflow, AgentHostRestoreInput } from '../workflows/agent-host-restore';
 import type { checkAgentsWorkflow, recoverAgentsWorkflow, AgentsInput, RecoverAgentsInput } from '../workflows/agents';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
@@ -85,6 +86,11 @@ export function startDisasterRecovery(client: Client, config: Config, input: Dis
 
 export function startDrill(client: Client, config: Config, input: DrillInput) {
   return startRunbook<typeof restoreDrillWorkflow>(client, config, 'restoreDrillWorkflow', 'drill', input);
+}
+
+/** One agent node's host state (agent.toml, TLS dir, DNSSEC keys, lease file); the workflow id ends with the node. */
+export function startAgentHostRestore(client: Client, config: Config, input: AgentHostRestoreInput) {
+  return startRunbook<typeof agentHostRestoreWorkflow>(client, config, 'agentHostRestoreWorkflow', 'agent-host-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
 }
 
 export function startCheckAgents(client: Client, config: Config, input: AgentsInput) {

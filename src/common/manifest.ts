@@ -81,13 +81,22 @@ export interface ArchivedFileRecord {
   size: number;
 }
 
-/** Files archived from one node with their modes: Nebula's ca.crt/host.crt/host.key/config.yml (always encrypted), or the agent's config dir. */
+/**
+ * Files archived from one node with their modes: Nebula's ca.crt/host.crt/host.key/config.yml
+ * (always encrypted), or the agent's host state (`agent-config`: agent.toml, its drop-in dir, the
+ * etcd client TLS dir, Knot's DNSSEC keys, Kea's lease file, the Nebula CA key on the CA host).
+ */
 interface HostFilesComponentRecord<C extends 'nebula' | 'agent-config'> {
   component: C;
   node: string;
   status: 'ok';
   artefacts: ArtefactRecord[];
-  facts: { node: string; dir: string; files: ArchivedFileRecord[] };
+  facts: {
+    node: string; dir: string; files: ArchivedFileRecord[];
+    /** agent-config since host state: each archived root (absolute) and what was left out, with why. */
+    roots?: string[];
+    skipped?: Array<{ path: string; reason: string }>;
+  };
   startedAt: string;
   finishedAt: string;
 }

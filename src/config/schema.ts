@@ -75,6 +75,8 @@ export const AgentSchema = z.strictObject({
   tlsDir: absolutePath('directory').default('/etc/nnoe/certs'),
   dnssecKeyDir: absolutePath('directory').default('/var/lib/knot/keys'),
   keaLeaseFile: absolutePath('file').default('/var/lib/kea/kea-leases4.csv'),
+  /** On the Nebula CA host only: the CA's private key, backed up (always encrypted) with this node's host state. */
+  nebulaCaKey: absolutePath('file').optional(),
 });
 
 /** The Nebula overlay files of one node: ca.crt, host.crt, host.key, config.yml in `dir`. */

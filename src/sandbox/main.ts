@@ -4,12 +4,28 @@
  * backup and prints where to look; then stays up until Ctrl-C, when it stops everything it started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load';
 import { connectClient, followRun, startEtcdBackup, type EtcdBackupResult } from '../client/temporal';
 import { startWorld, stopWorld, type World } from './world';
 import { seedSampleData } from './seed';
+import { agentConfigEntries, startRealAgents } from './agents';
+
+/** The real NNOE agent runs on these nodes of the sandbox (built by scripts/build-nnoe-agent.sh). */
+const AGENT_NODES = ['node-1', 'node-2'];
+
+/** Starts the real agents and adds them to the world's nnoe-dr config (before any worker reads it). */
+async function addAgents(world: World): Promise<void> {
+  const agents = await startRealAgents({
+    dir: world.dir, supervisorConf: world.supervisorConf, repoRoot, etcdEndpoints: world.etcd.members.map((m) => m.clientUrl), certs: world.certs,
+  }, AGENT_NODES);
+  const config = YAML.parse(readFileSync(world.configPath, 'utf8')) as { clusters: Array<Record<string, unknown>> };
+  config.clusters[0]!.agents = agentConfigEntries(agents, world.supervisorConf);
+  writeFileSync(world.configPath, YAML.stringify(config));
+  console.log(`real NNOE agents running on ${AGENT_NODES.join(', ')} (config ${agents.map((a) => a.agentToml).join(', ')})`);
+}
 
 const repoRoot = resolve(__dirname, '../..');
 
@@ -41,6 +57,7 @@ async function main(): Promise<void> {
   const dir = resolve(process.env.NNOE_SANDBOX_DIR ?? join(repoRoot, '.world'));
   console.log(`starting the local world in ${dir} ...`);
   const world = await startWorld({ dir, temporal: true });
+  await addAgents(world);
   const config = loadConfig(world.configPath);
   const workers: ChildProcess[] = [];
   const shutdown = async () => {
@@ -56,7 +73,7 @@ async function main(): Promise<void> {
     console.log(`workers up: management + ${nodes.join(', ')}`);
 
     const seeded = await seedSampleData(config.clusters[0]!);
-    if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/`);
+    if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/ (the agents render them)`);
 
     const client = await connectClient(config);
     const cluster = config.clusters[0]!.name;
@@ -77,6 +94,7 @@ backup set ${result.setId} complete.
   ${cli} backup etcd                 # another backup, followed step by step
   ${cli} backups list                # the catalog (manifests in local + S3)
   ${cli} backups verify ${result.setId}
+  ${cli} agents check                # are the real NNOE agents serving etcd's state?
   .tools/venv/bin/temporal workflow list --address ${world.temporal!.address} --query "NnoeRunbook='etcd-backup'"
 
 Press Ctrl-C to stop.`);

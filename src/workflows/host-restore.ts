@@ -136,7 +136,7 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
     upsertSearchAttributes([{ key: NnoeBackupSet, value: planned.setId }]);
     const archive = await node.stageHostArchive({ cluster: planned.cluster, kind, setId: planned.setId, artefact: planned.artefact, archivedDir: planned.archivedDir });
     return { plan: planned, staged: archive };
-  }, ({ plan: p, staged: a }) => `set ${p.setId}: ${a.entries} entries of ${p.archivedDir} checked on ${p.node} (copy from ${a.target}), to restore into ${p.targetDir}`)
+  }, ({ plan: p, staged: a }) => `set ${p.setId}: ${a.entries} entries of ${p.archivedDir} checked on ${p.node} (copy from ${a.target}), to restore into ${a.targetDir}`)
     .catch(async (err: unknown) => {
       const setId = plannedSetId;
       if (setId !== null) await CancellationScope.nonCancellable(() => node.discardStagedArchive({ setId, kind }).catch(() => undefined));
@@ -148,7 +148,7 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
 
   const discardStaged = () => CancellationScope.nonCancellable(() => node.discardStagedArchive({ setId: plan.setId, kind }).catch(() => undefined));
   const result: HostRestoreResult = {
-    kind, node: input.node, setId: plan.setId, dryRun: input.dryRun === true, dir: plan.targetDir, previousDir: null,
+    kind, node: input.node, setId: plan.setId, dryRun: input.dryRun === true, dir: staged.targetDir, previousDir: null,
     entries: staged.entries, notInArchive: [], modeChanges: [], hostCert: null, service: plan.service, health: null,
   };
   if (input.dryRun === true) {
@@ -196,7 +196,7 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
     tracker.finish('failed');
     if (isCancellation(err)) throw err;
     // swapDirectory puts the old dir back when its second rename fails; only a swap that died unreported leaves doubt.
-    const state = swapStarted ? `check ${plan.targetDir} and its .pre-restore-* sibling (the swap step failed)` : `${plan.targetDir} was not changed`;
+    const state = swapStarted ? `check ${staged.targetDir} and its .pre-restore-* sibling (the swap step failed)` : `${staged.targetDir} was not changed`;
     throw ApplicationFailure.nonRetryable(`${labels.what} restore of ${plan.setId} on ${input.node} failed: ${cause}; ${state}`,
       failureTypeOf(err) ?? FailureType.RestoreFailed);
   }
@@ -209,7 +209,7 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
   if (startFailure) {
     tracker.finish('failed');
     const cause = startFailure instanceof Error ? rootMessage(startFailure) : String(startFailure);
-    throw ApplicationFailure.nonRetryable(`${plan.targetDir} on ${input.node} was restored from ${plan.setId} (old dir ${result.previousDir}) but the service did not come back: ${cause}`,
+    throw ApplicationFailure.nonRetryable(`${staged.targetDir} on ${input.node} was restored from ${plan.setId} (old dir ${result.previousDir}) but the service did not come back: ${cause}`,
       failureTypeOf(startFailure) ?? FailureType.RestoreFailed);
   }
   tracker.finish('completed');

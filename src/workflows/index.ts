@@ -14,3 +14,4 @@ export { restoreDrillWorkflow } from './drill';
 export { disasterRecoveryWorkflow } from './disaster-recovery';
 export { recoverAgentNodeWorkflow } from './agent-node-recovery';
 export { checkAgentsWorkflow, recoverAgentsWorkflow } from './agents';
+export { agentHostRestoreWorkflow } from './agent-host-restore';

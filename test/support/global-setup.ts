@@ -191,7 +191,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       nebula.push({ node, dir: files.dir });
     }
     await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
-      agentConfigEntries(agents, world.supervisorConf), nebula, checks)));
+      // node-1 is also the Nebula CA host: its CA key is part of node-1's host state.
+      agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(dir, 'nebula-ca', 'ca.key') } : a)),
+      nebula, checks)));
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });

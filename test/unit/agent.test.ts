@@ -11,9 +11,28 @@ import { AgentConfigError, parseAgentToml } from '../../src/agent/agent-toml';
 import { expectedRendering, parseKeaConf, parseKnotConf, parseZoneFileRecords, renderingDifferences } from '../../src/agent/rendering';
 import { decodeProcAddress, establishedConnectionTo } from '../../src/agent/connections';
 import { prefixRangeEnd } from '../../src/agent/republish';
+import { activeKeaLeases, inIpv4Subnet } from '../../src/activities/service-checks';
 import { loadableZone } from '../../src/sandbox/knot-bridge';
+import { nnoeAgentBinary } from '../../src/sandbox/agents';
+import { spawnSync } from 'node:child_process';
 
 const EXAMPLE = readFileSync(join(__dirname, '../../../shared/third_party/nnoe/agent/examples/agent.toml.example'), 'utf8');
+
+describe('the agent\'s command line (the real binary)', () => {
+  const repoRoot = join(__dirname, '../..');
+  const run = (args: string[]) => spawnSync(nnoeAgentBinary(repoRoot), args, { encoding: 'utf8', timeout: 10_000 });
+
+  it('refuses NNOE\'s own unit form `run -c` (exit 2); the form of the unit we ship reads the file', () => {
+    const upstream = run(['run', '-c', '/nonexistent/agent.toml']);
+    expect(upstream.status).toBe(2);
+    expect(upstream.stderr).toContain("unexpected argument '-c'");
+    const execStart = /^ExecStart=\S+ (.+)$/m.exec(readFileSync(join(repoRoot, 'deploy/systemd/nnoe-agent.service'), 'utf8'))![1]!.split(' ');
+    expect(execStart).toEqual(['-c', '/etc/nnoe/agent.toml', 'run']);
+    const ours = run(['-c', '/nonexistent/agent.toml', 'run']);
+    expect(ours.status).toBe(1); // past argument parsing: it fails on the missing file, not on its usage
+    expect(`${ours.stdout}${ours.stderr}`).toContain('No such file or directory');
+  });
+});
 
 describe('agent.toml', () => {
   it('reads NNOE\'s own example: cache path, prefix, Knot rendering; DHCP commented out', () => {
@@ -120,5 +139,27 @@ describe('republish range', () => {
     expect(prefixRangeEnd(Buffer.from('/nnoe/dns/zones'))).toEqual(Buffer.from('/nnoe/dns/zonet'));
     expect(prefixRangeEnd(Buffer.from([0x61, 0xff]))).toEqual(Buffer.from([0x62]));
     expect(prefixRangeEnd(Buffer.from([0xff]))).toEqual(Buffer.from([0]));
+  });
+});
+
+describe('DHCP check: leases in the subnets Kea serves', () => {
+  const csv = [
+    'address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context,pool_id',
+    '10.10.0.10,aa,,3600,2000,1,0,0,a,0,,0',
+    '10.10.0.11,bb,,3600,2000,1,0,0,b,0,,0',
+    '10.10.0.12,cc,,3600,500,1,0,0,expired,0,,0',
+    '10.20.0.5,dd,,3600,2000,2,0,0,other-subnet,0,,0',
+    '10.10.0.13,ee,,3600,2000,1,0,0,declined,1,,0',
+  ].join('\n');
+  it('counts active leases, and only those inside a served subnet when asked', () => {
+    expect(activeKeaLeases(csv, 1000)).toBe(3);
+    expect(activeKeaLeases(csv, 1000, (a) => inIpv4Subnet(a, '10.10.0.0/24'))).toBe(2);
+    expect(activeKeaLeases(csv, 1000, () => false)).toBe(0);
+  });
+  it('tells IPv4 subnet membership', () => {
+    expect(inIpv4Subnet('10.10.0.255', '10.10.0.0/24')).toBe(true);
+    expect(inIpv4Subnet('10.10.1.0', '10.10.0.0/24')).toBe(false);
+    expect(inIpv4Subnet('192.168.7.9', '192.168.0.0/16')).toBe(true);
+    expect(inIpv4Subnet('not-an-ip', '10.0.0.0/8')).toBe(false);
   });
 });
