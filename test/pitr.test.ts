@@ -12,11 +12,12 @@ import { programLogPath, supervisorctl, supervisorLayout } from '../src/sandbox/
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../src/workflows/change-capture';
 import type { PointInTimeResult } from '../src/workflows/pitr';
+import { servedBy } from './support/agents';
 import { rootMessage } from '../src/workflows/progress';
 import { segmentStore } from '../src/activities/change-capture';
 import { chainSegments } from '../src/capture/segments';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, type Harness } from './support/harness';
-import { nodeWorkerProgram, waitForNodeWorker } from './support/global-setup';
+import { AGENT_NODES, nodeWorkerProgram, waitForNodeWorker } from './support/global-setup';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -34,12 +35,22 @@ async function keyspace(revision?: number): Promise<Map<string, string>> {
   }
 }
 
+const PHASE_ADDRESS: Record<string, string> = { one: '10.50.0.1', two: '10.50.0.2', three: '10.50.0.3' };
+
+/** Every real agent serves pitr.test with this phase's address, and reports serving. */
+async function expectAgentsServe(result: PointInTimeResult, phase: string): Promise<void> {
+  expect(result.agents?.map((a) => [a.node, a.check.serving])).toEqual(AGENT_NODES.map((n) => [n, true]));
+  for (const node of AGENT_NODES) expect((await servedBy(h.config, node)).zones['pitr.test']).toEqual([`www A ${PHASE_ADDRESS[phase]}`]);
+}
+
 /** Puts and deletes, one revision each; returns the revision after the last one. */
 async function writePhase(phase: string, puts: number, deletes: number): Promise<number> {
   const client = await memberClient(h.config, 'etcd-2');
   try {
     for (let i = 0; i < puts; i++) await client.put(`/pitr/${phase}/key-${i}`).value(`${phase}-${i}`);
     for (let i = 0; i < deletes; i++) await client.delete().key(`/pitr/${phase}/key-${i}`);
+    // A zone the agents render, with this phase's address: after a PITR they must serve the target's.
+    await client.put('/nnoe/dns/zones/pitr.test').value(JSON.stringify({ domain: 'pitr.test', records: [{ name: 'www', type: 'A', value: PHASE_ADDRESS[phase] }] }));
     await client.put('/pitr/last-phase').value(phase);
     return Number((await client.get('/pitr/last-phase').exec()).header.revision);
   } finally {
@@ -103,11 +114,13 @@ describe('point-in-time recovery', () => {
     expect(byRevision.plan.targetRevision).toBe(r2);
     expect(byRevision.plan.setId).toBe(base.setId);
     expect(await keyspace()).toEqual(expected.r2);
+    await expectAgentsServe(byRevision, 'two');
     await recordHistory(toRevision, 'pitr-to-revision');
 
     const byTime = await (await pitr({ targetTime: t1 })).result() as PointInTimeResult;
     expect(byTime.plan.targetRevision).toBe(r1);
     expect(await keyspace()).toEqual(expected.r1);
+    await expectAgentsServe(byTime, 'one');
 
     // Beyond the captured changes: refused, naming the newest reachable point.
     const err = await (await pitr({ targetRevision: final.lastDurable! + 1000 })).result().catch((e: unknown) => e);

@@ -5,25 +5,20 @@
  * Without the republish the agent check fails: the check can fail.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
 import { startBackupSet, startCheckAgents, startEtcdRestore, startRecoverAgents } from '../src/client/temporal';
 import { supervisorctl } from '../src/sandbox/supervisor';
-import { findCluster } from '../src/config/load';
-import { readAgentToml, type AgentLayout } from '../src/agent/agent-toml';
-import { parseKnotConf, parseKeaConf, parseZoneFileRecords } from '../src/agent/rendering';
 import { currentRevision, republishAgentKeys } from '../src/agent/republish';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import type { EtcdRestoreResult } from '../src/workflows/etcd-restore';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CLUSTER, memberClient, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
 import { AGENT_NODES } from './support/global-setup';
+import { servedBy } from './support/agents';
 
 let h: Harness;
-const layouts = new Map<string, AgentLayout>();
 
 beforeAll(async () => {
   h = await openHarness();
-  for (const agent of findCluster(h.config, CLUSTER).agents) layouts.set(agent.node, await readAgentToml(agent.agentToml));
   // Earlier test files restart etcd members: bring every agent back before these tests judge them.
   await (await startRecoverAgents(h.client, h.config, { cluster: CLUSTER })).result();
 });
@@ -33,18 +28,8 @@ afterAll(async () => {
   await h.close();
 });
 
+const servedByAll = () => Promise.all(AGENT_NODES.map((n) => servedBy(h.config, n)));
 const zone = (domain: string, records: Array<{ name: string; type: string; value: string }>) => JSON.stringify({ domain, ttl: 300, records });
-
-/** What one agent serves: knot.conf's zones with their zone files' records, kea's subnets. */
-function served(node: string): { zones: Record<string, string[]>; subnets: string[] } {
-  const layout = layouts.get(node)!;
-  const zones: Record<string, string[]> = {};
-  for (const z of parseKnotConf(readFileSync(layout.dns!.configPath, 'utf8')) ?? []) {
-    zones[z.domain] = existsSync(z.file) ? parseZoneFileRecords(readFileSync(z.file, 'utf8')).map((r) => `${r.name} ${r.type} ${r.value}`).sort() : ['(no zone file)'];
-  }
-  const subnets = (parseKeaConf(readFileSync(layout.dhcp!.configPath, 'utf8')) ?? []).map((s) => s.subnet).sort();
-  return { zones, subnets };
-}
 
 async function put(entries: Record<string, string>): Promise<void> {
   const etcd = await memberClient(h.config, 'etcd-1');
@@ -67,10 +52,10 @@ async function del(keys: string[]): Promise<void> {
 describe('the real NNOE agent', () => {
   it('renders keys put after its start, and a restarted agent serves empty configs until they are put again', async () => {
     await put({ '/nnoe/dns/zones/fresh.test': zone('fresh.test', [{ name: 'a', type: 'A', value: '10.9.0.1' }]) });
-    await pollUntil(async () => AGENT_NODES.every((n) => served(n).zones['fresh.test']?.includes('a A 10.9.0.1')), 30_000, 'both agents to render fresh.test');
+    await pollUntil(async () => (await servedByAll()).every((v) => v.zones['fresh.test']?.includes('a A 10.9.0.1')), 30_000, 'both agents to render fresh.test');
 
     await supervisorctl(h.world.supervisorConf, 'restart', 'nnoe-agent-node-2');
-    await pollUntil(async () => Object.keys(served('node-2').zones).length === 0 || undefined, 30_000, 'the restarted agent to write an empty knot.conf');
+    await pollUntil(async () => Object.keys((await servedBy(h.config, 'node-2')).zones).length === 0 || undefined, 30_000, 'the restarted agent to write an empty knot.conf');
     const checks = await (await startCheckAgents(h.client, h.config, { cluster: CLUSTER, nodes: ['node-2'] })).result();
     expect(checks[0]).toMatchObject({ node: 'node-2', serving: false, running: true });
     expect(checks[0]!.reason).toMatch(/^stale: zones in etcd not served: .*fresh\.test/);
@@ -88,13 +73,13 @@ describe('the real NNOE agent', () => {
     const cli = await runCli(h.configPath, 'agents', 'check');
     expect(cli.code).toBe(1);
     for (const node of AGENT_NODES) expect(cli.out).toMatch(new RegExp(`${node}\\s+DEAF[^\\n]*\\n\\s+deaf: pid \\d+ runs but holds no connection to etcd`));
-    expect(AGENT_NODES.some((n) => 'unheard.test' in served(n).zones)).toBe(false);
+    expect((await servedByAll()).some((v) => 'unheard.test' in v.zones)).toBe(false);
 
     const recovered = await runCli(h.configPath, 'agents', 'recover');
     expect(recovered.code, recovered.err).toBe(0);
     for (const node of AGENT_NODES) {
       expect(recovered.out).toMatch(new RegExp(`${node}\\s+serving`));
-      expect(served(node).zones['unheard.test']).toEqual(['x A 10.9.0.2']);
+      expect((await servedBy(h.config, node)).zones['unheard.test']).toEqual(['x A 10.9.0.2']);
     }
     expect((await runCli(h.configPath, 'agents', 'check')).code).toBe(0);
   });
@@ -114,7 +99,7 @@ describe('the real NNOE agent', () => {
       '/nnoe/dns/zones/later.test': zone('later.test', [{ name: 'new', type: 'A', value: '10.3.3.3' }]),
     });
     await del(['/nnoe/dns/zones/doomed.test', '/nnoe/dhcp/scopes/restore-scope']);
-    await pollUntil(async () => AGENT_NODES.every((n) => served(n).zones['later.test'] && served(n).zones['keep.test']?.includes('www A 10.2.2.2')), 30_000, 'the agents to render the changes');
+    await pollUntil(async () => (await servedByAll()).every((v) => v.zones['later.test'] && v.zones['keep.test']?.includes('www A 10.2.2.2')), 30_000, 'the agents to render the changes');
 
     const restore = await runCli(h.configPath, 'restore', 'etcd', '--set', set.setId, '--yes');
     expect(restore.code, restore.err).toBe(0);
@@ -123,7 +108,7 @@ describe('the real NNOE agent', () => {
     const zones = (await etcd.getAll().prefix('/nnoe/dns/zones/').keys()).map((k) => k.split('/').pop()!);
     etcd.close();
     for (const node of AGENT_NODES) {
-      const now = served(node);
+      const now = await servedBy(h.config, node);
       expect(now.zones['keep.test']).toEqual(['www A 10.1.1.1']);
       expect(now.zones['doomed.test']).toEqual(['old A 10.1.1.2']);
       expect(now.zones['later.test']).toBeUndefined();

@@ -205,6 +205,9 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle);
       const result = await followRun<EtcdRestoreResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      for (const planned of result.agentRepublishPlan ?? []) {
+        out(`  agent ${planned.node} would be restarted and republished to: ${planned.republish.prefixes.map((p) => `${p.prefix} ${p.keys} keys`).join(', ')}`);
+      }
       out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision})`);
     }));
 
