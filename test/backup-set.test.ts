@@ -51,7 +51,7 @@ describe('backup set', () => {
     const result = await handle.result() as BackupSetResult;
     expect(result.manifest.status).toBe('complete');
     expect(result.manifest.components.map((c) => ('node' in c ? `${c.component} ${c.node}` : c.component)))
-      .toEqual(['etcd', 'phpipam', 'agent-cache node-1', 'agent-cache node-2', 'nebula node-1', 'nebula node-2', 'agent-config node-1']);
+      .toEqual(['etcd', 'phpipam', 'agent-cache node-1', 'agent-cache node-2', 'nebula node-1', 'nebula node-2', 'agent-config node-1', 'agent-config node-2']);
     const phpipam = result.manifest.components.find((c) => c.component === 'phpipam');
     expect(phpipam?.component === 'phpipam' && phpipam.facts.tables.find((t) => t.name === 'ipaddresses')?.rows).toBe(2000);
     expect(phpipam?.component === 'phpipam' && phpipam.facts.binlog?.file).toMatch(/\S+/);
@@ -105,11 +105,14 @@ describe('backup set', () => {
       expect(byName['host.key']).toBe(0o600);
       expect(record.facts.files.find((f) => f.path === join(dir, 'host.key'))?.mode).toBe(0o600);
     }
-    // node-2's agent has no config dir: nothing to archive, not a failure.
+    // Each agent node's host state; node-2's agent has no agent.d dir: left out, not a failure.
     const configs = result.manifest.components.filter((c) => c.component === 'agent-config');
-    expect(configs.map((c) => c.component === 'agent-config' && c.node)).toEqual(['node-1']);
+    expect(configs.map((c) => c.component === 'agent-config' && c.node)).toEqual(['node-1', 'node-2']);
     const configEntries = await archiveEntries(configs[0]!.artefacts[0]!);
     expect(configEntries.find((e) => e.path.endsWith('agent.d/10-zones.yaml'))?.mode).toBe(0o640);
+    expect(configEntries.find((e) => e.path.endsWith('etc/nnoe/certs/client.key'))?.mode).toBe(0o600);
+    const node2 = cluster.agents.find((a) => a.node === 'node-2')!;
+    expect(configs[1]!.facts.roots).toEqual([node2.agentToml, node2.tlsDir, node2.dnssecKeyDir, node2.keaLeaseFile]);
   });
 
   it('starts the agent again after a cache backup that fails mid-way', async () => {
