@@ -6,7 +6,7 @@
  * lost, none written twice.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -85,12 +85,14 @@ export function segmentStore(config: Config) {
       for (const store of stores) {
         try {
           const chunks: Buffer[] = [];
-          let stream: NodeJS.ReadableStream = await store.read(segment.key);
-          if (segment.key.endsWith('.age')) {
-            if (!identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
-            stream = stream.pipe(createDecryptStream(identity));
-          }
-          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          const encrypted = segment.key.endsWith('.age');
+          if (encrypted && !identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+          // pipeline, not .pipe(): a read error mid-segment must reach us (and the next copy be tried), not leave the decryptor waiting.
+          await pipeline([
+            await store.read(segment.key),
+            ...(encrypted ? [createDecryptStream(identity!)] : []),
+            new Writable({ write: (chunk: Buffer, _enc, done) => { chunks.push(chunk); done(); } }),
+          ]);
           text = gunzipSync(Buffer.concat(chunks)).toString('utf8');
           break;
         } catch (err) {
