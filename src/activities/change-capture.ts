@@ -6,7 +6,7 @@
  * lost, none written twice.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -26,6 +26,12 @@ export interface CaptureInput {
   cluster: string;
   /** First revision to capture (the snapshot's revision + 1). */
   fromRevision: number;
+  /**
+   * The incarnation (etcd cluster ID) whose chain this capture writes; the live cluster's when
+   * absent. A cluster answering with another ID (restored since) ends the capture: its events
+   * never go under this ID, and durability is never claimed for them.
+   */
+  clusterId?: string;
   targets?: string[];
   /** Flush period bound: a flush every flushMs/4. Default 500, which keeps p99 durability under 1 s (bench/pitr-lag). */
   flushMs?: number;
@@ -79,12 +85,14 @@ export function segmentStore(config: Config) {
       for (const store of stores) {
         try {
           const chunks: Buffer[] = [];
-          let stream: NodeJS.ReadableStream = await store.read(segment.key);
-          if (segment.key.endsWith('.age')) {
-            if (!identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
-            stream = stream.pipe(createDecryptStream(identity));
-          }
-          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          const encrypted = segment.key.endsWith('.age');
+          if (encrypted && !identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+          // pipeline, not .pipe(): a read error mid-segment must reach us (and the next copy be tried), not leave the decryptor waiting.
+          await pipeline([
+            await store.read(segment.key),
+            ...(encrypted ? [createDecryptStream(identity!)] : []),
+            new Writable({ write: (chunk: Buffer, _enc, done) => { chunks.push(chunk); done(); } }),
+          ]);
           text = gunzipSync(Buffer.concat(chunks)).toString('utf8');
           break;
         } catch (err) {
@@ -105,14 +113,25 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
   const { config } = deps;
   const { storesFor, listSegments } = segmentStore(config);
 
-  /** Where a capture should start: after the newest complete snapshot of the cluster. */
-  async function captureStartRevision(input: { cluster: string }): Promise<{ fromRevision: number; setId: string | null }> {
+  /** Where a capture should start: after the newest complete snapshot of the live incarnation (a snapshot of another one counts other revisions). */
+  async function captureStartRevision(input: { cluster: string }): Promise<{ fromRevision: number; setId: string | null; clusterId: string }> {
+    const client = await connectCluster(findCluster(config, input.cluster));
+    let liveId: string;
+    try {
+      liveId = String((await client.maintenance.status()).header.cluster_id);
+    } finally {
+      client.close();
+    }
     const sets = await listBackupSets(config, { cluster: input.cluster, onUnreadableTarget: () => undefined });
     for (const set of sets) {
       const etcd = set.manifest.components.find((c) => c.component === 'etcd');
-      if (set.status === 'complete' && etcd?.component === 'etcd') return { fromRevision: etcd.facts.revision + 1, setId: set.setId };
+      if (set.status === 'complete' && etcd?.component === 'etcd' && etcd.facts.clusterId === liveId) {
+        return { fromRevision: etcd.facts.revision + 1, setId: set.setId, clusterId: liveId };
+      }
     }
-    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} has no complete snapshot to capture changes after: take a backup set first`, FailureType.BackupSetNotFound);
+    throw ApplicationFailure.nonRetryable(
+      `cluster ${input.cluster} has no complete snapshot of its live incarnation (cluster ID ${liveId}) to capture changes after: take a backup set first`,
+      FailureType.BackupSetNotFound);
   }
 
   async function captureEtcdChanges(input: CaptureInput): Promise<CaptureOutcome> {
@@ -123,7 +142,17 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     const flushMs = input.flushMs ?? 500;
 
     const client = await connectCluster(cluster);
-    const clusterId = String((await client.maintenance.status()).header.cluster_id);
+    const liveId = async () => String((await client.maintenance.status()).header.cluster_id);
+    const clusterId = input.clusterId ?? await liveId();
+    const incarnationChanged = (now: string, durable: number) => ApplicationFailure.nonRetryable(
+      `etcd cluster ${cluster.name} answers as incarnation ${now}, not ${clusterId} whose changes this capture writes (restored since?): `
+      + `the capture of ${clusterId} ends, durable up to revision ${durable}; take a backup set and start a capture for the new incarnation`,
+      FailureType.CaptureIncarnationChanged);
+    const startId = await liveId().catch((err: unknown) => { client.close(); throw err; });
+    if (startId !== clusterId) {
+      client.close();
+      throw incarnationChanged(startId, Math.max(input.fromRevision - 1, 0));
+    }
     // Resume after whatever is already durable: the heartbeat, or the segments themselves (a
     // segment written just before a crash may not have reached a heartbeat).
     const beat = ctx.info.heartbeatDetails as { lastDurable?: number } | undefined;
@@ -133,6 +162,8 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
 
     let buffer: CapturedEvent[] = [];
     let failure: Error | null = null;
+    /** Set when the watch delivered a response of another cluster ID: its events are not ours and are dropped. */
+    let foreignId: string | null = null;
     try {
       const compactedAt = await compactionPoint(client, lastDurable + 1);
       if (compactedAt !== null) {
@@ -140,6 +171,11 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
       }
       const watcher = await client.watch().prefix('').startRevision(String(lastDurable + 1)).create();
       watcher.on('data', (res: IWatchResponse) => {
+        // etcd3's watcher reconnects by itself, also to a restored cluster: never file its events under this ID.
+        if (foreignId !== null || String(res.header.cluster_id) !== clusterId) {
+          foreignId ??= String(res.header.cluster_id);
+          return;
+        }
         const ms = Date.now();
         for (const event of res.events) {
           buffer.push({
@@ -164,20 +200,34 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
         outcome.segments += 1;
         outcome.events += events.length;
         outcome.maxLagMs = Math.max(outcome.maxLagMs, durableAt - events[0]!.ms);
-        ctx.heartbeat({ lastDurable, lagMs: durableAt - events[0]!.ms });
+        ctx.heartbeat({ lastDurable, clusterId, lagMs: durableAt - events[0]!.ms });
       };
 
+      // The live cluster ID, checked before a flush claims durability (at least once a second): a
+      // restored cluster may answer the watch with nothing yet, its revisions below ours.
+      let checkedAt = 0;
+      const checkIncarnation = async () => {
+        if (foreignId === null && (buffer.length > 0 || Date.now() - checkedAt >= 1000)) {
+          const now = await liveId();
+          checkedAt = Date.now();
+          if (now !== clusterId) foreignId = now;
+        }
+      };
       const deadline = Date.now() + input.runForMs;
       while (Date.now() < deadline && !ctx.cancellationSignal.aborted) {
         // Flushing every quarter of the bound leaves the rest for the flush itself (gzip, age, every
         // target): an event waits at most a tick plus one flush (bench/pitr-lag measures it).
         await new Promise((done) => setTimeout(done, flushMs / 4));
         if (failure) break;
+        await checkIncarnation();
+        // What was buffered came with our ID (checked per watch response), so it is still ours to write.
         await flush();
-        ctx.heartbeat({ lastDurable });
+        if (foreignId !== null) break;
+        ctx.heartbeat({ lastDurable, clusterId });
       }
       await watcher.cancel();
       await flush();
+      if (foreignId !== null) throw incarnationChanged(foreignId, lastDurable);
       if (failure) {
         const compacted = await compactionPoint(client, lastDurable + 1);
         if (compacted !== null || COMPACTED.test(errorMessage(failure))) {

@@ -44,7 +44,8 @@ import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import { readSnapshotStatus, type SnapshotStatus } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
-import { hashKV, type HashKVResult } from '../etcd/connect';
+import { hashKVAt, type HashKVResult } from '../etcd/connect';
+import { readSnapshotRevisions, recordedRevisionMatches, type SnapshotRevisions } from '../etcd/snapshot-revisions';
 import {
   connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaMismatch, type TableFact,
@@ -75,9 +76,11 @@ export function manifestFingerprint(manifest: BackupManifest): string {
 export interface EtcdObservation {
   /** `snapshot status` of the fetched file. */
   status: SnapshotStatus;
+  /** Its revisions read from the file (newest key, compaction point, the revision a restore reports). */
+  revisions: SnapshotRevisions;
   /** The scratch member's revision once it was ready. */
   scratchRevision: number;
-  /** HashKV of the scratch member at the snapshot revision (null when it could not be asked). */
+  /** HashKV of the scratch member at the snapshot revision (null when it could not be asked). The reads below are at that revision too. */
   hashKV: HashKVResult | null;
   /** Live keys at the snapshot revision: count-only range and a full keys-only scan. */
   keys: { counted: number; scanned: number };
@@ -89,17 +92,18 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
   const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck =>
     ({ component: 'etcd', name, ok: expected === actual, expected, actual, ...(detail ? { detail } : {}) });
   const checks: DrillCheck[] = [
-    check('snapshot status revision', facts.revision, seen.status.revision),
+    { component: 'etcd', name: 'snapshot revision', ok: recordedRevisionMatches(facts.revision, seen.revisions), expected: facts.revision, actual: seen.revisions.revision,
+      detail: `newest key at ${seen.revisions.keyRevision}, compacted at ${seen.revisions.compactRevision}` },
     check('snapshot status hash', facts.hash, seen.status.hash),
     check('snapshot status totalKey (bbolt entries of every bucket, not live keys)', facts.totalKey, seen.status.totalKey),
-    check('scratch member revision', facts.revision, seen.scratchRevision),
+    check('scratch member revision', seen.revisions.revision, seen.scratchRevision),
   ];
   const recorded = facts.hashKV;
   if (!recorded) {
     checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true, detail: 'the backup recorded no hashKV (older manifest)' });
-  } else if (recorded.revision !== facts.revision) {
+  } else if (recorded.revision !== seen.revisions.revision) {
     checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
-      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${facts.revision}` });
+      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${seen.revisions.revision}` });
   } else if (!seen.hashKV) {
     checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: false, expected: recorded.hash, actual: null, detail: 'the scratch member gave no hashKV' });
   } else if (Number(seen.hashKV.compactRevision) !== recorded.compactRevision) {
@@ -107,7 +111,7 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
     checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
       detail: `not comparable: compacted at revision ${seen.hashKV.compactRevision} in the scratch member, ${recorded.compactRevision} when recorded` });
   } else {
-    checks.push(check('hashKV at the snapshot revision', recorded.hash, seen.hashKV.hash, `revision ${facts.revision}, compacted at ${recorded.compactRevision}`));
+    checks.push(check('hashKV at the snapshot revision', recorded.hash, seen.hashKV.hash, `revision ${recorded.revision}, compacted at ${recorded.compactRevision}`));
   }
   checks.push(check('live keys at the snapshot revision (count vs full scan)', seen.keys.counted, seen.keys.scanned, `${seen.keys.scanned} keys`));
   for (const critical of seen.criticalKeys) {
@@ -374,13 +378,17 @@ export function createDrillActivities(deps: { config: Config }) {
       scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch')));
       const t2 = performance.now();
       const client = scratch.client();
+      // Reads at the revision the restored member reports: after a compaction at the head the newest key's is no longer readable.
+      const revisions = await readSnapshotRevisions(fetched.path);
+      const at = revisions.revision;
       const seen = await withHeartbeat({ phase: 'verify' }, async (): Promise<EtcdObservation> => ({
         status: await readSnapshotStatus(fetched.path),
+        revisions,
         scratchRevision: Number((await client.maintenance.status()).header.revision),
-        hashKV: await hashKV(client, input.facts.revision),
-        keys: await countKeys(client, input.facts.revision),
+        hashKV: await hashKVAt(client, at),
+        keys: await countKeys(client, at),
         criticalKeys: await Promise.all(cluster.restore.criticalKeys.map(async ({ key, value }) => {
-          const res = await client.kv.range({ key: Buffer.from(key), revision: String(input.facts.revision) });
+          const res = await client.kv.range({ key: Buffer.from(key), revision: String(at) });
           const kv = res.kvs[0];
           return { key, expectedValue: value, found: kv !== undefined, valueMatches: kv !== undefined && (value === undefined || kv.value.toString() === value) };
         })),

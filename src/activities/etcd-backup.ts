@@ -13,8 +13,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
-import { connectMember, hashKV, openSnapshotStream } from '../etcd/connect';
+import { connectMember, hashKVAt, openSnapshotStream } from '../etcd/connect';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
+import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
 import { fanOut } from '../storage/fan-out';
 import { artefactEncryption } from './artefact-encryption';
 import { artefactKey, MANIFEST_FILE, openStore, publishToStores } from '../storage';
@@ -155,7 +156,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             FailureType.SnapshotTrailerMismatch);
         }
         const snapshot = await readSnapshotStatus(rawPath);
-        const kvHash = await hashKV(client, snapshot.revision).catch(() => undefined); // compacted past it: the fact is optional
+        // Not snapshot status's revision: after a compaction at the head that is the newest key's, which no restored cluster can read at.
+        const revisions = await readSnapshotRevisions(rawPath);
+        const kvHash = await hashKVAt(client, revisions.revision).catch(() => undefined); // moved on and compacted past it: the fact is optional
         return {
           trailer,
           facts: {
@@ -163,7 +166,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             memberId: String(status.header.member_id),
             clusterId: String(status.header.cluster_id),
             etcdVersion: status.version,
-            revision: snapshot.revision,
+            revision: revisions.revision,
+            keyRevision: revisions.keyRevision,
+            compactRevision: revisions.compactRevision,
             hash: snapshot.hash,
             totalKey: snapshot.totalKey,
             totalSize: snapshot.totalSize,

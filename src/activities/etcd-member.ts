@@ -15,6 +15,7 @@ import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool } from '../etcd/snapshot-file';
+import { readSnapshotRevisions, recordedRevisionMatches } from '../etcd/snapshot-revisions';
 import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
@@ -130,10 +131,11 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
       }
       throw err;
     }
-    const status = await readSnapshotStatus(path);
-    if (status.revision !== input.revision) {
+    await readSnapshotStatus(path); // the offline tool can read it
+    const revisions = await readSnapshotRevisions(path);
+    if (!recordedRevisionMatches(input.revision, revisions)) {
       throw ApplicationFailure.nonRetryable(
-        `snapshot ${input.artefact.file} is at revision ${status.revision}, its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
+        `snapshot ${input.artefact.file} is at revision ${revisions.revision} (newest key ${revisions.keyRevision}), its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
         FailureType.ChecksumMismatch);
     }
     const fs = await statfs(dirname(dataDir));
@@ -143,7 +145,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
         FailureType.InsufficientDisk);
     }
-    return { member: member.name, path, bytes: fetched.bytes, revision: status.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool().command };
+    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool().command };
   }
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {

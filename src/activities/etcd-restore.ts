@@ -12,7 +12,7 @@ import { FailureType } from '../common/failures';
 import { initialClusterOf, peerEntry } from '../common/etcd-topology';
 import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
-import { connectMember, hashKV } from '../etcd/connect';
+import { connectMember, hashKVAt } from '../etcd/connect';
 import { errorMessage, typedFailures } from './failures';
 
 export interface RestoreMember {
@@ -43,6 +43,8 @@ export interface ClusterCheck {
   members: Array<{ name: string; revision?: number; hashKV?: number; error?: string }>;
   memberList: string[];
   revision: number;
+  /** The etcd cluster ID the members answer with (absent in older runs' results). */
+  clusterId?: string;
   hashRevision: number;
   problems: string[];
 }
@@ -129,9 +131,14 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const members = cluster.etcd.members.filter((m) => !input.members || input.members.includes(m.name));
     const problems: string[] = [];
+    const clusterIds = new Set<string>();
     const statuses = await Promise.all(members.map(async (member): Promise<ClusterCheck['members'][number]> => {
       try {
-        return await withMember(cluster, member, async (client) => ({ name: member.name, revision: Number((await client.maintenance.status()).header.revision) }));
+        return await withMember(cluster, member, async (client) => {
+          const { header } = await client.maintenance.status();
+          clusterIds.add(String(header.cluster_id));
+          return { name: member.name, revision: Number(header.revision) };
+        });
       } catch (err) {
         problems.push(`${member.name} unhealthy: ${errorMessage(err)}`);
         return { name: member.name, error: errorMessage(err) };
@@ -152,12 +159,14 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       });
       const expected = members.map(peerEntry).sort();
       if (JSON.stringify(memberList) !== JSON.stringify(expected)) problems.push(`member list is ${memberList.join(', ')}; expected ${expected.join(', ')}`);
-      // Every member hashes the same revision: equal hashes mean equal keyspaces.
+      // Every member hashes the same revision: equal hashes mean equal keyspaces. That revision may be
+      // the compaction point (a restore of a snapshot taken after a compaction at the head): hashKVAt
+      // answers there without waiting for a write.
       hashRevision = Math.min(...healthy.map((s) => s.revision!));
       for (const status of healthy) {
         const member = members.find((m) => m.name === status.name)!;
         try {
-          status.hashKV = (await withMember(cluster, member, (client) => hashKV(client, hashRevision))).hash;
+          status.hashKV = (await withMember(cluster, member, (client) => hashKVAt(client, hashRevision))).hash;
         } catch (err) {
           problems.push(`hashKV of ${status.name} at ${hashRevision} failed: ${errorMessage(err)}`);
         }
@@ -167,7 +176,8 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     }
     const revision = Math.max(0, ...healthy.map((s) => s.revision!));
     if (input.minRevision !== undefined && revision < input.minRevision) problems.push(`revision ${revision} is below the snapshot's ${input.minRevision}`);
-    const check: ClusterCheck = { healthy: problems.length === 0, members: statuses, memberList, revision, hashRevision, problems };
+    if (clusterIds.size > 1) problems.push(`members answer with different cluster IDs: ${[...clusterIds].join(', ')}`);
+    const check: ClusterCheck = { healthy: problems.length === 0, members: statuses, memberList, revision, hashRevision, problems, ...(clusterIds.size === 1 ? { clusterId: [...clusterIds][0]! } : {}) };
     if (input.require && problems.length > 0) {
       throw ApplicationFailure.retryable(`cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`, FailureType.RestoreVerificationFailed);
     }

@@ -8,6 +8,7 @@ import { createPruneActivities } from './prune';
 import { createBackupPlanActivities } from './backup-plan';
 import { createEtcdRestoreActivities } from './etcd-restore';
 import { createChangeCaptureActivities } from './change-capture';
+import { createCaptureControlActivities } from './capture-control';
 import { createPitrActivities } from './pitr';
 import { createServiceCheckActivities } from './service-checks';
 import { createDisasterRecoveryActivities } from './disaster-recovery';
@@ -36,7 +37,7 @@ export function createManagementActivities(deps: { config: Config }) {
   return {
     ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps),
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
-    ...createChangeCaptureActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
+    ...createChangeCaptureActivities(deps), ...createCaptureControlActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
     ...createDrillActivities(deps), ...createAgentRepublishActivities(deps), ...createAgentHostRestorePlanActivities(deps),
   };

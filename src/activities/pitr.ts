@@ -1,6 +1,7 @@
 /**
  * Point-in-time recovery, the cluster-wide parts: resolve the target (a revision, or a time via the
- * segments' capture times), pick the newest complete snapshot at or before it, prove the captured
+ * segments' capture times), pick the newest complete snapshot at or before it of one incarnation
+ * (src/capture/point-in-time.ts), prove the captured
  * segments chain from that snapshot to the target, and replay the events onto the restored cluster.
  */
 import { Context } from '@temporalio/activity';
@@ -11,6 +12,7 @@ import { FailureType } from '../common/failures';
 import { listBackupSets } from '../catalog/catalog';
 import { connectCluster } from '../etcd/connect';
 import { chainSegments, revisionAtTime, transactions, type CapturedEvent, type SegmentName } from '../capture/segments';
+import { chooseBaseSnapshot, chooseIncarnation, targetProblem, type PitrSnapshot, type PitrTarget } from '../capture/point-in-time';
 import { segmentStore } from './change-capture';
 import { typedFailures } from './failures';
 
@@ -18,7 +20,10 @@ export interface PointInTimePlan {
   cluster: string;
   setId: string;
   snapshotRevision: number;
+  /** The incarnation (etcd cluster ID) restored: its snapshot and its change chain. */
   clusterId: string;
+  /** The live cluster's ID when planned (null: no member answered); equal to clusterId unless an earlier incarnation is restored. */
+  liveClusterId?: string | null;
   targetRevision: number;
   /** How the target was given, for the report. */
   target: { revision?: number; time?: string };
@@ -33,47 +38,65 @@ export function createPitrActivities(deps: { config: Config }) {
   const { config } = deps;
   const segments = segmentStore(config);
 
-  async function planPointInTime(input: { cluster: string; targetRevision?: number; targetTime?: string }): Promise<PointInTimePlan> {
-    const cluster = findCluster(config, input.cluster);
-    if ((input.targetRevision === undefined) === (input.targetTime === undefined)) {
-      throw ApplicationFailure.nonRetryable('a point-in-time restore needs exactly one target: { targetRevision } or { targetTime: ISO-8601 }', FailureType.InvalidInput);
+  /** The live cluster's ID and revision; null when no member answers (a PITR may be what brings it back). */
+  async function liveCluster(name: string): Promise<{ clusterId: string; revision: number } | null> {
+    const client = await connectCluster(findCluster(config, name));
+    try {
+      const status = await Promise.race([
+        client.maintenance.status(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 5000)),
+      ]);
+      return { clusterId: String(status.header.cluster_id), revision: Number(status.header.revision) };
+    } catch {
+      return null;
+    } finally {
+      client.close();
     }
-    const targetMs = input.targetTime === undefined ? null : Date.parse(input.targetTime);
-    if (targetMs !== null && Number.isNaN(targetMs)) {
-      throw ApplicationFailure.nonRetryable(`targetTime "${input.targetTime}" is not a time; expected ISO-8601 like 2026-11-27T14:35:02Z`, FailureType.InvalidInput);
-    }
-    const snapshots = (await listBackupSets(config, { cluster: cluster.name, onUnreadableTarget: () => undefined }))
-      .flatMap((set) => set.manifest.components.filter((c) => c.component === 'etcd').map((c) => ({ set, facts: c.component === 'etcd' ? c.facts : null })))
-      .filter((s) => s.set.status === 'complete' && s.facts !== null)
-      .map((s) => ({ setId: s.set.setId, createdMs: Date.parse(s.set.createdAt), revision: s.facts!.revision, clusterId: s.facts!.clusterId }));
+  }
 
-    // The newest snapshot at or before the target (by revision, or by the time it was taken).
-    const eligible = snapshots
-      .filter((s) => (input.targetRevision !== undefined ? s.revision <= input.targetRevision : s.createdMs <= targetMs!))
-      .sort((a, b) => b.revision - a.revision);
-    const base = eligible[0];
+  async function planPointInTime(input: { cluster: string; targetRevision?: number; targetTime?: string; clusterId?: string }): Promise<PointInTimePlan> {
+    const cluster = findCluster(config, input.cluster);
+    const problem = targetProblem(input, Date.now());
+    if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.InvalidInput);
+    const targetMs = input.targetTime === undefined ? null : Date.parse(input.targetTime);
+    const target: PitrTarget = targetMs === null ? { revision: input.targetRevision! } : { timeMs: targetMs };
+    const targetText = input.targetTime ?? `revision ${input.targetRevision}`;
+    const snapshots: PitrSnapshot[] = (await listBackupSets(config, { cluster: cluster.name, onUnreadableTarget: () => undefined }))
+      .filter((set) => set.status === 'complete')
+      .flatMap((set) => set.manifest.components.flatMap((c) => (c.component === 'etcd' && c.facts.clusterId
+        ? [{ setId: set.setId, createdMs: Date.parse(set.createdAt), revision: c.facts.revision, clusterId: c.facts.clusterId }] : [])));
+
+    const live = await liveCluster(cluster.name);
+    const clusterId = chooseIncarnation(snapshots, target, input.clusterId, live?.clusterId ?? null);
+    const base = clusterId === null ? null : chooseBaseSnapshot(snapshots, target, clusterId);
     if (!base) {
-      throw ApplicationFailure.nonRetryable(`no complete snapshot of ${cluster.name} at or before ${input.targetTime ?? `revision ${input.targetRevision}`}`, FailureType.PitrUnreachable);
+      const others = [...new Set(snapshots.map((s) => s.clusterId))].filter((id) => id !== clusterId);
+      throw ApplicationFailure.nonRetryable(
+        `no complete snapshot of ${cluster.name} incarnation ${clusterId ?? '(unknown: etcd does not answer)'} at or before ${targetText}`
+        + (others.length ? `; snapshots of other incarnations (${others.join(', ')}) cannot start it: their revisions count another history` : ''),
+        FailureType.PitrUnreachable);
     }
-    const all = await segments.listSegments(cluster.name, base.clusterId);
-    const chain = chainSegments(all, base.revision);
+    const isLive = live?.clusterId === base.clusterId;
+    const chain = chainSegments(await segments.listSegments(cluster.name, base.clusterId), base.revision);
+    const reachMs = chain.reachableMs ?? base.createdMs;
+    const newest = `revision ${chain.reachable} (captured ${new Date(reachMs).toISOString()})`;
+    const unreachable = () => ApplicationFailure.nonRetryable(
+      `cannot reach ${targetText}: from snapshot ${base.setId} (revision ${base.revision} of incarnation ${base.clusterId}) the captured changes reach ${newest}; that is the newest point this cluster can be restored to`,
+      FailureType.PitrUnreachable);
     let targetRevision = input.targetRevision ?? base.revision;
     if (targetMs !== null) {
+      // Later than the newest captured change: only true of the live incarnation when nothing has changed since.
+      if (targetMs > reachMs && !(isLive && live.revision === chain.reachable)) throw unreachable();
       // The last captured revision at or before the time; the snapshot's own when nothing changed since.
       const candidates = chain.segments.filter((s) => s.firstMs <= targetMs);
       const last = candidates[candidates.length - 1];
       if (last) targetRevision = revisionAtTime(await segments.readSegmentEvents([last]), targetMs) ?? last.from - 1;
     }
-    if (targetRevision > chain.reachable) {
-      const reach = chain.reachableMs !== null ? ` (captured ${new Date(chain.reachableMs).toISOString()})` : '';
-      throw ApplicationFailure.nonRetryable(
-        `cannot reach ${input.targetTime ?? `revision ${targetRevision}`}: from snapshot ${base.setId} (revision ${base.revision}) the captured changes reach revision ${chain.reachable}${reach}; that is the newest point this cluster can be restored to`,
-        FailureType.PitrUnreachable);
-    }
+    if (targetRevision > chain.reachable) throw unreachable();
     const used = chain.segments.filter((s) => s.from <= targetRevision);
     return {
-      cluster: cluster.name, setId: base.setId, snapshotRevision: base.revision, clusterId: base.clusterId, targetRevision,
-      target: { revision: input.targetRevision, time: input.targetTime }, segments: used, events: 0,
+      cluster: cluster.name, setId: base.setId, snapshotRevision: base.revision, clusterId: base.clusterId, liveClusterId: live?.clusterId ?? null,
+      targetRevision, target: { revision: input.targetRevision, time: input.targetTime }, segments: used, events: 0,
     };
   }
 

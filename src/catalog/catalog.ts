@@ -4,14 +4,15 @@
  */
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema';
 import { findTargets } from '../config/load';
 import { artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../storage';
 import { HashingStream } from '../storage/hashing';
 import { SnapshotTrailerCheck } from '../etcd/snapshot-file';
-import { isBackupManifest, type ArtefactRecord, type BackupManifest } from '../common/manifest';
+import { isBackupManifest, type ArtefactRecord, type BackupManifest, type ComponentRecord } from '../common/manifest';
+import { hasDumpTrailer } from '../phpipam/dump-text';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
 
 export interface CatalogEntry {
@@ -124,8 +125,10 @@ export async function verifyBackupSet(config: Config, setId: string, options: { 
     }
     foundAnywhere = true;
     const manifest = await readManifest(store, setId);
-    for (const artefact of manifest.components.flatMap((c) => c.artefacts)) {
-      checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact, () => decryptionIdentity(config))) });
+    for (const component of manifest.components) {
+      for (const artefact of component.artefacts) {
+        checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact, component.component, () => decryptionIdentity(config))) });
+      }
     }
   }
   if (!foundAnywhere) throw new BackupSetNotFoundError(`backup set ${setId} has no manifest in ${findTargets(config, options.targets).map((t) => t.name).join(', ')}`);
@@ -144,10 +147,17 @@ async function decryptionIdentity(config: Config): Promise<string> {
   return readDecryptionIdentity(config.encryption.identity);
 }
 
-async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
+/**
+ * Checks every artefact has (stored and raw size and sha256), and what its kind has of its own: an
+ * etcd snapshot's sha256 trailer, a phpIPAM dump's `-- Dump completed` line. Archives (agent
+ * caches, Nebula, agent configs) have no trailer: their sha256s are the check.
+ */
+async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, kind: ComponentRecord['component'], identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
   const problems: string[] = [];
   const stored = new HashingStream();
-  const raw = new SnapshotTrailerCheck();
+  const snapshot = kind === 'etcd' ? new SnapshotTrailerCheck() : null;
+  const dump = kind === 'phpipam' ? new TailKeeper(4096) : null;
+  const raw = snapshot ?? new HashingStream();
   const discard = new Writable({ write: (_chunk, _enc, done) => done() });
   try {
     const stages = [
@@ -155,6 +165,7 @@ async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, ident
       ...(artefact.encryption ? [createDecryptStream(await identity())] : []),
       ...(artefact.compression === 'gzip' ? [createGunzip()] : []),
       raw,
+      ...(dump ? [dump] : []),
     ];
     await pipeline([await store.read(artefact.key), ...stages, discard]);
   } catch (err) {
@@ -163,9 +174,33 @@ async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, ident
   const storedSha = stored.digestHex();
   if (stored.bytes !== artefact.bytes) problems.push(`stored size ${stored.bytes} bytes, manifest says ${artefact.bytes}`);
   if (storedSha !== artefact.sha256) problems.push(`stored sha256 ${storedSha}, manifest says ${artefact.sha256}`);
-  const rawResult = raw.result();
-  if (rawResult.bytes !== artefact.raw.bytes) problems.push(`snapshot size ${rawResult.bytes} bytes, manifest says ${artefact.raw.bytes}`);
-  if (rawResult.sha256 !== artefact.raw.sha256) problems.push(`snapshot sha256 ${rawResult.sha256}, manifest says ${artefact.raw.sha256}`);
-  if (!rawResult.trailerValid) problems.push(rawResult.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer');
+  const rawSha = raw.digestHex();
+  const what = kind === 'etcd' ? 'snapshot' : kind === 'phpipam' ? 'dump' : 'archive';
+  if (raw.bytes !== artefact.raw.bytes) problems.push(`${what} size ${raw.bytes} bytes, manifest says ${artefact.raw.bytes}`);
+  if (rawSha !== artefact.raw.sha256) problems.push(`${what} sha256 ${rawSha}, manifest says ${artefact.raw.sha256}`);
+  if (snapshot) {
+    const trailer = snapshot.result();
+    if (!trailer.trailerValid) problems.push(trailer.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer');
+  }
+  if (dump && !hasDumpTrailer(dump.tail().toString('utf8'))) problems.push('dump does not end with "-- Dump completed": it was cut short');
   return { ok: problems.length === 0, problems };
+}
+
+/** Pass-through that keeps the last `size` bytes seen (a dump's completion line). */
+class TailKeeper extends Transform {
+  private kept: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly size: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.kept = Buffer.concat([this.kept, chunk]);
+    if (this.kept.length > this.size) this.kept = this.kept.subarray(this.kept.length - this.size);
+    done(null, chunk);
+  }
+
+  tail(): Buffer {
+    return this.kept;
+  }
 }

@@ -15,8 +15,10 @@ import {
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
 import type { ReplaceMemberResult } from '../workflows/etcd-member-replace';
+import { describePlanView } from './plan-view';
+import { targetProblem } from '../capture/point-in-time';
 import type { PointInTimeResult } from '../workflows/pitr';
-import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
+import { captureInputProblem, captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
 import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
@@ -159,10 +161,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   scheduleVerb('delete', 'delete a schedule (running workflows go on)');
 
   const printPlan = (workflowId: string, view: RestorePlanView) => {
-    const plan = view.plan;
-    if (!plan) { out(`${workflowId}: planning`); return; }
-    out(`restore plan (${view.strategy}) for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}, revision ${plan.snapshot.revision}, ${plan.snapshot.totalKey} keys`);
-    for (const staged of view.staged) out(`  ${staged.member}: ${staged.dataDir} -> ${staged.restoredDataDir} (snapshot checked; ${humanBytes(staged.freeBytes)} free before the new dir)`);
+    for (const line of describePlanView(workflowId, view as unknown as Parameters<typeof describePlanView>[1], humanBytes)) out(line);
   };
 
   /** Prints the plan once the run waits for its approval (after the preflight and the new data dirs). */
@@ -215,6 +214,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .description('show the plan of a running restore')
     .argument('<workflow-id>', 'the restore run, as printed when it started')
     .action((workflowId: string) => withClient(async (client) => {
+      // Any restore-type run: etcd, phpIPAM, DR (their plan views differ in shape).
       const view = await client.workflow.getHandle(workflowId).query(restorePlanQuery);
       if (json()) out(JSON.stringify(view, null, 2));
       else { printPlan(workflowId, view); out(`state: ${view.state}`); }
@@ -247,20 +247,29 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   restore.command('pitr')
     .description('restore the cluster to a revision or a point in time (snapshot + captured changes)')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
-    .option('--revision <n>', 'target revision')
-    .option('--time <iso>', 'target time, e.g. 2026-11-27T14:35:02Z')
+    .option('--revision <n>', 'target revision (of the live incarnation unless --incarnation)')
+    .option('--time <iso>', 'target time, e.g. 2026-11-27T14:35:02Z (not in the future)')
+    .option('--incarnation <cluster-id>', 'the etcd cluster ID whose history to restore (default: by time, the one snapshotted at or before it; by revision, the live one)')
     .option('--yes', 'approve the restore up front; otherwise approve its child <id>/etcd-restore with `restore approve`')
-    .action((opts: { cluster?: string; revision?: string; time?: string; yes?: boolean }) => withClient(async (client, cfg) => {
-      if ((opts.revision === undefined) === (opts.time === undefined)) throw new ConfigError('restore pitr', ['give exactly one of --revision N or --time ISO-8601']);
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startPointInTimeRestore(client, cfg, {
-        cluster, targetRevision: opts.revision === undefined ? undefined : Number(opts.revision), targetTime: opts.time, approved: opts.yes === true,
+    .action((opts: { cluster?: string; revision?: string; time?: string; incarnation?: string; yes?: boolean }) => {
+      // Bad input is refused before anything connects or starts (exit 2).
+      const targetRevision = opts.revision === undefined ? undefined : /^\d+$/.test(opts.revision) ? Number(opts.revision) : opts.revision;
+      const problem = targetProblem({ targetRevision, targetTime: opts.time }, Date.now());
+      if (problem) throw new ConfigError('restore pitr', [problem.replace('a revision or a time (ISO-8601)', '--revision N or --time ISO-8601')]);
+      return withClient(async (client, cfg) => {
+        const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+        const handle = await startPointInTimeRestore(client, cfg, {
+          cluster, targetRevision: targetRevision as number | undefined, targetTime: opts.time, clusterId: opts.incarnation, approved: opts.yes === true,
+        });
+        if (!json()) out(`started ${handle.workflowId} (runbook pitr, cluster ${cluster})`);
+        const result = await followRun<PointInTimeResult>(handle, printStep);
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
+        else {
+          const now = result.check.clusterId ? `now incarnation ${result.check.clusterId} at its own revision ${result.check.revision}` : `now at its own revision ${result.check.revision}`;
+          out(`cluster ${cluster} restored to the state of revision ${result.plan.targetRevision} of incarnation ${result.plan.clusterId} (set ${result.plan.setId} + ${result.replay.events} replayed events); ${now}`);
+        }
       });
-      if (!json()) out(`started ${handle.workflowId} (runbook pitr, cluster ${cluster})`);
-      const result = await followRun<PointInTimeResult>(handle, printStep);
-      if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
-      else out(`cluster ${cluster} restored to revision ${result.plan.targetRevision} (set ${result.plan.setId} + ${result.replay.events} replayed events)`);
-    }));
+    });
 
   program.command('dr')
     .description('full disaster recovery: etcd, phpIPAM, agents, then DNS/DHCP/metrics checks; one approval')
@@ -299,28 +308,47 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--flush-ms <n>', 'durability bound per change in ms (a flush every quarter of it)', '500')
     .option('--node <name>', 'run the capture on this node\'s worker')
-    .action((opts: { cluster?: string; flushMs: string; node?: string }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startChangeCapture(client, cfg, { cluster, flushMs: Number(opts.flushMs), node: opts.node });
-      if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
-      else out(`change capture of ${cluster}: ${handle.workflowId}`);
-    }));
+    .action((opts: { cluster?: string; flushMs: string; node?: string }) => {
+      const flushMs = /^\d+$/.test(opts.flushMs) ? Number(opts.flushMs) : Number.NaN;
+      const problem = captureInputProblem({ flushMs });
+      if (problem) throw new ConfigError('capture start', [`--flush-ms "${opts.flushMs}": ${problem.replace(/^flushMs "[^"]*" /, '')}`]);
+      return withClient(async (client, cfg) => {
+        const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+        const handle = await startChangeCapture(client, cfg, { cluster, flushMs, node: opts.node });
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+        else out(`change capture of ${cluster}: ${handle.workflowId}`);
+      });
+    });
   capture.command('status')
+    .description('how far the cluster\'s change capture is durable, and whether it runs')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
       const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+      const description = await handle.describe();
       const status = await handle.query(captureStatusQuery);
+      const running = description.status.name === 'RUNNING';
       // The workflow learns a slice's totals when it returns; the running slice's heartbeat is fresher.
-      const live = liveDurableRevision(await handle.describe());
+      const live = running ? liveDurableRevision(description) : null;
       const lastDurable = Math.max(status.lastDurable ?? 0, live ?? 0) || null;
-      if (json()) out(JSON.stringify({ ...status, lastDurable }, null, 2));
-      else out(`durable up to revision ${lastDurable ?? '-'} (${status.segments} segments, ${status.events} events, max lag ${status.maxLagMs} ms, ${status.gaps.length} gaps; totals as of the last finished slice)`);
+      const state = !running ? `${description.status.name === 'COMPLETED' ? 'stopped' : description.status.name.toLowerCase()} at ${description.closeTime?.toISOString() ?? '?'}`
+        : status.stopping ? 'stopping' : 'running';
+      if (json()) out(JSON.stringify({ ...status, lastDurable, state: running ? (status.stopping ? 'stopping' : 'running') : description.status.name.toLowerCase() }, null, 2));
+      else out(`capture ${state}: incarnation ${status.clusterId ?? '-'} durable up to revision ${lastDurable ?? '-'} (${status.segments} segments, ${status.events} events, max lag ${status.maxLagMs} ms, ${status.gaps.length} gaps${running ? '; totals as of the last finished slice' : ''})`);
     }));
   capture.command('stop')
+    .description('stop the cluster\'s change capture (it flushes what it holds first)')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--no-wait', 'only ask; do not wait for the capture to end')
     .action((opts: { cluster?: string; wait: boolean }) => withClient(async (client, cfg) => {
       const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+      const description = await handle.describe();
+      if (description.status.name !== 'RUNNING') {
+        // Already over: what the operator asked for holds, so this is no failure.
+        const closed = `${description.status.name === 'COMPLETED' ? 'stopped' : description.status.name.toLowerCase()} at ${description.closeTime?.toISOString() ?? '?'}`;
+        if (json()) out(JSON.stringify({ workflowId: handle.workflowId, state: description.status.name.toLowerCase(), alreadyStopped: true }));
+        else out(`capture already ${closed}: nothing to stop`);
+        return;
+      }
       await handle.signal(stopCaptureSignal);
       if (!opts.wait) {
         if (!json()) out('stop requested: the running slice flushes and returns (within a few seconds)');

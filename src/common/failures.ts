@@ -31,6 +31,8 @@ export const FailureType = {
   AgentsNotServing: 'AgentsNotServing',
   QuorumLost: 'QuorumLost',
   PitrUnreachable: 'PitrUnreachable',
+  /** The etcd cluster a capture watches is another incarnation (cluster ID) than the chain it writes: restored under it. */
+  CaptureIncarnationChanged: 'CaptureIncarnationChanged',
   ServiceChecksFailed: 'ServiceChecksFailed',
   /** A tar artefact with an entry a restore must not write (absolute, `..`, link out of the target, device). */
   UnsafeArchive: 'UnsafeArchive',
@@ -66,6 +68,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.RolledBack,
   FailureType.QuorumLost,
   FailureType.PitrUnreachable,
+  FailureType.CaptureIncarnationChanged,
   FailureType.ServiceChecksFailed,
   FailureType.AgentsNotServing,
   FailureType.UnsafeArchive,

@@ -33,14 +33,22 @@ export interface EtcdSnapshotFacts {
   memberId: string;
   clusterId: string;
   etcdVersion: string;
-  /** From `snapshot status`. */
+  /**
+   * The revision a cluster restored from the snapshot reports: the newest key's or, after a
+   * compaction past it, the compaction's (src/etcd/snapshot-revisions.ts). Sets written before
+   * `keyRevision` was recorded hold the newest key's here (what `snapshot status` 3.4/3.5 prints).
+   */
   revision: number;
+  /** The newest key's revision in the snapshot (absent in older manifests). */
+  keyRevision?: number;
+  /** Where the last compaction before the snapshot finished; 0 when none (absent in older manifests). */
+  compactRevision?: number;
   hash: number;
   totalKey: number;
   totalSize: number;
   /** The 32-byte sha256 trailer was present and matched the database bytes. */
   trailerVerified: true;
-  /** HashKV of the source member at the snapshot revision, for later restore checks. */
+  /** HashKV of the source member at the snapshot revision (absent when it had moved on and compacted past it), for later checks. */
   hashKV?: { revision: number; hash: number; compactRevision: number };
 }
 

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject } from './store';
 import { HashingStream } from './hashing';
 
@@ -27,8 +27,8 @@ export class LocalStore implements BackupStore {
     const tempPath = `${dirname(finalPath)}/.${key.split('/').pop()}${PARTIAL_MARK}${randomBytes(4).toString('hex')}`;
     const hashing = new HashingStream();
     const file = createWriteStream(tempPath, { flags: 'wx' });
-    hashing.pipe(file);
-    const written = finished(file);
+    // pipeline, not .pipe(): a failing file (disk full) destroys the stream the producer writes into, so it fails instead of waiting.
+    const written = pipeline(hashing, file);
     written.catch(() => undefined); // observed in commit/abort
     let settled = false;
 

@@ -18,8 +18,10 @@ import { backupSetWorkflow } from './backup-set';
 
 export interface ChangeCaptureInput {
   cluster: string;
-  /** First revision to capture; after the newest complete snapshot when omitted. */
+  /** First revision to capture; after the newest complete snapshot of the live incarnation when omitted. */
   fromRevision?: number;
+  /** The incarnation (etcd cluster ID) whose chain this capture writes: the snapshot's, or the live one's when fromRevision is given alone. */
+  clusterId?: string;
   targets?: string[];
   /** Durability bound per event, ms (a flush every quarter of it). Default 500: measured p99 825 ms at 745 writes/s on a loaded 2-core box (bench/pitr-lag). */
   flushMs?: number;
@@ -58,6 +60,8 @@ const { captureStartRevision, recordCaptureGap } = proxyActivities<ReturnType<ty
 
 export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<CaptureStatus> {
   if (!input?.cluster) throw ApplicationFailure.nonRetryable('change capture needs { cluster }', FailureType.InvalidInput);
+  const problem = captureInputProblem(input);
+  if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.InvalidInput);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'change-capture' }]);
   const sliceMs = (input.sliceMinutes ?? 5) * 60_000;
   // Runs started before a stop could cancel the slice (no marker in their history) wait for its end.
@@ -84,10 +88,20 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     if (stopCancelsSlice) slice?.cancel();
   });
 
-  let from = input.fromRevision ?? (await captureStartRevision({ cluster: input.cluster })).fromRevision;
+  // The chain's incarnation goes with every slice: a cluster restored under the capture ends it instead of joining the chain.
+  let chainId = input.clusterId;
+  let from: number;
+  if (input.fromRevision !== undefined) {
+    from = input.fromRevision;
+  } else {
+    const start = await captureStartRevision({ cluster: input.cluster });
+    from = start.fromRevision;
+    chainId ??= start.clusterId; // absent from runs of older workers
+  }
   status.fromRevision = from;
+  status.clusterId = chainId ?? null;
   for (let n = 0; n < (input.slicesPerRun ?? 30) && !status.stopping; n++) {
-    const args = { cluster: input.cluster, fromRevision: from, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs };
+    const args = { cluster: input.cluster, fromRevision: from, clusterId: chainId, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs };
     slice = new CancellationScope();
     const outcome = await slice.run(() => captureEtcdChanges(args)).catch((err: unknown) => {
       // Cancelled by a stop before it could report (e.g. while waiting for a worker): nothing more was made durable.
@@ -98,6 +112,7 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     if (!outcome) break;
     status.lastDurable = outcome.lastDurable;
     status.clusterId = outcome.clusterId;
+    chainId = outcome.clusterId;
     status.segments += outcome.segments;
     status.events += outcome.events;
     status.maxLagMs = Math.max(status.maxLagMs, outcome.maxLagMs);
@@ -119,5 +134,15 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   }
   if (status.stopping) return status;
   const { segments, events, maxLagMs, gaps, runs } = status;
-  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from, carried: { segments, events, maxLagMs, gaps, runs } });
+  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from, clusterId: chainId, carried: { segments, events, maxLagMs, gaps, runs } });
+}
+
+/** Why a capture's numbers are not usable (null when they are): checked before the capture starts. */
+export function captureInputProblem(input: Pick<ChangeCaptureInput, 'flushMs' | 'sliceMinutes' | 'slicesPerRun' | 'fromRevision'>): string | null {
+  const { flushMs, sliceMinutes, slicesPerRun, fromRevision } = input;
+  if (flushMs !== undefined && !(Number.isSafeInteger(flushMs) && flushMs >= 20)) return `flushMs "${String(flushMs)}" is not usable: expected whole milliseconds, at least 20`;
+  if (sliceMinutes !== undefined && !(typeof sliceMinutes === 'number' && sliceMinutes > 0)) return `sliceMinutes "${String(sliceMinutes)}" is not usable: expected a number of minutes above 0`;
+  if (slicesPerRun !== undefined && !(Number.isSafeInteger(slicesPerRun) && slicesPerRun >= 1)) return `slicesPerRun "${String(slicesPerRun)}" is not usable: expected a whole number of at least 1`;
+  if (fromRevision !== undefined && !(Number.isSafeInteger(fromRevision) && fromRevision >= 1)) return `fromRevision "${String(fromRevision)}" is not a revision: expected a whole number of at least 1`;
+  return null;
 }

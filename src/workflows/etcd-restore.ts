@@ -29,6 +29,7 @@ import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
+import { stopCaptureBeforeRestore } from './stop-capture';
 import { ProgressTracker, rootMessage } from './progress';
 import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
 import type { Duration } from '@temporalio/common';
@@ -224,8 +225,9 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   const changes = new Map<string, MemberConfigChange | null>();
   let check: ClusterCheck;
   try {
+    const capture = await stopCaptureBeforeRestore(plan.cluster); // a restored cluster is a new incarnation
     await tracker.step('stop etcd', () => stopMembers(plan, nodeTimeout, restoreBeforeApproval),
-      (stopped) => stopped.map((s) => s.member).join(', '));
+      (stopped) => `${stopped.map((s) => s.member).join(', ')}${capture ? `; ${capture}` : ''}`);
     if (!restoreBeforeApproval) await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
     const repoint: RepointOptions = { plan, staged: view.staged, nodeTimeout, tracker, changes, skipRedundantStart: restoreBeforeApproval };
     if (strategy === 'all-members') await repointAllMembers(repoint);

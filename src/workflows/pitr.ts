@@ -26,6 +26,8 @@ export interface PointInTimeInput {
   targetRevision?: number;
   /** ISO-8601; resolved to the last captured revision at or before it. */
   targetTime?: string;
+  /** The incarnation (etcd cluster ID) whose history to restore; default: by time the one snapshotted at or before it, by revision the live one. */
+  clusterId?: string;
   strategy?: RestoreStrategy;
   /** Passed to the restore: approved up front, or wait for `approve` on the child `<id>/etcd-restore`. */
   approved?: boolean;
@@ -57,8 +59,8 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'pitr' }]);
   const tracker = new ProgressTracker('pitr', input.cluster, ['plan', 'restore snapshot', 'replay changes', 'verify cluster', 'restart agents']);
   try {
-    const plan = await tracker.step('plan', () => planPointInTime({ cluster: input.cluster, targetRevision: input.targetRevision, targetTime: input.targetTime }),
-      (p) => `set ${p.setId} (revision ${p.snapshotRevision}) + ${p.segments.length} change segments up to revision ${p.targetRevision}`);
+    const plan = await tracker.step('plan', () => planPointInTime({ cluster: input.cluster, targetRevision: input.targetRevision, targetTime: input.targetTime, clusterId: input.clusterId }),
+      (p) => `incarnation ${p.clusterId}${incarnationNote(p)}: set ${p.setId} (revision ${p.snapshotRevision}) + ${p.segments.length} change segments up to revision ${p.targetRevision}`);
     tracker.progress.setId = plan.setId;
     upsertSearchAttributes([{ key: NnoeBackupSet, value: plan.setId }]);
 
@@ -72,7 +74,8 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     }), (r) => `${r.events} events of ${r.revisions} revisions in ${r.transactions} transactions`);
 
     const check = await tracker.step('verify cluster', async () => checkEtcdCluster({ cluster: input.cluster, criticalKeys: await criticalKeysOf(input.cluster), require: true }),
-      (c) => `${c.members.length} members healthy, hashKV equal at ${c.hashRevision}`);
+      // Replay packs revisions into fewer transactions: the restored cluster (a new incarnation) counts its own revisions.
+      (c) => `the state of revision ${plan.targetRevision} of incarnation ${plan.clusterId}; ${c.members.length} members healthy at their own revision ${c.revision}${c.clusterId ? ` (new incarnation ${c.clusterId})` : ''}, hashKV equal at ${c.hashRevision}`);
 
     if (patched(REAL_AGENT_RECOVERY)) {
       // After the replay, so each agent renders the target state (the restore's restart left them deaf).
@@ -95,6 +98,12 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     tracker.finish('failed');
     throw err;
   }
+}
+
+function incarnationNote(plan: PointInTimePlan): string {
+  if (plan.liveClusterId === undefined) return '';
+  if (plan.liveClusterId === null) return ' (the live cluster did not answer)';
+  return plan.liveClusterId === plan.clusterId ? ' (the live one)' : ` (an earlier one; live is ${plan.liveClusterId})`;
 }
 
 const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({

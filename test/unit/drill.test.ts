@@ -19,6 +19,7 @@ const facts: EtcdSnapshotFacts = {
 
 const seen = (over: Partial<EtcdObservation> = {}): EtcdObservation => ({
   status: { revision: 120, hash: 777, totalKey: 300, totalSize: 1 << 20 },
+  revisions: { keyRevision: 120, compactRevision: 0, revision: 120 },
   scratchRevision: 120,
   hashKV: { hash: 4242, compactRevision: '0', revision: '120' },
   keys: { counted: 57, scanned: 57 },
@@ -35,7 +36,7 @@ describe('etcd drill checks', () => {
     expect(failed(checks)).toEqual([]);
     expect(skipped(checks)).toEqual([]);
     expect(checks.map((c) => c.name)).toEqual([
-      'snapshot status revision', 'snapshot status hash', 'snapshot status totalKey (bbolt entries of every bucket, not live keys)',
+      'snapshot revision', 'snapshot status hash', 'snapshot status totalKey (bbolt entries of every bucket, not live keys)',
       'scratch member revision', 'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
       'critical key /nnoe/dns/zones/example.com',
     ]);
@@ -55,6 +56,17 @@ describe('etcd drill checks', () => {
     expect(failed(compacted)).toEqual([]);
     expect(compacted.find((c) => c.skipped)?.detail).toMatch(/compacted at revision 100 in the scratch member, 0 when recorded/);
     expect(failed(etcdChecks(facts, seen({ hashKV: null })))).toEqual(['hashKV at the snapshot revision']);
+  });
+
+  it('pass on a snapshot taken after a compaction at the head: the restored revision is the compaction point, not the newest key', () => {
+    const compactedAtHead = { revision: 161, keyRevision: 10, compactRevision: 161 };
+    const seenCompacted = seen({ status: { revision: 10, hash: 777, totalKey: 300, totalSize: 1 << 20 }, revisions: { keyRevision: 10, compactRevision: 161, revision: 161 },
+      scratchRevision: 161, hashKV: { hash: 4242, compactRevision: '161', revision: '161' } });
+    expect(failed(etcdChecks({ ...facts, ...compactedAtHead, hashKV: { revision: 161, hash: 4242, compactRevision: 161 } }, seenCompacted))).toEqual([]);
+    // A set recorded before the compaction point was (manifest revision = the newest key's) is still the same snapshot.
+    const { hashKV: _none, ...older } = facts;
+    expect(failed(etcdChecks({ ...older, revision: 10 }, seenCompacted))).toEqual([]);
+    expect(failed(etcdChecks({ ...older, revision: 11 }, seenCompacted))).toEqual(['snapshot revision']);
   });
 
   it('fail on a missing critical key or one with another value, and on an incomplete scan', () => {

@@ -1,0 +1,49 @@
+/**
+ * `restore plan <id>` for any run with a `plan` query: the etcd restore (and the one inside a PITR
+ * or DR), the phpIPAM restore and DR expose views of different shapes under the same query name,
+ * so the lines are chosen by what the view holds, and anything else still prints its set.
+ */
+import type { RestorePlanView } from '../workflows/etcd-restore';
+import type { PhpipamRestorePlanView } from '../workflows/phpipam-restore';
+import type { DisasterRecoveryPlan } from '../activities/disaster-recovery';
+
+type AnyPlanView = { state: string; plan: Record<string, unknown> | null; [more: string]: unknown };
+
+export function describePlanView(workflowId: string, view: AnyPlanView, humanBytes: (bytes: number) => string): string[] {
+  const plan = view.plan;
+  if (!plan) return [`${workflowId}: planning`];
+  if (isEtcd(view)) {
+    const p = view.plan!;
+    return [
+      `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys`,
+      ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${humanBytes(s.freeBytes)} free before the new dir)`),
+    ];
+  }
+  if (isPhpipam(view)) {
+    const p = view.plan!;
+    return [
+      `phpIPAM restore plan for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt} into ${p.database}: load into ${p.staging}, swap with ${p.live} (old tables kept as ${p.keepAs}), ${p.facts.tables.length} tables`,
+      ...(view.staged ? [`  dump fetched from ${view.staged.target} (${humanBytes(view.staged.bytes)}), server ${view.staged.server.flavour} ${view.staged.server.version}`] : []),
+    ];
+  }
+  if (isDisasterRecovery(plan)) {
+    return [
+      `disaster recovery plan for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}; etcd${plan.phpipam ? ', phpIPAM' : ''}, `
+      + `agents ${plan.agentNodes.join(', ') || 'none'}, checks: ${plan.checks.dns} DNS, ${plan.checks.dhcp} DHCP, ${plan.checks.metrics} metrics`,
+    ];
+  }
+  return [`${workflowId}: set ${String(plan.setId ?? '?')}`];
+}
+
+function isEtcd(view: AnyPlanView): view is AnyPlanView & RestorePlanView {
+  return typeof (view.plan as { snapshot?: { revision?: unknown } }).snapshot?.revision === 'number';
+}
+
+function isPhpipam(view: AnyPlanView): view is AnyPlanView & PhpipamRestorePlanView {
+  const plan = view.plan as { staging?: unknown; facts?: { tables?: unknown } };
+  return typeof plan.staging === 'string' && Array.isArray(plan.facts?.tables);
+}
+
+function isDisasterRecovery(plan: Record<string, unknown>): plan is Record<string, unknown> & DisasterRecoveryPlan {
+  return Array.isArray(plan.agentNodes) && typeof plan.checks === 'object' && plan.checks !== null;
+}
