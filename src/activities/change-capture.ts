@@ -143,7 +143,10 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
 
     const client = await connectCluster(cluster);
     const liveId = async () => String((await client.maintenance.status()).header.cluster_id);
-    const clusterId = input.clusterId ?? await liveId();
+    // A retry continues the chain of the attempt before it (its heartbeat names it), never the live
+    // cluster's: that may be a restored one by now.
+    const beat = ctx.info.heartbeatDetails as { lastDurable?: number; clusterId?: string } | undefined;
+    const clusterId = input.clusterId ?? beat?.clusterId ?? await liveId();
     const incarnationChanged = (now: string, durable: number) => ApplicationFailure.nonRetryable(
       `etcd cluster ${cluster.name} answers as incarnation ${now}, not ${clusterId} whose changes this capture writes (restored since?): `
       + `the capture of ${clusterId} ends, durable up to revision ${durable}; take a backup set and start a capture for the new incarnation`,
@@ -155,7 +158,6 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     }
     // Resume after whatever is already durable: the heartbeat, or the segments themselves (a
     // segment written just before a crash may not have reached a heartbeat).
-    const beat = ctx.info.heartbeatDetails as { lastDurable?: number } | undefined;
     const written = chainSegments(await listSegments(cluster.name, clusterId, input.targets), input.fromRevision - 1);
     let lastDurable = Math.max(input.fromRevision - 1, beat?.lastDurable ?? 0, written.reachable);
     const outcome: CaptureOutcome = { clusterId, lastDurable, segments: 0, events: 0, maxLagMs: 0 };
