@@ -148,7 +148,7 @@ describe('restore drill', () => {
     expect(report.rto.phpipamMs).toBeGreaterThan(0);
     const names = (component: string) => report.checks.filter((c) => c.component === component && c.ok && !c.skipped).map((c) => c.name);
     expect(names('etcd')).toEqual([
-      'snapshot status revision', 'snapshot status hash', 'snapshot status totalKey (bbolt entries of every bucket, not live keys)',
+      'snapshot revision', 'snapshot status hash', 'snapshot status totalKey (bbolt entries of every bucket, not live keys)',
       'scratch member revision', 'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
       'critical key /nnoe/dns/zones/example.com',
     ]);

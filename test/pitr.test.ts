@@ -123,7 +123,8 @@ describe('point-in-time recovery', () => {
     await expectAgentsServe(byTime, 'one');
 
     // Beyond the captured changes: refused, naming the newest reachable point.
-    const err = await (await pitr({ targetRevision: final.lastDurable! + 1000 })).result().catch((e: unknown) => e);
+    // (The captured incarnation by name: the live cluster is a restored one by now, with no snapshot of its own.)
+    const err = await (await pitr({ targetRevision: final.lastDurable! + 1000, clusterId: status.clusterId! })).result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(rootMessage(err as Error)).toMatch(new RegExp(`captured changes reach revision ${final.lastDurable}.*newest point this cluster can be restored to`));
   });
