@@ -1,0 +1,39 @@
+/**
+ * `restore plan <id>` prints every plan shape the `plan` query returns (issue 12 item 20: it
+ * crashed reading `snapshot.revision` on phpIPAM-restore and DR runs).
+ */
+import { describe, expect, it } from 'vitest';
+import { describePlanView } from '../../src/client/plan-view';
+
+const bytes = (n: number) => `${n} B`;
+
+describe('restore plan views', () => {
+  it('prints an etcd restore plan with each member\'s dirs', () => {
+    const lines = describePlanView('etcd-restore-x', {
+      state: 'awaiting-approval', strategy: 'all-members',
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: '2026-12-04T06:00:00Z', snapshot: { revision: 42, totalKey: 7 } },
+      staged: [{ member: 'etcd-1', dataDir: '/d/old', restoredDataDir: '/d/new', freeBytes: 10 }],
+    }, bytes);
+    expect(lines).toEqual([
+      'restore plan (all-members) for cluster prod: set prod-1 taken 2026-12-04T06:00:00Z, revision 42, 7 keys',
+      '  etcd-1: /d/old -> /d/new (snapshot checked; 10 B free before the new dir)',
+    ]);
+  });
+
+  it('prints a phpIPAM restore plan (no snapshot in it)', () => {
+    const lines = describePlanView('phpipam-restore-x', {
+      state: 'awaiting-approval',
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', database: 'phpipam', staging: 'phpipam_restore_1', live: 'phpipam', keepAs: 'phpipam_pre_restore_1', facts: { tables: [{}, {}] } },
+    }, bytes);
+    expect(lines[0]).toBe('phpIPAM restore plan for cluster prod: set prod-1 taken t into phpipam: load into phpipam_restore_1, swap with phpipam (old tables kept as phpipam_pre_restore_1), 2 tables');
+  });
+
+  it('prints a disaster recovery plan, and any other plan by its set', () => {
+    expect(describePlanView('dr-x', {
+      state: 'awaiting-approval',
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', phpipam: true, agentNodes: ['node-1'], checks: { dns: 1, dhcp: 2, metrics: 0 } },
+    }, bytes)).toEqual(['disaster recovery plan for cluster prod: set prod-1 taken t; etcd, phpIPAM, agents node-1, checks: 1 DNS, 2 DHCP, 0 metrics']);
+    expect(describePlanView('other', { state: 'x', plan: { setId: 's' } }, bytes)).toEqual(['other: set s']);
+    expect(describePlanView('early', { state: 'planning', plan: null }, bytes)).toEqual(['early: planning']);
+  });
+});
