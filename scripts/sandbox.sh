@@ -3,6 +3,7 @@
 # workers, one etcd backup; then it keeps running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-env.sh && nnoe_use_node "$PWD" # Node >= 22 (24 LTS from .tools/node when the machine's is older)
 bash scripts/install-deps.sh
 npm run --silent build
 exec node dist/sandbox/main.js "$@"
