@@ -58,6 +58,8 @@ export interface QuorumAssessment {
   members: Array<{ id: string; name: string; peerURLs: string[]; isLearner: boolean }>;
   /** The failed member as configured: where its replacement runs. */
   failed: { name: string; node: string; peerUrl: string };
+  /** The "failed" member answers and is in the member list: replacing it would remove a working member. */
+  failedIsHealthy?: boolean;
 }
 
 export function createEtcdRestoreActivities(deps: { config: Config }) {
@@ -243,7 +245,13 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     if (!failed) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
     const size = Math.max(listed.length, cluster.etcd.members.length);
     const quorum = Math.floor(size / 2) + 1;
-    return { healthy, size, quorum, hasQuorum: healthy.length >= quorum, members: listed, failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl } };
+    const failedIsHealthy = await withMember(cluster, failed, async (client) => {
+      const status = await client.maintenance.status();
+      return listed.some((m) => m.id === String(status.header?.member_id) && m.name === failed.name);
+    }).catch(() => false);
+    return {
+      healthy, size, quorum, hasQuorum: healthy.length >= quorum, members: listed, failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl }, failedIsHealthy,
+    };
   }
 
   /** `member remove` of a dead member (by name or peer URL) through a healthy one; idempotent. */

@@ -108,7 +108,7 @@ export async function chooseRestoreSet<C extends ComponentRecord>(
     throw ApplicationFailure.nonRetryable(`backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`, FailureType.RestoreRefused);
   }
   const component = pick(chosen.manifest);
-  if (!component) throw ApplicationFailure.nonRetryable(`backup set ${setId} holds no ${what}`, FailureType.RestoreRefused);
+  if (!component) throw ApplicationFailure.nonRetryable(`backup set ${setId} does not hold ${what}`, FailureType.RestoreRefused);
   return { entry: chosen, component, unreachableTargets };
 }
 

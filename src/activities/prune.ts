@@ -6,17 +6,18 @@
  */
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import { NAME_PATTERN, type Config, type RetentionConfig } from '../config/schema';
+import { NAME_PATTERN, type Config } from '../config/schema';
 import { findTargets } from '../config/load';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { openStore, s3ClientFor } from '../storage';
 import {
   abortStaleMultipartUploads, deleteBackupSet, deleteSegmentObjects, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
-  RETENTION_PROFILES, type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
+  type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
 } from '../retention';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { EtcdSnapshotFacts } from '../common/manifest';
 import { errorMessage, typedFailures } from './failures';
+import { retentionInForce } from '../retention/in-force';
 
 /** Runbooks that read a backup set while they run: retention must not take their set away. */
 export const RESTORE_RUNBOOKS = ['etcd-restore', 'phpipam-restore', 'agent-cache-restore', 'nebula-restore', 'pitr', 'disaster-recovery', 'drill'];
@@ -53,9 +54,6 @@ export interface SegmentChainReport {
 }
 
 
-export function retentionPolicyOf(retention: RetentionConfig): RetentionPolicy {
-  return retention.profile ? RETENTION_PROFILES[retention.profile].policy : retention.policy!;
-}
 
 export function createPruneActivities(deps: { config: Config }) {
   const { config } = deps;
@@ -67,8 +65,7 @@ export function createPruneActivities(deps: { config: Config }) {
     const entries = await listBackupSets(config, { targets: input.targets, cluster: input.cluster });
     const policies: Record<string, RetentionPolicy> = {};
     for (const entry of entries) {
-      const override = config.clusters.find((c) => c.name === entry.cluster)?.retention;
-      policies[entry.cluster] ??= retentionPolicyOf(override ?? config.retention);
+      policies[entry.cluster] ??= retentionInForce(config, entry.cluster);
     }
     return {
       sets: entries.map((e) => ({

@@ -4,17 +4,16 @@
  * Every command has --json for scripts; exit code 0 = success, 1 = the run or check failed,
  * 2 = bad usage or configuration.
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
-import type { ReplaceMemberResult } from '../workflows/etcd-member-replace';
 import { describePlanView } from './plan-view';
 import { targetProblem } from '../capture/point-in-time';
 import type { PointInTimeResult } from '../workflows/pitr';
@@ -23,7 +22,12 @@ import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
 import { registerAgentCommands } from './cli-agents';
-import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandle, pruneScheduleOptions, SCHEDULE_PROFILES } from './schedules';
+import { planQuery } from '../workflows/approval';
+import type { MemberReplacePlanView, ReplaceMemberResult } from '../workflows/etcd-member-replace';
+import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandles, pruneScheduleOptions, SCHEDULE_PROFILES, type ScheduleProfile } from './schedules';
+import { chooseCluster, chooseTargets, durationOption, UsageError } from './cli-input';
+import { describeRetention, retentionInForce } from '../retention/in-force';
+import { rootMessage } from '../workflows/progress';
 
 interface GlobalOptions { config?: string; json?: boolean }
 
@@ -35,6 +39,15 @@ function humanBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
+/** Commander's parser for duration options: refused before anything connects or starts. */
+function durationArgument(value: string): string {
+  try {
+    return durationOption('duration', value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^duration: /, ''));
+  }
+}
+
 /** The parsed program plus the exit code its actions decided on (a failed verification is not an exception). */
 export function buildCli(out: (line: string) => void = console.log): { program: Command; outcome: { exitCode: number } } {
   const outcome = { exitCode: 0 };
@@ -42,9 +55,15 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .description('Backup, restore and disaster recovery for NNOE (etcd, phpIPAM, agents, Nebula) as Temporal workflows')
     .option('-c, --config <file>', 'configuration file (default: $NNOE_DR_CONFIG or ./nnoe-dr.yaml)')
     .option('--json', 'machine-readable output')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Before any subcommand is added (they inherit it): usage errors throw, main() turns them into exit 2.
+    .exitOverride();
 
-  const config = (): Config => loadConfig((program.opts<GlobalOptions>().config) ?? defaultConfigPath());
+  let loaded: Config | undefined;
+  /** Loaded once: actions check names against it before they connect. */
+  const config = (): Config => (loaded ??= loadConfig((program.opts<GlobalOptions>().config) ?? defaultConfigPath()));
+  /** --cluster checked against the config; `destructive` commands refuse to guess among several clusters. */
+  const clusterOf = (name: string | undefined, destructive: boolean) => chooseCluster(config(), name, { destructive });
   const json = () => program.opts<GlobalOptions>().json === true;
 
   /** Connects, runs `fn`, and always closes the connection. */
@@ -55,6 +74,23 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       return await fn(client, cfg);
     } finally {
       await client.connection.close();
+    }
+  };
+
+  /** Follows a run; Ctrl-C stops only the following, and says so (the run goes on in Temporal). */
+  const follow = async <R>(handle: WorkflowHandle, onStep: (step: { state: string; name: string; detail?: string }) => void): Promise<R> => {
+    const interrupted = () => {
+      process.stderr.write(`\nstopped following ${handle.workflowId}: the run goes on in Temporal. Follow it again with\n` +
+        `  temporal workflow show --workflow-id ${handle.workflowId} --follow\n` +
+        `  temporal workflow query --workflow-id ${handle.workflowId} --type progress\n` +
+        `or cancel it with: temporal workflow cancel --workflow-id ${handle.workflowId}\n`);
+      process.exit(130);
+    };
+    process.once('SIGINT', interrupted);
+    try {
+      return await followRun<R>(handle, onStep);
+    } finally {
+      process.removeListener('SIGINT', interrupted);
     }
   };
 
@@ -78,14 +114,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--target <name...>', 'storage targets (default: all)')
     .option('--no-follow', 'start the run and print its id without waiting')
     .action((opts: { cluster?: string; target?: string[]; follow: boolean }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startEtcdBackup(client, cfg, { cluster, targets: opts.target });
+      const cluster = clusterOf(opts.cluster, false);
+      const handle = await startEtcdBackup(client, cfg, { cluster, targets: chooseTargets(cfg, opts.target) });
       if (!json()) out(`started ${handle.workflowId} (runbook etcd-backup, cluster ${cluster})`);
       if (!opts.follow) {
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
         return;
       }
-      printResult(handle.workflowId, await followRun<EtcdBackupResult>(handle, printStep));
+      printResult(handle.workflowId, await follow<EtcdBackupResult>(handle, printStep));
     }));
 
   backup.command('set')
@@ -95,14 +131,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--target <name...>', 'storage targets (default: all)')
     .option('--no-follow', 'start the run and print its id without waiting')
     .action((opts: { cluster?: string; component?: string[]; target?: string[]; follow: boolean }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startBackupSet(client, cfg, { cluster, components: opts.component, targets: opts.target });
+      const cluster = clusterOf(opts.cluster, false);
+      const handle = await startBackupSet(client, cfg, { cluster, components: opts.component, targets: chooseTargets(cfg, opts.target) });
       if (!json()) out(`started ${handle.workflowId} (runbook backup-set, cluster ${cluster})`);
       if (!opts.follow) {
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
         return;
       }
-      printResult(handle.workflowId, await followRun<BackupSetResult>(handle, printStep));
+      printResult(handle.workflowId, await follow<BackupSetResult>(handle, printStep));
     }));
 
   const schedules = program.command('schedules').description('periodic backup sets as Temporal Schedules');
@@ -111,25 +147,35 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .requiredOption('--profile <name>', 'production | development')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--target <name...>', 'storage targets (default: all)')
-    .action((opts: { profile: string; cluster?: string; target?: string[] }) => withClient(async (client, cfg) => {
+    .action((opts: { profile: string; cluster?: string; target?: string[] }) => {
       if (!isScheduleProfile(opts.profile)) {
-        throw new ConfigError('--profile', [`unknown profile "${opts.profile}"; expected one of ${Object.keys(SCHEDULE_PROFILES).join(', ')}`]);
+        throw new UsageError(`--profile: unknown profile "${opts.profile}"; expected one of ${Object.keys(SCHEDULE_PROFILES).join(', ')}`);
       }
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const options = backupScheduleOptions(cfg, cluster, opts.profile, opts.target);
-      const outcome = await applyBackupSchedule(client, options);
-      const prune = pruneScheduleOptions(cfg, opts.profile, opts.target);
-      const pruneOutcome = await applyBackupSchedule(client, prune);
-      const drill = drillScheduleOptions(cfg, cluster, opts.profile);
-      const drillOutcome = await applyBackupSchedule(client, drill);
-      if (json()) {
-        out(JSON.stringify({ scheduleId: options.scheduleId, outcome, profile: opts.profile, cron: SCHEDULE_PROFILES[opts.profile].cron, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome }, drill: { scheduleId: drill.scheduleId, outcome: drillOutcome } }));
-      } else {
-        out(`${outcome} ${options.scheduleId}: backup set of ${cluster} ${SCHEDULE_PROFILES[opts.profile].description} (cron ${SCHEDULE_PROFILES[opts.profile].cron}, overlap SKIP, catch-up 1h)`);
-        out(`${pruneOutcome} ${prune.scheduleId}: daily prune by the retention policy`);
-        out(`${drillOutcome} ${drill.scheduleId}: daily restore drill of the newest set (marks it verified, metrics, alert on failure)`);
-      }
-    }));
+      const profile = opts.profile;
+      // Checked before anything is created: a schedule of an unknown cluster or target only fails later, every day.
+      const cluster = clusterOf(opts.cluster, false);
+      const targets = chooseTargets(config(), opts.target);
+      return withClient(async (client, cfg) => applySchedules(client, cfg, cluster, profile, targets));
+    });
+
+  /** The cluster's backup and drill schedules and the shared prune, created or brought to the profile. */
+  async function applySchedules(client: Client, cfg: Config, cluster: string, profile: ScheduleProfile, targets: string[] | undefined) {
+    const backupSchedule = backupScheduleOptions(cfg, cluster, profile, targets);
+    const outcome = await applyBackupSchedule(client, backupSchedule);
+    const prune = pruneScheduleOptions(cfg, profile, targets);
+    const pruneOutcome = await applyBackupSchedule(client, prune);
+    const drill = drillScheduleOptions(cfg, cluster, profile);
+    const drillOutcome = await applyBackupSchedule(client, drill);
+    const { cron, description } = SCHEDULE_PROFILES[profile];
+    const retention = retentionInForce(cfg, cluster);
+    if (json()) {
+      out(JSON.stringify({ scheduleId: backupSchedule.scheduleId, outcome, profile, cron, retention, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome }, drill: { scheduleId: drill.scheduleId, outcome: drillOutcome } }));
+      return;
+    }
+    out(`${outcome} ${backupSchedule.scheduleId}: backup set of ${cluster} ${description} (cron ${cron}, overlap SKIP, catch-up 1h)`);
+    out(`${pruneOutcome} ${prune.scheduleId}: daily prune by the config's retention (${cluster}: ${describeRetention(retention)})`);
+    out(`${drillOutcome} ${drill.scheduleId}: daily restore drill of the newest set (marks it verified, metrics, alert on failure)`);
+  }
 
   schedules.command('list')
     .description('schedules managed by nnoe-dr')
@@ -137,23 +183,28 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const list = await listNnoeSchedules(client);
       if (json()) { out(JSON.stringify(list, null, 2)); return; }
       if (list.length === 0) { out('no schedules'); return; }
-      out(['SCHEDULE', 'PROFILE', 'CRON', 'PAUSED', 'NEXT RUN'].join('\t'));
-      for (const s of list) out([s.scheduleId, s.profile ?? '-', s.cron ?? '-', String(s.paused), s.nextActionTimes[0] ?? '-'].join('\t'));
+      out(['SCHEDULE', 'CLUSTER', 'TARGETS', 'PROFILE', 'CRON', 'PAUSED', 'NEXT RUN'].join('\t'));
+      for (const s of list) {
+        out([s.scheduleId, s.cluster ?? 'all', s.targets?.join(',') ?? 'all', s.profile ?? '-', s.cron ?? '-', String(s.paused), s.nextActionTimes[0] ?? '-'].join('\t'));
+      }
     }));
 
   const scheduleVerb = (verb: 'pause' | 'unpause' | 'trigger' | 'delete', description: string) =>
     schedules.command(verb)
       .description(description)
-      .argument('<schedule>', 'a cluster name or a full schedule id')
+      .argument('<schedule>', verb === 'trigger' ? 'a cluster name (its backup schedule) or a full schedule id'
+        : 'a cluster name (its backup and drill schedules, and the shared prune schedule once no other cluster has a backup schedule) or a full schedule id')
       .option('--note <text>', 'why (shown in the Temporal UI)')
       .action((id: string, opts: { note?: string }) => withClient(async (client) => {
-        const handle = await nnoeScheduleHandle(client, id);
-        if (verb === 'pause') await handle.pause(opts.note ?? 'paused with nnoe-dr');
-        else if (verb === 'unpause') await handle.unpause(opts.note ?? 'unpaused with nnoe-dr');
-        else if (verb === 'trigger') await handle.trigger();
-        else await handle.delete();
-        if (json()) out(JSON.stringify({ scheduleId: handle.scheduleId, done: verb }));
-        else out(`${{ pause: 'paused', unpause: 'unpaused', trigger: 'triggered', delete: 'deleted' }[verb]} ${handle.scheduleId}`);
+        const handles = await nnoeScheduleHandles(client, id, verb === 'trigger' ? 'backup' : 'all');
+        for (const handle of handles) {
+          if (verb === 'pause') await handle.pause(opts.note ?? 'paused with nnoe-dr');
+          else if (verb === 'unpause') await handle.unpause(opts.note ?? 'unpaused with nnoe-dr');
+          else if (verb === 'trigger') await handle.trigger();
+          else await handle.delete();
+          if (json()) out(JSON.stringify({ scheduleId: handle.scheduleId, done: verb }));
+          else out(`${{ pause: 'paused', unpause: 'unpaused', trigger: 'triggered', delete: 'deleted' }[verb]} ${handle.scheduleId}`);
+        }
       }));
   scheduleVerb('pause', 'pause a schedule (no runs until unpaused)');
   scheduleVerb('unpause', 'resume a paused schedule');
@@ -165,15 +216,19 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   };
 
   /** Prints the plan once the run waits for its approval (after the preflight and the new data dirs). */
-  const announceApproval = async (handle: WorkflowHandle) => {
-    const over = handle.result();
+  const announceApproval = async (handle: WorkflowHandle, runningAs: WorkflowHandle = handle) => {
+    const over = runningAs.result();
     let ended = false;
     over.then(() => { ended = true; }, () => { ended = true; });
     while (!ended) {
-      const view = await handle.query(restorePlanQuery).catch(() => null);
+      const view = await handle.query(planQuery<RestorePlanView | MemberReplacePlanView>()).catch(() => null);
       if (view?.state === 'awaiting-approval') {
-        printPlan(handle.workflowId, view);
-        out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set ${view.plan?.setId} --by <your name>`);
+        if (view.plan && 'members' in view.plan) printPlan(handle.workflowId, view as RestorePlanView);
+        else if (view.plan && 'member' in view.plan) {
+          const p = view.plan;
+          out(`replacement plan for cluster ${p.cluster}: ${p.member} on ${p.node}${p.memberIsHealthy ? ' (HEALTHY, forced)' : ''} is removed and re-added empty; it syncs from ${p.healthyOthers.join(', ')}`);
+        }
+        out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId}${view.plan?.setId ? ` --set ${view.plan.setId}` : ''} --by <your name>`);
         return;
       }
       if (view && view.state !== 'planning') return; // approved up front or a dry run
@@ -186,13 +241,13 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .description('restore the etcd cluster from a backup set and follow the run')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--set <id>', 'backup set (default: the newest complete set with an etcd snapshot)')
-    .option('--strategy <name>', 'all-members | first-node-then-add', 'all-members')
+    .addOption(new Option('--strategy <name>', 'how the members are restored').choices(['all-members', 'first-node-then-add']).default('all-members'))
     .option('--dry-run', 'check the snapshot on every node and show the plan; change nothing')
     .option('--yes', 'approve up front (automation); otherwise approve with `restore approve`')
-    .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', '1h')
+    .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', durationArgument, '1h')
     .option('--no-follow', 'start the run and print its id without waiting')
     .action((opts: { cluster?: string; set?: string; strategy: string; dryRun?: boolean; yes?: boolean; approvalTimeout: string; follow: boolean }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const cluster = clusterOf(opts.cluster, opts.dryRun !== true);
       const handle = await startEtcdRestore(client, cfg, {
         cluster, setId: opts.set, strategy: opts.strategy as RestoreStrategy, dryRun: opts.dryRun === true, approved: opts.yes === true, approvalTimeout: opts.approvalTimeout as Duration,
       });
@@ -202,7 +257,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
         return;
       }
       if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle);
-      const result = await followRun<EtcdRestoreResult>(handle, printStep);
+      const result = await follow<EtcdRestoreResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
       for (const planned of result.agentRepublishPlan ?? []) {
         out(`  agent ${planned.node} would be restarted and republished to: ${planned.republish.prefixes.map((p) => `${p.prefix} ${p.keys} keys`).join(', ')}`);
@@ -223,23 +278,37 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   restore.command('approve')
     .description('approve a restore that waits for it (the set must be the one its plan shows)')
     .argument('<workflow-id>', 'the restore run, as printed when it started')
-    .requiredOption('--set <id>', 'the set id the plan shows')
+    .option('--set <id>', 'the set id the plan shows (every restore of a set; not a member replacement)')
     .requiredOption('--by <name>', 'who approves (recorded in the run)')
-    .action((workflowId: string, opts: { set: string; by: string }) => withClient(async (client) => {
-      const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by }] });
-      if (json()) out(JSON.stringify({ workflowId, ...answer }));
-      else out(`approved ${workflowId} (set ${opts.set}) by ${answer.approvedBy}`);
-    }));
+    .action((workflowId: string, opts: { set?: string; by: string }) => {
+      if (opts.by.trim() === '') throw new UsageError('--by: name who approves (it is recorded in the run)');
+      return withClient(async (client) => approve(client, workflowId, opts));
+    });
+
+  /** Sends the `approve` Update; a refusal prints the run's own reason (wrong set, not waiting). */
+  async function approve(client: Client, workflowId: string, opts: { set?: string; by: string }) {
+    const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by }] })
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`approval of ${workflowId} refused: ${rootMessage(err)}`);
+        throw err;
+      });
+    if (json()) out(JSON.stringify({ workflowId, ...answer }));
+    else out(`approved ${workflowId}${opts.set ? ` (set ${opts.set})` : ''} by ${answer.approvedBy}`);
+  }
 
   restore.command('member')
-    .description('replace a failed etcd member (refused when quorum is lost: use `restore etcd` then)')
+    .description('replace a failed etcd member, after approval (refused when quorum is lost: use `restore etcd` then; a healthy member only with --force)')
     .argument('<member>', 'the failed member, by its name in the config')
-    .option('--cluster <name>', 'cluster from the config (default: the first one)')
-    .action((member: string, opts: { cluster?: string }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startReplaceMember(client, cfg, { cluster, member });
+    .option('--cluster <name>', 'cluster from the config (required when it has several)')
+    .option('--force', 'replace the member even though it is healthy (it is removed and re-added empty)')
+    .option('--yes', 'approve up front; otherwise approve with `restore approve`')
+    .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', durationArgument, '1h')
+    .action((member: string, opts: { cluster?: string; force?: boolean; yes?: boolean; approvalTimeout: string }) => withClient(async (client, cfg) => {
+      const cluster = clusterOf(opts.cluster, true);
+      const handle = await startReplaceMember(client, cfg, { cluster, member, force: opts.force === true, approved: opts.yes === true, approvalTimeout: opts.approvalTimeout as Duration });
       if (!json()) out(`started ${handle.workflowId} (runbook etcd-member-replace, cluster ${cluster})`);
-      const result = await followRun<ReplaceMemberResult>(handle, printStep);
+      if (!opts.yes && !json()) void announceApproval(handle);
+      const result = await follow<ReplaceMemberResult>(handle, printStep);
       if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
       else out(`${member} replaced: member id ${result.addedId}, data dir ${result.newDataDir} (old ${result.oldDataDir} kept)`);
     }));
@@ -257,12 +326,13 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const problem = targetProblem({ targetRevision, targetTime: opts.time }, Date.now());
       if (problem) throw new ConfigError('restore pitr', [problem.replace('a revision or a time (ISO-8601)', '--revision N or --time ISO-8601')]);
       return withClient(async (client, cfg) => {
-        const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+        const cluster = clusterOf(opts.cluster, true);
         const handle = await startPointInTimeRestore(client, cfg, {
           cluster, targetRevision: targetRevision as number | undefined, targetTime: opts.time, clusterId: opts.incarnation, approved: opts.yes === true,
         });
         if (!json()) out(`started ${handle.workflowId} (runbook pitr, cluster ${cluster})`);
-        const result = await followRun<PointInTimeResult>(handle, printStep);
+        if (!opts.yes && !json()) void announceApproval(client.workflow.getHandle(`${handle.workflowId}/etcd-restore`), handle);
+        const result = await follow<PointInTimeResult>(handle, printStep);
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2));
         else {
           const now = result.check.clusterId ? `now incarnation ${result.check.clusterId} at its own revision ${result.check.revision}` : `now at its own revision ${result.check.revision}`;
@@ -275,31 +345,56 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .description('full disaster recovery: etcd, phpIPAM, agents, then DNS/DHCP/metrics checks; one approval')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--set <id>', 'backup set (default: the newest complete one with every component)')
+    .option('--components <name...>', 'restore only these (etcd, phpipam); needed when the set lacks a configured component')
+    .option('--dry-run', 'plan and run every component\'s preflight; change nothing')
     .option('--yes', 'approve up front; otherwise approve with `restore approve <id> --set <set> --by <name>`')
-    .action((opts: { cluster?: string; set?: string; yes?: boolean }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
-      const handle = await startDisasterRecovery(client, cfg, { cluster, setId: opts.set, approved: opts.yes === true });
-      if (!json()) out(`started ${handle.workflowId} (runbook disaster-recovery, cluster ${cluster})`);
-      const report = await followRun<DisasterRecoveryReport>(handle, (step) => {
-        printStep(step);
-        if (step.name === 'plan' && step.state === 'done' && !opts.yes && !json()) out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set <set above> --by <your name>`);
+    .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', durationArgument, '1h')
+    .action((opts: { cluster?: string; set?: string; components?: string[]; dryRun?: boolean; yes?: boolean; approvalTimeout: string }) => {
+      const components = opts.components?.map((c) => {
+        if (c !== 'etcd' && c !== 'phpipam') throw new UsageError(`--components: unknown component "${c}"; expected etcd and/or phpipam`);
+        return c;
       });
-      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...report }, null, 2)); return; }
+      const cluster = clusterOf(opts.cluster, opts.dryRun !== true);
+      return withClient(async (client, cfg) => {
+        const handle = await startDisasterRecovery(client, cfg, {
+          cluster, setId: opts.set, components, dryRun: opts.dryRun === true, approved: opts.yes === true, approvalTimeout: opts.approvalTimeout as Duration,
+        });
+        if (!json()) out(`started ${handle.workflowId} (runbook disaster-recovery, cluster ${cluster})`);
+        const report = await follow<DisasterRecoveryReport>(handle, (step) => {
+          printStep(step);
+          if (step.name === 'preflight' && step.state === 'done' && !opts.yes && !opts.dryRun && !json()) {
+            out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId} --set ${tracked.setId ?? '<set above>'} --by <your name>`);
+          }
+          if (step.name === 'plan' && step.state === 'done') tracked.setId = /^set (\S+?):/.exec(step.detail ?? '')?.[1];
+        });
+        printDisasterRecovery(handle.workflowId, cluster, report);
+      });
+    });
+  const tracked: { setId?: string } = {};
+
+  const printDisasterRecovery = (workflowId: string, cluster: string, report: DisasterRecoveryReport) => {
+    if (json()) { out(JSON.stringify({ workflowId, ...report }, null, 2)); return; }
+    if (report.dryRun) {
+      out(`dry run of the disaster recovery of ${cluster} from ${report.plan?.setId}: every preflight passed; nothing was changed`);
+    } else {
       out(`disaster recovery of ${cluster} from ${report.plan?.setId}: ${report.ok ? 'every check passes' : 'CHECKS FAIL'}`);
-      for (const check of report.checks) out(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.kind} ${check.target}: ${check.detail}`);
-    }));
+    }
+    for (const line of report.unchanged) out(`  left as it was: ${line}`);
+    for (const check of report.checks) out(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.kind} ${check.target}: ${check.detail}`);
+  };
 
   program.command('drill')
     .description('restore the newest (or a given) set into a scratch etcd and schema, compare with its manifest, mark it verified')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--set <id>', 'backup set (default: the newest complete one)')
     .action((opts: { cluster?: string; set?: string }) => withClient(async (client, cfg) => {
-      const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+      const cluster = clusterOf(opts.cluster, false);
       const handle = await startDrill(client, cfg, { cluster, setId: opts.set });
       if (!json()) out(`started ${handle.workflowId} (runbook drill, cluster ${cluster})`);
-      const report = await followRun<DrillReport>(handle, printStep);
+      const report = await follow<DrillReport>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...report }, null, 2)); return; }
-      out(`drill of ${report.setId}: passed (RTO etcd ${report.rto.etcdMs ?? '-'} ms, phpIPAM ${report.rto.phpipamMs ?? '-'} ms); set marked verified`);
+      const rto = [`etcd ${report.rto.etcdMs ?? '-'} ms`, report.rto.phpipamMs === null || report.rto.phpipamMs === undefined ? 'no phpIPAM in the set' : `phpIPAM ${report.rto.phpipamMs} ms`];
+      out(`drill of ${report.setId}: passed (RTO ${rto.join(', ')}); set marked verified`);
     }));
 
   const capture = program.command('capture').description('continuous change capture (point-in-time recovery)');
@@ -313,7 +408,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const problem = captureInputProblem({ flushMs });
       if (problem) throw new ConfigError('capture start', [`--flush-ms "${opts.flushMs}": ${problem.replace(/^flushMs "[^"]*" /, '')}`]);
       return withClient(async (client, cfg) => {
-        const cluster = opts.cluster ?? cfg.clusters[0]!.name;
+        const cluster = clusterOf(opts.cluster, false);
         const handle = await startChangeCapture(client, cfg, { cluster, flushMs, node: opts.node });
         if (json()) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
         else out(`change capture of ${cluster}: ${handle.workflowId}`);
@@ -322,8 +417,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   capture.command('status')
     .description('how far the cluster\'s change capture is durable, and whether it runs')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
-    .action((opts: { cluster?: string }) => withClient(async (client, cfg) => {
-      const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+    .action((opts: { cluster?: string }) => withClient(async (client) => {
+      const handle = client.workflow.getHandle(changeCaptureId(clusterOf(opts.cluster, false)));
       const description = await handle.describe();
       const status = await handle.query(captureStatusQuery);
       const running = description.status.name === 'RUNNING';
@@ -339,8 +434,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .description('stop the cluster\'s change capture (it flushes what it holds first)')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--no-wait', 'only ask; do not wait for the capture to end')
-    .action((opts: { cluster?: string; wait: boolean }) => withClient(async (client, cfg) => {
-      const handle = client.workflow.getHandle(changeCaptureId(opts.cluster ?? cfg.clusters[0]!.name));
+    .action((opts: { cluster?: string; wait: boolean }) => withClient(async (client) => {
+      const handle = client.workflow.getHandle(changeCaptureId(clusterOf(opts.cluster, false)));
       const description = await handle.describe();
       if (description.status.name !== 'RUNNING') {
         // Already over: what the operator asked for holds, so this is no failure.
@@ -365,7 +460,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--cluster <name>', 'only this cluster')
     .option('--target <name...>', 'only these storage targets')
     .action(async (opts: { cluster?: string; target?: string[] }) => {
-      const sets = await listBackupSets(config(), { cluster: opts.cluster, targets: opts.target });
+      const sets = await listBackupSets(config(), { cluster: opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false), targets: chooseTargets(config(), opts.target) });
       if (json()) {
         out(JSON.stringify(sets.map(({ manifest: _m, ...entry }) => entry), null, 2));
         return;
@@ -381,8 +476,12 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--target <name...>', 'only these storage targets (default: all)')
     .option('--dry-run', 'list what would go, delete nothing')
     .action((opts: { cluster?: string; target?: string[]; dryRun?: boolean }) => withClient(async (client, cfg) => {
-      const handle = await startPrune(client, cfg, { cluster: opts.cluster, targets: opts.target, dryRun: opts.dryRun === true });
-      const result = await followRun<PruneResult>(handle, printStep);
+      const cluster = opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false);
+      const handle = await startPrune(client, cfg, { cluster, targets: chooseTargets(cfg, opts.target), dryRun: opts.dryRun === true });
+      if (!json()) {
+        for (const c of cfg.clusters.filter((c) => cluster === undefined || c.name === cluster)) out(`retention in force for ${c.name}: ${describeRetention(retentionInForce(cfg, c.name))}`);
+      }
+      const result = await follow<PruneResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
       for (const set of result.expire) out(`${result.dryRun ? 'would delete' : 'deleted'} ${set.setId}: ${set.reason}`);
       for (const set of result.keep) out(`keep ${set.setId}: ${set.reasons.join('; ')}`);
@@ -414,15 +513,15 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
 /** Runs the CLI; returns the exit code instead of exiting so it is callable from code and tests. */
 export async function main(argv: string[], out: (line: string) => void = console.log, err: (line: string) => void = console.error): Promise<number> {
   const { program, outcome } = buildCli(out);
-  program.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return outcome.exitCode;
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('commander.')) {
-      return (error as { exitCode?: number }).exitCode ?? 2;
+      // Help and version exit 0; every other commander error is bad usage (commander says 1).
+      return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof ConfigError) { err(error.message); return 2; }
+    if (error instanceof ConfigError || error instanceof UsageError) { err(error.message); return 2; }
     if (error instanceof BackupSetNotFoundError) { err(error.message); return 1; }
     if (error instanceof RunFailedError) { err(`run ${error.workflowId} failed: ${error.message}`); return 1; }
     err(`nnoe-dr: ${error instanceof Error ? error.message : String(error)}`);

@@ -14,8 +14,9 @@ import { RETENTION_PROFILES } from '../retention/policy';
 
 /** The runbook's recommended cadences (the crons live with the retention profiles they go with). */
 export const SCHEDULE_PROFILES = {
-  production: { cron: RETENTION_PROFILES.production.schedule, description: 'every 6 hours (retain 7 days)' },
-  development: { cron: RETENTION_PROFILES.development.schedule, description: 'daily at 03:00 UTC (retain 3 days)' },
+  // Cadence only: the retention in force is the config's (src/retention/in-force.ts), shown beside it.
+  production: { cron: RETENTION_PROFILES.production.schedule, description: 'every 6 hours' },
+  development: { cron: RETENTION_PROFILES.development.schedule, description: 'daily at 03:00 UTC' },
 } as const;
 /** Prune runs daily whatever the profile: expired sets go, and debris of crashed uploads. */
 export const PRUNE_CRON = '30 4 * * *';
@@ -127,6 +128,10 @@ export async function applyBackupSchedule(client: Client, options: ScheduleOptio
 export interface ScheduleSummary {
   scheduleId: string;
   workflowType?: string;
+  /** The cluster its runs work on; undefined for the shared prune (every cluster). */
+  cluster?: string;
+  /** The storage targets its runs use; undefined for all. */
+  targets?: string[];
   profile?: string;
   cron?: string;
   paused: boolean;
@@ -139,17 +144,20 @@ export async function listNnoeSchedules(client: Client): Promise<ScheduleSummary
   const out: ScheduleSummary[] = [];
   for await (const s of client.schedule.list()) {
     if (!s.scheduleId.startsWith(SCHEDULE_ID_PREFIX)) continue;
-    out.push(summarize(s.scheduleId, await client.schedule.getHandle(s.scheduleId).describe()));
+    out.push(summarizeSchedule(s.scheduleId, await client.schedule.getHandle(s.scheduleId).describe()));
   }
   return out.sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
 }
 
-function summarize(scheduleId: string, d: ScheduleDescription): ScheduleSummary {
+export function summarizeSchedule(scheduleId: string, d: ScheduleDescription): ScheduleSummary {
   const action = d.action.type === 'startWorkflow' ? d.action : undefined;
   const profile = action?.memo?.scheduleProfile;
+  const input = (action?.args?.[0] ?? {}) as { cluster?: unknown; targets?: unknown };
   return {
     scheduleId,
     workflowType: action?.workflowType,
+    cluster: typeof input.cluster === 'string' ? input.cluster : undefined,
+    targets: Array.isArray(input.targets) && input.targets.length > 0 ? input.targets.map(String) : undefined,
     // The server stores cron strings as calendar specs; the profile names the cron.
     profile: typeof profile === 'string' ? profile : undefined,
     cron: action?.workflowType === 'pruneBackupSetsWorkflow' ? PRUNE_CRON
@@ -162,15 +170,35 @@ function summarize(scheduleId: string, d: ScheduleDescription): ScheduleSummary 
   };
 }
 
-/** The handle of one of our schedules, by cluster or by full id; a clear error when it does not exist. */
-export async function nnoeScheduleHandle(client: Client, idOrCluster: string) {
-  const scheduleId = idOrCluster.startsWith(SCHEDULE_ID_PREFIX) ? idOrCluster : backupScheduleId(idOrCluster);
-  const handle = client.schedule.getHandle(scheduleId);
-  try {
-    await handle.describe();
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new Error(`no schedule ${scheduleId} (see \`nnoe-dr schedules list\`)`);
-    throw err;
+/**
+ * Our schedules named by a full id (that one) or by a cluster: its backup schedule, and with `all`
+ * also its drill and, once no other cluster has a backup schedule, the shared prune (what `apply`
+ * created for it). A clear error when none exists.
+ */
+export async function nnoeScheduleHandles(client: Client, idOrCluster: string, which: 'backup' | 'all') {
+  const exists = async (scheduleId: string) => {
+    const handle = client.schedule.getHandle(scheduleId);
+    try {
+      await handle.describe();
+      return handle;
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return null;
+      throw err;
+    }
+  };
+  if (idOrCluster.startsWith(SCHEDULE_ID_PREFIX)) {
+    const handle = await exists(idOrCluster);
+    if (!handle) throw new Error(`no schedule ${idOrCluster} (see \`nnoe-dr schedules list\`)`);
+    return [handle];
   }
-  return handle;
+  const backup = await exists(backupScheduleId(idOrCluster));
+  if (!backup) throw new Error(`no schedule ${backupScheduleId(idOrCluster)} (see \`nnoe-dr schedules list\`)`);
+  if (which === 'backup') return [backup];
+  const others: string[] = [];
+  for await (const s of client.schedule.list()) {
+    if (s.scheduleId.startsWith(`${SCHEDULE_ID_PREFIX}backup-set-`) && s.scheduleId !== backup.scheduleId) others.push(s.scheduleId);
+  }
+  const drill = await exists(drillScheduleId(idOrCluster));
+  const prune = others.length === 0 ? await exists(pruneScheduleId()) : null;
+  return [backup, ...(drill ? [drill] : []), ...(prune ? [prune] : [])];
 }

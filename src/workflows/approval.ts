@@ -6,8 +6,8 @@ import { ApplicationFailure, condition, defineQuery, defineUpdate, setHandler, w
 import type { Duration } from '@temporalio/common';
 
 export interface RestoreApproval {
-  /** Must name the set the plan shows: an approval is for one set, not for whatever the plan becomes. */
-  setId: string;
+  /** Must name the set the plan shows (when it shows one): an approval is for one set, not for whatever the plan becomes. */
+  setId?: string;
   approvedBy: string;
 }
 
@@ -18,7 +18,8 @@ export const approveRestoreUpdate = defineUpdate<{ approvedBy: string }, [Restor
 /** The view a restore exposes through its `plan` query. */
 export interface PlanView {
   state: ApprovalState;
-  plan: { setId: string } | null;
+  /** No setId: a runbook that restores no set (member replacement). */
+  plan: { setId?: string } | null;
 }
 
 export function planQuery<V extends PlanView>() {
@@ -37,7 +38,9 @@ export function approvalGate<V extends PlanView>(view: V): { approvedBy(): strin
     validator: (approval) => {
       if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
       if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '') throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
-      if (approval.setId !== view.plan?.setId) throw new Error(`this restore would restore set ${view.plan?.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
+      if (view.plan?.setId !== undefined && approval.setId !== view.plan.setId) {
+        throw new Error(`this restore would restore set ${view.plan.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
+      }
     },
   });
   return {

@@ -1,17 +1,24 @@
 /**
- * Runbook "Disaster Recovery" (full cluster recovery), one approval for the whole of it, then in
- * the runbook's order: etcd restore -> phpIPAM restore -> agents (restart, wait until healthy)
- * -> service checks (DNS answers, DHCP leases, metrics). The `report` query shows every step and
- * check as it goes; the result is the same report. Children run pre-approved under this run's approval.
+ * Runbook "Disaster Recovery" (full cluster recovery): plan -> every component's preflight (the
+ * etcd and phpIPAM restores as dry-run children, side by side) -> one approval for the whole of it,
+ * then in the runbook's order: etcd restore -> phpIPAM restore -> agents (restart, wait until
+ * healthy) -> service checks (DNS answers, DHCP leases, metrics). A set lacking a configured
+ * component is refused in the plan unless `components` chooses what to restore; the report lists
+ * what was left as it was, and a failure says what had already changed. The `report` query shows
+ * every step and check as it goes; the result is the same report. Children run pre-approved under
+ * this run's approval. Runs started before the preflight existed (no `dr-preflight-before-approval`
+ * marker) keep the old order.
  */
 import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { createDisasterRecoveryActivities, DisasterRecoveryPlan } from '../activities/disaster-recovery';
+import type { createDisasterRecoveryActivities, DisasterRecoveryComponent, DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { createServiceCheckActivities, createDhcpCheckActivities, ServiceCheck } from '../activities/service-checks';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
-import { ProgressTracker, type RunProgress } from './progress';
-import { approvalGate, type ApprovalState } from './approval';
+import { ProgressTracker, rootMessage, type RunProgress } from './progress';
+import { approvalGate, failureTypeOf, type ApprovalState } from './approval';
+import { rejectBadInput } from './input';
+import { durationProblem, flagProblem } from '../common/input-checks';
 import { etcdRestoreWorkflow } from './etcd-restore';
 import { phpipamRestoreWorkflow } from './phpipam-restore';
 import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
@@ -19,6 +26,10 @@ import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, 
 export interface DisasterRecoveryInput {
   cluster: string;
   setId?: string;
+  /** What to restore (default: every configured component, which the set must then hold). */
+  components?: DisasterRecoveryComponent[];
+  /** Plan and every component's preflight only: nothing is stopped or written. */
+  dryRun?: boolean;
   approved?: boolean;
   approvalTimeout?: Duration;
 }
@@ -32,6 +43,11 @@ export interface DisasterRecoveryReport {
   /** Each agent after its restart + republish. */
   agents?: AgentRecovery[];
   ok: boolean;
+  dryRun: boolean;
+  /** What this run changed so far, in order ("etcd restored from <set>"). */
+  changed: string[];
+  /** Configured components left as they were, each with why. */
+  unchanged: string[];
 }
 
 export const reportQuery = defineQuery<DisasterRecoveryReport>('report');
@@ -65,20 +81,52 @@ async function settle(run: () => Promise<ServiceCheck[]>, attempts = 10): Promis
 
 export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Promise<DisasterRecoveryReport> {
   if (!input?.cluster) throw ApplicationFailure.nonRetryable('a disaster recovery needs { cluster }', FailureType.InvalidInput);
+  rejectBadInput('disaster recovery', [
+    durationProblem('approvalTimeout', input.approvalTimeout), flagProblem('approved', input.approved), flagProblem('dryRun', input.dryRun),
+    input.components === undefined || (Array.isArray(input.components) && input.components.length > 0 && input.components.every((c) => DR_COMPONENT_NAMES.includes(c)))
+      ? null : `components: expected a non-empty list of ${DR_COMPONENT_NAMES.join(', ')}, got ${JSON.stringify(input.components)}`,
+  ]);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'disaster-recovery' }]);
-  const tracker = new ProgressTracker('disaster-recovery', input.cluster, ['plan', 'approval', 'restore etcd', 'restore phpIPAM', 'restart agents', 'check services']);
+  const preflightFirst = patched('dr-preflight-before-approval');
+  const dryRun = input.dryRun === true;
+  const tracker = new ProgressTracker('disaster-recovery', input.cluster,
+    [...(preflightFirst ? ['plan', 'preflight'] : ['plan']), 'approval', 'restore etcd', 'restore phpIPAM', 'restart agents', 'check services']);
   const view: { state: ApprovalState; plan: DisasterRecoveryPlan | null } = { state: 'planning', plan: null };
   const approval = approvalGate(view);
-  const report: DisasterRecoveryReport = { cluster: input.cluster, plan: null, approvedBy: null, progress: tracker.progress, checks: [], ok: false };
+  const report: DisasterRecoveryReport = {
+    cluster: input.cluster, plan: null, approvedBy: null, progress: tracker.progress, checks: [], ok: false, dryRun, changed: [], unchanged: [],
+  };
   setHandler(reportQuery, () => report);
 
   try {
-    const plan = await tracker.step('plan', () => planDisasterRecovery({ cluster: input.cluster, setId: input.setId }),
-      (p) => `set ${p.setId}: etcd${p.phpipam ? ' + phpIPAM' : ''}, ${p.agentNodes.length} agents, ${p.checks.dns + p.checks.dhcp + p.checks.metrics} service checks`);
+    const plan = await tracker.step('plan', () => planDisasterRecovery({ cluster: input.cluster, setId: input.setId, components: input.components }),
+      (p) => `set ${p.setId}: ${componentsOf(p).join(' + ')}, ${p.agentNodes.length} agents, ${p.checks.dns + p.checks.dhcp + p.checks.metrics} service checks` +
+        `${p.unchanged?.length ? `; left as it is: ${p.unchanged.join(', ')}` : ''}`);
     view.plan = plan;
     report.plan = plan;
+    report.unchanged = [...(plan.unchanged ?? [])];
     tracker.progress.setId = plan.setId;
     upsertSearchAttributes([{ key: NnoeBackupSet, value: plan.setId }]);
+    const restores = componentsOf(plan);
+    const id = workflowInfo().workflowId;
+
+    if (preflightFirst) {
+      // Every component's preflight before anyone approves: a refusal here has changed nothing.
+      await tracker.step('preflight', () => Promise.all([
+        restores.includes('etcd') ? executeChild(etcdRestoreWorkflow, {
+          workflowId: `${id}/etcd-preflight`, args: [{ cluster: plan.cluster, setId: plan.setId, dryRun: true, restartAgents: false }],
+        }).then(() => 'etcd snapshot checked on every member') : null,
+        restores.includes('phpipam') ? executeChild(phpipamRestoreWorkflow, {
+          workflowId: `${id}/phpipam-preflight`, args: [{ cluster: plan.cluster, setId: plan.setId, dryRun: true }],
+        }).then(() => 'phpIPAM dump and database checked') : null,
+      ]), (done) => done.filter(Boolean).join('; '));
+      if (dryRun) {
+        tracker.note('approval', 'dry run: nothing stopped, nothing written');
+        report.unchanged = ['everything (dry run)'];
+        tracker.finish('completed');
+        return report;
+      }
+    }
 
     await tracker.step('approval', async () => {
       if (!(await approval.await(input))) {
@@ -86,15 +134,20 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
       }
     }, () => `approved by ${approval.approvedBy()}`);
     report.approvedBy = approval.approvedBy();
-    const id = workflowInfo().workflowId;
 
-    await tracker.step('restore etcd', () => executeChild(etcdRestoreWorkflow, {
-      workflowId: `${id}/etcd-restore`, args: [{ cluster: plan.cluster, setId: plan.setId, approved: true, restartAgents: false }],
-    }), (r) => `revision ${r.check?.revision}, ${r.check?.members.length} members healthy`);
+    await tracker.step('restore etcd', async () => {
+      if (!restores.includes('etcd')) return 'left as it was (not chosen)';
+      const r = await executeChild(etcdRestoreWorkflow, {
+        workflowId: `${id}/etcd-restore`, args: [{ cluster: plan.cluster, setId: plan.setId, approved: true, restartAgents: false }],
+      });
+      report.changed.push(`etcd restored from ${plan.setId}`);
+      return `revision ${r.check?.revision}, ${r.check?.members.length} members healthy`;
+    }, (d) => d);
 
     await tracker.step('restore phpIPAM', async () => {
-      if (!plan.phpipam) return 'no phpIPAM in this set or cluster';
+      if (!restores.includes('phpipam')) return plan.unchanged?.find((u) => u.startsWith('phpIPAM')) ? 'left as it was (not chosen)' : 'no phpIPAM configured for this cluster';
       const r = await executeChild(phpipamRestoreWorkflow, { workflowId: `${id}/phpipam-restore`, args: [{ cluster: plan.cluster, setId: plan.setId, approved: true }] });
+      report.changed.push(`phpIPAM restored from ${plan.setId} (old tables kept as ${r.keepAs})`);
       return `${r.verified.length} tables verified and swapped in (old kept as ${r.keepAs})`;
     }, (d) => d);
 
@@ -128,6 +181,16 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
     return report;
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    if (!preflightFirst || report.changed.length === 0 || !(err instanceof Error)) throw err;
+    // Say exactly what had changed before the failure: the children's own messages only know their part.
+    throw ApplicationFailure.nonRetryable(`disaster recovery failed: ${rootMessage(err)}; already changed: ${report.changed.join('; ')}`,
+      failureTypeOf(err) ?? FailureType.RestoreFailed);
   }
+}
+
+const DR_COMPONENT_NAMES: string[] = ['etcd', 'phpipam'];
+
+/** What the plan restores; plans of runs started before `components` existed restore etcd and, when present, phpIPAM. */
+function componentsOf(plan: DisasterRecoveryPlan): DisasterRecoveryComponent[] {
+  return plan.components ?? (plan.phpipam ? ['etcd', 'phpipam'] : ['etcd']);
 }

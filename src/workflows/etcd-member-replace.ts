@@ -1,10 +1,13 @@
 /**
  * Runbook "Partial Recovery": replace one failed etcd member while the others keep quorum.
  *
- *   assess quorum -> remove dead member -> add replacement -> start on an empty data dir -> wait for a healthy voter
+ *   assess quorum -> approval -> remove member -> add replacement -> start on an empty data dir -> wait for a healthy voter
  *
  * Without a quorum of the other members, membership cannot change: the run refuses before touching
- * anything and names the runbook to use instead (the cluster restore). The old data dir is kept.
+ * anything and names the runbook to use instead (the cluster restore). A member that still answers
+ * is refused unless `force` (replacing it throws away a working member). Like every restore it waits
+ * for the `approve` Update unless `approved`; runs started before that (no `member-replace-approval`
+ * marker in their history) go straight on. The old data dir is kept.
  * Membership changes are not reversible like a restore is: a failure after `member remove` leaves
  * the cluster one member short (still with quorum) and says so; the run can simply be started again.
  */
@@ -18,6 +21,9 @@ import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attrib
 import { ProgressTracker } from './progress';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { approvalGate, type ApprovalState } from './approval';
+import { rejectBadInput } from './input';
+import { durationProblems, flagProblem } from '../common/input-checks';
 
 export interface ReplaceMemberInput {
   cluster: string;
@@ -26,6 +32,18 @@ export interface ReplaceMemberInput {
   /** How long the new member may take to become a healthy voter. Default 3m. */
   verifyTimeout?: Duration;
   nodeResponseTimeout?: Duration;
+  /** Replace the member even though it answers and is in the member list. */
+  force?: boolean;
+  /** Approved up front (automation); otherwise the run waits for the `approve` Update. */
+  approved?: boolean;
+  /** How long to wait for the approval; the run then ends having changed nothing. Default 1h. */
+  approvalTimeout?: Duration;
+}
+
+/** What an approver sees through the `plan` query (no set: the replacement starts empty and syncs from the others). */
+export interface MemberReplacePlanView {
+  state: ApprovalState;
+  plan: { setId?: undefined; cluster: string; member: string; node: string; healthyOthers: string[]; memberIsHealthy: boolean } | null;
 }
 
 export interface ReplaceMemberResult {
@@ -53,8 +71,17 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
   if (!input?.cluster || !input.member) {
     throw ApplicationFailure.nonRetryable('a member replacement needs { cluster, member } naming the failed member from the config', FailureType.InvalidInput);
   }
+  rejectBadInput('member replacement', [
+    ...durationProblems({ verifyTimeout: input.verifyTimeout, nodeResponseTimeout: input.nodeResponseTimeout, approvalTimeout: input.approvalTimeout }),
+    flagProblem('force', input.force), flagProblem('approved', input.approved),
+  ]);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-member-replace' }]);
-  const tracker = new ProgressTracker('etcd-member-replace', input.cluster, ['assess quorum', 'remove dead member', 'add replacement', 'start replacement', 'verify cluster']);
+  const asksApproval = patched('member-replace-approval');
+  const removeStep = asksApproval ? 'remove member' : 'remove dead member';
+  const tracker = new ProgressTracker('etcd-member-replace', input.cluster,
+    [...(asksApproval ? ['assess quorum', 'approval'] : ['assess quorum']), removeStep, 'add replacement', 'start replacement', 'verify cluster']);
+  const view: MemberReplacePlanView = { state: 'planning', plan: null };
+  const approval = approvalGate(view);
   const verify = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
     startToCloseTimeout: '1m',
     scheduleToCloseTimeout: input.verifyTimeout ?? '3m',
@@ -62,9 +89,28 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
   });
 
   try {
-    const quorum = await tracker.step('assess quorum', () => assessQuorum({ cluster: input.cluster, failed: input.member }),
-      (q) => `${q.healthy.length} of ${q.size} members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}`);
-    const via = refuseWithoutQuorum(input, quorum);
+    // The refusals fail the step itself: a refused run never shows "ok assess quorum".
+    let via = '';
+    const quorum = await tracker.step('assess quorum', async () => {
+      const assessed = await assessQuorum({ cluster: input.cluster, failed: input.member });
+      via = refuseWithoutQuorum(input, assessed);
+      if (asksApproval && assessed.failedIsHealthy && input.force !== true) {
+        throw ApplicationFailure.nonRetryable(
+          `${input.member} is a healthy member of ${input.cluster}: replacing it removes a working member and re-adds it empty; nothing was changed. ` +
+          'Replace it anyway with --force (input force: true)', FailureType.RestoreRefused);
+      }
+      return assessed;
+    }, (q) => `${q.healthy.length} of ${q.size} other members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}` +
+      `${q.failedIsHealthy ? `; ${input.member} is healthy (forced)` : ''}`);
+    if (asksApproval) {
+      view.plan = { cluster: input.cluster, member: input.member, node: quorum.failed.node, healthyOthers: quorum.healthy, memberIsHealthy: quorum.failedIsHealthy === true };
+      await tracker.step('approval', async () => {
+        if (!(await approval.await(input))) {
+          throw ApplicationFailure.nonRetryable(`replacement of ${input.member} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
+            FailureType.ApprovalTimedOut);
+        }
+      }, () => `approved by ${approval.approvedBy()}`);
+    }
     const activities = proxyActivities<ReturnType<typeof createEtcdMemberActivities>>({
       taskQueue: nodeTaskQueue(workflowInfo().taskQueue, quorum.failed.node),
       scheduleToStartTimeout: input.nodeResponseTimeout ?? '2m',
@@ -73,7 +119,7 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     });
     const tag = workflowInfo().runId.slice(-8);
     const described = await activities.describeEtcdMember({ cluster: input.cluster, member: input.member, tag });
-    const { removedId } = await tracker.step('remove dead member', async () => {
+    const { removedId } = await tracker.step(removeStep, async () => {
       // A half-alive process must not come back under the old identity.
       if (described.running) await activities.stopEtcdMember({ cluster: input.cluster, member: input.member });
       return removeEtcdMember({ cluster: input.cluster, member: input.member, via });

@@ -32,6 +32,8 @@ import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../commo
 import { stopCaptureBeforeRestore } from './stop-capture';
 import { ProgressTracker, rootMessage } from './progress';
 import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
+import { rejectBadInput } from './input';
+import { durationProblems, flagProblem } from '../common/input-checks';
 import type { Duration } from '@temporalio/common';
 
 export type RestoreStrategy = 'all-members' | 'first-node-then-add';
@@ -134,6 +136,10 @@ function validateInput(input: EtcdRestoreInput): RestoreStrategy {
   if (!STRATEGIES.includes(strategy)) {
     throw ApplicationFailure.nonRetryable(`unknown restore strategy "${String(strategy)}"; expected one of ${STRATEGIES.join(', ')}`, FailureType.InvalidInput);
   }
+  rejectBadInput('etcd restore', [
+    ...durationProblems({ approvalTimeout: input.approvalTimeout, verifyTimeout: input.verifyTimeout, nodeResponseTimeout: input.nodeResponseTimeout }),
+    flagProblem('approved', input.approved), flagProblem('dryRun', input.dryRun), flagProblem('restartAgents', input.restartAgents),
+  ]);
   return strategy;
 }
 

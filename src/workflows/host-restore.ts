@@ -22,6 +22,8 @@ import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../commo
 import { ProgressTracker, rootMessage } from './progress';
 import { failureTypeOf } from './approval';
 import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { rejectBadInput } from './input';
+import { durationProblem } from '../common/input-checks';
 
 export interface HostRestoreInput {
   cluster: string;
@@ -122,6 +124,7 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
   if (!input || typeof input.cluster !== 'string' || !input.cluster || typeof input.node !== 'string' || !input.node) {
     throw ApplicationFailure.nonRetryable(`a ${kind} restore needs { cluster, node } naming a cluster and one of its nodes from the config`, FailureType.InvalidInput);
   }
+  rejectBadInput(`${kind} restore`, [durationProblem('nodeResponseTimeout', input.nodeResponseTimeout)]);
   const labels = LABELS[kind];
   const node = onNode(input.node, input.nodeResponseTimeout ?? '2m');
   const tracker = new ProgressTracker(labels.runbook, input.cluster, ['preflight', labels.prepare, labels.stop, labels.swap, labels.start]);

@@ -16,6 +16,8 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
 import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
+import { rejectBadInput } from './input';
+import { durationProblem, flagProblem } from '../common/input-checks';
 
 export interface PhpipamRestoreInput {
   cluster: string;
@@ -75,6 +77,7 @@ export async function phpipamRestoreWorkflow(input: PhpipamRestoreInput): Promis
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
     throw ApplicationFailure.nonRetryable('a phpIPAM restore needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
   }
+  rejectBadInput('phpIPAM restore', [durationProblem('approvalTimeout', input.approvalTimeout), flagProblem('approved', input.approved), flagProblem('dryRun', input.dryRun)]);
   const dryRun = input.dryRun === true;
   const tracker = new ProgressTracker('phpipam-restore', input.cluster, [
     'preflight', 'approval', 'stop phpIPAM', 'load dump', 'verify', 'swap schema', 'start phpIPAM',
