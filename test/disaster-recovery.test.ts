@@ -6,6 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { startBackupSet } from '../src/client/temporal';
 import { connectAsRoot, mariadbLayout } from '../src/sandbox/mariadb';
 import type { BackupSetResult } from '../src/workflows/backup-set';
@@ -56,7 +58,7 @@ describe('full disaster recovery', () => {
     expect(report.ok).toBe(true);
     expect(report.approvedBy).toBe('incident commander');
     expect(report.progress.steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'plan:done', 'approval:done', 'restore etcd:done', 'restore phpIPAM:done', 'restart agents:done', 'check services:done',
+      'plan:done', 'preflight:done', 'approval:done', 'restore etcd:done', 'restore phpIPAM:done', 'restart agents:done', 'check services:done',
     ]);
     const byKind = (kind: string) => report.checks.filter((c) => c.kind === kind);
     expect(byKind('dns')).toEqual([expect.objectContaining({ ok: true, detail: 'answered 10.0.0.1' })]);
@@ -65,6 +67,51 @@ describe('full disaster recovery', () => {
     })));
     expect(report.agents?.map((a) => [a.node, a.check.serving, a.check.differences])).toEqual([['node-1', true, []], ['node-2', true, []]]);
     expect(await addresses()).toBe(rowsBefore);
-    await recordHistory(handle, 'disaster-recovery-real-agents');
+    expect(report.changed).toEqual([`etcd restored from ${set.setId}`, expect.stringMatching(new RegExp(`^phpIPAM restored from ${set.setId} \\(old tables kept as phpipam_pre_restore_`))]);
+    expect(report.unchanged).toEqual([]);
+    await recordHistory(handle, 'disaster-recovery-real-agents-with-preflight');
   }, 600_000);
+});
+
+const startDr = (id: string, input: Record<string, unknown>) => h.client.workflow.start('disasterRecoveryWorkflow', {
+  taskQueue: h.config.temporal.taskQueue, workflowId: `disaster-recovery-${id}-${Date.now()}`, args: [{ cluster: CLUSTER, ...input }],
+});
+const failureOf = async (handle: WorkflowHandle) => ((await handle.result().catch((e: unknown) => e)) as WorkflowFailedError).cause as ApplicationFailure;
+const stepsOf = async (handle: WorkflowHandle) => (await handle.query(reportQuery)).progress.steps.map((s) => `${s.name}:${s.state}`);
+
+describe('disaster recovery refusals, before anything changes', () => {
+  it('refuses a set without the configured phpIPAM unless components choose, and says what it leaves as it was', async () => {
+    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd'], targets: ['local'] })).result() as BackupSetResult;
+    const refused = await startDr('etcd-only', { setId: set.setId, approved: true });
+    const failure = await failureOf(refused);
+    expect(failure.type).toBe('RestoreRefused');
+    expect(failure.message).toMatch(new RegExp(`backup set ${set.setId} does not hold an etcd snapshot and a phpIPAM dump, while cluster nnoe-local has etcd and phpIPAM configured: run with --components`));
+    expect(await stepsOf(refused)).toEqual(['plan:failed', 'preflight:skipped', 'approval:skipped', 'restore etcd:skipped', 'restore phpIPAM:skipped', 'restart agents:skipped', 'check services:skipped']);
+
+    const chosen = await startDr('etcd-only-chosen', { setId: set.setId, components: ['etcd'], dryRun: true });
+    const report = await chosen.result() as DisasterRecoveryReport;
+    expect(report).toMatchObject({ dryRun: true, changed: [], unchanged: ['everything (dry run)'] });
+    expect(report.plan).toMatchObject({ components: ['etcd'], unchanged: ['phpIPAM (not chosen with components)'] });
+    expect(report.progress.steps.find((s) => s.name === 'plan')?.detail).toContain('left as it is: phpIPAM (not chosen with components)');
+  }, 300_000);
+
+  it('runs the phpIPAM preflight before the approval: a refusal there leaves etcd untouched', async () => {
+    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as BackupSetResult;
+    await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [h.world.mariadb!.user, '%']);
+    try {
+      const handle = await startDr('phpipam-preflight', { setId: set.setId, approved: true });
+      const failure = await failureOf(handle);
+      expect(failure.message).toMatch(/phpIPAM restore refused in the preflight: .*nothing was stopped or changed/);
+      expect(await stepsOf(handle)).toEqual(['plan:done', 'preflight:failed', 'approval:skipped', 'restore etcd:skipped', 'restore phpIPAM:skipped', 'restart agents:skipped', 'check services:skipped']);
+    } finally {
+      await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [h.world.mariadb!.user, '%']);
+    }
+  }, 300_000);
+
+  it('fails a bad input at once, non-retryably, naming it', async () => {
+    const failure = await failureOf(await startDr('bad-input', { approvalTimeout: '5x', components: ['agents'] }));
+    expect(failure).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+    expect(failure.message).toContain('approvalTimeout: "5x" is not a positive duration');
+    expect(failure.message).toContain('components: expected a non-empty list of etcd, phpipam, got ["agents"]');
+  });
 });

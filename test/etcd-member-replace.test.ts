@@ -9,7 +9,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBackupSet } from '../src/client/temporal';
 import { supervisorctl } from '../src/sandbox/supervisor';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { approveRestoreUpdate } from '../src/workflows/approval';
+import type { RunProgress } from '../src/workflows/progress';
 import { readKeyspace } from '../src/etcd/scratch';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import type { ReplaceMemberResult } from '../src/workflows/etcd-member-replace';
@@ -20,9 +22,10 @@ let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
 afterAll(async () => { await h.close(); });
 
-const startReplace = (member: string, id: string) => h.client.workflow.start('replaceEtcdMemberWorkflow', {
-  taskQueue: h.config.temporal.taskQueue, workflowId: `etcd-member-replace-${id}-${Date.now()}`, args: [{ cluster: CLUSTER, member, verifyTimeout: '2m' }],
+const startReplace = (member: string, id: string, extra: Record<string, unknown> = { approved: true }) => h.client.workflow.start('replaceEtcdMemberWorkflow', {
+  taskQueue: h.config.temporal.taskQueue, workflowId: `etcd-member-replace-${id}-${Date.now()}`, args: [{ cluster: CLUSTER, member, verifyTimeout: '2m', ...extra }],
 });
+const stepsOf = async (handle: WorkflowHandle) => (await handle.query<RunProgress>('progress')).steps.map((s) => `${s.name}:${s.state}`);
 
 async function keyspaceOf(member: string): Promise<Map<string, string>> {
   const client = await memberClient(h.config, member);
@@ -42,7 +45,12 @@ describe('etcd member replacement', () => {
     await pollUntil(async () => { await writer.put('/replace-test/during').value('written while etcd-3 was down'); return true; }, 30_000, 'a write with etcd-3 down');
     writer.close();
 
-    const handle = await startReplace('etcd-3', 'ok');
+    // Like every restore it waits for an approval (no set to name: the member is the plan).
+    const handle = await startReplace('etcd-3', 'ok', {});
+    await pollUntil(async () => (await handle.query<{ state: string }>('plan')).state === 'awaiting-approval', 60_000, 'the replacement waiting for approval');
+    expect(await stepsOf(handle)).toEqual(['assess quorum:done', 'approval:running', 'remove member:pending', 'add replacement:pending', 'start replacement:pending', 'verify cluster:pending']);
+    expect((await handle.query<{ plan: unknown }>('plan')).plan).toMatchObject({ member: 'etcd-3', memberIsHealthy: false, healthyOthers: ['etcd-1', 'etcd-2'] });
+    await handle.executeUpdate(approveRestoreUpdate, { args: [{ approvedBy: 'on-call' }] });
     const result = await handle.result() as ReplaceMemberResult;
     expect(result.check.healthy).toBe(true);
     expect(result.check.memberList).toHaveLength(3);
@@ -62,13 +70,42 @@ describe('etcd member replacement', () => {
     await stopMember(h.world, 'etcd-2');
     await stopMember(h.world, 'etcd-3');
     try {
-      const err = await (await startReplace('etcd-3', 'no-quorum')).result().catch((e: unknown) => e);
+      const handle = await startReplace('etcd-3', 'no-quorum');
+      const err = await handle.result().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect((err as WorkflowFailedError).cause?.message).toMatch(
         /^cluster nnoe-local has lost quorum: 1 of 3 members answer, 2 needed; .*Use the cluster restore runbook instead: nnoe-dr restore etcd --cluster nnoe-local/);
+      expect((await stepsOf(handle))[0]).toBe('assess quorum:failed'); // not "ok assess quorum" before the refusal
     } finally {
       await startMembers(h.world, h.config, ['etcd-2', 'etcd-3']);
     }
+  });
+});
+
+describe('etcd member replacement refusals', () => {
+  it('refuses a healthy member unless forced, having changed nothing', async () => {
+    const memberIds = async () => {
+      const client = await memberClient(h.config, 'etcd-1');
+      try {
+        return (await client.cluster.memberList({})).members?.map((m) => m.ID).sort();
+      } finally {
+        client.close();
+      }
+    };
+    const before = await memberIds();
+    const handle = await startReplace('etcd-2', 'healthy');
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'RestoreRefused' });
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/^etcd-2 is a healthy member of nnoe-local: .*nothing was changed\. Replace it anyway with --force/);
+    expect(await stepsOf(handle)).toEqual(['assess quorum:failed', 'approval:skipped', 'remove member:skipped', 'add replacement:skipped', 'start replacement:skipped', 'verify cluster:skipped']);
+    expect(await memberIds()).toEqual(before);
+  });
+
+  it('fails a bad duration at once, non-retryably, naming it', async () => {
+    const err = await (await startReplace('etcd-3', 'bad-input', { verifyTimeout: 'banana' })).result().catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+    expect((err as WorkflowFailedError).cause?.message).toContain('verifyTimeout: "banana" is not a positive duration like 30s, 5m, 1h or 2d');
   });
 });
 

@@ -28,7 +28,7 @@ import type { ArtefactRecord, PhpipamComponentRecord } from '../common/manifest'
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import {
   connectPhpipam, databaseFailure, DEFAULT_CLIENT_BINARY, describeDatabase, describeMismatches, dropStagingSchema, hasDumpTrailer,
-  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
+  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, requireSwappableLive, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaVerification, type TableFact,
 } from '../phpipam';
 import { serviceDriver } from '../services/driver';
@@ -197,6 +197,8 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
       }
       // The user must be able to create both (e.g. GRANT ALL ON `phpipam\_%`.*): found out now, not after the app is stopped.
       for (const schema of [input.staging, input.keepAs]) await requireCreateSchema(conn, cfg, schema, 'a restore');
+      // Objects a swap cannot handle are refused now, before the app is stopped (views are recreated, not refused).
+      await requireSwappableLive(conn, cfg.database);
       return {
         path, bytes: fetched.bytes, target: fetched.target, server: { flavour: server.flavour, version: server.version },
         client: clientVersion, liveTables: await tableCount(conn, cfg.database), warnings,

@@ -28,7 +28,7 @@
  *     on metadata locks and then see either all old or all new tables.
  *   - A table with triggers cannot move to another schema: error 1435 "Trigger in wrong schema".
  *   - A view cannot move to another schema: error 1450 "Changing schema from 'a' to 'b' is not
- *     allowed". phpIPAM has no views; swapSchemaIn refuses if either schema has one.
+ *     allowed". Views are dropped and recreated from their definitions instead (views.ts).
  *   - RENAME TABLE is refused under LOCK TABLES (error 1192), so writers cannot be locked out around
  *     the trigger steps below; stop phpIPAM's writers (maintenance mode) for the swap.
  *   - Foreign keys follow the renamed tables (they reference tables of their own schema afterwards).
@@ -37,14 +37,14 @@
  * So the swap is, in order (each step that changes something pushes its undo; any failure before
  * "committed" undoes in reverse order and the live schema is as before):
  *   create keep schema; copy the live routines and events into it (events DISABLED there)
- *   drop the staging triggers (definitions read first)            -- staging only
+ *   drop the staging triggers and views (definitions read first)  -- staging only
  *   --- live window starts ---
- *   drop the live triggers (definitions read first)               -- old tables lose triggers
- *   RENAME TABLE live.t TO keep.t, ..., staging.t TO live.t, ...   -- ATOMIC
- *   create the staging triggers in live                            -- trigger window ends
+ *   drop the live triggers and views (definitions read first)     -- old tables lose triggers
+ *   RENAME TABLE live.t TO keep.t, ..., staging.t TO live.t, ...   -- ATOMIC (base tables only)
+ *   create the staging triggers and views in live                  -- trigger window ends
  *   replace the live routines and events with the staging ones    -- each one atomic (MariaDB: CREATE OR REPLACE)
  *   --- committed ---
- *   recreate the old triggers on the kept tables; drop the (empty) staging schema   -- best effort, warnings
+ *   recreate the old triggers and views on the kept tables; drop the (empty) staging schema   -- best effort, warnings
  * Not atomic: a write between RENAME and the trigger re-creation (milliseconds) does not fire the
  * restored triggers; a call between RENAME and the routine replacement runs the old routine.
  *
@@ -66,6 +66,7 @@ import { FailureType } from '../common/failures';
 import type { PhpipamConfig } from './config';
 import { collectTail, dumpEnvironment } from './dump';
 import { databaseFailure, redact } from './failures';
+import { createViews, dropViews, readViewDefinitions, SWAPPABLE_TABLE_TYPES, type ViewDefinition } from './views';
 import { writeClientOptionFile } from './option-file';
 import { preflight, tableFacts } from './server';
 import type { DatabaseFlavour, PhpipamDumpFacts, TableFact } from './types';
@@ -646,6 +647,8 @@ export interface SchemaSwapResult {
   routines: { live: string[]; kept: string[] };
   /** Events now in live / copied to keepAs (DISABLED there). */
   events: { live: string[]; kept: string[] };
+  /** Views recreated in live (from the staging schema) / on the kept tables. */
+  views: { live: string[]; kept: string[] };
   stagingDropped: boolean;
   /** Steps after the commit point that did not succeed (the swap itself did). */
   warnings: string[];
@@ -783,26 +786,30 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   if (!liveObjects.exists) throw refuse(`live schema ${live} does not exist (load the dump into it directly instead)`);
   if (!stagingObjects.exists) throw refuse(`staging schema ${staging} does not exist`);
   if (keepObjects.exists) throw ApplicationFailure.nonRetryable(`swap of ${staging} into ${live} refused: keep schema ${keepAs} already exists; nothing was changed`, PhpipamRestoreFailureType.RestoreSchemaExists);
-  const views = [...liveObjects.tables.map((t) => ({ ...t, schema: live })), ...stagingObjects.tables.map((t) => ({ ...t, schema: staging }))].filter((t) => t.type === 'VIEW');
-  if (views.length > 0) {
-    throw refuse(`views cannot be renamed into another schema (MariaDB error 1450) and a swap would leave them pointing at the wrong tables: ${views.map((v) => `${v.schema}.${v.name}`).join(', ')}`);
-  }
-  if (stagingObjects.tables.length === 0) throw refuse(`staging schema ${staging} has no tables`);
+  const unsupported = unsupportedObjects([live, liveObjects], [staging, stagingObjects]);
+  if (unsupported.length > 0) throw refuse(unsupported.join('; '));
+  const baseTables = (objects: SchemaObjects) => objects.tables.filter((t) => t.type === 'BASE TABLE').map((t) => t.name);
+  const viewNames = (objects: SchemaObjects) => objects.tables.filter((t) => t.type === 'VIEW').map((t) => t.name);
+  const stagingTables = baseTables(stagingObjects);
+  const liveTables = baseTables(liveObjects);
+  if (stagingTables.length === 0) throw refuse(`staging schema ${staging} has no tables`);
   const verifiedRows = new Map(verification.tables.map((t) => [t.name, t.rows]));
-  const stagingTables = stagingObjects.tables.map((t) => t.name);
-  const liveTables = liveObjects.tables.map((t) => t.name);
   const unverified = stagingTables.filter((t) => !verifiedRows.has(t));
   if (unverified.length > 0) throw refuse(`staging tables not covered by the verification: ${unverified.join(', ')}`);
 
   let server: Awaited<ReturnType<typeof preflight>>;
   let liveDefs: Awaited<ReturnType<typeof readDefinitions>>;
   let stagingDefs: Awaited<ReturnType<typeof readDefinitions>>;
+  let liveViews: ViewDefinition[];
+  let stagingViews: ViewDefinition[];
   const [session] = await conn.query<RowDataPacket[]>(
     'SELECT DATABASE() AS db, @@session.sql_mode AS sqlMode, @@session.collation_connection AS collation, @@session.time_zone AS tz, @@session.lock_wait_timeout AS lockWait');
   try {
     server = await preflight(conn);
     liveDefs = await readDefinitions(conn, live, liveObjects);
     stagingDefs = await readDefinitions(conn, staging, stagingObjects);
+    liveViews = await readViewDefinitions(conn, live, viewNames(liveObjects)).catch((err: Error) => { throw new SwapRefusal(err.message); });
+    stagingViews = await readViewDefinitions(conn, staging, viewNames(stagingObjects)).catch((err: Error) => { throw new SwapRefusal(err.message); });
   } catch (err) {
     if (err instanceof SwapRefusal) throw refuse(err.message);
     throw err;
@@ -834,6 +841,9 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       await dropDefinition(conn, staging, def);
       undo.push({ what: `recreate trigger ${staging}.${def.name}`, run: () => createDefinition(conn, staging, def) });
     }
+    // Views cannot be renamed across schemas (error 1450): dropped here, recreated in live after the rename.
+    await dropViews(conn, staging, stagingViews.map((v) => v.name));
+    if (stagingViews.length > 0) undo.push({ what: `recreate views in ${staging}`, run: () => createViews(conn, stagingViews, staging, staging) });
 
     // ---------------------------------------------------------------- live window
     await enter('drop live triggers');
@@ -842,6 +852,8 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       await dropDefinition(conn, live, def);
       undo.push({ what: `recreate trigger ${live}.${def.name}`, run: () => createDefinition(conn, live, def) });
     }
+    await dropViews(conn, live, liveViews.map((v) => v.name));
+    if (liveViews.length > 0) undo.push({ what: `recreate views in ${live}`, run: () => createViews(conn, liveViews, live, live) });
 
     await enter('rename tables');
     const forward = [...liveTables.map((t) => `${qq(live, t)} TO ${qq(keepAs, t)}`), ...stagingTables.map((t) => `${qq(staging, t)} TO ${qq(live, t)}`)];
@@ -855,6 +867,10 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
     for (const def of stagingDefs.triggers) {
       await createDefinition(conn, live, def);
       undo.push({ what: `drop restored trigger ${live}.${def.name}`, run: () => dropDefinition(conn, live, def) });
+    }
+    if (stagingViews.length > 0) {
+      undo.push({ what: `drop restored views from ${live}`, run: () => dropViews(conn, live, stagingViews.map((v) => v.name)) });
+      await createViews(conn, stagingViews, staging, live);
     }
     timings.triggerWindowMs = Math.round(performance.now() - windowStart);
 
@@ -889,6 +905,7 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
     for (const def of liveDefs.triggers) {
       await createDefinition(conn, keepAs, def).catch((err: unknown) => { warnings.push(`trigger ${def.name} not recreated on ${keepAs}.${def.table}: ${(err as Error).message}`); });
     }
+    if (liveViews.length > 0) await createViews(conn, liveViews, live, keepAs).catch((err: unknown) => { warnings.push((err as Error).message); });
     await enter('drop staging schema');
     stagingDropped = await dropIfNoTables(conn, staging).then(() => true, (err: unknown) => { warnings.push(`staging schema ${staging} not dropped: ${(err as Error).message}`); return false; });
   } catch (err) {
@@ -907,12 +924,38 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
     triggers: { live: stagingDefs.triggers.map((d) => d.name), kept: liveDefs.triggers.map((d) => d.name) },
     routines: { live: stagingDefs.routines.map(key), kept: liveDefs.routines.map(key) },
     events: { live: stagingDefs.events.map((d) => d.name), kept: liveDefs.events.map((d) => d.name) },
+    views: { live: stagingViews.map((v) => v.name), kept: liveViews.map((v) => v.name) },
     stagingDropped,
     warnings,
     timings: { totalMs: Math.round(performance.now() - t0), ...timings },
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };
+}
+
+/** What a swap cannot handle in these schemas (table types other than base tables and views, routine kinds other than functions and procedures). */
+function unsupportedObjects(...schemas: Array<[string, SchemaObjects]>): string[] {
+  return schemas.flatMap(([schema, objects]) => [
+    ...objects.tables.filter((t) => !SWAPPABLE_TABLE_TYPES.includes(t.type)).map((t) => `${schema}.${t.name} is a ${t.type}, which a swap cannot move`),
+    ...objects.routines.filter((r) => r.kind !== 'FUNCTION' && r.kind !== 'PROCEDURE').map((r) => `${schema} has a ${r.kind} (${r.name}); only functions and procedures are handled`),
+  ]);
+}
+
+/**
+ * The live schema's side of the swap checked in the restore's preflight, before anything stops:
+ * every object a swap must move or recreate is of a kind it handles and its definition is readable.
+ */
+export async function requireSwappableLive(conn: Connection, live: string): Promise<void> {
+  const objects = await listSchemaObjects(conn, live);
+  const refuse = (why: string) => ApplicationFailure.nonRetryable(`a swap into ${live} would fail: ${why}; nothing was stopped or changed`, PhpipamRestoreFailureType.SchemaSwapRefused);
+  const unsupported = unsupportedObjects([live, objects]);
+  if (unsupported.length > 0) throw refuse(unsupported.join('; '));
+  try {
+    await readDefinitions(conn, live, objects);
+    await readViewDefinitions(conn, live, objects.tables.filter((t) => t.type === 'VIEW').map((t) => t.name));
+  } catch (err) {
+    throw refuse((err as Error).message);
+  }
 }
 
 /** DROP DATABASE only when it holds no tables (never lose data while cleaning up). */

@@ -15,7 +15,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   buildDumpCommand, buildLoadCommand, connectPhpipam, dropStagingSchema, DumpSchemaGuard, loadDumpIntoSchema, PhpipamRestoreFailureType,
-  PhpipamSchema, preflight, readDumpTool, restoreSchemaNames, runDump, swapSchemaIn, tableFacts, verifySchemaAgainstFacts,
+  PhpipamSchema, preflight, readDumpTool, requireSwappableLive, restoreSchemaNames, runDump, swapSchemaIn, tableFacts, verifySchemaAgainstFacts,
   writeClientOptionFile, type DumpCommand, type NeutralisedStatement, type PhpipamConfig, type PhpipamDumpFacts, type SchemaVerification,
 } from '../../src/phpipam';
 import { connectAsRoot, startMariadb, type MariadbInstance } from '../../src/sandbox/mariadb';
@@ -189,6 +189,7 @@ describe('phpIPAM restore on MariaDB', () => {
   }
   const schemaExists = async (schema: string) => (await names('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema])).length === 1;
   const triggersOf = (schema: string) => names('SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1', [schema]);
+  const viewsOf = (schema: string) => names('SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY 1', [schema]);
   const routinesOf = (schema: string) => names("SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1", [schema]);
   const factsOf = (f: PhpipamDumpFacts) => Object.fromEntries(f.tables.map((t) => [t.name, `${t.rows}/${t.checksum}`]));
 
@@ -418,6 +419,11 @@ describe('phpIPAM restore on MariaDB', () => {
       await app.query('CREATE TABLE live_only (id INT PRIMARY KEY) ENGINE=InnoDB');
       await app.query('INSERT INTO live_only VALUES (1), (2)');
       await app.query('CREATE PROCEDURE live_only_proc() SELECT 1');
+      // Views on both sides (error 1450 if renamed across schemas): an old one in live; in the backup one
+      // with SQL SECURITY INVOKER and a view on it (created in dependency order after the swap).
+      await app.query('CREATE VIEW v_subnets AS SELECT id, subnet FROM subnets');
+      await conn.query(`CREATE SQL SECURITY INVOKER VIEW \`${staging}\`.v_subnets AS SELECT id, subnet, description FROM \`${staging}\`.subnets`);
+      await conn.query(`CREATE VIEW \`${staging}\`.a_subnet_ids AS SELECT id FROM \`${staging}\`.v_subnets`);
       liveBefore = await checksums(LIVE);
       expect(liveBefore).not.toEqual(factsOf(facts));
     });
@@ -439,21 +445,26 @@ describe('phpIPAM restore on MariaDB', () => {
       expect(await routinesOf(LIVE)).toEqual([`FUNCTION ${FIXTURE_FUNCTION}`, 'PROCEDURE live_only_proc']);
       expect(await checksums(staging)).toEqual(factsOf(facts));
       expect(await triggersOf(staging)).toEqual([FIXTURE_TRIGGER]);
+      expect(await viewsOf(LIVE)).toEqual(['v_subnets']);
+      expect(await viewsOf(staging)).toEqual(['a_subnet_ids', 'v_subnets']);
       expect(await schemaExists(keepAs)).toBe(false);
     });
 
-    it('refuses while the live schema has a view, before changing anything', async () => {
-      await app.query('CREATE VIEW v_subnets AS SELECT id, subnet FROM subnets');
+    it('refuses an object a swap cannot move (a SEQUENCE), before changing anything', async () => {
+      await app.query('CREATE SEQUENCE s_ids');
       try {
         const failure = await failureOf(swapSchemaIn(conn, { live: LIVE, staging, keepAs, verification: verified }));
         expect(failure.type).toBe(PhpipamRestoreFailureType.SchemaSwapRefused);
-        expect(failure.message).toContain('phpipam.v_subnets');
+        expect(failure.message).toContain('phpipam.s_ids is a SEQUENCE, which a swap cannot move');
         expect(failure.message).toContain('nothing was changed');
+        const preflight = await failureOf(requireSwappableLive(conn, LIVE));
+        expect(preflight.message).toMatch(/^a swap into phpipam would fail: phpipam.s_ids is a SEQUENCE.*nothing was stopped or changed$/);
         expect(await schemaExists(keepAs)).toBe(false);
         expect(await triggersOf(staging)).toEqual([FIXTURE_TRIGGER]);
       } finally {
-        await app.query('DROP VIEW v_subnets');
+        await app.query('DROP SEQUENCE s_ids');
       }
+      await requireSwappableLive(conn, LIVE); // views are no reason to refuse
     });
 
     it('swaps the backup in: live equals the facts, the old tables and routines are kept, trigger and function work', async () => {
@@ -465,6 +476,16 @@ describe('phpIPAM restore on MariaDB', () => {
       expect(result.triggers).toEqual({ live: [FIXTURE_TRIGGER], kept: [FIXTURE_TRIGGER] });
       expect(result.routines).toEqual({ live: [`FUNCTION ${FIXTURE_FUNCTION}`], kept: [`FUNCTION ${FIXTURE_FUNCTION}`, 'PROCEDURE live_only_proc'] });
       expect(result.events).toEqual({ live: [FIXTURE_EVENT], kept: [FIXTURE_EVENT] });
+      expect(result.views).toEqual({ live: ['a_subnet_ids', 'v_subnets'], kept: ['v_subnets'] });
+      // Recreated on the tables of the schema they now live in, definer and SQL SECURITY as they were.
+      const [views] = await conn.query<RowDataPacket[]>(
+        'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS v, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (?, ?) ORDER BY 1, 2', [LIVE, keepAs]);
+      expect(views.map((v) => [v.s, v.v, v.security, v.definer])).toEqual([
+        [LIVE, 'a_subnet_ids', 'DEFINER', `${cfg.user}@%`], [LIVE, 'v_subnets', 'INVOKER', `${cfg.user}@%`], [keepAs, 'v_subnets', 'DEFINER', `${cfg.user}@%`],
+      ]);
+      for (const v of views) expect(String(v.def)).not.toContain(staging);
+      const [counted] = await app.query<RowDataPacket[]>('SELECT (SELECT COUNT(*) FROM a_subnet_ids) AS viewed, (SELECT COUNT(*) FROM subnets) AS base');
+      expect(Number(counted[0]!.viewed)).toBe(Number(counted[0]!.base));
       expect(result.stagingDropped).toBe(true);
       expect(result.warnings).toEqual([]);
       expect(result.timings.triggerWindowMs).toBeGreaterThanOrEqual(result.timings.renameMs);
