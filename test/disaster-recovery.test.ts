@@ -20,10 +20,9 @@ let root: Connection;
 beforeAll(async () => {
   h = await openHarness();
   root = await connectAsRoot(mariadbLayout(h.world.mariadb!.dir));
-  await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [h.world.mariadb!.user, '%']); // staging + keep schemas
+  // The phpIPAM restore connects as the world's restore credential (phpipam.restore) with its grants.
 });
 afterAll(async () => {
-  await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [h.world.mariadb!.user, '%']).catch(() => undefined);
   await root.end();
   await h.close();
 });
@@ -97,14 +96,16 @@ describe('disaster recovery refusals, before anything changes', () => {
 
   it('runs the phpIPAM preflight before the approval: a refusal there leaves etcd untouched', async () => {
     const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as BackupSetResult;
-    await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [h.world.mariadb!.user, '%']);
+    const restoreUser = h.config.clusters.find((c) => c.name === CLUSTER)!.phpipam!.restore!.user;
+    await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [restoreUser, '%']);
     try {
       const handle = await startDr('phpipam-preflight', { setId: set.setId, approved: true });
       const failure = await failureOf(handle);
-      expect(failure.message).toMatch(/phpIPAM restore refused in the preflight: .*nothing was stopped or changed/);
+      expect(failure.message).toMatch(/^disaster recovery failed: phpIPAM restore refused in the preflight: user phpipam_restore may not create schema .*GRANT ALL ON `phpipam\\_%`\.\* TO .*nothing was stopped or changed/);
+      expect(failure.type).toBe('DatabasePrivilegeMissing');
       expect(await stepsOf(handle)).toEqual(['plan:done', 'preflight:failed', 'approval:skipped', 'restore etcd:skipped', 'restore phpIPAM:skipped', 'restart agents:skipped', 'check services:skipped']);
     } finally {
-      await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [h.world.mariadb!.user, '%']);
+      await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [restoreUser, '%']);
     }
   }, 300_000);
 

@@ -75,8 +75,7 @@ const sample = (text: string, line: RegExp) => text.split('\n').find((l) => line
 beforeAll(async () => {
   h = await openHarness();
   root = await connectAsRoot(mariadbLayout(h.world.mariadb!.dir));
-  // What a drill's user needs besides the live schema (see src/activities/drill.ts): its scratch schemas.
-  await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [h.world.mariadb!.user, '%']);
+  // The drill connects as the world's restore credential (phpipam.restore), provisioned with its scratch schemas' grants.
   scratch = await tempDir('drill');
   // NNOE-shaped keys, the config's critical key among them: a drill checks the sets hold it.
   const etcd = await memberClient(h.config, findCluster(h.config, CLUSTER).etcd.members[0]!.name);
@@ -114,7 +113,6 @@ afterAll(async () => {
   await new Promise<void>((done) => (webhook ? webhook.close(() => done()) : done()));
   if (root) {
     for (const schema of await drillSchemas()) await root.query(`DROP DATABASE \`${schema}\``);
-    await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [h.world.mariadb!.user, '%']).catch(() => undefined);
     await root.end();
   }
   await scratch?.remove();

@@ -33,13 +33,11 @@ const LIVE = 'phpipam';
 beforeAll(async () => {
   h = await openHarness();
   root = await connectAsRoot(mariadbLayout(h.world.mariadb!.dir));
-  // What a restore's user needs besides the live schema (see src/phpipam/restore.ts): the staging and keep schemas.
-  await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [h.world.mariadb!.user, '%']);
+  // No grant here: the restore connects as the world's restore credential (phpipam.restore), provisioned with the README's grants.
 });
 
 afterAll(async () => {
   for (const schema of await restoreSchemas()) await root.query(`DROP DATABASE \`${schema}\``);
-  await root.query('REVOKE ALL PRIVILEGES ON `phpipam\\_%`.* FROM ?@?', [h.world.mariadb!.user, '%']).catch(() => undefined);
   await root.end();
   await h.close();
 });

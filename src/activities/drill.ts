@@ -47,7 +47,7 @@ import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
 import { hashKVAt, type HashKVResult } from '../etcd/connect';
 import { readSnapshotRevisions, recordedRevisionMatches, type SnapshotRevisions } from '../etcd/snapshot-revisions';
 import {
-  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, verifySchemaAgainstFacts,
+  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, restoreConnectionOf, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaMismatch, type TableFact,
 } from '../phpipam';
 import { withHeartbeat } from './host-restore';
@@ -290,7 +290,7 @@ export function createDrillActivities(deps: { config: Config }) {
     if (!cluster.phpipam) {
       throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`, FailureType.ConfigError);
     }
-    return cluster.phpipam;
+    return restoreConnectionOf(cluster.phpipam);
   }
 
   /** fetchArtefact with its verdicts typed: a copy that is bad everywhere is final, an unreadable store is not. */

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
+import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
@@ -96,7 +97,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     return { cluster, member };
   }
 
-  const stagingPath = (setId: string, member: string) => join(config.workDir, 'restore', setId, member, 'snapshot.db');
+  const stagingPath = (setId: string, member: string) => join(restoreStagingDir(config.workDir, setId, member), 'snapshot.db');
   const restoredDirFor = (dataDir: string, tag: string) => join(dirname(dataDir), `restored-${tag}`);
 
   /** The dir the member runs on now, from its unit/program file. */
@@ -241,7 +242,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
 
   /** Removes the staged snapshot once the restore is over (either way). */
   async function discardStagedSnapshot(input: { setId: string; member: string }): Promise<void> {
-    await rm(dirname(stagingPath(input.setId, input.member)), { recursive: true, force: true });
+    await removeRestoreStaging(config.workDir, input.setId, input.member);
   }
 
   const activity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => typedFailures(heartbeating(fn));

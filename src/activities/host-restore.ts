@@ -19,6 +19,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse, stringify } from 'yaml';
 import type { ClusterConfig, Config } from '../config/schema';
+import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, ComponentRecord } from '../common/manifest';
@@ -192,7 +193,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   const { config, node } = deps;
 
   const targetOf = (clusterName: string, kind: HostRestoreKind) => nodeTarget(findCluster(config, clusterName), node, kind);
-  const stagingDir = (setId: string, kind: HostRestoreKind) => join(config.workDir, 'restore', setId, `${kind}-${node}`);
+  const stagingDir = (setId: string, kind: HostRestoreKind) => restoreStagingDir(config.workDir, setId, `${kind}-${node}`);
   const stagedPath = (setId: string, kind: HostRestoreKind) => join(stagingDir(setId, kind), 'archive.tar');
 
   /** A dir this restore prepared beside the target, never anything else (the path comes from a payload). */
@@ -342,7 +343,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   }
 
   async function discardStagedArchive(input: { setId: string; kind: HostRestoreKind }): Promise<void> {
-    await rm(stagingDir(input.setId, input.kind), { recursive: true, force: true });
+    await removeRestoreStaging(config.workDir, input.setId, `${input.kind}-${node}`);
   }
 
   return {

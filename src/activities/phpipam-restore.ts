@@ -13,7 +13,7 @@
  * The live schema is only written by the swap, which refuses anything but a passing verification.
  */
 import { execFile } from 'node:child_process';
-import { lstat, open, rm } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +21,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { Config, PhpipamConfig } from '../config/schema';
+import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { readSecret } from '../config/secrets';
 import { FailureType } from '../common/failures';
@@ -28,7 +29,7 @@ import type { ArtefactRecord, PhpipamComponentRecord } from '../common/manifest'
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import {
   connectPhpipam, databaseFailure, DEFAULT_CLIENT_BINARY, describeDatabase, describeMismatches, dropStagingSchema, hasDumpTrailer,
-  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, requireSwappableLive, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
+  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, requireSwappableLive, restoreConnectionOf, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaVerification, type TableFact,
 } from '../phpipam';
 import { serviceDriver } from '../services/driver';
@@ -108,10 +109,10 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
   function phpipamOf(clusterName: string): PhpipamConfig {
     const cluster = findCluster(config, clusterName);
     if (!cluster.phpipam) throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no phpipam section in the config`, FailureType.ConfigError);
-    return cluster.phpipam;
+    return restoreConnectionOf(cluster.phpipam);
   }
 
-  const stagedPath = (setId: string) => join(config.workDir, 'restore', setId, 'phpipam', 'dump.sql');
+  const stagedPath = (setId: string) => join(restoreStagingDir(config.workDir, setId, 'phpipam'), 'dump.sql');
 
   async function withDatabase<T>(cfg: PhpipamConfig, fn: (conn: Connection, password: string) => Promise<T>): Promise<T> {
     const password = await readSecret(cfg.password);
@@ -276,7 +277,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
   }
 
   async function discardStagedDump(input: { setId: string }): Promise<void> {
-    await rm(join(config.workDir, 'restore', input.setId, 'phpipam'), { recursive: true, force: true });
+    await removeRestoreStaging(config.workDir, input.setId, 'phpipam');
   }
 
   async function stopPhpipamApp(input: { cluster: string }): Promise<{ service: string | null; wasRunning: boolean }> {

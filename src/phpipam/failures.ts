@@ -30,7 +30,9 @@ export function redact(text: string, secret: string | undefined): string {
   return secret ? text.split(secret).join('***') : text;
 }
 
-const AUTH_ERRNOS = new Set([1044, 1045, 1698]); // db access denied, access denied, no password allowed
+const AUTH_ERRNOS = new Set([1045, 1698]); // access denied (user/password), no password allowed
+/** ER_DBACCESS_DENIED_ERROR: the user logged in but has no privilege on that database: a missing GRANT. */
+const DATABASE_ACCESS_ERRNO = 1044;
 const PRIVILEGE_ERRNOS = new Set([1142, 1143, 1227, 1370]); // table/column/specific/routine access denied
 const UNKNOWN_DATABASE_ERRNO = 1049;
 
@@ -48,6 +50,7 @@ export function databaseFailure(err: unknown, cfg: PhpipamConfig, password?: str
   const detail = redact(e.sqlMessage ?? e.message ?? String(err), password);
   const where = describeDatabase(cfg);
   if (e.errno !== undefined && AUTH_ERRNOS.has(e.errno)) return authFailure(cfg, detail);
+  if (e.errno === DATABASE_ACCESS_ERRNO) return databaseGrantFailure(cfg, detail);
   if (e.errno === UNKNOWN_DATABASE_ERRNO) {
     return ApplicationFailure.nonRetryable(`phpIPAM database ${where} does not exist (check phpipam.database in the config): ${detail}`, FailureType.ConfigError);
   }
@@ -64,7 +67,17 @@ export function authFailure(cfg: PhpipamConfig, detail: string): ApplicationFail
 
 function privilegeFailure(cfg: PhpipamConfig, detail: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(
-    `user ${cfg.user} lacks a privilege needed to back up phpIPAM database ${describeDatabase(cfg)}: ${detail}`,
+    `user ${cfg.user} lacks a privilege needed on phpIPAM database ${describeDatabase(cfg)}: ${detail}`,
+    PhpipamFailureType.DatabasePrivilegeMissing);
+}
+
+/** The server knows the user but denies it a database (e.g. a restore's or drill's scratch schema): name the GRANT. */
+function databaseGrantFailure(cfg: PhpipamConfig, detail: string): ApplicationFailure {
+  const schema = /to database '([^']+)'/.exec(detail)?.[1] ?? cfg.database;
+  const grant = schema === cfg.database ? `GRANT ALL PRIVILEGES ON \`${cfg.database}\`.*` : `GRANT ALL PRIVILEGES ON \`${cfg.database}\\_%\`.*`;
+  return ApplicationFailure.nonRetryable(
+    `user ${cfg.user} may not use database ${schema} on ${cfg.host}:${cfg.port} (${detail}); missing: ${grant} TO '${cfg.user}'@'<host>' ` +
+      '(restores and drills create and drop schemas beside the live one: see README "phpIPAM restore credential")',
     PhpipamFailureType.DatabasePrivilegeMissing);
 }
 
@@ -77,6 +90,7 @@ export function dumpFailure(cfg: PhpipamConfig, tool: string, exit: string, stde
   const lastLines = text.split('\n').slice(-5).join('\n') || '(no error output)';
   const errno = Number(/Got error: (\d+)/.exec(text)?.[1] ?? /\bERROR (\d+)/.exec(text)?.[1] ?? Number.NaN);
   if (AUTH_ERRNOS.has(errno)) return authFailure(cfg, lastLines);
+  if (errno === DATABASE_ACCESS_ERRNO) return databaseGrantFailure(cfg, lastLines);
   if (PRIVILEGE_ERRNOS.has(errno) || /you need \(at least one of\) the .* privilege/i.test(text)) return privilegeFailure(cfg, lastLines);
   if (errno === UNKNOWN_DATABASE_ERRNO) return databaseFailure({ errno, sqlMessage: lastLines }, cfg);
   if (/Got error: 20(02|03|05|06|13)\b|Lost connection|gone away|Can't connect/i.test(text)) {

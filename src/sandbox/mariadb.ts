@@ -11,6 +11,7 @@
  *   root-password            root's password (0600); root logs in over the socket or 127.0.0.1
  *   root.cnf                 [client] option file for root over the socket (0600): `mariadb --defaults-file=root.cnf`
  *   phpipam-password         password of the `phpipam` user (0600)
+ *   phpipam-restore-password password of the `phpipam_restore` user, the restores' and drills' (0600)
  *   mariadb.json             what was provisioned (port, database, user; no secrets), so a restart reuses it
  *
  * Two ways to run it: `startMariadb()` spawns mariadbd itself (tests); the world can instead put
@@ -34,6 +35,8 @@ export const MARIADB_CLIENT_BINARY = '/usr/bin/mariadb';
 export const MARIADB_PROGRAM = 'mariadb';
 export const PHPIPAM_DATABASE = 'phpipam';
 export const PHPIPAM_USER = 'phpipam';
+/** The restore/drill credential (config `phpipam.restore`), with the grants the README documents. */
+export const PHPIPAM_RESTORE_USER = 'phpipam_restore';
 /** Every mariadbd started here carries `NNOE_DR_MARIADB=<dir>`, so a later start can end orphans of a crashed run. */
 const MARKER_ENV = 'NNOE_DR_MARIADB';
 const MAX_SOCKET_PATH = 100; // AF_UNIX paths are limited to 108 bytes
@@ -54,6 +57,7 @@ export interface MariadbLayout {
   rootPasswordFile: string;
   rootOptionFile: string;
   phpipamPasswordFile: string;
+  restorePasswordFile: string;
   stateFile: string;
 }
 
@@ -70,6 +74,7 @@ export function mariadbLayout(dir: string): MariadbLayout {
     rootPasswordFile: path.join(absolute, 'root-password'),
     rootOptionFile: path.join(absolute, 'root.cnf'),
     phpipamPasswordFile: path.join(absolute, 'phpipam-password'),
+    restorePasswordFile: path.join(absolute, 'phpipam-restore-password'),
     stateFile: path.join(absolute, 'mariadb.json'),
   };
 }
@@ -147,7 +152,7 @@ export async function initializeDatadir(layout: MariadbLayout): Promise<void> {
 /** Wipes everything the server wrote (a half-provisioned dir is not worth repairing). */
 function removeServerState(layout: MariadbLayout): void {
   for (const dir of [layout.datadir, path.dirname(layout.binlogBase), layout.tmpDir]) fs.rmSync(dir, { recursive: true, force: true });
-  for (const file of [layout.stateFile, layout.rootPasswordFile, layout.rootOptionFile, layout.phpipamPasswordFile, layout.pidFile]) {
+  for (const file of [layout.stateFile, layout.rootPasswordFile, layout.rootOptionFile, layout.phpipamPasswordFile, layout.restorePasswordFile, layout.pidFile]) {
     fs.rmSync(file, { force: true });
   }
 }
@@ -214,12 +219,15 @@ function awkwardPassword(): string {
  * First-start setup (idempotent: a provisioned dir is left alone): root gets a password and only
  * root@localhost (socket) and root@127.0.0.1 remain; database `phpipam` (utf8mb4) and user
  * `phpipam`@`%` with ALL on it, which is what a phpIPAM installation gives its own user and
- * all that a MariaDB dump with --single-transaction --master-data needs.
+ * all that a MariaDB dump with --single-transaction --master-data needs; and the restore user
+ * `phpipam_restore`@`%` with the README's grants (the live schema, the `phpipam\_%` schemas beside it,
+ * SET USER for objects of other definers).
  */
 export async function provisionMariadb(layout: MariadbLayout, port: number): Promise<void> {
   if (readState(layout)) return;
   const rootSecret = crypto.randomBytes(18).toString('hex');
   const phpipamSecret = awkwardPassword();
+  const restoreSecret = awkwardPassword();
   const conn = await connectAsRoot(layout);
   try {
     const [roots] = await conn.query<RowDataPacket[]>("SELECT Host AS host FROM mysql.user WHERE User = 'root'");
@@ -230,12 +238,17 @@ export async function provisionMariadb(layout: MariadbLayout, port: number): Pro
     await conn.query(`CREATE DATABASE IF NOT EXISTS ${PHPIPAM_DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
     await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [PHPIPAM_USER, '%', phpipamSecret]);
     await conn.query(`GRANT ALL PRIVILEGES ON ${PHPIPAM_DATABASE}.* TO ?@?`, [PHPIPAM_USER, '%']);
+    await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [PHPIPAM_RESTORE_USER, '%', restoreSecret]);
+    await conn.query(`GRANT ALL PRIVILEGES ON ${PHPIPAM_DATABASE}.* TO ?@?`, [PHPIPAM_RESTORE_USER, '%']);
+    await conn.query(`GRANT ALL PRIVILEGES ON \`${PHPIPAM_DATABASE}\\_%\`.* TO ?@?`, [PHPIPAM_RESTORE_USER, '%']);
+    await conn.query('GRANT SET USER ON *.* TO ?@?', [PHPIPAM_RESTORE_USER, '%']);
   } finally {
     await conn.end();
   }
   writeSecretFile(layout.rootPasswordFile, rootSecret);
   writeSecretFile(layout.rootOptionFile, clientOptionFileText({ user: 'root', password: rootSecret, socket: layout.socket }));
   writeSecretFile(layout.phpipamPasswordFile, phpipamSecret);
+  writeSecretFile(layout.restorePasswordFile, restoreSecret);
   const state: MariadbState = { port, database: PHPIPAM_DATABASE, user: PHPIPAM_USER, provisionedAt: new Date().toISOString() };
   fs.writeFileSync(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
 }

@@ -23,7 +23,7 @@ import YAML from 'yaml';
 
 import { createCertificates } from './certs';
 import {
-  initializeDatadir, MARIADB_PROGRAM, mariadbLayout, mariadbProblem, mariadbProgram, PHPIPAM_DATABASE, PHPIPAM_USER, provisionMariadb,
+  initializeDatadir, MARIADB_PROGRAM, mariadbLayout, mariadbProblem, mariadbProgram, PHPIPAM_DATABASE, PHPIPAM_RESTORE_USER, PHPIPAM_USER, provisionMariadb,
 } from './mariadb';
 import { canConnect, freePorts, isPortFree, LOOPBACK, pollUntil, sleep, waitForPortsFree } from './ports';
 import { initialClusterOf } from '../common/etcd-topology';
@@ -791,6 +791,7 @@ export function renderWorldConfig(world: World): Record<string, unknown> {
           phpipam: {
             host: LOOPBACK, port: world.mariadb.port, database: world.mariadb.database, user: world.mariadb.user,
             password: { file: world.mariadb.passwordFile },
+            restore: { user: PHPIPAM_RESTORE_USER, password: { file: mariadbLayout(world.mariadb.dir).restorePasswordFile } },
           },
         } : {}),
       },

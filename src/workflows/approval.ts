@@ -2,7 +2,8 @@
  * What every destructive runbook shares: an approval gate (the `approve` Update with a validator,
  * the `plan` query, a timeout that ends the run having changed nothing) and failure typing.
  */
-import { ApplicationFailure, condition, defineQuery, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, defineQuery, defineUpdate, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { rootMessage } from './progress';
 import type { Duration } from '@temporalio/common';
 
 export interface RestoreApproval {
@@ -68,4 +69,15 @@ export function failureTypeOf(err: unknown): string | undefined {
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/**
+ * The run's own failure names the problem: an activity's or child's failure reaches the top as
+ * "Activity task failed" / "Child Workflow execution failed", with the reason in its causes. The
+ * reason becomes the message (prefixed with `what`), its type is kept, the chain stays as cause.
+ * Cancellations and failures already raised by the workflow itself pass through.
+ */
+export function runFailure(what: string, err: unknown): unknown {
+  if (isCancellation(err) || !(err instanceof Error) || (err instanceof ApplicationFailure && err.type)) return err;
+  return ApplicationFailure.create({ message: `${what}: ${rootMessage(err)}`, type: failureTypeOf(err), nonRetryable: true, cause: err });
 }

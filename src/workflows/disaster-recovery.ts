@@ -16,7 +16,7 @@ import type { createServiceCheckActivities, createDhcpCheckActivities, ServiceCh
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage, type RunProgress } from './progress';
-import { approvalGate, failureTypeOf, type ApprovalState } from './approval';
+import { approvalGate, failureTypeOf, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblem, flagProblem } from '../common/input-checks';
 import { etcdRestoreWorkflow } from './etcd-restore';
@@ -181,7 +181,7 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
     return report;
   } catch (err) {
     tracker.finish('failed');
-    if (!preflightFirst || report.changed.length === 0 || !(err instanceof Error)) throw err;
+    if (!preflightFirst || report.changed.length === 0 || !(err instanceof Error)) throw runFailure('disaster recovery failed', err);
     // Say exactly what had changed before the failure: the children's own messages only know their part.
     throw ApplicationFailure.nonRetryable(`disaster recovery failed: ${rootMessage(err)}; already changed: ${report.changed.join('; ')}`,
       failureTypeOf(err) ?? FailureType.RestoreFailed);

@@ -21,7 +21,7 @@ import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attrib
 import { ProgressTracker } from './progress';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
-import { approvalGate, type ApprovalState } from './approval';
+import { approvalGate, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblems, flagProblem } from '../common/input-checks';
 
@@ -149,7 +149,7 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     return result;
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure(`replacement of ${input.member} failed`, err);
   }
 }
 

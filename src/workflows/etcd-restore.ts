@@ -168,7 +168,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       artefact: planned.artefact, revision: planned.snapshot.revision,
     })));
     return planned;
-  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys) checked on ${p.members.map((m) => m.node).join(', ')}`)
+  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} bbolt entries) checked on ${p.members.map((m) => m.node).join(', ')}`)
     .catch((err: unknown) => {
       tracker.finish('failed');
       // The run's own failure says what was refused, not "Activity task failed".
