@@ -50,7 +50,11 @@ describe('full disaster recovery', () => {
     const handle = await h.client.workflow.start('disasterRecoveryWorkflow', {
       taskQueue: h.config.temporal.taskQueue, workflowId: `disaster-recovery-test-${Date.now()}`, args: [{ cluster: CLUSTER, setId: set.setId }],
     });
-    await pollUntil(async () => (await handle.query(reportQuery)).progress.steps.find((s) => s.name === 'approval')?.state === 'running', 60_000, 'the DR waiting for approval');
+    const waiting = await pollUntil(async () => {
+      const { progress } = await handle.query(reportQuery);
+      return (progress.state === 'failed' || progress.steps.find((s) => s.name === 'approval')?.state === 'running') && progress;
+    }, 120_000, 'the DR waiting for approval (after every preflight)');
+    expect(waiting.steps.map((s) => `${s.name}:${s.state}${s.state === 'failed' ? ` ${s.detail}` : ''}`).slice(0, 3)).toEqual(['plan:done', 'preflight:done', 'approval:running']);
     await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: set.setId, approvedBy: 'incident commander' }] });
     const report = await handle.result() as DisasterRecoveryReport;
 

@@ -145,9 +145,10 @@ describe('etcd backup workflow', () => {
     const handle = await startEtcdBackup(h.client, h.config, { cluster: 'no-such-cluster' });
     const failure = await handle.result().catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
-    const cause = (failure as WorkflowFailedError).cause?.cause as { type?: string; message: string };
+    // The run's own failure names the problem (not "Activity task failed" with the reason a level down).
+    const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
     expect(cause.type).toBe('ConfigError');
-    expect(cause.message).toContain('no cluster named "no-such-cluster"');
+    expect(cause.message).toMatch(/^etcd backup failed: .*no cluster named "no-such-cluster" \(known: nnoe-local\)/s);
     const history = await handle.fetchHistory();
     const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
     expect(attempts).toEqual([1]);

@@ -19,6 +19,7 @@ import type { DrillCheck, SetVerification } from '../common/manifest';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
+import { runFailure } from './approval';
 
 export interface DrillInput {
   cluster: string;
@@ -178,7 +179,7 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
     }
   } catch (err) {
     tracker.finish('failed');
-    throw err; // cancelled: no verdict, no alert
+    throw runFailure('drill failed', err); // cancelled: no verdict, no alert
   }
 
   report.finishedAt = new Date().toISOString();

@@ -8,6 +8,7 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { backupSetId, etcdSnapshotFileName, MANIFEST_FORMAT_VERSION, type BackupManifest } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
+import { runFailure } from './approval';
 
 export interface EtcdBackupInput {
   cluster: string;
@@ -101,7 +102,7 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
     return { setId, manifest };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('etcd backup failed', err);
   }
 }
 

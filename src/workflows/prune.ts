@@ -11,6 +11,7 @@ import { NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { planRetention, type ExpiredSet, type KeptSet } from '../retention/policy';
 import { ProgressTracker } from './progress';
+import { runFailure } from './approval';
 
 export interface PruneInput {
   /** Storage targets to prune; all configured targets when omitted. */
@@ -87,7 +88,7 @@ export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<P
     return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, ...(segments ? { segments } : {}), abortedUploads };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('prune failed', err);
   }
 }
 
