@@ -125,7 +125,7 @@ export const PhpipamSchema = z.strictObject({
    * The user restores and drills connect as, when not the backup's: they create and drop schemas
    * beside the live one and recreate triggers, routines, events and views of other definers.
    * Grants it needs (README "phpIPAM restore credential"): ALL PRIVILEGES ON `<db>`.* and ON
-   * `<db>\_%`.*, and SET USER (MariaDB; SUPER before 10.5.2) for objects of other definers.
+   * `<db>\_%`.*, SET USER (MariaDB; SUPER before 10.5.2) and SELECT ON mysql.proc for objects of other definers.
    */
   restore: z.strictObject({
     user: z.string().min(1, 'expected the restore user name'),

@@ -51,7 +51,8 @@
  * Privileges of the restore's user: everything on the staging and keep schemas (e.g. GRANT ALL ON
  * `phpipam\_%`.*), and on the live one what RENAME, triggers, routines and events need (ALTER, DROP,
  * CREATE, INSERT, TRIGGER, CREATE/ALTER ROUTINE, EVENT). Stored objects keep their DEFINER: one that
- * is not the restore's user needs SUPER (SET USER on MariaDB 11) to be recreated.
+ * is not the restore's user needs SET USER (SUPER before MariaDB 10.5.2) to be recreated, and SELECT
+ * on mysql.proc to be read (MariaDB 10.x shows a routine's body only to its definer otherwise).
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -947,7 +948,8 @@ function unsupportedObjects(...schemas: Array<[string, SchemaObjects]>): string[
  */
 export async function requireSwappableLive(conn: Connection, live: string): Promise<void> {
   const objects = await listSchemaObjects(conn, live);
-  const refuse = (why: string) => ApplicationFailure.nonRetryable(`a swap into ${live} would fail: ${why}; nothing was stopped or changed`, PhpipamRestoreFailureType.SchemaSwapRefused);
+  // The restore's preflight adds "nothing was stopped or changed".
+  const refuse = (why: string) => ApplicationFailure.nonRetryable(`a swap into ${live} would fail: ${why}`, PhpipamRestoreFailureType.SchemaSwapRefused);
   const unsupported = unsupportedObjects([live, objects]);
   if (unsupported.length > 0) throw refuse(unsupported.join('; '));
   try {

@@ -221,7 +221,7 @@ function awkwardPassword(): string {
  * `phpipam`@`%` with ALL on it, which is what a phpIPAM installation gives its own user and
  * all that a MariaDB dump with --single-transaction --master-data needs; and the restore user
  * `phpipam_restore`@`%` with the README's grants (the live schema, the `phpipam\_%` schemas beside it,
- * SET USER for objects of other definers).
+ * SET USER and SELECT on mysql.proc for objects of other definers).
  */
 export async function provisionMariadb(layout: MariadbLayout, port: number): Promise<void> {
   if (readState(layout)) return;
@@ -242,6 +242,7 @@ export async function provisionMariadb(layout: MariadbLayout, port: number): Pro
     await conn.query(`GRANT ALL PRIVILEGES ON ${PHPIPAM_DATABASE}.* TO ?@?`, [PHPIPAM_RESTORE_USER, '%']);
     await conn.query(`GRANT ALL PRIVILEGES ON \`${PHPIPAM_DATABASE}\\_%\`.* TO ?@?`, [PHPIPAM_RESTORE_USER, '%']);
     await conn.query('GRANT SET USER ON *.* TO ?@?', [PHPIPAM_RESTORE_USER, '%']);
+    await conn.query('GRANT SELECT ON mysql.proc TO ?@?', [PHPIPAM_RESTORE_USER, '%']); // SHOW CREATE of routines it does not own
   } finally {
     await conn.end();
   }

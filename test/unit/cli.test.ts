@@ -20,6 +20,8 @@ const pendingHandle = (workflowId: string) => ({
   query: async () => ({ runbook: 'x', cluster: 'x', state: 'running', steps: [] }),
 });
 let updateFailure: Error | null = null;
+/** Schedules the stand-in server holds. */
+const existingSchedules = new Set<string>();
 const fakeClient = {
   connection: { close: async () => undefined },
   workflow: {
@@ -33,7 +35,15 @@ const fakeClient = {
     }),
   },
   schedule: {
-    getHandle: (scheduleId: string) => ({ scheduleId, describe: async () => { throw new ScheduleNotFoundError('not found', scheduleId); } }),
+    getHandle: (scheduleId: string) => ({
+      scheduleId,
+      describe: async () => {
+        if (!existingSchedules.has(scheduleId)) throw new ScheduleNotFoundError('not found', scheduleId);
+        return {};
+      },
+      delete: async () => { calls.push(`delete schedule ${scheduleId}`); existingSchedules.delete(scheduleId); },
+    }),
+    list: async function* list() { for (const scheduleId of existingSchedules) yield { scheduleId }; },
     create: async (options: { scheduleId: string }) => { calls.push(`create schedule ${options.scheduleId}`); },
   },
 };
@@ -77,7 +87,7 @@ beforeAll(async () => {
   await writeFile(twoClusters, stringify({ ...base, clusters: [cluster('prod'), cluster('lab')] }));
 });
 afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
-afterEach(() => { calls.length = 0; updateFailure = null; vi.restoreAllMocks(); });
+afterEach(() => { calls.length = 0; updateFailure = null; existingSchedules.clear(); vi.restoreAllMocks(); });
 
 async function run(config: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -212,5 +222,28 @@ describe('schedules list', () => {
     expect(summarizeSchedule('nnoe-dr-backup-set-prod', description('backupSetWorkflow', [{ cluster: 'prod', targets: ['s3'] }])))
       .toMatchObject({ cluster: 'prod', targets: ['s3'], profile: 'development', cron: '0 3 * * *' });
     expect(summarizeSchedule('nnoe-dr-prune', description('pruneBackupSetsWorkflow', [{}]))).toMatchObject({ cluster: undefined, targets: undefined });
+  });
+});
+
+describe('schedules delete', () => {
+  it('deletes what apply created for a cluster: its backup and drill, and the shared prune with the last cluster', async () => {
+    for (const id of ['nnoe-dr-backup-set-prod', 'nnoe-dr-drill-prod', 'nnoe-dr-backup-set-lab', 'nnoe-dr-drill-lab', 'nnoe-dr-prune']) existingSchedules.add(id);
+    expect((await run(twoClusters, 'schedules', 'delete', 'prod')).code).toBe(0);
+    expect(calls.filter((c) => c.startsWith('delete'))).toEqual(['delete schedule nnoe-dr-backup-set-prod', 'delete schedule nnoe-dr-drill-prod']);
+    calls.length = 0;
+    expect((await run(twoClusters, 'schedules', 'delete', 'lab')).code).toBe(0);
+    expect(calls.filter((c) => c.startsWith('delete'))).toEqual(['delete schedule nnoe-dr-backup-set-lab', 'delete schedule nnoe-dr-drill-lab', 'delete schedule nnoe-dr-prune']);
+  });
+
+  it('needs its argument (the README shows it required)', async () => {
+    expect((await run(oneCluster, 'schedules', 'delete')).code).toBe(2);
+  });
+});
+
+describe('help', () => {
+  it('every capture command says what it does', async () => {
+    const { buildCli } = await import('../../src/client/cli');
+    const capture = buildCli(() => undefined).program.commands.find((c) => c.name() === 'capture')!;
+    for (const name of ['start', 'status', 'stop']) expect(capture.commands.find((c) => c.name() === name)?.description()).not.toBe('');
   });
 });

@@ -458,7 +458,7 @@ describe('phpIPAM restore on MariaDB', () => {
         expect(failure.message).toContain('phpipam.s_ids is a SEQUENCE, which a swap cannot move');
         expect(failure.message).toContain('nothing was changed');
         const preflight = await failureOf(requireSwappableLive(conn, LIVE));
-        expect(preflight.message).toMatch(/^a swap into phpipam would fail: phpipam.s_ids is a SEQUENCE.*nothing was stopped or changed$/);
+        expect(preflight.message).toBe('a swap into phpipam would fail: phpipam.s_ids is a SEQUENCE, which a swap cannot move');
         expect(await schemaExists(keepAs)).toBe(false);
         expect(await triggersOf(staging)).toEqual([FIXTURE_TRIGGER]);
       } finally {
