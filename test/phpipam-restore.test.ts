@@ -133,6 +133,26 @@ describe('phpIPAM restore', () => {
     expect(await restoreSchemas()).toEqual(schemas);
   });
 
+  it('restores a database with views: recreated after the swap on the live tables, definer and SQL SECURITY kept', async () => {
+    // Another definer than the restore's user, and INVOKER security: both must survive the restore.
+    await root.query(`CREATE DEFINER = \`${h.world.mariadb!.user}\`@\`%\` SQL SECURITY INVOKER VIEW ${LIVE}.v_used_addresses AS SELECT id, ip_addr FROM ${LIVE}.ipaddresses`);
+    try {
+      const { setId } = await phpipamSet(['local']);
+      await changeLiveData();
+      const handle = await startPhpipamRestore(h.client, h.config, { cluster: CLUSTER, setId, approved: true });
+      const result = await handle.result() as PhpipamRestoreResult;
+      expect(result.swap?.views).toEqual({ live: ['v_used_addresses'], kept: ['v_used_addresses'] });
+      const [views] = await root.query<RowDataPacket[]>(
+        'SELECT TABLE_SCHEMA AS s, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_NAME = ? ORDER BY 1', ['v_used_addresses']);
+      expect(views.map((v) => [v.s, v.security, v.definer])).toEqual([[LIVE, 'INVOKER', `${h.world.mariadb!.user}@%`], [result.keepAs, 'INVOKER', `${h.world.mariadb!.user}@%`]]);
+      expect(String(views[0]!.def)).toContain(`\`${LIVE}\`.\`ipaddresses\``);
+      const [counts] = await root.query<RowDataPacket[]>(`SELECT (SELECT COUNT(*) FROM ${LIVE}.v_used_addresses) AS viewed, (SELECT COUNT(*) FROM ${LIVE}.ipaddresses) AS base`);
+      expect(Number(counts[0]!.viewed)).toBe(Number(counts[0]!.base));
+    } finally {
+      await root.query(`DROP VIEW IF EXISTS ${LIVE}.v_used_addresses`);
+    }
+  });
+
   describe('with the phpIPAM app configured (phpipam.appService)', () => {
     const APP = 'phpipam-app';
     const taskQueue = 'phpipam-restore-with-app';

@@ -86,6 +86,8 @@ export interface PhpipamSwapSummary {
   triggers: string[];
   routines: string[];
   events: string[];
+  /** Views recreated in live / on the kept tables (absent in summaries of runs before views were handled). */
+  views?: { live: string[]; kept: string[] };
   stagingDropped: boolean;
   warnings: string[];
   renameMs: number;
@@ -263,7 +265,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
       });
       return {
         live: result.live, keepAs: result.keepAs, tables: result.tables.swapped, keptOnly: result.tables.keptOnly, triggers: result.triggers.live,
-        routines: result.routines.live, events: result.events.live, stagingDropped: result.stagingDropped, warnings: result.warnings,
+        routines: result.routines.live, events: result.events.live, views: result.views, stagingDropped: result.stagingDropped, warnings: result.warnings,
         renameMs: result.timings.renameMs, resumed: false,
       };
     });
