@@ -148,7 +148,7 @@ describe('etcd backup workflow', () => {
     // The run's own failure names the problem (not "Activity task failed" with the reason a level down).
     const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
     expect(cause.type).toBe('ConfigError');
-    expect(cause.message).toMatch(/^etcd backup failed: .*no cluster named "no-such-cluster" \(known: nnoe-local\)/s);
+    expect(cause.message).toMatch(/^etcd backup failed: .*no cluster named "no-such-cluster" \(known: nnoe-local, /s);
     const history = await handle.fetchHistory();
     const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
     expect(attempts).toEqual([1]);
