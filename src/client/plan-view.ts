@@ -15,7 +15,7 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
   if (isEtcd(view)) {
     const p = view.plan!;
     return [
-      `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${p.snapshot.totalKey} keys`,
+      `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${p.snapshot.totalKey} bbolt entries (not live keys)`,
       ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${humanBytes(s.freeBytes)} free before the new dir)`),
     ];
   }
