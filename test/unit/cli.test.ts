@@ -27,6 +27,12 @@ const fakeClient = {
   workflow: {
     getHandle: (workflowId: string) => ({
       workflowId,
+      result: () => new Promise(() => undefined),
+      /** A restore waiting for its approval (the etcd restore inside a PITR). */
+      query: async () => ({
+        state: 'awaiting-approval', strategy: 'all-members', staged: [],
+        plan: { cluster: 'prod', setId: 'set-7', setCreatedAt: '2026-12-04T00:00:00Z', snapshot: { revision: 9, totalKey: 30 } },
+      }),
       executeUpdate: async () => {
         calls.push(`update ${workflowId}`);
         if (updateFailure) throw updateFailure;
@@ -256,5 +262,15 @@ describe('restore plan', () => {
       plan: { cluster: 'prod', setId: 's1', setCreatedAt: '2026-12-04T00:00:00Z', snapshot: { revision: 11, totalKey: 27 } },
     };
     expect(describePlanView('etcd-restore-x', view, String)[0]).toBe('restore plan (all-members) for cluster prod: set s1 taken 2026-12-04T00:00:00Z, revision 11, 27 bbolt entries (not live keys)');
+  });
+});
+
+describe('restore pitr without --yes', () => {
+  it('says it waits for approval and prints the approve command of its etcd restore', async () => {
+    vi.spyOn(process, 'once'); // the Ctrl-C handler of the follow
+    const out: string[] = [];
+    void main(['-c', oneCluster, 'restore', 'pitr', '--revision', '9'], (line) => out.push(line), () => undefined);
+    await vi.waitFor(() => expect(out.join('\n')).toContain('waiting for approval: nnoe-dr restore approve pitr-prod/etcd-restore --set set-7 --by <your name>'));
+    expect(out[0]).toBe('started pitr-prod (runbook pitr, cluster prod)');
   });
 });
