@@ -223,11 +223,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     while (!ended) {
       const view = await handle.query(planQuery<RestorePlanView | MemberReplacePlanView>()).catch(() => null);
       if (view?.state === 'awaiting-approval') {
-        if (view.plan && 'members' in view.plan) printPlan(handle.workflowId, view as RestorePlanView);
-        else if (view.plan && 'member' in view.plan) {
-          const p = view.plan;
-          out(`replacement plan for cluster ${p.cluster}: ${p.member} on ${p.node}${p.memberIsHealthy ? ' (HEALTHY, forced)' : ''} is removed and re-added empty; it syncs from ${p.healthyOthers.join(', ')}`);
-        }
+        printPlan(handle.workflowId, view as RestorePlanView);
         out(`waiting for approval: nnoe-dr restore approve ${handle.workflowId}${view.plan?.setId ? ` --set ${view.plan.setId}` : ''} --by <your name>`);
         return;
       }

@@ -6,6 +6,7 @@
 import type { RestorePlanView } from '../workflows/etcd-restore';
 import type { PhpipamRestorePlanView } from '../workflows/phpipam-restore';
 import type { DisasterRecoveryPlan } from '../activities/disaster-recovery';
+import type { MemberReplacePlanView } from '../workflows/etcd-member-replace';
 
 type AnyPlanView = { state: string; plan: Record<string, unknown> | null; [more: string]: unknown };
 
@@ -32,6 +33,10 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
       + `agents ${plan.agentNodes.join(', ') || 'none'}, checks: ${plan.checks.dns} DNS, ${plan.checks.dhcp} DHCP, ${plan.checks.metrics} metrics`,
     ];
   }
+  if (isMemberReplacement(plan)) {
+    return [`replacement plan for cluster ${plan.cluster}: ${plan.member} on ${plan.node}${plan.memberIsHealthy ? ' (HEALTHY, forced)' : ''} is removed and re-added empty; ` +
+      `it syncs from ${plan.healthyOthers.join(', ')}`];
+  }
   return [`${workflowId}: set ${String(plan.setId ?? '?')}`];
 }
 
@@ -42,6 +47,10 @@ function isEtcd(view: AnyPlanView): view is AnyPlanView & RestorePlanView {
 function isPhpipam(view: AnyPlanView): view is AnyPlanView & PhpipamRestorePlanView {
   const plan = view.plan as { staging?: unknown; facts?: { tables?: unknown } };
   return typeof plan.staging === 'string' && Array.isArray(plan.facts?.tables);
+}
+
+function isMemberReplacement(plan: Record<string, unknown>): plan is Record<string, unknown> & NonNullable<MemberReplacePlanView['plan']> {
+  return typeof plan.member === 'string' && Array.isArray(plan.healthyOthers);
 }
 
 function isDisasterRecovery(plan: Record<string, unknown>): plan is Record<string, unknown> & DisasterRecoveryPlan {

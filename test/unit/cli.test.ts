@@ -254,17 +254,6 @@ describe('help', () => {
   });
 });
 
-describe('restore plan', () => {
-  it('calls the snapshot\'s totalKey what it is: bbolt entries, not live keys', async () => {
-    const { describePlanView } = await import('../../src/client/plan-view');
-    const view = {
-      state: 'awaiting-approval', strategy: 'all-members', staged: [],
-      plan: { cluster: 'prod', setId: 's1', setCreatedAt: '2026-12-04T00:00:00Z', snapshot: { revision: 11, totalKey: 27 } },
-    };
-    expect(describePlanView('etcd-restore-x', view, String)[0]).toBe('restore plan (all-members) for cluster prod: set s1 taken 2026-12-04T00:00:00Z, revision 11, 27 bbolt entries (not live keys)');
-  });
-});
-
 describe('restore pitr without --yes', () => {
   it('says it waits for approval and prints the approve command of its etcd restore', async () => {
     vi.spyOn(process, 'once'); // the Ctrl-C handler of the follow

@@ -15,7 +15,7 @@ describe('restore plan views', () => {
       staged: [{ member: 'etcd-1', dataDir: '/d/old', restoredDataDir: '/d/new', freeBytes: 10 }],
     }, bytes);
     expect(lines).toEqual([
-      'restore plan (all-members) for cluster prod: set prod-1 taken 2026-12-04T06:00:00Z, revision 42, 7 keys',
+      'restore plan (all-members) for cluster prod: set prod-1 taken 2026-12-04T06:00:00Z, revision 42, 7 bbolt entries (not live keys)',
       '  etcd-1: /d/old -> /d/new (snapshot checked; 10 B free before the new dir)',
     ]);
   });
@@ -34,6 +34,8 @@ describe('restore plan views', () => {
       plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', phpipam: true, agentNodes: ['node-1'], checks: { dns: 1, dhcp: 2, metrics: 0 } },
     }, bytes)).toEqual(['disaster recovery plan for cluster prod: set prod-1 taken t; etcd, phpIPAM, agents node-1, checks: 1 DNS, 2 DHCP, 0 metrics']);
     expect(describePlanView('other', { state: 'x', plan: { setId: 's' } }, bytes)).toEqual(['other: set s']);
+    expect(describePlanView('member-x', { state: 'awaiting-approval', plan: { cluster: 'prod', member: 'etcd-2', node: 'node-2', healthyOthers: ['etcd-1', 'etcd-3'], memberIsHealthy: true } }, bytes))
+      .toEqual(['replacement plan for cluster prod: etcd-2 on node-2 (HEALTHY, forced) is removed and re-added empty; it syncs from etcd-1, etcd-3']);
     expect(describePlanView('early', { state: 'planning', plan: null }, bytes)).toEqual(['early: planning']);
   });
 });
