@@ -112,6 +112,9 @@ describe('etcd member replacement refusals', () => {
 describe('agent node recovery', () => {
   it('brings a stopped agent back, its cache restored from the newest set, healthy', async () => {
     const cacheDir = await agentCacheDir(h.config, 'node-2');
+    const etcd = await memberClient(h.config, 'etcd-1');
+    await etcd.put('/nnoe/dns/zones/recovery.test').value(JSON.stringify({ domain: 'recovery.test', records: [{ name: 'a', type: 'A', value: '10.8.0.1' }] }));
+    etcd.close();
     // A file only the archive can bring back (the agent never reads its cache back at all).
     const marker = join(cacheDir, 'recovery-marker.txt');
     writeFileSync(marker, 'in the archived cache\n');
