@@ -56,6 +56,15 @@ describe('etcd backup workflow', () => {
     expect(new Set(artefact.copies.map((c) => c.sha256)).size).toBe(1);
     expect(component!.facts.trailerVerified).toBe(true);
     expect(component!.facts.revision).toBeGreaterThan(100);
+    // The world runs the etcd asked for (NNOE_ETCD_VERSION), and the facts say which tool read the
+    // snapshot and what its totalKey counts: etcdctl on 3.4, etcdutl from 3.5, live keys on 3.6.
+    const { version, release } = h.world.etcd;
+    expect(component!.facts.etcdVersion).toBe(release);
+    expect(component!.facts).toMatchObject({
+      '3.4': { snapshotTool: `etcdctl ${release}`, totalKeyCounts: 'bucket-entries' },
+      '3.5': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'bucket-entries' },
+      '3.6': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'live-keys', storageVersion: expect.stringMatching(/^3\.6\./) },
+    }[version]);
     expect(component!.facts.hashKV?.revision).toBe(component!.facts.revision);
 
     const progress = await handle.query<RunProgress>('progress');
@@ -71,12 +80,15 @@ describe('etcd backup workflow', () => {
     try {
       const snapshotFile = await fetchSnapshot(h.config, 's3', artefact, dir.path);
       expect(createHash('sha256').update(await readFile(snapshotFile)).digest('hex')).toBe(artefact.raw.sha256);
-      const scratch = await startScratchEtcd(snapshotFile, `${dir.path}/scratch`);
+      const scratch = await startScratchEtcd(snapshotFile, `${dir.path}/scratch`, { binDir: h.config.etcdBinDir });
       try {
         const restored = await readKeyspace(scratch.client());
         const expected = await readKeyspace(source, component!.facts.revision);
         expect(restored.size).toBeGreaterThan(90);
         expect(restored).toEqual(expected);
+        // 3.6's totalKey is the live keys; earlier versions count every bucket entry, far more.
+        if (component!.facts.totalKeyCounts === 'live-keys') expect(component!.facts.totalKey).toBe(expected.size);
+        else expect(component!.facts.totalKey).toBeGreaterThan(expected.size);
         expect(restored.has('/nnoe/dns/zones/after-snapshot.example.com')).toBe(false);
         expect(restored.get('/nnoe/dns/zones/example.com')).toContain('"domain":"example.com"');
       } finally {

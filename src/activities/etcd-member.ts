@@ -131,7 +131,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
       }
       throw err;
     }
-    await readSnapshotStatus(path); // the offline tool can read it
+    await readSnapshotStatus(path, config.etcdBinDir); // the offline tool can read it
     const revisions = await readSnapshotRevisions(path);
     if (!recordedRevisionMatches(input.revision, revisions)) {
       throw ApplicationFailure.nonRetryable(
@@ -145,7 +145,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
         FailureType.InsufficientDisk);
     }
-    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool().command };
+    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool(config.etcdBinDir).command };
   }
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
@@ -171,7 +171,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const { target } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'restore into');
     await failpoint(`before-restore-data:${member.name}`, () => Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }));
     await rm(target, { recursive: true, force: true });
-    const tool = snapshotTool();
+    const tool = snapshotTool(config.etcdBinDir);
     try {
       await execFileAsync(tool.command, [
         'snapshot', 'restore', stagingPath(input.setId, member.name),

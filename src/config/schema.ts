@@ -239,6 +239,11 @@ export const ConfigSchema = z.strictObject({
     staleUploadHours: z.number().positive().default(24),
   }).prefault({}),
   drills: DrillsSchema.optional(),
+  /**
+   * Directory holding etcd, etcdctl and (etcd 3.5+) etcdutl, used for snapshot status/restore and
+   * scratch members. Default: found on PATH.
+   */
+  etcdBinDir: z.string().startsWith('/', 'expected an absolute directory path').optional(),
 }).superRefine((config, ctx) => {
   for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
     const seen = new Set<string>();
