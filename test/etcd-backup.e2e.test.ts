@@ -12,6 +12,7 @@ import { generateIdentity } from '../src/crypto';
 import { listBackupSets } from '../src/catalog/catalog';
 import { startEtcdBackup } from '../src/client/temporal';
 import { readKeyspace, startScratchEtcd } from '../src/etcd/scratch';
+import { ETCD_VERSIONS, installedEtcd } from '../src/sandbox/etcd-version';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import type { RunProgress } from '../src/workflows/progress';
 import { CLUSTER, etcdComponent, fetchSnapshot, memberClient, openHarness, recordHistory, runCli, tempDir, type Harness } from './support/harness';
@@ -93,6 +94,17 @@ describe('etcd backup workflow', () => {
         expect(restored.get('/nnoe/dns/zones/example.com')).toContain('"domain":"example.com"');
       } finally {
         await scratch.stop();
+      }
+      // The upgrade path NNOE sites take: the same snapshot restored by every later etcd (their own
+      // etcdutl and etcd) holds the same keys. `npm test` installs them all.
+      for (const later of ETCD_VERSIONS.filter((v) => v > h.world.etcd.version)) {
+        const upgraded = await startScratchEtcd(snapshotFile, `${dir.path}/scratch-${later}`, { binDir: installedEtcd(later).binDir });
+        try {
+          expect((await upgraded.client().maintenance.status()).version).toBe(installedEtcd(later).release);
+          expect(await readKeyspace(upgraded.client())).toEqual(await readKeyspace(source, component!.facts.revision));
+        } finally {
+          await upgraded.stop();
+        }
       }
     } finally {
       source.close();
