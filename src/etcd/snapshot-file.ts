@@ -130,6 +130,17 @@ export function totalKeyMeaningOf(toolVersion: string): TotalKeyMeaning {
   return major > 3 || (major === 3 && minor >= 6) ? 'live-keys' : 'bucket-entries';
 }
 
+/**
+ * Whether `snapshot restore` takes `--bump-revision N --mark-compacted`: etcdutl from 3.5.10 on;
+ * etcdctl 3.4 and older etcdutl do not.
+ */
+export function supportsRevisionBump(toolVersion: string): boolean {
+  const match = /^etcdutl (\d+)\.(\d+)\.(\d+)/.exec(toolVersion);
+  if (!match) return false;
+  const [major, minor, patch] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  return major > 3 || (major === 3 && (minor > 5 || (minor === 5 && patch >= 10)));
+}
+
 export async function readSnapshotStatus(file: string, binDir?: string): Promise<SnapshotStatusReading> {
   const tool = snapshotTool(binDir);
   const [{ stdout }, version] = await Promise.all([

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdPrograms } from '../../src/etcd/programs';
-import { readSnapshotStatus, snapshotTool, totalKeyMeaningOf } from '../../src/etcd/snapshot-file';
+import { readSnapshotStatus, snapshotTool, supportsRevisionBump, totalKeyMeaningOf } from '../../src/etcd/snapshot-file';
+import { revisionBumpFor } from '../../src/activities/etcd-member';
 import { installedEtcd, requestedEtcdVersion } from '../../src/sandbox/etcd-version';
 
 let cache: string;
@@ -69,6 +70,16 @@ describe('etcd programs from the config', () => {
     // The figures are those of one snapshot (two keys written, one deleted) read by the real 3.5 and 3.6 etcdutl.
     expect(await readSnapshotStatus('/x.db', dir35)).toEqual({ ...status, totalKey: 12, tool: 'etcdutl 3.5.16', totalKeyCounts: 'bucket-entries' });
     expect(await readSnapshotStatus('/x.db', dir36)).toEqual({ ...status, totalKey: 1, storageVersion: '3.6.0', tool: 'etcdutl 3.6.17', totalKeyCounts: 'live-keys' });
+  });
+
+  it('bumps the revision on restore only where the tool can (etcdutl 3.5.10+), and says why not otherwise', () => {
+    expect(supportsRevisionBump('etcdctl 3.4.23')).toBe(false);
+    expect(supportsRevisionBump('etcdutl 3.5.9')).toBe(false);
+    expect(supportsRevisionBump('etcdutl 3.5.10')).toBe(true);
+    expect(supportsRevisionBump('etcdutl 3.6.0')).toBe(true);
+    expect(revisionBumpFor(1_000_000_000, 'etcdutl 3.5.16')).toEqual({ used: true, by: 1_000_000_000, detail: '+1000000000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)' });
+    expect(revisionBumpFor(1_000_000_000, 'etcdctl 3.4.23')).toEqual({ used: false, by: 0, detail: 'etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)' });
+    expect(revisionBumpFor(0, 'etcdutl 3.6.17')).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^off/) });
   });
 
   it('knows which releases count live keys', () => {
