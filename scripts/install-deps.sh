@@ -173,6 +173,16 @@ install_node_modules() {
   printf '%s\n' "$wanted" >"$stamp"
 }
 
+# ---------------------------------------------------------------- etcd versions
+# The etcd versions the world may run (scripts/install-etcd.sh, cached outside the repository):
+# NNOE_ETCD_VERSIONS (default 3.5, the version of `npm start` and the suite) plus the
+# NNOE_ETCD_VERSION asked for, if any. scripts/test.sh asks for 3.4, 3.5 and 3.6.
+install_etcd_versions() {
+  local versions
+  read -r -a versions <<<"${NNOE_ETCD_VERSIONS:-3.5} ${NNOE_ETCD_VERSION:-}"
+  bash "$REPO_ROOT/scripts/install-etcd.sh" "${versions[@]}" || fail "installing etcd ${versions[*]} failed"
+}
+
 # ---------------------------------------------------------------- checks
 verify_tools() {
   local tool
@@ -187,4 +197,5 @@ verify_tools
 install_python_venv
 install_node_modules
 bash "$REPO_ROOT/scripts/build-nnoe-agent.sh"
+install_etcd_versions
 log "done"

@@ -12,6 +12,7 @@ import { generateIdentity } from '../src/crypto';
 import { listBackupSets } from '../src/catalog/catalog';
 import { startEtcdBackup } from '../src/client/temporal';
 import { readKeyspace, startScratchEtcd } from '../src/etcd/scratch';
+import { ETCD_VERSIONS, installedEtcd } from '../src/sandbox/etcd-version';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import type { RunProgress } from '../src/workflows/progress';
 import { CLUSTER, etcdComponent, fetchSnapshot, memberClient, openHarness, recordHistory, runCli, tempDir, type Harness } from './support/harness';
@@ -56,6 +57,15 @@ describe('etcd backup workflow', () => {
     expect(new Set(artefact.copies.map((c) => c.sha256)).size).toBe(1);
     expect(component!.facts.trailerVerified).toBe(true);
     expect(component!.facts.revision).toBeGreaterThan(100);
+    // The world runs the etcd asked for (NNOE_ETCD_VERSION), and the facts say which tool read the
+    // snapshot and what its totalKey counts: etcdctl on 3.4, etcdutl from 3.5, live keys on 3.6.
+    const { version, release } = h.world.etcd;
+    expect(component!.facts.etcdVersion).toBe(release);
+    expect(component!.facts).toMatchObject({
+      '3.4': { snapshotTool: `etcdctl ${release}`, totalKeyCounts: 'bucket-entries' },
+      '3.5': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'bucket-entries' },
+      '3.6': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'live-keys', storageVersion: expect.stringMatching(/^3\.6\./) },
+    }[version]);
     expect(component!.facts.hashKV?.revision).toBe(component!.facts.revision);
 
     const progress = await handle.query<RunProgress>('progress');
@@ -71,16 +81,30 @@ describe('etcd backup workflow', () => {
     try {
       const snapshotFile = await fetchSnapshot(h.config, 's3', artefact, dir.path);
       expect(createHash('sha256').update(await readFile(snapshotFile)).digest('hex')).toBe(artefact.raw.sha256);
-      const scratch = await startScratchEtcd(snapshotFile, `${dir.path}/scratch`);
+      const scratch = await startScratchEtcd(snapshotFile, `${dir.path}/scratch`, { binDir: h.config.etcdBinDir });
       try {
         const restored = await readKeyspace(scratch.client());
         const expected = await readKeyspace(source, component!.facts.revision);
         expect(restored.size).toBeGreaterThan(90);
         expect(restored).toEqual(expected);
+        // 3.6's totalKey is the live keys; earlier versions count every bucket entry, far more.
+        if (component!.facts.totalKeyCounts === 'live-keys') expect(component!.facts.totalKey).toBe(expected.size);
+        else expect(component!.facts.totalKey).toBeGreaterThan(expected.size);
         expect(restored.has('/nnoe/dns/zones/after-snapshot.example.com')).toBe(false);
         expect(restored.get('/nnoe/dns/zones/example.com')).toContain('"domain":"example.com"');
       } finally {
         await scratch.stop();
+      }
+      // The upgrade path NNOE sites take: the same snapshot restored by every later etcd (their own
+      // etcdutl and etcd) holds the same keys. `npm test` installs them all.
+      for (const later of ETCD_VERSIONS.filter((v) => v > h.world.etcd.version)) {
+        const upgraded = await startScratchEtcd(snapshotFile, `${dir.path}/scratch-${later}`, { binDir: installedEtcd(later).binDir });
+        try {
+          expect((await upgraded.client().maintenance.status()).version).toBe(installedEtcd(later).release);
+          expect(await readKeyspace(upgraded.client())).toEqual(await readKeyspace(source, component!.facts.revision));
+        } finally {
+          await upgraded.stop();
+        }
       }
     } finally {
       source.close();

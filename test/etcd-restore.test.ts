@@ -17,6 +17,7 @@ import { readKeyspace } from '../src/etcd/scratch';
 import { hashKV } from '../src/etcd/connect';
 import { openStore } from '../src/storage';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult } from '../src/workflows/etcd-restore';
+import { REVISION_BUMP_DEFAULT } from '../src/config/schema';
 import { progressQuery } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { supervisorctl } from '../src/sandbox/supervisor';
@@ -100,6 +101,51 @@ async function expectClusterEquals(keys: Map<string, string>): Promise<void> {
 }
 
 describe('etcd restore', () => {
+  it('a watcher open across a restore gets a compaction error; watching again from the restored revision it sees no revision it saw before', async () => {
+    const snap = await snapshotSet('watch');
+    const client = await memberClient(h.config, 'etcd-1');
+    const revisionsOf = (res: { events: Array<{ kv: { mod_revision: string } }> }) => res.events.map((e) => Number(e.kv.mod_revision));
+    try {
+      const seen: number[] = [];
+      let watchError: Error | undefined;
+      const watcher = await client.watch().prefix('/restore-test/watch/').create();
+      watcher.on('data', (res) => seen.push(...revisionsOf(res)));
+      watcher.on('error', (err: Error) => { watchError = err; });
+      await put({ '/restore-test/watch/after-1': 'gone after the restore', '/restore-test/watch/after-2': 'gone too' });
+      await pollUntil(async () => seen.length >= 2, 10_000, 'the watcher seeing the writes after the snapshot');
+      const lastSeen = Math.max(...seen);
+
+      const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result() as EtcdRestoreResult;
+      await expectClusterEquals(snap.keys);
+      if (h.world.etcd.version === '3.4') {
+        // etcdctl 3.4 cannot bump: the report says so (and a watcher would silently miss revisions).
+        expect(result.revisionBump).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^etcdctl 3\.4\.\d+ has no --bump-revision/) });
+        return;
+      }
+      expect(result.revisionBump).toEqual({ used: true, by: REVISION_BUMP_DEFAULT, detail: expect.stringContaining('--bump-revision --mark-compacted') });
+      expect(result.check!.revision).toBeGreaterThanOrEqual(snap.revision + REVISION_BUMP_DEFAULT);
+      // The watcher reconnects asking for the revisions after the last it saw: compacted, so etcd
+      // cancels it. etcd marks that cancel with compact_revision and no reason, and etcd3 1.1.2 passes
+      // on only the reason; a read at that revision shows it is the compaction.
+      const error = await pollUntil(async () => watchError, 60_000, 'the watcher open across the restore being cancelled');
+      expect(error.message).toBe('Watcher canceled: ');
+      await expect(client.get('/restore-test/watch/after-1').revision(String(lastSeen + 1)).exec()).rejects.toThrow(/required revision has been compacted/);
+
+      const again: number[] = [];
+      const rewatch = await client.watch().prefix('/restore-test/watch/').startRevision(String(result.check!.revision)).create();
+      try {
+        rewatch.on('data', (res) => again.push(...revisionsOf(res)));
+        await put({ '/restore-test/watch/after-restore': 'new' });
+        await pollUntil(async () => again.length >= 1, 10_000, 'the new watcher seeing a write after the restore');
+        expect(Math.min(...again)).toBeGreaterThan(lastSeen);
+      } finally {
+        await rewatch.cancel();
+      }
+    } finally {
+      client.close();
+    }
+  });
+
   it('all-members: asks for approval, restores every member in parallel, equals the snapshot key for key', async () => {
     const snap = await snapshotSet('all');
     const after = await put({ '/restore-test/all/after-snapshot': 'must vanish', '/restore-test/all/a': null });
@@ -116,6 +162,8 @@ describe('etcd restore', () => {
     expect(programFiles()).toEqual(filesBefore); // nothing touched before the approval
     // ...but the new data dirs are ready beside the live ones, so the approval leads straight to the swap.
     for (const s of view.staged) expect(existsSync(join(s.restoredDataDir, 'member', 'snap', 'db'))).toBe(true);
+    // The plan says whether the new dirs were revision-bumped: etcdutl (3.5+) does it, etcdctl 3.4 cannot.
+    expect(view.restored?.map((r) => r.revisionBump?.used)).toEqual(MEMBERS.map(() => h.world.etcd.version !== '3.4'));
 
     // An approval must name the set the plan shows.
     const rejected = await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
@@ -162,7 +210,9 @@ describe('etcd restore', () => {
     const approved = await runCli(h.configPath, 'restore', 'approve', workflowId, '--set', snap.setId, '--by', 'cli test');
     expect(approved).toMatchObject({ code: 0, out: `approved ${workflowId} (set ${snap.setId}) by cli test` });
     expect(await following).toBe(0);
-    expect(lines[lines.length - 1]).toMatch(new RegExp(`^cluster ${CLUSTER} restored from ${snap.setId} \\(revision \\d+\\)$`));
+    const bumped = h.world.etcd.version === '3.4' ? '' : `, revision bumped by ${REVISION_BUMP_DEFAULT}`;
+    expect(lines[lines.length - 1]).toMatch(new RegExp(`^cluster ${CLUSTER} restored from ${snap.setId} \\(revision \\d+${bumped}\\)$`));
+    expect(lines).toContainEqual(expect.stringMatching(h.world.etcd.version === '3.4' ? /^ {2}revision bump: etcdctl 3\.4\.\d+ has no --bump-revision/ : /^ {2}revision bump: the restored cluster starts at revision \d+, \+1000000000 and compacted/));
     await expectClusterEquals(snap.keys);
   });
 

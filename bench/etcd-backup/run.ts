@@ -25,7 +25,7 @@ import { utcStamp } from '../../src/common/manifest';
 import { sleep } from '../../src/common/poll';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
-import { ETCDCTL_BINARY, stopWorld, type World } from '../../src/sandbox/world';
+import { stopWorld, worldEtcdPrograms, type World } from '../../src/sandbox/world';
 import { openStore } from '../../src/storage';
 import type { RunProgress } from '../../src/workflows/progress';
 import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine } from '../support/cli';
@@ -211,7 +211,7 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
 
   const etcdBefore = etcdCpuSeconds(world.dir);
   const started = performance.now();
-  const save = await runTimed(ETCDCTL_BINARY, etcdctlArgs, { env: { ...process.env, ETCDCTL_API: '3' }, logFile });
+  const save = await runTimed(worldEtcdPrograms(world).etcdctl, etcdctlArgs, { env: { ...process.env, ETCDCTL_API: '3' }, logFile });
   const rawBytes = statSync(snap).size;
   const gzip = await runTimed('gzip', [snap], { logFile });
   const copy = await runTimed('cp', [`${snap}.gz`, `${store}/`], { logFile });

@@ -33,7 +33,8 @@ import { sleep } from '../../src/common/poll';
 import { loadConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { connectMember, hashKV } from '../../src/etcd/connect';
-import { ETCDCTL_BINARY, waitForEtcdHealthy, type World } from '../../src/sandbox/world';
+import { waitForEtcdHealthy, worldEtcdPrograms, type World } from '../../src/sandbox/world';
+import { snapshotTool } from '../../src/etcd/snapshot-file';
 import type { EtcdRestoreResult, RestoreStrategy } from '../../src/workflows/etcd-restore';
 import type { RunProgress } from '../../src/workflows/progress';
 import { parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type WorkerMode } from '../support/cli';
@@ -257,6 +258,9 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
     return run;
   };
   writeFileSync(logFile, `--- round ${round}.${position} ${withFetch ? 'runbook+fetch' : 'runbook'} ---\n`, { flag: 'a' });
+  // The runbook's tools: etcdutl for snapshot status/restore where the version has it, etcdctl 3.4 otherwise.
+  const offlineTool = snapshotTool(world.etcd.binDir).command;
+  const { etcdctl } = worldEtcdPrograms(world);
 
   const started = performance.now();
   let snapshot = bench.snapshotFile;
@@ -264,7 +268,7 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
     snapshot = join(bench.scratch, 'fetched-snapshot.db');
     rmSync(snapshot, { force: true });
     await timed('age -d | gunzip', 'bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, bench.identityFile, bench.artefactPath, snapshot]);
-    await timed('snapshot status', ETCDCTL_BINARY, ['snapshot', 'status', snapshot, '-w', 'json']);
+    await timed('snapshot status', offlineTool, ['snapshot', 'status', snapshot, '-w', 'json']);
   }
   const stopped = performance.now();
   await timed('supervisorctl stop', 'supervisorctl', ['-c', world.supervisorConf, 'stop', ...members.map((m) => m.program)]);
@@ -272,7 +276,7 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
   for (const member of members) {
     const dataDir = join(world.dir, 'etcd', member.name, tag);
     dataDirs.set(member.name, dataDir);
-    await timed(`restore ${member.name}`, ETCDCTL_BINARY, [
+    await timed(`restore ${member.name}`, offlineTool, [
       'snapshot', 'restore', snapshot, '--name', member.name, '--data-dir', dataDir,
       '--initial-cluster', initialCluster, '--initial-cluster-token', token, '--initial-advertise-peer-urls', member.peerUrl,
     ]);
@@ -289,7 +293,7 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
   let polls = 0;
   for (;;) {
     polls++;
-    const healthy = await execQuiet(ETCDCTL_BINARY, [endpoints, ...tls, '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health'], 10_000);
+    const healthy = await execQuiet(etcdctl, [endpoints, ...tls, '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health'], 10_000);
     if (healthy) break;
     if (performance.now() - polling > HEALTH_TIMEOUT_MS) throw new Error(`the runbook's cluster did not answer healthy within ${HEALTH_TIMEOUT_MS / 1000} s; see ${world.dir}/logs`);
     await sleep(bench.options.pollMs);

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sleep } from '../../src/common/poll';
 
@@ -170,7 +170,7 @@ export function findProcesses(match: (args: string[]) => boolean): number[] {
 
 /** CPU seconds used so far by the etcd members of the world in `worldDir` (found by their data dir). */
 export function etcdCpuSeconds(worldDir: string): number {
-  const members = findProcesses((args) => args[0] === '/usr/bin/etcd' && args.some((arg) => arg.startsWith(`--data-dir=${worldDir}/`)));
+  const members = findProcesses((args) => basename(args[0] ?? '') === 'etcd' && args.some((arg) => arg.startsWith(`--data-dir=${worldDir}/`)));
   return members.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 

@@ -16,12 +16,13 @@
  * throw only when they could not compare at all. What the restore measured is the RTO: from the
  * first byte fetched to a ready scratch etcd / a loaded schema.
  *
- * About etcd's `totalKey`: `snapshot status` counts every entry of every bbolt bucket (each kept
- * revision of each key, tombstones, and the meta, members, cluster, lease, auth and alarm buckets),
- * so it is not a key count: a snapshot with two live keys, five revisions and no compaction reports
- * totalKey 9 on etcd 3.4. It is compared where it means the same thing, against `snapshot status`
- * of the fetched file; the live keys at the snapshot revision are counted on the scratch member
- * (count-only range against a full keys-only scan) and reported.
+ * About etcd's `totalKey`: up to 3.5, `snapshot status` counts every entry of every bbolt bucket
+ * (each kept revision of each key, tombstones, and the meta, members, cluster, lease, auth and alarm
+ * buckets), so it is not a key count: a snapshot with two live keys, five revisions and no
+ * compaction reports totalKey 9 on etcd 3.4. 3.6's etcdutl counts the live keys instead. It is
+ * compared where both readings mean the same thing (the manifest records which tool read it),
+ * against `snapshot status` of the fetched file, and on 3.6 also against the live keys; those are
+ * counted on the scratch member (count-only range against a full keys-only scan) and reported.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -36,13 +37,13 @@ import { findCluster, findTargets } from '../config/load';
 import { readSecret } from '../config/secrets';
 import { FailureType } from '../common/failures';
 import {
-  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts,
+  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts, type TotalKeyMeaning,
   type PhpipamComponentRecord, type SetVerification,
 } from '../common/manifest';
 import { listBackupSets, readManifest } from '../catalog/catalog';
 import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
-import { readSnapshotStatus, type SnapshotStatus } from '../etcd/snapshot-file';
+import { readSnapshotStatus, type SnapshotStatusReading } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
 import { hashKVAt, type HashKVResult } from '../etcd/connect';
 import { readSnapshotRevisions, recordedRevisionMatches, type SnapshotRevisions } from '../etcd/snapshot-revisions';
@@ -75,7 +76,7 @@ export function manifestFingerprint(manifest: BackupManifest): string {
 
 export interface EtcdObservation {
   /** `snapshot status` of the fetched file. */
-  status: SnapshotStatus;
+  status: SnapshotStatusReading;
   /** Its revisions read from the file (newest key, compaction point, the revision a restore reports). */
   revisions: SnapshotRevisions;
   /** The scratch member's revision once it was ready. */
@@ -87,6 +88,24 @@ export interface EtcdObservation {
   criticalKeys: Array<{ key: string; expectedValue?: string; found: boolean; valueMatches: boolean }>;
 }
 
+const TOTAL_KEY_MEANINGS: Record<TotalKeyMeaning, string> = {
+  'bucket-entries': 'bbolt entries of every bucket, not live keys',
+  'live-keys': 'live keys at the snapshot revision',
+};
+
+/** totalKey as recorded against the fetched file's, when both readings count the same thing. */
+function totalKeyCheck(facts: EtcdSnapshotFacts, status: SnapshotStatusReading): DrillCheck {
+  const name = 'snapshot status totalKey';
+  const recorded = facts.totalKeyCounts ?? 'bucket-entries'; // manifests from before the field: etcdctl 3.4
+  if (recorded !== status.totalKeyCounts) {
+    return {
+      component: 'etcd', name, ok: true, skipped: true,
+      detail: `not comparable: recorded by ${facts.snapshotTool ?? 'etcdctl 3.4'} as ${TOTAL_KEY_MEANINGS[recorded]}, read by ${status.tool} as ${TOTAL_KEY_MEANINGS[status.totalKeyCounts]}`,
+    };
+  }
+  return { component: 'etcd', name, ok: facts.totalKey === status.totalKey, expected: facts.totalKey, actual: status.totalKey, detail: TOTAL_KEY_MEANINGS[recorded] };
+}
+
 /** The etcd comparisons of a drill, from the recorded facts and what the scratch restore showed. */
 export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): DrillCheck[] {
   const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck =>
@@ -95,9 +114,12 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
     { component: 'etcd', name: 'snapshot revision', ok: recordedRevisionMatches(facts.revision, seen.revisions), expected: facts.revision, actual: seen.revisions.revision,
       detail: `newest key at ${seen.revisions.keyRevision}, compacted at ${seen.revisions.compactRevision}` },
     check('snapshot status hash', facts.hash, seen.status.hash),
-    check('snapshot status totalKey (bbolt entries of every bucket, not live keys)', facts.totalKey, seen.status.totalKey),
+    totalKeyCheck(facts, seen.status),
     check('scratch member revision', seen.revisions.revision, seen.scratchRevision),
   ];
+  if (seen.status.totalKeyCounts === 'live-keys') {
+    checks.push(check('snapshot status totalKey equals the live keys at the snapshot revision', seen.status.totalKey, seen.keys.scanned, seen.status.tool));
+  }
   const recorded = facts.hashKV;
   if (!recorded) {
     checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true, detail: 'the backup recorded no hashKV (older manifest)' });
@@ -375,14 +397,14 @@ export function createDrillActivities(deps: { config: Config }) {
       const t0 = performance.now();
       const fetched = await fetchChecked(input.artefact, join(dir, 'snapshot.db'));
       const t1 = performance.now();
-      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch')));
+      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir }));
       const t2 = performance.now();
       const client = scratch.client();
       // Reads at the revision the restored member reports: after a compaction at the head the newest key's is no longer readable.
       const revisions = await readSnapshotRevisions(fetched.path);
       const at = revisions.revision;
       const seen = await withHeartbeat({ phase: 'verify' }, async (): Promise<EtcdObservation> => ({
-        status: await readSnapshotStatus(fetched.path),
+        status: await readSnapshotStatus(fetched.path, config.etcdBinDir),
         revisions,
         scratchRevision: Number((await client.maintenance.status()).header.revision),
         hashKV: await hashKVAt(client, at),

@@ -155,7 +155,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             `snapshot from ${input.member} failed its integrity check (${trailer.bytes} bytes, ${trailer.hasTrailer ? 'sha256 trailer does not match' : 'no sha256 trailer'})`,
             FailureType.SnapshotTrailerMismatch);
         }
-        const snapshot = await readSnapshotStatus(rawPath);
+        const snapshot = await readSnapshotStatus(rawPath, config.etcdBinDir);
         // Not snapshot status's revision: after a compaction at the head that is the newest key's, which no restored cluster can read at.
         const revisions = await readSnapshotRevisions(rawPath);
         const kvHash = await hashKVAt(client, revisions.revision).catch(() => undefined); // moved on and compacted past it: the fact is optional
@@ -172,6 +172,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             hash: snapshot.hash,
             totalKey: snapshot.totalKey,
             totalSize: snapshot.totalSize,
+            snapshotTool: snapshot.tool,
+            totalKeyCounts: snapshot.totalKeyCounts,
+            ...(snapshot.storageVersion ? { storageVersion: snapshot.storageVersion } : {}),
             trailerVerified: true,
             hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
           } satisfies EtcdSnapshotFacts,

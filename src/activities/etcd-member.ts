@@ -15,7 +15,7 @@ import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
-import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool } from '../etcd/snapshot-file';
+import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool, snapshotToolVersion, supportsRevisionBump } from '../etcd/snapshot-file';
 import { readSnapshotRevisions, recordedRevisionMatches } from '../etcd/snapshot-revisions';
 import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
@@ -84,6 +84,29 @@ function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (
   };
 }
 
+/** Whether a restore bumped the revision, by how much, and why not when it did not. */
+export interface RevisionBump {
+  used: boolean;
+  /** The bump applied; 0 when not used. */
+  by: number;
+  detail: string;
+}
+
+export interface RestoredMemberData {
+  member: string;
+  dataDir: string;
+  tool: string;
+  /** Absent from results recorded before the bump existed (replayed histories). */
+  revisionBump?: RevisionBump;
+}
+
+/** The bump asked for, if `toolVersion` (`etcdutl 3.5.16`) can apply it. */
+export function revisionBumpFor(asked: number, toolVersion: string): RevisionBump {
+  if (asked === 0) return { used: false, by: 0, detail: 'off (restore.revisionBump 0 or --no-revision-bump)' };
+  if (!supportsRevisionBump(toolVersion)) return { used: false, by: 0, detail: `${toolVersion} has no --bump-revision (etcdutl 3.5.10+ has)` };
+  return { used: true, by: asked, detail: `+${asked} and compacted (${toolVersion} --bump-revision --mark-compacted)` };
+}
+
 export function createEtcdMemberActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;
 
@@ -132,7 +155,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
       }
       throw err;
     }
-    await readSnapshotStatus(path); // the offline tool can read it
+    await readSnapshotStatus(path, config.etcdBinDir); // the offline tool can read it
     const revisions = await readSnapshotRevisions(path);
     if (!recordedRevisionMatches(input.revision, revisions)) {
       throw ApplicationFailure.nonRetryable(
@@ -146,7 +169,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
         FailureType.InsufficientDisk);
     }
-    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool().command };
+    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool(config.etcdBinDir).command };
   }
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
@@ -162,30 +185,34 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   }
 
   /**
-   * `snapshot restore` into the new data dir (etcdutl when present, else etcdctl 3.4). A dir left
-   * by an earlier attempt of this restore is ours and is removed first; the live dir never is.
+   * `snapshot restore` into the new data dir (etcdutl when present, else etcdctl 3.4), with the
+   * revision bump where the tool has it (`revisionBump` from the run, else the cluster's config). A
+   * dir left by an earlier attempt of this restore is ours and is removed first; the live dir never is.
    */
   async function restoreEtcdMemberData(input: {
     cluster: string; member: string; setId: string; restoredDataDir: string; initialCluster: string; initialClusterToken: string;
-  }): Promise<{ member: string; dataDir: string; tool: string }> {
+    revisionBump?: number;
+  }): Promise<RestoredMemberData> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const { target } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'restore into');
     await failpoint(`before-restore-data:${member.name}`, () => Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }));
     await rm(target, { recursive: true, force: true });
-    const tool = snapshotTool();
+    const tool = snapshotTool(config.etcdBinDir);
+    const bump = revisionBumpFor(input.revisionBump ?? cluster.restore.revisionBump, await snapshotToolVersion(tool));
     try {
       await execFileAsync(tool.command, [
         'snapshot', 'restore', stagingPath(input.setId, member.name),
         '--name', member.name, '--data-dir', target,
         '--initial-cluster', input.initialCluster, '--initial-cluster-token', input.initialClusterToken,
         '--initial-advertise-peer-urls', member.peerUrl,
+        ...(bump.used ? ['--bump-revision', String(bump.by), '--mark-compacted'] : []),
       ], { env: tool.env, timeout: 30 * 60_000 });
     } catch (err) {
       await rm(target, { recursive: true, force: true });
       const e = err as { stderr?: string; message: string };
       throw ApplicationFailure.retryable(`${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`, FailureType.RestoreFailed);
     }
-    return { member: member.name, dataDir: target, tool: tool.command };
+    return { member: member.name, dataDir: target, tool: tool.command, revisionBump: bump };
   }
 
   /** Rewrites the member's unit/program file (old one kept beside); supervisord restarts it on the new flags. */

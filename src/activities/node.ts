@@ -28,7 +28,7 @@ export function createNodeActivities(deps: { config: Config; node: string }) {
   async function describeNode(): Promise<NodeDescription> {
     await mkdir(deps.config.workDir, { recursive: true });
     const fs = await statfs(deps.config.workDir);
-    return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool().command };
+    return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool(deps.config.etcdBinDir).command };
   }
   return {
     describeNode, ...createAgentCacheActivities(deps), ...createHostFileActivities(deps),

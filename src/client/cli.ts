@@ -241,11 +241,20 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     .option('--dry-run', 'check the snapshot on every node and show the plan; change nothing')
     .option('--yes', 'approve up front (automation); otherwise approve with `restore approve`')
     .option('--approval-timeout <duration>', 'how long to wait for the approval, e.g. 30m', durationArgument, '1h')
+    .option('--revision-bump <revisions>', 'snapshot restore --bump-revision (etcdutl 3.5.10+; default: the config\'s restore.revisionBump, 1000000000)')
+    .option('--no-revision-bump', 'restore without the revision bump (watchers across the restore may then miss revisions silently)')
     .option('--no-follow', 'start the run and print its id without waiting')
-    .action((opts: { cluster?: string; set?: string; strategy: string; dryRun?: boolean; yes?: boolean; approvalTimeout: string; follow: boolean }) => withClient(async (client, cfg) => {
+    .action((opts: {
+      cluster?: string; set?: string; strategy: string; dryRun?: boolean; yes?: boolean; approvalTimeout: string; revisionBump?: string | false; follow: boolean;
+    }) => withClient(async (client, cfg) => {
       const cluster = clusterOf(opts.cluster, opts.dryRun !== true);
+      const revisionBump = opts.revisionBump === false ? 0 : opts.revisionBump === undefined ? undefined : Number(opts.revisionBump);
+      if (revisionBump !== undefined && !(Number.isSafeInteger(revisionBump) && revisionBump >= 0)) {
+        throw new ConfigError('--revision-bump', [`expected a whole number of revisions (0 turns it off), got "${String(opts.revisionBump)}"`]);
+      }
       const handle = await startEtcdRestore(client, cfg, {
         cluster, setId: opts.set, strategy: opts.strategy as RestoreStrategy, dryRun: opts.dryRun === true, approved: opts.yes === true, approvalTimeout: opts.approvalTimeout as Duration,
+        ...(revisionBump !== undefined ? { revisionBump } : {}),
       });
       if (!json()) out(`started ${handle.workflowId} (runbook etcd-restore, cluster ${cluster})`);
       if (!opts.follow) {
@@ -258,7 +267,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       for (const planned of result.agentRepublishPlan ?? []) {
         out(`  agent ${planned.node} would be restarted and republished to: ${planned.republish.prefixes.map((p) => `${p.prefix} ${p.keys} keys`).join(', ')}`);
       }
-      out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision})`);
+      const bumped = result.revisionBump?.used ? `, revision bumped by ${result.revisionBump.by}` : '';
+      out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision}${bumped})`);
     }));
 
   restore.command('plan')

@@ -18,6 +18,7 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
     return [
       `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${p.snapshot.totalKey} bbolt entries (not live keys)`,
       ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${humanBytes(s.freeBytes)} free before the new dir)`),
+      ...revisionBumpLines(view.restored, p.snapshot.revision),
     ];
   }
   if (isPhpipam(view)) {
@@ -38,6 +39,13 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
       `it syncs from ${plan.healthyOthers.join(', ')}`];
   }
   return [`${workflowId}: set ${String(plan.setId ?? '?')}`];
+}
+
+/** Whether the new data dirs were revision-bumped, once they are restored (before the approval). */
+function revisionBumpLines(restored: RestorePlanView['restored'], snapshotRevision: number): string[] {
+  const bump = restored?.[0]?.revisionBump;
+  if (!bump) return [];
+  return [`  revision bump: ${bump.used ? `the restored cluster starts at revision ${snapshotRevision + bump.by}, ` : ''}${bump.detail}`];
 }
 
 function isEtcd(view: AnyPlanView): view is AnyPlanView & RestorePlanView {

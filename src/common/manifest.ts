@@ -28,6 +28,13 @@ export interface ArtefactRecord {
   copies: StoredCopy[];
 }
 
+/**
+ * What `snapshot status`'s totalKey counts. Up to etcd 3.5 every entry of every bbolt bucket (each
+ * kept revision, tombstones, meta, members, leases...); 3.6's etcdutl counts the live keys at the
+ * snapshot's revision. Two totalKeys compare only when both mean the same.
+ */
+export type TotalKeyMeaning = 'bucket-entries' | 'live-keys';
+
 export interface EtcdSnapshotFacts {
   member: string;
   memberId: string;
@@ -44,8 +51,15 @@ export interface EtcdSnapshotFacts {
   /** Where the last compaction before the snapshot finished; 0 when none (absent in older manifests). */
   compactRevision?: number;
   hash: number;
+  /** What it counts depends on the tool: see totalKeyCounts. */
   totalKey: number;
   totalSize: number;
+  /** The program that read `snapshot status`, e.g. `etcdutl 3.6.17` (absent from older manifests: etcdctl 3.4). */
+  snapshotTool?: string;
+  /** Bbolt entries of every bucket (etcdctl 3.4, etcdutl 3.5) or live keys (etcdutl 3.6+); absent means bucket-entries. */
+  totalKeyCounts?: TotalKeyMeaning;
+  /** etcd 3.6+ snapshots: the storage version written in the snapshot. */
+  storageVersion?: string;
   /** The 32-byte sha256 trailer was present and matched the database bytes. */
   trailerVerified: true;
   /** HashKV of the source member at the snapshot revision (absent when it had moved on and compacted past it), for later checks. */

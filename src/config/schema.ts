@@ -27,6 +27,9 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/i;
 const name = z.string().regex(NAME_PATTERN, 'expected a name of letters, digits, ".", "_" or "-"');
 const url = (what: string) => z.string().regex(/^https?:\/\/[^/\s]+$/, `expected ${what} like https://10.0.0.1:2379 (scheme, host and port, no path)`);
 
+/** The default of `restore.revisionBump`: etcd's recovery guide's figure. */
+export const REVISION_BUMP_DEFAULT = 1_000_000_000;
+
 export const EtcdMemberSchema = z.strictObject({
   name,
   /** Node whose worker runs host-local activities for this member (task queue nnoe-dr.node.<node>). */
@@ -148,6 +151,14 @@ export const ClusterSchema = z.strictObject({
   restore: z.strictObject({
     /** Keys that must exist after a restore; with `value`, with exactly that value (e.g. /nnoe/dns/zones/example.com). */
     criticalKeys: z.array(z.strictObject({ key: z.string().min(1), value: z.string().optional() })).default([]),
+    /**
+     * `snapshot restore --bump-revision <this> --mark-compacted` where the tool has it (etcdutl
+     * 3.5.10+): the restored cluster's revision jumps this far above the snapshot's and all before
+     * is compacted, so a client watching across the restore gets a compaction error instead of
+     * silently missing the revisions that went back. More than the writes the cluster could have
+     * taken since the snapshot (etcd's recovery guide uses 1,000,000,000). 0 turns it off.
+     */
+    revisionBump: z.number().int('expected a whole number of revisions').min(0, 'expected 0 (off) or more').default(REVISION_BUMP_DEFAULT),
   }).prefault({}),
   /** Service checks after a disaster recovery: the stack answers, not just etcd. */
   checks: z.strictObject({
@@ -249,6 +260,11 @@ export const ConfigSchema = z.strictObject({
     staleUploadHours: z.number().positive().default(24),
   }).prefault({}),
   drills: DrillsSchema.optional(),
+  /**
+   * Directory holding etcd, etcdctl and (etcd 3.5+) etcdutl, used for snapshot status/restore and
+   * scratch members. Default: found on PATH.
+   */
+  etcdBinDir: z.string().startsWith('/', 'expected an absolute directory path').optional(),
 }).superRefine((config, ctx) => {
   for (const [key, list] of [['clusters', config.clusters], ['storage', config.storage]] as const) {
     const seen = new Set<string>();

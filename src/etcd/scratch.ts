@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { etcdPrograms } from './programs';
 import { snapshotTool } from './snapshot-file';
 
 const execFileAsync = promisify(execFile);
@@ -33,20 +34,23 @@ export interface ScratchEtcd {
 }
 
 /** Restores `snapshotFile` into `<dir>/data` and starts a single plain-HTTP member on free ports. */
-export async function startScratchEtcd(snapshotFile: string, dir: string, timeoutMs = 60_000): Promise<ScratchEtcd> {
+export async function startScratchEtcd(
+  snapshotFile: string, dir: string, options: { binDir?: string; timeoutMs?: number } = {},
+): Promise<ScratchEtcd> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   await mkdir(dir, { recursive: true });
   const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const dataDir = join(dir, 'data');
-  const tool = snapshotTool();
+  const tool = snapshotTool(options.binDir);
   await execFileAsync(tool.command, [
     'snapshot', 'restore', snapshotFile, '--data-dir', dataDir, '--name', 'scratch',
     '--initial-cluster', `scratch=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl,
   ], { env: tool.env, timeout: timeoutMs });
 
   const log = createWriteStream(join(dir, 'etcd.log'));
-  const child = spawn('etcd', [
+  const child = spawn(etcdPrograms(options.binDir).etcd, [
     '--name', 'scratch', '--data-dir', dataDir,
     '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,

@@ -57,6 +57,7 @@ async function main(): Promise<void> {
   const dir = resolve(process.env.NNOE_SANDBOX_DIR ?? join(repoRoot, '.world'));
   console.log(`starting the local world in ${dir} ...`);
   const world = await startWorld({ dir, temporal: true });
+  console.log(`etcd ${world.etcd.release} (NNOE_ETCD_VERSION=${world.etcd.version}) from ${world.etcd.binDir}`);
   await addAgents(world);
   const config = loadConfig(world.configPath);
   const workers: ChildProcess[] = [];
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
 backup set ${result.setId} complete.
 
   Temporal UI     ${world.temporal!.uiUrl}/namespaces/default/workflows
+  etcd            ${world.etcd.release} (${world.etcd.binDir}; NNOE_ETCD_VERSION=3.4|3.5|3.6 picks another)
   config          ${world.configPath}
   logs            ${world.dir}/logs/
 

@@ -27,6 +27,8 @@ import {
 } from './mariadb';
 import { canConnect, freePorts, isPortFree, LOOPBACK, pollUntil, sleep, waitForPortsFree } from './ports';
 import { initialClusterOf } from '../common/etcd-topology';
+import { etcdPrograms, type EtcdPrograms } from '../etcd/programs';
+import { installedEtcd, requestedEtcdVersion, type EtcdVersion, type InstalledEtcd } from './etcd-version';
 import {
   isSupervisordAlive,
   processesWithEnvironmentMarker,
@@ -72,7 +74,11 @@ export interface World {
     rogueClientCert: string;
     rogueClientKey: string;
   };
-  etcd: { clusterName: string; members: EtcdMemberInfo[]; initialCluster: string; initialClusterToken: string };
+  etcd: {
+    clusterName: string; members: EtcdMemberInfo[]; initialCluster: string; initialClusterToken: string;
+    /** The etcd series the members run (NNOE_ETCD_VERSION), its exact release, and the dir of its etcd/etcdctl/etcdutl. */
+    version: EtcdVersion; release: string; binDir: string;
+  };
   s3: { endpoint: string; bucket: string; region: string; accessKeyFile: string; secretKeyFile: string };
   localStoreDir: string;
   workDir: string;
@@ -91,14 +97,14 @@ export interface WorldOptions {
   quotaBackendBytes?: number;
   /** How long to wait for every service to become ready. Default 180 s (the machine has 2 cores). */
   startTimeoutMs?: number;
+  /** The etcd the members run. Default: NNOE_ETCD_VERSION, else 3.5. */
+  etcdVersion?: EtcdVersion;
 }
 
 export const SEARCH_ATTRIBUTES = { NnoeCluster: 'Keyword', NnoeRunbook: 'Keyword', NnoeBackupSet: 'Keyword' } as const;
 
 // ------------------------------------------------------------------ constants
 
-export const ETCD_BINARY = '/usr/bin/etcd';
-export const ETCDCTL_BINARY = '/usr/bin/etcdctl';
 export const CLUSTER_NAME = 'nnoe-local';
 export const S3_BUCKET = 'nnoe-backups';
 export const S3_REGION = 'us-east-1';
@@ -159,11 +165,9 @@ export function motoServerBinary(): string {
   return venvBinary('moto_server', 'moto[server]');
 }
 
-function requireSystemBinary(binary: string): string {
-  if (!fs.existsSync(binary)) {
-    throw new Error(`${binary} is missing (Debian packages etcd-server/etcd-client); run scripts/install-deps.sh`);
-  }
-  return binary;
+/** etcd, etcdctl and (3.5+) etcdutl of the version the world runs. */
+export function worldEtcdPrograms(world: World): EtcdPrograms {
+  return etcdPrograms(world.etcd.binDir);
 }
 
 // ------------------------------------------------------------------ start / stop / load
@@ -335,6 +339,13 @@ async function reuseRunningWorld(dir: string, opts: WorldOptions, timeoutMs: num
   let world = tryLoadWorld(dir);
   if (!world || !isSupervisordAlive(world.supervisorConf)) return undefined;
 
+  const wantedVersion = opts.etcdVersion ?? requestedEtcdVersion();
+  if (world.etcd.version !== wantedVersion) {
+    throw new Error(
+      `the world running in ${dir} runs etcd ${world.etcd.version ?? '3.4 (a world from before etcd versions)'}, not the ${wantedVersion} asked for; ` +
+        `stop it first (stopWorld) or use another dir`,
+    );
+  }
   const wantedMembers = opts.members ?? DEFAULT_MEMBERS;
   if (world.etcd.members.length !== wantedMembers) {
     throw new Error(
@@ -384,8 +395,7 @@ interface TemporalPorts {
 async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
   const memberCount = opts.members ?? DEFAULT_MEMBERS;
   if (!Number.isInteger(memberCount) || memberCount < 1) throw new Error(`members must be >= 1, got ${memberCount}`);
-  requireSystemBinary(ETCD_BINARY);
-  requireSystemBinary(ETCDCTL_BINARY);
+  const installed = installedEtcd(opts.etcdVersion ?? requestedEtcdVersion());
   const paths = worldPaths(dir);
   for (const needed of [dir, paths.localStoreDir, paths.workDir, paths.s3Dir, paths.temporalDir]) {
     fs.mkdirSync(needed, { recursive: true });
@@ -395,7 +405,7 @@ async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
   const temporalPorts = opts.temporal ? await allocateTemporalPorts() : undefined;
   const certs = await createCertificates(paths.certsDir);
   const s3 = writeS3Secrets(paths.secretsDir, motoPort as number);
-  const etcd = describeEtcdCluster(dir, etcdPorts);
+  const etcd = describeEtcdCluster(dir, etcdPorts, installed);
   const mariadb = mariadbLayout(paths.mariadbDir);
   await initializeDatadir(mariadb); // system tables; root gets its password in provisionWorldDatabase
 
@@ -447,7 +457,7 @@ function supervisordEnvironment(dir: string): NodeJS.ProcessEnv {
 
 // ------------------------------------------------------------------ etcd
 
-function describeEtcdCluster(dir: string, ports: number[]): World['etcd'] {
+function describeEtcdCluster(dir: string, ports: number[], installed: InstalledEtcd): World['etcd'] {
   const layout = supervisorLayout(dir);
   const members: EtcdMemberInfo[] = [];
   for (let i = 0; i < ports.length / 2; i++) {
@@ -468,6 +478,9 @@ function describeEtcdCluster(dir: string, ports: number[]): World['etcd'] {
     initialCluster: initialClusterOf(members),
     // Unique per world so members of two worlds can never form one cluster.
     initialClusterToken: `${CLUSTER_NAME}-${crypto.randomBytes(6).toString('hex')}`,
+    version: installed.version,
+    release: installed.release,
+    binDir: installed.binDir,
   };
 }
 
@@ -477,7 +490,7 @@ function etcdProgram(world: World, member: EtcdMemberInfo, quotaBackendBytes: nu
     name: member.program,
     directory: path.dirname(member.dataDir),
     command: [
-      ETCD_BINARY,
+      worldEtcdPrograms(world).etcd,
       `--name=${member.name}`,
       `--data-dir=${member.dataDir}`,
       `--listen-client-urls=${member.clientUrl}`,
@@ -528,14 +541,15 @@ export function etcdctl(
     `--key=${rogue ? world.certs.rogueClientKey : world.certs.clientKey}`,
   ];
   const env = { ...process.env, ETCDCTL_API: '3' };
+  const binary = worldEtcdPrograms(world).etcdctl;
   return new Promise((resolve, reject) => {
     execFile(
-      ETCDCTL_BINARY,
+      binary,
       [`--endpoints=${endpoints.join(',')}`, ...tlsArgs, '--dial-timeout=2s', '--command-timeout=5s', ...args],
       { env, timeout: options.timeoutMs ?? 30_000 },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') {
-          reject(new Error(`could not run ${ETCDCTL_BINARY} ${args.join(' ')}: ${error.message}`));
+          reject(new Error(`could not run ${binary} ${args.join(' ')}: ${error.message}`));
           return;
         }
         resolve({ exitCode: error ? (error.code as number) : 0, stdout, stderr });
@@ -775,6 +789,7 @@ export function renderWorldConfig(world: World): Record<string, unknown> {
       taskQueue: 'nnoe-dr',
     },
     workDir: world.workDir,
+    etcdBinDir: world.etcd.binDir,
     clusters: [
       {
         name: world.etcd.clusterName,

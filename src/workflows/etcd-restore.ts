@@ -23,7 +23,7 @@ import {
   ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
-import type { createEtcdMemberActivities, StagedSnapshot } from '../activities/etcd-member';
+import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, StagedSnapshot } from '../activities/etcd-member';
 import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
@@ -60,6 +60,8 @@ export interface EtcdRestoreInput {
   restartAgents?: boolean;
   /** Republish after each agent restart. Default true; false only shows that agents then serve empty configs. */
   republishAgents?: boolean;
+  /** `--bump-revision` for `snapshot restore` (0: off); default the cluster's `restore.revisionBump`. */
+  revisionBump?: number;
 }
 
 export interface EtcdRestoreResult {
@@ -74,6 +76,8 @@ export interface EtcdRestoreResult {
   agents?: AgentRecovery[];
   /** Dry run: the keys each agent's republish would put, per prefix. */
   agentRepublishPlan?: Awaited<ReturnType<typeof planAgentRepublish>>;
+  /** Whether the restored data was revision-bumped and by how much (null: nothing was restored, e.g. a dry run). */
+  revisionBump: RevisionBump | null;
 }
 
 export interface RestorePlanView {
@@ -81,6 +85,8 @@ export interface RestorePlanView {
   plan: EtcdRestorePlan | null;
   staged: StagedSnapshot[];
   strategy: RestoreStrategy;
+  /** The new data dirs once restored (before the approval), each with its revision bump. */
+  restored?: RestoredMemberData[];
 }
 
 export { approveRestoreUpdate, type RestoreApproval } from './approval';
@@ -140,6 +146,9 @@ function validateInput(input: EtcdRestoreInput): RestoreStrategy {
     ...durationProblems({ approvalTimeout: input.approvalTimeout, verifyTimeout: input.verifyTimeout, nodeResponseTimeout: input.nodeResponseTimeout }),
     flagProblem('approved', input.approved), flagProblem('dryRun', input.dryRun), flagProblem('restartAgents', input.restartAgents),
   ]);
+  if (input.revisionBump !== undefined && !(Number.isSafeInteger(input.revisionBump) && input.revisionBump >= 0)) {
+    throw ApplicationFailure.nonRetryable(`revisionBump must be a whole number of revisions, 0 (off) or more; got ${String(input.revisionBump)}`, FailureType.InvalidInput);
+  }
   return strategy;
 }
 
@@ -196,13 +205,13 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     await discardStaged();
     const agentRepublishPlan = patched(REAL_AGENT_RECOVERY) && input.restartAgents !== false ? await planAgentRepublish(plan.cluster, plan.agentNodes) : undefined;
     tracker.finish('completed');
-    return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged), agentRepublishPlan };
+    return { setId: plan.setId, strategy, dryRun, approvedBy: null, snapshotRevision: plan.snapshot.revision, check: null, dataDirs: dataDirsOf(view.staged), agentRepublishPlan, revisionBump: null };
   }
 
   // ---- restore data dirs while the old cluster still runs (new dirs only).
   if (restoreBeforeApproval) {
     try {
-      await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
+      view.restored = await restoreDataDirs(plan, strategy, view.staged, input.revisionBump, nodeTimeout, tracker);
     } catch (err) {
       await leaveUnchanged();
       tracker.finish('failed');
@@ -234,7 +243,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     const capture = await stopCaptureBeforeRestore(plan.cluster); // a restored cluster is a new incarnation
     await tracker.step('stop etcd', () => stopMembers(plan, nodeTimeout, restoreBeforeApproval),
       (stopped) => `${stopped.map((s) => s.member).join(', ')}${capture ? `; ${capture}` : ''}`);
-    if (!restoreBeforeApproval) await restoreDataDirs(plan, strategy, view.staged, nodeTimeout, tracker);
+    if (!restoreBeforeApproval) view.restored = await restoreDataDirs(plan, strategy, view.staged, input.revisionBump, nodeTimeout, tracker);
     const repoint: RepointOptions = { plan, staged: view.staged, nodeTimeout, tracker, changes, skipRedundantStart: restoreBeforeApproval };
     if (strategy === 'all-members') await repointAllMembers(repoint);
     else await repointFirstThenAdd(repoint, verify);
@@ -250,7 +259,9 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       }, (detail) => detail);
       await discardStaged();
       tracker.finish('completed');
-      return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged) };
+      return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged),
+        revisionBump: view.restored?.[0]?.revisionBump ?? null,
+      };
     }
   } catch (err) {
     const cause = err instanceof Error ? rootMessage(err) : String(err);
@@ -289,7 +300,10 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       FailureType.AgentsNotServing, { agents });
   }
   tracker.finish('completed');
-  return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents };
+  return {
+    setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents,
+    revisionBump: view.restored?.[0]?.revisionBump ?? null,
+  };
 }
 
 /**
@@ -320,18 +334,21 @@ function stagedFor(staged: StagedSnapshot[], member: RestoreMember): StagedSnaps
  * `snapshot restore` into each member's new dir: all members at once (`all-members`), or only the
  * first member as a one-member cluster (`first-node-then-add`; the others join on empty dirs).
  */
-async function restoreDataDirs(plan: EtcdRestorePlan, strategy: RestoreStrategy, staged: StagedSnapshot[], nodeTimeout: Duration, tracker: ProgressTracker): Promise<void> {
+async function restoreDataDirs(
+  plan: EtcdRestorePlan, strategy: RestoreStrategy, staged: StagedSnapshot[], revisionBump: number | undefined, nodeTimeout: Duration, tracker: ProgressTracker,
+): Promise<RestoredMemberData[]> {
   const restore = (member: RestoreMember, initialCluster: string) => onNode(member.node, nodeTimeout).restoreEtcdMemberData({
     cluster: plan.cluster, member: member.name, setId: plan.setId, restoredDataDir: stagedFor(staged, member).restoredDataDir,
-    initialCluster, initialClusterToken: plan.initialClusterToken,
+    initialCluster, initialClusterToken: plan.initialClusterToken, ...(revisionBump !== undefined ? { revisionBump } : {}),
   });
+  const bumped = (restored: RestoredMemberData[]) => `revision bump: ${restored[0]?.revisionBump?.detail ?? 'none'}`;
   if (strategy === 'all-members') {
-    await tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => restore(m, plan.initialCluster))),
-      (restored) => restored.map((r) => `${r.member}: ${r.dataDir}`).join(', '));
-    return;
+    return tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => restore(m, plan.initialCluster))),
+      (restored) => `${restored.map((r) => `${r.member}: ${r.dataDir}`).join(', ')}; ${bumped(restored)}`);
   }
   const first = firstMember(plan);
-  await tracker.step('restore data dirs', () => restore(first, initialClusterOf([first])), (r) => `${r.member}: ${r.dataDir} (one-member cluster)`);
+  return tracker.step('restore data dirs', async () => [await restore(first, initialClusterOf([first]))],
+    (restored) => `${restored[0]!.member}: ${restored[0]!.dataDir} (one-member cluster); ${bumped(restored)}`);
 }
 
 /**

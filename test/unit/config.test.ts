@@ -35,6 +35,16 @@ describe('config', () => {
     const config = parseConfig(valid);
     expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'nnoe-dr' });
     expect(config.clusters[0]!.etcd.members[0]!.name).toBe('etcd-1');
+    expect(config.clusters[0]!.restore.revisionBump).toBe(1_000_000_000); // on unless turned off
+    expect(config.etcdBinDir).toBeUndefined(); // etcd's programs from PATH
+  });
+
+  it('takes the revision bump as a whole number of revisions, 0 turning it off, and etcdBinDir as an absolute path', () => {
+    const bump = (revisionBump: unknown) => ({ ...valid, clusters: [{ ...valid.clusters[0]!, restore: { revisionBump } }] });
+    expect(parseConfig(bump(0)).clusters[0]!.restore.revisionBump).toBe(0);
+    expect(problemsOf(bump(-1))).toEqual(['clusters[0].restore.revisionBump: expected 0 (off) or more']);
+    expect(problemsOf(bump(1.5))).toEqual(['clusters[0].restore.revisionBump: expected a whole number of revisions']);
+    expect(problemsOf({ ...valid, etcdBinDir: 'opt/etcd' })).toEqual(['etcdBinDir: expected an absolute directory path']);
   });
 
   it('names the path of a bad value and what was expected', () => {

@@ -18,7 +18,7 @@ const facts: EtcdSnapshotFacts = {
 };
 
 const seen = (over: Partial<EtcdObservation> = {}): EtcdObservation => ({
-  status: { revision: 120, hash: 777, totalKey: 300, totalSize: 1 << 20 },
+  status: { revision: 120, hash: 777, totalKey: 300, totalSize: 1 << 20, tool: 'etcdctl 3.4.23', totalKeyCounts: 'bucket-entries' },
   revisions: { keyRevision: 120, compactRevision: 0, revision: 120 },
   scratchRevision: 120,
   hashKV: { hash: 4242, compactRevision: '0', revision: '120' },
@@ -36,7 +36,7 @@ describe('etcd drill checks', () => {
     expect(failed(checks)).toEqual([]);
     expect(skipped(checks)).toEqual([]);
     expect(checks.map((c) => c.name)).toEqual([
-      'snapshot revision', 'snapshot status hash', 'snapshot status totalKey (bbolt entries of every bucket, not live keys)',
+      'snapshot revision', 'snapshot status hash', 'snapshot status totalKey',
       'scratch member revision', 'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
       'critical key /nnoe/dns/zones/example.com',
     ]);
@@ -46,7 +46,21 @@ describe('etcd drill checks', () => {
     const checks = etcdChecks(facts, seen({ hashKV: { hash: 1, compactRevision: '0', revision: '120' }, scratchRevision: 119 }));
     expect(failed(checks)).toEqual(['scratch member revision', 'hashKV at the snapshot revision']);
     expect(checks.find((c) => c.name === 'hashKV at the snapshot revision')).toMatchObject({ expected: 4242, actual: 1 });
-    expect(failed(etcdChecks({ ...facts, totalKey: 9 }, seen()))).toEqual(['snapshot status totalKey (bbolt entries of every bucket, not live keys)']);
+    expect(failed(etcdChecks({ ...facts, totalKey: 9 }, seen()))).toEqual(['snapshot status totalKey']);
+  });
+
+  it('compare totalKey only between readings that count the same thing; on 3.6 it must equal the live keys', () => {
+    const read36 = (totalKey: number) => seen({ status: { ...seen().status, totalKey, tool: 'etcdutl 3.6.17', totalKeyCounts: 'live-keys', storageVersion: '3.6.0' } });
+    // A 3.4/3.5 reading in the manifest (or none recorded: older manifests) against a 3.6 reading: not comparable.
+    const mixed = etcdChecks(facts, read36(57));
+    expect(failed(mixed)).toEqual([]);
+    expect(mixed.find((c) => c.name === 'snapshot status totalKey')).toMatchObject({ skipped: true, detail: expect.stringMatching(/recorded by etcdctl 3.4 as bbolt entries.*read by etcdutl 3.6.17 as live keys/) });
+    const both36 = { ...facts, totalKey: 57, snapshotTool: 'etcdutl 3.6.17', totalKeyCounts: 'live-keys' as const };
+    expect(failed(etcdChecks(both36, read36(57)))).toEqual([]);
+    expect(skipped(etcdChecks(both36, read36(57)))).toEqual([]);
+    expect(failed(etcdChecks(both36, read36(56)))).toEqual(['snapshot status totalKey', 'snapshot status totalKey equals the live keys at the snapshot revision']);
+    // A 3.5 reading (etcdutl 3.5.x) against a 3.4 one: both count bucket entries.
+    expect(failed(etcdChecks({ ...facts, snapshotTool: 'etcdutl 3.5.16', totalKeyCounts: 'bucket-entries' }, seen()))).toEqual([]);
   });
 
   it('skip hashKV when the backup recorded none, or at another compaction point; never pass it silently', () => {
@@ -60,7 +74,7 @@ describe('etcd drill checks', () => {
 
   it('pass on a snapshot taken after a compaction at the head: the restored revision is the compaction point, not the newest key', () => {
     const compactedAtHead = { revision: 161, keyRevision: 10, compactRevision: 161 };
-    const seenCompacted = seen({ status: { revision: 10, hash: 777, totalKey: 300, totalSize: 1 << 20 }, revisions: { keyRevision: 10, compactRevision: 161, revision: 161 },
+    const seenCompacted = seen({ status: { revision: 10, hash: 777, totalKey: 300, totalSize: 1 << 20, tool: 'etcdctl 3.4.23', totalKeyCounts: 'bucket-entries' }, revisions: { keyRevision: 10, compactRevision: 161, revision: 161 },
       scratchRevision: 161, hashKV: { hash: 4242, compactRevision: '161', revision: '161' } });
     expect(failed(etcdChecks({ ...facts, ...compactedAtHead, hashKV: { revision: 161, hash: 4242, compactRevision: 161 } }, seenCompacted))).toEqual([]);
     // A set recorded before the compaction point was (manifest revision = the newest key's) is still the same snapshot.

@@ -20,6 +20,18 @@ describe('restore plan views', () => {
     ]);
   });
 
+  it('says whether the restored dirs were revision-bumped, and to which revision', () => {
+    const view = (revisionBump: object) => ({
+      state: 'awaiting-approval', strategy: 'all-members', staged: [],
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', snapshot: { revision: 42, totalKey: 7 } },
+      restored: [{ member: 'etcd-1', dataDir: '/d/new', tool: 'etcdutl', revisionBump }],
+    });
+    expect(describePlanView('x', view({ used: true, by: 1000, detail: '+1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)' }), bytes)[1])
+      .toBe('  revision bump: the restored cluster starts at revision 1042, +1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)');
+    expect(describePlanView('x', view({ used: false, by: 0, detail: 'etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)' }), bytes)[1])
+      .toBe('  revision bump: etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)');
+  });
+
   it('prints a phpIPAM restore plan (no snapshot in it)', () => {
     const lines = describePlanView('phpipam-restore-x', {
       state: 'awaiting-approval',
