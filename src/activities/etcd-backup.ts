@@ -159,6 +159,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         // Not snapshot status's revision: after a compaction at the head that is the newest key's, which no restored cluster can read at.
         const revisions = await readSnapshotRevisions(rawPath);
         const kvHash = await hashKVAt(client, revisions.revision).catch(() => undefined); // moved on and compacted past it: the fact is optional
+        // What operators mean by "keys" (snapshot status counts bbolt entries before 3.6): one count-only range, optional like hashKV.
+        const liveKeys = await client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]), count_only: true, revision: String(revisions.revision) })
+          .then((r) => Number(r.count), () => undefined);
         return {
           trailer,
           facts: {
@@ -177,6 +180,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             ...(snapshot.storageVersion ? { storageVersion: snapshot.storageVersion } : {}),
             trailerVerified: true,
             hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
+            ...(liveKeys !== undefined ? { liveKeys } : {}),
           } satisfies EtcdSnapshotFacts,
         };
         });

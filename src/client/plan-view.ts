@@ -4,6 +4,7 @@
  * so the lines are chosen by what the view holds, and anything else still prints its set.
  */
 import type { RestorePlanView } from '../workflows/etcd-restore';
+import { describeKeyCount } from '../common/manifest';
 import type { PhpipamRestorePlanView } from '../workflows/phpipam-restore';
 import type { DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { MemberReplacePlanView } from '../workflows/etcd-member-replace';
@@ -16,7 +17,7 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
   if (isEtcd(view)) {
     const p = view.plan!;
     return [
-      `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${p.snapshot.totalKey} bbolt entries (not live keys)`,
+      `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}`,
       ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${humanBytes(s.freeBytes)} free before the new dir)`),
       ...revisionBumpLines(view.restored, p.snapshot.revision),
     ];

@@ -64,6 +64,14 @@ export interface EtcdSnapshotFacts {
   trailerVerified: true;
   /** HashKV of the source member at the snapshot revision (absent when it had moved on and compacted past it), for later checks. */
   hashKV?: { revision: number; hash: number; compactRevision: number };
+  /** Live keys at the snapshot revision, counted on the source member (absent when it had compacted past it, and in older manifests). */
+  liveKeys?: number;
+}
+
+/** "13 live keys", or what snapshot status counted when the backup recorded no live count. */
+export function describeKeyCount(facts: Pick<EtcdSnapshotFacts, 'liveKeys' | 'totalKey' | 'totalKeyCounts'>): string {
+  if (facts.liveKeys !== undefined) return `${facts.liveKeys} live keys`;
+  return facts.totalKeyCounts === 'live-keys' ? `${facts.totalKey} live keys` : `${facts.totalKey} bbolt entries (not live keys)`;
 }
 
 export interface EtcdComponentRecord {

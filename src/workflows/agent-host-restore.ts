@@ -12,6 +12,7 @@ import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowIn
 import type { createAgentHostRestoreActivities, createAgentHostRestorePlanActivities, AgentHostRestoreOutcome, AgentHostRestorePlan } from '../activities/agent-host-restore';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
+import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 import { agentsNotServing, describeRecovery, recoverAgents, type AgentRecovery } from './agent-recovery';
 
@@ -63,6 +64,6 @@ export async function agentHostRestoreWorkflow(input: AgentHostRestoreInput): Pr
     return { plan, outcome, agent };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('host state restore failed', err); // the run's own failure names the problem, not "Activity task failed"
   }
 }

@@ -8,6 +8,7 @@ import { ApplicationFailure, executeChild, patched, upsertSearchAttributes, work
 import type { AgentHealth } from '../activities/agent-service';
 import { FailureType } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 import { agentCacheRestoreWorkflow, type HostRestoreResult } from './host-restore';
 import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
@@ -53,6 +54,6 @@ export async function recoverAgentNodeWorkflow(input: AgentNodeRecoveryInput): P
     return { node: input.node, cacheRestore, health };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('agent node recovery failed', err); // the run's own failure names the problem, not "Activity task failed"
   }
 }

@@ -12,6 +12,7 @@ import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 
 export interface AgentsInput {
@@ -48,8 +49,12 @@ async function chosenNodes(input: AgentsInput): Promise<string[]> {
 /** Every chosen agent checked; the result lists all of them, serving or not (the caller decides). */
 export async function checkAgentsWorkflow(input: AgentsInput): Promise<AgentCheck[]> {
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'agents-check' }]);
-  const nodes = await chosenNodes(input);
-  return Promise.all(nodes.map((node) => agentNode(node).checkAgent({ cluster: input.cluster })));
+  try {
+    const nodes = await chosenNodes(input);
+    return await Promise.all(nodes.map((node) => agentNode(node).checkAgent({ cluster: input.cluster })));
+  } catch (err) {
+    throw runFailure('agent check failed', err);
+  }
 }
 
 export async function recoverAgentsWorkflow(input: RecoverAgentsInput): Promise<RecoverAgentsResult> {
@@ -70,6 +75,6 @@ export async function recoverAgentsWorkflow(input: RecoverAgentsInput): Promise<
     return { dryRun: false, agents };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('agent recovery failed', err); // the run's own failure names the problem, not "Activity task failed"
   }
 }

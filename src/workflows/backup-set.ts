@@ -13,6 +13,7 @@ import { phpipamBackupWorkflow } from './phpipam-backup';
 import type { BackupPlan, createBackupPlanActivities } from '../activities/backup-plan';
 import type { createHostFileActivities } from '../activities/host-files';
 import { nodeTaskQueue } from '../common/search-attributes';
+import { runFailure } from './approval';
 import { ProgressTracker, rootMessage } from './progress';
 import type { createEtcdBackupActivities } from '../activities/etcd-backup';
 
@@ -172,7 +173,7 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   // before anything is copied (its archives would hold private keys in clear).
   let plan: BackupPlan | null = null;
   if (components.includes('nebula') || components.includes('agent-config')) {
-    plan = await describeBackupPlan({ cluster: input.cluster });
+    plan = await describeBackupPlan({ cluster: input.cluster }).catch((err: unknown) => { tracker.finish('failed'); throw runFailure('backup set refused', err); });
     if (components.includes('nebula') && (plan.nebulaNodes ?? []).length > 0 && !plan.encrypted) {
       tracker.finish('failed');
       throw ApplicationFailure.nonRetryable(

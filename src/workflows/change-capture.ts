@@ -15,6 +15,7 @@ import type { createChangeCaptureActivities } from '../activities/change-capture
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { backupSetWorkflow } from './backup-set';
+import { runFailure } from './approval';
 
 export interface ChangeCaptureInput {
   cluster: string;
@@ -94,7 +95,7 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   if (input.fromRevision !== undefined) {
     from = input.fromRevision;
   } else {
-    const start = await captureStartRevision({ cluster: input.cluster });
+    const start = await captureStartRevision({ cluster: input.cluster }).catch((err: unknown) => { throw runFailure('change capture cannot start', err); });
     from = start.fromRevision;
     chainId ??= start.clusterId; // absent from runs of older workers
   }

@@ -27,6 +27,7 @@ import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, Stag
 import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
+import { describeKeyCount } from '../common/manifest';
 import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { stopCaptureBeforeRestore } from './stop-capture';
@@ -177,7 +178,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       artefact: planned.artefact, revision: planned.snapshot.revision,
     })));
     return planned;
-  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${p.snapshot.totalKey} bbolt entries) checked on ${p.members.map((m) => m.node).join(', ')}`)
+  }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}) checked on ${p.members.map((m) => m.node).join(', ')}`)
     .catch((err: unknown) => {
       tracker.finish('failed');
       // The run's own failure says what was refused, not "Activity task failed".

@@ -16,6 +16,7 @@ import type { createEtcdRestoreActivities, ClusterCheck } from '../activities/et
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 import { etcdRestoreWorkflow, type RestoreStrategy } from './etcd-restore';
 import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
@@ -96,7 +97,7 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     return { plan, replay, check };
   } catch (err) {
     tracker.finish('failed');
-    throw err;
+    throw runFailure('point-in-time restore failed', err); // the run's own failure names the problem, not "Activity task failed"
   }
 }
 

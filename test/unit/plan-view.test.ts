@@ -11,11 +11,11 @@ describe('restore plan views', () => {
   it('prints an etcd restore plan with each member\'s dirs', () => {
     const lines = describePlanView('etcd-restore-x', {
       state: 'awaiting-approval', strategy: 'all-members',
-      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: '2026-12-04T06:00:00Z', snapshot: { revision: 42, totalKey: 7 } },
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: '2026-12-04T06:00:00Z', snapshot: { revision: 42, totalKey: 27, totalKeyCounts: 'bucket-entries', liveKeys: 13 } },
       staged: [{ member: 'etcd-1', dataDir: '/d/old', restoredDataDir: '/d/new', freeBytes: 10 }],
     }, bytes);
     expect(lines).toEqual([
-      'restore plan (all-members) for cluster prod: set prod-1 taken 2026-12-04T06:00:00Z, revision 42, 7 bbolt entries (not live keys)',
+      'restore plan (all-members) for cluster prod: set prod-1 taken 2026-12-04T06:00:00Z, revision 42, 13 live keys',
       '  etcd-1: /d/old -> /d/new (snapshot checked; 10 B free before the new dir)',
     ]);
   });
@@ -23,7 +23,7 @@ describe('restore plan views', () => {
   it('says whether the restored dirs were revision-bumped, and to which revision', () => {
     const view = (revisionBump: object) => ({
       state: 'awaiting-approval', strategy: 'all-members', staged: [],
-      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', snapshot: { revision: 42, totalKey: 7 } },
+      plan: { cluster: 'prod', setId: 'prod-1', setCreatedAt: 't', snapshot: { revision: 42, totalKey: 27, totalKeyCounts: 'bucket-entries', liveKeys: 13 } },
       restored: [{ member: 'etcd-1', dataDir: '/d/new', tool: 'etcdutl', revisionBump }],
     });
     expect(describePlanView('x', view({ used: true, by: 1000, detail: '+1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)' }), bytes)[1])
@@ -49,5 +49,12 @@ describe('restore plan views', () => {
     expect(describePlanView('member-x', { state: 'awaiting-approval', plan: { cluster: 'prod', member: 'etcd-2', node: 'node-2', healthyOthers: ['etcd-1', 'etcd-3'], memberIsHealthy: true } }, bytes))
       .toEqual(['replacement plan for cluster prod: etcd-2 on node-2 (HEALTHY, forced) is removed and re-added empty; it syncs from etcd-1, etcd-3']);
     expect(describePlanView('early', { state: 'planning', plan: null }, bytes)).toEqual(['early: planning']);
+  });
+
+  it('names what a key count counts (issue 12 item 25: 27 bbolt entries were shown as keys)', async () => {
+    const { describeKeyCount } = await import('../../src/common/manifest');
+    expect(describeKeyCount({ totalKey: 27, totalKeyCounts: 'bucket-entries', liveKeys: 13 })).toBe('13 live keys');
+    expect(describeKeyCount({ totalKey: 27, totalKeyCounts: 'bucket-entries' })).toBe('27 bbolt entries (not live keys)');
+    expect(describeKeyCount({ totalKey: 13, totalKeyCounts: 'live-keys' })).toBe('13 live keys');
   });
 });
