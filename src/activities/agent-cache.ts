@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { AgentConfig, Config } from '../config/schema';
+import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
 import { createArchiveStream } from '../archive/create';
@@ -15,7 +15,7 @@ import { serviceDriver } from '../services/driver';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { typedFailures } from './failures';
-import { agentLayout } from './agent-service';
+import { agentLayout, agentOn } from '../agent/node-agent';
 
 export interface AgentCacheBackupInput {
   cluster: string;
@@ -33,11 +33,7 @@ export interface AgentCacheOutcome {
 export function createAgentCacheActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;
 
-  function agentOf(clusterName: string): AgentConfig {
-    const agent = findCluster(config, clusterName).agents.find((a) => a.node === node);
-    if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${clusterName} configures no agent on node ${node}`, FailureType.InvalidInput);
-    return agent;
-  }
+  const agentOf = (clusterName: string) => agentOn(findCluster(config, clusterName), node);
 
   async function backupAgentCache(input: AgentCacheBackupInput): Promise<AgentCacheOutcome> {
     const agent = agentOf(input.cluster);

@@ -18,8 +18,7 @@ import { FailureType } from '../common/failures';
 import type { AgentConfigComponentRecord, ArtefactRecord, ComponentRecord } from '../common/manifest';
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import { extractArchive, swapDirectory } from '../archive/extract';
-import { agentHostState } from './host-files';
-import { agentOn } from './agent-service';
+import { agentHostState, agentOn } from '../agent/node-agent';
 import { chooseRestoreSet } from './host-restore';
 import { typedFailures } from './failures';
 

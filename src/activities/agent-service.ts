@@ -9,12 +9,13 @@
 import { stat, readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { AgentConfig, ClusterConfig, Config } from '../config/schema';
+import type { ClusterConfig, Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import { serviceDriver } from '../services/driver';
 import { connectCluster } from '../etcd/connect';
-import { readAgentToml, type AgentLayout } from '../agent/agent-toml';
+import type { AgentLayout } from '../agent/agent-toml';
+import { agentLayout, agentOn } from '../agent/node-agent';
 import { establishedConnectionTo } from '../agent/connections';
 import { expectedRendering, parseKeaConf, parseKnotConf, parseZoneFileRecords, renderingDifferences, type RenderedState } from '../agent/rendering';
 import { prefixRangeEnd } from '../agent/republish';
@@ -56,19 +57,6 @@ export interface AgentHealth {
 
 export interface AgentStart { node: string; startedAtMs: number; wasRunning: boolean }
 export interface AgentListening { node: string; pid: number; etcdConnection: string; readyAfterMs: number }
-
-/** The agent's layout: agent.toml with our config's overrides. */
-export function agentLayout(agent: AgentConfig): Promise<AgentLayout> {
-  return readAgentToml(agent.agentToml, {
-    cacheDir: agent.cacheDir, prefix: agent.prefix, dnsConfigPath: agent.dnsConfigPath, zoneDir: agent.zoneDir, dhcpConfigPath: agent.dhcpConfigPath,
-  });
-}
-
-export function agentOn(cluster: ClusterConfig, node: string): AgentConfig {
-  const agent = cluster.agents.find((a) => a.node === node);
-  if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} configures no agent on node ${node}`, FailureType.InvalidInput);
-  return agent;
-}
 
 async function readIfThere(file: string): Promise<string | null> {
   return readFile(file, 'utf8').catch(() => null);

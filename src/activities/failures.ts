@@ -7,6 +7,7 @@ import { InjectedFault } from '../common/failpoints';
 import { UnsafeArchiveError } from '../archive/extract';
 import { NebulaCertError } from '../nebula/certs';
 import { AgentConfigError } from '../agent/agent-toml';
+import { AgentNotConfiguredError } from '../agent/node-agent';
 
 /**
  * Maps our own error classes to typed Temporal failures: configuration and missing material are
@@ -19,6 +20,7 @@ export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof InjectedFault) return ApplicationFailure.nonRetryable(err.message, 'InjectedFault');
   if (err instanceof EtcdTlsMaterialError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdTlsMaterialMissing);
   if (err instanceof UnsafeArchiveError) return ApplicationFailure.nonRetryable(err.message, FailureType.UnsafeArchive);
+  if (err instanceof AgentNotConfiguredError) return ApplicationFailure.nonRetryable(err.message, FailureType.InvalidInput);
   if (err instanceof AgentConfigError) return ApplicationFailure.nonRetryable(err.message, FailureType.ConfigError);
   if (err instanceof NebulaCertError) return ApplicationFailure.nonRetryable(err.message, FailureType.NebulaCertInvalid);
   return err;

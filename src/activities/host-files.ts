@@ -6,7 +6,8 @@
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { AgentConfig, Config } from '../config/schema';
+import type { Config } from '../config/schema';
+import { agentHostState } from '../agent/node-agent';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
 import { createArchiveStream, type ArchivedEntry } from '../archive/create';
@@ -29,18 +30,6 @@ export interface HostFilesBackupInput {
 export interface HostFilesOutcome {
   artefact: ArtefactRecord;
   facts: { node: string; dir: string; files: ArchivedEntry[]; roots?: string[]; skipped?: Array<{ path: string; reason: string }> };
-}
-
-/** The host state of an agent node, in restore order; `secret` paths hold private keys. */
-export function agentHostState(agent: AgentConfig): Array<{ path: string; secret: boolean }> {
-  return [
-    { path: agent.agentToml, secret: false },
-    { path: agent.configDir, secret: false },
-    { path: agent.tlsDir, secret: true },
-    { path: agent.dnssecKeyDir, secret: true },
-    { path: agent.keaLeaseFile, secret: false },
-    ...(agent.nebulaCaKey ? [{ path: agent.nebulaCaKey, secret: true }] : []),
-  ];
 }
 
 export function createHostFileActivities(deps: { config: Config; node: string }) {

@@ -30,7 +30,7 @@ import { checkNebulaConfig, describeNebulaCert, enforceNebulaModes, verifyHostCe
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { NEBULA_FILES } from './host-files';
 import { errorMessage, typedFailures } from './failures';
-import { agentLayout, agentOn } from './agent-service';
+import { agentLayout, agentOn } from '../agent/node-agent';
 
 export type HostRestoreKind = 'agent-cache' | 'nebula';
 

@@ -8,7 +8,7 @@ import { Resolver } from 'node:dns/promises';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { errorMessage, typedFailures } from './failures';
-import { agentLayout } from './agent-service';
+import { agentLayout } from '../agent/node-agent';
 import { parseKeaConf } from '../agent/rendering';
 
 export interface ServiceCheck {
