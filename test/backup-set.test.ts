@@ -145,6 +145,7 @@ describe('backup schedules', () => {
     expect(JSON.parse(created.out)).toEqual({
       scheduleId, outcome: 'created', profile: 'production', cron: '0 */6 * * *',
       prune: { scheduleId: 'nnoe-dr-prune', outcome: 'created' }, drill: { scheduleId: drillScheduleId(CLUSTER), outcome: 'created' },
+      retention: { keepDays: 7 }, // the config's retention in force (one source), shown by apply and prune alike
     });
     // Applying again converges instead of failing.
     const updated = await runCli(h.configPath, '--json', 'schedules', 'apply', '--profile', 'development', '--target', 'local', 's3');

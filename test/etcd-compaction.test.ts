@@ -72,7 +72,9 @@ describe('backups and restores after a compaction at the head', () => {
     // Agents may write between our read and the snapshot: the recorded revision is the head at the snapshot, never the newest key's.
     expect(facts.revision).toBeGreaterThanOrEqual(head);
     expect(facts.compactRevision).toBeGreaterThanOrEqual(head);
-    expect(facts.keyRevision).toBeLessThan(head);
+    // On 3.4 the newest key lies below the head (what broke restores); a cluster restored with a revision bump may keep an entry at it.
+    expect(facts.keyRevision).toBeLessThanOrEqual(head);
+    if (h.world.etcd.version === '3.4') expect(facts.keyRevision).toBeLessThan(head);
     const expected = await keyspace();
 
     const drill = await (await h.client.workflow.start('restoreDrillWorkflow', {

@@ -203,7 +203,7 @@ describe('etcd restore', () => {
   it('CLI: `restore etcd` shows the plan once the run waits, `restore approve` lets it finish', async () => {
     const snap = await snapshotSet('cli');
     const lines: string[] = [];
-    const following = main(['--config', h.configPath, 'restore', 'etcd', '--set', snap.setId], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
+    const following = main(['--config', h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', snap.setId], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
     const waiting = await pollUntil(async () => lines.find((l) => l.startsWith('waiting for approval: ')), 120_000, 'the CLI to ask for the approval');
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^restore plan \\(all-members\\) for cluster ${CLUSTER}: set ${snap.setId} taken .*, revision ${snap.revision}, `)));
     const workflowId = /restore approve (\S+) --set/.exec(waiting)![1]!;

@@ -108,11 +108,11 @@ describe('change capture and PITR across incarnations', () => {
     expect(again.out).toMatch(/^capture already stopped at .*: nothing to stop$/);
 
     // PITR by revision works in the live incarnation only: it has no snapshot yet, and the old one's (higher revisions) are not taken.
-    const refused = await runCli(h.configPath, 'restore', 'pitr', '--revision', String(head), '--yes');
+    const refused = await runCli(h.configPath, 'restore', 'pitr', '--cluster', CLUSTER, '--revision', String(head), '--yes');
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(new RegExp(`no complete snapshot of ${CLUSTER} incarnation ${newId} at or before revision ${head}; snapshots of other incarnations \\(.*${oldId}.*\\) cannot start it`));
     // A time after the newest captured change of the old incarnation is refused, naming its newest point.
-    const late = await runCli(h.configPath, 'restore', 'pitr', '--time', new Date().toISOString(), '--incarnation', oldId, '--yes');
+    const late = await runCli(h.configPath, 'restore', 'pitr', '--cluster', CLUSTER, '--time', new Date().toISOString(), '--incarnation', oldId, '--yes');
     expect(late.code).toBe(1);
     expect(late.err).toMatch(/captured changes reach revision \d+ \(captured .*\); that is the newest point/);
   }, 300_000);

@@ -16,8 +16,9 @@ import type { S3TargetConfig } from '../src/config/schema';
 import type { PruneResult } from '../src/workflows/prune';
 import { openHarness, recordHistory, runCli, type Harness } from './support/harness';
 import { writeObject } from './support/objects';
+import { VARIANTS } from './support/shared';
 
-const CLUSTER = 'nnoe-synthetic';
+const CLUSTER: string = VARIANTS.syntheticCluster; // in the config (the CLI refuses unknown clusters); its sets are written by hand
 const TARGETS = ['local', 's3'];
 const HOUR = 3600_000;
 let h: Harness;

@@ -101,7 +101,7 @@ describe('the real NNOE agent', () => {
     await del(['/nnoe/dns/zones/doomed.test', '/nnoe/dhcp/scopes/restore-scope']);
     await pollUntil(async () => (await servedByAll()).every((v) => v.zones['later.test'] && v.zones['keep.test']?.includes('www A 10.2.2.2')), 30_000, 'the agents to render the changes');
 
-    const restore = await runCli(h.configPath, 'restore', 'etcd', '--set', set.setId, '--yes');
+    const restore = await runCli(h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', set.setId, '--yes');
     expect(restore.code, restore.err).toBe(0);
     expect(restore.out).toMatch(/ok {3}restart agents: node-1 serving \(.*\), node-2 serving \(/);
     const etcd = await memberClient(h.config, 'etcd-1');

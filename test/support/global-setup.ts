@@ -40,6 +40,7 @@ export function testConfig(
       { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
+      variant(VARIANTS.syntheticCluster, {}),
     ],
     // Every test artefact is encrypted, so the e2e restore proves the encrypted round trip.
     encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } },

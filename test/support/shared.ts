@@ -20,6 +20,8 @@ export const VARIANTS = {
   rogueCertCluster: 'nnoe-rogue-cert',
   /** Same members, client certificate file that does not exist. */
   missingCertCluster: 'nnoe-missing-cert',
+  /** A cluster whose catalog the prune tests write by hand (no backup of it ever runs). */
+  syntheticCluster: 'nnoe-synthetic',
   /** An S3 target whose endpoint has nothing listening. */
   deadS3Target: 's3-unreachable',
 } as const;
