@@ -6,7 +6,6 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,19 +15,9 @@ import { readSnapshotRevisions } from '../../src/etcd/snapshot-revisions';
 import { readSnapshotStatus } from '../../src/etcd/snapshot-file';
 import { startScratchEtcd } from '../../src/etcd/scratch';
 import { hashKVAt } from '../../src/etcd/connect';
+import { freePort } from '../../src/sandbox/ports';
 
 const execFileAsync = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let dir: string;
 let stopEtcd: () => Promise<void>;
