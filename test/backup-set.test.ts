@@ -174,9 +174,8 @@ describe('backup schedules', () => {
     const afterPause = JSON.parse((await runCli(h.configPath, '--json', 'schedules', 'list')).out) as Array<{ scheduleId: string; paused: boolean }>;
     expect(afterPause.find((s) => s.scheduleId === scheduleId)?.paused).toBe(true);
     expect((await runCli(h.configPath, 'schedules', 'unpause', CLUSTER)).code).toBe(0);
-    expect((await runCli(h.configPath, 'schedules', 'delete', CLUSTER)).out).toBe(`deleted ${scheduleId}`);
-    expect((await runCli(h.configPath, 'schedules', 'delete', 'nnoe-dr-prune')).out).toBe('deleted nnoe-dr-prune');
-    expect((await runCli(h.configPath, 'schedules', 'delete', drillScheduleId(CLUSTER))).out).toBe(`deleted ${drillScheduleId(CLUSTER)}`);
+    // Deleting a cluster's schedules takes its drill too, and the shared prune once no cluster has a backup schedule left.
+    expect((await runCli(h.configPath, 'schedules', 'delete', CLUSTER)).out).toBe(`deleted ${scheduleId}\ndeleted ${drillScheduleId(CLUSTER)}\ndeleted nnoe-dr-prune`);
     expect((await runCli(h.configPath, 'schedules', 'list')).out).toBe('no schedules');
     const missing = await runCli(h.configPath, 'schedules', 'trigger', CLUSTER);
     expect(missing.code).toBe(1);
