@@ -79,7 +79,7 @@ describe('phpIPAM restore', () => {
     }, 60_000, 'the phpIPAM restore plan awaiting approval');
     const plan = view.plan!;
     expect(plan.setId).toBe(setId);
-    expect(plan.staging).toMatch(/^phpipam_restore_\d{8}_\d{6}$/);
+    expect(plan.staging).toMatch(/^phpipam_restore_\d{8}_\d{6}_\d{3}$/);
     expect(plan.keepAs).toBe(plan.staging.replace('_restore_', '_pre_restore_'));
     expect(view.staged?.bytes).toBe(record.artefacts[0]!.raw.bytes);
     // Nothing changed before the approval: live still holds the later writes, no new schema exists.
@@ -214,7 +214,7 @@ describe('phpIPAM restore', () => {
         const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
         expect(cause.type).toBe('RestoreVerificationFailed');
         expect(cause.message).toContain(`ipaddresses: checksum expected 12345, got ${recorded}`);
-        expect(cause.message).toMatch(/phpipam was not touched, staging schema phpipam_restore_\d+_\d+ dropped/);
+        expect(cause.message).toMatch(/phpipam was not touched, staging schema phpipam_restore_\d+_\d+_\d+ dropped/);
 
         expect(rowsAndChecksums(await facts(LIVE))).toEqual(before);
         expect(await restoreSchemas()).toEqual(schemas); // neither staging nor keep schema left

@@ -100,10 +100,13 @@ const DEFAULT_LOCK_WAIT_TIMEOUT_S = 30;
 
 // ====================================================================== names
 
-/** `phpipam_restore_20261127_143502` and `phpipam_pre_restore_20261127_143502` for a restore started at `date`. */
+/**
+ * `phpipam_restore_20261127_143502_123` and `phpipam_pre_restore_20261127_143502_123` for a restore
+ * started at `date` (milliseconds too: two restores within one second must not ask for one name).
+ */
 export function restoreSchemaNames(database: string, date: Date): { staging: string; keepAs: string } {
   const iso = date.toISOString();
-  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}_${iso.slice(20, 23)}`;
   const names = { staging: `${database}_restore_${stamp}`, keepAs: `${database}_pre_restore_${stamp}` };
   requireSchemaName(names.staging);
   requireSchemaName(names.keepAs);

@@ -127,8 +127,10 @@ describe('DumpSchemaGuard', () => {
 describe('phpIPAM restore names and client command', () => {
   it('names the staging and keep schemas after the database and the UTC time', () => {
     expect(restoreSchemaNames('phpipam', new Date('2026-11-27T14:35:02.123Z'))).toEqual({
-      staging: 'phpipam_restore_20261127_143502', keepAs: 'phpipam_pre_restore_20261127_143502',
+      staging: 'phpipam_restore_20261127_143502_123', keepAs: 'phpipam_pre_restore_20261127_143502_123',
     });
+    // Two restores within one second get two names (a same-second clash refused the second one).
+    expect(restoreSchemaNames('phpipam', new Date('2026-11-27T14:35:02.124Z')).keepAs).not.toBe('phpipam_pre_restore_20261127_143502_123');
     expect(() => restoreSchemaNames('p'.repeat(40), new Date())).toThrow(/not a usable schema name/);
   });
 
