@@ -58,6 +58,11 @@ export interface AgentHealth {
 export interface AgentStart { node: string; startedAtMs: number; wasRunning: boolean }
 export interface AgentListening { node: string; pid: number; etcdConnection: string; readyAfterMs: number }
 
+/** Where the agent may be connected: its own [etcd].endpoints and the cluster's client URLs. */
+function etcdUrlsOf(layout: AgentLayout, cluster: ClusterConfig): string[] {
+  return [...new Set([...layout.etcdEndpoints, ...cluster.etcd.members.map((m) => m.clientUrl)])];
+}
+
 async function readIfThere(file: string): Promise<string | null> {
   return readFile(file, 'utf8').catch(() => null);
 }
@@ -115,7 +120,7 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
     const layout = await agentLayout(agent);
     const service = serviceDriver(agent.service);
     const pid = await service.pid();
-    const etcdUrls = [...new Set([...layout.etcdEndpoints, ...cluster.etcd.members.map((m) => m.clientUrl)])];
+    const etcdUrls = etcdUrlsOf(layout, cluster);
     const etcdConnection = pid === null ? null : await establishedConnectionTo(pid, etcdUrls);
     const expected = expectedRendering(await renderedKeys(cluster, layout.prefix), layout.prefix);
     const differences = renderingDifferences(expected, await renderedState(layout), {
@@ -150,7 +155,7 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
     const agent = agentOn(cluster, node);
     const layout = await agentLayout(agent);
     const service = serviceDriver(agent.service);
-    const etcdUrls = [...new Set([...layout.etcdEndpoints, ...cluster.etcd.members.map((m) => m.clientUrl)])];
+    const etcdUrls = etcdUrlsOf(layout, cluster);
     const files = [layout.dns?.configPath, layout.dhcp?.configPath].filter((f): f is string => f !== undefined);
     const deadline = Date.now() + (input.timeoutSeconds ?? 60) * 1000;
     let last = 'not started';

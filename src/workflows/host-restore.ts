@@ -15,13 +15,13 @@
 import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { createHostRestoreActivities, createHostRestorePlanActivities, HostRestoreKind, HostRestorePlan, PreparedDir } from '../activities/host-restore';
-import type { AgentHealth, createAgentServiceActivities } from '../activities/agent-service';
+import type { AgentHealth } from '../activities/agent-service';
 import type { NebulaModeChange } from '../nebula/certs';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
 import { failureTypeOf } from './approval';
-import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 import { rejectBadInput } from './input';
 import { durationProblem } from '../common/input-checks';
 
@@ -60,7 +60,6 @@ export interface HostRestoreResult {
 
 type PlanActivities = ReturnType<typeof createHostRestorePlanActivities>;
 type NodeActivities = ReturnType<typeof createHostRestoreActivities>;
-type AgentActivities = ReturnType<typeof createAgentServiceActivities>;
 
 const { planHostRestore } = proxyActivities<PlanActivities>({
   startToCloseTimeout: '2m',
@@ -85,16 +84,6 @@ function startOnNode(node: string): NodeActivities {
     scheduleToCloseTimeout: '15m',
     startToCloseTimeout: '5m',
     retry: { initialInterval: '2s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE },
-  });
-}
-
-function agentOnNode(node: string): AgentActivities {
-  return proxyActivities<AgentActivities>({
-    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
-    scheduleToCloseTimeout: '15m',
-    startToCloseTimeout: '5m',
-    heartbeatTimeout: '1m',
-    retry: { maximumAttempts: 3, initialInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
   });
 }
 
@@ -230,7 +219,7 @@ async function startService(kind: HostRestoreKind, nodeName: string, plan: HostR
     return;
   }
   if (kind === 'agent-cache') {
-    result.health = await tracker.step(labels.start, () => agentOnNode(nodeName).startAgentAndWait({ cluster: plan.cluster }),
+    result.health = await tracker.step(labels.start, () => agentsOnNode(nodeName).startAgentAndWait({ cluster: plan.cluster }),
       (h) => `healthy ${h.readyAfterMs} ms after its start`);
     return;
   }
