@@ -198,4 +198,5 @@ install_python_venv
 install_node_modules
 bash "$REPO_ROOT/scripts/build-nnoe-agent.sh"
 install_etcd_versions
+bash "$REPO_ROOT/scripts/install-toxiproxy.sh" # the fault proxy of test/network-faults.test.ts
 log "done"

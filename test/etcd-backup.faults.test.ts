@@ -10,7 +10,7 @@ import { rootMessage, type RunProgress } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { listBackupSets } from '../src/catalog/catalog';
 import { VARIANTS } from './support/shared';
-import { CLUSTER, etcdComponent, fillKeys, leaderName, memberClient, openHarness, pollUntil, startMembers, stopMember, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, fillKeys, leaderName, memberClient, openHarness, pollUntil, removeFill, startMembers, stopMember, type Harness } from './support/harness';
 import { SEGMENT_PREFIX } from '../src/capture/segments';
 
 let h: Harness;
@@ -68,15 +68,8 @@ describe('etcd backup under faults', () => {
       await localStoreIsClean();
     } finally {
       await startMembers(h.world, h.config, members);
-      // Take the fill data away again so later backups stay small.
-      await etcd.delete().prefix('/fill/');
-      const { header } = await etcd.maintenance.status();
-      await etcd.kv.compact({ revision: header.revision, physical: true });
-      for (const name of members) {
-        const member = await memberClient(h.config, name);
-        try { await member.maintenance.defragment(); } finally { member.close(); }
-      }
       etcd.close();
+      await removeFill(h.config, '/fill/'); // so later backups stay small
     }
   });
 

@@ -12,7 +12,9 @@ import { openStore, s3ClientFor, artefactKey, MANIFEST_FILE } from '../src/stora
 import { MANIFEST_FORMAT_VERSION, utcStamp, type BackupManifest } from '../src/common/manifest';
 import { clusterSegmentsPrefix, gapKey, segmentKey } from '../src/capture/segments';
 import { NnoeBackupSet, NnoeRunbook } from '../src/common/search-attributes';
-import type { S3TargetConfig } from '../src/config/schema';
+import type { S3TargetConfig, StorageTargetConfig } from '../src/config/schema';
+import { mkdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { PruneResult } from '../src/workflows/prune';
 import { openHarness, recordHistory, runCli, type Harness } from './support/harness';
 import { writeObject } from './support/objects';
@@ -120,7 +122,7 @@ describe('prune by retention', () => {
     }
   });
 
-  it('deletes expired sets from both targets, keeps the set a running restore uses, aborts stale uploads, prunes segments', async () => {
+  it('deletes expired sets from both targets, keeps the set a running restore uses, aborts stale uploads and partial files, prunes segments', async () => {
     const inUse = setIds[100]!;
     const restore = await h.client.workflow.start('etcdRestoreWorkflow', {
       taskQueue: 'nnoe-dr-test-no-worker', workflowId: `synthetic-restore-${inUse}`, args: [],
@@ -128,6 +130,16 @@ describe('prune by retention', () => {
     });
     const s3Target = h.config.storage.find((t) => t.name === 's3') as S3TargetConfig;
     const upload = await (await s3ClientFor(s3Target)).send(new CreateMultipartUploadCommand({ Bucket: s3Target.bucket, Key: 'crashed-backup/etcd-snapshot.db.gz' }));
+    // A local partial file a killed writer left two days ago goes; one written a minute ago (a writer still running) stays.
+    const localTarget = h.config.storage.find((t) => t.name === 'local') as Extract<StorageTargetConfig, { type: 'local' }>;
+    const crashedDir = join(localTarget.path, 'crashed-backup');
+    await mkdir(crashedDir, { recursive: true });
+    const stalePartial = join(crashedDir, '.etcd-snapshot.db.gz.partial-0badc0de');
+    const runningPartial = join(crashedDir, '.phpipam.sql.gz.partial-0900d000');
+    await writeFile(stalePartial, 'half a snapshot');
+    await writeFile(runningPartial, 'a dump in progress');
+    const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+    await utimes(stalePartial, twoDaysAgo, twoDaysAgo);
     try {
       const handle = await startPrune(h.client, h.config, { cluster: CLUSTER, targets: TARGETS });
       const result = await handle.result() as PruneResult;
@@ -137,6 +149,10 @@ describe('prune by retention', () => {
       expect(result.expire).toHaveLength(211);
       expect(result.abortedUploads).toContainEqual(expect.objectContaining({ target: 's3', key: 'crashed-backup/etcd-snapshot.db.gz' }));
       expect(upload.UploadId).toBeTruthy();
+      expect(result.abortedUploads).toContainEqual(expect.objectContaining({ target: 'local', key: 'crashed-backup/etcd-snapshot.db.gz', location: stalePartial }));
+      expect(result.abortedUploads.filter((u) => u.target === 'local')).toHaveLength(1);
+      await expect(stat(stalePartial)).rejects.toThrow(/ENOENT/);
+      expect((await stat(runningPartial)).isFile()).toBe(true);
 
       expect((await syntheticIds()).sort()).toEqual([...setIds.slice(0, 28), inUse].sort());
 
@@ -152,6 +168,7 @@ describe('prune by retention', () => {
       }
     } finally {
       await restore.terminate('test finished');
+      await rm(crashedDir, { recursive: true, force: true }); // the "running" writer's file: other files scan the store for debris
     }
   });
 });

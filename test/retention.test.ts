@@ -11,10 +11,11 @@ import {
   AbortMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import {
-  abortStaleMultipartUploads, deleteBackupSet, gfsBucket, listBackupSetKeys, listStaleMultipartUploads, planRetention,
+  deleteBackupSet, gfsBucket, listBackupSetKeys, planRetention,
   RETENTION_PROFILES, RetentionPolicyError, type RetentionPlan, type RetentionPolicy, type RetentionSet,
 } from '../src/retention';
 import { artefactKey, LocalStore, MANIFEST_FILE, S3Store, type BackupStore } from '../src/storage';
+import { listMultipartUploads } from '../src/storage/s3';
 import { backupSetId } from '../src/common/manifest';
 import { freePort, waitForPortOpen } from '../src/sandbox/ports';
 import { writeObject } from './support/objects';
@@ -289,9 +290,33 @@ describe('pruning a local target', () => {
     await checkDeleteBackupSet(store);
     expect(await readdir(root)).toEqual(['prod-20261120-0600000']);
   });
+
+  it('lists a killed writer\'s partial file as a leftover, by key or by age, never a committed artefact', async () => {
+    const store = new LocalStore('local', join(root, 'leftovers'));
+    const killed = await store.createWriter('prod-20261121-060000/etcd-snapshot.db.gz');
+    killed.stream.write('half a snapshot'); // and then the worker died: neither commit nor abort
+    await new Promise((done) => setTimeout(done, 50));
+    const committed = await store.createWriter('prod-20261121-060000/etcd-snapshot.db.gz.age');
+    committed.stream.end('whole');
+    await committed.commit();
+
+    const byKey = await store.listLeftovers({ key: 'prod-20261121-060000/etcd-snapshot.db.gz' });
+    expect(byKey.map((l) => l.key)).toEqual(['prod-20261121-060000/etcd-snapshot.db.gz']);
+    expect(byKey[0]!.location).toMatch(/prod-20261121-060000\/\.etcd-snapshot\.db\.gz\.partial-[0-9a-f]{8}$/);
+    expect(await store.listLeftovers({ key: 'prod-20261121-060000/etcd-snapshot.db.gz.age' })).toEqual([]);
+    expect(await store.listLeftovers({ olderThan: new Date(Date.now() - 3600_000) })).toEqual([]); // written just now: maybe still running
+    expect((await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })).map((l) => l.handle)).toEqual([byKey[0]!.handle]);
+
+    await expect(store.removeLeftover({ ...byKey[0]!, handle: store.location('prod-20261121-060000/etcd-snapshot.db.gz.age') }))
+      .rejects.toThrow(/is not a partial file of this store/);
+    await store.removeLeftover(byKey[0]!);
+    expect(await store.list()).toEqual(['prod-20261121-060000/etcd-snapshot.db.gz.age']);
+    expect(await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })).toEqual([]);
+    await killed.abort();
+  });
 });
 
-describe('stale multipart uploads across pages', () => {
+describe('multipart uploads across pages', () => {
   // moto ignores MaxUploads, so paging is checked against recorded pages: the request markers
   // must follow NextKeyMarker / NextUploadIdMarker until IsTruncated is false.
   it('follows the markers to the last page', async () => {
@@ -308,8 +333,8 @@ describe('stale multipart uploads across pages', () => {
         return pages[markers.length - 1];
       },
     } as unknown as S3Client;
-    const stale = await listStaleMultipartUploads(client, 'b', '', new Date('2026-11-20T00:00:00Z'));
-    expect(stale.map((u) => u.uploadId)).toEqual(['u1', 'u3']);
+    const uploads = await listMultipartUploads(client, 'b', '');
+    expect(uploads.map((u) => u.uploadId)).toEqual(['u1', 'u2', 'u3']);
     expect(markers).toEqual([[undefined, undefined], ['a', 'u1'], ['b', 'u2']]);
   });
 });
@@ -339,20 +364,27 @@ describe('pruning an S3 target (moto)', () => {
     }
   });
 
-  it('lists and aborts stale multipart uploads under the prefix, with a dry run', async () => {
+  it('lists open multipart uploads under its prefix as leftovers, by key or by age, and aborts them', async () => {
+    const store = new S3Store(s3, { name: 's3', bucket, prefix: 'nnoe/', partSizeBytes: 5 * 1024 * 1024 });
     const create = async (key: string) => (await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))).UploadId!;
     const staleId = await create('nnoe/prod-20261120-060000/etcd-snapshot.db.gz');
+    const encryptedId = await create('nnoe/prod-20261120-060000/etcd-snapshot.db.gz.age');
     await create('other-tool/big.bin');
-    const listed = await listStaleMultipartUploads(s3, bucket, 'nnoe/', new Date(Date.now() + 60_000));
-    expect(listed.map((u) => [u.key, u.uploadId])).toEqual([['nnoe/prod-20261120-060000/etcd-snapshot.db.gz', staleId]]);
-    expect(listed[0]!.initiated).toBeInstanceOf(Date);
+    const all = await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) });
+    expect(all.map((u) => [u.key, u.handle]).sort()).toEqual([
+      ['prod-20261120-060000/etcd-snapshot.db.gz', staleId], ['prod-20261120-060000/etcd-snapshot.db.gz.age', encryptedId]]);
+    expect(all[0]!.location).toMatch(/^s3:\/\/nnoe-dr-prune\/nnoe\/prod-20261120-060000\/etcd-snapshot\.db\.gz/);
     // Uploads started after the cut-off (a backup still running) are left alone. moto reports
     // every upload as initiated on 2010-11-10, hence a cut-off before that.
-    expect(await listStaleMultipartUploads(s3, bucket, 'nnoe/', new Date('2010-01-01T00:00:00Z'))).toEqual([]);
+    expect(await store.listLeftovers({ olderThan: new Date('2010-01-01T00:00:00Z') })).toEqual([]);
+    // By key: exactly that key, not every key it prefixes (a retry of one artefact must not abort another's upload).
+    const ofKey = await store.listLeftovers({ key: 'prod-20261120-060000/etcd-snapshot.db.gz' });
+    expect(ofKey.map((u) => u.handle)).toEqual([staleId]);
 
-    expect(await abortStaleMultipartUploads(s3, bucket, 'nnoe/', new Date(Date.now() + 60_000), { dryRun: true })).toEqual(listed);
-    expect(await listStaleMultipartUploads(s3, bucket, 'nnoe/', new Date(Date.now() + 60_000))).toHaveLength(1);
-    expect(await abortStaleMultipartUploads(s3, bucket, 'nnoe/', new Date(Date.now() + 60_000))).toEqual(listed);
+    await store.removeLeftover(ofKey[0]!);
+    await store.removeLeftover(ofKey[0]!); // idempotent: already aborted
+    expect((await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })).map((u) => u.handle)).toEqual([encryptedId]);
+    await store.removeLeftover((await store.listLeftovers({ key: 'prod-20261120-060000/etcd-snapshot.db.gz.age' }))[0]!);
     const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
     expect((left.Uploads ?? []).map((u) => u.Key)).toEqual(['other-tool/big.bin']);
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'other-tool/big.bin', UploadId: left.Uploads![0]!.UploadId }));

@@ -3,8 +3,7 @@
  * network). Artefact bytes stream through here and never enter a Temporal payload; activities
  * return references and facts.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -16,9 +15,10 @@ import { findCluster, findTargets } from '../config/load';
 import { connectMember, hashKVAt, openSnapshotStream } from '../etcd/connect';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
-import { fanOut } from '../storage/fan-out';
+import { allPipelines, fanOut } from '../storage/fan-out';
 import { artefactEncryption } from './artefact-encryption';
 import { artefactKey, MANIFEST_FILE, openStore, publishToStores } from '../storage';
+import { fileWriteStream } from '../storage/local';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
 import { errorMessage, typedFailures } from './failures';
@@ -42,6 +42,13 @@ export interface StreamSnapshotInput {
 export interface EtcdSnapshotOutcome {
   artefact: ArtefactRecord;
   facts: EtcdSnapshotFacts;
+  /** Present when this attempt replaced an interrupted one: its number and what the earlier ones left that it removed. */
+  retried?: AttemptCleanup;
+}
+
+export interface AttemptCleanup {
+  attempt: number;
+  leftoversCleared: string[];
 }
 
 /** gRPC/TLS error text that means the member refused our certificate (or we refused its). */
@@ -128,11 +135,13 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
     const key = artefactKey(input.setId, fileName);
 
+    // A killed attempt (any member) left its raw copy here: gone before this one writes.
+    const stagingLeftovers = await removeEarlierAttempts(join(config.workDir, input.setId));
     await mkdir(stagingDir, { recursive: true });
     try {
       return await withMember(input.cluster, input.member, async (client) => {
         const status = await client.maintenance.status();
-        const { result: facts, copies } = await publishToStores(stores, key, async (sink) => {
+        const { result: facts, copies, leftoversCleared } = await publishToStores(stores, key, async (sink) => {
         const check = new SnapshotTrailerCheck(throttledHeartbeat(ctx));
         const source = await openSnapshotStream(client);
         const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
@@ -141,8 +150,8 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         // Encryption comes after compression (ciphertext does not compress) and before every target.
         const stored = encryption ? [gzip, encryption.createStream()] : [gzip];
         try {
-          await Promise.all([
-            pipeline(source, check, fanOut([createWriteStream(rawPath), gzip])),
+          await allPipelines([
+            pipeline(source, check, fanOut([fileWriteStream(rawPath), gzip])),
             pipeline([...stored, sink]),
           ]);
         } finally {
@@ -193,12 +202,22 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             copies,
           },
           facts: facts.facts,
+          ...(ctx.info.attempt > 1 || stagingLeftovers.length + leftoversCleared.length > 0
+            ? { retried: { attempt: ctx.info.attempt, leftoversCleared: [...stagingLeftovers, ...leftoversCleared] } } : {}),
         };
       });
     } finally {
       await rm(stagingDir, { recursive: true, force: true });
       await rmdir(join(config.workDir, input.setId)).catch(() => undefined); // the set's staging parent, once empty
     }
+  }
+
+  /** Removes the staging dirs earlier attempts of this set's snapshot left (`attempt-<n>-<member>`); returns their paths. */
+  async function removeEarlierAttempts(setStagingDir: string): Promise<string[]> {
+    const names = await readdir(setStagingDir).catch(() => [] as string[]);
+    const earlier = names.filter((name) => name.startsWith('attempt-')).map((name) => join(setStagingDir, name));
+    for (const dir of earlier) await rm(dir, { recursive: true, force: true });
+    return earlier;
   }
 
   /** Writes manifest.json into every target; the set exists for `backups list` only once this is done. */

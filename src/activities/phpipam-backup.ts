@@ -12,7 +12,7 @@
  *   4. commit the targets only if the dump exited 0 and ends with "-- Dump completed"; otherwise
  *      abort every writer (nothing is left in any store).
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Context } from '@temporalio/activity';
@@ -165,6 +165,9 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
  */
 async function withOptionFile<T>(workDir: string, setId: string, password: string, fn: (optionFile: string) => Promise<T>): Promise<T> {
   await mkdir(workDir, { recursive: true });
+  // A killed attempt left its option file (the password) behind: gone before this attempt writes its own.
+  const earlier = (await readdir(workDir)).filter((name) => name.startsWith(`phpipam-${setId}-`));
+  for (const name of earlier) await rm(join(workDir, name), { recursive: true, force: true });
   const dir = await mkdtemp(join(workDir, `phpipam-${setId}-`)); // mode 0700
   try {
     return await fn(await writeClientOptionFile(dir, { password }));

@@ -9,9 +9,9 @@ import { Client, Connection } from '@temporalio/client';
 import { NAME_PATTERN, type Config } from '../config/schema';
 import { findTargets } from '../config/load';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
-import { openStore, s3ClientFor } from '../storage';
+import { openStore } from '../storage';
 import {
-  abortStaleMultipartUploads, deleteBackupSet, deleteSegmentObjects, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
+  deleteBackupSet, deleteSegmentObjects, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
   type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
 } from '../retention';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
@@ -168,16 +168,21 @@ export function createPruneActivities(deps: { config: Config }) {
     return result;
   }
 
-  /** Aborts multipart uploads older than prune.staleUploadHours in every S3 target chosen. */
-  async function abortStaleUploads(input: { targets?: string[]; dryRun: boolean }): Promise<Array<{ target: string; key: string; initiated?: string }>> {
+  /**
+   * Removes what interrupted writers left (open multipart uploads in S3, partial files in local
+   * targets) older than prune.staleUploadHours; a running writer is younger, or touched its file since.
+   */
+  async function abortStaleUploads(input: { targets?: string[]; dryRun: boolean }): Promise<Array<{ target: string; key: string; initiated?: string; location?: string }>> {
     const olderThan = new Date(Date.now() - config.prune.staleUploadHours * 3600_000);
-    const aborted: Array<{ target: string; key: string; initiated?: string }> = [];
+    const removed: Array<{ target: string; key: string; initiated?: string; location?: string }> = [];
     for (const target of findTargets(config, input.targets)) {
-      if (target.type !== 's3') continue;
-      const uploads = await abortStaleMultipartUploads(await s3ClientFor(target), target.bucket, target.prefix, olderThan, { dryRun: input.dryRun });
-      aborted.push(...uploads.map((u) => ({ target: target.name, key: u.key, initiated: u.initiated.toISOString() })));
+      const store = await openStore(target);
+      for (const leftover of await store.listLeftovers({ olderThan })) {
+        if (!input.dryRun) await store.removeLeftover(leftover);
+        removed.push({ target: target.name, key: leftover.key, initiated: leftover.startedAt, location: leftover.location });
+      }
     }
-    return aborted;
+    return removed;
   }
 
   return {

@@ -492,7 +492,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       for (const set of result.expire) out(`${result.dryRun ? 'would delete' : 'deleted'} ${set.setId}: ${set.reason}`);
       for (const set of result.keep) out(`keep ${set.setId}: ${set.reasons.join('; ')}`);
       const segments = result.segments ? `, ${result.segments.objects} change-capture segments ${result.dryRun ? 'to delete' : 'deleted'}` : '';
-      out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads ${result.dryRun ? 'to abort' : 'aborted'}`);
+      out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads/partial files ${result.dryRun ? 'to remove' : 'removed'}`);
     }));
 
   backups.command('verify')

@@ -4,8 +4,8 @@ export {
   type RetentionProfileName, type RetentionSet,
 } from './policy';
 export {
-  abortStaleMultipartUploads, deleteBackupSet, deleteSegmentObjects, listBackupSetKeys, listSegmentObjects, listStaleMultipartUploads,
-  type DeletedSet, type SegmentObject, type StaleUpload,
+  deleteBackupSet, deleteSegmentObjects, listBackupSetKeys, listSegmentObjects,
+  type DeletedSet, type SegmentObject,
 } from './prune';
 export {
   planSegmentRetention, SEGMENT_TIME_MARGIN_MS,

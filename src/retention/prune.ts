@@ -1,65 +1,14 @@
 /**
  * The I/O half of pruning, for the prune activity: delete an expired set from one target, delete
- * change-capture segments no kept set needs, and abort multipart uploads that a crashed or killed
- * backup left behind in S3 (they are invisible in listings but are stored and billed until
- * aborted). Which sets expire is decided by planRetention (./policy.ts), which segments by
+ * change-capture segments no kept set needs (what interrupted writers left, partial files and open
+ * multipart uploads, each store lists itself: BackupStore.listLeftovers). Which sets expire is decided by planRetention (./policy.ts), which segments by
  * planSegmentRetention (./segments.ts); every deleting function here has a dry run that only reports.
  */
 import { rmdir, stat } from 'node:fs/promises';
-import { AbortMultipartUploadCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { StorageTargetConfig } from '../config/schema';
 import { clusterSegmentsPrefix } from '../capture/segments';
 import { artefactKey, LocalStore, MANIFEST_FILE, openStore, s3ClientFor, type BackupStore } from '../storage';
-
-export interface StaleUpload {
-  bucket: string;
-  key: string;
-  uploadId: string;
-  initiated: Date;
-}
-
-/**
- * Multipart uploads under `prefix` started before `olderThan`. Choose olderThan well before the
- * start of any backup that may still be running (e.g. now minus a day): a running backup's upload
- * is only committed at its end.
- */
-export async function listStaleMultipartUploads(s3: S3Client, bucket: string, prefix: string, olderThan: Date): Promise<StaleUpload[]> {
-  const stale: StaleUpload[] = [];
-  let keyMarker: string | undefined;
-  let uploadIdMarker: string | undefined;
-  do {
-    const page = await s3.send(new ListMultipartUploadsCommand({
-      Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker,
-    }));
-    for (const upload of page.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId || !upload.Initiated) continue;
-      if (upload.Initiated.getTime() < olderThan.getTime()) {
-        stale.push({ bucket, key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated });
-      }
-    }
-    const more = page.IsTruncated === true;
-    keyMarker = more ? page.NextKeyMarker : undefined;
-    uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
-  } while (keyMarker);
-  return stale;
-}
-
-/** Aborts (or with dryRun only lists) the stale uploads; returns them. Idempotent. */
-export async function abortStaleMultipartUploads(
-  s3: S3Client, bucket: string, prefix: string, olderThan: Date, options: { dryRun?: boolean } = {},
-): Promise<StaleUpload[]> {
-  const stale = await listStaleMultipartUploads(s3, bucket, prefix, olderThan);
-  if (options.dryRun) return stale;
-  for (const upload of stale) {
-    try {
-      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }));
-    } catch (err) {
-      // Completed or aborted meanwhile (another prune, the backup's own abort): nothing left to do.
-      if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
-    }
-  }
-  return stale;
-}
 
 export interface DeletedSet {
   target: string;

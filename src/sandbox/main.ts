@@ -68,10 +68,11 @@ async function main(): Promise<void> {
     console.log(`stopped. Local backups stay in ${join(dir, 'backups')}; the next start begins with a fresh cluster and Temporal history.`);
   };
   try {
-    workers.push(await startWorkerProcess(world, [], 'worker-management'));
+    // Two management workers, as production runs them: either one may die and the other carries on.
+    for (const name of ['worker-management-1', 'worker-management-2']) workers.push(await startWorkerProcess(world, [], name));
     const nodes = [...new Set(config.clusters.flatMap((c) => c.etcd.members.map((m) => m.node)))];
     for (const node of nodes) workers.push(await startWorkerProcess(world, ['--node', node], `worker-${node}`));
-    console.log(`workers up: management + ${nodes.join(', ')}`);
+    console.log(`workers up: 2 management + ${nodes.join(', ')}`);
 
     const seeded = await seedSampleData(config.clusters[0]!);
     if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/ (the agents render them)`);

@@ -213,8 +213,8 @@ const ADDRESSES_PER_SUBNET = 200;
 const IPV6_EVERY = 16; // every 16th subnet is an IPv6 /64
 const EPOCH = Date.UTC(2026, 0, 1);
 
-/** Small deterministic PRNG (mulberry32): reproducible data without a dependency. */
-function prng(seed: number): () => number {
+/** Small deterministic PRNG (mulberry32): reproducible data (and chaos points) without a dependency. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

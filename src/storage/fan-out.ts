@@ -29,3 +29,25 @@ export function fanOut(destinations: Writable[]): Writable {
     },
   });
 }
+
+/**
+ * Awaits pipelines that feed each other (one tees into another). When one fails, the others fail
+ * soon after with ERR_STREAM_PREMATURE_CLOSE, and whichever rejects first would hide the cause
+ * (a full disk, a reset connection): so the failures are collected briefly and the first one that
+ * is not a premature close is thrown.
+ */
+export async function allPipelines(pipelines: Array<Promise<unknown>>): Promise<void> {
+  const failures: unknown[] = [];
+  await new Promise<void>((done) => {
+    let pending = pipelines.length;
+    let grace: NodeJS.Timeout | undefined;
+    for (const pipeline of pipelines) {
+      pipeline.catch((err: unknown) => { failures.push(err); }).finally(() => {
+        pending -= 1;
+        if (pending === 0) { clearTimeout(grace); done(); } else if (failures.length > 0) grace ??= setTimeout(done, 250);
+      });
+    }
+  });
+  if (failures.length === 0) return;
+  throw failures.find((err) => (err as NodeJS.ErrnoException | undefined)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') ?? failures[0];
+}

@@ -1,9 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject } from './store';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject, type WriteLeftover } from './store';
 import { HashingStream } from './hashing';
 
 const PARTIAL_MARK = '.partial-';
@@ -24,9 +24,9 @@ export class LocalStore implements BackupStore {
   async createWriter(key: string): Promise<ArtefactWriter> {
     const finalPath = this.location(key);
     await mkdir(dirname(finalPath), { recursive: true });
-    const tempPath = `${dirname(finalPath)}/.${key.split('/').pop()}${PARTIAL_MARK}${randomBytes(4).toString('hex')}`;
+    const tempPath = `${dirname(finalPath)}/${partialPrefix(key)}${randomBytes(4).toString('hex')}`;
     const hashing = new HashingStream();
-    const file = createWriteStream(tempPath, { flags: 'wx' });
+    const file = fileWriteStream(tempPath, { flags: 'wx' });
     // pipeline, not .pipe(): a failing file (disk full) destroys the stream the producer writes into, so it fails instead of waiting.
     const written = pipeline(hashing, file);
     written.catch(() => undefined); // observed in commit/abort
@@ -79,10 +79,51 @@ export class LocalStore implements BackupStore {
       .filter((key) => key.startsWith(prefix));
   }
 
+  async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
+    const candidates = 'key' in scope
+      ? (await readdir(dirname(this.location(scope.key))).catch(() => [] as string[]))
+        .filter((name) => name.startsWith(partialPrefix(scope.key)))
+        .map((name) => join(dirname(this.location(scope.key)), name))
+      : (await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []))
+        .filter((f) => f.isFile() && f.name.includes(PARTIAL_MARK))
+        .map((f) => join(f.parentPath, f.name));
+    const leftovers: WriteLeftover[] = [];
+    for (const path of candidates) {
+      const info = await stat(path).catch(() => undefined); // gone meanwhile: a writer committed or aborted it
+      if (!info || ('olderThan' in scope && info.mtime.getTime() >= scope.olderThan.getTime())) continue;
+      const dir = relative(this.root, dirname(path)).split(sep).join('/');
+      const file = basename(path).slice(1, basename(path).indexOf(PARTIAL_MARK));
+      leftovers.push({ key: dir ? `${dir}/${file}` : file, location: path, startedAt: info.mtime.toISOString(), handle: path });
+    }
+    return leftovers;
+  }
+
+  async removeLeftover(leftover: WriteLeftover): Promise<void> {
+    if (!basename(leftover.handle).includes(PARTIAL_MARK) || relative(this.root, leftover.handle).startsWith('..')) {
+      throw new Error(`${this.name}: ${leftover.handle} is not a partial file of this store`); // never remove a committed artefact
+    }
+    await rm(leftover.handle, { force: true });
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.location(key), { force: true });
     await removeIfEmpty(dirname(this.location(key))); // the set's directory goes with its last file
   }
+}
+
+/**
+ * A file write stream whose errors name the file: Node's write errors (ENOSPC above all) carry no
+ * path, and "no space left on device" alone does not say which disk to free.
+ */
+export function fileWriteStream(path: string, options?: { flags?: string }): WriteStream {
+  const stream = createWriteStream(path, options);
+  stream.on('error', (err: NodeJS.ErrnoException) => { err.path ??= path; });
+  return stream;
+}
+
+/** A writer's temp file is `.<file>.partial-<random>` beside where the artefact lands. */
+function partialPrefix(key: string): string {
+  return `.${key.split('/').pop()}${PARTIAL_MARK}`;
 }
 
 async function removeIfEmpty(dir: string): Promise<void> {

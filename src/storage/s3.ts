@@ -9,13 +9,14 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject } from './store';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject, type WriteLeftover } from './store';
 
 export interface S3StoreOptions {
   name: string;
@@ -111,6 +112,50 @@ export class S3Store implements BackupStore {
   async delete(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
   }
+
+  /** Open multipart uploads: invisible in listings, yet stored and billed until aborted. */
+  async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
+    const uploads = await listMultipartUploads(this.client, this.options.bucket, 'key' in scope ? this.objectKey(scope.key) : this.options.prefix);
+    return uploads
+      // A key-scoped listing matches by prefix: `<set>/etcd.db.gz` also finds `<set>/etcd.db.gz.age`.
+      .filter((u) => ('key' in scope ? u.key === this.objectKey(scope.key) : u.initiated.getTime() < scope.olderThan.getTime()))
+      .map((u) => ({
+        key: u.key.slice(this.options.prefix.length), location: `s3://${this.options.bucket}/${u.key} (upload ${u.uploadId})`,
+        startedAt: u.initiated.toISOString(), handle: u.uploadId,
+      }));
+  }
+
+  async removeLeftover(leftover: WriteLeftover): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: this.objectKey(leftover.key), UploadId: leftover.handle }));
+    } catch (err) {
+      // Completed or aborted meanwhile (another prune, the writer's own abort): nothing left to do.
+      if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
+    }
+  }
+}
+
+export interface MultipartUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/** Every multipart upload under `prefix`, following the listing's markers to the last page. */
+export async function listMultipartUploads(s3: S3Client, bucket: string, prefix: string): Promise<MultipartUpload[]> {
+  const uploads: MultipartUpload[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  do {
+    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    for (const upload of page.Uploads ?? []) {
+      if (upload.Key && upload.UploadId && upload.Initiated) uploads.push({ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated });
+    }
+    const more = page.IsTruncated === true;
+    keyMarker = more ? page.NextKeyMarker : undefined;
+    uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+  } while (keyMarker);
+  return uploads;
 }
 
 /**

@@ -24,6 +24,19 @@ export interface ArtefactWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * What an interrupted writer left hidden in a store (a partial file, an open multipart upload):
+ * invisible to `list`, costing space until someone removes it.
+ */
+export interface WriteLeftover {
+  key: string;
+  /** For humans: the partial file's path, or the s3:// URL and upload id. */
+  location: string;
+  startedAt: string;
+  /** The store's own handle (a path, an upload id); only `removeLeftover` reads it. */
+  handle: string;
+}
+
 export interface BackupStore {
   readonly name: string;
   createWriter(key: string): Promise<ArtefactWriter>;
@@ -35,6 +48,13 @@ export interface BackupStore {
   location(key: string): string;
   /** Fails with a clear error when the target cannot take a backup (missing bucket, no access). */
   preflight(): Promise<void>;
+  /**
+   * Leftovers of interrupted writers: of one key (a retry clears its earlier attempts' before it
+   * writes), or of every key, started before `olderThan` (prune; a running writer is younger).
+   */
+  listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]>;
+  /** Removes one leftover; idempotent. */
+  removeLeftover(leftover: WriteLeftover): Promise<void>;
 }
 
 /** The key of an artefact inside a backup set: `<setId>/<file>`. */

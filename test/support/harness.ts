@@ -151,6 +151,26 @@ export async function fillKeys(client: Etcd3, prefix: string, count: number, val
   }
 }
 
+/**
+ * Takes fill data away again (delete, compact, defragment every member) so later backups are small:
+ * bbolt keeps a file's size until a defragment. The deadline is generous: seconds on a busy machine.
+ */
+export async function removeFill(config: Config, prefix: string): Promise<void> {
+  const cluster = findCluster(config, CLUSTER);
+  const etcd = await memberClient(config, cluster.etcd.members[0]!.name);
+  try {
+    await etcd.delete().prefix(prefix);
+    const { header } = await etcd.maintenance.status();
+    await etcd.kv.compact({ revision: header.revision, physical: true });
+  } finally {
+    etcd.close();
+  }
+  for (const member of cluster.etcd.members) {
+    const client = await memberClient(config, member.name);
+    try { await client.maintenance.defragment({ deadline: Date.now() + 120_000 }); } finally { client.close(); }
+  }
+}
+
 /** The etcd component of a manifest (every set has one). */
 export function etcdComponent(manifest: BackupManifest): EtcdComponentRecord {
   const component = manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');

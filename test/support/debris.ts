@@ -1,0 +1,51 @@
+/**
+ * The debris scan run after every fault: what an interrupted runbook may leave behind and nothing
+ * may. Each entry names one leftover; an empty list is a clean world.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Config } from '../../src/config/schema';
+import type { World } from '../../src/sandbox/world';
+import { listBackupSets } from '../../src/catalog/catalog';
+import { openStore } from '../../src/storage';
+import { SEGMENT_PREFIX } from '../../src/capture/segments';
+import { connectAsRoot, mariadbLayout } from '../../src/sandbox/mariadb';
+
+export async function scanForDebris(world: World, config: Config): Promise<string[]> {
+  const debris: string[] = [];
+
+  // Stores: hidden leftovers of writers, and set dirs/prefixes without a manifest.
+  const listed = new Set((await listBackupSets(config, {})).map((s) => s.setId));
+  for (const target of config.storage) {
+    const store = await openStore(target);
+    for (const leftover of await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })) debris.push(`${target.name}: ${leftover.location}`);
+    const setIds = new Set((await store.list()).map((key) => key.split('/')[0]!).filter((id) => id !== SEGMENT_PREFIX));
+    for (const id of setIds) if (!listed.has(id)) debris.push(`${target.name}: ${id}/ holds objects but no manifest`);
+  }
+
+  // workDir: staging of backups (<setId>/attempt-*), option files (phpipam-*), restore staging, scratch members.
+  for (const entry of readdirSync(world.workDir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) debris.push(`workDir: ${join(entry.parentPath, entry.name)}`);
+  }
+
+  // etcd: restored-* data dirs no member runs on.
+  for (const member of world.etcd.members) {
+    const live = /--data-dir=(\S+)/.exec(readFileSync(member.programConf, 'utf8'))![1]!;
+    const parent = dirname(live);
+    for (const dir of readdirSync(parent)) {
+      if (dir.startsWith('restored-') && join(parent, dir) !== live) debris.push(`${member.name}: unused data dir ${join(parent, dir)}`);
+    }
+  }
+
+  // phpIPAM: staging schemas (`<db>_restore_<stamp>`) a restore loads into before the swap; the
+  // `<db>_pre_restore_<stamp>` schemas are the old tables, kept on purpose.
+  const root = await connectAsRoot(mariadbLayout(world.dir));
+  try {
+    const [rows] = await root.query<RowDataPacket[]>("SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE '%\\_restore\\_%' AND schema_name NOT LIKE '%\\_pre\\_restore\\_%'");
+    for (const row of rows) debris.push(`mariadb: staging schema ${String(row.name)}`);
+  } finally {
+    await root.end();
+  }
+  return debris;
+}
