@@ -156,6 +156,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
           ]);
         } finally {
           ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
+          source.destroy(); // a failed attempt must not leave etcd streaming to nobody (see openSnapshotStream)
         }
 
         const trailer = check.result();

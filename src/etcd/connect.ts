@@ -104,7 +104,12 @@ export async function openSnapshotStream(client: Etcd3): Promise<Readable> {
     },
   });
   messages.on('error', (err) => toBytes.destroy(err));
-  toBytes.on('close', () => messages.destroy());
+  // Cancel the call, not only the stream: closing the client leaves a running call alive, and etcd
+  // then holds the snapshot's read transaction (a defragment waits on it) until the process exits.
+  toBytes.on('close', () => {
+    (messages as Readable & { cancel?: () => void }).cancel?.();
+    messages.destroy();
+  });
   return messages.pipe(toBytes);
 }
 
