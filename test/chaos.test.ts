@@ -19,7 +19,7 @@ import { programLogPath, supervisorctl, supervisorLayout } from '../src/sandbox/
 import { rootMessage } from '../src/workflows/progress';
 import { CLUSTER, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
 import { MANAGEMENT_WORKER_PROGRAMS, MEMBER_NODES, nodeWorkerProgram, waitForWorkerProgram } from './support/global-setup';
-import { scanForDebris } from './support/debris';
+import { liveDataDirs, scanForDebris } from './support/debris';
 import { prng } from '../src/sandbox/phpipam-fixture';
 
 const SEED = Number(process.env.NNOE_CHAOS_SEED ?? Math.floor(Math.random() * 1_000_000));
@@ -56,6 +56,8 @@ function drawPoints(seed: number, count: number): ChaosPoint[] {
 let h: Harness;
 let baseSetId: string;
 let debrisBefore: string[];
+/** Every data dir a member ran on during this file: a restore keeps the ones it replaced. */
+const wasLive = new Set<string>();
 const rows: string[] = [];
 
 beforeAll(async () => {
@@ -129,6 +131,7 @@ async function clusterHealthy(): Promise<boolean> {
 describe('chaos', () => {
   for (const point of drawPoints(SEED, POINTS)) {
     it(`point ${point.index}: ${point.runbook}, kill ${point.victim} worker after ${point.killAfterMs} ms, down ${point.downForMs} ms`, async () => {
+      for (const dir of Object.values(liveDataDirs(h.world))) wasLive.add(dir);
       const handle = await start(point.runbook);
       await new Promise((done) => setTimeout(done, point.killAfterMs));
       const program = point.victim === 'management' ? await managementProgramHolding(handle) : nodeWorkerProgram(point.victim);
@@ -138,7 +141,7 @@ describe('chaos', () => {
       const outcome = await handle.result().then(() => 'completed', (err: unknown) => `failed: ${err instanceof Error ? rootMessage(err) : String(err)}`);
       const endedAfter = ((Date.now() - killedAt) / 1000).toFixed(1);
       const healthy = await pollUntil(() => clusterHealthy().catch(() => false), 120_000, 'the cluster to be healthy with equal hashKV');
-      const debris = (await scanForDebris(h.world, h.config)).filter((d) => !debrisBefore.includes(d));
+      const debris = (await scanForDebris(h.world, h.config, wasLive)).filter((d) => !debrisBefore.includes(d));
       rows.push(`${point.index} | ${point.runbook} | ${program} | ${point.killAfterMs} ms | ${point.downForMs} ms | ${outcome.slice(0, 90)} | ${debris.length} | ${endedAfter} s`);
       if (TABLE_FILE) appendFileSync(TABLE_FILE, `${SEED} | ${rows.at(-1)!}\n`);
 

@@ -5,7 +5,7 @@
  * planSegmentRetention (./segments.ts); every deleting function here has a dry run that only reports.
  */
 import { rmdir, stat } from 'node:fs/promises';
-import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { StorageTargetConfig } from '../config/schema';
 import { clusterSegmentsPrefix } from '../capture/segments';
 import { artefactKey, LocalStore, MANIFEST_FILE, openStore, s3ClientFor, type BackupStore } from '../storage';

@@ -15,7 +15,7 @@ import { connectAsRoot, mariadbLayout } from '../../src/sandbox/mariadb';
 /** The world's own targets; the test config's other ones are unreachable on purpose. */
 const WORLD_TARGETS = ['local', 's3'];
 
-export async function scanForDebris(world: World, config: Config): Promise<string[]> {
+export async function scanForDebris(world: World, config: Config, wasLive: Set<string> = new Set()): Promise<string[]> {
   const debris: string[] = [];
 
   // Stores: hidden leftovers of writers, and set dirs/prefixes without a manifest.
@@ -32,18 +32,20 @@ export async function scanForDebris(world: World, config: Config): Promise<strin
     if (entry.isFile()) debris.push(`workDir: ${join(entry.parentPath, entry.name)}`);
   }
 
-  // etcd: restored-* data dirs no member runs on.
+  // etcd: restored-* data dirs no member runs on and none ran on before (a completed restore keeps
+  // the dirs it replaced, by design: `wasLive` names those).
+  const live = liveDataDirs(world);
   for (const member of world.etcd.members) {
-    const live = /--data-dir=(\S+)/.exec(readFileSync(member.programConf, 'utf8'))![1]!;
-    const parent = dirname(live);
+    const parent = dirname(live[member.name]!);
     for (const dir of readdirSync(parent)) {
-      if (dir.startsWith('restored-') && join(parent, dir) !== live) debris.push(`${member.name}: unused data dir ${join(parent, dir)}`);
+      const path = join(parent, dir);
+      if (dir.startsWith('restored-') && path !== live[member.name] && !wasLive.has(path)) debris.push(`${member.name}: unused data dir ${path}`);
     }
   }
 
   // phpIPAM: staging schemas (`<db>_restore_<stamp>`) a restore loads into before the swap; the
   // `<db>_pre_restore_<stamp>` schemas are the old tables, kept on purpose.
-  const root = await connectAsRoot(mariadbLayout(world.dir));
+  const root = await connectAsRoot(mariadbLayout(world.mariadb!.dir));
   try {
     const [rows] = await root.query<RowDataPacket[]>("SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE '%\\_restore\\_%' AND schema_name NOT LIKE '%\\_pre\\_restore\\_%'");
     for (const row of rows) debris.push(`mariadb: staging schema ${String(row.name)}`);
@@ -51,4 +53,9 @@ export async function scanForDebris(world: World, config: Config): Promise<strin
     await root.end();
   }
   return debris;
+}
+
+/** The data dir each member runs on now, by member name. */
+export function liveDataDirs(world: World): Record<string, string> {
+  return Object.fromEntries(world.etcd.members.map((m) => [m.name, /--data-dir=(\S+)/.exec(readFileSync(m.programConf, 'utf8'))![1]!]));
 }
