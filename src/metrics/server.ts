@@ -93,12 +93,13 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try { await fn(); } catch (err) { errors.push(`${what}: ${(err as Error).message}`); }
   };
+  // The catalog once for every cluster: each target's manifests are read once per refresh.
+  const sets = await listBackupSets(config, { onUnreadableTarget: (target, err) => errors.push(`target ${target}: ${(err as Error).message}`) })
+    .catch((err: unknown) => { errors.push(`catalog: ${(err as Error).message}`); return []; });
   for (const cluster of config.clusters) {
     const labels = { cluster: cluster.name };
-    await attempt(`catalog of ${cluster.name}`, async () => {
-      const sets = await listBackupSets(config, { cluster: cluster.name, onUnreadableTarget: (target, err) => errors.push(`target ${target}: ${(err as Error).message}`) });
-      samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), sets.map((s) => s.manifest)));
-    });
+    const manifests = sets.filter((s) => s.cluster === cluster.name).map((s) => s.manifest);
+    samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), manifests));
     await attempt(`schedule of ${cluster.name}`, async () => {
       const schedule = await scheduleFact(client, backupScheduleId(cluster.name));
       if (!schedule) return;
@@ -184,7 +185,7 @@ export async function startMetricsServer(endpoint: MetricsEndpoint, options: { c
       refreshing = refresh().catch((err: unknown) => console.error(`nnoe-dr metrics refresh failed: ${(err as Error).message}`));
       return refreshing;
     };
-    await tick();
+    void tick(); // not awaited: a large catalog must not hold up the worker's start
     timer = setInterval(() => void tick(), (options.config.metrics?.refreshSeconds ?? 60) * 1000);
   }
   return {
