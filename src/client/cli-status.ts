@@ -9,7 +9,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import type { CliContext } from './cli-agents';
 import { chooseCluster } from './cli-input';
-import { gatherClusterFacts } from '../status/gather';
+import { gatherClusterFacts, readCatalog } from '../status/gather';
 import { evaluateCluster, formatLine, type StatusLine } from '../status/objectives';
 
 export interface StatusReport {
@@ -21,8 +21,9 @@ export interface StatusReport {
 
 export async function clusterStatus(client: Client, config: Config, clusters: string[]): Promise<StatusReport> {
   const out: StatusReport['clusters'] = [];
+  const catalog = await readCatalog(config);
   for (const cluster of clusters) {
-    const lines = evaluateCluster(await gatherClusterFacts(client, config, cluster));
+    const lines = evaluateCluster(await gatherClusterFacts(client, config, cluster, catalog));
     out.push({ cluster, ok: lines.every((l) => l.ok), lines });
   }
   return { checkedAt: new Date().toISOString(), ok: out.every((c) => c.ok), clusters: out };

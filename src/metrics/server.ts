@@ -13,10 +13,9 @@ import { Runtime } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import { listBackupSets } from '../catalog/catalog';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { backupScheduleId } from '../client/schedules';
-import { captureFact, configuredComponents, scheduleFact } from '../status/gather';
+import { captureFact, configuredComponents, readCatalog, scheduleFact } from '../status/gather';
 import type { PruneResult } from '../workflows/prune';
 import { catalogSamples, METRICS, runbookSamples, type FinishedRun, type MetricName, type MetricSample } from './derive';
 
@@ -94,8 +93,9 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
     try { await fn(); } catch (err) { errors.push(`${what}: ${(err as Error).message}`); }
   };
   // The catalog once for every cluster: each target's manifests are read once per refresh.
-  const sets = await listBackupSets(config, { onUnreadableTarget: (target, err) => errors.push(`target ${target}: ${(err as Error).message}`) })
-    .catch((err: unknown) => { errors.push(`catalog: ${(err as Error).message}`); return []; });
+  const catalog = await readCatalog(config).catch((err: unknown) => { errors.push(`catalog: ${(err as Error).message}`); return null; });
+  const sets = catalog?.sets ?? [];
+  errors.push(...(catalog?.unreadableTargets ?? []).map((t) => `target ${t}`));
   for (const cluster of config.clusters) {
     const labels = { cluster: cluster.name };
     const manifests = sets.filter((s) => s.cluster === cluster.name).map((s) => s.manifest);

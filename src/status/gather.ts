@@ -8,7 +8,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter, msToNumber } from '@temporalio/common';
 import type { ClusterConfig, Config } from '../config/schema';
 import { findCluster } from '../config/load';
-import { listBackupSets } from '../catalog/catalog';
+import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { connectCluster } from '../etcd/connect';
 import { currentRevision } from '../agent/republish';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
@@ -130,12 +130,21 @@ async function agentFacts(client: Client, config: Config, cluster: ClusterConfig
   }
 }
 
-/** Everything status knows of one cluster, read now. */
-export async function gatherClusterFacts(client: Client, config: Config, clusterName: string, options: { agentCheckTimeoutMs?: number } = {}): Promise<ClusterFacts> {
-  const cluster = findCluster(config, clusterName);
+/** The catalog of every cluster, read once for a status of several. */
+export interface CatalogSnapshot { sets: CatalogEntry[]; unreadableTargets: string[] }
+
+export async function readCatalog(config: Config): Promise<CatalogSnapshot> {
   const unreadableTargets: string[] = [];
-  const [sets, backupSchedule, drillSchedule, drill, running, capture] = await Promise.all([
-    listBackupSets(config, { cluster: cluster.name, onUnreadableTarget: (target, err) => unreadableTargets.push(`${target}: ${(err as Error).message}`) }),
+  const sets = await listBackupSets(config, { onUnreadableTarget: (target, err) => unreadableTargets.push(`${target}: ${(err as Error).message}`) });
+  return { sets, unreadableTargets };
+}
+
+/** Everything status knows of one cluster, read now (the catalog as read by readCatalog). */
+export async function gatherClusterFacts(client: Client, config: Config, clusterName: string, catalog: CatalogSnapshot, options: { agentCheckTimeoutMs?: number } = {}): Promise<ClusterFacts> {
+  const cluster = findCluster(config, clusterName);
+  const { unreadableTargets } = catalog;
+  const sets = catalog.sets.filter((s) => s.cluster === cluster.name);
+  const [backupSchedule, drillSchedule, drill, running, capture] = await Promise.all([
     scheduleFact(client, backupScheduleId(cluster.name)),
     scheduleFact(client, drillScheduleId(cluster.name)),
     lastDrill(client, cluster.name),
