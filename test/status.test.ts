@@ -67,9 +67,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (h) {
+    // The capture ends before anything else: files after this one start the cluster's capture by the same id.
+    const capture = h.client.workflow.getHandle(changeCaptureId(CLUSTER));
+    if (await capture.signal(stopCaptureSignal).then(() => true, () => false)) await capture.result().catch(() => undefined);
+  }
   await Promise.all(spawned.filter((c) => c.exitCode === null).map((c) => new Promise((done) => { c.once('exit', done); c.kill('SIGTERM'); })));
   if (h) {
-    await h.client.workflow.getHandle(changeCaptureId(CLUSTER)).signal(stopCaptureSignal).catch(() => undefined);
     await startMembers(h.world, h.config, h.world.etcd.members.map((m) => m.name));
     await (await startRecoverAgents(h.client, h.config, { cluster: CLUSTER })).result().catch(() => undefined);
     await h.close();
