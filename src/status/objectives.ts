@@ -199,5 +199,5 @@ export function evaluateCluster(facts: ClusterFacts): StatusLine[] {
 /** `nnoe-local  etcd         OK    newest ...`, with the problem on the next line when out. */
 export function formatLine(line: StatusLine): string {
   const head = `${line.cluster.padEnd(12)} ${line.subject.padEnd(14)} ${(line.ok ? 'ok' : 'OUT').padEnd(4)} ${line.summary}`;
-  return line.problem ? `${head}\n${' '.repeat(32)}${line.problem}` : head;
+  return line.problem ? `${head}\n${' '.repeat(33)}${line.problem}` : head;
 }
