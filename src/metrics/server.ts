@@ -14,8 +14,9 @@ import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
-import { backupScheduleId } from '../client/schedules';
-import { captureFact, configuredComponents, readCatalog, scheduleFact } from '../status/gather';
+import { backupScheduleId, drillScheduleId } from '../client/schedules';
+import { captureFact, configuredComponents, objectivesOf, readCatalog, scheduleFact } from '../status/gather';
+import { backupLimit, verifiedLimit } from '../status/objectives';
 import type { PruneResult } from '../workflows/prune';
 import { catalogSamples, METRICS, runbookSamples, type FinishedRun, type MetricName, type MetricSample } from './derive';
 
@@ -100,12 +101,18 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
     const labels = { cluster: cluster.name };
     const manifests = sets.filter((s) => s.cluster === cluster.name).map((s) => s.manifest);
     samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), manifests));
-    await attempt(`schedule of ${cluster.name}`, async () => {
-      const schedule = await scheduleFact(client, backupScheduleId(cluster.name));
-      if (!schedule) return;
-      if (schedule.periodMs) samples.push({ name: 'nnoe_dr_backup_schedule_period_seconds', labels, value: schedule.periodMs / 1000 });
-      samples.push({ name: 'nnoe_dr_backup_schedule_paused', labels, value: schedule.paused ? 1 : 0 });
+    await attempt(`schedules of ${cluster.name}`, async () => {
+      const [backupSchedule, drillSchedule] = await Promise.all([scheduleFact(client, backupScheduleId(cluster.name)), scheduleFact(client, drillScheduleId(cluster.name))]);
+      if (backupSchedule?.periodMs) samples.push({ name: 'nnoe_dr_backup_schedule_period_seconds', labels, value: backupSchedule.periodMs / 1000 });
+      if (backupSchedule) samples.push({ name: 'nnoe_dr_backup_schedule_paused', labels, value: backupSchedule.paused ? 1 : 0 });
+      // The bounds `nnoe-dr status` judges by, so the alerts hold the cluster to the same objectives.
+      const objectives = objectivesOf(cluster);
+      const backup = backupLimit({ objectives, backupSchedule });
+      const verified = verifiedLimit({ objectives, drillSchedule });
+      if (backup) samples.push({ name: 'nnoe_dr_objective_backup_max_age_seconds', labels, value: backup.ms / 1000 });
+      if (verified) samples.push({ name: 'nnoe_dr_objective_verified_max_age_seconds', labels, value: verified.ms / 1000 });
     });
+    samples.push({ name: 'nnoe_dr_objective_capture_max_lag_revisions', labels, value: cluster.objectives.captureMaxLagRevisions });
     await attempt(`capture of ${cluster.name}`, async () => {
       const capture = await captureFact(client, cluster);
       samples.push({ name: 'nnoe_dr_capture_running', labels, value: capture.state === 'running' ? 1 : 0 });

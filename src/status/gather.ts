@@ -139,6 +139,17 @@ export async function readCatalog(config: Config): Promise<CatalogSnapshot> {
   return { sets, unreadableTargets };
 }
 
+/** The cluster's `objectives` in milliseconds and revisions. */
+export function objectivesOf(cluster: ClusterConfig): ClusterFacts['objectives'] {
+  const ms = (value: string) => msToNumber(value as Parameters<typeof msToNumber>[0]);
+  const { backupMaxAge, verifiedMaxAge, captureMaxLagRevisions } = cluster.objectives;
+  return {
+    ...(backupMaxAge ? { backupMaxAgeMs: ms(backupMaxAge) } : {}),
+    ...(verifiedMaxAge ? { verifiedMaxAgeMs: ms(verifiedMaxAge) } : {}),
+    captureMaxLagRevisions,
+  };
+}
+
 /** Everything status knows of one cluster, read now (the catalog as read by readCatalog). */
 export async function gatherClusterFacts(client: Client, config: Config, clusterName: string, catalog: CatalogSnapshot, options: { agentCheckTimeoutMs?: number } = {}): Promise<ClusterFacts> {
   const cluster = findCluster(config, clusterName);
@@ -152,7 +163,6 @@ export async function gatherClusterFacts(client: Client, config: Config, cluster
     captureFact(client, cluster),
   ]);
   const agents = await agentFacts(client, config, cluster, options.agentCheckTimeoutMs ?? AGENT_CHECK_TIMEOUT_MS);
-  const objectives = cluster.objectives;
   return {
     cluster: cluster.name,
     now: Date.now(),
@@ -161,11 +171,7 @@ export async function gatherClusterFacts(client: Client, config: Config, cluster
     unreadableTargets,
     backupSchedule,
     drillSchedule,
-    objectives: {
-      ...(objectives.backupMaxAge ? { backupMaxAgeMs: msToNumber(objectives.backupMaxAge as Parameters<typeof msToNumber>[0]) } : {}),
-      ...(objectives.verifiedMaxAge ? { verifiedMaxAgeMs: msToNumber(objectives.verifiedMaxAge as Parameters<typeof msToNumber>[0]) } : {}),
-      captureMaxLagRevisions: objectives.captureMaxLagRevisions,
-    },
+    objectives: objectivesOf(cluster),
     lastDrill: drill,
     capture,
     running,

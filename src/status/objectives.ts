@@ -7,7 +7,8 @@
  * still in progress is not), or the cluster's `objectives.backupMaxAge`; the newest verified set
  * 2 days old when a drill schedule exists (or `objectives.verifiedMaxAge`); the newest drill must
  * not have failed; a running capture at most `objectives.captureMaxLagRevisions` behind etcd; every
- * agent serving. The same bounds are deploy/prometheus/alerts.yml's.
+ * agent serving. The management worker exports the same bounds (`nnoe_dr_objective_*`), and
+ * deploy/prometheus/alerts.yml alerts on them.
  */
 
 export const BACKUP_AGE_GRACE = 1.5;
@@ -103,14 +104,16 @@ export function periodOf(nextRunTimes: number[]): number | null {
   return gaps.length > 0 ? Math.min(...gaps) : null;
 }
 
-function backupLimit(facts: ClusterFacts): { ms: number; why: string } | null {
+/** The age a component's newest complete set may reach (also exported as a series for the alerts); null: no RPO. */
+export function backupLimit(facts: Pick<ClusterFacts, 'objectives' | 'backupSchedule'>): { ms: number; why: string } | null {
   if (facts.objectives.backupMaxAgeMs !== undefined) return { ms: facts.objectives.backupMaxAgeMs, why: 'objectives.backupMaxAge' };
   const period = facts.backupSchedule?.periodMs;
   if (period) return { ms: period * BACKUP_AGE_GRACE, why: `${BACKUP_AGE_GRACE} x the schedule's ${humanAge(period)}` };
   return null;
 }
 
-function verifiedLimit(facts: ClusterFacts): { ms: number; why: string } | null {
+/** The age the newest verification may reach; null: not judged. */
+export function verifiedLimit(facts: Pick<ClusterFacts, 'objectives' | 'drillSchedule'>): { ms: number; why: string } | null {
   if (facts.objectives.verifiedMaxAgeMs !== undefined) return { ms: facts.objectives.verifiedMaxAgeMs, why: 'objectives.verifiedMaxAge' };
   if (facts.drillSchedule) return { ms: DEFAULT_VERIFIED_MAX_AGE_MS, why: 'daily drill schedule' };
   return null;
