@@ -12,6 +12,8 @@ import { defaultConfigPath, loadConfig } from './config/load';
 import type { Config } from './config/schema';
 import { createManagementActivities, createNodeActivities } from './activities';
 import { nodeTaskQueue } from './common/search-attributes';
+import { configuredNodes, installTemporalMetrics, metricsEndpointFor, startMetricsServer, type MetricsServer } from './metrics/server';
+import { connectClient } from './client/temporal';
 
 export interface WorkerSettings {
   config: Config;
@@ -29,7 +31,7 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
     maxHeartbeatThrottleInterval: '3s',
   };
   if (node) {
-    const known = [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node), ...c.checks.dhcp.map((d) => d.node)]))];
+    const known = configuredNodes(config);
     if (!known.includes(node)) {
       throw new Error(`node "${node}" is not named by any etcd member, agent or Nebula node in the config (expected one of: ${known.join(', ')})`);
     }
@@ -51,13 +53,25 @@ function prebuiltBundle(): string | undefined {
 }
 
 export async function runWorker(settings: WorkerSettings): Promise<void> {
+  const endpoint = metricsEndpointFor(settings.config, settings.node);
+  installTemporalMetrics(endpoint); // before the first connection: the SDK's runtime is created with it
   const connection = await NativeConnection.connect({ address: settings.config.temporal.address });
+  let metrics: MetricsServer | undefined;
+  let client: Awaited<ReturnType<typeof connectClient>> | undefined;
   try {
     const worker = await createWorker(settings, connection);
+    if (endpoint) {
+      // The management worker derives our series from the catalog and Temporal; node workers serve their process's.
+      if (!settings.node) client = await connectClient(settings.config);
+      metrics = await startMetricsServer(endpoint, { client, config: settings.config, kind: settings.node ? 'node' : 'management', node: settings.node });
+      console.log(`nnoe-dr worker metrics on http://${metrics.address}/metrics${endpoint.temporalListen ? `, Temporal SDK metrics on http://${endpoint.temporalListen}/metrics` : ''}`);
+    }
     const queue = settings.node ? nodeTaskQueue(settings.config.temporal.taskQueue, settings.node) : settings.config.temporal.taskQueue;
     console.log(`nnoe-dr worker (${settings.node ? `node ${settings.node}` : 'management'}) polling ${queue} on ${settings.config.temporal.address}`);
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
+    await metrics?.close();
+    await client?.connection.close();
     await connection.close();
   }
 }

@@ -11,11 +11,14 @@ import type { AgentCheck } from '../activities/agent-service';
 import type { RecoverAgentsResult } from '../workflows/agents';
 import type { StepProgress } from '../workflows/progress';
 import { findCluster } from '../config/load';
+import { agentState } from '../status/gather';
 import { followRun, startAgentHostRestore, startCheckAgents, startRecoverAgents } from './temporal';
 import type { AgentHostRestoreResult } from '../workflows/agent-host-restore';
 
 export interface CliContext {
   withClient: <T>(fn: (client: Client, cfg: Config) => Promise<T>) => Promise<T>;
+  /** The loaded config, for checks made before anything connects. */
+  config: () => Config;
   json: () => boolean;
   out: (line: string) => void;
   outcome: { exitCode: number };
@@ -24,7 +27,8 @@ export interface CliContext {
 
 /** One line per agent: `node-1  serving  2 zones, 1 scopes, etcd 127.0.0.1:2379`. */
 export function agentCheckLine(check: AgentCheck): string {
-  const state = check.serving ? 'serving' : check.etcdConnection === null && check.running ? 'DEAF' : check.running ? 'STALE' : 'DOWN';
+  const verdict = agentState(check);
+  const state = verdict === 'serving' ? verdict : verdict.toUpperCase();
   const facts = `${check.zones} zones, ${check.scopes} scopes${check.etcdConnection ? `, etcd ${check.etcdConnection}` : ''}`;
   return `${check.node.padEnd(10)} ${state.padEnd(8)} ${facts}${check.reason ? `\n             ${check.reason}` : ''}`;
 }

@@ -9,7 +9,7 @@ import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter, type Duration } from '@temporalio/common';
+import type { Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
@@ -22,6 +22,8 @@ import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
 import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
 import { registerAgentCommands } from './cli-agents';
+import { registerStatusCommand } from './cli-status';
+import { liveDurableRevision } from '../status/gather';
 import { planQuery } from '../workflows/approval';
 import type { MemberReplacePlanView, ReplaceMemberResult } from '../workflows/etcd-member-replace';
 import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandles, pruneScheduleOptions, SCHEDULE_PROFILES, type ScheduleProfile } from './schedules';
@@ -512,7 +514,8 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       if (!report.ok) outcome.exitCode = 1;
     });
 
-  registerAgentCommands(program, { withClient, json, out, outcome, printStep });
+  registerAgentCommands(program, { withClient, config, json, out, outcome, printStep });
+  registerStatusCommand(program, { withClient, config, json, out, outcome, printStep });
   return { program, outcome };
 }
 
@@ -537,15 +540,4 @@ export async function main(argv: string[], out: (line: string) => void = console
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
-}
-
-/** `lastDurable` from the running capture slice's last heartbeat, if there is one. */
-function liveDurableRevision(description: { raw: { pendingActivities?: Array<{ heartbeatDetails?: { payloads?: unknown[] | null } | null }> | null } }): number | null {
-  for (const activity of description.raw.pendingActivities ?? []) {
-    for (const payload of activity.heartbeatDetails?.payloads ?? []) {
-      const details = defaultPayloadConverter.fromPayload(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) as { lastDurable?: unknown } | null;
-      if (typeof details?.lastDurable === 'number') return details.lastDurable;
-    }
-  }
-  return null;
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { validateRecipient } from '../crypto/keys';
+import { DURATION_EXPECTED, durationProblem } from '../common/input-checks';
 
 /** `10.0.0.1:53` or `[fd00::1]:53`: what a resolver's setServers takes. */
 function isDnsServerAddress(value: string): boolean {
@@ -54,6 +55,9 @@ export const ServiceRefSchema = z.discriminatedUnion('driver', [
   z.strictObject({ driver: z.literal('supervisor'), supervisorConf: z.string().min(1), program: z.string().min(1) }),
   z.strictObject({ driver: z.literal('systemd'), unit: z.string().min(1) }),
 ], { error: 'expected a service: { driver: systemd, unit } or { driver: supervisor, supervisorConf, program }' });
+
+/** A duration in Temporal's format (30s, 5m, 1h, 2d). */
+const duration = z.string().refine((v) => durationProblem('duration', v) === null, `expected ${DURATION_EXPECTED}`);
 
 const absolutePath = (what: string) => z.string().startsWith('/', `expected an absolute ${what} path`);
 
@@ -183,6 +187,18 @@ export const ClusterSchema = z.strictObject({
       series: z.array(z.string().min(1)).min(1, 'expected the metric names that must be present'),
     })).default([]),
   }).prefault({}),
+  /**
+   * What `nnoe-dr status` (and deploy/prometheus/alerts.yml) holds the cluster to. Without them: a
+   * backup may be 1.5 x its schedule's period old, the newest verification 2 days when a drill is scheduled.
+   */
+  objectives: z.strictObject({
+    /** Oldest a component's newest complete set may be, e.g. 9h (overrides 1.5 x the schedule's period). */
+    backupMaxAge: duration.optional(),
+    /** Oldest the newest verified set may be, e.g. 2d (also without a drill schedule). */
+    verifiedMaxAge: duration.optional(),
+    /** How far a running change capture may be behind etcd's revision. */
+    captureMaxLagRevisions: z.number().int('expected a whole number of revisions').min(0).default(1000),
+  }).prefault({}),
   /** Nodes whose Nebula certificates and config are backed up (always encrypted). */
   nebula: z.array(NebulaNodeSchema).default([]),
   phpipam: PhpipamSchema.optional(),
@@ -243,6 +259,26 @@ export const DrillsSchema = z.strictObject({
   metricsFile: z.string().startsWith('/', 'expected an absolute file path').endsWith('.prom', 'expected a file name ending in .prom (the textfile collector reads only those)').optional(),
 });
 
+/** `127.0.0.1:9464` or `[::1]:9464`: where a worker serves /metrics. */
+const listenAddress = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, 'expected host:port to listen on, e.g. 127.0.0.1:9464 or 0.0.0.0:9464');
+const MetricsEndpointSchema = z.strictObject({
+  /** Our series (prom-client) on /metrics. */
+  listen: listenAddress,
+  /** The Temporal SDK's own series (its Runtime's Prometheus exporter, a listener of its own); absent: not exported. */
+  temporalListen: listenAddress.optional(),
+});
+
+/** Prometheus endpoints of the workers (src/metrics/server.ts); absent: no worker serves metrics. */
+export const MetricsSchema = z.strictObject({
+  management: MetricsEndpointSchema.optional(),
+  /** Every node worker (each on its own host). */
+  node: MetricsEndpointSchema.optional(),
+  /** Per node, overriding `node` (several node workers on one host need their own ports). */
+  nodes: z.record(name, MetricsEndpointSchema).default({}),
+  /** How often the management worker re-derives our series from the catalog and Temporal. */
+  refreshSeconds: z.number().int().min(1, 'expected whole seconds, at least 1').default(60),
+});
+
 export const ConfigSchema = z.strictObject({
   temporal: z.strictObject({
     address: z.string().default('127.0.0.1:7233'),
@@ -260,6 +296,7 @@ export const ConfigSchema = z.strictObject({
     staleUploadHours: z.number().positive().default(24),
   }).prefault({}),
   drills: DrillsSchema.optional(),
+  metrics: MetricsSchema.optional(),
   /**
    * Directory holding etcd, etcdctl and (etcd 3.5+) etcdutl, used for snapshot status/restore and
    * scratch members. Default: found on PATH.

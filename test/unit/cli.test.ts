@@ -134,6 +134,16 @@ describe('CLI usage errors exit 2 and start nothing', () => {
     expect(calls).toEqual([]);
   });
 
+  it('status: an unknown --cluster or a bad --watch is refused before anything connects', async () => {
+    const unknown = await run(twoClusters, 'status', '--cluster', 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/--cluster: no cluster named "nope" in the config; configured: prod, lab/);
+    const watch = await run(oneCluster, 'status', '--watch', '0');
+    expect(watch.code).toBe(2);
+    expect(watch.err).toMatch(/expected whole seconds, at least 1, got "0"/);
+    expect(calls).toEqual([]);
+  });
+
   it('dr --components names only etcd and phpipam', async () => {
     const result = await run(oneCluster, 'dr', '--components', 'agents');
     expect(result.code).toBe(2);
