@@ -14,7 +14,7 @@ import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
-import { describePlanView } from './plan-view';
+import { describePlanView, humanBytes } from '../common/plan-view';
 import { targetProblem } from '../capture/point-in-time';
 import type { PointInTimeResult } from '../workflows/pitr';
 import { captureInputProblem, captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
@@ -30,14 +30,6 @@ import { describeRetention, retentionInForce } from '../retention/in-force';
 import { rootMessage } from '../workflows/progress';
 
 interface GlobalOptions { config?: string; json?: boolean }
-
-function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
 
 /** Commander's parser for duration options: refused before anything connects or starts. */
 function durationArgument(value: string): string {

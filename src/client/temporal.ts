@@ -5,6 +5,7 @@ import { Client, Connection, WorkflowFailedError, type WorkflowHandle, type Work
 import type { Config } from '../config/schema';
 import { utcStamp } from '../common/manifest';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import { runDetails, runSummary } from '../common/run-metadata';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
 import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
 import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
@@ -28,7 +29,8 @@ export async function connectClient(config: Config): Promise<Client> {
 
 /**
  * Starts a runbook workflow on the management queue with a readable id
- * (`<runbook>-<cluster>-<UTC stamp>`) and the search attributes the UI and prune filter on.
+ * (`<runbook>-<cluster>-<UTC stamp>`), the search attributes the UI and prune filter on, and the
+ * summary and details the UI shows for the run.
  */
 async function startRunbook<W extends (input: any) => Promise<unknown>>(
   client: Client, config: Config, workflowType: string, runbook: string, input: Parameters<W>[0] & { cluster?: string }, idSuffix = '',
@@ -39,6 +41,8 @@ async function startRunbook<W extends (input: any) => Promise<unknown>>(
     workflowId: [runbook, cluster, utcStamp(new Date())].filter(Boolean).join('-') + idSuffix,
     args: [input] as Parameters<W>,
     typedSearchAttributes: [{ key: NnoeRunbook, value: runbook }, ...(cluster ? [{ key: NnoeCluster, value: cluster }] : [])],
+    staticSummary: runSummary(workflowType, input),
+    staticDetails: runDetails(workflowType, input),
   });
 }
 
@@ -113,6 +117,8 @@ export async function startChangeCapture(client: Client, config: Config, input: 
     workflowIdConflictPolicy: 'USE_EXISTING',
     args: [input],
     typedSearchAttributes: [{ key: NnoeRunbook, value: 'change-capture' }, { key: NnoeCluster, value: input.cluster }],
+    staticSummary: runSummary('changeCaptureWorkflow', input),
+    staticDetails: runDetails('changeCaptureWorkflow', input),
   });
 }
 

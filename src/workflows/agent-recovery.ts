@@ -9,7 +9,8 @@
  * one agent at a time means never two agents serving empty configs at once. Each republish reaches
  * every agent already restarted. How long each agent served an empty config is reported.
  */
-import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { sleep, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { AgentCheck, createAgentServiceActivities } from '../activities/agent-service';
 import type { createAgentRepublishActivities } from '../activities/agent-republish';

@@ -6,7 +6,8 @@
  *   recoverAgentsWorkflow: restart + republish + check, one agent at a time (src/workflows/agent-recovery.ts);
  *                          a dry run only counts the keys a republish would put, per prefix.
  */
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { AgentCheck } from '../activities/agent-service';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';

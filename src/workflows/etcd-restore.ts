@@ -20,8 +20,9 @@
  * one-member cluster and `member add`s the others one at a time on empty data dirs (the runbook's way).
  */
 import {
-  ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, StagedSnapshot } from '../activities/etcd-member';
 import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';

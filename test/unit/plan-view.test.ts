@@ -3,7 +3,7 @@
  * crashed reading `snapshot.revision` on phpIPAM-restore and DR runs).
  */
 import { describe, expect, it } from 'vitest';
-import { describePlanView } from '../../src/client/plan-view';
+import { describePlanView } from '../../src/common/plan-view';
 
 const bytes = (n: number) => `${n} B`;
 

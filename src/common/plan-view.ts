@@ -2,23 +2,32 @@
  * `restore plan <id>` for any run with a `plan` query: the etcd restore (and the one inside a PITR
  * or DR), the phpIPAM restore and DR expose views of different shapes under the same query name,
  * so the lines are chosen by what the view holds, and anything else still prints its set.
+ * Also shown in the Temporal UI while a run waits for its approval (workflow code: no Node built-ins).
  */
 import type { RestorePlanView } from '../workflows/etcd-restore';
-import { describeKeyCount } from '../common/manifest';
+import { describeKeyCount } from './manifest';
 import type { PhpipamRestorePlanView } from '../workflows/phpipam-restore';
 import type { DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { MemberReplacePlanView } from '../workflows/etcd-member-replace';
 
 type AnyPlanView = { state: string; plan: Record<string, unknown> | null; [more: string]: unknown };
 
-export function describePlanView(workflowId: string, view: AnyPlanView, humanBytes: (bytes: number) => string): string[] {
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (n: number) => string = humanBytes): string[] {
   const plan = view.plan;
   if (!plan) return [`${workflowId}: planning`];
   if (isEtcd(view)) {
     const p = view.plan!;
     return [
       `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}`,
-      ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${humanBytes(s.freeBytes)} free before the new dir)`),
+      ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${bytes(s.freeBytes)} free before the new dir)`),
       ...revisionBumpLines(view.restored, p.snapshot.revision),
     ];
   }
@@ -26,7 +35,7 @@ export function describePlanView(workflowId: string, view: AnyPlanView, humanByt
     const p = view.plan!;
     return [
       `phpIPAM restore plan for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt} into ${p.database}: load into ${p.staging}, swap with ${p.live} (old tables kept as ${p.keepAs}), ${p.facts.tables.length} tables`,
-      ...(view.staged ? [`  dump fetched from ${view.staged.target} (${humanBytes(view.staged.bytes)}), server ${view.staged.server.flavour} ${view.staged.server.version}`] : []),
+      ...(view.staged ? [`  dump fetched from ${view.staged.target} (${bytes(view.staged.bytes)}), server ${view.staged.server.flavour} ${view.staged.server.version}`] : []),
     ];
   }
   if (isDisasterRecovery(plan)) {
