@@ -106,7 +106,10 @@ export async function recoverAgents(cluster: string, nodes: string[], opts: Agen
 }
 
 /** What a dry run shows: how many keys each agent prefix would republish (nothing is put or restarted). */
-export async function planAgentRepublish(cluster: string, nodes: string[]): Promise<Array<{ node: string; prefix: string; republish: RepublishResult }>> {
+/** Dry run: what each agent's republish would put, per prefix. */
+export type AgentRepublishPlan = Array<{ node: string; prefix: string; republish: RepublishResult }>;
+
+export async function planAgentRepublish(cluster: string, nodes: string[]): Promise<AgentRepublishPlan> {
   const planned = [];
   for (const node of nodes) {
     const { prefix } = await agentNode(node).describeAgent({ cluster });

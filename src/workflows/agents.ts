@@ -12,7 +12,7 @@ import type { AgentCheck } from '../activities/agent-service';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
-import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 
@@ -29,7 +29,7 @@ export interface RecoverAgentsInput extends AgentsInput {
 export interface RecoverAgentsResult {
   dryRun: boolean;
   agents: AgentRecovery[];
-  plan?: Awaited<ReturnType<typeof planAgentRepublish>>;
+  plan?: AgentRepublishPlan;
 }
 
 const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({
