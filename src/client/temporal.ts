@@ -21,6 +21,8 @@ import type { agentHostRestoreWorkflow, AgentHostRestoreInput } from '../workflo
 import type { checkAgentsWorkflow, recoverAgentsWorkflow, AgentsInput, RecoverAgentsInput } from '../workflows/agents';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { TransferMeter, transferOfHeartbeat, type TransferView } from './transfer-progress';
 
 export async function connectClient(config: Config): Promise<Client> {
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -126,7 +128,10 @@ export async function startChangeCapture(client: Client, config: Config, input: 
  * Polls the `progress` query and reports each step once when it finishes, until the run ends.
  * Returns the run's result, or throws its failure with the root cause as message.
  */
-export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepProgress) => void, pollMs = 500): Promise<R> {
+export async function followRun<R>(
+  handle: WorkflowHandle, onStep: (step: StepProgress) => void, pollMs = 500, onTransfers?: (transfers: TransferView[]) => void,
+): Promise<R> {
+  const meter = new TransferMeter();
   const reported = new Set<string>();
   const report = (progress: RunProgress | undefined) => {
     for (const step of progress?.steps ?? []) {
@@ -141,6 +146,7 @@ export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepPr
   result.then(() => { settled = true; }, () => { settled = true; });
   while (!settled) {
     report(await handle.query<RunProgress>('progress').catch(() => undefined));
+    if (onTransfers) onTransfers(await pendingTransfers(handle, meter).catch(() => []));
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, pollMs))]);
   }
   report(await handle.query<RunProgress>('progress').catch(() => undefined));
@@ -150,6 +156,23 @@ export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepPr
     if (err instanceof WorkflowFailedError) throw new RunFailedError(rootMessage(err), handle.workflowId, err);
     throw err;
   }
+}
+
+/** The run's pending activities that heartbeat a byte count, with rate and ETA from the meter's earlier samples. */
+export async function pendingTransfers(handle: WorkflowHandle, meter: TransferMeter): Promise<TransferView[]> {
+  const pending = (await handle.describe()).raw.pendingActivities ?? [];
+  const views: TransferView[] = [];
+  for (const activity of pending) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const transfer = transferOfHeartbeat(activity.activityType?.name ?? 'activity', defaultPayloadConverter.fromPayload(payload));
+    if (!transfer) continue;
+    const at = activity.lastHeartbeatTime;
+    const atMs = at ? Number(at.seconds ?? 0) * 1000 + Math.floor((at.nanos ?? 0) / 1e6) : Date.now();
+    views.push(meter.add({ id: activity.activityId ?? transfer.what, atMs, ...transfer }));
+  }
+  meter.retain(new Set(views.map((v) => v.id)));
+  return views;
 }
 
 export class RunFailedError extends Error {
