@@ -11,12 +11,12 @@ import type { BackupSetInput } from '../workflows/backup-set';
 import type { PruneInput } from '../workflows/prune';
 import type { DrillInput } from '../workflows/drill';
 import { RETENTION_PROFILES } from '../retention/policy';
-import { runDetails, runSummary } from '../common/run-metadata';
+import { fitSummary, runDetails, runSummary } from '../common/run-metadata';
 
 /** What each scheduled run shows in the UI: its runbook's summary, and the schedule it came from. */
 function scheduledRunMetadata(workflowType: string, input: unknown, scheduleId: string, profile: ScheduleProfile, cron: string) {
   return {
-    staticSummary: `${runSummary(workflowType, input)} (scheduled, ${profile})`,
+    staticSummary: fitSummary(`${runSummary(workflowType, input)} (scheduled, ${profile})`),
     staticDetails: runDetails(workflowType, input, [['schedule', scheduleId], ['profile', profile], ['cron', `\`${cron}\``]]),
   };
 }

@@ -27,8 +27,31 @@ const fromSet = (i: Input): string => (str(i.setId) ? `from ${String(i.setId)}` 
 const dry = (i: Input): string => (i.dryRun === true ? 'dry run: ' : '');
 const toTargets = (i: Input): string => (list(i.targets) ? ` to ${list(i.targets)}` : '');
 
+/** Temporal documents 200 bytes as the limit of a summary: kept within it, so no start or command can be refused for it. */
+export const SUMMARY_MAX_BYTES = 200;
+
+/** The summary cut to SUMMARY_MAX_BYTES of UTF-8, ending with "…" when cut. */
+export function fitSummary(text: string): string {
+  const utf8Bytes = (cp: number) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+  let total = 0;
+  for (const ch of text) total += utf8Bytes(ch.codePointAt(0)!);
+  if (total <= SUMMARY_MAX_BYTES) return text;
+  let kept = '';
+  let used = 3; // the ellipsis
+  for (const ch of text) {
+    used += utf8Bytes(ch.codePointAt(0)!);
+    if (used > SUMMARY_MAX_BYTES) break;
+    kept += ch;
+  }
+  return `${kept}…`;
+}
+
 /** One line per workflow type, in the runbook's words: "restore nnoe-prod from nnoe-prod-20261204-060000, all-members". */
 export function runSummary(workflowType: string, rawInput: unknown): string {
+  return fitSummary(describeRun(workflowType, rawInput));
+}
+
+function describeRun(workflowType: string, rawInput: unknown): string {
   const i = asInput(rawInput);
   const cluster = str(i.cluster) ?? 'every cluster';
   switch (workflowType) {
@@ -100,7 +123,7 @@ export function activitySummary(activityType: string, args: unknown[], taskQueue
   if (str(i.setId)) parts.push(`(set ${String(i.setId)})`);
   if (list(i.targets)) parts.push(`to ${list(i.targets)}`);
   else if (str(i.target)) parts.push(`on ${String(i.target)}`);
-  return parts.join(' ');
+  return fitSummary(parts.join(' '));
 }
 
 /** `stopEtcdMember` -> "stop etcd member". */

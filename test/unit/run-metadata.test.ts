@@ -4,7 +4,7 @@
  * client (starts, schedules) and the workflows (activities, children, current details).
  */
 import { describe, expect, it } from 'vitest';
-import { activitySummary, approvalDetails, nodeOfTaskQueue, runDetails, runSummary, stepTable } from '../../src/common/run-metadata';
+import { activitySummary, approvalDetails, fitSummary, nodeOfTaskQueue, runDetails, runSummary, stepTable, SUMMARY_MAX_BYTES } from '../../src/common/run-metadata';
 import { backupScheduleOptions, drillScheduleOptions, pruneScheduleOptions } from '../../src/client/schedules';
 import type { Config } from '../../src/config/schema';
 
@@ -55,6 +55,18 @@ describe('activity summaries', () => {
     expect(nodeOfTaskQueue('nnoe-dr.node.node-3')).toBe('node-3');
     expect(nodeOfTaskQueue('nnoe-dr')).toBeUndefined();
     expect(nodeOfTaskQueue(undefined)).toBeUndefined();
+  });
+});
+
+describe('summary length', () => {
+  it('keeps every summary within Temporal\'s documented 200 bytes of UTF-8', () => {
+    const members = Array.from({ length: 40 }, (_, n) => `etcd-member-${n}`);
+    const long = activitySummary('checkEtcdCluster', [{ cluster: 'c', members }]);
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
+    expect(long.endsWith('…')).toBe(true);
+    expect(Buffer.byteLength(runSummary('backupSetWorkflow', { cluster: 'c', targets: members }))).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
+    expect(Buffer.byteLength(fitSummary('ü'.repeat(150)))).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
+    expect(fitSummary('short')).toBe('short');
   });
 });
 
