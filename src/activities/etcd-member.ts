@@ -148,7 +148,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     let fetched;
     try {
       // No fsync: a scratch copy, read once by `snapshot restore` (which checks its trailer again) and removed.
-      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes }) });
+      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes, total: input.artefact.bytes, member: member.name }) });
     } catch (err) {
       if (err instanceof ArtefactUnusableError) {
         throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });

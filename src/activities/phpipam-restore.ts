@@ -133,7 +133,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
     const ctx = Context.current();
     let fetched;
     try {
-      fetched = await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', bytes }) });
+      fetched = await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', bytes, total: artefact.bytes }) });
     } catch (err) {
       if (err instanceof ArtefactUnusableError) {
         throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });

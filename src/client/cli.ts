@@ -14,7 +14,8 @@ import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
   startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
-import { describePlanView } from './plan-view';
+import { describeEtcdDryRun, describePlanView, humanBytes } from '../common/plan-view';
+import { transferPrinter } from './transfer-progress';
 import { targetProblem } from '../capture/point-in-time';
 import type { PointInTimeResult } from '../workflows/pitr';
 import { captureInputProblem, captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
@@ -32,14 +33,6 @@ import { describeRetention, retentionInForce } from '../retention/in-force';
 import { rootMessage } from '../workflows/progress';
 
 interface GlobalOptions { config?: string; json?: boolean }
-
-function humanBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
 
 /** Commander's parser for duration options: refused before anything connects or starts. */
 function durationArgument(value: string): string {
@@ -89,9 +82,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       process.exit(130);
     };
     process.once('SIGINT', interrupted);
+    // Long transfers (heartbeats with a byte count): bytes, throughput and ETA while the step runs.
+    const transfers = json() ? null : transferPrinter({
+      tty: out === console.log && process.stdout.isTTY === true, write: (text) => process.stdout.write(text), line: out, columns: process.stdout.columns,
+    });
     try {
-      return await followRun<R>(handle, onStep);
+      return await followRun<R>(handle, (step) => { transfers?.clear(); onStep(step); }, 500, transfers ? (views) => transfers.show(views) : undefined);
     } finally {
+      transfers?.clear();
       process.removeListener('SIGINT', interrupted);
     }
   };
@@ -266,11 +264,15 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       if (!opts.yes && !opts.dryRun && !json()) void announceApproval(handle);
       const result = await follow<EtcdRestoreResult>(handle, printStep);
       if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
-      for (const planned of result.agentRepublishPlan ?? []) {
-        out(`  agent ${planned.node} would be restarted and republished to: ${planned.republish.prefixes.map((p) => `${p.prefix} ${p.keys} keys`).join(', ')}`);
+      if (result.dryRun) {
+        const configured = cfg.clusters.find((c) => c.name === cluster);
+        for (const line of describeEtcdDryRun(cluster, result, {
+          nodeOf: (member) => configured?.etcd.members.find((m) => m.name === member)?.node, revisionBump: revisionBump ?? configured?.restore.revisionBump ?? 0,
+        })) out(line);
+        return;
       }
       const bumped = result.revisionBump?.used ? `, revision bumped by ${result.revisionBump.by}` : '';
-      out(result.dryRun ? `dry run of ${result.setId}: nothing changed` : `cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision}${bumped})`);
+      out(`cluster ${cluster} restored from ${result.setId} (revision ${result.check?.revision}${bumped})`);
     }));
 
   restore.command('plan')

@@ -11,6 +11,15 @@ import type { BackupSetInput } from '../workflows/backup-set';
 import type { PruneInput } from '../workflows/prune';
 import type { DrillInput } from '../workflows/drill';
 import { RETENTION_PROFILES } from '../retention/policy';
+import { fitSummary, runDetails, runSummary } from '../common/run-metadata';
+
+/** What each scheduled run shows in the UI: its runbook's summary, and the schedule it came from. */
+function scheduledRunMetadata(workflowType: string, input: unknown, scheduleId: string, profile: ScheduleProfile, cron: string) {
+  return {
+    staticSummary: fitSummary(`${runSummary(workflowType, input)} (scheduled, ${profile})`),
+    staticDetails: runDetails(workflowType, input, [['schedule', scheduleId], ['profile', profile], ['cron', `\`${cron}\``]]),
+  };
+}
 
 /** The runbook's recommended cadences (the crons live with the retention profiles they go with). */
 export const SCHEDULE_PROFILES = {
@@ -46,6 +55,7 @@ export function backupScheduleOptions(config: Config, cluster: string, profile: 
       taskQueue: config.temporal.taskQueue,
       args: [input],
       typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'backup-set' }],
+      ...scheduledRunMetadata('backupSetWorkflow', input, backupScheduleId(cluster), profile, SCHEDULE_PROFILES[profile].cron),
       // On the action, not the schedule: a schedule's own memo cannot be updated, the action can.
       memo: { scheduleProfile: profile },
     },
@@ -71,6 +81,7 @@ export function pruneScheduleOptions(config: Config, profile: ScheduleProfile, t
       taskQueue: config.temporal.taskQueue,
       args: [input],
       typedSearchAttributes: [{ key: NnoeRunbook, value: 'prune' }],
+      ...scheduledRunMetadata('pruneBackupSetsWorkflow', input, pruneScheduleId(), profile, PRUNE_CRON),
       memo: { scheduleProfile: profile },
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },
@@ -98,6 +109,7 @@ export function drillScheduleOptions(config: Config, cluster: string, profile: S
       taskQueue: config.temporal.taskQueue,
       args: [input],
       typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'drill' }],
+      ...scheduledRunMetadata('restoreDrillWorkflow', input, drillScheduleId(cluster), profile, DRILL_CRON),
       memo: { scheduleProfile: profile },
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false },

@@ -5,6 +5,7 @@ import { Client, Connection, WorkflowFailedError, type WorkflowHandle, type Work
 import type { Config } from '../config/schema';
 import { utcStamp } from '../common/manifest';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
+import { runDetails, runSummary } from '../common/run-metadata';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
 import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
 import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
@@ -20,6 +21,8 @@ import type { agentHostRestoreWorkflow, AgentHostRestoreInput } from '../workflo
 import type { checkAgentsWorkflow, recoverAgentsWorkflow, AgentsInput, RecoverAgentsInput } from '../workflows/agents';
 import type { RunProgress, StepProgress } from '../workflows/progress';
 import { rootMessage } from '../workflows/progress';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { TransferMeter, transferOfHeartbeat, type TransferView } from './transfer-progress';
 
 export async function connectClient(config: Config): Promise<Client> {
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -28,7 +31,8 @@ export async function connectClient(config: Config): Promise<Client> {
 
 /**
  * Starts a runbook workflow on the management queue with a readable id
- * (`<runbook>-<cluster>-<UTC stamp>`) and the search attributes the UI and prune filter on.
+ * (`<runbook>-<cluster>-<UTC stamp>`), the search attributes the UI and prune filter on, and the
+ * summary and details the UI shows for the run.
  */
 async function startRunbook<W extends (input: any) => Promise<unknown>>(
   client: Client, config: Config, workflowType: string, runbook: string, input: Parameters<W>[0] & { cluster?: string }, idSuffix = '',
@@ -39,6 +43,8 @@ async function startRunbook<W extends (input: any) => Promise<unknown>>(
     workflowId: [runbook, cluster, utcStamp(new Date())].filter(Boolean).join('-') + idSuffix,
     args: [input] as Parameters<W>,
     typedSearchAttributes: [{ key: NnoeRunbook, value: runbook }, ...(cluster ? [{ key: NnoeCluster, value: cluster }] : [])],
+    staticSummary: runSummary(workflowType, input),
+    staticDetails: runDetails(workflowType, input),
   });
 }
 
@@ -113,6 +119,8 @@ export async function startChangeCapture(client: Client, config: Config, input: 
     workflowIdConflictPolicy: 'USE_EXISTING',
     args: [input],
     typedSearchAttributes: [{ key: NnoeRunbook, value: 'change-capture' }, { key: NnoeCluster, value: input.cluster }],
+    staticSummary: runSummary('changeCaptureWorkflow', input),
+    staticDetails: runDetails('changeCaptureWorkflow', input),
   });
 }
 
@@ -120,7 +128,10 @@ export async function startChangeCapture(client: Client, config: Config, input: 
  * Polls the `progress` query and reports each step once when it finishes, until the run ends.
  * Returns the run's result, or throws its failure with the root cause as message.
  */
-export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepProgress) => void, pollMs = 500): Promise<R> {
+export async function followRun<R>(
+  handle: WorkflowHandle, onStep: (step: StepProgress) => void, pollMs = 500, onTransfers?: (transfers: TransferView[]) => void,
+): Promise<R> {
+  const meter = new TransferMeter();
   const reported = new Set<string>();
   const report = (progress: RunProgress | undefined) => {
     for (const step of progress?.steps ?? []) {
@@ -135,6 +146,7 @@ export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepPr
   result.then(() => { settled = true; }, () => { settled = true; });
   while (!settled) {
     report(await handle.query<RunProgress>('progress').catch(() => undefined));
+    if (onTransfers) onTransfers(await pendingTransfers(handle, meter).catch(() => []));
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, pollMs))]);
   }
   report(await handle.query<RunProgress>('progress').catch(() => undefined));
@@ -144,6 +156,23 @@ export async function followRun<R>(handle: WorkflowHandle, onStep: (step: StepPr
     if (err instanceof WorkflowFailedError) throw new RunFailedError(rootMessage(err), handle.workflowId, err);
     throw err;
   }
+}
+
+/** The run's pending activities that heartbeat a byte count, with rate and ETA from the meter's earlier samples. */
+export async function pendingTransfers(handle: WorkflowHandle, meter: TransferMeter): Promise<TransferView[]> {
+  const pending = (await handle.describe()).raw.pendingActivities ?? [];
+  const views: TransferView[] = [];
+  for (const activity of pending) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const transfer = transferOfHeartbeat(activity.activityType?.name ?? 'activity', defaultPayloadConverter.fromPayload(payload));
+    if (!transfer) continue;
+    const at = activity.lastHeartbeatTime;
+    const atMs = at ? Number(at.seconds ?? 0) * 1000 + Math.floor((at.nanos ?? 0) / 1e6) : Date.now();
+    views.push(meter.add({ id: activity.activityId ?? transfer.what, atMs, ...transfer }));
+  }
+  meter.retain(new Set(views.map((v) => v.id)));
+  return views;
 }
 
 export class RunFailedError extends Error {

@@ -3,7 +3,8 @@
  * activity fails or times out (a dead node worker never runs its `finally`), the workflow makes
  * sure the agent is running again before it reports the failure.
  */
-import { ApplicationFailure, CancellationScope, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createAgentCacheActivities } from '../activities/agent-cache';
 import type { AgentCacheComponentRecord } from '../common/manifest';
 import { nodeTaskQueue } from '../common/search-attributes';

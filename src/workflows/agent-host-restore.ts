@@ -8,7 +8,8 @@
  *
  * A dry run fetches, checks and extracts the archive on the node and changes nothing.
  */
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createAgentHostRestoreActivities, createAgentHostRestorePlanActivities, AgentHostRestoreOutcome, AgentHostRestorePlan } from '../activities/agent-host-restore';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';

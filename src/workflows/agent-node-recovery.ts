@@ -4,7 +4,8 @@
  * started through the node worker. Either way the run ends when the agent reports healthy; it
  * rebuilds the rest from etcd.
  */
-import { ApplicationFailure, executeChild, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild } from './ui-metadata';
 import type { AgentHealth } from '../activities/agent-service';
 import { FailureType } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';

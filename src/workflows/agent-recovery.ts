@@ -9,7 +9,8 @@
  * one agent at a time means never two agents serving empty configs at once. Each republish reaches
  * every agent already restarted. How long each agent served an empty config is reported.
  */
-import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { sleep, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { AgentCheck, createAgentServiceActivities } from '../activities/agent-service';
 import type { createAgentRepublishActivities } from '../activities/agent-republish';
@@ -105,7 +106,10 @@ export async function recoverAgents(cluster: string, nodes: string[], opts: Agen
 }
 
 /** What a dry run shows: how many keys each agent prefix would republish (nothing is put or restarted). */
-export async function planAgentRepublish(cluster: string, nodes: string[]): Promise<Array<{ node: string; prefix: string; republish: RepublishResult }>> {
+/** Dry run: what each agent's republish would put, per prefix. */
+export type AgentRepublishPlan = Array<{ node: string; prefix: string; republish: RepublishResult }>;
+
+export async function planAgentRepublish(cluster: string, nodes: string[]): Promise<AgentRepublishPlan> {
   const planned = [];
   for (const node of nodes) {
     const { prefix } = await agentNode(node).describeAgent({ cluster });

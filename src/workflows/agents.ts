@@ -6,12 +6,13 @@
  *   recoverAgentsWorkflow: restart + republish + check, one agent at a time (src/workflows/agent-recovery.ts);
  *                          a dry run only counts the keys a republish would put, per prefix.
  */
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { AgentCheck } from '../activities/agent-service';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
-import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 
@@ -28,7 +29,7 @@ export interface RecoverAgentsInput extends AgentsInput {
 export interface RecoverAgentsResult {
   dryRun: boolean;
   agents: AgentRecovery[];
-  plan?: Awaited<ReturnType<typeof planAgentRepublish>>;
+  plan?: AgentRepublishPlan;
 }
 
 const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPlanActivities>>({

@@ -4,6 +4,9 @@
  */
 import { ApplicationFailure, condition, defineQuery, defineUpdate, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { rootMessage } from './progress';
+import { showAwaitingApproval } from './current-details';
+import { approvalDetails } from '../common/run-metadata';
+import { describePlanView } from '../common/plan-view';
 import type { Duration } from '@temporalio/common';
 
 export interface RestoreApproval {
@@ -54,7 +57,10 @@ export function approvalGate<V extends PlanView>(view: V): { approvedBy(): strin
         return true;
       }
       view.state = 'awaiting-approval';
+      const { workflowId } = workflowInfo();
+      showAwaitingApproval(approvalDetails(workflowId, view.plan?.setId, describePlanView(workflowId, view as unknown as Parameters<typeof describePlanView>[1])));
       const answered = await condition(() => approvedBy !== null, input.approvalTimeout ?? '1h');
+      showAwaitingApproval(null);
       if (!answered) view.state = 'not-approved';
       return answered;
     },

@@ -3,7 +3,8 @@
  * a child workflow under the same set id; one manifest lists every artefact. A component that
  * fails makes the set partial (recorded with its reason); the run then fails so monitoring sees it.
  */
-import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities } from './ui-metadata';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { agentCacheFileName, agentConfigFileName, nebulaArchiveFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';

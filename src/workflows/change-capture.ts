@@ -8,9 +8,9 @@
  * ends within a heartbeat interval (the workers send one every 3 s at most) rather than at the end of the slice.
  */
 import {
-  ActivityCancellationType, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched,
-  proxyActivities, setHandler, startChild, upsertSearchAttributes, workflowInfo, ParentClosePolicy,
+  ActivityCancellationType, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo, ParentClosePolicy,
 } from '@temporalio/workflow';
+import { proxyActivities, startChild } from './ui-metadata';
 import type { createChangeCaptureActivities } from '../activities/change-capture';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';

@@ -9,7 +9,8 @@
  * this run's approval. Runs started before the preflight existed (no `dr-preflight-before-approval`
  * marker) keep the old order.
  */
-import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, patched, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createDisasterRecoveryActivities, DisasterRecoveryComponent, DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { createServiceCheckActivities, createDhcpCheckActivities, ServiceCheck } from '../activities/service-checks';

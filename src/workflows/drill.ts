@@ -13,7 +13,8 @@
  * webhook, marks nothing, and fails the run (non-retryable `DrillFailed`, the report as details).
  * Nothing live is written: the cluster and the live schema are only read by the backup that made the set.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createDrillActivities, DrillAlert, DrillMetrics, DrillPlan } from '../activities/drill';
 import type { DrillCheck, SetVerification } from '../common/manifest';
 import { FailureType, NON_RETRYABLE } from '../common/failures';

@@ -2,7 +2,8 @@
  * Runbook "etcd Backup" + "Verify etcd Backup": snapshot one healthy member (leader first, then
  * the others), verify it, store it gzipped in every target, and write the set's manifest.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, upsertSearchAttributes, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createEtcdBackupActivities, EtcdSnapshotOutcome, MemberHealth } from '../activities/etcd-backup';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { backupSetId, etcdSnapshotFileName, MANIFEST_FORMAT_VERSION, type BackupManifest } from '../common/manifest';

@@ -11,7 +11,8 @@
  * Membership changes are not reversible like a restore is: a failure after `member remove` leaves
  * the cluster one member short (still with quorum) and says so; the run can simply be started again.
  */
-import { ApplicationFailure, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createEtcdRestoreActivities, QuorumAssessment, ClusterCheck } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities } from '../activities/etcd-member';

@@ -20,11 +20,12 @@
  * one-member cluster and `member add`s the others one at a time on empty data dirs (the runbook's way).
  */
 import {
-  ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, StagedSnapshot } from '../activities/etcd-member';
-import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { describeKeyCount } from '../common/manifest';
@@ -76,7 +77,7 @@ export interface EtcdRestoreResult {
   /** Each agent after its restart + republish (empty when agents were not restarted). */
   agents?: AgentRecovery[];
   /** Dry run: the keys each agent's republish would put, per prefix. */
-  agentRepublishPlan?: Awaited<ReturnType<typeof planAgentRepublish>>;
+  agentRepublishPlan?: AgentRepublishPlan;
   /** Whether the restored data was revision-bumped and by how much (null: nothing was restored, e.g. a dry run). */
   revisionBump: RevisionBump | null;
 }

@@ -12,7 +12,8 @@
  * loading; a CA mismatch is refused with the live dir untouched. The old dir is kept as
  * `<dir>.pre-restore-<stamp>`, and the service is started again whatever happens (non-cancellable).
  */
-import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createHostRestoreActivities, createHostRestorePlanActivities, HostRestoreKind, HostRestorePlan, PreparedDir } from '../activities/host-restore';
 import type { AgentHealth } from '../activities/agent-service';

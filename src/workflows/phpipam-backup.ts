@@ -3,7 +3,7 @@
  * consistent online dump streamed gzipped (and encrypted) into every target, with per-table row
  * counts, CHECKSUM TABLE values and the binlog position recorded as facts.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createPhpipamBackupActivities } from '../activities/phpipam-backup';
 import { NON_RETRYABLE } from '../common/failures';
 import type { PhpipamComponentRecord } from '../common/manifest';

@@ -9,7 +9,8 @@
  * the old tables are kept in `<db>_pre_restore_<ts>`. A failed load or verification drops the staging
  * schema and leaves the live one untouched. The app is started again whatever happened (non-cancellable).
  */
-import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createPhpipamRestoreActivities, LoadedDump, PhpipamRestorePlan, PhpipamSwapSummary, StagedDump } from '../activities/phpipam-restore';
 import { FailureType, NON_RETRYABLE } from '../common/failures';

@@ -9,7 +9,8 @@
  * names the newest point it can reach. Stop the cluster's change capture first: the restored
  * cluster is a new incarnation (new cluster ID) and gets a capture chain of its own.
  */
-import { ApplicationFailure, executeChild, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createPitrActivities, PointInTimePlan } from '../activities/pitr';
 import type { createEtcdRestoreActivities, ClusterCheck } from '../activities/etcd-restore';

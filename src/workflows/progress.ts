@@ -3,6 +3,7 @@
  * services). Each step is named in the runbook's words.
  */
 import { defineQuery, setHandler } from '@temporalio/workflow';
+import { showSteps } from './current-details';
 
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
 
@@ -31,6 +32,12 @@ export class ProgressTracker {
   constructor(runbook: string, cluster: string, plannedSteps: string[]) {
     this.progress = { runbook, cluster, state: 'running', steps: plannedSteps.map((name) => ({ name, state: 'pending' })) };
     setHandler(progressQuery, () => this.progress);
+    this.show();
+  }
+
+  /** The UI's current details follow the step table (no command: replay is unaffected). */
+  private show(): void {
+    showSteps(this.progress);
   }
 
   private stepNamed(name: string): StepProgress {
@@ -47,6 +54,7 @@ export class ProgressTracker {
     const step = this.stepNamed(name);
     step.state = 'running';
     step.startedAt = new Date().toISOString();
+    this.show();
     try {
       const result = await run();
       step.state = 'done';
@@ -58,16 +66,19 @@ export class ProgressTracker {
       throw err;
     } finally {
       step.finishedAt = new Date().toISOString();
+      this.show();
     }
   }
 
   note(name: string, detail: string): void {
     this.stepNamed(name).detail = detail;
+    this.show();
   }
 
   finish(state: 'completed' | 'failed'): void {
     this.progress.state = state;
     for (const step of this.progress.steps) if (step.state === 'pending') step.state = 'skipped';
+    this.show();
   }
 }
 

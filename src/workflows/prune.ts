@@ -5,7 +5,8 @@
  * kept set can replay, and abort stale multipart uploads. A dry run does everything but delete and
  * abort, and returns the same report.
  */
-import { patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createPruneActivities, SegmentPruneResult } from '../activities/prune';
 import { NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';

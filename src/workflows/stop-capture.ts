@@ -4,7 +4,8 @@
  * old chain. It never fails the restore: a capture that cannot be stopped here ends itself at its
  * next flush, when the cluster answers with the new cluster ID (src/activities/change-capture.ts).
  */
-import { ActivityFailure, patched, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, patched } from '@temporalio/workflow';
+import { proxyActivities } from './ui-metadata';
 import type { createCaptureControlActivities } from '../activities/capture-control';
 import { rootMessage } from './progress';
 

@@ -153,12 +153,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (!process.env.NNOE_KEEP_TEST_WORLD) await rm(dir, { recursive: true, force: true });
   };
   try {
+    // The UI too: the browser test opens a run's page in it (test/support/browser.ts).
+    const uiPort = await freePort();
     env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: temporalBinary() },
         ip: '127.0.0.1',
         searchAttributes: SEARCH_ATTRIBUTE_KEYS,
-        extraArgs: ['--log-level', 'error'],
+        ui: true,
+        uiPort,
+        extraArgs: ['--log-level', 'error', '--ui-disable-news-fetch'],
       },
     });
     const { identity, recipient } = await generateIdentity();
@@ -198,7 +202,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       ...MANAGEMENT_WORKER_PROGRAMS.map((name) => ({ name, extraArgs: [] })),
       ...MEMBER_NODES.map((node) => ({ name: nodeWorkerProgram(node), extraArgs: ['--node', node] })),
     ]);
-    project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, workflowBundlePath });
+    project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, temporalUiUrl: `http://127.0.0.1:${uiPort}`, workflowBundlePath });
   } catch (err) {
     await teardown(); // a failed setup must not leave a world running
     throw err;

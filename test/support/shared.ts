@@ -5,6 +5,8 @@ export interface TestWorldInfo {
   /** nnoe-dr config used by the test worker: the world's plus the negative-test variants. */
   configPath: string;
   temporalAddress: string;
+  /** The dev server's web UI (http://127.0.0.1:<port>). */
+  temporalUiUrl: string;
   workflowBundlePath: string;
 }
 

@@ -273,3 +273,18 @@ describe('restore pitr without --yes', () => {
     expect(out[0]).toBe('started pitr-prod (runbook pitr, cluster prod)');
   });
 });
+
+describe('--json keeps its documented shape (README "--json")', () => {
+  it('a run started with --no-follow prints exactly { workflowId, runId } and nothing else', async () => {
+    for (const args of [['backup', 'etcd'], ['backup', 'set'], ['restore', 'etcd', '--dry-run']]) {
+      const result = await run(oneCluster, '--json', ...args, '--no-follow');
+      expect(result.code, args.join(' ')).toBe(0);
+      expect(JSON.parse(result.out), args.join(' ')).toEqual({ workflowId: expect.any(String), runId: 'run-1' });
+    }
+  });
+
+  it('an approval prints { workflowId, approvedBy }', async () => {
+    const result = await run(oneCluster, '--json', 'restore', 'approve', 'etcd-restore-prod-x', '--set', 'set-7', '--by', 'me');
+    expect(JSON.parse(result.out)).toEqual({ workflowId: 'etcd-restore-prod-x', approvedBy: 'me' });
+  });
+});

@@ -3,7 +3,7 @@
  * crashed reading `snapshot.revision` on phpIPAM-restore and DR runs).
  */
 import { describe, expect, it } from 'vitest';
-import { describePlanView } from '../../src/client/plan-view';
+import { describeEtcdDryRun, describePlanView } from '../../src/common/plan-view';
 
 const bytes = (n: number) => `${n} B`;
 
@@ -56,5 +56,33 @@ describe('restore plan views', () => {
     expect(describeKeyCount({ totalKey: 27, totalKeyCounts: 'bucket-entries', liveKeys: 13 })).toBe('13 live keys');
     expect(describeKeyCount({ totalKey: 27, totalKeyCounts: 'bucket-entries' })).toBe('27 bbolt entries (not live keys)');
     expect(describeKeyCount({ totalKey: 13, totalKeyCounts: 'live-keys' })).toBe('13 live keys');
+  });
+});
+
+describe('restore etcd --dry-run (issue 14 item 5: it printed only "nothing changed")', () => {
+  const result = {
+    setId: 'prod-1', strategy: 'all-members' as const, dryRun: true, approvedBy: null, snapshotRevision: 42, check: null, revisionBump: null,
+    dataDirs: [{ member: 'etcd-1', old: '/d1/old', restored: '/d1/restored-x' }, { member: 'etcd-2', old: '/d2/old', restored: '/d2/restored-x' }],
+    agentRepublishPlan: [{ node: 'node-1', prefix: '/nnoe', republish: { dryRun: true, notAfterRevision: 42, revision: 42, prefixes: [{ prefix: '/nnoe/dns/', keys: 3, put: 0, skippedNewer: 0, skippedChanged: 0 }] } }],
+  };
+  const nodeOf = (m: string) => ({ 'etcd-1': 'node-1', 'etcd-2': 'node-2' } as Record<string, string>)[m];
+
+  it('prints the plan: members with old and new data dirs, stop order, agents to republish, what would change', () => {
+    const lines = describeEtcdDryRun('prod', result, { nodeOf, revisionBump: 1000 });
+    expect(lines[0]).toBe('dry run of prod-1 for cluster prod (snapshot revision 42, all-members): nothing was stopped or written; a restore would');
+    expect(lines).toContain('       etcd-1 on node-1: /d1/old -> /d1/restored-x');
+    expect(lines).toContain('       etcd-2 on node-2: /d2/old -> /d2/restored-x');
+    expect(lines).toContain('  3. stop etcd-1, etcd-2: the followers at once, the leader last');
+    expect(lines).toContain('       node-1: /nnoe/dns/ 3 keys');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}- the keyspace goes back to revision 42/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}- revisions jump by 1000 and are marked compacted/));
+  });
+
+  it('first-node-then-add: one member restored, the others added on empty dirs; no bump when off', () => {
+    const lines = describeEtcdDryRun('prod', { ...result, strategy: 'first-node-then-add', agentRepublishPlan: undefined }, { nodeOf, revisionBump: 0 });
+    expect(lines).toContainEqual(expect.stringContaining('only etcd-1 now, the others join empty'));
+    expect(lines).toContainEqual(expect.stringContaining('`member add` etcd-2 one at a time on empty data dirs'));
+    expect(lines).toContain('       (no agents configured, or restartAgents: false)');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}- no revision bump/));
   });
 });
