@@ -17,6 +17,7 @@ import type { BackupSetResult } from '../src/workflows/backup-set';
 import { freePort, waitForPortOpen } from '../src/sandbox/ports';
 import { CLUSTER, fillKeys, memberClient, openHarness, pollUntil, removeFill, type Harness } from './support/harness';
 import { scanForDebris } from './support/debris';
+import { progressQuery } from '../src/workflows/progress';
 
 const TASK_QUEUE = 'network-faults-test';
 const TOXIPROXY = resolve(__dirname, '..', '.tools', 'toxiproxy-server');
@@ -168,15 +169,20 @@ describe('network faults between the workers and etcd, S3 and MariaDB', () => {
     await addToxic('mariadb', 'slow', 'bandwidth', 'downstream', { rate: 64 });
     try {
       const handle = await start('backupSetWorkflow', { targets: ['local', 's3'], components: ['etcd', 'phpipam'] });
-      await pollUntil(async () => ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'dumpPhpipamToStores'), 180_000, 'the phpIPAM dump to start');
+      // The dump runs in the set's child workflow `<setId>/phpipam`.
+      const setId = await pollUntil(async () => (await handle.query(progressQuery)).setId, 60_000, 'the set id');
+      const dump = h.client.workflow.getHandle(`${setId}/phpipam`);
+      await pollUntil(async () => ((await dump.describe().catch(() => undefined))?.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'dumpPhpipamToStores'), 180_000, 'the phpIPAM dump to start');
       await addToxic('mariadb', 'reset', 'reset_peer', 'downstream', { timeout: 0 });
-      await retried(handle, 'dumpPhpipamToStores');
+      await retried(dump, 'dumpPhpipamToStores');
       await removeToxic('mariadb', 'reset');
       await removeToxic('mariadb', 'slow');
       await removeToxic('mariadb', 'latency');
       const result = await handle.result() as BackupSetResult;
       expect(result.manifest.status).toBe('complete');
       expect(result.manifest.components.map((c) => c.component).sort()).toEqual(['etcd', 'phpipam']);
+      const attempts = ((await dump.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);
+      expect(Math.max(...attempts)).toBeGreaterThan(1); // the reset landed: an attempt failed and was retried
     } finally {
       for (const toxic of ['reset', 'slow', 'latency']) await removeToxic('mariadb', toxic).catch(() => undefined);
     }
