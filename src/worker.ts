@@ -20,6 +20,11 @@ export interface WorkerSettings {
   node?: string;
   /** A prebuilt workflow bundle (tests build it once); otherwise bundled from source at start. */
   workflowBundlePath?: string;
+  /**
+   * `--metrics-listen host:port`: this process's own endpoint instead of the config's, without the
+   * SDK's listener (two workers of one kind on one host, e.g. the sandbox's two management workers).
+   */
+  metricsListen?: string;
 }
 
 export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {
@@ -53,7 +58,7 @@ function prebuiltBundle(): string | undefined {
 }
 
 export async function runWorker(settings: WorkerSettings): Promise<void> {
-  const endpoint = metricsEndpointFor(settings.config, settings.node);
+  const endpoint = settings.metricsListen ? { listen: settings.metricsListen } : metricsEndpointFor(settings.config, settings.node);
   installTemporalMetrics(endpoint); // before the first connection: the SDK's runtime is created with it
   const connection = await NativeConnection.connect({ address: settings.config.temporal.address });
   let metrics: MetricsServer | undefined;
@@ -82,12 +87,14 @@ if (require.main === module) {
       config: { type: 'string', short: 'c' },
       node: { type: 'string' },
       'workflow-bundle': { type: 'string' },
+      'metrics-listen': { type: 'string' },
     },
   });
   const settings: WorkerSettings = {
     config: loadConfig(values.config ?? defaultConfigPath()),
     node: values.node,
     workflowBundlePath: values['workflow-bundle'],
+    metricsListen: values['metrics-listen'],
   };
   runWorker(settings).then(
     () => process.exit(0),

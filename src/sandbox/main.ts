@@ -1,14 +1,19 @@
 /**
- * `npm start`: the local sandbox. Starts (or reuses) the world in ./.world with the Temporal dev
- * server and its UI, runs the management worker and one node worker per etcd node, runs one etcd
- * backup and prints where to look; then stays up until Ctrl-C, when it stops everything it started.
+ * `npm start`: the local sandbox, the whole product. Starts (or reuses) the world in ./.world with
+ * the Temporal dev server and its UI, the real NNOE agents, Nebula files and age encryption; runs
+ * two management workers and one node worker per etcd node (each serving Prometheus metrics);
+ * applies the schedules, runs one full backup set, prints `status` and where to look; then stays
+ * up until Ctrl-C, when it stops everything it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../config/load';
-import { connectClient, followRun, startEtcdBackup, type EtcdBackupResult } from '../client/temporal';
+import { connectClient, followRun, startBackupSet, type BackupSetResult } from '../client/temporal';
+import { generateIdentity, identityToRecipients } from '../crypto';
+import { generateNebulaNode } from './nebula';
+import { freePort } from './ports';
 import { startWorld, stopWorld, type World } from './world';
 import { seedSampleData } from './seed';
 import { agentConfigEntries, startRealAgents } from './agents';
@@ -16,15 +21,43 @@ import { agentConfigEntries, startRealAgents } from './agents';
 /** The real NNOE agent runs on these nodes of the sandbox (built by scripts/build-nnoe-agent.sh). */
 const AGENT_NODES = ['node-1', 'node-2'];
 
-/** Starts the real agents and adds them to the world's nnoe-dr config (before any worker reads it). */
-async function addAgents(world: World): Promise<void> {
+/**
+ * Completes the world's nnoe-dr config into the whole product (before any worker reads it): the
+ * real agents, Nebula files on the agent nodes (node-1 also the CA host), age encryption at rest
+ * (the identity in <world>/secrets), the critical key a restore checks, and Prometheus endpoints
+ * for every worker. Returns the metrics addresses to print.
+ */
+async function completeSandboxConfig(world: World): Promise<{ management: string; nodes: Record<string, string> }> {
   const agents = await startRealAgents({
     dir: world.dir, supervisorConf: world.supervisorConf, repoRoot, etcdEndpoints: world.etcd.members.map((m) => m.clientUrl), certs: world.certs,
   }, AGENT_NODES);
-  const config = YAML.parse(readFileSync(world.configPath, 'utf8')) as { clusters: Array<Record<string, unknown>> };
-  config.clusters[0]!.agents = agentConfigEntries(agents, world.supervisorConf);
+  const config = YAML.parse(readFileSync(world.configPath, 'utf8')) as Record<string, unknown> & { clusters: Array<Record<string, unknown>> };
+  const caDir = join(world.dir, 'nebula-ca');
+  const nebula = [];
+  for (const [index, node] of AGENT_NODES.entries()) {
+    const files = await generateNebulaNode(join(world.dir, 'nodes', node, 'etc', 'nebula'), { name: node, ip: `192.168.100.${index + 1}/24`, caDir });
+    nebula.push({ node, dir: files.dir });
+  }
+  const cluster = config.clusters[0]!;
+  cluster.agents = agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(caDir, 'ca.key') } : a));
+  cluster.nebula = nebula;
+  cluster.restore = { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] };
+
+  const identityFile = join(world.dir, 'secrets', 'age-identity.txt');
+  if (!existsSync(identityFile)) {
+    const { identity } = await generateIdentity();
+    mkdirSync(dirname(identityFile), { recursive: true, mode: 0o700 });
+    writeFileSync(identityFile, identity, { mode: 0o600 });
+  }
+  config.encryption = { recipients: await identityToRecipients(readFileSync(identityFile, 'utf8')), identity: { file: identityFile } };
+
+  const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const metrics = { management: await address(), nodes: Object.fromEntries(await Promise.all(nodes.map(async (n) => [n, await address()] as const))) };
+  config.metrics = { management: { listen: metrics.management, temporalListen: await address() }, nodes: Object.fromEntries(Object.entries(metrics.nodes).map(([n, listen]) => [n, { listen }])), refreshSeconds: 15 };
   writeFileSync(world.configPath, YAML.stringify(config));
-  console.log(`real NNOE agents running on ${AGENT_NODES.join(', ')} (config ${agents.map((a) => a.agentToml).join(', ')})`);
+  console.log(`real NNOE agents on ${AGENT_NODES.join(', ')}; Nebula on ${AGENT_NODES.join(', ')}; age encryption on (identity ${identityFile})`);
+  return metrics;
 }
 
 const repoRoot = resolve(__dirname, '../..');
@@ -58,7 +91,7 @@ async function main(): Promise<void> {
   console.log(`starting the local world in ${dir} ...`);
   const world = await startWorld({ dir, temporal: true });
   console.log(`etcd ${world.etcd.release} (NNOE_ETCD_VERSION=${world.etcd.version}) from ${world.etcd.binDir}`);
-  await addAgents(world);
+  const metrics = await completeSandboxConfig(world);
   const config = loadConfig(world.configPath);
   const workers: ChildProcess[] = [];
   const shutdown = async () => {
@@ -69,7 +102,9 @@ async function main(): Promise<void> {
   };
   try {
     // Two management workers, as production runs them: either one may die and the other carries on.
-    for (const name of ['worker-management-1', 'worker-management-2']) workers.push(await startWorkerProcess(world, [], name));
+    workers.push(await startWorkerProcess(world, [], 'worker-management-1'));
+    // The second serves its own metrics port: the config's is taken by the first on this one host.
+    workers.push(await startWorkerProcess(world, ['--metrics-listen', `127.0.0.1:${await freePort()}`], 'worker-management-2'));
     const nodes = [...new Set(config.clusters.flatMap((c) => c.etcd.members.map((m) => m.node)))];
     for (const node of nodes) workers.push(await startWorkerProcess(world, ['--node', node], `worker-${node}`));
     console.log(`workers up: 2 management + ${nodes.join(', ')}`);
@@ -77,28 +112,37 @@ async function main(): Promise<void> {
     const seeded = await seedSampleData(config.clusters[0]!);
     if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/ (the agents render them)`);
 
+    const cli = `npx nnoe-dr -c ${world.configPath}`;
+    const nnoeDr = (...args: string[]) => spawnSync(process.execPath, [join(repoRoot, 'dist', 'client', 'cli.js'), '-c', world.configPath, ...args], { stdio: 'inherit' });
+    console.log('\napplying the development schedules (backup set, drill, prune):');
+    nnoeDr('schedules', 'apply', '--profile', 'development');
+
     const client = await connectClient(config);
     const cluster = config.clusters[0]!.name;
-    const handle = await startEtcdBackup(client, config, { cluster });
-    console.log(`etcd backup ${handle.workflowId}:`);
-    const result = await followRun<EtcdBackupResult>(handle, (step) =>
+    const handle = await startBackupSet(client, config, { cluster });
+    console.log(`\nbackup set ${handle.workflowId} (etcd, phpIPAM, agent caches, Nebula, agent configs; encrypted):`);
+    const result = await followRun<BackupSetResult>(handle, (step) =>
       console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`));
     await client.connection.close();
 
-    const cli = `npx nnoe-dr -c ${world.configPath}`;
+    console.log(`\nnnoe-dr status (exit code non-zero when something is out of its objective; no drill has run yet):`);
+    nnoeDr('status', '--cluster', cluster);
+
     console.log(`
 backup set ${result.setId} complete.
 
-  Temporal UI     ${world.temporal!.uiUrl}/namespaces/default/workflows
+  Temporal UI     ${world.temporal!.uiUrl}/namespaces/default/workflows   (each run: summary, details, step table)
+  metrics         http://${metrics.management}/metrics (management), ${Object.entries(metrics.nodes).map(([n, a]) => `${n} http://${a}/metrics`).join(', ')}
   etcd            ${world.etcd.release} (${world.etcd.binDir}; NNOE_ETCD_VERSION=3.4|3.5|3.6 picks another)
   config          ${world.configPath}
   logs            ${world.dir}/logs/
 
-  ${cli} backup etcd                 # another backup, followed step by step
-  ${cli} backups list                # the catalog (manifests in local + S3)
-  ${cli} backups verify ${result.setId}
-  ${cli} agents check                # are the real NNOE agents serving etcd's state?
-  .tools/venv/bin/temporal workflow list --address ${world.temporal!.address} --query "NnoeRunbook='etcd-backup'"
+Backup -> verify -> restore -> status, in five commands:
+  ${cli} backup set                                      # a new set, followed step by step
+  ${cli} backups verify ${result.setId}         # checksums, decryption, snapshot integrity
+  ${cli} drill --cluster ${cluster}                   # restore it into scratch etcd + schema; marks it verified
+  ${cli} restore etcd --set ${result.setId} --dry-run   # the plan; without --dry-run it asks for approval
+  ${cli} status                                          # are my sites protected right now?
 
 Press Ctrl-C to stop.`);
   } catch (err) {
