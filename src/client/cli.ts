@@ -293,7 +293,9 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
 
   /** Sends the `approve` Update; a refusal prints the run's own reason (wrong set, not waiting). */
   async function approve(client: Client, workflowId: string, opts: { set?: string; by: string }) {
-    const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by }] })
+    // The run records the identity this client reports to Temporal (pid@host unless configured) beside the name.
+    const identity = (client as { options?: { identity?: string } }).options?.identity;
+    const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by, identity }] })
       .catch((err: unknown) => {
         if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`approval of ${workflowId} refused: ${rootMessage(err)}`);
         throw err;

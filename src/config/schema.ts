@@ -186,6 +186,11 @@ export const ClusterSchema = z.strictObject({
   /** Nodes whose Nebula certificates and config are backed up (always encrypted). */
   nebula: z.array(NebulaNodeSchema).default([]),
   phpipam: PhpipamSchema.optional(),
+  /**
+   * Who may approve this cluster's destructive runs (the `approve` Update's approvedBy; names, as
+   * people type them). Absent: any name is accepted and recorded in the run.
+   */
+  approvers: z.array(z.string().trim().min(1, 'expected an approver\'s name')).min(1, 'expected at least one name, or leave approvers out to accept any name').optional(),
 });
 
 const LocalTargetSchema = z.strictObject({

@@ -17,7 +17,7 @@ import { loadPhpipamFixture } from '../../src/sandbox/phpipam-fixture';
 import { freePort } from '../../src/sandbox/ports';
 import { processesWithEnvironmentMarker, programLogPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
-import { VARIANTS } from './shared';
+import { VARIANTS, WORLD_APPROVERS } from './shared';
 import { generateIdentity } from '../../src/crypto';
 import { generateNebulaNode } from '../../src/sandbox/nebula';
 import { agentConfigEntries, startRealAgents, type WorldAgent } from '../../src/sandbox/agents';
@@ -36,7 +36,8 @@ export function testConfig(
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
+      // approvers: the names the tests approve with; any other name is refused (test/phpipam-restore.test.ts).
+      { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] }, approvers: WORLD_APPROVERS },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
       variant(VARIANTS.syntheticCluster, {}),

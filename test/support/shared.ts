@@ -25,3 +25,6 @@ export const VARIANTS = {
   /** An S3 target whose endpoint has nothing listening. */
   deadS3Target: 's3-unreachable',
 } as const;
+
+/** Who may approve the world's restores (config `approvers` of its main cluster); any other name is refused. */
+export const WORLD_APPROVERS = ['sre on call', 'incident commander', 'on-call', 'cli test'];
