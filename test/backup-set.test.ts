@@ -13,7 +13,10 @@ import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest } from '../src/catalog/catalog';
 import { openStore, s3ClientFor } from '../src/storage';
-import { agentCacheDir, CLUSTER, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import { agentCacheDir, CLUSTER, openHarness, pollUntil, recordHistory, runCli, tempDir, type Harness } from './support/harness';
+import type { KeyInventory } from '../src/catalog/keys';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { S3TargetConfig } from '../src/config/schema';
@@ -23,7 +26,7 @@ import { createGunzip } from 'node:zlib';
 import { Parser } from 'tar';
 import { findCluster } from '../src/config/load';
 import { supervisorctl } from '../src/sandbox/supervisor';
-import { createDecryptStream, readDecryptionIdentity } from '../src/crypto';
+import { createDecryptStream, generateIdentity, readDecryptionIdentity } from '../src/crypto';
 import type { ArtefactRecord, NebulaComponentRecord } from '../src/common/manifest';
 import { VARIANTS } from './support/shared';
 import { inject } from 'vitest';
@@ -133,6 +136,42 @@ describe('backup set', () => {
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause?.message).toBe('unknown backup component(s) floppy; available: etcd, phpipam, agent-cache, nebula, agent-config');
+  });
+
+  it('backups keys: a set opens with the configured keys; a retired recipient or a lost identity is warned about, exit 1', async () => {
+    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local'], components: ['etcd'] })).result() as BackupSetResult;
+    const keysOf = async (configPath: string) => {
+      const { code, out } = await runCli(configPath, 'backups', 'keys', '--cluster', CLUSTER, '--target', 'local', '--json');
+      const inventory = JSON.parse(out) as KeyInventory;
+      expect(code).toBe(inventory.ok ? 0 : 1);
+      return { code, ours: inventory.sets.find((s) => s.setId === set.setId)! };
+    };
+    const [recipient] = h.config.encryption!.recipients;
+    expect((await keysOf(h.configPath)).ours).toMatchObject({ encrypted: 1, recipients: [recipient], retiredRecipients: [], openable: true, problems: [] });
+
+    // The recipient rotated in the config (the old identity still held): the set needs a rekey.
+    const scratch = await tempDir('keys');
+    try {
+      const other = await generateIdentity();
+      const variant = async (name: string, encryption: object) => {
+        const path = join(scratch.path, `${name}.yaml`);
+        await writeFile(path, stringify({ ...parse(await readFile(h.configPath, 'utf8')), encryption }));
+        return path;
+      };
+      const rotated = await keysOf(await variant('rotated', { recipients: [other.recipient], identity: h.config.encryption!.identity }));
+      expect(rotated.code).toBe(1);
+      expect(rotated.ours).toMatchObject({ retiredRecipients: [recipient], openable: true });
+      expect(rotated.ours.problems).toEqual([expect.stringMatching(/^\S+\.age is encrypted only to recipients no longer configured \(age1.*\): rekey it/)]);
+      // The identity replaced by one that is not the set's: nobody here can open it.
+      const identityFile = join(scratch.path, 'other-identity.txt');
+      await writeFile(identityFile, other.identity, { mode: 0o600 });
+      const lost = await keysOf(await variant('lost', { recipients: [recipient], identity: { file: identityFile } }));
+      expect(lost.code).toBe(1);
+      expect(lost.ours.openable).toBe(false);
+      expect(lost.ours.problems).toEqual([expect.stringMatching(/^no identity held here opens \S+\.age \(encrypted to age1/)]);
+    } finally {
+      await scratch.remove();
+    }
   });
 });
 

@@ -8,6 +8,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
+import { keyInventory } from '../catalog/keys';
+import { printKeyInventory } from './key-view';
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Duration } from '@temporalio/common';
 import {
@@ -463,12 +465,16 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     }));
 
   const backups = program.command('backups').description('the catalog of backup sets');
-  backups.command('list')
-    .description('list backup sets from the manifests in the stores, newest first')
+  /** A catalog command: `--cluster` and `--target` narrow which sets it reads. */
+  const catalogCommand = (name: string, description: string) => backups.command(name).description(description)
     .option('--cluster <name>', 'only this cluster')
-    .option('--target <name...>', 'only these storage targets')
+    .option('--target <name...>', 'only these storage targets');
+  const catalogScope = (opts: { cluster?: string; target?: string[] }) => ({
+    cluster: opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false), targets: chooseTargets(config(), opts.target),
+  });
+  catalogCommand('list', 'list backup sets from the manifests in the stores, newest first')
     .action(async (opts: { cluster?: string; target?: string[] }) => {
-      const sets = await listBackupSets(config(), { cluster: opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false), targets: chooseTargets(config(), opts.target) });
+      const sets = await listBackupSets(config(), catalogScope(opts));
       if (json()) {
         out(JSON.stringify(sets.map(({ manifest: _m, ...entry }) => entry), null, 2));
         return;
@@ -496,6 +502,14 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const segments = result.segments ? `, ${result.segments.objects} change-capture segments ${result.dryRun ? 'to delete' : 'deleted'}` : '';
       out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads/partial files ${result.dryRun ? 'to remove' : 'removed'}`);
     }));
+
+  catalogCommand('keys', 'which age recipients each set was encrypted to, and whether the configured keys still open it (exit 1 on a set at risk)')
+    .action(async (opts: { cluster?: string; target?: string[] }) => {
+      const inventory = await keyInventory(config(), catalogScope(opts));
+      if (json()) out(JSON.stringify(inventory, null, 2));
+      else printKeyInventory(inventory, out);
+      if (!inventory.ok) outcome.exitCode = 1;
+    });
 
   backups.command('verify')
     .description('read a set back from storage and check every artefact against its manifest')
