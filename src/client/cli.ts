@@ -10,11 +10,12 @@ import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
 import { keyInventory } from '../catalog/keys';
 import { printKeyInventory } from './key-view';
+import type { RekeyResult } from '../workflows/rekey';
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
-  startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
+  startDisasterRecovery, startDrill, startPrune, startRekey, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
 import { describePlanView } from './plan-view';
 import { targetProblem } from '../capture/point-in-time';
@@ -501,6 +502,17 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       for (const set of result.keep) out(`keep ${set.setId}: ${set.reasons.join('; ')}`);
       const segments = result.segments ? `, ${result.segments.objects} change-capture segments ${result.dryRun ? 'to delete' : 'deleted'}` : '';
       out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads/partial files ${result.dryRun ? 'to remove' : 'removed'}`);
+    }));
+
+  catalogCommand('rekey', 're-encrypt retained sets to the configured recipients (old identities must still be held); exit 1 when a set is refused, e.g. under Object Lock')
+    .option('--set <id>', 'only this set')
+    .option('--dry-run', 'list what would be rekeyed, change nothing')
+    .action((opts: { cluster?: string; target?: string[]; set?: string; dryRun?: boolean }) => withClient(async (client, cfg) => {
+      const handle = await startRekey(client, cfg, { ...catalogScope(opts), setId: opts.set, dryRun: opts.dryRun === true });
+      const result = await follow<RekeyResult>(handle, printStep);
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      for (const set of result.rekeyed) out(`${result.dryRun ? 'would rekey' : 'rekeyed'} ${set.setId}`);
+      out(`${result.dryRun ? 'dry run: ' : ''}${result.rekeyed.length} sets ${result.dryRun ? 'to rekey' : 'rekeyed'}, ${result.current.length} already current`);
     }));
 
   catalogCommand('keys', 'which age recipients each set was encrypted to, and whether the configured keys still open it (exit 1 on a set at risk)')
