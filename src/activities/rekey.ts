@@ -21,6 +21,7 @@ import { HashingStream } from '../storage/hashing';
 import type { ArtefactRecord, BackupManifest } from '../common/manifest';
 import { FailureType } from '../common/failures';
 import { typedFailures } from './failures';
+import { failpoint } from '../common/failpoints';
 
 export interface RekeyPlanSet {
   setId: string;
@@ -124,11 +125,13 @@ export function createRekeyActivities(deps: { config: Config }) {
     }
 
     // 2. The manifests last: until here every manifest points at the old, untouched objects.
+    await failpoint(`rekey-before-manifests:${input.setId}`);
     for (const [index, store] of stores.entries()) {
       if (replaced.size > 0) await writeManifest(store, withArtefacts(manifests[index]!, replaced));
     }
 
     // 3. Old objects (and leftovers of an earlier, interrupted rekey) no manifest points at any more.
+    await failpoint(`rekey-before-removal:${input.setId}`);
     let removed = 0;
     for (const [index, store] of stores.entries()) {
       const current = replaced.size > 0 ? withArtefacts(manifests[index]!, replaced) : manifests[index]!;
