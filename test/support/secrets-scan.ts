@@ -107,7 +107,7 @@ export async function scanHistories(client: Client, secrets: WorldSecret[]): Pro
   return { runs, findings };
 }
 
-/** The worker logs: the management worker's and each node worker's (supervisord program logs). */
+/** The worker logs: the management workers' and each node worker's (supervisord program logs; `worker.log` of worlds that ran one in-process). */
 export function workerLogs(world: World): string[] {
   const logsDir = supervisorLayout(world.dir).logsDir;
   const nodeWorkers = existsSync(logsDir) ? readdirSync(logsDir).filter((f) => f.startsWith('nnoe-dr-worker')).map((f) => join(logsDir, f)) : [];
