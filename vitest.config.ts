@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LastFilesSequencer } from './test/support/sequencer';
 
 export default defineConfig({
   test: {
@@ -6,6 +7,8 @@ export default defineConfig({
     // on purpose), and this 2-core machine gains nothing from running unit files beside them.
     fileParallelism: false,
     teardownTimeout: 120_000,
+    // `*.last.test.ts` after every other file (the secrets scan reads the histories they left).
+    sequence: { sequencer: LastFilesSequencer },
     projects: [
       {
         // Pure logic and single-tool tests: no shared world, run in seconds (`vitest run --project unit`).

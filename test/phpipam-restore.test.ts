@@ -25,6 +25,7 @@ import { connectAsRoot, mariadbLayout } from '../src/sandbox/mariadb';
 import { FIXTURE_EVENT, FIXTURE_FUNCTION, FIXTURE_TRIGGER } from '../src/sandbox/phpipam-fixture';
 import { supervisorctl, supervisorLayout, writeProgramConfig, programConfPath } from '../src/sandbox/supervisor';
 import { CLUSTER, openHarness, pollUntil, recordHistory, type Harness } from './support/harness';
+import { WORLD_APPROVERS } from './support/shared';
 
 let h: Harness;
 let root: Connection;
@@ -91,10 +92,20 @@ describe('phpIPAM restore', () => {
     const wrong = await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId: 'another-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
     expect((wrong as Error & { cause?: Error }).cause?.message).toMatch(/would restore set .+, not another-set/);
     expect((await handle.query(phpipamRestorePlanQuery)).state).toBe('awaiting-approval');
-    await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'sre on call' }] });
+    // Only the cluster's approvers may approve: anyone else is refused naming the list, and nothing
+    // changes (the validator refuses before the Update is accepted: not even the history grows).
+    const eventsBefore = (await handle.fetchHistory()).events!.length;
+    const stranger = await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'mallory' }] }).catch((e: unknown) => e);
+    expect((stranger as Error & { cause?: Error }).cause?.message).toBe(
+      `"mallory" may not approve runs of this cluster; the config's approvers are: ${WORLD_APPROVERS.map((a) => `"${a}"`).join(', ')}`);
+    expect((await handle.query(phpipamRestorePlanQuery)).state).toBe('awaiting-approval');
+    expect((await handle.fetchHistory()).events!.length).toBe(eventsBefore);
+    expect(rowsAndChecksums(await facts(LIVE))).toEqual(changed);
+    await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'sre on call', identity: 'approver@test-host' }] });
     const result = await handle.result() as PhpipamRestoreResult;
 
     expect(result.approvedBy).toBe('sre on call');
+    expect(result.approverIdentity).toBe('approver@test-host');
     // Live now equals the backup table by table (rows and CHECKSUM TABLE), as the manifest recorded it.
     expect(rowsAndChecksums(await facts(LIVE))).toEqual(rowsAndChecksums(record.facts.tables));
     expect(result.verified).toEqual(rowsAndChecksums(record.facts.tables));
@@ -114,6 +125,7 @@ describe('phpIPAM restore', () => {
     expect(steps(progress)).toEqual([
       'preflight:done', 'approval:done', 'stop phpIPAM:done', 'load dump:done', 'verify:done', 'swap schema:done', 'start phpIPAM:done',
     ]);
+    expect(progress.steps.find((s) => s.name === 'approval')?.detail).toBe('approved by sre on call (client identity approver@test-host)');
     expect(progress.steps.find((s) => s.name === 'stop phpIPAM')?.detail).toMatch(/no app service configured/);
     expect(progress.steps.find((s) => s.name === 'swap schema')?.detail).toContain(`old tables kept in ${plan.keepAs}`);
     expect(result.app).toEqual({ service: null, stopped: false, started: false });

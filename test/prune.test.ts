@@ -5,7 +5,7 @@
  * segments no kept set can replay.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { startPrune } from '../src/client/temporal';
 import { listBackupSets } from '../src/catalog/catalog';
 import { openStore, s3ClientFor, artefactKey, MANIFEST_FILE } from '../src/storage';
@@ -170,5 +170,48 @@ describe('prune by retention', () => {
       await restore.terminate('test finished');
       await rm(crashedDir, { recursive: true, force: true }); // the "running" writer's file: other files scan the store for debris
     }
+  });
+});
+
+describe('prune and S3 Object Lock', () => {
+  it('keeps an expired set whose objects are locked, saying why; deletes an unlocked one with every version', async () => {
+    const lockedTarget = h.config.storage.find((t) => t.name === VARIANTS.lockedS3Target) as S3TargetConfig;
+    const locking = await openStore(lockedTarget);
+    const plain = await openStore({ ...lockedTarget, objectLock: undefined }); // same bucket, objects without retention
+    const sets = { newest: HOUR, locked: 30 * 24 * HOUR, unlocked: 31 * 24 * HOUR };
+    const ids = Object.fromEntries(Object.entries(sets).map(([name, age]) => [name, `${CLUSTER}-lock-${utcStamp(new Date(Date.now() - age))}`])) as Record<keyof typeof sets, string>;
+    for (const [name, age] of Object.entries(sets) as Array<[keyof typeof sets, number]>) {
+      const createdAt = new Date(Date.now() - age).toISOString();
+      const manifest = {
+        formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId: ids[name], cluster: CLUSTER, status: 'complete', createdAt, completedAt: createdAt,
+        workflow: { workflowId: `synthetic-${ids[name]}`, runId: 'synthetic' }, components: [{ component: 'etcd', status: 'ok', artefacts: [], facts: { clusterId: LIVE_ID, revision: 1 } }], failures: [],
+      };
+      const store = name === 'locked' ? locking : plain;
+      await writeObject(store, artefactKey(ids[name], 'etcd-snapshot.db.gz'), 'synthetic artefact');
+      await writeObject(store, artefactKey(ids[name], MANIFEST_FILE), JSON.stringify(manifest));
+    }
+    // Written with its retention: S3 (moto) refuses to delete the locked version.
+    const retention = await locking.retention!(artefactKey(ids.locked, MANIFEST_FILE));
+    expect(retention).toMatchObject({ mode: 'GOVERNANCE', bypassable: false });
+    expect(Date.parse(retention!.until) - Date.now()).toBeGreaterThan(23 * HOUR);
+    expect(await plain.retention!(artefactKey(ids.unlocked, MANIFEST_FILE))).toBeNull();
+
+    const result = await (await startPrune(h.client, h.config, { cluster: CLUSTER, targets: [VARIANTS.lockedS3Target] })).result() as PruneResult;
+    expect(result.expire.map((e) => e.setId)).toEqual([ids.unlocked]);
+    expect(result.keep.find((k) => k.setId === ids.locked)?.reasons).toEqual([
+      `object lock (GOVERNANCE) in ${VARIANTS.lockedS3Target} until ${retention!.until}: S3 refuses its deletion before then`,
+    ]);
+    const s3 = await s3ClientFor(lockedTarget);
+    const versionsOf = async (setId: string) => {
+      const out = await s3.send(new ListObjectVersionsCommand({ Bucket: lockedTarget.bucket, Prefix: `${setId}/` }));
+      return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])].length;
+    };
+    expect(await versionsOf(ids.locked)).toBe(2);
+    expect(await versionsOf(ids.unlocked)).toBe(0); // every version gone, no delete marker hiding a kept copy
+    const refused = await s3.send(new DeleteObjectCommand({
+      Bucket: lockedTarget.bucket, Key: artefactKey(ids.locked, MANIFEST_FILE),
+      VersionId: (await s3.send(new HeadObjectCommand({ Bucket: lockedTarget.bucket, Key: artefactKey(ids.locked, MANIFEST_FILE) }))).VersionId,
+    })).catch((e: unknown) => e);
+    expect((refused as Error).name).toBe('AccessDenied');
   });
 });

@@ -24,6 +24,8 @@ export interface DisasterRecoveryPlan {
   /** Nodes holding Kea lease files to check. */
   dhcpNodes: string[];
   checks: { dns: number; dhcp: number; metrics: number };
+  /** The cluster's `approvers` from the config (absent: any name may approve): the approve Update's validator holds approvals to it. */
+  approvers?: string[];
 }
 
 const LABEL: Record<DisasterRecoveryComponent, string> = { etcd: 'etcd', phpipam: 'phpIPAM' };
@@ -57,6 +59,7 @@ export function createDisasterRecoveryActivities(deps: { config: Config }) {
       agentNodes: cluster.agents.map((a) => a.node),
       dhcpNodes: [...new Set(cluster.checks.dhcp.map((c) => c.node))],
       checks: { dns: cluster.checks.dns.length, dhcp: cluster.checks.dhcp.length, metrics: cluster.checks.metrics.length },
+      approvers: cluster.approvers,
     };
   }
   return { planDisasterRecovery: typedFailures(planDisasterRecovery) };

@@ -36,6 +36,8 @@ export interface EtcdRestorePlan {
   initialClusterToken: string;
   criticalKeys: Array<{ key: string; value?: string }>;
   agentNodes: string[];
+  /** The cluster's `approvers` from the config (absent: any name may approve): the approve Update's validator holds approvals to it. */
+  approvers?: string[];
 }
 
 export interface ClusterCheck {
@@ -60,6 +62,8 @@ export interface QuorumAssessment {
   failed: { name: string; node: string; peerUrl: string };
   /** The "failed" member answers and is in the member list: replacing it would remove a working member. */
   failedIsHealthy?: boolean;
+  /** The cluster's `approvers` from the config (absent: any name may approve): the approve Update's validator holds approvals to it. */
+  approvers?: string[];
 }
 
 export function createEtcdRestoreActivities(deps: { config: Config }) {
@@ -122,6 +126,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       initialClusterToken: `${cluster.name}-restore-${randomBytes(4).toString('hex')}`,
       criticalKeys: cluster.restore.criticalKeys,
       agentNodes: cluster.agents.map((a) => a.node),
+      approvers: cluster.approvers,
     };
   }
 
@@ -251,6 +256,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     }).catch(() => false);
     return {
       healthy, size, quorum, hasQuorum: healthy.length >= quorum, members: listed, failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl }, failedIsHealthy,
+      approvers: cluster.approvers,
     };
   }
 

@@ -5,6 +5,7 @@ import { openStore } from '../storage';
 import { createPhpipamBackupActivities, type PhpipamBackupDeps } from './phpipam-backup';
 import { createEtcdBackupActivities } from './etcd-backup';
 import { createPruneActivities } from './prune';
+import { createRekeyActivities } from './rekey';
 import { createBackupPlanActivities } from './backup-plan';
 import { createEtcdRestoreActivities } from './etcd-restore';
 import { createChangeCaptureActivities } from './change-capture';
@@ -35,7 +36,7 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
 /** Activities of the management worker: everything that works over the network. */
 export function createManagementActivities(deps: { config: Config }) {
   return {
-    ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createBackupPlanActivities(deps),
+    ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createRekeyActivities(deps), ...createBackupPlanActivities(deps),
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
     ...createChangeCaptureActivities(deps), ...createCaptureControlActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),

@@ -54,6 +54,8 @@ export interface PhpipamRestorePlan {
   /** The app service stopped for the swap, or null when none is configured. */
   appService: string | null;
   unreachableTargets: string[];
+  /** The cluster's `approvers` from the config (absent: any name may approve): the approve Update's validator holds approvals to it. */
+  approvers?: string[];
 }
 
 export interface StagedDump {
@@ -170,6 +172,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
       cluster: input.cluster, setId: entry.setId, setCreatedAt: entry.createdAt, setStatus: entry.status, artefact,
       database: describeDatabase(cfg), live: cfg.database, staging, keepAs, facts: { flavour, version, dumpTool, tables },
       appService: cfg.appService ? serviceDriver(cfg.appService).describe : null, unreachableTargets,
+      approvers: findCluster(config, input.cluster).approvers,
     };
   }
 

@@ -11,7 +11,7 @@ import { findTargets } from '../config/load';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { openStore } from '../storage';
 import {
-  deleteBackupSet, deleteSegmentObjects, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
+  deleteBackupSet, deleteSegmentObjects, listBackupSetKeys, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
   type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
 } from '../retention';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
@@ -67,14 +67,38 @@ export function createPruneActivities(deps: { config: Config }) {
     for (const entry of entries) {
       policies[entry.cluster] ??= retentionInForce(config, entry.cluster);
     }
+    const locks = await objectLocksOf(entries, input.targets);
     return {
       sets: entries.map((e) => ({
         setId: e.setId, cluster: e.cluster, createdAt: e.createdAt, status: e.status, targets: e.targets,
         // Written by a passing restore drill: the newest verified set is kept above all.
         ...(e.manifest.verification ? { verifiedAt: e.manifest.verification.verifiedAt } : {}),
+        ...(locks.has(e.setId) ? { lockedUntil: locks.get(e.setId)! } : {}),
       })),
       policies,
     };
+  }
+
+  /**
+   * Per set, the latest Object Lock retention on any of its objects in the chosen targets that ask
+   * for locks, among those this tool may not bypass (COMPLIANCE; GOVERNANCE without bypassGovernance).
+   */
+  async function objectLocksOf(entries: CatalogEntry[], targets: string[] | undefined): Promise<Map<string, NonNullable<RetentionSet['lockedUntil']>>> {
+    const locks = new Map<string, NonNullable<RetentionSet['lockedUntil']>>();
+    for (const target of findTargets(config, targets)) {
+      if (target.type !== 's3' || !target.objectLock) continue;
+      const store = await openStore(target);
+      for (const entry of entries.filter((e) => e.targets.includes(target.name))) {
+        for (const key of await listBackupSetKeys(store, entry.setId)) {
+          const retention = await store.retention!(key);
+          if (!retention || retention.bypassable) continue;
+          const known = locks.get(entry.setId);
+          if (!known || Date.parse(retention.until) > Date.parse(known.until)) locks.set(entry.setId, { target: target.name, mode: retention.mode, until: retention.until });
+        }
+        Context.current().heartbeat();
+      }
+    }
+    return locks;
   }
 
   /** Running workflows of these runbooks, with their set (NnoeBackupSet), cluster (NnoeCluster) and start. */

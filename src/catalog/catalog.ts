@@ -152,7 +152,7 @@ async function decryptionIdentity(config: Config): Promise<string> {
  * etcd snapshot's sha256 trailer, a phpIPAM dump's `-- Dump completed` line. Archives (agent
  * caches, Nebula, agent configs) have no trailer: their sha256s are the check.
  */
-async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, kind: ComponentRecord['component'], identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
+export async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, kind: ComponentRecord['component'], identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
   const problems: string[] = [];
   const stored = new HashingStream();
   const snapshot = kind === 'etcd' ? new SnapshotTrailerCheck() : null;

@@ -8,11 +8,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
 import { listBackupSets, verifyBackupSet, BackupSetNotFoundError } from '../catalog/catalog';
+import { keyInventory } from '../catalog/keys';
+import { printKeyInventory } from './key-view';
+import type { RekeyResult } from '../workflows/rekey';
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import {
   changeCaptureId, connectClient, followRun, RunFailedError, startBackupSet, startChangeCapture, startEtcdBackup, startEtcdRestore, startPointInTimeRestore,
-  startDisasterRecovery, startDrill, startPrune, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
+  startDisasterRecovery, startDrill, startPrune, startRekey, startReplaceMember, type BackupSetResult, type EtcdBackupResult, type PruneResult,
 } from './temporal';
 import { describeEtcdDryRun, describePlanView, humanBytes } from '../common/plan-view';
 import { transferPrinter } from './transfer-progress';
@@ -297,7 +300,9 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
 
   /** Sends the `approve` Update; a refusal prints the run's own reason (wrong set, not waiting). */
   async function approve(client: Client, workflowId: string, opts: { set?: string; by: string }) {
-    const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by }] })
+    // The run records the identity this client reports to Temporal (pid@host unless configured) beside the name.
+    const identity = (client as { options?: { identity?: string } }).options?.identity;
+    const answer = await client.workflow.getHandle(workflowId).executeUpdate(approveRestoreUpdate, { args: [{ setId: opts.set, approvedBy: opts.by, identity }] })
       .catch((err: unknown) => {
         if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`approval of ${workflowId} refused: ${rootMessage(err)}`);
         throw err;
@@ -465,12 +470,16 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     }));
 
   const backups = program.command('backups').description('the catalog of backup sets');
-  backups.command('list')
-    .description('list backup sets from the manifests in the stores, newest first')
+  /** A catalog command: `--cluster` and `--target` narrow which sets it reads. */
+  const catalogCommand = (name: string, description: string) => backups.command(name).description(description)
     .option('--cluster <name>', 'only this cluster')
-    .option('--target <name...>', 'only these storage targets')
+    .option('--target <name...>', 'only these storage targets');
+  const catalogScope = (opts: { cluster?: string; target?: string[] }) => ({
+    cluster: opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false), targets: chooseTargets(config(), opts.target),
+  });
+  catalogCommand('list', 'list backup sets from the manifests in the stores, newest first')
     .action(async (opts: { cluster?: string; target?: string[] }) => {
-      const sets = await listBackupSets(config(), { cluster: opts.cluster === undefined ? undefined : clusterOf(opts.cluster, false), targets: chooseTargets(config(), opts.target) });
+      const sets = await listBackupSets(config(), catalogScope(opts));
       if (json()) {
         out(JSON.stringify(sets.map(({ manifest: _m, ...entry }) => entry), null, 2));
         return;
@@ -498,6 +507,25 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
       const segments = result.segments ? `, ${result.segments.objects} change-capture segments ${result.dryRun ? 'to delete' : 'deleted'}` : '';
       out(`${result.dryRun ? 'dry run: ' : ''}${result.expire.length} expired, ${result.keep.length} kept${segments}, ${result.abortedUploads.length} stale uploads/partial files ${result.dryRun ? 'to remove' : 'removed'}`);
     }));
+
+  catalogCommand('rekey', 're-encrypt retained sets to the configured recipients (old identities must still be held); exit 1 when a set is refused, e.g. under Object Lock')
+    .option('--set <id>', 'only this set')
+    .option('--dry-run', 'list what would be rekeyed, change nothing')
+    .action((opts: { cluster?: string; target?: string[]; set?: string; dryRun?: boolean }) => withClient(async (client, cfg) => {
+      const handle = await startRekey(client, cfg, { ...catalogScope(opts), setId: opts.set, dryRun: opts.dryRun === true });
+      const result = await follow<RekeyResult>(handle, printStep);
+      if (json()) { out(JSON.stringify({ workflowId: handle.workflowId, ...result }, null, 2)); return; }
+      for (const set of result.rekeyed) out(`${result.dryRun ? 'would rekey' : 'rekeyed'} ${set.setId}`);
+      out(`${result.dryRun ? 'dry run: ' : ''}${result.rekeyed.length} sets ${result.dryRun ? 'to rekey' : 'rekeyed'}, ${result.current.length} already current`);
+    }));
+
+  catalogCommand('keys', 'which age recipients each set was encrypted to, and whether the configured keys still open it (exit 1 on a set at risk)')
+    .action(async (opts: { cluster?: string; target?: string[] }) => {
+      const inventory = await keyInventory(config(), catalogScope(opts));
+      if (json()) out(JSON.stringify(inventory, null, 2));
+      else printKeyInventory(inventory, out);
+      if (!inventory.ok) outcome.exitCode = 1;
+    });
 
   backups.command('verify')
     .description('read a set back from storage and check every artefact against its manifest')

@@ -9,6 +9,7 @@ import { runDetails, runSummary } from '../common/run-metadata';
 import type { etcdBackupWorkflow, EtcdBackupInput, EtcdBackupResult } from '../workflows/etcd-backup';
 import type { backupSetWorkflow, BackupSetInput, BackupSetResult } from '../workflows/backup-set';
 import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
+import type { rekeyWorkflow, RekeyInput } from '../workflows/rekey';
 import type { etcdRestoreWorkflow, EtcdRestoreInput } from '../workflows/etcd-restore';
 import type { phpipamRestoreWorkflow, PhpipamRestoreInput } from '../workflows/phpipam-restore';
 import type { agentCacheRestoreWorkflow, nebulaRestoreWorkflow, HostRestoreInput } from '../workflows/host-restore';
@@ -58,6 +59,10 @@ export function startBackupSet(client: Client, config: Config, input: BackupSetI
 
 export function startPrune(client: Client, config: Config, input: PruneInput) {
   return startRunbook<typeof pruneBackupSetsWorkflow>(client, config, 'pruneBackupSetsWorkflow', 'prune', input, input.dryRun ? '-dry-run' : '');
+}
+
+export function startRekey(client: Client, config: Config, input: RekeyInput) {
+  return startRunbook<typeof rekeyWorkflow>(client, config, 'rekeyWorkflow', 'rekey', input, input.dryRun ? '-dry-run' : '');
 }
 
 export function startEtcdRestore(client: Client, config: Config, input: EtcdRestoreInput) {

@@ -202,6 +202,11 @@ export const ClusterSchema = z.strictObject({
   /** Nodes whose Nebula certificates and config are backed up (always encrypted). */
   nebula: z.array(NebulaNodeSchema).default([]),
   phpipam: PhpipamSchema.optional(),
+  /**
+   * Who may approve this cluster's destructive runs (the `approve` Update's approvedBy; names, as
+   * people type them). Absent: any name is accepted and recorded in the run.
+   */
+  approvers: z.array(z.string().trim().min(1, 'expected an approver\'s name')).min(1, 'expected at least one name, or leave approvers out to accept any name').optional(),
 });
 
 const LocalTargetSchema = z.strictObject({
@@ -227,6 +232,16 @@ const S3TargetSchema = z.strictObject({
     algorithm: z.enum(['AES256', 'aws:kms'], { error: 'expected AES256 (SSE-S3) or aws:kms (SSE-KMS)' }),
     kmsKeyId: z.string().min(1).optional(),
   }).refine((sse) => sse.algorithm === 'aws:kms' || sse.kmsKeyId === undefined, { error: 'kmsKeyId is only used with algorithm aws:kms' }).optional(),
+  /**
+   * S3 Object Lock (the bucket must have been created with it): every object is written with this
+   * retention, and prune keeps a set until every object of it may be deleted. GOVERNANCE locks can
+   * be lifted by who holds s3:BypassGovernanceRetention; prune does so only with bypassGovernance.
+   */
+  objectLock: z.strictObject({
+    mode: z.enum(['GOVERNANCE', 'COMPLIANCE'], { error: 'expected GOVERNANCE or COMPLIANCE (S3 Object Lock retention modes)' }),
+    days: z.number().int('expected a whole number of days').min(1, 'expected at least 1 day'),
+    bypassGovernance: z.boolean().default(false),
+  }).optional(),
 });
 
 export const StorageTargetSchema = z.discriminatedUnion('type', [LocalTargetSchema, S3TargetSchema]);

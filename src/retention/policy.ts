@@ -48,6 +48,11 @@ export interface RetentionSet {
   status: 'complete' | 'partial';
   /** When a restore drill last passed on this set (manifest `verification.verifiedAt`), ISO 8601. */
   verifiedAt?: string;
+  /**
+   * The longest S3 Object Lock retention on any of its objects that this tool may not bypass: S3
+   * refuses the set's deletion until then, so it is kept (a set goes only when all its objects may).
+   */
+  lockedUntil?: { target: string; mode: 'GOVERNANCE' | 'COMPLIANCE'; until: string };
 }
 
 export interface RetentionInput {
@@ -120,6 +125,9 @@ function keepReasons(sets: Dated[], policy: RetentionPolicy, now: Date, protecte
   const complete = sets.filter((s) => s.status === 'complete');
   for (const set of sets) {
     if (protectedIds.has(set.setId)) out.push([set.setId, 'protected: in use by a running restore']);
+    if (set.lockedUntil && Date.parse(set.lockedUntil.until) > now.getTime()) {
+      out.push([set.setId, `object lock (${set.lockedUntil.mode}) in ${set.lockedUntil.target} until ${set.lockedUntil.until}: S3 refuses its deletion before then`]);
+    }
   }
   const newestVerified = complete.find((s) => s.verifiedAt !== undefined);
   if (newestVerified) out.push([newestVerified.setId, `newest verified set of ${newestVerified.cluster} (verified ${newestVerified.verifiedAt})`]);

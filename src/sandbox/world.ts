@@ -584,8 +584,10 @@ function writeS3Secrets(secretsDir: string, motoPort: number): World['s3'] {
   fs.mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
   const accessKeyFile = path.join(secretsDir, 's3-access-key-id');
   const secretKeyFile = path.join(secretsDir, 's3-secret-access-key');
-  // moto accepts any credentials; "testing" is moto's documented convention.
-  for (const file of [accessKeyFile, secretKeyFile]) fs.writeFileSync(file, 'testing', { mode: 0o600 });
+  // moto accepts any credentials: "testing" (moto's convention) as the key id; a secret key of its
+  // own, so the secrets scan (test/secrets-scan.last.test.ts) can tell it from ordinary words.
+  fs.writeFileSync(accessKeyFile, 'testing', { mode: 0o600 });
+  fs.writeFileSync(secretKeyFile, `moto-secret-${crypto.randomBytes(16).toString('hex')}`, { mode: 0o600 });
   return { endpoint: `http://${LOOPBACK}:${motoPort}`, bucket: S3_BUCKET, region: S3_REGION, accessKeyFile, secretKeyFile };
 }
 

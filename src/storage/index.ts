@@ -26,6 +26,6 @@ export async function s3ClientFor(target: S3TargetConfig): Promise<S3Client> {
 /** Builds a store from its config. */
 export async function openStore(target: StorageTargetConfig): Promise<BackupStore> {
   if (target.type === 'local') return new LocalStore(target.name, target.path);
-  return new S3Store(await s3ClientFor(target), { name: target.name, bucket: target.bucket, prefix: target.prefix, partSizeBytes: target.partSizeMiB * 1024 * 1024, serverSideEncryption: target.serverSideEncryption });
+  return new S3Store(await s3ClientFor(target), { name: target.name, bucket: target.bucket, prefix: target.prefix, partSizeBytes: target.partSizeMiB * 1024 * 1024, serverSideEncryption: target.serverSideEncryption, objectLock: target.objectLock });
 }
 export { publishToStores, type PublishedCopy } from './publish';

@@ -7,16 +7,18 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
 
 export interface S3StoreOptions {
   name: string;
@@ -25,6 +27,20 @@ export interface S3StoreOptions {
   partSizeBytes: number;
   /** S3 server-side encryption, a second layer under age: sent with every object written. */
   serverSideEncryption?: ServerSideEncryptionOptions;
+  /** S3 Object Lock: every object written with this retention; deletes remove every version (bypassing GOVERNANCE only when told). */
+  objectLock?: ObjectLockOptions;
+}
+
+export interface ObjectLockOptions {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  days: number;
+  bypassGovernance: boolean;
+}
+
+/** The request fields that lock a new object for `days` from now. */
+function lockFields(lock: ObjectLockOptions | undefined): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+  if (!lock) return {};
+  return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) };
 }
 
 export interface ServerSideEncryptionOptions {
@@ -62,10 +78,25 @@ export class S3Store implements BackupStore {
 
   async preflight(): Promise<void> {
     await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+    if (this.options.objectLock) {
+      const config = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket })).catch(() => undefined);
+      if (config?.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') {
+        throw new Error(`${this.name}: objectLock is configured but bucket ${this.options.bucket} does not have S3 Object Lock enabled (it can only be enabled when the bucket is created: ObjectLockEnabledForBucket)`);
+      }
+    }
+  }
+
+  /** The object's Object Lock retention, or null when it has none (or this target does not lock). */
+  async retention(key: string): Promise<ObjectRetention | null> {
+    if (!this.options.objectLock) return null;
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+    if (!head.ObjectLockMode || !head.ObjectLockRetainUntilDate) return null;
+    const mode = head.ObjectLockMode as ObjectRetention['mode'];
+    return { mode, until: new Date(head.ObjectLockRetainUntilDate).toISOString(), bypassable: mode === 'GOVERNANCE' && this.options.objectLock.bypassGovernance };
   }
 
   async createWriter(key: string): Promise<ArtefactWriter> {
-    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes, sseFields(this.options.serverSideEncryption));
+    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes, { ...sseFields(this.options.serverSideEncryption), ...lockFields(this.options.objectLock) });
     return {
       stream: upload,
       commit: async (): Promise<StoredObject> => {
@@ -110,7 +141,21 @@ export class S3Store implements BackupStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+    if (!this.options.objectLock) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
+      return;
+    }
+    // A locked bucket is versioned: a plain delete only hides the object behind a delete marker.
+    // Every version goes, each refused by S3 while its retention lasts (bypassed only when configured).
+    const objectKey = this.objectKey(key);
+    const listed = await this.client.send(new ListObjectVersionsCommand({ Bucket: this.options.bucket, Prefix: objectKey }));
+    const versions = [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].filter((v) => v.Key === objectKey && v.VersionId);
+    for (const version of versions) {
+      await this.client.send(new DeleteObjectCommand({
+        Bucket: this.options.bucket, Key: objectKey, VersionId: version.VersionId,
+        ...(this.options.objectLock.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
+      }));
+    }
   }
 
   /** Open multipart uploads: invisible in listings, yet stored and billed until aborted. */
@@ -172,8 +217,13 @@ class MultipartWriter extends Writable {
   private state: 'open' | 'completed' | 'aborted' = 'open';
 
   constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number,
-    private readonly sse: ReturnType<typeof sseFields>) {
+    private readonly sse: ReturnType<typeof sseFields> & ReturnType<typeof lockFields>) {
     super({ highWaterMark: 1024 * 1024 });
+  }
+
+  /** S3 takes a write under Object Lock only with x-amz-sdk-checksum-algorithm (or Content-MD5). */
+  private lockedChecksum(): { ChecksumAlgorithm?: 'SHA256' } {
+    return this.sse.ObjectLockMode ? { ChecksumAlgorithm: 'SHA256' } : {};
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -203,7 +253,7 @@ class MultipartWriter extends Writable {
     const partNumber = this.parts.length + 1;
     const checksum = createHash('sha256').update(body).digest('base64');
     const out = await this.client.send(new UploadPartCommand({
-      Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ChecksumSHA256: checksum,
+      Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ...this.lockedChecksum(), ChecksumSHA256: checksum,
     }));
     this.parts.push({ PartNumber: partNumber, ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256 ?? checksum });
   }
@@ -219,7 +269,7 @@ class MultipartWriter extends Writable {
     if (!this.uploadId) {
       const body = this.takeBuffer();
       await this.client.send(new PutObjectCommand({
-        Bucket: this.bucket, Key: this.key, Body: body, ChecksumSHA256: createHash('sha256').update(body).digest('base64'), ...this.sse,
+        Bucket: this.bucket, Key: this.key, Body: body, ...this.lockedChecksum(), ChecksumSHA256: createHash('sha256').update(body).digest('base64'), ...this.sse,
       }));
     } else {
       if (this.bufferedBytes > 0) await this.uploadBufferedPart();

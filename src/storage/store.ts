@@ -55,6 +55,16 @@ export interface BackupStore {
   listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]>;
   /** Removes one leftover; idempotent. */
   removeLeftover(leftover: WriteLeftover): Promise<void>;
+  /** S3 Object Lock retention of an object (null: none). Absent on targets that cannot lock. */
+  retention?(key: string): Promise<ObjectRetention | null>;
+}
+
+export interface ObjectRetention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  /** ISO 8601: until then the object cannot be deleted or overwritten. */
+  until: string;
+  /** A GOVERNANCE lock the config allows this tool to bypass (objectLock.bypassGovernance). */
+  bypassable: boolean;
 }
 
 /** The key of an artefact inside a backup set: `<setId>/<file>`. */

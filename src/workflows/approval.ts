@@ -12,18 +12,40 @@ import type { Duration } from '@temporalio/common';
 export interface RestoreApproval {
   /** Must name the set the plan shows (when it shows one): an approval is for one set, not for whatever the plan becomes. */
   setId?: string;
+  /** Must be one of the cluster's `approvers` when the config lists them. */
   approvedBy: string;
+  /**
+   * The approving client's Temporal identity (the CLI sends its own). Update handlers do not see the
+   * caller's identity (SDK 1.x), so it is passed in and recorded as told; the one the server checked
+   * is in the history's WorkflowExecutionUpdateAccepted event (acceptedRequest.meta.identity).
+   */
+  identity?: string;
 }
 
 export type ApprovalState = 'planning' | 'awaiting-approval' | 'approved' | 'not-approved' | 'dry-run';
 
-export const approveRestoreUpdate = defineUpdate<{ approvedBy: string }, [RestoreApproval]>('approve');
+export const approveRestoreUpdate = defineUpdate<{ approvedBy: string; identity?: string | null }, [RestoreApproval]>('approve');
 
 /** The view a restore exposes through its `plan` query. */
 export interface PlanView {
   state: ApprovalState;
-  /** No setId: a runbook that restores no set (member replacement). */
-  plan: { setId?: string } | null;
+  /**
+   * No setId: a runbook that restores no set (member replacement). `approvers`: the cluster's
+   * config list, read by the plan's activity on the worker (never from the run's input, which
+   * whoever starts the run writes); absent: any name is accepted and recorded.
+   */
+  plan: { setId?: string; approvers?: string[] } | null;
+}
+
+/** Why `name` may not approve a run of a cluster whose config lists `approvers` (null: it may). */
+export function approverProblem(name: string, approvers: string[] | undefined): string | null {
+  if (approvers === undefined || approvers.includes(name.trim())) return null;
+  return `${JSON.stringify(name)} may not approve runs of this cluster; the config's approvers are: ${approvers.map((a) => JSON.stringify(a)).join(', ')}`;
+}
+
+/** "approved by X (client identity Y)": the step detail that records who approved. */
+export function describeApproval(approvedBy: string | null, identity: string | null): string {
+  return `approved by ${approvedBy}${identity ? ` (client identity ${identity})` : ''}`;
 }
 
 export function planQuery<V extends PlanView>() {
@@ -31,13 +53,22 @@ export function planQuery<V extends PlanView>() {
 }
 
 /** Installs the `plan` query and the `approve` Update over `view`. */
-export function approvalGate<V extends PlanView>(view: V): { approvedBy(): string | null; await(input: { approved?: boolean; approvalTimeout?: Duration }): Promise<boolean> } {
+export function approvalGate<V extends PlanView>(view: V): {
+  approvedBy(): string | null;
+  /** The approving client's identity as it sent it (null: up front, or a client that did not say). */
+  identity(): string | null;
+  /** The step detail recording who approved. */
+  describe(): string;
+  await(input: { approved?: boolean; approvalTimeout?: Duration }): Promise<boolean>;
+} {
   let approvedBy: string | null = null;
+  let identity: string | null = null;
   setHandler(planQuery<V>(), () => view);
   setHandler(approveRestoreUpdate, (approval) => {
     approvedBy = approval.approvedBy;
+    identity = typeof approval.identity === 'string' && approval.identity !== '' ? approval.identity : null;
     view.state = 'approved';
-    return { approvedBy: approval.approvedBy };
+    return { approvedBy: approval.approvedBy, identity };
   }, {
     validator: (approval) => {
       if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
@@ -45,10 +76,15 @@ export function approvalGate<V extends PlanView>(view: V): { approvedBy(): strin
       if (view.plan?.setId !== undefined && approval.setId !== view.plan.setId) {
         throw new Error(`this restore would restore set ${view.plan.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
       }
+      // Rejected in the validator: the Update is never accepted, so the run's history does not change.
+      const notAllowed = approverProblem(approval.approvedBy, view.plan?.approvers);
+      if (notAllowed) throw new Error(notAllowed);
     },
   });
   return {
     approvedBy: () => approvedBy,
+    identity: () => identity,
+    describe: () => describeApproval(approvedBy, identity),
     /** True once approved (up front by the input, or by the Update); false when the time ran out. */
     await: async (input) => {
       if (input.approved === true) {

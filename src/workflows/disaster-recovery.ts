@@ -39,6 +39,8 @@ export interface DisasterRecoveryReport {
   cluster: string;
   plan: DisasterRecoveryPlan | null;
   approvedBy: string | null;
+  /** The approving client's Temporal identity as it sent it with the approval (null: up front, or not sent). */
+  approverIdentity?: string | null;
   progress: RunProgress;
   checks: ServiceCheck[];
   /** Each agent after its restart + republish. */
@@ -133,8 +135,9 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
       if (!(await approval.await(input))) {
         throw ApplicationFailure.nonRetryable(`disaster recovery from ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
       }
-    }, () => `approved by ${approval.approvedBy()}`);
+    }, () => approval.describe());
     report.approvedBy = approval.approvedBy();
+    report.approverIdentity = approval.identity();
 
     await tracker.step('restore etcd', async () => {
       if (!restores.includes('etcd')) return 'left as it was (not chosen)';

@@ -44,7 +44,7 @@ export interface ReplaceMemberInput {
 /** What an approver sees through the `plan` query (no set: the replacement starts empty and syncs from the others). */
 export interface MemberReplacePlanView {
   state: ApprovalState;
-  plan: { setId?: undefined; cluster: string; member: string; node: string; healthyOthers: string[]; memberIsHealthy: boolean } | null;
+  plan: { setId?: undefined; cluster: string; member: string; node: string; healthyOthers: string[]; memberIsHealthy: boolean; approvers?: string[] } | null;
 }
 
 export interface ReplaceMemberResult {
@@ -56,6 +56,9 @@ export interface ReplaceMemberResult {
   check: ClusterCheck;
   /** Each agent after its restart + republish (an agent connected to the replaced member is deaf). */
   agents?: AgentRecovery[];
+  /** Who approved (null: a run from before the approval) and the client identity they sent. */
+  approvedBy?: string | null;
+  approverIdentity?: string | null;
 }
 
 const { assessQuorum, removeEtcdMember, addEtcdMember } = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
@@ -104,13 +107,13 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     }, (q) => `${q.healthy.length} of ${q.size} other members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}` +
       `${q.failedIsHealthy ? `; ${input.member} is healthy (forced)` : ''}`);
     if (asksApproval) {
-      view.plan = { cluster: input.cluster, member: input.member, node: quorum.failed.node, healthyOthers: quorum.healthy, memberIsHealthy: quorum.failedIsHealthy === true };
+      view.plan = { cluster: input.cluster, member: input.member, node: quorum.failed.node, healthyOthers: quorum.healthy, memberIsHealthy: quorum.failedIsHealthy === true, approvers: quorum.approvers };
       await tracker.step('approval', async () => {
         if (!(await approval.await(input))) {
           throw ApplicationFailure.nonRetryable(`replacement of ${input.member} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
             FailureType.ApprovalTimedOut);
         }
-      }, () => `approved by ${approval.approvedBy()}`);
+      }, () => approval.describe());
     }
     const activities = proxyActivities<ReturnType<typeof createEtcdMemberActivities>>({
       taskQueue: nodeTaskQueue(workflowInfo().taskQueue, quorum.failed.node),
@@ -139,7 +142,10 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     }, (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`);
     const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
       (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`);
-    const result: ReplaceMemberResult = { member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check };
+    const result: ReplaceMemberResult = {
+      member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check,
+      approvedBy: approval.approvedBy(), approverIdentity: approval.identity(),
+    };
     if (patched(REAL_AGENT_RECOVERY)) {
       // An agent whose connection went to the stopped member lost its watches for good.
       result.agents = await tracker.step('recover agents', async () => recoverAgents(input.cluster, (await describeBackupPlan({ cluster: input.cluster })).agentNodes), describeRecovery);

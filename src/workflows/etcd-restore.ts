@@ -71,6 +71,8 @@ export interface EtcdRestoreResult {
   strategy: RestoreStrategy;
   dryRun: boolean;
   approvedBy: string | null;
+  /** The approving client's Temporal identity as it sent it with the approval (null: up front, or not sent). */
+  approverIdentity?: string | null;
   snapshotRevision: number;
   check: ClusterCheck | null;
   dataDirs: Array<{ member: string; old: string; restored: string }>;
@@ -231,12 +233,13 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       throw ApplicationFailure.nonRetryable(
         `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
     }
-  }, () => `approved by ${approval.approvedBy()}`).catch(async (err: unknown) => {
+  }, () => approval.describe()).catch(async (err: unknown) => {
     await leaveUnchanged();
     tracker.finish('failed');
     throw err;
   });
   const approvedBy = approval.approvedBy();
+  const approverIdentity = approval.identity();
 
   // ---- the destructive part, with rollback.
   const changes = new Map<string, MemberConfigChange | null>();
@@ -261,7 +264,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       }, (detail) => detail);
       await discardStaged();
       tracker.finish('completed');
-      return { setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged),
+      return { setId: plan.setId, strategy, dryRun, approvedBy, approverIdentity, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged),
         revisionBump: view.restored?.[0]?.revisionBump ?? null,
       };
     }
@@ -303,7 +306,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   }
   tracker.finish('completed');
   return {
-    setId: plan.setId, strategy, dryRun, approvedBy, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents,
+    setId: plan.setId, strategy, dryRun, approvedBy, approverIdentity, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents,
     revisionBump: view.restored?.[0]?.revisionBump ?? null,
   };
 }

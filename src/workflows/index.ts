@@ -2,6 +2,7 @@
 export { etcdBackupWorkflow } from './etcd-backup';
 export { backupSetWorkflow } from './backup-set';
 export { pruneBackupSetsWorkflow } from './prune';
+export { rekeyWorkflow } from './rekey';
 export { agentCacheBackupWorkflow } from './agent-cache';
 export { phpipamBackupWorkflow } from './phpipam-backup';
 export { etcdRestoreWorkflow } from './etcd-restore';

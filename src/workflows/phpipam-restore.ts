@@ -36,6 +36,8 @@ export interface PhpipamRestoreResult {
   setId: string;
   dryRun: boolean;
   approvedBy: string | null;
+  /** The approving client's Temporal identity as it sent it with the approval (null: up front, or not sent). */
+  approverIdentity?: string | null;
   live: string;
   staging: string;
   keepAs: string;
@@ -127,12 +129,13 @@ export async function phpipamRestoreWorkflow(input: PhpipamRestoreInput): Promis
       throw ApplicationFailure.nonRetryable(
         `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`, FailureType.ApprovalTimedOut);
     }
-  }, () => `approved by ${approval.approvedBy()}`).catch(async (err: unknown) => {
+  }, () => approval.describe()).catch(async (err: unknown) => {
     await discardDump();
     tracker.finish('failed');
     throw err;
   });
   result.approvedBy = approval.approvedBy();
+  result.approverIdentity = approval.identity();
 
   // ---- the changing part. `phase` says what a failure must undo.
   let phase: 'before-load' | 'staging' | 'swapping' | 'swapped' = 'before-load';

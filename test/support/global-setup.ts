@@ -17,12 +17,19 @@ import { loadPhpipamFixture } from '../../src/sandbox/phpipam-fixture';
 import { freePort } from '../../src/sandbox/ports';
 import { processesWithEnvironmentMarker, programLogPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
-import { VARIANTS } from './shared';
+import { VARIANTS, WORLD_APPROVERS } from './shared';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { loadConfig } from '../../src/config/load';
+import type { S3TargetConfig } from '../../src/config/schema';
+import { s3ClientFor } from '../../src/storage';
 import { generateIdentity } from '../../src/crypto';
 import { generateNebulaNode } from '../../src/sandbox/nebula';
 import { agentConfigEntries, startRealAgents, type WorldAgent } from '../../src/sandbox/agents';
 
 const repoRoot = resolve(__dirname, '../..');
+
+/** The bucket of the Object Lock target, created with ObjectLockEnabledForBucket by the setup. */
+export const LOCKED_BUCKET = 'nnoe-backups-locked';
 
 export function testConfig(
   base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[], nebula: object[], checks: object,
@@ -36,7 +43,8 @@ export function testConfig(
     ...base,
     temporal: { ...(base.temporal as object), address: temporalAddress },
     clusters: [
-      { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] } },
+      // approvers: the names the tests approve with; any other name is refused (test/phpipam-restore.test.ts).
+      { ...main, agents, nebula, checks, restore: { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] }, approvers: WORLD_APPROVERS },
       variant(VARIANTS.rogueCertCluster, { certFile: `${certsDir}/rogue-client.crt`, keyFile: { file: `${certsDir}/rogue-client.key` } }),
       variant(VARIANTS.missingCertCluster, { certFile: `${certsDir}/no-such-client.crt` }),
       variant(VARIANTS.syntheticCluster, {}),
@@ -47,6 +55,10 @@ export function testConfig(
       // The S3 copy also asks for server-side encryption: the second layer under age.
       ...(base.storage as Array<Record<string, unknown>>).map((t) => (t.type === 's3' ? { ...t, serverSideEncryption: { algorithm: 'AES256' } } : t)),
       { ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.deadS3Target, endpoint: `http://127.0.0.1:${deadPort}` },
+      {
+        ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.lockedS3Target, bucket: LOCKED_BUCKET,
+        objectLock: { mode: 'GOVERNANCE', days: 1 },
+      },
     ],
   };
 }
@@ -193,6 +205,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // node-1 is also the Nebula CA host: its CA key is part of node-1's host state.
       agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(dir, 'nebula-ca', 'ca.key') } : a)),
       nebula, checks)));
+
+    const locked = loadConfig(configPath).storage.find((t) => t.name === VARIANTS.lockedS3Target) as S3TargetConfig;
+    await (await s3ClientFor(locked)).send(new CreateBucketCommand({ Bucket: locked.bucket, ObjectLockEnabledForBucket: true }));
 
     const workflowBundlePath = join(dir, 'workflow-bundle.js');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'src', 'workflows', 'index.ts'), logger: quietLogger });

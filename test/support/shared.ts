@@ -26,4 +26,9 @@ export const VARIANTS = {
   syntheticCluster: 'nnoe-synthetic',
   /** An S3 target whose endpoint has nothing listening. */
   deadS3Target: 's3-unreachable',
+  /** An S3 target on a bucket with Object Lock enabled, asking for GOVERNANCE retention of 1 day. */
+  lockedS3Target: 's3-locked',
 } as const;
+
+/** Who may approve the world's restores (config `approvers` of its main cluster); any other name is refused. */
+export const WORLD_APPROVERS = ['sre on call', 'incident commander', 'on-call', 'cli test'];
