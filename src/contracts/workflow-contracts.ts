@@ -21,6 +21,7 @@ import type { phpipamBackupWorkflow, PhpipamBackupInput } from '../workflows/php
 import type { phpipamRestoreWorkflow, PhpipamRestoreInput, PhpipamRestoreResult } from '../workflows/phpipam-restore';
 import type { pointInTimeRestoreWorkflow, PointInTimeInput, PointInTimeResult } from '../workflows/pitr';
 import type { pruneBackupSetsWorkflow, PruneInput, PruneResult } from '../workflows/prune';
+import type { rekeyWorkflow, RekeyInput, RekeyResult } from '../workflows/rekey';
 
 export type CheckAgentsResult = AgentCheck[];
 
@@ -29,6 +30,7 @@ export interface WorkflowContracts {
   etcdBackupWorkflow: { input: EtcdBackupInput; result: EtcdBackupResult };
   backupSetWorkflow: { input: BackupSetInput; result: BackupSetResult };
   pruneBackupSetsWorkflow: { input: PruneInput; result: PruneResult };
+  rekeyWorkflow: { input: RekeyInput; result: RekeyResult };
   agentCacheBackupWorkflow: { input: AgentCacheBackupInput; result: AgentCacheComponentRecord };
   phpipamBackupWorkflow: { input: PhpipamBackupInput; result: PhpipamComponentRecord };
   etcdRestoreWorkflow: { input: EtcdRestoreInput; result: EtcdRestoreResult };
@@ -55,6 +57,7 @@ export type ContractsMatchWorkflows = AllTrue<{
   etcdBackupWorkflow: Matches<typeof etcdBackupWorkflow, WorkflowContracts['etcdBackupWorkflow']>;
   backupSetWorkflow: Matches<typeof backupSetWorkflow, WorkflowContracts['backupSetWorkflow']>;
   pruneBackupSetsWorkflow: Matches<typeof pruneBackupSetsWorkflow, WorkflowContracts['pruneBackupSetsWorkflow']>;
+  rekeyWorkflow: Matches<typeof rekeyWorkflow, WorkflowContracts['rekeyWorkflow']>;
   agentCacheBackupWorkflow: Matches<typeof agentCacheBackupWorkflow, WorkflowContracts['agentCacheBackupWorkflow']>;
   phpipamBackupWorkflow: Matches<typeof phpipamBackupWorkflow, WorkflowContracts['phpipamBackupWorkflow']>;
   etcdRestoreWorkflow: Matches<typeof etcdRestoreWorkflow, WorkflowContracts['etcdRestoreWorkflow']>;
