@@ -348,12 +348,23 @@ async function restoreDataDirs(
   });
   const bumped = (restored: RestoredMemberData[]) => `revision bump: ${restored[0]?.revisionBump?.detail ?? 'none'}`;
   if (strategy === 'all-members') {
-    return tracker.step('restore data dirs', () => Promise.all(plan.members.map((m) => restore(m, plan.initialCluster))),
+    // All restores settle before a failure is thrown: the discard that follows must not race a
+    // member still writing its new dir (it would be left behind). Older runs replay without it.
+    const together = patched('restore-data-settles-before-discard') ? allOrFirstFailure : <T>(p: Array<Promise<T>>) => Promise.all(p);
+    return tracker.step('restore data dirs', () => together(plan.members.map((m) => restore(m, plan.initialCluster))),
       (restored) => `${restored.map((r) => `${r.member}: ${r.dataDir}`).join(', ')}; ${bumped(restored)}`);
   }
   const first = firstMember(plan);
   return tracker.step('restore data dirs', async () => [await restore(first, initialClusterOf([first]))],
     (restored) => `${restored[0]!.member}: ${restored[0]!.dataDir} (one-member cluster); ${bumped(restored)}`);
+}
+
+/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
+async function allOrFirstFailure<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /**
