@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the local world (3-member etcd with mTLS, S3, Temporal dev server + UI), the
-# workers, one etcd backup; then it keeps running until Ctrl-C.
+# agents, Nebula, encryption, two management workers and the node workers, the schedules, one full
+# backup set and `status`; then it keeps running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh && nnoe_use_node "$PWD" # Node >= 22 (24 LTS from .tools/node when the machine's is older)
