@@ -399,7 +399,9 @@ export function createDrillActivities(deps: { config: Config }) {
       const t0 = performance.now();
       const fetched = await fetchChecked(input.artefact, join(dir, 'snapshot.db'));
       const t1 = performance.now();
-      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir }));
+      // The snapshot keeps the cluster's users: the configured one reads the scratch member.
+      const auth = cluster.etcd.auth ? { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) } : undefined;
+      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir, ...(auth ? { auth } : {}) }));
       const t2 = performance.now();
       const client = scratch.client();
       // Reads at the revision the restored member reports: after a compaction at the head the newest key's is no longer readable.

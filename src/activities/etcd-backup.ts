@@ -100,7 +100,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         });
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
-        if ((err as Error).name === 'EtcdTlsMaterialError' || (err as Error).name === 'SecretUnavailableError') throw err;
+        if (['EtcdTlsMaterialError', 'SecretUnavailableError', 'EtcdAuthenticationError'].includes((err as Error).name)) throw err;
         return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
       }
     }));
