@@ -23,6 +23,9 @@ import { createWorker } from '../src/worker';
 import { captureStatusQuery, stopCaptureSignal } from '../src/workflows/change-capture';
 import type { DrillReport } from '../src/workflows/drill';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
+import type { EtcdRestoreResult } from '../src/workflows/etcd-restore';
+import { createEtcdRestoreActivities } from '../src/activities/etcd-restore';
+import { REVISION_BUMP_DEFAULT } from '../src/config/schema';
 import type { PointInTimeResult } from '../src/workflows/pitr';
 import { etcdComponent, openHarness, pollUntil, type Harness } from './support/harness';
 import { FailureType } from '../src/common/failures';
@@ -99,7 +102,7 @@ function historyText(value: unknown): string {
 }
 
 describe('auth-enabled etcd', () => {
-  it('backs up (token on Snapshot, Status, HashKV), drills, captures changes and restores to a revision with username and password', async () => {
+  it('backs up (token on Snapshot, Status, HashKV), drills, captures changes and restores to a revision with username and password; the restore proves its content equal to the snapshot\'s', async () => {
     await writePhase('base');
     const backup = await startEtcdBackup(h.client, config, { cluster: AUTH_CLUSTER, targets: ['local'] });
     handles.push(backup);
@@ -115,6 +118,7 @@ describe('auth-enabled etcd', () => {
     expect(report.checks.filter((c) => !c.ok && !c.skipped)).toEqual([]);
     expect(report.checks.some((c) => c.component === 'etcd' && c.ok)).toBe(true);
     expect(report.ok).toBe(true);
+    expect(report.checks).toContainEqual(expect.objectContaining({ name: 'content (keys, values, leases) equals the backup\'s digest', ok: true, expected: facts.keyspaceDigest!.sha256 }));
 
     const capture = await h.client.workflow.start('changeCaptureWorkflow', {
       taskQueue: config.temporal.taskQueue, workflowId: `auth-capture-${Date.now()}`,
@@ -135,6 +139,19 @@ describe('auth-enabled etcd', () => {
     const restored = await pitr.result() as PointInTimeResult;
     expect(restored.plan.targetRevision).toBe(r1);
     expect(await keyspace()).toEqual(expected);
+
+    // The report says whether the restore under the replay bumped the revision, and where its content sat.
+    const bumps = h.world.etcd.version !== '3.4';
+    const contentAt = bumps ? facts.keyRevision! + REVISION_BUMP_DEFAULT : facts.revision;
+    expect(restored.restore).toMatchObject({ setId: result.setId, snapshotRevision: facts.revision, revisionBump: { used: bumps }, restoredRevision: contentAt });
+    // The restore proved its content equal to the snapshot's key for key (digest of keys, values, leases), bumped or not ...
+    const child = await h.client.workflow.getHandle(`${pitr.workflowId}/etcd-restore`).result() as EtcdRestoreResult;
+    expect(child.content).toEqual({ member: etcd.member.name, revision: contentAt, keys: facts.keyspaceDigest!.keys, sha256: facts.keyspaceDigest!.sha256 });
+    // ... and the same check refuses content that differs.
+    const refused = await createEtcdRestoreActivities({ config }).verifyRestoredContent({
+      cluster: AUTH_CLUSTER, revision: contentAt, expected: { keys: facts.keyspaceDigest!.keys, sha256: '0'.repeat(64) },
+    }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ type: FailureType.RestoreVerificationFailed, nonRetryable: true, message: expect.stringMatching(/content differs from the snapshot's/) });
   });
 
   it('a wrong password fails at once, naming the user and the secret, never a password', async () => {

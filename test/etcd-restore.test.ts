@@ -133,6 +133,9 @@ describe('etcd restore', () => {
 
       const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result() as EtcdRestoreResult;
       await expectClusterEquals(snap.keys);
+      // The run's own proof of that: its content digest (keys, values, leases) equal to the backup's, where the content sits.
+      expect(result.content).toMatchObject({ revision: h.world.etcd.version === '3.4' ? snap.revision : snap.revision + REVISION_BUMP_DEFAULT });
+      expect(result.content!.keys).toBeGreaterThan(0);
       if (h.world.etcd.version === '3.4') {
         // etcdctl 3.4 cannot bump: the report says so (and a watcher would silently miss revisions).
         expect(result.revisionBump).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^etcdctl 3\.4\.\d+ has no --bump-revision/) });
@@ -245,6 +248,7 @@ describe('etcd restore', () => {
     expect(result.check?.healthy).toBe(true);
     expect(result.check?.memberList).toHaveLength(3);
     await expectClusterEquals(snap.keys);
+    expect(result.content?.keys).toBeGreaterThan(0);
     await recordHistory(handle, 'etcd-restore-first-node-then-add-restored-before-approval');
   });
 

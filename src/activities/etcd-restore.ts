@@ -13,6 +13,7 @@ import { initialClusterOf, peerEntry } from '../common/etcd-topology';
 import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { connectMember, hashKVAt } from '../etcd/connect';
+import { keyspaceDigest, keyspaceDigestDifference, type KeyspaceDigest } from '../etcd/keyspace-digest';
 import { errorMessage, typedFailures } from './failures';
 
 export interface RestoreMember {
@@ -21,6 +22,9 @@ export interface RestoreMember {
   clientUrl: string;
   peerUrl: string;
 }
+
+/** The restored content's digest equalled the snapshot's. */
+export interface RestoredContentCheck { member: string; revision: number; keys: number; sha256: string }
 
 export interface EtcdRestorePlan {
   cluster: string;
@@ -273,7 +277,34 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     return findCluster(config, input.cluster).restore.criticalKeys;
   }
 
+  /**
+   * The restored content equals the snapshot's key for key: the digest of every key, value and
+   * lease the backup read at the snapshot revision, against the restored cluster's at the revision
+   * the restore put that content at (the snapshot's, plus the bump when used). A member that does
+   * not answer is the cluster check's business: any healthy member will do here.
+   */
+  async function verifyRestoredContent(input: { cluster: string; revision: number; expected: KeyspaceDigest }): Promise<RestoredContentCheck> {
+    const cluster = findCluster(config, input.cluster);
+    let lastError: unknown;
+    for (const member of cluster.etcd.members) {
+      let actual: KeyspaceDigest;
+      try {
+        actual = await withMember(cluster, member, (client) => keyspaceDigest(client, input.revision));
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      const difference = keyspaceDigestDifference(input.expected, actual);
+      if (difference) {
+        throw ApplicationFailure.nonRetryable(`restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`, FailureType.RestoreVerificationFailed);
+      }
+      return { member: member.name, revision: input.revision, keys: actual.keys, sha256: actual.sha256 };
+    }
+    throw new Error(`no member of ${cluster.name} could be read at revision ${input.revision}: ${errorMessage(lastError)}`);
+  }
+
   return {
+    verifyRestoredContent: typedFailures(verifyRestoredContent),
     restoreCriticalKeys: typedFailures(restoreCriticalKeys),
     assessQuorum: typedFailures(assessQuorum),
     removeEtcdMember: typedFailures(removeEtcdMember),
