@@ -106,6 +106,9 @@ export function describeRevisionBump(r: RestoreRevisionReport): string {
   return `revision bumped by ${bump.by}: restored content at revision ${r.restoredRevision ?? '?'} (snapshot's ${r.snapshotRevision}), all before compacted`;
 }
 
+/** Marker: members added to a running cluster join as learners and are promoted once caught up (etcd 3.4+). */
+export const LEARNER_JOIN = 'etcd-learner-join';
+
 /** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
 export const RESTORE_CONTENT_CHECK = 'etcd-restore-content-digest';
 
@@ -458,19 +461,24 @@ async function repointFirstThenAdd(o: RepointOptions, verify: ReturnType<typeof 
       initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
     });
     await verify.checkEtcdCluster({ cluster: plan.cluster, members: [first.name], minRevision: plan.snapshot.revision, require: true });
-    // Then each other member: `member add`, start it on an empty data dir with state existing, wait until it serves.
+    // Then each other member: `member add` (as a learner where etcd has them), start it on an empty
+    // data dir with state existing, promote it once caught up, wait until it serves.
+    const learners = patched(LEARNER_JOIN);
     const joined: RestoreMember[] = [first];
+    let promoted = 0;
     for (const member of others) {
-      await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name] });
+      const added = await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name], ...(learners ? { asLearner: true } : {}) });
       joined.push(member);
       await repointAndStart(o, member, {
         dataDir: stagedFor(o.staged, member).restoredDataDir, initialCluster: initialClusterOf(joined),
         initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
       });
+      if (learners && added.isLearner) promoted += (await verify.promoteEtcdLearner({ cluster: plan.cluster, member: member.name, via: [first.name] })).promoted ? 1 : 0;
       await verify.checkEtcdCluster({ cluster: plan.cluster, members: joined.map((m) => m.name), require: true });
     }
-    return [...o.changes.values()].filter((c): c is MemberConfigChange => c !== null);
-  }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time (${done.length} files rewritten)`);
+    return { files: [...o.changes.values()].filter((c): c is MemberConfigChange => c !== null).length, promoted };
+  }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time` +
+    `${done.promoted ? ` (${done.promoted} as learners, promoted once caught up)` : ''} (${done.files} files rewritten)`);
 }
 
 function firstMember(plan: EtcdRestorePlan): RestoreMember {
