@@ -54,7 +54,8 @@ beforeAll(async () => {
     ...base, temporal: { ...base.temporal, taskQueue: `nnoe-dr-auth-${Date.now()}` }, clusters: [etcd.cluster, wrong],
   }));
   config = loadConfig(configPath);
-  Runtime.install({ logger: new DefaultLogger('WARN') }); // this file's workers: no state-change chatter
+  // This file's workers: no state-change chatter (a runtime made earlier in this process keeps its logger).
+  try { Runtime.install({ logger: new DefaultLogger('WARN') }); } catch { /* already instantiated */ }
   connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
   workers = [
     await createWorker({ config, workflowBundlePath: inject('world').workflowBundlePath }, connection),
