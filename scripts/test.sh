@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 source scripts/node-env.sh && nnoe_use_node "$PWD" # Node >= 22 (24 LTS from .tools/node when the machine's is older)
 
 # The files whose subject is etcd itself: backup, both restore strategies with rollbacks, member
-# replacement, PITR, drills. The rest of the suite does not depend on the etcd version.
-ETCD_CENTRED_TESTS=(test/etcd-backup.e2e.test.ts test/etcd-restore.test.ts test/etcd-member-replace.test.ts test/pitr.test.ts test/drill.test.ts)
+# replacement, PITR, drills, auth-enabled etcd. The rest of the suite does not depend on the etcd version.
+ETCD_CENTRED_TESTS=(test/etcd-backup.e2e.test.ts test/etcd-restore.test.ts test/etcd-member-replace.test.ts test/pitr.test.ts test/drill.test.ts test/etcd-auth.test.ts)
 OTHER_ETCD_VERSIONS=(3.4 3.6)
 
 NNOE_ETCD_VERSIONS="3.5 ${OTHER_ETCD_VERSIONS[*]}" bash scripts/install-deps.sh

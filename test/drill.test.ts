@@ -147,7 +147,8 @@ describe('restore drill', () => {
     const names = (component: string) => report.checks.filter((c) => c.component === component && c.ok && !c.skipped).map((c) => c.name);
     expect(names('etcd')).toEqual([
       'snapshot revision', 'snapshot status hash', 'snapshot status totalKey',
-      'scratch member revision', 'live keys at the snapshot revision equal the backup\'s count', 'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
+      'scratch member revision', 'live keys at the snapshot revision equal the backup\'s count', 'content (keys, values, leases) equals the backup\'s digest',
+      'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
       'critical key /nnoe/dns/zones/example.com',
     ]);
     expect(report.checks.find((c) => c.name === 'hashKV at the snapshot revision')).toMatchObject({ ok: true, expected: etcd.facts.hashKV!.hash, actual: etcd.facts.hashKV!.hash });
@@ -228,7 +229,7 @@ describe('restore drill', () => {
       { component: 'phpipam', name: 'table ipaddresses: checksum', ok: false, expected: '12345', actual: table.checksum },
     ]);
     // Every other etcd check passed: the restore ran from the S3 copy.
-    expect(report.checks.filter((c) => c.component === 'etcd' && c.ok).length).toBe(7); // the backup's live-key count included
+    expect(report.checks.filter((c) => c.component === 'etcd' && c.ok).length).toBe(8); // the backup's live-key count and content digest included
     expect(report.rto.etcdMs).toBeGreaterThan(0);
 
     // One alert, JSON, naming what failed and nothing secret.

@@ -25,6 +25,16 @@ afterAll(async () => { await h.close(); });
 const startReplace = (member: string, id: string, extra: Record<string, unknown> = { approved: true }) => h.client.workflow.start('replaceEtcdMemberWorkflow', {
   taskQueue: h.config.temporal.taskQueue, workflowId: `etcd-member-replace-${id}-${Date.now()}`, args: [{ cluster: CLUSTER, member, verifyTimeout: '2m', ...extra }],
 });
+/** Names of the members the cluster still lists as learners, asked through one member. */
+async function learnersOf(via: string): Promise<string[]> {
+  const client = await memberClient(h.config, via);
+  try {
+    return ((await client.cluster.memberList({})).members ?? []).filter((m) => m.isLearner).map((m) => m.name);
+  } finally {
+    client.close();
+  }
+}
+
 const stepsOf = async (handle: WorkflowHandle) => (await handle.query<RunProgress>('progress')).steps.map((s) => `${s.name}:${s.state}`);
 
 async function keyspaceOf(member: string): Promise<Map<string, string>> {
@@ -48,7 +58,7 @@ describe('etcd member replacement', () => {
     // Like every restore it waits for an approval (no set to name: the member is the plan).
     const handle = await startReplace('etcd-3', 'ok', {});
     await pollUntil(async () => (await handle.query<{ state: string }>('plan')).state === 'awaiting-approval', 60_000, 'the replacement waiting for approval');
-    expect(await stepsOf(handle)).toEqual(['assess quorum:done', 'approval:running', 'remove member:pending', 'add replacement:pending', 'start replacement:pending', 'verify cluster:pending']);
+    expect(await stepsOf(handle)).toEqual(['assess quorum:done', 'approval:running', 'remove member:pending', 'add replacement:pending', 'start replacement:pending', 'promote replacement:pending', 'verify cluster:pending']);
     expect((await handle.query<{ plan: unknown }>('plan')).plan).toMatchObject({ member: 'etcd-3', memberIsHealthy: false, healthyOthers: ['etcd-1', 'etcd-2'] });
     await handle.executeUpdate(approveRestoreUpdate, { args: [{ approvedBy: 'on-call' }] });
     const result = await handle.result() as ReplaceMemberResult;
@@ -56,6 +66,10 @@ describe('etcd member replacement', () => {
     expect(result.check.memberList).toHaveLength(3);
     expect(result.removedId).not.toBeNull();
     expect(result.addedId).not.toBe(result.removedId); // a new identity, not the dead one
+    // It joined as a learner (no vote while catching up) and was promoted: no learner is left.
+    expect(await stepsOf(handle)).toContain('promote replacement:done');
+    expect((await handle.query<RunProgress>('progress')).steps.find((s) => s.name === 'add replacement')?.detail).toMatch(/a learner until promoted/);
+    expect(await learnersOf('etcd-1')).toEqual([]);
     const conf = readFileSync(h.world.etcd.members.find((m) => m.name === 'etcd-3')!.programConf, 'utf8');
     expect(conf).toContain(`--data-dir=${result.newDataDir}`);
     expect(existsSync(result.oldDataDir)).toBe(true); // kept for the operator
@@ -98,7 +112,7 @@ describe('etcd member replacement refusals', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'RestoreRefused' });
     expect((err as WorkflowFailedError).cause?.message).toMatch(/^etcd-2 is a healthy member of nnoe-local: .*nothing was changed\. Replace it anyway with --force/);
-    expect(await stepsOf(handle)).toEqual(['assess quorum:failed', 'approval:skipped', 'remove member:skipped', 'add replacement:skipped', 'start replacement:skipped', 'verify cluster:skipped']);
+    expect(await stepsOf(handle)).toEqual(['assess quorum:failed', 'approval:skipped', 'remove member:skipped', 'add replacement:skipped', 'start replacement:skipped', 'promote replacement:skipped', 'verify cluster:skipped']);
     expect(await memberIds()).toEqual(before);
   });
 

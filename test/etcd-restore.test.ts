@@ -22,6 +22,7 @@ import { progressQuery } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { supervisorctl } from '../src/sandbox/supervisor';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, runCli, type Harness } from './support/harness';
+import type { RunProgress } from '../src/workflows/progress';
 import { main } from '../src/client/cli';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -133,6 +134,9 @@ describe('etcd restore', () => {
 
       const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result() as EtcdRestoreResult;
       await expectClusterEquals(snap.keys);
+      // The run's own proof of that: its content digest (keys, values, leases) equal to the backup's, where the content sits.
+      expect(result.content).toMatchObject({ revision: h.world.etcd.version === '3.4' ? snap.revision : snap.revision + REVISION_BUMP_DEFAULT });
+      expect(result.content!.keys).toBeGreaterThan(0);
       if (h.world.etcd.version === '3.4') {
         // etcdctl 3.4 cannot bump: the report says so (and a watcher would silently miss revisions).
         expect(result.revisionBump).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^etcdctl 3\.4\.\d+ has no --bump-revision/) });
@@ -205,7 +209,7 @@ describe('etcd restore', () => {
     }
     const progress = await handle.query(progressQuery);
     expect(progress.steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'preflight:done', 'restore data dirs:done', 'approval:done', 'stop etcd:done', 'repoint members:done', 'verify cluster:done', 'restart agents:done',
+      'preflight:done', 'restore data dirs:done', 'approval:done', 'stop etcd:done', 'repoint members:done', 'verify cluster:done', 'verify content:done', 'restart agents:done',
     ]);
     for (const node of ['node-1', 'node-2']) expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
     // Every start and every activity call says what it does to what (issue 14 item 2).
@@ -245,6 +249,17 @@ describe('etcd restore', () => {
     expect(result.check?.healthy).toBe(true);
     expect(result.check?.memberList).toHaveLength(3);
     await expectClusterEquals(snap.keys);
+    expect(result.content?.keys).toBeGreaterThan(0);
+    // The added members joined as learners and were promoted once caught up: none is left a learner.
+    const promotions = (await handle.fetchHistory()).events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'promoteEtcdLearner');
+    expect(promotions).toHaveLength(2);
+    expect((await handle.query<RunProgress>('progress')).steps.find((s) => s.name === 'repoint members')?.detail).toMatch(/2 as learners, promoted once caught up/);
+    const client = await memberClient(h.config, 'etcd-1');
+    try {
+      expect(((await client.cluster.memberList({})).members ?? []).map((m) => [m.name, m.isLearner])).toEqual(expect.arrayContaining(MEMBERS.map((m) => [m, false])));
+    } finally {
+      client.close();
+    }
     await recordHistory(handle, 'etcd-restore-first-node-then-add-restored-before-approval');
   });
 

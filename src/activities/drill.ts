@@ -45,6 +45,7 @@ import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
 import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
 import { readSnapshotStatus, type SnapshotStatusReading } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
+import { keyspaceDigest, type KeyspaceDigest } from '../etcd/keyspace-digest';
 import { hashKVAt, type HashKVResult } from '../etcd/connect';
 import { readSnapshotRevisions, recordedRevisionMatches, type SnapshotRevisions } from '../etcd/snapshot-revisions';
 import {
@@ -86,6 +87,8 @@ export interface EtcdObservation {
   /** Live keys at the snapshot revision: count-only range and a full keys-only scan. */
   keys: { counted: number; scanned: number };
   criticalKeys: Array<{ key: string; expectedValue?: string; found: boolean; valueMatches: boolean }>;
+  /** Digest of the scratch member's keys, values and leases at the snapshot revision (absent: the set recorded none to compare with). */
+  digest?: KeyspaceDigest;
 }
 
 const TOTAL_KEY_MEANINGS: Record<TotalKeyMeaning, string> = {
@@ -121,6 +124,9 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
   // own totalKey: after a restore with --bump-revision it was seen one above the live keys, 160 vs 159.)
   if (facts.liveKeys !== undefined) {
     checks.push(check('live keys at the snapshot revision equal the backup\'s count', facts.liveKeys, seen.keys.scanned));
+  }
+  if (facts.keyspaceDigest && seen.digest) {
+    checks.push(check('content (keys, values, leases) equals the backup\'s digest', facts.keyspaceDigest.sha256, seen.digest.sha256, `${seen.digest.keys} keys`));
   }
   const recorded = facts.hashKV;
   if (!recorded) {
@@ -399,7 +405,9 @@ export function createDrillActivities(deps: { config: Config }) {
       const t0 = performance.now();
       const fetched = await fetchChecked(input.artefact, join(dir, 'snapshot.db'));
       const t1 = performance.now();
-      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir }));
+      // The snapshot keeps the cluster's users: the configured one reads the scratch member.
+      const auth = cluster.etcd.auth ? { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) } : undefined;
+      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir, ...(auth ? { auth } : {}) }));
       const t2 = performance.now();
       const client = scratch.client();
       // Reads at the revision the restored member reports: after a compaction at the head the newest key's is no longer readable.
@@ -411,6 +419,7 @@ export function createDrillActivities(deps: { config: Config }) {
         scratchRevision: Number((await client.maintenance.status()).header.revision),
         hashKV: await hashKVAt(client, at),
         keys: await countKeys(client, at),
+        ...(input.facts.keyspaceDigest ? { digest: await keyspaceDigest(client, at) } : {}),
         criticalKeys: await Promise.all(cluster.restore.criticalKeys.map(async ({ key, value }) => {
           const res = await client.kv.range({ key: Buffer.from(key), revision: String(at) });
           const kv = res.kvs[0];

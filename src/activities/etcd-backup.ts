@@ -13,6 +13,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
 import { connectMember, hashKVAt, openSnapshotStream } from '../etcd/connect';
+import { keyspaceDigest } from '../etcd/keyspace-digest';
 import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
 import { allPipelines, fanOut } from '../storage/fan-out';
@@ -100,7 +101,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         });
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
-        if ((err as Error).name === 'EtcdTlsMaterialError' || (err as Error).name === 'SecretUnavailableError') throw err;
+        if (['EtcdTlsMaterialError', 'SecretUnavailableError', 'EtcdAuthenticationError'].includes((err as Error).name)) throw err;
         return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
       }
     }));
@@ -172,6 +173,8 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         // What operators mean by "keys" (snapshot status counts bbolt entries before 3.6): one count-only range, optional like hashKV.
         const liveKeys = await client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]), count_only: true, revision: String(revisions.revision) })
           .then((r) => Number(r.count), () => undefined);
+        // The content, key for key, for restores to prove theirs equal (bumped or not); optional like hashKV.
+        const digest = await keyspaceDigest(client, revisions.revision).catch(() => undefined);
         return {
           trailer,
           facts: {
@@ -191,6 +194,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
             trailerVerified: true,
             hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
             ...(liveKeys !== undefined ? { liveKeys } : {}),
+            ...(digest ? { keyspaceDigest: digest } : {}),
           } satisfies EtcdSnapshotFacts,
         };
         });

@@ -13,6 +13,7 @@ import { initialClusterOf, peerEntry } from '../common/etcd-topology';
 import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { connectMember, hashKVAt } from '../etcd/connect';
+import { keyspaceDigest, keyspaceDigestDifference, type KeyspaceDigest } from '../etcd/keyspace-digest';
 import { errorMessage, typedFailures } from './failures';
 
 export interface RestoreMember {
@@ -21,6 +22,15 @@ export interface RestoreMember {
   clientUrl: string;
   peerUrl: string;
 }
+
+/** Learners (`member add --learner`, `member promote`) exist from etcd 3.4. */
+export function supportsLearners(etcdVersion: string): boolean {
+  const [major = 0, minor = 0] = etcdVersion.split('.').map(Number);
+  return major > 3 || (major === 3 && minor >= 4);
+}
+
+/** The restored content's digest equalled the snapshot's. */
+export interface RestoredContentCheck { member: string; revision: number; keys: number; sha256: string }
 
 export interface EtcdRestorePlan {
   cluster: string;
@@ -157,7 +167,10 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     if (healthy.length > 0) {
       const first = members.find((m) => m.name === healthy[0]!.name)!;
       await withMember(cluster, first, async (client) => {
-        memberList = ((await client.cluster.memberList({})).members ?? []).map((m) => `${m.name || '(unstarted)'}=${(m.peerURLs ?? []).join('|')}`).sort();
+        const listed = (await client.cluster.memberList({})).members ?? [];
+        memberList = listed.map((m) => `${m.name || '(unstarted)'}=${(m.peerURLs ?? []).join('|')}`).sort();
+        const learners = listed.filter((m) => m.isLearner).map((m) => m.name || (m.peerURLs ?? []).join('|'));
+        if (learners.length > 0) problems.push(`${learners.join(', ')} still a learner (not promoted to a voting member)`);
         for (const { key, value } of input.criticalKeys ?? []) {
           const actual = await client.get(key).string();
           if (actual === null) problems.push(`critical key ${key} is missing`);
@@ -212,16 +225,43 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
   }
 
   /** `member add` through the members already running; idempotent (an existing peer URL is not added twice). */
-  async function addEtcdMember(input: { cluster: string; member: string; via: string[] }): Promise<{ id: string; alreadyMember: boolean }> {
+  /**
+   * `member add` through `via`; with `asLearner`, as a raft learner (non-voting until promoted, so a
+   * member still catching up never counts toward the quorum) where the cluster runs etcd 3.4+.
+   */
+  async function addEtcdMember(input: { cluster: string; member: string; via: string[]; asLearner?: boolean }): Promise<{ id: string; alreadyMember: boolean; isLearner?: boolean }> {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
     if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const existing = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
-      if (existing) return { id: String(existing.ID), alreadyMember: true };
-      const added = await client.cluster.memberAdd({ peerURLs: [member.peerUrl] });
-      return { id: String(added.member.ID), alreadyMember: false };
+      if (existing) return { id: String(existing.ID), alreadyMember: true, isLearner: Boolean(existing.isLearner) };
+      const isLearner = input.asLearner === true && supportsLearners((await client.maintenance.status()).version);
+      const added = await client.cluster.memberAdd({ peerURLs: [member.peerUrl], ...(isLearner ? { isLearner } : {}) });
+      return { id: String(added.member.ID), alreadyMember: false, isLearner };
+    });
+  }
+
+  /**
+   * Promotes the learner at `member`'s peer URL to a voting member. etcd refuses until the learner
+   * has caught up with the leader: that refusal is retried (the workflow's verify timeout bounds it).
+   */
+  async function promoteEtcdLearner(input: { cluster: string; member: string; via: string[] }): Promise<{ promoted: boolean }> {
+    const cluster = findCluster(config, input.cluster);
+    const member = cluster.etcd.members.find((m) => m.name === input.member);
+    const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
+    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    return withMember(cluster, via, async (client) => {
+      const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
+      if (!listed) throw ApplicationFailure.nonRetryable(`${member.name} (${member.peerUrl}) is not in the member list of ${cluster.name}: nothing to promote`, FailureType.RestoreVerificationFailed);
+      if (!listed.isLearner) return { promoted: false }; // a retry after the promotion went through
+      try {
+        await client.cluster.memberPromote({ ID: String(listed.ID) });
+      } catch (err) {
+        throw ApplicationFailure.retryable(`learner ${member.name} not promoted yet: ${errorMessage(err)}`, FailureType.RestoreVerificationFailed);
+      }
+      return { promoted: true };
     });
   }
 
@@ -279,13 +319,41 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     return findCluster(config, input.cluster).restore.criticalKeys;
   }
 
+  /**
+   * The restored content equals the snapshot's key for key: the digest of every key, value and
+   * lease the backup read at the snapshot revision, against the restored cluster's at the revision
+   * the restore put that content at (the snapshot's, plus the bump when used). A member that does
+   * not answer is the cluster check's business: any healthy member will do here.
+   */
+  async function verifyRestoredContent(input: { cluster: string; revision: number; expected: KeyspaceDigest }): Promise<RestoredContentCheck> {
+    const cluster = findCluster(config, input.cluster);
+    let lastError: unknown;
+    for (const member of cluster.etcd.members) {
+      let actual: KeyspaceDigest;
+      try {
+        actual = await withMember(cluster, member, (client) => keyspaceDigest(client, input.revision));
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      const difference = keyspaceDigestDifference(input.expected, actual);
+      if (difference) {
+        throw ApplicationFailure.nonRetryable(`restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`, FailureType.RestoreVerificationFailed);
+      }
+      return { member: member.name, revision: input.revision, keys: actual.keys, sha256: actual.sha256 };
+    }
+    throw new Error(`no member of ${cluster.name} could be read at revision ${input.revision}: ${errorMessage(lastError)}`);
+  }
+
   return {
+    verifyRestoredContent: typedFailures(verifyRestoredContent),
     restoreCriticalKeys: typedFailures(restoreCriticalKeys),
     assessQuorum: typedFailures(assessQuorum),
     removeEtcdMember: typedFailures(removeEtcdMember),
     planEtcdRestore: typedFailures(planEtcdRestore),
     checkEtcdCluster: typedFailures(checkEtcdCluster),
     addEtcdMember: typedFailures(addEtcdMember),
+    promoteEtcdLearner: typedFailures(promoteEtcdLearner),
     findEtcdLeader: typedFailures(findEtcdLeader),
   };
 }

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError } from '../config/load';
 import { SecretUnavailableError } from '../config/secrets';
-import { EtcdTlsMaterialError } from '../etcd/connect';
+import { EtcdAuthenticationError, EtcdTlsMaterialError } from '../etcd/connect';
 import { FailureType } from '../common/failures';
 import { InjectedFault } from '../common/failpoints';
 import { UnsafeArchiveError } from '../archive/extract';
@@ -19,6 +19,7 @@ export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof SecretUnavailableError) return ApplicationFailure.nonRetryable(err.message, FailureType.SecretUnavailable);
   if (err instanceof InjectedFault) return ApplicationFailure.nonRetryable(err.message, 'InjectedFault');
   if (err instanceof EtcdTlsMaterialError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdTlsMaterialMissing);
+  if (err instanceof EtcdAuthenticationError) return ApplicationFailure.nonRetryable(err.message, FailureType.EtcdAuthenticationFailed);
   if (err instanceof UnsafeArchiveError) return ApplicationFailure.nonRetryable(err.message, FailureType.UnsafeArchive);
   if (err instanceof AgentNotConfiguredError) return ApplicationFailure.nonRetryable(err.message, FailureType.InvalidInput);
   if (err instanceof AgentConfigError) return ApplicationFailure.nonRetryable(err.message, FailureType.ConfigError);

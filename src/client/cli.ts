@@ -24,7 +24,7 @@ import type { PointInTimeResult } from '../workflows/pitr';
 import { captureInputProblem, captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../workflows/change-capture';
 import type { DisasterRecoveryReport } from '../workflows/disaster-recovery';
 import type { DrillReport } from '../workflows/drill';
-import { approveRestoreUpdate, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
+import { approveRestoreUpdate, describeRevisionBump, restorePlanQuery, type EtcdRestoreResult, type RestorePlanView, type RestoreStrategy } from '../workflows/etcd-restore';
 import { registerAgentCommands } from './cli-agents';
 import { registerStatusCommand } from './cli-status';
 import { liveDurableRevision } from '../status/gather';
@@ -352,6 +352,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
         else {
           const now = result.check.clusterId ? `now incarnation ${result.check.clusterId} at its own revision ${result.check.revision}` : `now at its own revision ${result.check.revision}`;
           out(`cluster ${cluster} restored to the state of revision ${result.plan.targetRevision} of incarnation ${result.plan.clusterId} (set ${result.plan.setId} + ${result.replay.events} replayed events); ${now}`);
+          if (result.restore) out(`  ${describeRevisionBump(result.restore)}`);
         }
       });
     });
@@ -394,6 +395,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
     } else {
       out(`disaster recovery of ${cluster} from ${report.plan?.setId}: ${report.ok ? 'every check passes' : 'CHECKS FAIL'}`);
     }
+    if (report.etcdRestore) out(`  etcd: ${describeRevisionBump(report.etcdRestore)}`);
     for (const line of report.unchanged) out(`  left as it was: ${line}`);
     for (const check of report.checks) out(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.kind} ${check.target}: ${check.detail}`);
   };

@@ -8,6 +8,8 @@ export const FailureType = {
   SecretUnavailable: 'SecretUnavailable',
   EtcdTlsMaterialMissing: 'EtcdTlsMaterialMissing',
   EtcdTlsRejected: 'EtcdTlsRejected',
+  /** etcd auth is on and refused the configured user's password. */
+  EtcdAuthenticationFailed: 'EtcdAuthenticationFailed',
   NoHealthyEtcdMember: 'NoHealthyEtcdMember',
   AllEtcdMembersFailed: 'AllEtcdMembersFailed',
   SnapshotTrailerMismatch: 'SnapshotTrailerMismatch',
@@ -58,6 +60,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.SecretUnavailable,
   FailureType.EtcdTlsMaterialMissing,
   FailureType.EtcdTlsRejected,
+  FailureType.EtcdAuthenticationFailed,
   FailureType.BackupSetNotFound,
   FailureType.DatabaseAuthFailed,
   FailureType.DatabasePrivilegeMissing,

@@ -2,6 +2,7 @@
  * manifest.json: what a backup set holds. Plain types only, shared by workflows (which build it)
  * and activities/CLI (which store and read it). The catalog is the set of manifests in a store.
  */
+import type { KeyspaceDigest } from '../etcd/keyspace-digest';
 import type { PhpipamDumpFacts } from '../phpipam/types'; // plain types, no runtime import
 
 export const MANIFEST_FORMAT_VERSION = 1;
@@ -66,6 +67,8 @@ export interface EtcdSnapshotFacts {
   hashKV?: { revision: number; hash: number; compactRevision: number };
   /** Live keys at the snapshot revision, counted on the source member (absent when it had compacted past it, and in older manifests). */
   liveKeys?: number;
+  /** Digest of every live key, value and lease at the snapshot revision (src/etcd/keyspace-digest.ts); absent like liveKeys. */
+  keyspaceDigest?: KeyspaceDigest;
 }
 
 /** "13 live keys", or what snapshot status counted when the backup recorded no live count. */

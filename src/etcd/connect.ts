@@ -3,10 +3,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
-import { Etcd3, type IOptions } from 'etcd3';
+import { Etcd3, EtcdAuthenticationFailedError, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
 import type { ClusterConfig, EtcdMemberConfig } from '../config/schema';
-import { readSecret } from '../config/secrets';
+import { describeSecretRef, readSecret } from '../config/secrets';
 
 /** TLS material named in the config that is not on this worker: retrying cannot help. */
 export class EtcdTlsMaterialError extends Error {
@@ -19,6 +19,29 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
   } catch (err) {
     throw new EtcdTlsMaterialError(`etcd ${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a PEM file on this worker`);
   }
+}
+
+/** etcd refused the configured user's password (or knows no such user): retrying cannot help. */
+export class EtcdAuthenticationError extends Error {
+  override readonly name = 'EtcdAuthenticationError';
+}
+
+/**
+ * etcd3 authenticates lazily, on a client's first call, and its error names neither the user nor
+ * the cluster: this one names both and where the password comes from (never the password).
+ */
+function nameUserOnAuthFailure(client: Etcd3, cluster: ClusterConfig): Etcd3 {
+  const auth = cluster.etcd.auth;
+  if (!auth) return client;
+  const authenticator = (client as unknown as { pool: { authenticator: { getMetadata(): Promise<unknown> } } }).pool.authenticator;
+  const getMetadata = authenticator.getMetadata.bind(authenticator);
+  authenticator.getMetadata = () => getMetadata().catch((err: unknown) => {
+    if (!(err instanceof EtcdAuthenticationFailedError)) throw err;
+    throw new EtcdAuthenticationError(
+      `etcd cluster ${cluster.name} refused user "${auth.username}": ${err.message} ` +
+      `(expected the password of that etcd user in ${describeSecretRef(auth.password)})`);
+  });
+  return client;
 }
 
 async function credentialsFor(cluster: ClusterConfig, member: EtcdMemberConfig): Promise<Pick<IOptions, 'credentials' | 'auth'>> {
@@ -41,10 +64,10 @@ async function credentialsFor(cluster: ClusterConfig, member: EtcdMemberConfig):
 
 /** A load-balanced client over every member, with etcd3's default retries: for long-lived readers (agents). */
 export async function connectCluster(cluster: ClusterConfig): Promise<Etcd3> {
-  return new Etcd3({
+  return nameUserOnAuthFailure(new Etcd3({
     hosts: cluster.etcd.members.map((m) => m.clientUrl),
     ...(await credentialsFor(cluster, cluster.etcd.members[0]!)),
-  });
+  }), cluster);
 }
 
 /**
@@ -61,7 +84,7 @@ export async function connectMember(cluster: ClusterConfig, member: EtcdMemberCo
     faultHandling: { host: () => noop, global: noop },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   };
-  return new Etcd3({ ...options, ...(await credentialsFor(cluster, member)) });
+  return nameUserOnAuthFailure(new Etcd3({ ...options, ...(await credentialsFor(cluster, member)) }), cluster);
 }
 
 /** The parts of etcd3's private connection pool the workarounds below need. */

@@ -33,9 +33,13 @@ export interface ScratchEtcd {
   stop(): Promise<void>;
 }
 
-/** Restores `snapshotFile` into `<dir>/data` and starts a single plain-HTTP member on free ports. */
+/**
+ * Restores `snapshotFile` into `<dir>/data` and starts a single plain-HTTP member on free ports.
+ * A snapshot of a cluster with auth on restores with auth on: `auth` is then a user of the
+ * snapshot (etcd 3.6 answers even Status only to one).
+ */
 export async function startScratchEtcd(
-  snapshotFile: string, dir: string, options: { binDir?: string; timeoutMs?: number } = {},
+  snapshotFile: string, dir: string, options: { binDir?: string; timeoutMs?: number; auth?: { username: string; password: string } } = {},
 ): Promise<ScratchEtcd> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   await mkdir(dir, { recursive: true });
@@ -64,7 +68,7 @@ export async function startScratchEtcd(
     clientUrl,
     dataDir,
     client: () => {
-      const c = new Etcd3({ hosts: clientUrl });
+      const c = new Etcd3({ hosts: clientUrl, ...(options.auth ? { auth: options.auth } : {}) });
       clients.push(c);
       return c;
     },
@@ -77,7 +81,7 @@ export async function startScratchEtcd(
   };
 
   const deadline = Date.now() + timeoutMs;
-  const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000 });
+  const probe = new Etcd3({ hosts: clientUrl, dialTimeout: 1000, ...(options.auth ? { auth: options.auth } : {}) });
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`scratch etcd exited with ${child.exitCode}; see ${join(dir, 'etcd.log')}`);

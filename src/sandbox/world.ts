@@ -484,7 +484,7 @@ function describeEtcdCluster(dir: string, ports: number[], installed: InstalledE
   };
 }
 
-function etcdProgram(world: World, member: EtcdMemberInfo, quotaBackendBytes: number): ProgramSpec {
+export function etcdProgram(world: World, member: EtcdMemberInfo, quotaBackendBytes: number): ProgramSpec {
   const { certs, etcd } = world;
   return {
     name: member.program,

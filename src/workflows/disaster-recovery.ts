@@ -20,7 +20,7 @@ import { ProgressTracker, rootMessage, type RunProgress } from './progress';
 import { approvalGate, failureTypeOf, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblem, flagProblem } from '../common/input-checks';
-import { etcdRestoreWorkflow } from './etcd-restore';
+import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport } from './etcd-restore';
 import { phpipamRestoreWorkflow } from './phpipam-restore';
 import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
@@ -47,6 +47,8 @@ export interface DisasterRecoveryReport {
   agents?: AgentRecovery[];
   ok: boolean;
   dryRun: boolean;
+  /** The etcd restore: whether it bumped the revision and where the restored content sits (absent until etcd is restored, and in older runs). */
+  etcdRestore?: RestoreRevisionReport;
   /** What this run changed so far, in order ("etcd restored from <set>"). */
   changed: string[];
   /** Configured components left as they were, each with why. */
@@ -145,7 +147,8 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
         workflowId: `${id}/etcd-restore`, args: [{ cluster: plan.cluster, setId: plan.setId, approved: true, restartAgents: false }],
       });
       report.changed.push(`etcd restored from ${plan.setId}`);
-      return `revision ${r.check?.revision}, ${r.check?.members.length} members healthy`;
+      report.etcdRestore = restoreRevisionReport(r);
+      return `revision ${r.check?.revision}, ${r.check?.members.length} members healthy; ${describeRevisionBump(report.etcdRestore)}`;
     }, (d) => d);
 
     await tracker.step('restore phpIPAM', async () => {

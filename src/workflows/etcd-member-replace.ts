@@ -15,6 +15,7 @@ import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } fro
 import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
 import type { createEtcdRestoreActivities, QuorumAssessment, ClusterCheck } from '../activities/etcd-restore';
+import { LEARNER_JOIN } from './etcd-restore';
 import type { createEtcdMemberActivities } from '../activities/etcd-member';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { initialClusterOf } from '../common/etcd-topology';
@@ -81,9 +82,10 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
   ]);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-member-replace' }]);
   const asksApproval = patched('member-replace-approval');
+  const learners = patched(LEARNER_JOIN);
   const removeStep = asksApproval ? 'remove member' : 'remove dead member';
   const tracker = new ProgressTracker('etcd-member-replace', input.cluster,
-    [...(asksApproval ? ['assess quorum', 'approval'] : ['assess quorum']), removeStep, 'add replacement', 'start replacement', 'verify cluster']);
+    [...(asksApproval ? ['assess quorum', 'approval'] : ['assess quorum']), removeStep, 'add replacement', 'start replacement', ...(learners ? ['promote replacement'] : []), 'verify cluster']);
   const view: MemberReplacePlanView = { state: 'planning', plan: null };
   const approval = approvalGate(view);
   const verify = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
@@ -129,8 +131,9 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
       return removeEtcdMember({ cluster: input.cluster, member: input.member, via });
     }, (r) => (r.removedId ? `removed member id ${r.removedId}` : 'not in the member list any more'));
 
-    const { id: addedId } = await tracker.step('add replacement', () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via] }),
-      (added) => `member id ${added.id}`);
+    const added = await tracker.step('add replacement', () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via], ...(learners ? { asLearner: true } : {}) }),
+      (a) => `member id ${a.id}${a.isLearner ? ' (a learner until promoted)' : ''}`);
+    const addedId = added.id;
     await tracker.step('start replacement', async () => {
       const peers = quorum.members.filter((m) => m.name && m.name !== input.member).map((m) => ({ name: m.name, peerUrl: m.peerURLs[0] ?? '' }));
       const change = await activities.repointEtcdMemberConfig({
@@ -140,6 +143,10 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
       await activities.startEtcdMember({ cluster: input.cluster, member: input.member });
       return change;
     }, (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`);
+    if (learners && added.isLearner) {
+      await tracker.step('promote replacement', () => verify.promoteEtcdLearner({ cluster: input.cluster, member: input.member, via: [via] }),
+        () => 'caught up with the leader and promoted to a voting member');
+    }
     const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
       (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`);
     const result: ReplaceMemberResult = {

@@ -23,7 +23,7 @@ import {
   ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import { proxyActivities } from './ui-metadata';
-import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoreMember } from '../activities/etcd-restore';
+import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoredContentCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, StagedSnapshot } from '../activities/etcd-member';
 import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
@@ -82,6 +82,44 @@ export interface EtcdRestoreResult {
   agentRepublishPlan?: AgentRepublishPlan;
   /** Whether the restored data was revision-bumped and by how much (null: nothing was restored, e.g. a dry run). */
   revisionBump: RevisionBump | null;
+  /** The restored content equalled the snapshot's key for key (absent: older run or set without a content digest). */
+  content?: RestoredContentCheck;
+  /** The revision the restored content sits at: the snapshot's, or above it by the bump (absent: nothing restored, or an older run). */
+  restoredRevision?: number;
+}
+
+/** For the reports of runbooks that restore etcd (PITR, DR): whether the revision was bumped, and where the restored content sits. */
+export interface RestoreRevisionReport {
+  setId: string;
+  snapshotRevision: number;
+  revisionBump: RevisionBump | null;
+  restoredRevision: number | null;
+}
+
+export function restoreRevisionReport(r: EtcdRestoreResult): RestoreRevisionReport {
+  return { setId: r.setId, snapshotRevision: r.snapshotRevision, revisionBump: r.revisionBump, restoredRevision: r.restoredRevision ?? null };
+}
+
+/** "revision bumped by 1000000000: restored content at revision 1000000161, all before compacted" or why not. */
+export function describeRevisionBump(r: RestoreRevisionReport): string {
+  const bump = r.revisionBump;
+  if (!bump) return 'revision bump: none recorded';
+  if (!bump.used) return `no revision bump (${bump.detail}): restored content at revision ${r.restoredRevision ?? r.snapshotRevision}`;
+  return `revision bumped by ${bump.by}: restored content at revision ${r.restoredRevision ?? '?'} (snapshot's ${r.snapshotRevision}), all before compacted`;
+}
+
+/** Marker: members added to a running cluster join as learners and are promoted once caught up (etcd 3.4+). */
+export const LEARNER_JOIN = 'etcd-learner-join';
+
+/** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
+export const RESTORE_CONTENT_CHECK = 'etcd-restore-content-digest';
+
+/**
+ * The revision the restored content sits at: the snapshot's or, bumped, etcdutl's: its newest key
+ * revision plus the bump (not the compaction point, which a compaction at the head puts above it).
+ */
+export function restoredContentRevision(snapshot: Pick<EtcdRestorePlan['snapshot'], 'revision' | 'keyRevision'>, bump: RevisionBump | undefined): number {
+  return bump?.used ? (snapshot.keyRevision ?? snapshot.revision) + bump.by : snapshot.revision;
 }
 
 export interface RestorePlanView {
@@ -162,9 +200,11 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   const nodeTimeout = input.nodeResponseTimeout ?? '2m';
   const verify = management(input.verifyTimeout ?? '2m');
   const restoreBeforeApproval = patched('etcd-restore-before-approval');
+  const contentCheck = patched(RESTORE_CONTENT_CHECK);
+  const verifySteps = contentCheck ? ['verify cluster', 'verify content'] : ['verify cluster'];
   const tracker = new ProgressTracker('etcd-restore', input.cluster, restoreBeforeApproval
-    ? ['preflight', 'restore data dirs', 'approval', 'stop etcd', 'repoint members', 'verify cluster', 'restart agents']
-    : ['preflight', 'approval', 'stop etcd', 'restore data dirs', 'repoint members', 'verify cluster', 'restart agents']);
+    ? ['preflight', 'restore data dirs', 'approval', 'stop etcd', 'repoint members', ...verifySteps, 'restart agents']
+    : ['preflight', 'approval', 'stop etcd', 'restore data dirs', 'repoint members', ...verifySteps, 'restart agents']);
   upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-restore' }]);
 
   const view: RestorePlanView = { state: 'planning', plan: null, staged: [], strategy };
@@ -244,6 +284,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   // ---- the destructive part, with rollback.
   const changes = new Map<string, MemberConfigChange | null>();
   let check: ClusterCheck;
+  let content: RestoredContentCheck | undefined;
   try {
     const capture = await stopCaptureBeforeRestore(plan.cluster); // a restored cluster is a new incarnation
     await tracker.step('stop etcd', () => stopMembers(plan, nodeTimeout, restoreBeforeApproval),
@@ -255,6 +296,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({
       cluster: plan.cluster, minRevision: plan.snapshot.revision, criticalKeys: plan.criticalKeys, require: true,
     }), (c) => `${c.members.length} members healthy at revision ${c.revision}, hashKV equal at ${c.hashRevision}`);
+    if (contentCheck) content = await verifyContent(plan, view.restored?.[0]?.revisionBump, verify, tracker);
 
     if (!patched(REAL_AGENT_RECOVERY)) {
       await tracker.step('restart agents', async () => {
@@ -265,7 +307,8 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
       await discardStaged();
       tracker.finish('completed');
       return { setId: plan.setId, strategy, dryRun, approvedBy, approverIdentity, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged),
-        revisionBump: view.restored?.[0]?.revisionBump ?? null,
+        revisionBump: view.restored?.[0]?.revisionBump ?? null, ...(content ? { content } : {}),
+        restoredRevision: restoredContentRevision(plan.snapshot, view.restored?.[0]?.revisionBump),
       };
     }
   } catch (err) {
@@ -307,8 +350,23 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   tracker.finish('completed');
   return {
     setId: plan.setId, strategy, dryRun, approvedBy, approverIdentity, snapshotRevision: plan.snapshot.revision, check, dataDirs: dataDirsOf(view.staged), agents,
-    revisionBump: view.restored?.[0]?.revisionBump ?? null,
+    revisionBump: view.restored?.[0]?.revisionBump ?? null, ...(content ? { content } : {}),
+    restoredRevision: restoredContentRevision(plan.snapshot, view.restored?.[0]?.revisionBump),
   };
+}
+
+/** The restored keyspace against the backup's digest of the snapshot's; skipped (noted) for sets without one. */
+async function verifyContent(
+  plan: EtcdRestorePlan, bump: RevisionBump | undefined, verify: ReturnType<typeof management>, tracker: ProgressTracker,
+): Promise<RestoredContentCheck | undefined> {
+  const expected = plan.snapshot.keyspaceDigest;
+  if (!expected) {
+    tracker.note('verify content', 'the set has no content digest (backed up before it existed, or the source had compacted past the snapshot)');
+    return undefined;
+  }
+  const revision = restoredContentRevision(plan.snapshot, bump);
+  return tracker.step('verify content', () => verify.verifyRestoredContent({ cluster: plan.cluster, revision, expected }),
+    (c) => `${c.keys} keys, values and leases equal the snapshot's at revision ${c.revision} (read on ${c.member})`);
 }
 
 /**
@@ -417,19 +475,24 @@ async function repointFirstThenAdd(o: RepointOptions, verify: ReturnType<typeof 
       initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
     });
     await verify.checkEtcdCluster({ cluster: plan.cluster, members: [first.name], minRevision: plan.snapshot.revision, require: true });
-    // Then each other member: `member add`, start it on an empty data dir with state existing, wait until it serves.
+    // Then each other member: `member add` (as a learner where etcd has them), start it on an empty
+    // data dir with state existing, promote it once caught up, wait until it serves.
+    const learners = patched(LEARNER_JOIN);
     const joined: RestoreMember[] = [first];
+    let promoted = 0;
     for (const member of others) {
-      await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name] });
+      const added = await verify.addEtcdMember({ cluster: plan.cluster, member: member.name, via: [first.name], ...(learners ? { asLearner: true } : {}) });
       joined.push(member);
       await repointAndStart(o, member, {
         dataDir: stagedFor(o.staged, member).restoredDataDir, initialCluster: initialClusterOf(joined),
         initialClusterToken: plan.initialClusterToken, initialClusterState: 'existing',
       });
+      if (learners && added.isLearner) promoted += (await verify.promoteEtcdLearner({ cluster: plan.cluster, member: member.name, via: [first.name] })).promoted ? 1 : 0;
       await verify.checkEtcdCluster({ cluster: plan.cluster, members: joined.map((m) => m.name), require: true });
     }
-    return [...o.changes.values()].filter((c): c is MemberConfigChange => c !== null);
-  }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time (${done.length} files rewritten)`);
+    return { files: [...o.changes.values()].filter((c): c is MemberConfigChange => c !== null).length, promoted };
+  }, (done) => `${first.name} restored, ${others.map((m) => m.name).join(', ')} added one at a time` +
+    `${done.promoted ? ` (${done.promoted} as learners, promoted once caught up)` : ''} (${done.files} files rewritten)`);
 }
 
 function firstMember(plan: EtcdRestorePlan): RestoreMember {

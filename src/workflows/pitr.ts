@@ -19,7 +19,7 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
-import { etcdRestoreWorkflow, type RestoreStrategy } from './etcd-restore';
+import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport, type RestoreStrategy } from './etcd-restore';
 import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface PointInTimeInput {
@@ -40,6 +40,8 @@ export interface PointInTimeResult {
   plan: PointInTimePlan;
   replay: { revisions: number; events: number; transactions: number };
   check: ClusterCheck;
+  /** The snapshot restore under the replay: whether it bumped the revision, and where its content sat (absent in older runs). */
+  restore?: RestoreRevisionReport;
   /** Each agent after its restart + republish, serving the target state. */
   agents?: AgentRecovery[];
 }
@@ -66,10 +68,10 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     tracker.progress.setId = plan.setId;
     upsertSearchAttributes([{ key: NnoeBackupSet, value: plan.setId }]);
 
-    await tracker.step('restore snapshot', () => executeChild(etcdRestoreWorkflow, {
+    const restore = restoreRevisionReport(await tracker.step('restore snapshot', () => executeChild(etcdRestoreWorkflow, {
       workflowId: `${workflowInfo().workflowId}/etcd-restore`,
       args: [{ cluster: input.cluster, setId: plan.setId, strategy: input.strategy, approved: input.approved, approvalTimeout: input.approvalTimeout, restartAgents: false }],
-    }), (r) => `restored ${r.setId} at revision ${r.snapshotRevision}`);
+    }), (r) => `restored ${r.setId} at revision ${r.snapshotRevision}; ${describeRevisionBump(restoreRevisionReport(r))}`));
 
     const replay = await tracker.step('replay changes', () => replayChanges({
       cluster: input.cluster, segments: plan.segments, afterRevision: plan.snapshotRevision, targetRevision: plan.targetRevision,
@@ -87,7 +89,7 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
         throw ApplicationFailure.nonRetryable(`etcd was restored to revision ${plan.targetRevision} and verified, but ${problem} (etcd is not rolled back)`, FailureType.AgentsNotServing);
       }
       tracker.finish('completed');
-      return { plan, replay, check, agents };
+      return { plan, replay, check, restore, agents };
     }
     await tracker.step('restart agents', async () => {
       const { agentNodes } = await planAgents(input.cluster);
@@ -95,7 +97,7 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
       return agentNodes.join(', ') || 'no agents configured';
     }, (d) => d);
     tracker.finish('completed');
-    return { plan, replay, check };
+    return { plan, replay, check, restore };
   } catch (err) {
     tracker.finish('failed');
     throw runFailure('point-in-time restore failed', err); // the run's own failure names the problem, not "Activity task failed"

@@ -2,6 +2,7 @@
  * Which etcd programs nnoe-dr and the world use: the version asked for, the cache the install
  * script fills, the config's etcdBinDir, and what `snapshot status`'s totalKey means per tool.
  */
+import { supportsLearners } from '../../src/activities/etcd-restore';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,5 +89,11 @@ describe('etcd programs from the config', () => {
     expect(totalKeyMeaningOf('etcdutl 3.6.0')).toBe('live-keys');
     expect(totalKeyMeaningOf('etcdutl 3.10.1')).toBe('live-keys');
     expect(() => totalKeyMeaningOf('etcdutl')).toThrow(/expected a tool version like "etcdutl 3.6.17"/);
+  });
+});
+
+describe('learners', () => {
+  it('exist from etcd 3.4 (member add --learner, member promote)', () => {
+    expect(['3.3.27', '3.4.23', '3.5.16', '3.6.17', '4.0.0'].map(supportsLearners)).toEqual([false, true, true, true, true]);
   });
 });
