@@ -2,7 +2,7 @@
  * `npm start`: the local sandbox, the whole product. Starts (or reuses) the world in ./.world with
  * the Temporal dev server and its UI, the real NNOE agents, Nebula files and age encryption; runs
  * two management workers and one node worker per etcd node (each serving Prometheus metrics);
- * applies the schedules, runs one full backup set, prints `status` and where to look; then stays
+ * applies the schedules, runs one full backup set and a drill of it, prints `status` and where to look; then stays
  * up until Ctrl-C, when it stops everything it started.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'no
 import YAML from 'yaml';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../config/load';
-import { connectClient, followRun, startBackupSet, type BackupSetResult } from '../client/temporal';
+import { connectClient, followRun, startBackupSet, startDrill, type BackupSetResult } from '../client/temporal';
 import { generateIdentity, identityToRecipients } from '../crypto';
 import { generateNebulaNode } from './nebula';
 import { freePort } from './ports';
@@ -35,8 +35,10 @@ async function completeSandboxConfig(world: World): Promise<{ management: string
   const caDir = join(world.dir, 'nebula-ca');
   const nebula = [];
   for (const [index, node] of AGENT_NODES.entries()) {
-    const files = await generateNebulaNode(join(world.dir, 'nodes', node, 'etc', 'nebula'), { name: node, ip: `192.168.100.${index + 1}/24`, caDir });
-    nebula.push({ node, dir: files.dir });
+    const dir = join(world.dir, 'nodes', node, 'etc', 'nebula');
+    // Kept from an earlier start (like the backups): nebula-cert refuses to overwrite a host cert.
+    if (!existsSync(join(dir, 'host.crt'))) await generateNebulaNode(dir, { name: node, ip: `192.168.100.${index + 1}/24`, caDir });
+    nebula.push({ node, dir });
   }
   const cluster = config.clusters[0]!;
   cluster.agents = agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(caDir, 'ca.key') } : a));
@@ -123,9 +125,14 @@ async function main(): Promise<void> {
     console.log(`\nbackup set ${handle.workflowId} (etcd, phpIPAM, agent caches, Nebula, agent configs; encrypted):`);
     const result = await followRun<BackupSetResult>(handle, (step) =>
       console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`));
+    // A drill restores the set into scratch etcd and a scratch schema and marks it verified: without
+    // one, `status` rightly reports the set as never verified.
+    const drill = await startDrill(client, config, { cluster, setId: result.setId });
+    console.log(`\nrestore drill ${drill.workflowId}:`);
+    await followRun(drill, (step) => console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`));
     await client.connection.close();
 
-    console.log(`\nnnoe-dr status (exit code non-zero when something is out of its objective; no drill has run yet):`);
+    console.log(`\nnnoe-dr status (exit code non-zero when something is out of its objective):`);
     nnoeDr('status', '--cluster', cluster);
 
     console.log(`
