@@ -1,6 +1,6 @@
 /**
  * Chaos, driven by a printed seed (issue 13): at random moments of a runbook (etcd backup, backup
- * set, etcd restore with either strategy, prune), SIGKILL the management worker running it or a
+ * set, etcd restore with either strategy, point-in-time restore, prune), SIGKILL the management worker running it or a
  * node worker, start it again after a random pause, and check that the run ended as designed
  * (completed, or for a restore completed or rolled back), the cluster is healthy with hashKV equal
  * on every member, and the debris scan finds nothing new.
@@ -11,13 +11,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, statSync } from 'node:fs';
 import type { WorkflowHandle } from '@temporalio/client';
-import { startBackupSet, startEtcdBackup, startEtcdRestore, startPrune } from '../src/client/temporal';
+import { startBackupSet, startEtcdBackup, startEtcdRestore, startPointInTimeRestore, startPrune } from '../src/client/temporal';
+import { captureStatusQuery, stopCaptureSignal } from '../src/workflows/change-capture';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import type { RestoreStrategy } from '../src/workflows/etcd-restore';
 import { hashKV } from '../src/etcd/connect';
 import { programLogPath, supervisorctl, supervisorLayout } from '../src/sandbox/supervisor';
 import { rootMessage } from '../src/workflows/progress';
-import { CLUSTER, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
+import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
 import { MANAGEMENT_WORKER_PROGRAMS, MEMBER_NODES, nodeWorkerProgram, waitForWorkerProgram } from './support/global-setup';
 import { liveDataDirs, scanForDebris } from './support/debris';
 import { prng } from '../src/sandbox/phpipam-fixture';
@@ -26,11 +27,11 @@ const SEED = Number(process.env.NNOE_CHAOS_SEED ?? Math.floor(Math.random() * 1_
 const POINTS = Number(process.env.NNOE_CHAOS_POINTS ?? 2);
 const TABLE_FILE = process.env.NNOE_CHAOS_TABLE; // bench/chaos/run.sh collects the rows here
 
-const RUNBOOKS = ['etcd-backup', 'backup-set', 'restore all-members', 'restore first-node-then-add', 'prune'] as const;
+const RUNBOOKS = ['etcd-backup', 'backup-set', 'restore all-members', 'restore first-node-then-add', 'pitr', 'prune'] as const;
 type Runbook = (typeof RUNBOOKS)[number];
 /** About how long each runbook runs here: kill moments are drawn from [0.3 s, this]. */
 const TYPICAL_MS: Record<Runbook, number> = {
-  'etcd-backup': 4000, 'backup-set': 12_000, 'restore all-members': 25_000, 'restore first-node-then-add': 30_000, prune: 5000,
+  'etcd-backup': 4000, 'backup-set': 12_000, 'restore all-members': 25_000, 'restore first-node-then-add': 30_000, pitr: 30_000, prune: 5000,
 };
 
 interface ChaosPoint {
@@ -47,8 +48,8 @@ function drawPoints(seed: number, count: number): ChaosPoint[] {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   return Array.from({ length: count }, (_v, index) => {
     const runbook = pick(RUNBOOKS);
-    // Backups and prune run on management workers only; restores also on every node.
-    const victim = runbook.startsWith('restore') && random() < 0.5 ? pick(MEMBER_NODES) : 'management' as const;
+    // Backups and prune run on management workers only; restores (PITR too) also on every node.
+    const victim = (runbook.startsWith('restore') || runbook === 'pitr') && random() < 0.5 ? pick(MEMBER_NODES) : 'management' as const;
     return { index, runbook, victim, killAfterMs: 300 + Math.floor(random() * TYPICAL_MS[runbook]), downForMs: Math.floor(random() * 8000) };
   });
 }
@@ -78,15 +79,41 @@ afterAll(async () => {
   await h?.close();
 });
 
-function start(runbook: Runbook): Promise<WorkflowHandle> {
+async function start(runbook: Runbook): Promise<WorkflowHandle> {
   switch (runbook) {
     case 'etcd-backup': return startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
     case 'backup-set': return startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
     case 'prune': return startPrune(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+    case 'pitr': return startPointInTimeRestore(h.client, h.config, { cluster: CLUSTER, targetRevision: await capturedHistory(), approved: true });
     case 'restore all-members':
     case 'restore first-node-then-add':
       return startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: baseSetId, approved: true, strategy: runbook.split(' ')[1] as RestoreStrategy });
   }
+}
+
+/**
+ * A PITR needs a set of the live incarnation (earlier points may have restored a new one) and the
+ * changes after it captured: a set, a capture, a few writes; returns a revision to restore to.
+ */
+async function capturedHistory(): Promise<number> {
+  const base = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+  const capture = await h.client.workflow.start('changeCaptureWorkflow', {
+    taskQueue: h.config.temporal.taskQueue, workflowId: `chaos-capture-${Date.now()}`,
+    args: [{ cluster: CLUSTER, fromRevision: etcdComponent(base.manifest).facts.revision + 1, flushMs: 200, sliceMinutes: 0.25, node: 'node-3', targets: ['local', 's3'] }],
+  });
+  const etcd = await memberClient(h.config, 'etcd-1');
+  let target: number;
+  try {
+    for (let i = 0; i < 10; i++) await etcd.put(`/chaos/pitr/key-${i}`).value(`v${i}`);
+    target = Number((await etcd.get('/chaos/pitr/key-9').exec()).header.revision);
+    await etcd.put('/chaos/pitr/after-target').value('gone after the PITR');
+  } finally {
+    etcd.close();
+  }
+  await pollUntil(async () => ((await capture.query(captureStatusQuery)).lastDurable ?? 0) > target, 120_000, `capture durable past revision ${target}`);
+  await capture.signal(stopCaptureSignal);
+  await capture.result();
+  return target;
 }
 
 /** The program of the management worker that holds the run now: one running its activity, else the one that ran its last workflow task. */
@@ -147,7 +174,7 @@ describe('chaos', () => {
 
       // As designed: backups and prune complete (the other worker, or the retry, finishes); a
       // restore completes or rolls back to the old data dirs; nothing else.
-      if (point.runbook.startsWith('restore')) expect(outcome).toMatch(/^completed$|rolled back to the old data dirs|nothing was changed/);
+      if (point.runbook.startsWith('restore') || point.runbook === 'pitr') expect(outcome).toMatch(/^completed$|rolled back to the old data dirs|nothing was changed/);
       else expect(outcome).toBe('completed');
       expect(healthy).toBe(true);
       expect(debris).toEqual([]);
