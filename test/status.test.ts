@@ -141,6 +141,7 @@ describe('nnoe-dr status', () => {
     expect(await query(`nnoe_dr_runbook_last_success{cluster="${CLUSTER}",runbook="backup-set"}`)).toEqual([1]);
     expect(await query('nnoe_dr_task_queue_pollers{kind="node",node="node-1"}')).toEqual([1]); // the world's node worker
     expect(await query(`nnoe_dr_objective_capture_max_lag_revisions{cluster="${CLUSTER}"}`)).toEqual([1000]); // what status and the alerts judge by
+    expect(await query(`nnoe_dr_backup_sets_keys_at_risk{cluster="${CLUSTER}"}`)).toEqual([0]); // the world's identity opens every set it made
     expect((await query('count({job="temporal-sdk",__name__=~"temporal_.+"})'))[0]).toBeGreaterThan(0);
   }, 300_000);
 

@@ -69,6 +69,10 @@ export function assessKeys(sets: Array<Pick<CatalogEntry, 'setId' | 'cluster' | 
 /** The inventory of the retained sets in the chosen targets (every target by default) against the config. */
 export async function keyInventory(config: Config, options: { cluster?: string; targets?: string[] } = {}): Promise<KeyInventory> {
   const sets = await listBackupSets(config, options);
-  const held = config.encryption?.identity ? await identityToRecipients(await readDecryptionIdentity(config.encryption.identity)) : null;
-  return assessKeys(sets, config.encryption?.recipients ?? [], held);
+  return assessKeys(sets, config.encryption?.recipients ?? [], await heldRecipients(config));
+}
+
+/** The recipients of the age identities this host holds (null: no identity configured here). */
+export async function heldRecipients(config: Config): Promise<string[] | null> {
+  return config.encryption?.identity ? identityToRecipients(await readDecryptionIdentity(config.encryption.identity)) : null;
 }

@@ -24,6 +24,7 @@ export const METRICS = {
   nnoe_dr_objective_backup_max_age_seconds: { help: "Age the newest complete set may reach: objectives.backupMaxAge, else 1.5 x the backup schedule's period", labels: ['cluster'] },
   nnoe_dr_objective_verified_max_age_seconds: { help: 'Age the newest verification may reach: objectives.verifiedMaxAge, else 2 days with a drill schedule', labels: ['cluster'] },
   nnoe_dr_objective_capture_max_lag_revisions: { help: 'How far the running capture may be behind etcd (objectives.captureMaxLagRevisions)', labels: ['cluster'] },
+  nnoe_dr_backup_sets_keys_at_risk: { help: 'Retained sets of the cluster that need a retired age recipient, or that no identity held by this worker opens (nnoe-dr backups keys)', labels: ['cluster'] },
   nnoe_dr_capture_running: { help: "1 when the cluster's change capture runs", labels: ['cluster'] },
   nnoe_dr_capture_last_durable_revision: { help: 'Newest etcd revision the change capture made durable', labels: ['cluster'] },
   nnoe_dr_capture_lag_revisions: { help: "etcd's revision minus the newest durable revision of the running capture", labels: ['cluster'] },

@@ -18,6 +18,7 @@ import { backupScheduleId, drillScheduleId } from '../client/schedules';
 import { captureFact, configuredComponents, objectivesOf, readCatalog, scheduleFact } from '../status/gather';
 import { backupLimit, verifiedLimit } from '../status/objectives';
 import type { PruneResult } from '../workflows/prune';
+import { assessKeys, heldRecipients } from '../catalog/keys';
 import { catalogSamples, METRICS, runbookSamples, type FinishedRun, type MetricName, type MetricSample } from './derive';
 
 export interface MetricsEndpoint { listen: string; temporalListen?: string }
@@ -97,10 +98,16 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
   const catalog = await readCatalog(config).catch((err: unknown) => { errors.push(`catalog: ${(err as Error).message}`); return null; });
   const sets = catalog?.sets ?? [];
   errors.push(...(catalog?.unreadableTargets ?? []).map((t) => `target ${t}`));
+  // Whose identities this worker holds, once: the key inventory judges every retained set by them.
+  const held = await heldRecipients(config).catch((err: unknown) => { errors.push(`age identity: ${(err as Error).message}`); return undefined; });
   for (const cluster of config.clusters) {
     const labels = { cluster: cluster.name };
-    const manifests = sets.filter((s) => s.cluster === cluster.name).map((s) => s.manifest);
-    samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), manifests));
+    const clusterSets = sets.filter((s) => s.cluster === cluster.name);
+    samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), clusterSets.map((s) => s.manifest)));
+    if (held !== undefined) {
+      const atRisk = assessKeys(clusterSets, config.encryption?.recipients ?? [], held).sets.filter((s) => s.problems.length > 0).length;
+      samples.push({ name: 'nnoe_dr_backup_sets_keys_at_risk', labels, value: atRisk });
+    }
     await attempt(`schedules of ${cluster.name}`, async () => {
       const [backupSchedule, drillSchedule] = await Promise.all([scheduleFact(client, backupScheduleId(cluster.name)), scheduleFact(client, drillScheduleId(cluster.name))]);
       if (backupSchedule?.periodMs) samples.push({ name: 'nnoe_dr_backup_schedule_period_seconds', labels, value: backupSchedule.periodMs / 1000 });
