@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
-import { startBackupSet, startRekey } from '../src/client/temporal';
+import { startBackupSet, startDrill, startRekey } from '../src/client/temporal';
+import type { DrillReport } from '../src/workflows/drill';
 import { backupScheduleId, drillScheduleId } from '../src/client/schedules';
 import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
 import { readManifest, verifyBackupSet } from '../src/catalog/catalog';
 import { openStore, s3ClientFor } from '../src/storage';
-import { agentCacheDir, CLUSTER, openHarness, pollUntil, recordHistory, runCli, tempDir, type Harness } from './support/harness';
+import { agentCacheDir, CLUSTER, memberClient, openHarness, pollUntil, recordHistory, runCli, tempDir, type Harness } from './support/harness';
 import { keyInventory, type KeyInventory } from '../src/catalog/keys';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createManagementActivities } from '../src/activities';
@@ -180,14 +181,21 @@ describe('backup set', () => {
 });
 
 describe('backups rekey', () => {
-  it('re-encrypts sets in local + S3 to a new recipient: the old identity removed afterwards, every set still verifies', async () => {
+  it('re-encrypts a 3-set catalog in local + S3 to a new recipient, through crashes: every set readable throughout, verifies and restores with the new identity alone', async () => {
     const targets = ['local', 's3'];
+    // NNOE's zone, the key the drill below checks for (any real set holds it).
+    const etcd = await memberClient(h.config, 'etcd-1');
+    try {
+      await etcd.put('/nnoe/dns/zones/example.com').value(JSON.stringify({ domain: 'example.com', tag: 'rekey' }));
+    } finally {
+      etcd.close();
+    }
     const sets: BackupSetResult[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 3; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 1100)); // set ids are stamped to the second
       sets.push(await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets, components: ['etcd'] })).result() as BackupSetResult);
     }
-    expect(new Set(sets.map((s) => s.setId)).size).toBe(2);
+    expect(new Set(sets.map((s) => s.setId)).size).toBe(3);
     const oldRecipient = h.config.encryption!.recipients[0]!;
     const oldIdentity = await readDecryptionIdentity(h.config.encryption!.identity!);
     const next = await generateIdentity();
@@ -209,9 +217,25 @@ describe('backups rekey', () => {
       expect(dry.rekeyed).toEqual([expect.objectContaining({ setId: sets[0]!.setId, artefacts: [sets[0]!.manifest.components[0]!.artefacts[0]!.file] })]);
       expect((await readManifest(await openStore(h.config.storage[0]!), sets[0]!.setId)).components[0]!.artefacts[0]!.encryption?.recipients).toEqual([oldRecipient]);
 
+      // Crashes (failpoints in this worker): before the manifests are rewritten (set 2), and after,
+      // before the old objects go (set 3). Each leaves its set readable; running again finishes it.
+      const failpoints = join(scratch.path, 'failpoints.json');
+      process.env.NNOE_DR_FAILPOINTS = failpoints;
+      const crashes = [`rekey-before-manifests:${sets[1]!.setId}`, `rekey-before-removal:${sets[2]!.setId}`];
+      for (const [index, point] of crashes.entries()) {
+        const set = sets[index + 1]!;
+        await writeFile(failpoints, JSON.stringify({ [point]: 'error' }));
+        const crashed = await (await startRekey(h.client, rotated, { setId: set.setId, targets })).result().catch((e: unknown) => e);
+        expect((crashed as WorkflowFailedError).cause?.message).toContain(`injected fault at failpoint ${point}`);
+        const readable = await verifyBackupSet(rotated, set.setId, { targets });
+        expect(readable.checks.map((c) => `${c.target} ${c.ok ? 'ok' : c.problems.join('; ')}`), `${set.setId} after a crash at ${point}`).toEqual(['local ok', 's3 ok']);
+      }
+      await writeFile(failpoints, '{}');
       for (const set of sets) {
         const result = await (await startRekey(h.client, rotated, { setId: set.setId, targets })).result() as RekeyResult;
-        expect(result.rekeyed).toEqual([{ setId: set.setId, rekeyed: [set.manifest.components[0]!.artefacts[0]!.file], removed: 2 }]);
+        expect(result.refused, set.setId).toEqual([]);
+        // Set 1 in one go; sets 2 and 3 finish what their crashed runs began (the listing below shows the old objects gone).
+        if (set === sets[0]) expect(result.rekeyed).toEqual([{ setId: set.setId, rekeyed: [set.manifest.components[0]!.artefacts[0]!.file], removed: 2 }]);
       }
       // The old identity gone: every set verifies (hashes, snapshot trailer) with the new one alone, in both targets.
       const newOnly = { ...rotated, encryption: { recipients: [next.recipient], identity: { file: newFile } } } as Config;
@@ -224,7 +248,19 @@ describe('backups rekey', () => {
         }
       }
       const inventory = await keyInventory(newOnly, { cluster: CLUSTER, targets });
-      expect(inventory.sets.filter((s) => sets.some((x) => x.setId === s.setId)).map((s) => [s.openable, s.problems])).toEqual([[true, []], [true, []]]);
+      expect(inventory.sets.filter((s) => sets.some((x) => x.setId === s.setId)).map((s) => [s.openable, s.problems])).toEqual([[true, []], [true, []], [true, []]]);
+
+      // And it restores: a drill (scratch etcd from the snapshot, compared with the manifest) on a worker holding the new identity alone.
+      const drillQueue = 'rekey-test-new-identity';
+      const drillWorker = await Worker.create({ connection, taskQueue: drillQueue, workflowBundle: { codePath: inject('world').workflowBundlePath }, activities: createManagementActivities({ config: newOnly }) });
+      const drillRunning = drillWorker.run();
+      try {
+        const drill = await (await startDrill(h.client, { ...newOnly, temporal: { ...newOnly.temporal, taskQueue: drillQueue } }, { cluster: CLUSTER, setId: sets[2]!.setId })).result() as DrillReport;
+        expect(drill.ok).toBe(true);
+      } finally {
+        drillWorker.shutdown();
+        await drillRunning;
+      }
       // Run again: nothing left to do.
       const again = await (await startRekey(h.client, rotated, { setId: sets[1]!.setId, targets })).result() as RekeyResult;
       expect(again).toMatchObject({ rekeyed: [], current: [sets[1]!.setId] });
@@ -245,6 +281,7 @@ describe('backups rekey', () => {
         new RegExp(`^rekey left 1 sets as they were: ${lockedId}: s3://\\S+/${lockedId}/etcd-snapshot\\.db\\.gz\\.age is under Object Lock \\(GOVERNANCE\\) until \\S+: its old objects cannot be replaced before then`));
       expect((await readManifest(locked, lockedId)).components[0]!.artefacts[0]!.encryption?.recipients).toEqual([oldRecipient]);
     } finally {
+      delete process.env.NNOE_DR_FAILPOINTS;
       worker.shutdown();
       await running;
       await connection.close();

@@ -29,6 +29,8 @@ export interface RekeyPlanSet {
   targets: string[];
   /** Artefacts not encrypted to exactly the configured recipients. */
   artefacts: string[];
+  /** Old objects an interrupted rekey left after the manifest moved on (removed by running the set again). */
+  leftovers: number;
   /** Why this set is left as it is (an Object Lock this tool may not lift); absent: it can be rekeyed. */
   refused?: string;
 }
@@ -87,7 +89,10 @@ export function createRekeyActivities(deps: { config: Config }) {
       const stale = set.manifest.components.flatMap((c) => c.artefacts).filter((a) => a.encryption && !sameRecipients(a.encryption.recipients, recipients));
       const stores = await Promise.all(findTargets(config, set.targets).map(openStore));
       const refused = stale.length > 0 ? await lockProblem(stores, set.setId, stale.map((a) => a.key)) : null;
-      planned.push({ setId: set.setId, cluster: set.cluster, targets: set.targets, artefacts: stale.map((a) => a.file), ...(refused ? { refused } : {}) });
+      // A rekey that crashed after the manifests and before the removal left the old objects: the set is current but not done.
+      const leftovers = stale.length > 0 ? 0 : (await Promise.all(stores.map(async (store) => (await unreferencedObjects(store, set.setId, await readManifest(store, set.setId))).length)))
+        .reduce((sum, n) => sum + n, 0);
+      planned.push({ setId: set.setId, cluster: set.cluster, targets: set.targets, artefacts: stale.map((a) => a.file), leftovers, ...(refused ? { refused } : {}) });
     }
     return { recipients, sets: planned };
   }
@@ -135,16 +140,22 @@ export function createRekeyActivities(deps: { config: Config }) {
     let removed = 0;
     for (const [index, store] of stores.entries()) {
       const current = replaced.size > 0 ? withArtefacts(manifests[index]!, replaced) : manifests[index]!;
-      const referenced = new Set(current.components.flatMap((c) => c.artefacts.map((a) => a.key)));
-      const files = new Set(current.components.flatMap((c) => c.artefacts.map((a) => a.file)));
-      for (const key of await store.list(`${input.setId}/`)) {
-        const ours = files.has(key.slice(input.setId.length + 1)) || /^[^/]+\/rekey-[0-9a-f]{12}\//.test(key);
-        if (key === artefactKey(input.setId, MANIFEST_FILE) || referenced.has(key) || !ours) continue;
+      for (const key of await unreferencedObjects(store, input.setId, current)) {
         await store.delete(key);
         removed += 1;
       }
     }
     return { setId: input.setId, rekeyed: [...replaced.values()].map((a) => a.file), removed };
+  }
+
+  /** Artefact objects of the set (an old copy, a rekey-* copy) that its manifest no longer points at. */
+  async function unreferencedObjects(store: BackupStore, setId: string, manifest: BackupManifest): Promise<string[]> {
+    const referenced = new Set(manifest.components.flatMap((c) => c.artefacts.map((a) => a.key)));
+    const files = new Set(manifest.components.flatMap((c) => c.artefacts.map((a) => a.file)));
+    return (await store.list(`${setId}/`)).filter((key) => {
+      const ours = files.has(key.slice(setId.length + 1)) || /^[^/]+\/rekey-[0-9a-f]{12}\//.test(key);
+      return key !== artefactKey(setId, MANIFEST_FILE) && !referenced.has(key) && ours;
+    });
   }
 
   return { planRekey: typedFailures(planRekey), rekeySet: typedFailures(rekeySet) };

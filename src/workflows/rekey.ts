@@ -51,10 +51,11 @@ export async function rekeyWorkflow(input: RekeyInput = {}): Promise<RekeyResult
   upsertSearchAttributes([{ key: NnoeRunbook, value: 'rekey' }, ...(input.cluster ? [{ key: NnoeCluster, value: input.cluster }] : [])]);
   try {
     const plan = await tracker.step('plan', () => planRekey({ cluster: input.cluster, setId: input.setId, targets: input.targets }),
-      (p) => `${p.sets.filter((s) => s.artefacts.length > 0 && !s.refused).length} of ${p.sets.length} sets to rekey, ${p.sets.filter((s) => s.refused).length} refused`);
-    const todo = plan.sets.filter((s) => s.artefacts.length > 0 && !s.refused);
+      (p) => `${p.sets.filter((s) => s.artefacts.length > 0 && !s.refused).length} of ${p.sets.length} sets to rekey, ${p.sets.filter((s) => s.artefacts.length === 0 && s.leftovers > 0).length} to finish, ${p.sets.filter((s) => s.refused).length} refused`);
+    // A set with old objects left by an interrupted rekey runs again too: that finishes its removal.
+    const todo = plan.sets.filter((s) => (s.artefacts.length > 0 || (s.leftovers ?? 0) > 0) && !s.refused);
     const result: RekeyResult = {
-      dryRun, recipients: plan.recipients, rekeyed: [], current: plan.sets.filter((s) => s.artefacts.length === 0).map((s) => s.setId),
+      dryRun, recipients: plan.recipients, rekeyed: [], current: plan.sets.filter((s) => s.artefacts.length === 0 && !((s.leftovers ?? 0) > 0)).map((s) => s.setId),
       refused: plan.sets.flatMap((s) => (s.refused ? [{ setId: s.setId, reason: s.refused }] : [])),
     };
     await tracker.step('rekey sets', async () => {
