@@ -275,7 +275,7 @@ describe('etcd restore', () => {
     expect(await following).toBe(0);
     const bumped = h.world.etcd.version === '3.4' ? '' : `, revision bumped by ${REVISION_BUMP_DEFAULT}`;
     expect(lines[lines.length - 1]).toMatch(new RegExp(`^cluster ${CLUSTER} restored from ${snap.setId} \\(revision \\d+${bumped}\\)$`));
-    expect(lines).toContainEqual(expect.stringMatching(h.world.etcd.version === '3.4' ? /^ {2}revision bump: etcdctl 3\.4\.\d+ has no --bump-revision/ : /^ {2}revision bump: the restored cluster starts at revision \d+, \+1000000000 and compacted/));
+    expect(lines).toContainEqual(expect.stringMatching(h.world.etcd.version === '3.4' ? /^ {2}revision bump: etcdctl 3\.4\.\d+ has no --bump-revision/ : /^ {2}revision bump: the restored content sits at revision \d+, \+1000000000 and compacted/));
     await expectClusterEquals(snap.keys);
   });
 

@@ -9,6 +9,15 @@ import { describeKeyCount } from './manifest';
 import type { PhpipamRestorePlanView } from '../workflows/phpipam-restore';
 import type { DisasterRecoveryPlan } from '../activities/disaster-recovery';
 import type { MemberReplacePlanView } from '../workflows/etcd-member-replace';
+import type { RevisionBump } from '../activities/etcd-member';
+
+/**
+ * The revision the restored content sits at: the snapshot's or, bumped, etcdutl's: its newest key
+ * revision plus the bump (not the compaction point, which a compaction at the head puts above it).
+ */
+export function restoredContentRevision(snapshot: { revision: number; keyRevision?: number }, bump: RevisionBump | undefined): number {
+  return bump?.used ? (snapshot.keyRevision ?? snapshot.revision) + bump.by : snapshot.revision;
+}
 
 type AnyPlanView = { state: string; plan: Record<string, unknown> | null; [more: string]: unknown };
 
@@ -28,7 +37,7 @@ export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (
     return [
       `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}`,
       ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${bytes(s.freeBytes)} free before the new dir)`),
-      ...revisionBumpLines(view.restored, p.snapshot.revision),
+      ...revisionBumpLines(view.restored, p.snapshot),
     ];
   }
   if (isPhpipam(view)) {
@@ -52,10 +61,10 @@ export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (
 }
 
 /** Whether the new data dirs were revision-bumped, once they are restored (before the approval). */
-function revisionBumpLines(restored: RestorePlanView['restored'], snapshotRevision: number): string[] {
+function revisionBumpLines(restored: RestorePlanView['restored'], snapshot: { revision: number; keyRevision?: number }): string[] {
   const bump = restored?.[0]?.revisionBump;
   if (!bump) return [];
-  return [`  revision bump: ${bump.used ? `the restored cluster starts at revision ${snapshotRevision + bump.by}, ` : ''}${bump.detail}`];
+  return [`  revision bump: ${bump.used ? `the restored content sits at revision ${restoredContentRevision(snapshot, bump)}, ` : ''}${bump.detail}`];
 }
 
 function isEtcd(view: AnyPlanView): view is AnyPlanView & RestorePlanView {

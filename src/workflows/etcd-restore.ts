@@ -114,13 +114,9 @@ export const LEARNER_JOIN = 'etcd-learner-join';
 /** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
 export const RESTORE_CONTENT_CHECK = 'etcd-restore-content-digest';
 
-/**
- * The revision the restored content sits at: the snapshot's or, bumped, etcdutl's: its newest key
- * revision plus the bump (not the compaction point, which a compaction at the head puts above it).
- */
-export function restoredContentRevision(snapshot: Pick<EtcdRestorePlan['snapshot'], 'revision' | 'keyRevision'>, bump: RevisionBump | undefined): number {
-  return bump?.used ? (snapshot.keyRevision ?? snapshot.revision) + bump.by : snapshot.revision;
-}
+import { restoredContentRevision } from '../common/plan-view';
+
+export { restoredContentRevision };
 
 export interface RestorePlanView {
   state: ApprovalState;

@@ -27,7 +27,11 @@ describe('restore plan views', () => {
       restored: [{ member: 'etcd-1', dataDir: '/d/new', tool: 'etcdutl', revisionBump }],
     });
     expect(describePlanView('x', view({ used: true, by: 1000, detail: '+1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)' }), bytes)[1])
-      .toBe('  revision bump: the restored cluster starts at revision 1042, +1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)');
+      .toBe('  revision bump: the restored content sits at revision 1042, +1000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)');
+    // Compacted at the head: etcdutl bumps from the newest key's revision, not the compaction point.
+    const compacted = view({ used: true, by: 1000, detail: '+1000' });
+    (compacted.plan.snapshot as Record<string, unknown>).keyRevision = 30;
+    expect(describePlanView('x', compacted, bytes)[1]).toBe('  revision bump: the restored content sits at revision 1030, +1000');
     expect(describePlanView('x', view({ used: false, by: 0, detail: 'etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)' }), bytes)[1])
       .toBe('  revision bump: etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)');
   });
