@@ -7,11 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
-import { startBackupSet, startDrill, startRekey } from '../src/client/temporal';
+import { startBackupSet, startDrill, startEtcdBackup, startRekey } from '../src/client/temporal';
 import type { DrillReport } from '../src/workflows/drill';
 import { backupScheduleId, drillScheduleId } from '../src/client/schedules';
 import { temporalBinary } from '../src/sandbox/world';
 import type { BackupSetResult } from '../src/workflows/backup-set';
+import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { readManifest, verifyBackupSet } from '../src/catalog/catalog';
 import { openStore, s3ClientFor } from '../src/storage';
 import { agentCacheDir, CLUSTER, memberClient, openHarness, pollUntil, recordHistory, runCli, tempDir, type Harness } from './support/harness';
@@ -180,6 +181,20 @@ describe('backup set', () => {
   });
 });
 
+describe('set ids', () => {
+  it('a backup whose set id another backup already wrote (two in one second) takes the next free one, leaving that set as it was', async () => {
+    const targets = ['local', 's3'];
+    await new Promise((r) => setTimeout(r, 1100)); // set ids are stamped to the second (the test before made one too)
+    const first = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets, components: ['etcd'] })).result() as BackupSetResult;
+    // The same second's id, as a second backup started in that second would compute it.
+    const second = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets, setId: first.setId })).result() as EtcdBackupResult;
+    expect(second.setId).toBe(`${first.setId}-2`);
+    expect(second.manifest.setId).toBe(`${first.setId}-2`);
+    expect(await readManifest(await openStore(h.config.storage[0]!), first.setId)).toEqual(first.manifest);
+    for (const id of [first.setId, second.setId]) expect((await verifyBackupSet(h.config, id, { targets })).ok, id).toBe(true);
+  });
+});
+
 describe('backups rekey', () => {
   it('re-encrypts a 3-set catalog in local + S3 to a new recipient, through crashes: every set readable throughout, verifies and restores with the new identity alone', async () => {
     const targets = ['local', 's3'];
@@ -192,7 +207,7 @@ describe('backups rekey', () => {
     }
     const sets: BackupSetResult[] = [];
     for (let i = 0; i < 3; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 1100)); // set ids are stamped to the second
+      await new Promise((r) => setTimeout(r, 1100)); // set ids are stamped to the second (the test before made one too)
       sets.push(await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets, components: ['etcd'] })).result() as BackupSetResult);
     }
     expect(new Set(sets.map((s) => s.setId)).size).toBe(3);

@@ -73,17 +73,33 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
   }
 
   /** Checks the request against this worker's config and that every target can take a backup. */
-  async function prepareEtcdBackup(input: { cluster: string; targets?: string[] }): Promise<{ targets: string[]; members: string[] }> {
+  /**
+   * Storage preflight; with `freeSetId`, also the set id to use: set ids are stamped to the second,
+   * so a second backup of a cluster within one second would get the first one's id and overwrite
+   * its artefacts and manifest. The id is returned as given when no target holds anything under it,
+   * else the first free of `<id>-2` ... `<id>-9`.
+   */
+  async function prepareEtcdBackup(input: { cluster: string; targets?: string[]; freeSetId?: string; preflight?: boolean }): Promise<{ targets: string[]; members: string[]; setId?: string }> {
     const cluster = findCluster(config, input.cluster);
     const targets = findTargets(config, input.targets);
-    await Promise.all(targets.map(async (target) => {
+    const stores = await Promise.all(targets.map(async (target) => {
       try {
-        await (await openStore(target)).preflight();
+        const store = await openStore(target);
+        // A backup set's components preflight their own targets (each fails on its own); the set only asks for an id.
+        if (input.preflight !== false) await store.preflight();
+        return store;
       } catch (err) {
         throw ApplicationFailure.retryable(`storage target ${target.name} cannot take a backup: ${errorMessage(err)}`, FailureType.StorageUnavailable);
       }
     }));
-    return { targets: targets.map((t) => t.name), members: cluster.etcd.members.map((m) => m.name) };
+    const prepared = { targets: targets.map((t) => t.name), members: cluster.etcd.members.map((m) => m.name) };
+    if (!input.freeSetId) return prepared;
+    for (const candidate of [input.freeSetId, ...[2, 3, 4, 5, 6, 7, 8, 9].map((n) => `${input.freeSetId}-${n}`)]) {
+      // A target that cannot be read holds nothing this backup could overwrite now (writing there fails anyway).
+      const taken = await Promise.all(stores.map(async (store) => (await store.list(`${candidate}/`).catch(() => [])).length > 0));
+      if (!taken.includes(true)) return { ...prepared, setId: candidate };
+    }
+    throw ApplicationFailure.nonRetryable(`backup set ids ${input.freeSetId} to ${input.freeSetId}-9 are all taken: too many backups of ${cluster.name} in one second`, FailureType.SetIdTaken);
   }
 
   /**

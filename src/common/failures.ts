@@ -17,6 +17,8 @@ export const FailureType = {
   ChecksumMismatch: 'ChecksumMismatch',
   BackupSetNotFound: 'BackupSetNotFound',
   BackupSetFailed: 'BackupSetFailed',
+  /** Every set id of that second (and its -2 ... -9) already names a set: too many backups of a cluster in one second. */
+  SetIdTaken: 'SetIdTaken',
   PartialBackupSet: 'PartialBackupSet',
   DatabaseAuthFailed: 'DatabaseAuthFailed',
   DatabasePrivilegeMissing: 'DatabasePrivilegeMissing',
@@ -62,6 +64,7 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.EtcdTlsRejected,
   FailureType.EtcdAuthenticationFailed,
   FailureType.BackupSetNotFound,
+  FailureType.SetIdTaken,
   FailureType.DatabaseAuthFailed,
   FailureType.DatabasePrivilegeMissing,
   FailureType.ChecksumMismatch,

@@ -56,7 +56,7 @@ const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPla
   retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-const { writeBackupManifest, discardBackupArtefacts } = proxyActivities<ReturnType<typeof createEtcdBackupActivities>>({
+const { writeBackupManifest, discardBackupArtefacts, prepareEtcdBackup } = proxyActivities<ReturnType<typeof createEtcdBackupActivities>>({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
 });
@@ -164,7 +164,7 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   }
   const components = chooseComponents(input.components, availableComponents());
   const startedAt = new Date();
-  const setId = backupSetId(input.cluster, startedAt);
+  let setId = backupSetId(input.cluster, startedAt);
   const tracker = new ProgressTracker('backup-set', input.cluster, [...components.map((c) => `back up ${c}`), 'write manifest']);
   tracker.progress.setId = setId;
   upsertSearchAttributes([
@@ -182,6 +182,19 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
       tracker.finish('failed');
       throw ApplicationFailure.nonRetryable(
         `cluster ${input.cluster} backs up Nebula keys but the config has no encryption.recipients: Nebula archives are always encrypted`, FailureType.ConfigError);
+    }
+  }
+
+  // Set ids are stamped to the second: when another backup of the cluster already wrote this
+  // second's id, the set takes a free one (<id>-2 ...) before any component writes; it would
+  // otherwise overwrite that set's artefacts and manifest. Older runs replay without the check.
+  if (patched('backup-set-takes-a-free-set-id')) {
+    const prepared = await prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, freeSetId: setId, preflight: false })
+      .catch((err: unknown) => { tracker.finish('failed'); throw runFailure('backup set refused', err); });
+    if (prepared.setId && prepared.setId !== setId) {
+      setId = prepared.setId;
+      tracker.progress.setId = setId;
+      upsertSearchAttributes([{ key: NnoeBackupSet, value: setId }]);
     }
   }
 

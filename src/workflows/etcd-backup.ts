@@ -52,7 +52,7 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
     throw ApplicationFailure.nonRetryable('etcd backup needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
   }
   const startedAt = new Date();
-  const setId = input.setId ?? backupSetId(input.cluster, startedAt);
+  let setId = input.setId ?? backupSetId(input.cluster, startedAt);
   const fileName = etcdSnapshotFileName(startedAt);
   const tracker = new ProgressTracker('etcd-backup', input.cluster, ETCD_BACKUP_STEPS);
   tracker.progress.setId = setId;
@@ -64,8 +64,10 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
 
   try {
     const plan = await tracker.step('check plan and storage',
-      () => prepareEtcdBackup({ cluster: input.cluster, targets: input.targets }),
-      (p) => `targets ${p.targets.join(', ')}; members ${p.members.join(', ')}`);
+      // A set of its own takes a free set id (a backup set's parent chooses it before its children run).
+      () => prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, ...(input.manifest === 'skip' ? {} : { freeSetId: setId }) }),
+      (p) => `targets ${p.targets.join(', ')}; members ${p.members.join(', ')}${p.setId && p.setId !== setId ? `; set id ${setId} was taken: ${p.setId}` : ''}`);
+    if (plan.setId && plan.setId !== setId) setId = useSetId(plan.setId, tracker);
 
     const candidates = await tracker.step('choose etcd member',
       () => rankEtcdMembers({ cluster: input.cluster }),
@@ -109,6 +111,13 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
     tracker.finish('failed');
     throw runFailure('etcd backup failed', err);
   }
+}
+
+/** Another backup of the cluster took this second's set id: the run goes on under the free one. */
+function useSetId(setId: string, tracker: ProgressTracker): string {
+  tracker.progress.setId = setId;
+  upsertSearchAttributes([{ key: NnoeBackupSet, value: setId }]);
+  return setId;
 }
 
 function describeRanking(ranked: MemberHealth[]): string {
