@@ -8,7 +8,7 @@ import { executeChild, proxyActivities } from './ui-metadata';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { agentCacheFileName, agentConfigFileName, nebulaArchiveFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
-import { etcdBackupWorkflow } from './etcd-backup';
+import { etcdBackupWorkflow, useSetId } from './etcd-backup';
 import { agentCacheBackupWorkflow } from './agent-cache';
 import { phpipamBackupWorkflow } from './phpipam-backup';
 import type { BackupPlan, createBackupPlanActivities } from '../activities/backup-plan';
@@ -191,11 +191,7 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   if (patched('backup-set-takes-a-free-set-id')) {
     const prepared = await prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, freeSetId: setId, preflight: false })
       .catch((err: unknown) => { tracker.finish('failed'); throw runFailure('backup set refused', err); });
-    if (prepared.setId && prepared.setId !== setId) {
-      setId = prepared.setId;
-      tracker.progress.setId = setId;
-      upsertSearchAttributes([{ key: NnoeBackupSet, value: setId }]);
-    }
+    if (prepared.setId && prepared.setId !== setId) setId = useSetId(prepared.setId, tracker);
   }
 
   const records: ComponentRecord[] = [];

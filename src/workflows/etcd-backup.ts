@@ -114,7 +114,7 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
 }
 
 /** Another backup of the cluster took this second's set id: the run goes on under the free one. */
-function useSetId(setId: string, tracker: ProgressTracker): string {
+export function useSetId(setId: string, tracker: ProgressTracker): string {
   tracker.progress.setId = setId;
   upsertSearchAttributes([{ key: NnoeBackupSet, value: setId }]);
   return setId;
