@@ -25,12 +25,18 @@ fi
 
 failed=()
 timings=()
+reports=()
 # Runs one vitest pass on etcd $1, recording its time and whether it failed (later passes still run).
 run_on_etcd() {
   local version="$1" label="$2" started=$SECONDS
+  local report="test-artifacts/vitest-${label// /-}-etcd-$version.json"
   shift 2
   echo "== tests: $label on etcd $version"
-  if ! NNOE_ETCD_VERSION="$version" npx vitest run "$@"; then failed+=("$label on etcd $version"); fi
+  rm -f "$report"
+  if ! NNOE_ETCD_VERSION="$version" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"; then
+    failed+=("$label on etcd $version")
+    reports+=("$report")
+  fi
   timings+=("$label on etcd $version: $((SECONDS - started)) s")
 }
 run_on_etcd 3.5 "whole suite"
@@ -40,6 +46,7 @@ done
 
 printf '== %s\n' "${timings[@]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
+  node test/support/print-failures.mjs "${reports[@]}" >&2
   printf '== FAILED: %s\n' "${failed[@]}" >&2
   exit 1
 fi
