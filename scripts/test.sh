@@ -33,9 +33,9 @@ run_on_etcd() {
   shift 2
   echo "== tests: $label on etcd $version"
   rm -f "$report"
+  reports+=("$report")
   if ! NNOE_ETCD_VERSION="$version" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"; then
     failed+=("$label on etcd $version")
-    reports+=("$report")
   fi
   timings+=("$label on etcd $version: $((SECONDS - started)) s")
 }
@@ -45,8 +45,8 @@ for version in "${OTHER_ETCD_VERSIONS[@]}"; do
 done
 
 printf '== %s\n' "${timings[@]}"
+node test/support/print-failures.mjs "${reports[@]}" >&2
 if [[ ${#failed[@]} -gt 0 ]]; then
-  node test/support/print-failures.mjs "${reports[@]}" >&2
   printf '== FAILED: %s\n' "${failed[@]}" >&2
   exit 1
 fi

@@ -1,5 +1,6 @@
 // Prints the failed tests of vitest JSON reports (one per pass of scripts/test.sh), one block per
-// test with the first lines of its error, so the end of a long CI log says what failed.
+// test with the first lines of its error, so the end of a long CI log says what failed; and the
+// flaky ones: passed on CI's one retry of a world test (vitest keeps the failed attempt's error).
 // Usage: node test/support/print-failures.mjs <report.json>...
 import { existsSync, readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -20,6 +21,11 @@ for (const reportPath of process.argv.slice(2)) {
     for (const test of failedTests) {
       console.log(`== FAILED ${relative(process.cwd(), file.name)} > ${test.fullName}`);
       console.log(firstLines((test.failureMessages ?? []).join('\n')));
+    }
+    const flakyTests = (file.assertionResults ?? []).filter((test) => test.status === 'passed' && (test.failureMessages ?? []).length > 0);
+    for (const test of flakyTests) {
+      console.log(`== FLAKY (passed on retry) ${relative(process.cwd(), file.name)} > ${test.fullName}`);
+      console.log(firstLines(test.failureMessages.join('\n')));
     }
   }
 }
