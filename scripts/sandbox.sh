@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 source scripts/node-env.sh && nnoe_use_node "$PWD" # Node >= 22 (24 LTS from .tools/node when the machine's is older)
 bash scripts/install-deps.sh
 npm run --silent build
-exec node dist/sandbox/main.js "$@"
+# The sandbox is dev tooling, run from source (not in dist/); the workers and the CLI it starts are the build.
+exec node --import tsx src/sandbox/main.ts "$@"

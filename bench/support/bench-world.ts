@@ -63,7 +63,7 @@ function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; 
   rmSync(next, { recursive: true, force: true });
   try {
     run('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', next], 'compiling the worker');
-    run(process.execPath, [join(next, 'scripts', 'build-workflow-bundle.js')], 'building the workflow bundle');
+    run('npx', ['tsx', join(repoRoot, 'src', 'scripts', 'build-workflow-bundle.ts'), '--dist', next], 'building the workflow bundle');
   } catch (err) {
     rmSync(next, { recursive: true, force: true });
     if (!built) throw err;

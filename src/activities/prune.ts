@@ -175,10 +175,11 @@ export function createPruneActivities(deps: { config: Config }) {
       // A run that names no cluster could be this one's.
       const since = running.filter((r) => r.cluster === undefined || r.cluster === cluster).map((r) => r.startTime).sort()[0];
       for (const target of pruned) {
-        const objects = await listSegmentObjects(target, cluster, () => ctx.heartbeat());
+        const store = await openStore(target);
+        const objects = await listSegmentObjects(store, cluster, () => ctx.heartbeat());
         const byKey = new Map(objects.map((o) => [o.key, o]));
         for (const chain of planSegmentRetention({ cluster, sets, keys: objects.map((o) => o.key), ...(since ? { runningBackupSince: since } : {}) }).chains) {
-          const done = await deleteSegmentObjects(target, chain.delete.map((key) => byKey.get(key)!), { dryRun: input.dryRun, onProgress: () => ctx.heartbeat() });
+          const done = await deleteSegmentObjects(store, chain.delete.map((key) => byKey.get(key)!), { dryRun: input.dryRun, onProgress: () => ctx.heartbeat() });
           result.objects += done.objects;
           result.bytes += done.bytes;
           result.chains.push({

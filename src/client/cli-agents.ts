@@ -5,25 +5,13 @@
  * restarts, republishes to and checks each agent in turn (what every restore does at its end).
  */
 import type { Command } from 'commander';
-import type { Client } from '@temporalio/client';
-import type { Config } from '../config/schema';
 import type { AgentCheck } from '../activities/agent-service';
 import type { RecoverAgentsResult } from '../workflows/agents';
-import type { StepProgress } from '../workflows/progress';
 import { findCluster } from '../config/load';
 import { agentState } from '../status/gather';
+import type { CliContext } from './cli-context';
 import { followRun, startAgentHostRestore, startCheckAgents, startRecoverAgents } from './temporal';
 import type { AgentHostRestoreResult } from '../workflows/agent-host-restore';
-
-export interface CliContext {
-  withClient: <T>(fn: (client: Client, cfg: Config) => Promise<T>) => Promise<T>;
-  /** The loaded config, for checks made before anything connects. */
-  config: () => Config;
-  json: () => boolean;
-  out: (line: string) => void;
-  outcome: { exitCode: number };
-  printStep: (step: StepProgress) => void;
-}
 
 /** One line per agent: `node-1  serving  2 zones, 1 scopes, etcd 127.0.0.1:2379`. */
 export function agentCheckLine(check: AgentCheck): string {

@@ -7,7 +7,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import type { CliContext } from './cli-agents';
+import type { CliContext } from './cli-context';
 import { chooseCluster } from './cli-input';
 import { gatherClusterFacts, readCatalog } from '../status/gather';
 import { evaluateCluster, formatLine, type StatusLine } from '../status/objectives';

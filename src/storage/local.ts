@@ -3,7 +3,7 @@ import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ListedObject, type StoredObject, type WriteLeftover } from './store';
 import { HashingStream } from './hashing';
 
 const PARTIAL_MARK = '.partial-';
@@ -66,6 +66,24 @@ export class LocalStore implements BackupStore {
   }
 
   async list(prefix = ''): Promise<string[]> {
+    return (await this.committedFiles(prefix)).map((file) => file.key);
+  }
+
+  async listDetailed(prefix: string, options: { onPage?: () => void } = {}): Promise<ListedObject[]> {
+    const objects: ListedObject[] = [];
+    for (const file of await this.committedFiles(prefix)) {
+      const info = await stat(file.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined; // deleted meanwhile
+        throw err;
+      });
+      if (info) objects.push({ key: file.key, bytes: info.size, modifiedAt: info.mtime.toISOString() });
+    }
+    options.onPage?.();
+    return objects;
+  }
+
+  /** The committed files below a prefix (a writer's partial files are not artefacts yet). */
+  private async committedFiles(prefix: string): Promise<{ key: string; path: string }[]> {
     // Walk only the directory the prefix names (e.g. `wal/<cluster>/`), not the whole store.
     const dir = prefix.includes('/') ? this.location(prefix.slice(0, prefix.lastIndexOf('/'))) : this.root;
     if (relative(this.root, dir).startsWith('..')) return []; // a prefix naming no place inside the store
@@ -75,8 +93,8 @@ export class LocalStore implements BackupStore {
     });
     return files
       .filter((f) => f.isFile() && !f.name.includes(PARTIAL_MARK))
-      .map((f) => relative(this.root, join(f.parentPath, f.name)).split(sep).join('/'))
-      .filter((key) => key.startsWith(prefix));
+      .map((f) => ({ key: relative(this.root, join(f.parentPath, f.name)).split(sep).join('/'), path: join(f.parentPath, f.name) }))
+      .filter((file) => file.key.startsWith(prefix));
   }
 
   async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
@@ -107,7 +125,17 @@ export class LocalStore implements BackupStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.location(key), { force: true });
-    await removeIfEmpty(dirname(this.location(key))); // the set's directory goes with its last file
+    // The set's (or segment chain's) directories go with their last file, up to the store's root.
+    for (let dir = dirname(this.location(key)); relative(this.root, dir) !== '' && !relative(this.root, dir).startsWith('..'); dir = dirname(dir)) {
+      if (!(await removeIfEmpty(dir))) break;
+    }
+  }
+
+  async deleteMany(keys: string[], options: { onProgress?: (done: number) => void } = {}): Promise<void> {
+    for (const [i, key] of keys.entries()) {
+      await this.delete(key);
+      if ((i + 1) % 100 === 0 || i + 1 === keys.length) options.onProgress?.(i + 1);
+    }
   }
 }
 
@@ -126,9 +154,12 @@ function partialPrefix(key: string): string {
   return `.${key.split('/').pop()}${PARTIAL_MARK}`;
 }
 
-async function removeIfEmpty(dir: string): Promise<void> {
-  await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOTEMPTY' && err.code !== 'ENOENT' && err.code !== 'EEXIST') throw err;
+/** Removes `dir` when empty; true when it is gone now, false when it holds something. */
+async function removeIfEmpty(dir: string): Promise<boolean> {
+  return rmdir(dir).then(() => true, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return true;
+    if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    return false;
   });
 }
 

@@ -6,6 +6,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
@@ -18,7 +19,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ListedObject, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
 
 export interface S3StoreOptions {
   name: string;
@@ -36,6 +37,9 @@ export interface ObjectLockOptions {
   days: number;
   bypassGovernance: boolean;
 }
+
+/** S3's limit of keys per DeleteObjects request. */
+const DELETE_BATCH = 1000;
 
 /** The request fields that lock a new object for `days` from now. */
 function lockFields(lock: ObjectLockOptions | undefined): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
@@ -128,16 +132,23 @@ export class S3Store implements BackupStore {
   }
 
   async list(prefix = ''): Promise<string[]> {
-    const keys: string[] = [];
+    return (await this.listDetailed(prefix)).map((object) => object.key);
+  }
+
+  async listDetailed(prefix: string, options: { onPage?: () => void } = {}): Promise<ListedObject[]> {
+    const objects: ListedObject[] = [];
     let token: string | undefined;
     do {
       const page = await this.client.send(new ListObjectsV2Command({
         Bucket: this.options.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token,
       }));
-      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key.slice(this.options.prefix.length));
+      for (const item of page.Contents ?? []) {
+        if (item.Key) objects.push({ key: item.Key.slice(this.options.prefix.length), bytes: item.Size ?? 0, modifiedAt: (item.LastModified ?? new Date(0)).toISOString() });
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      options.onPage?.();
     } while (token);
-    return keys;
+    return objects;
   }
 
   async delete(key: string): Promise<void> {
@@ -155,6 +166,21 @@ export class S3Store implements BackupStore {
         Bucket: this.options.bucket, Key: objectKey, VersionId: version.VersionId,
         ...(this.options.objectLock.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
       }));
+    }
+  }
+
+  async deleteMany(keys: string[], options: { onProgress?: (done: number) => void } = {}): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const out = await this.client.send(new DeleteObjectsCommand({
+        Bucket: this.options.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
+      }));
+      const failed = out.Errors ?? [];
+      if (failed.length > 0) {
+        const first = failed[0]!;
+        throw new Error(`${this.name}: could not delete ${failed.length} of ${batch.length} objects, first ${first.Key ?? '?'}: ${first.Code ?? 'error'} ${first.Message ?? ''}`.trim());
+      }
+      options.onProgress?.(i + batch.length);
     }
   }
 

@@ -37,14 +37,30 @@ export interface WriteLeftover {
   handle: string;
 }
 
+/** An object as a detailed listing shows it. */
+export interface ListedObject {
+  key: string;
+  bytes: number;
+  /** ISO 8601: when it was last written (a file's mtime, S3's LastModified). */
+  modifiedAt: string;
+}
+
 export interface BackupStore {
   readonly name: string;
   createWriter(key: string): Promise<ArtefactWriter>;
   read(key: string): Promise<Readable>;
   /** Keys below a prefix, in no particular order. */
   list(prefix?: string): Promise<string[]>;
+  /** Keys below a prefix with their sizes and times, in no particular order; `onPage` after each page read (heartbeats). */
+  listDetailed(prefix: string, options?: { onPage?: () => void }): Promise<ListedObject[]>;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /**
+   * Deletes many keys in as few requests as the store allows (S3: a thousand per request); keys
+   * already gone are no error. Unlike `delete`, it does not remove locked versions: under S3 Object
+   * Lock the objects only get delete markers (a lock never makes it fail). `onProgress` after each batch.
+   */
+  deleteMany(keys: string[], options?: { onProgress?: (done: number) => void }): Promise<void>;
   location(key: string): string;
   /** Fails with a clear error when the target cannot take a backup (missing bucket, no access). */
   preflight(): Promise<void>;

@@ -1,5 +1,5 @@
 /**
- * Repointing an etcd member's service (src/etcd/member-service.ts): the pure argv and command-line
+ * Repointing an etcd member's service (src/etcd/member-service.ts and its pure parts beside it): the pure argv and command-line
  * rewrites (checked against Python's own shlex, which supervisord uses), program-file lookup through
  * [include] globs, the systemd drop-in on a temp dir, and a real private supervisord whose stand-in
  * "etcd" is restarted with the new flags and back.
@@ -11,25 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
+import { sha256 } from '../../src/etcd/durable-file';
+import { currentDataDir, restoredDataDir, rewriteEtcdArgs } from '../../src/etcd/etcd-argv';
 import {
-  DROP_IN_NAME,
   EtcdFlagChanges,
   MemberConfigChange,
-  currentDataDir,
   currentEtcdArgs,
-  formatSupervisorCommand,
-  locateProgramConfig,
-  parseSupervisorCommand,
-  parseSystemdExecStart,
-  quoteSystemdArg,
-  renderSystemdDropIn,
-  replaceProgramCommand,
   repointEtcdMember,
-  restoredDataDir,
   revertEtcdMember,
-  rewriteEtcdArgs,
-  sha256,
 } from '../../src/etcd/member-service';
+import { formatSupervisorCommand, locateProgramConfig, parseSupervisorCommand, replaceProgramCommand } from '../../src/etcd/supervisor-program-file';
+import { DROP_IN_NAME, parseSystemdExecStart, quoteSystemdArg, renderSystemdDropIn } from '../../src/etcd/systemd-drop-in';
 import { pollUntil } from '../../src/sandbox/ports';
 import {
   SupervisorLayout,
