@@ -19,6 +19,7 @@ import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
+import { withErrorSeam } from '../src/activities/error-seam';
 import { createPhpipamBackupActivities, phpipamDumpFileName, type DumpPhpipamInput, type PhpipamBackupDeps, type PhpipamDumpOutcome } from '../src/activities/phpipam-backup';
 import { loadConfig } from '../src/config/load';
 import type { EncryptionConfig } from '../src/config/schema';
@@ -182,14 +183,14 @@ interface Rig {
   encryption?: EncryptionConfig;
 }
 
-/** The activities over the rig's database, with config overrides (wrong password, a wrapper dump binary...). */
+/** The activities over the rig's database, with config overrides (wrong password, a wrapper dump binary...), behind the worker's error seam. */
 function activities(rig: Rig, over: Partial<PhpipamConfig> = {}, deps: Partial<PhpipamBackupDeps> = {}) {
-  return createPhpipamBackupActivities({
+  return withErrorSeam(createPhpipamBackupActivities({
     phpipam: () => ({ ...rig.cfg, ...over }),
     stores: async (targets) => targets.map((name) => rig.stores[name]!),
     workDir: join(rig.dir, 'work'),
     ...deps,
-  });
+  }));
 }
 
 /** Runs real activity code in a mock activity context (heartbeats, cancellation signal). */

@@ -4,7 +4,6 @@
  * running (the cache is copied live; sled tolerates it, and the agent rebuilds from etcd anyway).
  */
 import { stat } from 'node:fs/promises';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
@@ -12,9 +11,9 @@ import { createArchiveStream } from '../archive/create';
 import { publishCompressed } from './archive-artefact';
 import { artefactEncryption } from './artefact-encryption';
 import { serviceDriver } from '../services/driver';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
-import { typedFailures } from './failures';
 import { agentLayout, agentOn } from '../agent/node-agent';
 
 export interface AgentCacheBackupInput {
@@ -40,7 +39,7 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
     const cacheDir = (await agentLayout(agent)).cachePath; // [cache].path of agent.toml, never assumed
     const isDir = await stat(cacheDir).then((s) => s.isDirectory(), () => false);
     if (!isDir) {
-      throw ApplicationFailure.nonRetryable(`agent cache dir ${cacheDir} (${agent.cacheDir ? 'agents[].cacheDir' : `[cache].path of ${agent.agentToml}`}) does not exist on node ${node}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`agent cache dir ${cacheDir} (${agent.cacheDir ? 'agents[].cacheDir' : `[cache].path of ${agent.agentToml}`}) does not exist on node ${node}`, FailureType.InvalidInput);
     }
     const service = serviceDriver(agent.service);
     const encryption = artefactEncryption(config);
@@ -72,7 +71,7 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
   }
 
   return {
-    backupAgentCache: typedFailures(backupAgentCache),
-    ensureAgentRunning: typedFailures(ensureAgentRunning),
+    backupAgentCache: backupAgentCache,
+    ensureAgentRunning: ensureAgentRunning,
   };
 }

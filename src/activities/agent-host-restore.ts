@@ -11,16 +11,15 @@ import { basename, dirname, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { AgentConfigComponentRecord, ArtefactRecord, ComponentRecord } from '../common/manifest';
-import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
+import { fetchArtefact } from '../restore/fetch';
 import { extractArchive, swapDirectory } from '../archive/extract';
 import { agentHostState, agentOn } from '../agent/node-agent';
 import { chooseRestoreSet } from './host-restore';
-import { typedFailures } from './failures';
 
 const run = promisify(execFile);
 
@@ -46,13 +45,13 @@ export function createAgentHostRestorePlanActivities(deps: { config: Config }) {
     const { entry, component, unreachableTargets } = await chooseRestoreSet(deps.config, cluster.name, input.setId, (m) => m.components.find(
       (c: ComponentRecord): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === input.node), `the host state of node ${input.node}`);
     const artefact = component.artefacts[0];
-    if (!artefact) throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} records no artefact for node ${input.node}'s host state`, FailureType.RestoreRefused);
+    if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no artefact for node ${input.node}'s host state`, FailureType.RestoreRefused);
     return {
       cluster: cluster.name, node: input.node, setId: entry.setId, artefact,
       roots: component.facts.roots ?? [component.facts.dir], skippedAtBackup: component.facts.skipped ?? [], unreachableTargets,
     };
   }
-  return { planAgentHostRestore: typedFailures(planAgentHostRestore) };
+  return { planAgentHostRestore: planAgentHostRestore };
 }
 
 const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -81,19 +80,12 @@ export function createAgentHostRestoreActivities(deps: { config: Config; node: s
     const allowed = new Set(agentHostState(agent).map((p) => p.path));
     const foreign = input.roots.filter((r) => !allowed.has(r));
     if (foreign.length > 0) {
-      throw ApplicationFailure.nonRetryable(`the archive's roots ${foreign.join(', ')} are not host-state paths of the agent on ${node} (configured: ${[...allowed].join(', ')})`, FailureType.RestoreRefused);
+      throw DomainError.nonRetryable(`the archive's roots ${foreign.join(', ')} are not host-state paths of the agent on ${node} (configured: ${[...allowed].join(', ')})`, FailureType.RestoreRefused);
     }
     const staging = join(config.workDir, 'restore', input.setId, `agent-host-${node}`);
     await rm(staging, { recursive: true, force: true });
     try {
-      try {
-        await fetchArtefact(config, input.artefact, join(staging, 'archive.tar'), { onProgress: (bytes) => ctx.heartbeat({ bytes }) });
-      } catch (err) {
-        if (err instanceof ArtefactUnusableError) {
-          throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
-        }
-        throw err;
-      }
+      await fetchArtefact(config, input.artefact, join(staging, 'archive.tar'), { onProgress: (bytes) => ctx.heartbeat({ bytes }) });
       // Entries are relative to / (as `tar -czf ... /etc/nnoe/agent.toml` writes them): validated and extracted under a scratch root.
       const root = join(staging, 'root');
       const { entries } = await extractArchive(createReadStream(join(staging, 'archive.tar')), { cwd: root, spoolDir: staging });
@@ -129,5 +121,5 @@ export function createAgentHostRestoreActivities(deps: { config: Config; node: s
     }
   }
 
-  return { restoreAgentHostState: typedFailures(restoreAgentHostState) };
+  return { restoreAgentHostState: restoreAgentHostState };
 }

@@ -7,7 +7,6 @@ import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { connectCluster } from '../etcd/connect';
 import { currentRevision, republishAgentKeys as republish, type RepublishResult } from '../agent/republish';
-import { typedFailures } from './failures';
 
 export function createAgentRepublishActivities(deps: { config: Config }) {
   async function etcdRevisionNow(input: { cluster: string }): Promise<number> {
@@ -32,5 +31,5 @@ export function createAgentRepublishActivities(deps: { config: Config }) {
     }
   }
 
-  return { etcdRevisionNow: typedFailures(etcdRevisionNow), republishAgentKeys: typedFailures(republishAgentKeys) };
+  return { etcdRevisionNow: etcdRevisionNow, republishAgentKeys: republishAgentKeys };
 }

@@ -8,9 +8,9 @@
  */
 import { stat, readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig, Config } from '../config/schema';
 import { findCluster } from '../config/load';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import { serviceDriver } from '../services/driver';
 import { connectCluster } from '../etcd/connect';
@@ -19,7 +19,6 @@ import { agentLayout, agentOn } from '../agent/node-agent';
 import { establishedConnectionTo } from '../agent/connections';
 import { expectedRendering, parseKeaConf, parseKnotConf, parseZoneFileRecords, renderingDifferences, type RenderedState } from '../agent/rendering';
 import { prefixRangeEnd } from '../agent/republish';
-import { typedFailures } from './failures';
 
 /** What a workflow needs to know of an agent (paths and prefix; nothing secret). */
 export interface AgentDescription {
@@ -170,7 +169,7 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
       last = pid === null ? `${service.describe} not running` : conn === null ? `pid ${pid} has no etcd connection yet`
         : `pid ${pid} has not rewritten ${files.filter((_, i) => !rewritten[i]).join(', ')} yet`;
       if (Date.now() > deadline) {
-        throw ApplicationFailure.retryable(`agent on ${node} not listening ${input.timeoutSeconds ?? 60} s after its start: ${last}`, FailureType.AgentUnhealthy);
+        throw DomainError.retryable(`agent on ${node} not listening ${input.timeoutSeconds ?? 60} s after its start: ${last}`, FailureType.AgentUnhealthy);
       }
       ctx.heartbeat({ waiting: last });
       await new Promise((done) => setTimeout(done, 250));
@@ -193,11 +192,11 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
   }
 
   return {
-    describeAgent: typedFailures(describeAgent),
-    checkAgent: typedFailures(checkAgent),
-    restartAgent: typedFailures(restartAgent),
-    waitAgentListening: typedFailures(waitAgentListening),
-    restartAgentAndWait: typedFailures(restartAgentAndWait),
-    startAgentAndWait: typedFailures(startAgentAndWait),
+    describeAgent: describeAgent,
+    checkAgent: checkAgent,
+    restartAgent: restartAgent,
+    waitAgentListening: waitAgentListening,
+    restartAgentAndWait: restartAgentAndWait,
+    startAgentAndWait: startAgentAndWait,
   };
 }

@@ -1,6 +1,5 @@
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
-import { typedFailures } from './failures';
 
 export interface BackupPlan {
   agentNodes: string[];
@@ -21,5 +20,5 @@ export function createBackupPlanActivities(deps: { config: Config }) {
       encrypted: deps.config.encryption !== undefined,
     };
   }
-  return { describeBackupPlan: typedFailures(describeBackupPlan) };
+  return { describeBackupPlan: describeBackupPlan };
 }

@@ -9,7 +9,6 @@ import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { changeCaptureId } from '../client/temporal';
 import type { CaptureStatus } from '../workflows/change-capture';
-import { typedFailures } from './failures';
 
 export interface CaptureStopOutcome {
   workflowId: string;
@@ -51,5 +50,5 @@ export function createCaptureControlActivities(deps: { config: Config }) {
     }
   }
 
-  return { stopChangeCapture: typedFailures(stopChangeCapture) };
+  return { stopChangeCapture: stopChangeCapture };
 }

@@ -9,7 +9,6 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3, IWatchResponse } from 'etcd3';
 import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
@@ -20,7 +19,7 @@ import { chainSegments, encodeEvents, gapKey, parseSegmentKey, segmentDir, segme
 import { listBackupSets } from '../catalog/catalog';
 import { artefactEncryption } from './artefact-encryption';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
-import { errorMessage, typedFailures } from './failures';
+import { DomainError, errorMessage } from '../common/domain-errors';
 
 export interface CaptureInput {
   cluster: string;
@@ -86,7 +85,7 @@ export function segmentStore(config: Config) {
         try {
           const chunks: Buffer[] = [];
           const encrypted = segment.key.endsWith('.age');
-          if (encrypted && !identity) throw ApplicationFailure.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+          if (encrypted && !identity) throw DomainError.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
           // pipeline, not .pipe(): a read error mid-segment must reach us (and the next copy be tried), not leave the decryptor waiting.
           await pipeline([
             await store.read(segment.key),
@@ -96,7 +95,7 @@ export function segmentStore(config: Config) {
           text = gunzipSync(Buffer.concat(chunks)).toString('utf8');
           break;
         } catch (err) {
-          if (err instanceof ApplicationFailure) throw err;
+          if (err instanceof DomainError) throw err;
           lastError = err;
         }
       }
@@ -129,7 +128,7 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
         return { fromRevision: etcd.facts.revision + 1, setId: set.setId, clusterId: liveId };
       }
     }
-    throw ApplicationFailure.nonRetryable(
+    throw DomainError.nonRetryable(
       `cluster ${input.cluster} has no complete snapshot of its live incarnation (cluster ID ${liveId}) to capture changes after: take a backup set first`,
       FailureType.BackupSetNotFound);
   }
@@ -147,7 +146,7 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     // cluster's: that may be a restored one by now.
     const beat = ctx.info.heartbeatDetails as { lastDurable?: number; clusterId?: string } | undefined;
     const clusterId = input.clusterId ?? beat?.clusterId ?? await liveId();
-    const incarnationChanged = (now: string, durable: number) => ApplicationFailure.nonRetryable(
+    const incarnationChanged = (now: string, durable: number) => DomainError.nonRetryable(
       `etcd cluster ${cluster.name} answers as incarnation ${now}, not ${clusterId} whose changes this capture writes (restored since?): `
       + `the capture of ${clusterId} ends, durable up to revision ${durable}; take a backup set and start a capture for the new incarnation`,
       FailureType.CaptureIncarnationChanged);
@@ -252,9 +251,9 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
   }
 
   return {
-    captureStartRevision: typedFailures(captureStartRevision),
-    captureEtcdChanges: typedFailures(captureEtcdChanges),
-    recordCaptureGap: typedFailures(recordCaptureGap),
+    captureStartRevision: captureStartRevision,
+    captureEtcdChanges: captureEtcdChanges,
+    recordCaptureGap: recordCaptureGap,
   };
 }
 

@@ -1,10 +1,9 @@
-import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import type { BackupManifest } from '../common/manifest';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import { chooseRestoreSet } from './host-restore';
-import { typedFailures } from './failures';
 
 /** The components a disaster recovery restores from a set; agents and checks always follow. */
 export type DisasterRecoveryComponent = 'etcd' | 'phpipam';
@@ -38,15 +37,15 @@ export function createDisasterRecoveryActivities(deps: { config: Config }) {
     const chosen = input.components;
     const notConfigured = (chosen ?? []).filter((c) => !configured.includes(c));
     if (notConfigured.length > 0) {
-      throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no ${notConfigured.map((c) => LABEL[c]).join(', ')} configured; it can restore ${configured.join(', ')}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`cluster ${cluster.name} has no ${notConfigured.map((c) => LABEL[c]).join(', ')} configured; it can restore ${configured.join(', ')}`, FailureType.InvalidInput);
     }
     const wanted = chosen ?? configured;
     const holdsAll = (manifest: BackupManifest) => (wanted.every((c) => manifest.components.some((m) => m.component === c)) ? manifest.components[0] : undefined);
     const what = wanted.map((c) => (c === 'etcd' ? 'an etcd snapshot' : 'a phpIPAM dump')).join(' and ');
     const { entry: set } = await chooseRestoreSet(deps.config, cluster.name, input.setId, holdsAll, what).catch((err: unknown) => {
       // A set lacking a configured component is refused up front, naming the explicit way to run without it.
-      if (chosen === undefined && input.setId && err instanceof ApplicationFailure && err.type === FailureType.RestoreRefused && wanted.length > 1) {
-        throw ApplicationFailure.nonRetryable(`${err.message}, while cluster ${cluster.name} has ${wanted.map((c) => LABEL[c]).join(' and ')} configured: ` +
+      if (chosen === undefined && input.setId && err instanceof DomainError && err.type === FailureType.RestoreRefused && wanted.length > 1) {
+        throw DomainError.nonRetryable(`${err.message}, while cluster ${cluster.name} has ${wanted.map((c) => LABEL[c]).join(' and ')} configured: ` +
           'run with --components (input `components`) naming what to restore; the rest is left as it is', FailureType.RestoreRefused);
       }
       throw err;
@@ -62,5 +61,5 @@ export function createDisasterRecoveryActivities(deps: { config: Config }) {
       approvers: cluster.approvers,
     };
   }
-  return { planDisasterRecovery: typedFailures(planDisasterRecovery) };
+  return { planDisasterRecovery: planDisasterRecovery };
 }

@@ -30,7 +30,6 @@ import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3 } from 'etcd3';
 import type { Config, PhpipamConfig } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
@@ -42,7 +41,7 @@ import {
 } from '../common/manifest';
 import { listBackupSets, readManifest } from '../catalog/catalog';
 import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
-import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
+import { fetchArtefact } from '../restore/fetch';
 import { readSnapshotStatus, type SnapshotStatusReading } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
 import { keyspaceDigest, type KeyspaceDigest } from '../etcd/keyspace-digest';
@@ -53,7 +52,7 @@ import {
   type DatabaseFlavour, type SchemaMismatch, type TableFact,
 } from '../phpipam';
 import { withHeartbeat } from './host-restore';
-import { errorMessage, typedFailures } from './failures';
+import { DomainError, errorMessage } from '../common/domain-errors';
 
 // ====================================================================== plain helpers (unit-tested)
 
@@ -64,7 +63,7 @@ export function drillSchemaName(database: string, date: Date): string {
   const iso = date.toISOString();
   const name = `${database}_drill_${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
   if (!SCHEMA_NAME.test(name)) {
-    throw ApplicationFailure.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`, FailureType.ConfigError);
+    throw DomainError.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`, FailureType.ConfigError);
   }
   return name;
 }
@@ -311,29 +310,22 @@ export function createDrillActivities(deps: { config: Config }) {
   /** A drill's own scratch dir, from the run id of the calling workflow (never from a payload). */
   const runDir = () => {
     const runId = Context.current().info.workflowExecution?.runId;
-    if (!runId) throw ApplicationFailure.nonRetryable('drill activities run inside a drill workflow only', FailureType.InvalidInput);
+    if (!runId) throw DomainError.nonRetryable('drill activities run inside a drill workflow only', FailureType.InvalidInput);
     return join(config.workDir, 'drill', runId);
   };
 
   function phpipamOf(clusterName: string): PhpipamConfig {
     const cluster = findCluster(config, clusterName);
     if (!cluster.phpipam) {
-      throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`, FailureType.ConfigError);
+      throw DomainError.nonRetryable(`cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`, FailureType.ConfigError);
     }
     return restoreConnectionOf(cluster.phpipam);
   }
 
-  /** fetchArtefact with its verdicts typed: a copy that is bad everywhere is final, an unreadable store is not. */
+  /** fetchArtefact heartbeating its progress (ArtefactUnusableError: every copy bad is final, an unreadable store is not). */
   async function fetchChecked(artefact: ArtefactRecord, path: string) {
     const ctx = Context.current();
-    try {
-      return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes, total: artefact.bytes }) });
-    } catch (err) {
-      if (err instanceof ArtefactUnusableError) {
-        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
-      }
-      throw err;
-    }
+    return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes, total: artefact.bytes }) });
   }
 
   async function planRestoreDrill(input: { cluster: string; setId?: string; at: string }): Promise<DrillPlan> {
@@ -341,16 +333,16 @@ export function createDrillActivities(deps: { config: Config }) {
     const unreachableTargets: string[] = [];
     const listed = await listBackupSets(config, { cluster: input.cluster, onUnreadableTarget: (target, err) => unreachableTargets.push(`${target} (${errorMessage(err)})`) });
     if (unreachableTargets.length === config.storage.length) {
-      throw ApplicationFailure.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
+      throw DomainError.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
     }
     const entry = input.setId ? listed.find((e) => e.setId === input.setId) : listed.find((e) => e.status === 'complete');
     if (!entry) {
-      throw ApplicationFailure.nonRetryable(input.setId
+      throw DomainError.nonRetryable(input.setId
         ? `backup set ${input.setId} of cluster ${input.cluster} was not found in any reachable target`
         : `cluster ${input.cluster} has no complete backup set to drill`, FailureType.BackupSetNotFound);
     }
     if (entry.status !== 'complete') {
-      throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`, FailureType.RestoreRefused);
+      throw DomainError.nonRetryable(`backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`, FailureType.RestoreRefused);
     }
 
     // Every copy of the manifest must describe the same set, or "verified" would not say which one.
@@ -369,7 +361,7 @@ export function createDrillActivities(deps: { config: Config }) {
     const etcd = entry.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
     const phpipam = entry.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam');
     if (!etcd?.artefacts[0] && !phpipam?.artefacts[0]) {
-      throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} holds neither an etcd snapshot nor a phpIPAM dump: nothing to restore`, FailureType.RestoreRefused);
+      throw DomainError.nonRetryable(`backup set ${entry.setId} holds neither an etcd snapshot nor a phpIPAM dump: nothing to restore`, FailureType.RestoreRefused);
     }
     if (!etcd) checks.push({ component: 'etcd', name: 'etcd snapshot in the set', ok: true, skipped: true, detail: 'the set has no etcd component' });
     let phpipamPlan: DrillPlan['phpipam'] = null;
@@ -496,7 +488,7 @@ export function createDrillActivities(deps: { config: Config }) {
           const fetched = await fetchChecked(artefact, path);
           checks.push({ component: 'artefacts', name: artefact.file, ok: true, detail: `read from ${fetched.target}, sha256 and size as recorded` });
         } catch (err) {
-          if (!(err instanceof ApplicationFailure && err.type === FailureType.ChecksumMismatch)) throw err;
+          if (!(err instanceof DomainError && err.type === FailureType.ChecksumMismatch)) throw err;
           checks.push({ component: 'artefacts', name: artefact.file, ok: false, detail: err.message });
         } finally {
           await rm(path, { force: true });
@@ -519,7 +511,7 @@ export function createDrillActivities(deps: { config: Config }) {
     const manifests = await Promise.all(stores.map(async (store) => {
       const manifest = await readManifest(store, input.setId);
       if (manifestFingerprint(manifest) !== input.fingerprint) {
-        throw ApplicationFailure.nonRetryable(`${store.location(key)} changed since the drill read it: not marking set ${input.setId} verified`, FailureType.DrillFailed);
+        throw DomainError.nonRetryable(`${store.location(key)} changed since the drill read it: not marking set ${input.setId} verified`, FailureType.DrillFailed);
       }
       return manifest;
     }));
@@ -541,7 +533,7 @@ export function createDrillActivities(deps: { config: Config }) {
     if (!input.schema) return { schemaDropped: null };
     const cfg = phpipamOf(input.cluster);
     if (!input.schema.startsWith(`${cfg.database}_drill_`)) {
-      throw ApplicationFailure.nonRetryable(`${input.schema} is not a drill schema of ${cfg.database}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`${input.schema} is not a drill schema of ${cfg.database}`, FailureType.InvalidInput);
     }
     const password = await readSecret(cfg.password);
     const conn = await connectPhpipam(cfg, password).catch((err: unknown) => { throw databaseFailure(err, cfg, password); });
@@ -576,7 +568,7 @@ export function createDrillActivities(deps: { config: Config }) {
     try {
       parsed = new URL(url);
     } catch {
-      throw ApplicationFailure.nonRetryable('drills.alertWebhook does not hold a URL', FailureType.ConfigError);
+      throw DomainError.nonRetryable('drills.alertWebhook does not hold a URL', FailureType.ConfigError);
     }
     // Only scheme, host and port in messages and results: the path and query may carry a token.
     const where = `${parsed.protocol}//${parsed.host}`;
@@ -591,22 +583,22 @@ export function createDrillActivities(deps: { config: Config }) {
       });
     } catch (err) {
       const cause = (err as Error).name === 'TimeoutError' ? `no answer within ${config.drills?.alertTimeoutSeconds ?? 10} s` : errorMessage((err as { cause?: unknown }).cause ?? err);
-      throw ApplicationFailure.retryable(`drill alert to ${where} failed: ${cause}`, FailureType.DrillAlertFailed);
+      throw DomainError.retryable(`drill alert to ${where} failed: ${cause}`, FailureType.DrillAlertFailed);
     }
     await response.arrayBuffer().catch(() => undefined);
-    if (!response.ok) throw ApplicationFailure.retryable(`drill alert to ${where} answered HTTP ${response.status}`, FailureType.DrillAlertFailed);
+    if (!response.ok) throw DomainError.retryable(`drill alert to ${where} answered HTTP ${response.status}`, FailureType.DrillAlertFailed);
     return { sent: true, status: response.status, webhook: where };
   }
 
   return {
-    planRestoreDrill: typedFailures(planRestoreDrill),
-    drillEtcdRestore: typedFailures(drillEtcdRestore),
-    drillPhpipamRestore: typedFailures(drillPhpipamRestore),
-    drillCheckArtefacts: typedFailures(drillCheckArtefacts),
-    markSetVerified: typedFailures(markSetVerified),
-    cleanUpDrill: typedFailures(cleanUpDrill),
-    recordDrillMetrics: typedFailures(recordDrillMetrics),
-    sendDrillAlert: typedFailures(sendDrillAlert),
+    planRestoreDrill: planRestoreDrill,
+    drillEtcdRestore: drillEtcdRestore,
+    drillPhpipamRestore: drillPhpipamRestore,
+    drillCheckArtefacts: drillCheckArtefacts,
+    markSetVerified: markSetVerified,
+    cleanUpDrill: cleanUpDrill,
+    recordDrillMetrics: recordDrillMetrics,
+    sendDrillAlert: sendDrillAlert,
   };
 }
 
@@ -630,7 +622,7 @@ async function requireDumpTrailer(path: string, bytes: number, file: string): Pr
     const tail = Buffer.alloc(Math.min(512, bytes));
     await handle.read(tail, 0, tail.length, bytes - tail.length);
     if (!hasDumpTrailer(tail.toString('utf8'))) {
-      throw ApplicationFailure.nonRetryable(`dump ${file} does not end with "-- Dump completed": it is truncated`, FailureType.ChecksumMismatch);
+      throw DomainError.nonRetryable(`dump ${file} does not end with "-- Dump completed": it is truncated`, FailureType.ChecksumMismatch);
     }
   } finally {
     await handle.close();

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema';
 import { findCluster, findTargets } from '../config/load';
@@ -22,7 +21,7 @@ import { artefactKey, MANIFEST_FILE, openStore, publishToStores } from '../stora
 import { fileWriteStream } from '../storage/local';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, EtcdSnapshotFacts, StoredCopy } from '../common/manifest';
-import { errorMessage, typedFailures } from './failures';
+import { DomainError, errorMessage } from '../common/domain-errors';
 
 export interface MemberHealth {
   name: string;
@@ -62,7 +61,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const cluster = findCluster(config, clusterName);
     const member = cluster.etcd.members.find((m) => m.name === memberName);
     if (!member) {
-      throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no member named "${memberName}"`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`cluster ${clusterName} has no member named "${memberName}"`, FailureType.InvalidInput);
     }
     const client = await connectMember(cluster, member);
     try {
@@ -89,7 +88,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         if (input.preflight !== false) await store.preflight();
         return store;
       } catch (err) {
-        throw ApplicationFailure.retryable(`storage target ${target.name} cannot take a backup: ${errorMessage(err)}`, FailureType.StorageUnavailable);
+        throw DomainError.retryable(`storage target ${target.name} cannot take a backup: ${errorMessage(err)}`, FailureType.StorageUnavailable);
       }
     }));
     const prepared = { targets: targets.map((t) => t.name), members: cluster.etcd.members.map((m) => m.name) };
@@ -99,7 +98,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
       const taken = await Promise.all(stores.map(async (store) => (await store.list(`${candidate}/`).catch(() => [])).length > 0));
       if (!taken.includes(true)) return { ...prepared, setId: candidate };
     }
-    throw ApplicationFailure.nonRetryable(`backup set ids ${input.freeSetId} to ${input.freeSetId}-9 are all taken: too many backups of ${cluster.name} in one second`, FailureType.SetIdTaken);
+    throw DomainError.nonRetryable(`backup set ids ${input.freeSetId} to ${input.freeSetId}-9 are all taken: too many backups of ${cluster.name} in one second`, FailureType.SetIdTaken);
   }
 
   /**
@@ -116,8 +115,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
           return { name: member.name, healthy: true, isLeader: status.leader === status.header.member_id, raftIndex: String(status.raftIndex) };
         });
       } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        if (['EtcdTlsMaterialError', 'SecretUnavailableError', 'EtcdAuthenticationError'].includes((err as Error).name)) throw err;
+        if (err instanceof DomainError) throw err; // TLS material, a secret, etcd auth: the same on every member
         return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
       }
     }));
@@ -126,11 +124,11 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
       const detail = health.map((m) => `${m.name}: ${m.error}`).join('; ');
       if (health.every((m) => TLS_REJECTION.test(m.error ?? ''))) {
         const tls = cluster.etcd.tls;
-        throw ApplicationFailure.nonRetryable(
+        throw DomainError.nonRetryable(
           `every etcd member of ${cluster.name} rejected the TLS connection (client certificate ${tls?.certFile ?? 'none'}, CA ${tls?.caFile ?? 'none'}): ${detail}`,
           FailureType.EtcdTlsRejected);
       }
-      throw ApplicationFailure.retryable(`no healthy etcd member in cluster ${cluster.name}: ${detail}`, FailureType.NoHealthyEtcdMember);
+      throw DomainError.retryable(`no healthy etcd member in cluster ${cluster.name}: ${detail}`, FailureType.NoHealthyEtcdMember);
     }
     const byIndex = (a: MemberHealth, b: MemberHealth) => Number(BigInt(b.raftIndex ?? '0') - BigInt(a.raftIndex ?? '0'));
     return [...healthy.filter((m) => m.isLeader), ...healthy.filter((m) => !m.isLeader).sort(byIndex), ...health.filter((m) => !m.healthy)];
@@ -178,7 +176,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
 
         const trailer = check.result();
         if (!trailer.trailerValid) {
-          throw ApplicationFailure.retryable(
+          throw DomainError.retryable(
             `snapshot from ${input.member} failed its integrity check (${trailer.bytes} bytes, ${trailer.hasTrailer ? 'sha256 trailer does not match' : 'no sha256 trailer'})`,
             FailureType.SnapshotTrailerMismatch);
         }
@@ -262,11 +260,11 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
   }
 
   return {
-    discardBackupArtefacts: typedFailures(discardBackupArtefacts),
-    prepareEtcdBackup: typedFailures(prepareEtcdBackup),
-    rankEtcdMembers: typedFailures(rankEtcdMembers),
-    streamEtcdSnapshot: typedFailures(streamEtcdSnapshot),
-    writeBackupManifest: typedFailures(writeBackupManifest),
+    discardBackupArtefacts: discardBackupArtefacts,
+    prepareEtcdBackup: prepareEtcdBackup,
+    rankEtcdMembers: rankEtcdMembers,
+    streamEtcdSnapshot: streamEtcdSnapshot,
+    writeBackupManifest: writeBackupManifest,
   };
 }
 

@@ -9,18 +9,17 @@ import { access, mkdir, rm, statfs } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
 import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool, snapshotToolVersion, supportsRevisionBump } from '../etcd/snapshot-file';
 import { readSnapshotRevisions, recordedRevisionMatches } from '../etcd/snapshot-revisions';
 import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
-import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
-import { typedFailures } from './failures';
+import { fetchArtefact } from '../restore/fetch';
 import { failpoint } from '../common/failpoints';
 
 const execFileAsync = promisify(execFile);
@@ -42,7 +41,7 @@ export interface StagedSnapshot {
 /** The member's service: the cluster's etcd service with the member's program (supervisor) or unit (systemd). */
 export function etcdService(cluster: ClusterConfig): EtcdServiceRef {
   if (!cluster.service) {
-    throw ApplicationFailure.nonRetryable(
+    throw DomainError.nonRetryable(
       `cluster ${cluster.name} names no etcd service (expected clusters[].service: { driver: systemd, unit } or { driver: supervisor, supervisorConf })`,
       FailureType.ConfigError);
   }
@@ -113,9 +112,9 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   function memberOnThisNode(clusterName: string, memberName: string): { cluster: ClusterConfig; member: EtcdMemberConfig } {
     const cluster = findCluster(config, clusterName);
     const member = cluster.etcd.members.find((m) => m.name === memberName);
-    if (!member) throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no etcd member ${memberName}`, FailureType.InvalidInput);
+    if (!member) throw DomainError.nonRetryable(`cluster ${clusterName} has no etcd member ${memberName}`, FailureType.InvalidInput);
     if (member.node !== node) {
-      throw ApplicationFailure.nonRetryable(`etcd member ${memberName} runs on ${member.node}, not on ${node} (wrong task queue)`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`etcd member ${memberName} runs on ${member.node}, not on ${node} (wrong task queue)`, FailureType.InvalidInput);
     }
     return { cluster, member };
   }
@@ -131,7 +130,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const live = await liveDataDir(cluster, member);
     const target = resolve(dir);
     if (target === live || live.startsWith(`${target}/`)) {
-      throw ApplicationFailure.nonRetryable(`refusing to ${doing} ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`refusing to ${doing} ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
     }
     return { target, live };
   }
@@ -145,27 +144,19 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const dataDir = await liveDataDir(cluster, member);
     const ctx = Context.current();
     const path = stagingPath(input.setId, member.name);
-    let fetched;
-    try {
-      // No fsync: a scratch copy, read once by `snapshot restore` (which checks its trailer again) and removed.
-      fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes, total: input.artefact.bytes, member: member.name }) });
-    } catch (err) {
-      if (err instanceof ArtefactUnusableError) {
-        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
-      }
-      throw err;
-    }
+    // No fsync: a scratch copy, read once by `snapshot restore` (which checks its trailer again) and removed.
+    const fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes, total: input.artefact.bytes, member: member.name }) });
     await readSnapshotStatus(path, config.etcdBinDir); // the offline tool can read it
     const revisions = await readSnapshotRevisions(path);
     if (!recordedRevisionMatches(input.revision, revisions)) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `snapshot ${input.artefact.file} is at revision ${revisions.revision} (newest key ${revisions.keyRevision}), its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
         FailureType.ChecksumMismatch);
     }
     const fs = await statfs(dirname(dataDir));
     const freeBytes = fs.bavail * fs.bsize;
     if (freeBytes < 2 * fetched.bytes) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
         FailureType.InsufficientDisk);
     }
@@ -210,7 +201,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     } catch (err) {
       await rm(target, { recursive: true, force: true });
       const e = err as { stderr?: string; message: string };
-      throw ApplicationFailure.retryable(`${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`, FailureType.RestoreFailed);
+      throw DomainError.retryable(`${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`, FailureType.RestoreFailed);
     }
     return { member: member.name, dataDir: target, tool: tool.command, revisionBump: bump };
   }
@@ -222,7 +213,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     await failpoint(`before-repoint:${member.name}`, () => ctx.heartbeat({ failpoint: `before-repoint:${member.name}` }));
     await access(input.changes.dataDir).catch(() => {
       if (input.changes.initialClusterState !== 'existing') {
-        throw ApplicationFailure.nonRetryable(`restored data dir ${input.changes.dataDir} does not exist on ${node}`, FailureType.InvalidInput);
+        throw DomainError.nonRetryable(`restored data dir ${input.changes.dataDir} does not exist on ${node}`, FailureType.InvalidInput);
       }
     });
     if (input.changes.initialClusterState === 'existing') {
@@ -261,7 +252,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const { target, live } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'remove');
     if (!basename(target).startsWith('restored-')) {
-      throw ApplicationFailure.nonRetryable(`refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`, FailureType.InvalidInput);
     }
     await rm(target, { recursive: true, force: true });
     return { member: member.name, removed: target };
@@ -272,7 +263,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     await removeRestoreStaging(config.workDir, input.setId, input.member);
   }
 
-  const activity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => typedFailures(heartbeating(fn));
+  const activity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => heartbeating(fn);
   return {
     stageEtcdSnapshot: activity(stageEtcdSnapshot),
     stopEtcdMember: activity(stopEtcdMember),

@@ -4,7 +4,6 @@
  * or a rollback (health, membership, revision, hashKV agreement, critical keys).
  */
 import { randomBytes } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Etcd3 } from 'etcd3';
 import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
 import { findCluster } from '../config/load';
@@ -14,7 +13,7 @@ import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { connectMember, hashKVAt } from '../etcd/connect';
 import { keyspaceDigest, keyspaceDigestDifference, type KeyspaceDigest } from '../etcd/keyspace-digest';
-import { errorMessage, typedFailures } from './failures';
+import { DomainError, errorMessage } from '../common/domain-errors';
 
 export interface RestoreMember {
   name: string;
@@ -94,22 +93,22 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const unreadable: string[] = [];
     const sets = await listBackupSets(config, { ...(setId ? {} : { cluster: cluster.name }), onUnreadableTarget: (target, err) => unreadable.push(`${target} (${errorMessage(err)})`) });
     if (unreadable.length === config.storage.length) {
-      throw ApplicationFailure.retryable(`no storage target can be read: ${unreadable.join('; ')}`, FailureType.StorageUnavailable);
+      throw DomainError.retryable(`no storage target can be read: ${unreadable.join('; ')}`, FailureType.StorageUnavailable);
     }
     const unreadableNote = unreadable.length > 0 ? ` (unreadable: ${unreadable.join('; ')})` : '';
     const hasEtcd = (e: CatalogEntry) => e.manifest.components.some((c) => c.component === 'etcd');
     if (!setId) {
       const newest = sets.find((e) => e.status === 'complete' && hasEtcd(e));
-      if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}${unreadableNote}`, FailureType.BackupSetNotFound);
+      if (!newest) throw DomainError.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}${unreadableNote}`, FailureType.BackupSetNotFound);
       return newest;
     }
     const chosen = sets.find((e) => e.setId === setId);
-    if (!chosen) throw ApplicationFailure.nonRetryable(`backup set ${setId} was not found in any target${unreadableNote}`, FailureType.BackupSetNotFound);
+    if (!chosen) throw DomainError.nonRetryable(`backup set ${setId} was not found in any target${unreadableNote}`, FailureType.BackupSetNotFound);
     if (chosen.cluster !== cluster.name) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster.name}: refusing to restore another cluster's snapshot`, FailureType.RestoreRefused);
     }
-    if (!hasEtcd(chosen)) throw ApplicationFailure.nonRetryable(`backup set ${setId} holds no etcd snapshot`, FailureType.RestoreRefused);
+    if (!hasEtcd(chosen)) throw DomainError.nonRetryable(`backup set ${setId} holds no etcd snapshot`, FailureType.RestoreRefused);
     return chosen;
   }
 
@@ -117,9 +116,9 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const entry = await chooseSet(cluster, input.setId);
     const etcd = entry.manifest.components.find((c) => c.component === 'etcd');
-    if (!etcd || etcd.component !== 'etcd') throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} holds no etcd snapshot`, FailureType.RestoreRefused);
+    if (!etcd || etcd.component !== 'etcd') throw DomainError.nonRetryable(`backup set ${entry.setId} holds no etcd snapshot`, FailureType.RestoreRefused);
     if (!cluster.etcd.members.some((m) => m.name === etcd.facts.member)) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `the snapshot of set ${entry.setId} was taken from member ${etcd.facts.member}, which is not a member of ${cluster.name} (${cluster.etcd.members.map((m) => m.name).join(', ')})`,
         FailureType.RestoreRefused);
     }
@@ -199,7 +198,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     if (clusterIds.size > 1) problems.push(`members answer with different cluster IDs: ${[...clusterIds].join(', ')}`);
     const check: ClusterCheck = { healthy: problems.length === 0, members: statuses, memberList, revision, hashRevision, problems, ...(clusterIds.size === 1 ? { clusterId: [...clusterIds][0]! } : {}) };
     if (input.require && problems.length > 0) {
-      throw ApplicationFailure.retryable(`cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`, FailureType.RestoreVerificationFailed);
+      throw DomainError.retryable(`cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`, FailureType.RestoreVerificationFailed);
     }
     return check;
   }
@@ -233,7 +232,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
-    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const existing = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
       if (existing) return { id: String(existing.ID), alreadyMember: true, isLearner: Boolean(existing.isLearner) };
@@ -251,15 +250,15 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
-    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
-      if (!listed) throw ApplicationFailure.nonRetryable(`${member.name} (${member.peerUrl}) is not in the member list of ${cluster.name}: nothing to promote`, FailureType.RestoreVerificationFailed);
+      if (!listed) throw DomainError.nonRetryable(`${member.name} (${member.peerUrl}) is not in the member list of ${cluster.name}: nothing to promote`, FailureType.RestoreVerificationFailed);
       if (!listed.isLearner) return { promoted: false }; // a retry after the promotion went through
       try {
         await client.cluster.memberPromote({ ID: String(listed.ID) });
       } catch (err) {
-        throw ApplicationFailure.retryable(`learner ${member.name} not promoted yet: ${errorMessage(err)}`, FailureType.RestoreVerificationFailed);
+        throw DomainError.retryable(`learner ${member.name} not promoted yet: ${errorMessage(err)}`, FailureType.RestoreVerificationFailed);
       }
       return { promoted: true };
     });
@@ -287,7 +286,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       }
     }
     const failed = cluster.etcd.members.find((m) => m.name === input.failed);
-    if (!failed) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
+    if (!failed) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
     const size = Math.max(listed.length, cluster.etcd.members.length);
     const quorum = Math.floor(size / 2) + 1;
     const failedIsHealthy = await withMember(cluster, failed, async (client) => {
@@ -305,7 +304,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via);
-    if (!member || !via) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via}`, FailureType.InvalidInput);
+    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => m.name === member.name || (m.peerURLs ?? []).includes(member.peerUrl));
       if (!listed) return { removedId: null };
@@ -338,7 +337,7 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       }
       const difference = keyspaceDigestDifference(input.expected, actual);
       if (difference) {
-        throw ApplicationFailure.nonRetryable(`restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`, FailureType.RestoreVerificationFailed);
+        throw DomainError.nonRetryable(`restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`, FailureType.RestoreVerificationFailed);
       }
       return { member: member.name, revision: input.revision, keys: actual.keys, sha256: actual.sha256 };
     }
@@ -346,15 +345,15 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
   }
 
   return {
-    verifyRestoredContent: typedFailures(verifyRestoredContent),
-    restoreCriticalKeys: typedFailures(restoreCriticalKeys),
-    assessQuorum: typedFailures(assessQuorum),
-    removeEtcdMember: typedFailures(removeEtcdMember),
-    planEtcdRestore: typedFailures(planEtcdRestore),
-    checkEtcdCluster: typedFailures(checkEtcdCluster),
-    addEtcdMember: typedFailures(addEtcdMember),
-    promoteEtcdLearner: typedFailures(promoteEtcdLearner),
-    findEtcdLeader: typedFailures(findEtcdLeader),
+    verifyRestoredContent: verifyRestoredContent,
+    restoreCriticalKeys: restoreCriticalKeys,
+    assessQuorum: assessQuorum,
+    removeEtcdMember: removeEtcdMember,
+    planEtcdRestore: planEtcdRestore,
+    checkEtcdCluster: checkEtcdCluster,
+    addEtcdMember: addEtcdMember,
+    promoteEtcdLearner: promoteEtcdLearner,
+    findEtcdLeader: findEtcdLeader,
   };
 }
 

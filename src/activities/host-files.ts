@@ -5,17 +5,16 @@
  */
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { agentHostState } from '../agent/node-agent';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
 import { createArchiveStream, type ArchivedEntry } from '../archive/create';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { artefactEncryption } from './artefact-encryption';
 import { publishCompressed } from './archive-artefact';
-import { typedFailures } from './failures';
 
 /** What a Nebula node must hold; the restore puts back exactly these. */
 export const NEBULA_FILES = ['ca.crt', 'host.crt', 'host.key', 'config.yml'] as const;
@@ -38,7 +37,7 @@ export function createHostFileActivities(deps: { config: Config; node: string })
   async function archive(input: HostFilesBackupInput, dir: string, paths: string[], encryptionRequired: boolean): Promise<HostFilesOutcome> {
     const encryption = artefactEncryption(config);
     if (!encryption && encryptionRequired) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         'Nebula backups hold private keys and are always encrypted: configure encryption.recipients (age1...)', FailureType.ConfigError);
     }
     const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
@@ -52,12 +51,12 @@ export function createHostFileActivities(deps: { config: Config; node: string })
 
   async function backupNebulaFiles(input: HostFilesBackupInput): Promise<HostFilesOutcome> {
     const nebula = findCluster(config, input.cluster).nebula.find((n) => n.node === node);
-    if (!nebula) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
+    if (!nebula) throw DomainError.nonRetryable(`cluster ${input.cluster} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
     const paths = NEBULA_FILES.map((file) => join(nebula.dir, file));
     // lstat: a symlinked host.key would archive the link, not the key.
     const missing = (await Promise.all(paths.map(async (p) => ((await lstat(p).catch(() => null))?.isFile() ? null : p)))).filter((p) => p !== null);
     if (missing.length > 0) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `Nebula files missing or not regular files on node ${node}: ${missing.join(', ')} (expected ${NEBULA_FILES.join(', ')} in ${nebula.dir})`,
         FailureType.InvalidInput);
     }
@@ -72,7 +71,7 @@ export function createHostFileActivities(deps: { config: Config; node: string })
    */
   async function backupAgentConfig(input: HostFilesBackupInput): Promise<HostFilesOutcome | null> {
     const agent = findCluster(config, input.cluster).agents.find((a) => a.node === node);
-    if (!agent) throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} configures no agent on node ${node}`, FailureType.InvalidInput);
+    if (!agent) throw DomainError.nonRetryable(`cluster ${input.cluster} configures no agent on node ${node}`, FailureType.InvalidInput);
     const encrypted = artefactEncryption(config) !== null;
     const roots: string[] = [];
     const skipped: Array<{ path: string; reason: string }> = [];
@@ -87,7 +86,7 @@ export function createHostFileActivities(deps: { config: Config; node: string })
   }
 
   return {
-    backupNebulaFiles: typedFailures(backupNebulaFiles),
-    backupAgentConfig: typedFailures(backupAgentConfig),
+    backupNebulaFiles: backupNebulaFiles,
+    backupAgentConfig: backupAgentConfig,
   };
 }

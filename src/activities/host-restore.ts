@@ -16,7 +16,6 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { parse, stringify } from 'yaml';
 import type { ClusterConfig, Config } from '../config/schema';
 import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
@@ -24,12 +23,12 @@ import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, BackupManifest, ComponentRecord } from '../common/manifest';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
-import { ArtefactUnusableError, fetchArtefact, type FetchedArtefact } from '../restore/fetch';
+import { fetchArtefact } from '../restore/fetch';
 import { extractIntoFreshDir, listArchive, swapDirectory, type ArchiveEntryType } from '../archive/extract';
 import { checkNebulaConfig, describeNebulaCert, enforceNebulaModes, verifyHostCert, type NebulaModeChange } from '../nebula/certs';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { NEBULA_FILES } from './host-files';
-import { errorMessage, typedFailures } from './failures';
+import { DomainError, errorMessage } from '../common/domain-errors';
 import { agentLayout, agentOn } from '../agent/node-agent';
 
 export type HostRestoreKind = 'agent-cache' | 'nebula';
@@ -91,25 +90,25 @@ export async function chooseRestoreSet<C extends ComponentRecord>(
   const listed = await listBackupSets(config, { onUnreadableTarget: (target, err) => { unreachableTargets.push(`${target} (${errorMessage(err)})`); } });
   const sets = new Map(listed.map((entry) => [entry.setId, entry]));
   if (unreachableTargets.length === config.storage.length) {
-    throw ApplicationFailure.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
+    throw DomainError.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
   }
   if (!setId) {
     const newest = [...sets.values()].filter((e) => e.cluster === cluster && e.status === 'complete' && pick(e.manifest))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
-    if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup set with ${what} for cluster ${cluster}`, FailureType.BackupSetNotFound);
+    if (!newest) throw DomainError.nonRetryable(`no complete backup set with ${what} for cluster ${cluster}`, FailureType.BackupSetNotFound);
     return { entry: newest, component: pick(newest.manifest)!, unreachableTargets };
   }
   const chosen = sets.get(setId);
   if (!chosen) {
-    throw ApplicationFailure.nonRetryable(
+    throw DomainError.nonRetryable(
       `backup set ${setId} was not found in any reachable target${unreachableTargets.length ? ` (unreachable: ${unreachableTargets.join('; ')})` : ''}`,
       FailureType.BackupSetNotFound);
   }
   if (chosen.cluster !== cluster) {
-    throw ApplicationFailure.nonRetryable(`backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`, FailureType.RestoreRefused);
+    throw DomainError.nonRetryable(`backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`, FailureType.RestoreRefused);
   }
   const component = pick(chosen.manifest);
-  if (!component) throw ApplicationFailure.nonRetryable(`backup set ${setId} does not hold ${what}`, FailureType.RestoreRefused);
+  if (!component) throw DomainError.nonRetryable(`backup set ${setId} does not hold ${what}`, FailureType.RestoreRefused);
   return { entry: chosen, component, unreachableTargets };
 }
 
@@ -128,11 +127,11 @@ async function nodeTarget(cluster: ClusterConfig, node: string, kind: HostRestor
   }
   if (kind === 'nebula') {
     const nebula = cluster.nebula.find((n) => n.node === node);
-    if (!nebula) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
+    if (!nebula) throw DomainError.nonRetryable(`cluster ${cluster.name} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
     // Nebula needs four regular files: no links, so an archive with one is refused outright.
     return { dir: resolve(nebula.dir), service: nebula.service ? serviceDriver(nebula.service) : null, allowedTypes: ['File', 'Directory'] };
   }
-  throw ApplicationFailure.nonRetryable(`unknown host restore kind ${String(kind)}; expected agent-cache or nebula`, FailureType.InvalidInput);
+  throw DomainError.nonRetryable(`unknown host restore kind ${String(kind)}; expected agent-cache or nebula`, FailureType.InvalidInput);
 }
 
 /** Archive entries are relative to `/`: `/var/nnoe/cache` was archived as `var/nnoe/cache/...`. */
@@ -140,7 +139,7 @@ const stripPrefixOf = (archivedDir: string) => archivedDir.replace(/^\/+/, '').r
 
 function requireAbsolute(archivedDir: string): void {
   if (!isAbsolute(archivedDir) || archivedDir.split('/').includes('..')) {
-    throw ApplicationFailure.nonRetryable(`the manifest's archived dir ${JSON.stringify(archivedDir)} is not an absolute path without '..'`, FailureType.InvalidInput);
+    throw DomainError.nonRetryable(`the manifest's archived dir ${JSON.stringify(archivedDir)} is not an absolute path without '..'`, FailureType.InvalidInput);
   }
 }
 
@@ -166,14 +165,14 @@ export function createHostRestorePlanActivities(deps: { config: Config }) {
     const archivedDir = component.component === 'agent-cache' ? component.facts.cacheDir : component.facts.dir;
     requireAbsolute(archivedDir);
     const artefact = component.artefacts[0];
-    if (!artefact) throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} records no artefact for ${what}`, FailureType.RestoreRefused);
+    if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no artefact for ${what}`, FailureType.RestoreRefused);
     return {
       cluster: cluster.name, node: input.node, kind: input.kind, setId: entry.setId, setCreatedAt: entry.createdAt, setStatus: entry.status,
       artefact, archivedDir, targetDir: target.dir, service: target.service?.describe ?? null, unreachableTargets,
     };
   }
 
-  return { planHostRestore: typedFailures(planHostRestore) };
+  return { planHostRestore: planHostRestore };
 }
 
 // ---------------------------------------------------------------------------------- node side
@@ -200,7 +199,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   function requirePreparedDir(target: NodeTarget, dir: string): string {
     const path = resolve(dir);
     if (dirname(path) !== dirname(target.dir) || !basename(path).startsWith(`${basename(target.dir)}.restoring-`)) {
-      throw ApplicationFailure.nonRetryable(`${dir} is not a restore dir prepared beside ${target.dir}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`${dir} is not a restore dir prepared beside ${target.dir}`, FailureType.InvalidInput);
     }
     return path;
   }
@@ -213,15 +212,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     requireAbsolute(input.archivedDir);
     const ctx = Context.current();
     const path = stagedPath(input.setId, input.kind);
-    let fetched: FetchedArtefact;
-    try {
-      fetched = await fetchArtefact(config, input.artefact, path, { onProgress: (bytes) => ctx.heartbeat({ bytes }) });
-    } catch (err) {
-      if (err instanceof ArtefactUnusableError) {
-        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
-      }
-      throw err;
-    }
+    const fetched = await fetchArtefact(config, input.artefact, path, { onProgress: (bytes) => ctx.heartbeat({ bytes }) });
     const { entries } = await withHeartbeat({ phase: 'validate archive' },
       () => listArchive(createReadStream(path), { stripPrefix: stripPrefixOf(input.archivedDir), allowedTypes: target.allowedTypes }));
     if (input.kind === 'nebula') {
@@ -229,7 +220,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
       const missing = NEBULA_FILES.filter((f) => !files.includes(f));
       const extra = entries.filter((e) => e.path !== '.' && !(NEBULA_FILES as readonly string[]).includes(e.path)).map((e) => e.path);
       if (missing.length > 0 || extra.length > 0) {
-        throw ApplicationFailure.nonRetryable(
+        throw DomainError.nonRetryable(
           `Nebula archive ${input.artefact.file} holds ${files.join(', ') || 'no files'}; expected exactly ${NEBULA_FILES.join(', ')}` +
             `${missing.length ? ` (missing ${missing.join(', ')})` : ''}${extra.length ? ` (unexpected ${extra.join(', ')})` : ''}`,
           FailureType.RestoreRefused);
@@ -240,7 +231,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     const free = fs.bavail * fs.bsize;
     // extractIntoFreshDir spools the tar beside the target, then extracts it.
     if (free < 2 * fetched.bytes) {
-      throw ApplicationFailure.nonRetryable(`${dirname(target.dir)} on ${node} has ${free} bytes free; restoring ${fetched.bytes} bytes of archive needs ${2 * fetched.bytes}`, FailureType.InsufficientDisk);
+      throw DomainError.nonRetryable(`${dirname(target.dir)} on ${node} has ${free} bytes free; restoring ${fetched.bytes} bytes of archive needs ${2 * fetched.bytes}`, FailureType.InsufficientDisk);
     }
     return { node, path, bytes: fetched.bytes, target: fetched.target, entries: entries.length, targetDir: target.dir };
   }
@@ -255,7 +246,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     requireAbsolute(input.archivedDir);
     const path = stagedPath(input.setId, input.kind);
     if (!(await lstat(path).then((s) => s.isFile(), () => false))) {
-      throw ApplicationFailure.nonRetryable(`no staged archive at ${path} on ${node}: the preflight (stageHostArchive) did not run here`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(`no staged archive at ${path} on ${node}: the preflight (stageHostArchive) did not run here`, FailureType.InvalidInput);
     }
     await mkdir(dirname(target.dir), { recursive: true });
     const { dir, entries } = await withHeartbeat({ phase: 'extract' },
@@ -317,7 +308,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     if (!service) return { node, service: null, running: false };
     await service.start();
     const running = await service.isRunning();
-    if (!running) throw ApplicationFailure.retryable(`${service.describe} on ${node} is not running after its start`, FailureType.RestoreFailed);
+    if (!running) throw DomainError.retryable(`${service.describe} on ${node} is not running after its start`, FailureType.RestoreFailed);
     return { node, service: service.describe, running };
   }
 
@@ -331,7 +322,7 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
         const kept = (await readdir(dirname(target.dir))).filter((n) => n.startsWith(`${basename(target.dir)}.pre-restore-`)).sort().pop();
         return { node, dir: target.dir, previousDir: kept ? join(dirname(target.dir), kept) : null };
       }
-      throw ApplicationFailure.nonRetryable(`prepared dir ${prepared} is gone on ${node} and ${target.dir} is not it: nothing to swap`, FailureType.RestoreFailed);
+      throw DomainError.nonRetryable(`prepared dir ${prepared} is gone on ${node} and ${target.dir} is not it: nothing to swap`, FailureType.RestoreFailed);
     }
     const swapped = await swapDirectory(prepared, target.dir);
     return { node, dir: swapped.finalDir, previousDir: swapped.previousDir };
@@ -347,12 +338,12 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   }
 
   return {
-    stageHostArchive: typedFailures(stageHostArchive),
-    prepareRestoredDir: typedFailures(prepareRestoredDir),
-    stopServiceForRestore: typedFailures(stopServiceForRestore),
-    startServiceAfterRestore: typedFailures(startServiceAfterRestore),
-    swapRestoredDir: typedFailures(swapRestoredDir),
-    discardPreparedDir: typedFailures(discardPreparedDir),
-    discardStagedArchive: typedFailures(discardStagedArchive),
+    stageHostArchive: stageHostArchive,
+    prepareRestoredDir: prepareRestoredDir,
+    stopServiceForRestore: stopServiceForRestore,
+    startServiceAfterRestore: startServiceAfterRestore,
+    swapRestoredDir: swapRestoredDir,
+    discardPreparedDir: discardPreparedDir,
+    discardStagedArchive: discardStagedArchive,
   };
 }

@@ -18,6 +18,8 @@ import { createHostRestorePlanActivities } from './host-restore';
 import { createDrillActivities } from './drill';
 import { createAgentRepublishActivities } from './agent-republish';
 import { createAgentHostRestorePlanActivities } from './agent-host-restore';
+import { nodeActivities } from './node';
+import { withErrorSeam } from './error-seam';
 
 /** The phpIPAM backup's narrow view of the config. */
 function phpipamDeps(config: Config): PhpipamBackupDeps {
@@ -33,15 +35,18 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
   };
 }
 
-/** Activities of the management worker: everything that works over the network. */
+/** Activities of the management worker: everything that works over the network; errors mapped by the error seam. */
 export function createManagementActivities(deps: { config: Config }) {
-  return {
+  return withErrorSeam({
     ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createRekeyActivities(deps), ...createBackupPlanActivities(deps),
     ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
     ...createChangeCaptureActivities(deps), ...createCaptureControlActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
     ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
     ...createDrillActivities(deps), ...createAgentRepublishActivities(deps), ...createAgentHostRestorePlanActivities(deps),
-  };
+  });
 }
 
-export { createNodeActivities } from './node';
+/** Activities of a node worker (`--node NAME`): host-local work; errors mapped by the error seam. */
+export function createNodeActivities(deps: { config: Config; node: string }) {
+  return withErrorSeam(nodeActivities(deps));
+}

@@ -23,7 +23,8 @@ export interface NodeDescription {
   snapshotTool: string;
 }
 
-export function createNodeActivities(deps: { config: Config; node: string }) {
+/** The node worker's activities, before the error seam (./index.ts createNodeActivities adds it). */
+export function nodeActivities(deps: { config: Config; node: string }) {
   /** What a restore preflight needs to know about this host: free disk and the offline snapshot tool. */
   async function describeNode(): Promise<NodeDescription> {
     await mkdir(deps.config.workDir, { recursive: true });

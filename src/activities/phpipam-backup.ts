@@ -16,17 +16,16 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { readSecret } from '../config/secrets';
 import { artefactKey, publishToStores, type BackupStore } from '../storage';
 import {
   buildDumpCommand, connectPhpipam, databaseFailure, DEFAULT_DUMP_BINARY, describeDatabase, describeExit, dumpFailure,
-  DumpToolMissingError, PhpipamFailureType, preflight, readDumpTool, runDump, tableFacts, toolMismatch, writeClientOptionFile,
+  DumpToolMissingError, preflight, readDumpTool, runDump, tableFacts, toolMismatch, writeClientOptionFile,
   type DumpRun, type DumpTool, type PhpipamConfig, type PhpipamDumpFacts, type ServerInfo, type TableFactsSnapshot,
 } from '../phpipam';
-import { typedFailures } from './failures';
 
 export interface PhpipamBackupDeps {
   /** The phpipam section of a cluster's config; throws ConfigError when the cluster has none. */
@@ -75,7 +74,7 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
     try {
       const server = await preflight(conn);
       if (cfg.flavour !== 'auto' && cfg.flavour !== server.flavour) {
-        throw ApplicationFailure.nonRetryable(
+        throw DomainError.nonRetryable(
           `phpipam.flavour is "${cfg.flavour}" but ${describeDatabase(cfg)} is ${server.flavour} ${server.versionString}; fix the config`,
           FailureType.ConfigError);
       }
@@ -95,10 +94,10 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
       tool = await readDumpTool(binary);
     } catch (err) {
       if (!(err instanceof DumpToolMissingError)) throw err;
-      throw ApplicationFailure.nonRetryable(`${err.message} (needed for ${describeDatabase(cfg)}; set phpipam.dumpBinary or install the client package)`, FailureType.ConfigError);
+      throw DomainError.nonRetryable(`${err.message} (needed for ${describeDatabase(cfg)}; set phpipam.dumpBinary or install the client package)`, FailureType.ConfigError);
     }
     const mismatch = toolMismatch(tool, server);
-    if (mismatch) throw ApplicationFailure.nonRetryable(`cannot dump ${describeDatabase(cfg)}: ${mismatch}`, FailureType.ConfigError);
+    if (mismatch) throw DomainError.nonRetryable(`cannot dump ${describeDatabase(cfg)}: ${mismatch}`, FailureType.ConfigError);
     return tool;
   }
 
@@ -154,8 +153,8 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
   }
 
   return {
-    checkPhpipamDatabase: typedFailures(checkPhpipamDatabase),
-    dumpPhpipamToStores: typedFailures(dumpPhpipamToStores),
+    checkPhpipamDatabase: checkPhpipamDatabase,
+    dumpPhpipamToStores: dumpPhpipamToStores,
   };
 }
 
@@ -181,14 +180,14 @@ function checkDumpRun(cfg: PhpipamConfig, tool: DumpTool, server: ServerInfo, ru
   const what = `${tool.path} of ${describeDatabase(cfg)}`;
   if (run.exit.code !== 0) throw dumpFailure(cfg, tool.path, describeExit(run.exit), run.stderr, password);
   if (!run.completed) {
-    throw ApplicationFailure.retryable(
+    throw DomainError.retryable(
       `${what} exited 0 but its output (${run.raw.bytes} bytes) does not end with "-- Dump completed": the dump is incomplete`,
-      PhpipamFailureType.DatabaseDumpFailed);
+      FailureType.DatabaseDumpFailed);
   }
   if (server.binlog && !run.binlog) {
-    throw ApplicationFailure.retryable(
+    throw DomainError.retryable(
       `${what}: binary logging is on but the dump recorded no binlog position (no "-- CHANGE MASTER/REPLICATION SOURCE TO" comment)`,
-      PhpipamFailureType.DatabaseDumpFailed);
+      FailureType.DatabaseDumpFailed);
   }
 }
 

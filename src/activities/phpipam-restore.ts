@@ -18,23 +18,22 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { Config, PhpipamConfig } from '../config/schema';
 import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { readSecret } from '../config/secrets';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord, PhpipamComponentRecord } from '../common/manifest';
-import { ArtefactUnusableError, fetchArtefact } from '../restore/fetch';
+import { fetchArtefact } from '../restore/fetch';
 import {
   connectPhpipam, databaseFailure, DEFAULT_CLIENT_BINARY, describeDatabase, describeMismatches, dropStagingSchema, hasDumpTrailer,
-  loadDumpIntoSchema, preflight, PhpipamRestoreFailureType, requireCreateSchema, requireSwappableLive, restoreConnectionOf, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
+  loadDumpIntoSchema, preflight, requireCreateSchema, requireSwappableLive, restoreConnectionOf, restoreSchemaNames, swapSchemaIn, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaVerification, type TableFact,
 } from '../phpipam';
 import { serviceDriver } from '../services/driver';
 import { chooseRestoreSet, withHeartbeat } from './host-restore';
-import { typedFailures } from './failures';
 
 const execFileAsync = promisify(execFile);
 
@@ -112,7 +111,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
 
   function phpipamOf(clusterName: string): PhpipamConfig {
     const cluster = findCluster(config, clusterName);
-    if (!cluster.phpipam) throw ApplicationFailure.nonRetryable(`cluster ${clusterName} has no phpipam section in the config`, FailureType.ConfigError);
+    if (!cluster.phpipam) throw DomainError.nonRetryable(`cluster ${clusterName} has no phpipam section in the config`, FailureType.ConfigError);
     return restoreConnectionOf(cluster.phpipam);
   }
 
@@ -133,21 +132,13 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
   /** Fetches the dump (every check of fetchArtefact) and insists on the dump tool's trailer. */
   async function fetchDump(artefact: ArtefactRecord, path: string): Promise<{ bytes: number; target: string }> {
     const ctx = Context.current();
-    let fetched;
-    try {
-      fetched = await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', bytes, total: artefact.bytes }) });
-    } catch (err) {
-      if (err instanceof ArtefactUnusableError) {
-        throw ApplicationFailure.create({ message: err.message, type: err.integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, nonRetryable: err.integrity });
-      }
-      throw err;
-    }
+    const fetched = await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', bytes, total: artefact.bytes }) });
     const file = await open(path, 'r');
     try {
       const tail = Buffer.alloc(Math.min(512, fetched.bytes));
       await file.read(tail, 0, tail.length, fetched.bytes - tail.length);
       if (!hasDumpTrailer(tail.toString('utf8'))) {
-        throw ApplicationFailure.nonRetryable(`dump ${artefact.file} does not end with "-- Dump completed": it is truncated`, FailureType.ChecksumMismatch);
+        throw DomainError.nonRetryable(`dump ${artefact.file} does not end with "-- Dump completed": it is truncated`, FailureType.ChecksumMismatch);
       }
     } finally {
       await file.close();
@@ -160,9 +151,9 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
     const { entry, component, unreachableTargets } = await chooseRestoreSet(config, input.cluster, input.setId,
       (m) => m.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam'), 'a phpIPAM dump');
     const artefact = component.artefacts[0];
-    if (!artefact) throw ApplicationFailure.nonRetryable(`backup set ${entry.setId} records no phpIPAM dump artefact`, FailureType.RestoreRefused);
+    if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no phpIPAM dump artefact`, FailureType.RestoreRefused);
     if (component.facts.tablesMatchDump === false) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `the table facts of set ${entry.setId} were read at another point than its dump (writes in between), so a restore of it cannot be verified; choose another set`,
         FailureType.RestoreRefused);
     }
@@ -189,16 +180,16 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
       const server = await preflight(conn);
       const where = describeDatabase(cfg);
       if (server.flavour !== input.facts.flavour) {
-        throw ApplicationFailure.nonRetryable(`${where} is ${server.flavour} ${server.version} but the dump was taken from ${input.facts.flavour} ${input.facts.version}`, FailureType.RestoreRefused);
+        throw DomainError.nonRetryable(`${where} is ${server.flavour} ${server.version} but the dump was taken from ${input.facts.flavour} ${input.facts.version}`, FailureType.RestoreRefused);
       }
       const warnings = server.version !== input.facts.version
         ? [`server is ${server.flavour} ${server.version}, the dump's was ${input.facts.version}: CHECKSUM TABLE may differ for equal rows`] : [];
       const client = DEFAULT_CLIENT_BINARY[server.flavour];
       const clientVersion = await execFileAsync(client, ['--version']).then((r) => r.stdout.trim(), () => null);
-      if (!clientVersion) throw ApplicationFailure.nonRetryable(`database client ${client} not found on this worker (Debian package mariadb-client)`, FailureType.ConfigError);
+      if (!clientVersion) throw DomainError.nonRetryable(`database client ${client} not found on this worker (Debian package mariadb-client)`, FailureType.ConfigError);
       for (const schema of [input.staging, input.keepAs]) {
         if (await schemaExists(conn, schema)) {
-          throw ApplicationFailure.nonRetryable(`schema ${schema} already exists on ${cfg.host}:${cfg.port}; a restore only creates new schemas`, PhpipamRestoreFailureType.RestoreSchemaExists);
+          throw DomainError.nonRetryable(`schema ${schema} already exists on ${cfg.host}:${cfg.port}; a restore only creates new schemas`, FailureType.RestoreSchemaExists);
         }
       }
       // The user must be able to create both (e.g. GRANT ALL ON `phpipam\_%`.*): found out now, not after the app is stopped.
@@ -237,7 +228,7 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
     const verification = await withDatabase(cfg, (conn) => withHeartbeat({ phase: 'verify', schema: input.staging },
       () => verifySchemaAgainstFacts(conn, input.staging, input.facts)));
     if (!verification.ok) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `restored schema ${input.staging} does not match the backup's facts: ${describeMismatches(verification.mismatches)}`, FailureType.RestoreVerificationFailed);
     }
     return verification;
@@ -253,9 +244,9 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
       if (ctx.info.attempt > 1 && await schemaExists(conn, input.keepAs) && await tableCount(conn, input.staging) === 0) {
         const live = await verifySchemaAgainstFacts(conn, cfg.database, { flavour: (await preflight(conn)).flavour, tables: input.verification.tables });
         if (!live.ok) {
-          throw ApplicationFailure.nonRetryable(
+          throw DomainError.nonRetryable(
             `an earlier attempt of the swap left ${input.keepAs} and an empty ${input.staging}, but ${cfg.database} does not match the verified tables (${describeMismatches(live.mismatches)}); inspect by hand`,
-            PhpipamRestoreFailureType.SchemaSwapRollbackFailed);
+            FailureType.SchemaSwapRollbackFailed);
         }
         return {
           live: cfg.database, keepAs: input.keepAs, tables: live.tables.map((t) => ({ name: t.name, rows: t.rows })), keptOnly: [], triggers: [], routines: [], events: [],
@@ -300,19 +291,19 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
     if (!ref) return { service: null, running: false };
     const service = serviceDriver(ref);
     await service.start();
-    if (!(await service.isRunning())) throw ApplicationFailure.retryable(`${service.describe} is not running after its start`, FailureType.RestoreFailed);
+    if (!(await service.isRunning())) throw DomainError.retryable(`${service.describe} is not running after its start`, FailureType.RestoreFailed);
     return { service: service.describe, running: true };
   }
 
   return {
-    planPhpipamRestore: typedFailures(planPhpipamRestore),
-    stagePhpipamDump: typedFailures(stagePhpipamDump),
-    loadPhpipamDump: typedFailures(loadPhpipamDump),
-    verifyPhpipamStaging: typedFailures(verifyPhpipamStaging),
-    swapPhpipamSchema: typedFailures(swapPhpipamSchema),
-    dropPhpipamStaging: typedFailures(dropPhpipamStaging),
-    discardStagedDump: typedFailures(discardStagedDump),
-    stopPhpipamApp: typedFailures(stopPhpipamApp),
-    startPhpipamApp: typedFailures(startPhpipamApp),
+    planPhpipamRestore: planPhpipamRestore,
+    stagePhpipamDump: stagePhpipamDump,
+    loadPhpipamDump: loadPhpipamDump,
+    verifyPhpipamStaging: verifyPhpipamStaging,
+    swapPhpipamSchema: swapPhpipamSchema,
+    dropPhpipamStaging: dropPhpipamStaging,
+    discardStagedDump: discardStagedDump,
+    stopPhpipamApp: stopPhpipamApp,
+    startPhpipamApp: startPhpipamApp,
   };
 }

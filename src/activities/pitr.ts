@@ -5,16 +5,15 @@
  * segments chain from that snapshot to the target, and replay the events onto the restored cluster.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import { listBackupSets } from '../catalog/catalog';
 import { connectCluster } from '../etcd/connect';
 import { chainSegments, revisionAtTime, transactions, type CapturedEvent, type SegmentName } from '../capture/segments';
 import { chooseBaseSnapshot, chooseIncarnation, targetProblem, type PitrSnapshot, type PitrTarget } from '../capture/point-in-time';
 import { segmentStore } from './change-capture';
-import { typedFailures } from './failures';
 
 export interface PointInTimePlan {
   cluster: string;
@@ -57,7 +56,7 @@ export function createPitrActivities(deps: { config: Config }) {
   async function planPointInTime(input: { cluster: string; targetRevision?: number; targetTime?: string; clusterId?: string }): Promise<PointInTimePlan> {
     const cluster = findCluster(config, input.cluster);
     const problem = targetProblem(input, Date.now());
-    if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.InvalidInput);
+    if (problem) throw DomainError.nonRetryable(problem, FailureType.InvalidInput);
     const targetMs = input.targetTime === undefined ? null : Date.parse(input.targetTime);
     const target: PitrTarget = targetMs === null ? { revision: input.targetRevision! } : { timeMs: targetMs };
     const targetText = input.targetTime ?? `revision ${input.targetRevision}`;
@@ -71,7 +70,7 @@ export function createPitrActivities(deps: { config: Config }) {
     const base = clusterId === null ? null : chooseBaseSnapshot(snapshots, target, clusterId);
     if (!base) {
       const others = [...new Set(snapshots.map((s) => s.clusterId))].filter((id) => id !== clusterId);
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `no complete snapshot of ${cluster.name} incarnation ${clusterId ?? '(unknown: etcd does not answer)'} at or before ${targetText}`
         + (others.length ? `; snapshots of other incarnations (${others.join(', ')}) cannot start it: their revisions count another history` : ''),
         FailureType.PitrUnreachable);
@@ -80,7 +79,7 @@ export function createPitrActivities(deps: { config: Config }) {
     const chain = chainSegments(await segments.listSegments(cluster.name, base.clusterId), base.revision);
     const reachMs = chain.reachableMs ?? base.createdMs;
     const newest = `revision ${chain.reachable} (captured ${new Date(reachMs).toISOString()})`;
-    const unreachable = () => ApplicationFailure.nonRetryable(
+    const unreachable = () => DomainError.nonRetryable(
       `cannot reach ${targetText}: from snapshot ${base.setId} (revision ${base.revision} of incarnation ${base.clusterId}) the captured changes reach ${newest}; that is the newest point this cluster can be restored to`,
       FailureType.PitrUnreachable);
     let targetRevision = input.targetRevision ?? base.revision;
@@ -141,7 +140,7 @@ export function createPitrActivities(deps: { config: Config }) {
   }
 
   return {
-    planPointInTime: typedFailures(planPointInTime),
-    replayChanges: typedFailures(replayChanges),
+    planPointInTime: planPointInTime,
+    replayChanges: replayChanges,
   };
 }

@@ -16,7 +16,7 @@ import {
 } from '../retention';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { EtcdSnapshotFacts } from '../common/manifest';
-import { errorMessage, typedFailures } from './failures';
+import { errorMessage } from '../common/domain-errors';
 import { retentionInForce } from '../retention/in-force';
 
 /** Runbooks that read a backup set while they run: retention must not take their set away. */
@@ -211,11 +211,11 @@ export function createPruneActivities(deps: { config: Config }) {
   }
 
   return {
-    readCatalogForRetention: typedFailures(readCatalogForRetention),
-    findSetsInUse: typedFailures(findSetsInUse),
-    deleteExpiredSets: typedFailures(deleteExpiredSets),
-    pruneChangeSegments: typedFailures(pruneChangeSegments),
-    abortStaleUploads: typedFailures(abortStaleUploads),
+    readCatalogForRetention: readCatalogForRetention,
+    findSetsInUse: findSetsInUse,
+    deleteExpiredSets: deleteExpiredSets,
+    pruneChangeSegments: pruneChangeSegments,
+    abortStaleUploads: abortStaleUploads,
   };
 }
 

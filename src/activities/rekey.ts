@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Config } from '../config/schema';
 import { findTargets } from '../config/load';
 import { checkArtefact, listBackupSets, readManifest } from '../catalog/catalog';
@@ -19,8 +19,8 @@ import { createDecryptStream, createEncryptStream, readDecryptionIdentity } from
 import { artefactKey, MANIFEST_FILE, openStore, publishToStores, type BackupStore } from '../storage';
 import { HashingStream } from '../storage/hashing';
 import type { ArtefactRecord, BackupManifest } from '../common/manifest';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
-import { typedFailures } from './failures';
 import { failpoint } from '../common/failpoints';
 
 export interface RekeyPlanSet {
@@ -59,7 +59,7 @@ export function createRekeyActivities(deps: { config: Config }) {
   const { config } = deps;
 
   function recipientsOrRefuse(): string[] {
-    if (!config.encryption) throw ApplicationFailure.nonRetryable('rekey needs encryption.recipients in the config: there is nothing to encrypt to', FailureType.ConfigError);
+    if (!config.encryption) throw DomainError.nonRetryable('rekey needs encryption.recipients in the config: there is nothing to encrypt to', FailureType.ConfigError);
     return config.encryption.recipients;
   }
 
@@ -82,7 +82,7 @@ export function createRekeyActivities(deps: { config: Config }) {
     const sets = (await listBackupSets(config, { cluster: input.cluster, targets: input.targets }))
       .filter((s) => input.setId === undefined || s.setId === input.setId);
     if (input.setId !== undefined && sets.length === 0) {
-      throw ApplicationFailure.nonRetryable(`backup set ${input.setId} has no manifest in ${findTargets(config, input.targets).map((t) => t.name).join(', ')}`, FailureType.BackupSetNotFound);
+      throw DomainError.nonRetryable(`backup set ${input.setId} has no manifest in ${findTargets(config, input.targets).map((t) => t.name).join(', ')}`, FailureType.BackupSetNotFound);
     }
     const planned: RekeyPlanSet[] = [];
     for (const set of sets) {
@@ -99,7 +99,7 @@ export function createRekeyActivities(deps: { config: Config }) {
 
   async function rekeySet(input: { setId: string; targets: string[] }): Promise<RekeyedSet> {
     const recipients = recipientsOrRefuse();
-    if (!config.encryption?.identity) throw ApplicationFailure.nonRetryable('rekey needs encryption.identity: the old artefacts must be decrypted', FailureType.ConfigError);
+    if (!config.encryption?.identity) throw DomainError.nonRetryable('rekey needs encryption.identity: the old artefacts must be decrypted', FailureType.ConfigError);
     const identity = await readDecryptionIdentity(config.encryption.identity);
     const ctx = Context.current();
     const stores = await Promise.all(findTargets(config, input.targets).map(openStore));
@@ -108,7 +108,7 @@ export function createRekeyActivities(deps: { config: Config }) {
     const stale = reference.components.flatMap((c) => c.artefacts.map((a) => ({ artefact: a, kind: c.component })))
       .filter(({ artefact }) => artefact.encryption && !sameRecipients(artefact.encryption.recipients, recipients));
     const refused = await lockProblem(stores, input.setId, stale.map((s) => s.artefact.key));
-    if (refused) throw ApplicationFailure.nonRetryable(refused, FailureType.RestoreRefused);
+    if (refused) throw DomainError.nonRetryable(refused, FailureType.RestoreRefused);
 
     // 1. New copies under new keys, in every store, each read back and checked against the manifest.
     const replaced = new Map<string, ArtefactRecord>();
@@ -116,13 +116,13 @@ export function createRekeyActivities(deps: { config: Config }) {
       const key = rekeyedKey(input.setId, artefact.file, recipients);
       const { result: raw, copies } = await publishToStores(stores, key, (sink) => reencrypt(stores, artefact, identity, recipients, sink));
       if (raw.bytes !== artefact.raw.bytes || raw.sha256 !== artefact.raw.sha256) {
-        throw ApplicationFailure.nonRetryable(`${artefact.file} of ${input.setId} decrypted to ${raw.bytes} bytes with sha256 ${raw.sha256}, the manifest says ${artefact.raw.bytes} and ${artefact.raw.sha256}: not rekeyed`, FailureType.ChecksumMismatch);
+        throw DomainError.nonRetryable(`${artefact.file} of ${input.setId} decrypted to ${raw.bytes} bytes with sha256 ${raw.sha256}, the manifest says ${artefact.raw.bytes} and ${artefact.raw.sha256}: not rekeyed`, FailureType.ChecksumMismatch);
       }
       const record: ArtefactRecord = { ...artefact, key, encryption: { format: 'age', recipients }, bytes: copies[0]!.bytes, sha256: copies[0]!.sha256, copies };
       for (const store of stores) {
         const check = await checkArtefact(store, record, kind, async () => identity);
         if (!check.ok) {
-          throw ApplicationFailure.nonRetryable(`the rekeyed copy of ${artefact.file} in ${store.name} does not check (the identities held may not include the new recipients'): ${check.problems.join('; ')}; the old objects are untouched`, FailureType.ChecksumMismatch);
+          throw DomainError.nonRetryable(`the rekeyed copy of ${artefact.file} in ${store.name} does not check (the identities held may not include the new recipients'): ${check.problems.join('; ')}; the old objects are untouched`, FailureType.ChecksumMismatch);
         }
       }
       replaced.set(artefact.key, record);
@@ -158,7 +158,7 @@ export function createRekeyActivities(deps: { config: Config }) {
     });
   }
 
-  return { planRekey: typedFailures(planRekey), rekeySet: typedFailures(rekeySet) };
+  return { planRekey: planRekey, rekeySet: rekeySet };
 }
 
 /** Old ciphertext -> age -d -> age -r (new recipients) -> sink; the gzip bytes in between are also unpacked and hashed, in memory, to check against the manifest's raw sha256. */

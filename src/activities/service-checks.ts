@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Resolver } from 'node:dns/promises';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
-import { errorMessage, typedFailures } from './failures';
+import { errorMessage } from '../common/domain-errors';
 import { agentLayout } from '../agent/node-agent';
 import { parseKeaConf } from '../agent/rendering';
 
@@ -67,7 +67,7 @@ export function createServiceCheckActivities(deps: { config: Config }) {
       }
     }));
   }
-  return { checkDns: typedFailures(checkDns), checkMetrics: typedFailures(checkMetrics) };
+  return { checkDns: checkDns, checkMetrics: checkMetrics };
 }
 
 /** A URL for the report: a query string may hold a token, and the report lands in the run's history. */
@@ -103,5 +103,5 @@ export function createDhcpCheckActivities(deps: { config: Config; node: string }
       }
     }));
   }
-  return { checkDhcpLeases: typedFailures(checkDhcpLeases) };
+  return { checkDhcpLeases: checkDhcpLeases };
 }

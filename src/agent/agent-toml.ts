@@ -6,10 +6,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 /** agent.toml is missing, not TOML, or lacks a key the agent itself requires. */
-export class AgentConfigError extends Error {
+export class AgentConfigError extends DomainError {
   override readonly name = 'AgentConfigError';
+  constructor(message: string) {
+    super(message, FailureType.ConfigError, true);
+  }
 }
 
 export interface AgentLayout {

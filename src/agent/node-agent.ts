@@ -5,10 +5,15 @@
  */
 import type { AgentConfig, ClusterConfig } from '../config/schema';
 import { readAgentToml, type AgentLayout } from './agent-toml';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 /** The config names no agent on that node: retrying cannot help. */
-export class AgentNotConfiguredError extends Error {
+export class AgentNotConfiguredError extends DomainError {
   override readonly name = 'AgentNotConfiguredError';
+  constructor(message: string) {
+    super(message, FailureType.InvalidInput, true);
+  }
 }
 
 export function agentOn(cluster: ClusterConfig, node: string): AgentConfig {

@@ -24,6 +24,8 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, extract as tarExtract, type ReadEntry } from 'tar';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 /** The entry kinds a restore may create. Devices, FIFOs and vendor types are never allowed. */
 export type ArchiveEntryType = 'File' | 'Directory' | 'SymbolicLink' | 'Link';
@@ -60,10 +62,10 @@ export interface ExtractOptions extends ArchiveReadOptions {
 }
 
 /** An archive entry that would write outside the root or create something a restore must not. */
-export class UnsafeArchiveError extends Error {
+export class UnsafeArchiveError extends DomainError {
   override name = 'UnsafeArchiveError';
   constructor(readonly entryPath: string, problem: string, expected: string) {
-    super(`unsafe archive entry ${JSON.stringify(entryPath)}: ${problem}; expected ${expected}`);
+    super(`unsafe archive entry ${JSON.stringify(entryPath)}: ${problem}; expected ${expected}`, FailureType.UnsafeArchive, true);
   }
 }
 

@@ -5,6 +5,7 @@
  * and releases points while a run is in flight. Nothing in a normal deployment sets the variable.
  */
 import { readFile } from 'node:fs/promises';
+import { DomainError } from './domain-errors';
 
 export type FailpointAction = 'error' | 'pause';
 
@@ -18,8 +19,11 @@ async function armed(): Promise<Record<string, FailpointAction>> {
   }
 }
 
-export class InjectedFault extends Error {
+export class InjectedFault extends DomainError {
   override readonly name = 'InjectedFault';
+  constructor(message: string) {
+    super(message, 'InjectedFault', true);
+  }
 }
 
 /** `name` is e.g. `before-repoint:etcd-3`. A pause holds (calling `onWait` every second) until the point is disarmed. */

@@ -20,9 +20,13 @@ export const FailureType = {
   /** Every set id of that second (and its -2 ... -9) already names a set: too many backups of a cluster in one second. */
   SetIdTaken: 'SetIdTaken',
   PartialBackupSet: 'PartialBackupSet',
+  /** The database server refused the user/password (or the user has no access to the database). */
   DatabaseAuthFailed: 'DatabaseAuthFailed',
+  /** The database user lacks a privilege the dump, the facts or a restore need (named in the message). */
   DatabasePrivilegeMissing: 'DatabasePrivilegeMissing',
+  /** Retryable: the database server cannot be reached, went away, or refuses connections for now. */
   DatabaseUnavailable: 'DatabaseUnavailable',
+  /** Retryable: the dump program failed or produced an incomplete dump. */
   DatabaseDumpFailed: 'DatabaseDumpFailed',
   InsufficientDisk: 'InsufficientDisk',
   RestoreFailed: 'RestoreFailed',
@@ -42,12 +46,17 @@ export const FailureType = {
   UnsafeArchive: 'UnsafeArchive',
   /** Restored Nebula files that fail their checks (host.crt not issued by ca.crt, config does not load). */
   NebulaCertInvalid: 'NebulaCertInvalid',
-  /** phpIPAM restore (src/phpipam/restore.ts PhpipamRestoreFailureType). */
+  /** phpIPAM restore: the staging (or keep) schema already exists; choose a new name or drop it. */
   RestoreSchemaExists: 'RestoreSchemaExists',
+  /** The dump cannot be replayed safely, is truncated, or the client rejected it (exit code and stderr in the message). */
   DumpLoadFailed: 'DumpLoadFailed',
+  /** Retryable: the dump stream itself failed while loading (read, decryption, decompression). */
   DumpStreamFailed: 'DumpStreamFailed',
+  /** The swap was refused before anything changed (views, missing schema, no passing verification). */
   SchemaSwapRefused: 'SchemaSwapRefused',
+  /** The swap failed and was undone: the live schema is as before. Retryable only for lock waits and lost connections. */
   SchemaSwapFailed: 'SchemaSwapFailed',
+  /** The swap failed AND its undo failed: the message lists what to repair by hand. */
   SchemaSwapRollbackFailed: 'SchemaSwapRollbackFailed',
   /** A restore drill found the set unusable or unequal to its recorded facts (or could not run it); the set was not marked verified. */
   DrillFailed: 'DrillFailed',

@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 import { ConfigSchema, type ClusterConfig, type Config, type StorageTargetConfig } from './schema';
 
 /** A configuration that cannot be used; the message lists every bad path and what was expected. */
-export class ConfigError extends Error {
+export class ConfigError extends DomainError {
   override readonly name = 'ConfigError';
   constructor(readonly source: string, readonly problems: string[]) {
-    super(`invalid configuration ${source}:\n  - ${problems.join('\n  - ')}`);
+    super(`invalid configuration ${source}:\n  - ${problems.join('\n  - ')}`, FailureType.ConfigError, true);
   }
 }
 

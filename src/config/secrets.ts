@@ -1,13 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import type { SecretRef } from './schema';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 /** Where a secret comes from, for error messages: never its value. */
 export function describeSecretRef(ref: SecretRef): string {
   return 'file' in ref ? `file ${ref.file}` : `environment variable ${ref.env}`;
 }
 
-export class SecretUnavailableError extends Error {
+export class SecretUnavailableError extends DomainError {
   override readonly name = 'SecretUnavailableError';
+  constructor(message: string) {
+    super(message, FailureType.SecretUnavailable, true);
+  }
 }
 
 /** Reads a secret. Called only inside activities, so the value never reaches workflow history. */

@@ -7,10 +7,15 @@ import { Etcd3, EtcdAuthenticationFailedError, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
 import type { ClusterConfig, EtcdMemberConfig } from '../config/schema';
 import { describeSecretRef, readSecret } from '../config/secrets';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 /** TLS material named in the config that is not on this worker: retrying cannot help. */
-export class EtcdTlsMaterialError extends Error {
+export class EtcdTlsMaterialError extends DomainError {
   override readonly name = 'EtcdTlsMaterialError';
+  constructor(message: string) {
+    super(message, FailureType.EtcdTlsMaterialMissing, true);
+  }
 }
 
 async function readTlsFile(path: string, what: string): Promise<Buffer> {
@@ -22,8 +27,11 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
 }
 
 /** etcd refused the configured user's password (or knows no such user): retrying cannot help. */
-export class EtcdAuthenticationError extends Error {
+export class EtcdAuthenticationError extends DomainError {
   override readonly name = 'EtcdAuthenticationError';
+  constructor(message: string) {
+    super(message, FailureType.EtcdAuthenticationFailed, true);
+  }
 }
 
 /**

@@ -10,14 +10,16 @@ import { execFile } from 'node:child_process';
 import { chmod, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
 const execFileAsync = promisify(execFile);
 
 /** A certificate check failed, or the tool could not run; names the files involved. */
-export class NebulaCertError extends Error {
+export class NebulaCertError extends DomainError {
   override name = 'NebulaCertError';
   constructor(readonly files: string[], message: string) {
-    super(message);
+    super(message, FailureType.NebulaCertInvalid, true);
   }
 }
 

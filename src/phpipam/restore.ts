@@ -62,7 +62,7 @@ import { performance } from 'node:perf_hooks';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { ApplicationFailure } from '@temporalio/common';
+import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { PhpipamConfig } from './config';
 import { collectTail, dumpEnvironment } from './dump';
@@ -71,24 +71,6 @@ import { createViews, dropViews, readViewDefinitions, SWAPPABLE_TABLE_TYPES, typ
 import { writeClientOptionFile } from './option-file';
 import { preflight, tableFacts } from './server';
 import type { DatabaseFlavour, PhpipamDumpFacts, TableFact } from './types';
-
-/** To be merged into FailureType (src/common/failures.ts) with the backup's types. */
-export const PhpipamRestoreFailureType = {
-  /** Non-retryable: the staging (or keep) schema already exists; choose a new name or drop it. */
-  RestoreSchemaExists: 'RestoreSchemaExists',
-  /** Non-retryable: the dump cannot be replayed safely, is truncated, or the client rejected it (exit code and stderr in the message). */
-  DumpLoadFailed: 'DumpLoadFailed',
-  /** Retryable: the dump stream itself failed while loading (read, decryption, decompression). */
-  DumpStreamFailed: 'DumpStreamFailed',
-  /** Non-retryable: the staging schema does not match the manifest's facts. */
-  RestoreVerificationFailed: 'RestoreVerificationFailed',
-  /** Non-retryable: the swap was refused before anything changed (views, missing schema, no passing verification). */
-  SchemaSwapRefused: 'SchemaSwapRefused',
-  /** The swap failed and was undone: the live schema is as before. Retryable only for lock waits and lost connections. */
-  SchemaSwapFailed: 'SchemaSwapFailed',
-  /** Non-retryable: the swap failed AND its undo failed: the message lists what to repair by hand. */
-  SchemaSwapRollbackFailed: 'SchemaSwapRollbackFailed',
-} as const;
 
 export const DEFAULT_CLIENT_BINARY: Record<DatabaseFlavour, string> = { mariadb: 'mariadb', mysql: 'mysql' };
 
@@ -115,7 +97,7 @@ export function restoreSchemaNames(database: string, date: Date): { staging: str
 
 function requireSchemaName(name: string): void {
   if (!SCHEMA_NAME.test(name)) {
-    throw ApplicationFailure.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$")`, FailureType.InvalidInput);
+    throw DomainError.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$")`, FailureType.InvalidInput);
   }
 }
 
@@ -368,9 +350,9 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
       created = true;
     } catch (err) {
       if ((err as { errno?: number }).errno === 1007) {
-        throw ApplicationFailure.nonRetryable(
+        throw DomainError.nonRetryable(
           `staging schema ${options.schema} already exists on ${cfg.host}:${cfg.port}; a restore loads only into a new schema (drop it or choose another name)`,
-          PhpipamRestoreFailureType.RestoreSchemaExists);
+          FailureType.RestoreSchemaExists);
       }
       throw databaseFailure(err, cfg, password);
     }
@@ -387,7 +369,7 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
       const lastLines = text.split('\n').slice(-5).join('\n') || '(no error output)';
       const lost = /\bERROR 20(?:02|03|05|06|13)\b|Lost connection|gone away|Can't connect/i.test(text);
       const message = `${binary} could not load the dump into ${where} (${describeClientExit(run.exit)}): ${lastLines}`;
-      throw lost ? ApplicationFailure.retryable(message, FailureType.DatabaseUnavailable) : ApplicationFailure.nonRetryable(message, PhpipamRestoreFailureType.DumpLoadFailed);
+      throw lost ? DomainError.retryable(message, FailureType.DatabaseUnavailable) : DomainError.nonRetryable(message, FailureType.DumpLoadFailed);
     }
     const objects = await listSchemaObjects(conn, options.schema);
     return {
@@ -412,12 +394,12 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
         if (err instanceof Error) err.message += ` (and the half-loaded staging schema ${options.schema} could not be dropped: ${redactSecret(String((dropErr as Error).message), password)})`;
       });
     }
-    if (err instanceof ApplicationFailure || isAbort(err)) throw err;
+    if (err instanceof DomainError || isAbort(err)) throw err;
     if (err instanceof DumpStreamError) {
-      throw ApplicationFailure.retryable(`the dump stream failed while loading into ${options.schema}: ${redactSecret(err.message, password)}`, PhpipamRestoreFailureType.DumpStreamFailed);
+      throw DomainError.retryable(`the dump stream failed while loading into ${options.schema}: ${redactSecret(err.message, password)}`, FailureType.DumpStreamFailed);
     }
     if (err instanceof DumpNotRestorableError) {
-      throw ApplicationFailure.nonRetryable(`the dump cannot be restored into ${options.schema} safely: ${err.message}; nothing of it is kept`, PhpipamRestoreFailureType.DumpLoadFailed);
+      throw DomainError.nonRetryable(`the dump cannot be restored into ${options.schema} safely: ${err.message}; nothing of it is kept`, FailureType.DumpLoadFailed);
     }
     throw databaseFailure(err, cfg, password);
   } finally {
@@ -490,7 +472,7 @@ async function runClient(command: { binary: string; argv: string[] }, schema: st
   const exited = new Promise<ClientExit>((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'ENOENT'
-        ? ApplicationFailure.nonRetryable(`database client ${command.binary} not found on this worker (Debian package mariadb-client, or set the client binary)`, FailureType.ConfigError)
+        ? DomainError.nonRetryable(`database client ${command.binary} not found on this worker (Debian package mariadb-client, or set the client binary)`, FailureType.ConfigError)
         : err);
     });
     child.once('close', (code, signal) => resolve({ code, signal }));
@@ -596,7 +578,7 @@ export async function requireCreateSchema(conn: Connection, cfg: PhpipamConfig, 
   } catch (err) {
     const e = err as { errno?: number; sqlMessage?: string };
     if (e.errno === 1044 || e.errno === 1227) {
-      throw ApplicationFailure.nonRetryable(
+      throw DomainError.nonRetryable(
         `user ${cfg.user} may not create schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); ${purpose} needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
         FailureType.DatabasePrivilegeMissing);
     }
@@ -607,7 +589,7 @@ export async function requireCreateSchema(conn: Connection, cfg: PhpipamConfig, 
 /** Drops a staging schema (e.g. after a failed verification). Refuses the live schema's name. */
 export async function dropStagingSchema(conn: Connection, staging: string, live: string): Promise<void> {
   requireSchemaName(staging);
-  if (staging === live) throw ApplicationFailure.nonRetryable(`refusing to drop ${staging}: it is the live schema`, FailureType.InvalidInput);
+  if (staging === live) throw DomainError.nonRetryable(`refusing to drop ${staging}: it is the live schema`, FailureType.InvalidInput);
   await conn.query(`DROP DATABASE IF EXISTS ${q(staging)}`);
 }
 
@@ -778,18 +760,18 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   // ---------------------------------------------------------------- checks: nothing changes yet
   await step('check schemas');
   for (const name of [live, staging, keepAs]) requireSchemaName(name);
-  const refuse = (why: string) => ApplicationFailure.nonRetryable(`swap of ${staging} into ${live} refused: ${why}; nothing was changed`, PhpipamRestoreFailureType.SchemaSwapRefused);
+  const refuse = (why: string) => DomainError.nonRetryable(`swap of ${staging} into ${live} refused: ${why}; nothing was changed`, FailureType.SchemaSwapRefused);
   if (new Set([live, staging, keepAs]).size !== 3) throw refuse('live, staging and keep schema must be three different schemas');
   if (verification.schema !== staging) throw refuse(`the verification given is of ${verification.schema}, not of ${staging}`);
   if (!verification.ok || verification.mismatches.length > 0) {
-    throw ApplicationFailure.nonRetryable(
+    throw DomainError.nonRetryable(
       `swap of ${staging} into ${live} refused: the staging schema does not match the backup's facts (${describeMismatches(verification.mismatches)}); nothing was changed`,
-      PhpipamRestoreFailureType.RestoreVerificationFailed);
+      FailureType.RestoreVerificationFailed);
   }
   const [liveObjects, stagingObjects, keepObjects] = [await listSchemaObjects(conn, live), await listSchemaObjects(conn, staging), await listSchemaObjects(conn, keepAs)];
   if (!liveObjects.exists) throw refuse(`live schema ${live} does not exist (load the dump into it directly instead)`);
   if (!stagingObjects.exists) throw refuse(`staging schema ${staging} does not exist`);
-  if (keepObjects.exists) throw ApplicationFailure.nonRetryable(`swap of ${staging} into ${live} refused: keep schema ${keepAs} already exists; nothing was changed`, PhpipamRestoreFailureType.RestoreSchemaExists);
+  if (keepObjects.exists) throw DomainError.nonRetryable(`swap of ${staging} into ${live} refused: keep schema ${keepAs} already exists; nothing was changed`, FailureType.RestoreSchemaExists);
   const unsupported = unsupportedObjects([live, liveObjects], [staging, stagingObjects]);
   if (unsupported.length > 0) throw refuse(unsupported.join('; '));
   const baseTables = (objects: SchemaObjects) => objects.tables.filter((t) => t.type === 'BASE TABLE').map((t) => t.name);
@@ -952,7 +934,7 @@ function unsupportedObjects(...schemas: Array<[string, SchemaObjects]>): string[
 export async function requireSwappableLive(conn: Connection, live: string): Promise<void> {
   const objects = await listSchemaObjects(conn, live);
   // The restore's preflight adds "nothing was stopped or changed".
-  const refuse = (why: string) => ApplicationFailure.nonRetryable(`a swap into ${live} would fail: ${why}`, PhpipamRestoreFailureType.SchemaSwapRefused);
+  const refuse = (why: string) => DomainError.nonRetryable(`a swap into ${live} would fail: ${why}`, FailureType.SchemaSwapRefused);
   const unsupported = unsupportedObjects([live, objects]);
   if (unsupported.length > 0) throw refuse(unsupported.join('; '));
   try {
@@ -992,19 +974,19 @@ async function restoreSession(conn: Connection, saved: RowDataPacket | undefined
 
 const RETRYABLE_ERRNOS = new Set([1205, 1213, 2006, 2013]); // lock wait timeout, deadlock, gone away, lost connection
 
-function swapFailure(err: unknown, ctx: { live: string; staging: string; keepAs: string; step: SwapStep; undo: Undo[]; failures: Array<{ what: string; error: string }> }): ApplicationFailure {
+function swapFailure(err: unknown, ctx: { live: string; staging: string; keepAs: string; step: SwapStep; undo: Undo[]; failures: Array<{ what: string; error: string }> }): DomainError {
   const e = err as { errno?: number; code?: string; message?: string };
   const cause = `${e.message ?? String(err)}`;
   if (ctx.failures.length > 0) {
-    return ApplicationFailure.nonRetryable(
+    return DomainError.nonRetryable(
       `swap of ${ctx.staging} into ${ctx.live} failed at "${ctx.step}" (${cause}) and could not be fully undone; repair by hand: ` +
         ctx.failures.map((f) => `${f.what} (${f.error})`).join('; '),
-      PhpipamRestoreFailureType.SchemaSwapRollbackFailed);
+      FailureType.SchemaSwapRollbackFailed);
   }
   const message = `swap of ${ctx.staging} into ${ctx.live} failed at "${ctx.step}" (${cause}); undone (${ctx.undo.length} step(s)): ` +
     `${ctx.live} is as before, ${ctx.staging} still holds the restored tables, ${ctx.keepAs} does not exist`;
   const retryable = (e.errno !== undefined && RETRYABLE_ERRNOS.has(e.errno)) || e.code === 'PROTOCOL_CONNECTION_LOST';
   return retryable
-    ? ApplicationFailure.retryable(message, PhpipamRestoreFailureType.SchemaSwapFailed)
-    : ApplicationFailure.nonRetryable(message, PhpipamRestoreFailureType.SchemaSwapFailed);
+    ? DomainError.retryable(message, FailureType.SchemaSwapFailed)
+    : DomainError.nonRetryable(message, FailureType.SchemaSwapFailed);
 }

@@ -16,12 +16,18 @@ import type { ArtefactRecord } from '../common/manifest';
 import { openStore } from '../storage';
 import { HashingStream } from '../storage/hashing';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
+import { DomainError } from '../common/domain-errors';
+import { FailureType } from '../common/failures';
 
-export class ArtefactUnusableError extends Error {
+/**
+ * No copy of the artefact can be used. `integrity`: every copy was read and found bad
+ * (ChecksumMismatch, retrying cannot help); otherwise some copy could not be read
+ * (StorageUnavailable, retryable).
+ */
+export class ArtefactUnusableError extends DomainError {
   override readonly name = 'ArtefactUnusableError';
-  /** True when every copy was read and found bad (retrying cannot help); false when some copy could not be read. */
   constructor(message: string, readonly integrity = true) {
-    super(message);
+    super(message, integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, integrity);
   }
 }
 

@@ -12,9 +12,10 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { ApplicationFailure } from '@temporalio/common';
+import { DomainError } from '../../src/common/domain-errors';
+import { FailureType } from '../../src/common/failures';
 import {
-  buildDumpCommand, buildLoadCommand, connectPhpipam, dropStagingSchema, DumpSchemaGuard, loadDumpIntoSchema, PhpipamRestoreFailureType,
+  buildDumpCommand, buildLoadCommand, connectPhpipam, dropStagingSchema, DumpSchemaGuard, loadDumpIntoSchema,
   PhpipamSchema, preflight, readDumpTool, requireSwappableLive, restoreSchemaNames, runDump, swapSchemaIn, tableFacts, verifySchemaAgainstFacts,
   writeClientOptionFile, type DumpCommand, type NeutralisedStatement, type PhpipamConfig, type PhpipamDumpFacts, type SchemaVerification,
 } from '../../src/phpipam';
@@ -36,10 +37,10 @@ async function guard(text: string | Buffer, target = 'phpipam_restore_x', chunk 
 }
 
 /** The failure a promise rejects with (fails the test if it resolves). */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+async function failureOf(promise: Promise<unknown>): Promise<DomainError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
+  expect(err).toBeInstanceOf(DomainError);
+  return err as DomainError;
 }
 
 // ====================================================================== pure parts
@@ -313,7 +314,7 @@ describe('phpIPAM restore on MariaDB', () => {
 
   it('refuses to load into a schema that exists, and leaves that schema alone', async () => {
     const failure = await failureOf(loadDumpIntoSchema(cfg, password, { dump: Readable.from([dump]), schema: staging, workDir }));
-    expect(failure.type).toBe(PhpipamRestoreFailureType.RestoreSchemaExists);
+    expect(failure.type).toBe(FailureType.RestoreSchemaExists);
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain(staging);
     expect((await verifySchemaAgainstFacts(conn, staging, facts)).ok).toBe(true);
@@ -334,14 +335,14 @@ describe('phpIPAM restore on MariaDB', () => {
     expect(verification.mismatches[0]!.actual).not.toBe(expected.checksum);
 
     const failure = await failureOf(swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification }));
-    expect(failure.type).toBe(PhpipamRestoreFailureType.RestoreVerificationFailed);
+    expect(failure.type).toBe(FailureType.RestoreVerificationFailed);
     expect(failure.message).toMatch(/ipaddresses: checksum expected \d+, got \d+/);
     expect(await checksums(LIVE)).toEqual(liveBefore);
     expect(await schemaExists('phpipam_pre_restore_tampered')).toBe(false);
 
     // A verification of another schema does not open the door either.
     const other = await failureOf(swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification: verified }));
-    expect(other.type).toBe(PhpipamRestoreFailureType.SchemaSwapRefused);
+    expect(other.type).toBe(FailureType.SchemaSwapRefused);
     expect(await checksums(LIVE)).toEqual(liveBefore);
 
     await expect(dropStagingSchema(conn, LIVE, LIVE)).rejects.toThrow(/it is the live schema/);
@@ -372,7 +373,7 @@ describe('phpIPAM restore on MariaDB', () => {
     const literal = password.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
     const script = `CREATE TABLE a (id INT);\nSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '${literal}';\n-- Dump completed on 2026-11-27 14:35:02\n`;
     const failure = await failureOf(loadDumpIntoSchema(cfg, password, { dump: Readable.from([Buffer.from(script)]), schema, workDir }));
-    expect(failure.type).toBe(PhpipamRestoreFailureType.DumpLoadFailed);
+    expect(failure.type).toBe(FailureType.DumpLoadFailed);
     expect(failure.message).toMatch(/^mariadb could not load the dump into phpipam_restore_broken@127\.0\.0\.1:\d+ \(exit code 1\): ERROR 1644 \(45000\) at line 2: \*\*\*$/);
     expect(failure.message).not.toContain(password);
     expect(failure.message).not.toContain(literal); // the client does not echo the statement (it would carry the secret escaped)
@@ -381,7 +382,7 @@ describe('phpIPAM restore on MariaDB', () => {
     // A truncated dump (no trailer) is refused too, even though every statement in it succeeded.
     const truncated = dump.subarray(0, dump.indexOf('\n', dump.length >> 1) + 1);
     const cut = await failureOf(loadDumpIntoSchema(cfg, password, { dump: Readable.from([truncated]), schema, workDir }));
-    expect(cut.type).toBe(PhpipamRestoreFailureType.DumpLoadFailed);
+    expect(cut.type).toBe(FailureType.DumpLoadFailed);
     expect(cut.message).toMatch(/the dump ends at line \d+ without its "-- Dump completed" trailer: it is truncated; nothing of it is kept/);
     expect(await schemaExists(schema)).toBe(false);
     expect(await readdir(workDir)).toEqual([]);
@@ -440,7 +441,7 @@ describe('phpIPAM restore on MariaDB', () => {
         },
       }));
       expect(steps).toEqual(['check schemas', 'create keep schema', 'drop staging triggers', 'drop live triggers', 'rename tables', 'create live triggers']);
-      expect(failure.type).toBe(PhpipamRestoreFailureType.SchemaSwapFailed);
+      expect(failure.type).toBe(FailureType.SchemaSwapFailed);
       expect(failure.message).toMatch(/failed at "create live triggers" \(injected failure after the rename\); undone/);
       expect(await checksums(LIVE)).toEqual(liveBefore);
       expect(await triggersOf(LIVE)).toEqual([FIXTURE_TRIGGER]);
@@ -456,7 +457,7 @@ describe('phpIPAM restore on MariaDB', () => {
       await app.query('CREATE SEQUENCE s_ids');
       try {
         const failure = await failureOf(swapSchemaIn(conn, { live: LIVE, staging, keepAs, verification: verified }));
-        expect(failure.type).toBe(PhpipamRestoreFailureType.SchemaSwapRefused);
+        expect(failure.type).toBe(FailureType.SchemaSwapRefused);
         expect(failure.message).toContain('phpipam.s_ids is a SEQUENCE, which a swap cannot move');
         expect(failure.message).toContain('nothing was changed');
         const preflight = await failureOf(requireSwappableLive(conn, LIVE));
