@@ -416,7 +416,7 @@ describe('etcd restore', () => {
     await writer.commit();
     const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: foreignId, approved: true })).result().catch((e: unknown) => e);
     expect((err as WorkflowFailedError).cause?.message).toBe(
-      `restore refused at preflight, nothing was changed: backup set ${foreignId} belongs to cluster other-cluster, not ${CLUSTER}: refusing to restore another cluster's snapshot`);
+      `restore refused at preflight, nothing was changed: backup set ${foreignId} belongs to cluster other-cluster, not ${CLUSTER}: refusing to restore another cluster's data`);
     await store.delete(`${foreignId}/manifest.json`);
   });
 });

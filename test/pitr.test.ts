@@ -14,7 +14,7 @@ import { captureStatusQuery, stopCaptureSignal, type CaptureStatus } from '../sr
 import type { PointInTimeResult } from '../src/workflows/pitr';
 import { servedBy } from './support/agents';
 import { rootMessage } from '../src/workflows/progress';
-import { segmentStore } from '../src/activities/change-capture';
+import { segmentStore } from '../src/capture/segment-store';
 import { chainSegments } from '../src/capture/segments';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHistory, type Harness } from './support/harness';
 import { AGENT_NODES, nodeWorkerProgram, waitForNodeWorker } from './support/global-setup';

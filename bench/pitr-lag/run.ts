@@ -30,11 +30,11 @@ import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { stringify } from 'yaml';
-import { segmentStore } from '../../src/activities/change-capture';
+import { segmentStore } from '../../src/capture/segment-store';
 import { chainSegments, encodeEvents, parseSegmentKey, segmentDir, type CapturedEvent, type SegmentName } from '../../src/capture/segments';
 import { connectClient, startEtcdBackup } from '../../src/client/temporal';
 import { utcStamp } from '../../src/common/manifest';
-import { pollUntil, sleep } from '../../src/common/poll';
+import { waitUntil, sleep } from '../../src/common/poll';
 import { loadConfig } from '../../src/config/load';
 import type { Config, S3TargetConfig } from '../../src/config/schema';
 import { createEncryptStream } from '../../src/crypto';
@@ -741,7 +741,7 @@ async function main(argv: string[]): Promise<number> {
     const warm = await etcd.put(`${KEY_PREFIX}warm-up`).value('1').exec();
     const warmRev = Number(warm.header.revision);
     const warmCommit = Date.now();
-    await pollUntil(async () => {
+    await waitUntil(async () => {
       const failure = await Promise.race([captureFailed, sleep(0).then(() => null)]);
       if (failure) throw new Error(`the capture workflow failed: ${failure.message}`);
       return tracker.reachable(base) >= warmRev;
@@ -768,7 +768,7 @@ async function main(argv: string[]): Promise<number> {
       `put latency p50 ${ms(writer.putLatency.p50)} p99 ${ms(writer.putLatency.p99)}; sent late against the pace p99 ${ms(writer.lateness.p99)}, max ${ms(writer.lateness.max)}`);
 
     const drainWait = Math.max(30_000, 10 * options.flushMs);
-    const drained = await pollUntil(() => tracker.reachable(base) >= lastRev, {
+    const drained = await waitUntil(() => tracker.reachable(base) >= lastRev, {
       timeoutMs: drainWait, intervalMs: 50, describeFailure: () => `timed out after ${(drainWait / 1000).toFixed(0)} s waiting for every write durable`,
     }).then(() => true, () => false);
     clearInterval(loadTimer);

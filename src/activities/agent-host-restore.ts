@@ -19,7 +19,7 @@ import type { AgentConfigComponentRecord, ArtefactRecord, ComponentRecord } from
 import { fetchArtefact } from '../restore/fetch';
 import { extractArchive, swapDirectory } from '../archive/extract';
 import { agentHostState, agentOn } from '../agent/node-agent';
-import { chooseRestoreSet } from './host-restore';
+import { chooseRestoreSet } from '../catalog/choose-set';
 
 const run = promisify(execFile);
 
@@ -42,8 +42,10 @@ export function createAgentHostRestorePlanActivities(deps: { config: Config }) {
   async function planAgentHostRestore(input: { cluster: string; node: string; setId?: string }): Promise<AgentHostRestorePlan> {
     const cluster = findCluster(deps.config, input.cluster);
     agentOn(cluster, input.node);
-    const { entry, component, unreachableTargets } = await chooseRestoreSet(deps.config, cluster.name, input.setId, (m) => m.components.find(
-      (c: ComponentRecord): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === input.node), `the host state of node ${input.node}`);
+    const { entry, component, unreachableTargets } = await chooseRestoreSet(deps.config, {
+      cluster: cluster.name, setId: input.setId, what: `the host state of node ${input.node}`,
+      pick: (m) => m.components.find((c: ComponentRecord): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === input.node),
+    });
     const artefact = component.artefacts[0];
     if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no artefact for node ${input.node}'s host state`, FailureType.RestoreRefused);
     return {

@@ -6,6 +6,7 @@ import type { ArtefactRecord } from '../common/manifest';
 import { publishToStores, type BackupStore } from '../storage';
 import { HashingStream } from '../storage/hashing';
 import type { ArtefactEncryption } from './artefact-encryption';
+import { withHeartbeat } from './heartbeat';
 
 /**
  * source -> sha256 of the raw bytes -> gzip -> [age] -> every store, committed only when the
@@ -20,20 +21,18 @@ export async function publishCompressed(opts: {
 }): Promise<ArtefactRecord> {
   const raw = new HashingStream();
   const ctx = Context.current();
-  const heartbeat = setInterval(() => ctx.heartbeat({ bytes: raw.bytes }), 5000);
   const abortOnCancel = () => opts.source.destroy(new Error('cancelled'));
   ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
   try {
-    const { copies } = await publishToStores(opts.stores, opts.key, (sink) => pipeline([
+    const { copies } = await withHeartbeat(() => ({ bytes: raw.bytes }), () => publishToStores(opts.stores, opts.key, (sink) => pipeline([
       opts.source, raw, createGzip({ chunkSize: 256 * 1024 }), ...(opts.encryption ? [opts.encryption.createStream()] : []), sink,
-    ]));
+    ])));
     const first = copies[0]!;
     return {
       file: opts.fileName, key: opts.key, compression: 'gzip', encryption: opts.encryption?.record ?? null,
       bytes: first.bytes, sha256: first.sha256, raw: { bytes: raw.bytes, sha256: raw.digestHex() }, copies,
     };
   } finally {
-    clearInterval(heartbeat);
     ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
   }
 }

@@ -3,8 +3,8 @@
  * a new incarnation (new cluster ID), and a capture left running would watch it under the old
  * chain. The capture is a workflow, so this activity talks to Temporal like the CLI does.
  */
-import { Context } from '@temporalio/activity';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { withHeartbeat } from './heartbeat';
 import type { Config } from '../config/schema';
 import { findCluster } from '../config/load';
 import { changeCaptureId } from '../client/temporal';
@@ -40,14 +40,9 @@ export function createCaptureControlActivities(deps: { config: Config }) {
       if (err instanceof WorkflowNotFoundError) return { workflowId, wasRunning: false };
       throw err;
     }
-    const beat = setInterval(() => Context.current().heartbeat(), 1000);
-    try {
-      // A capture ended by the restore's own incarnation check fails instead: stopped all the same.
-      const final = await handle.result().then((status: CaptureStatus) => status, () => null);
-      return { workflowId, wasRunning: true, clusterId: final?.clusterId ?? null, lastDurable: final?.lastDurable ?? null };
-    } finally {
-      clearInterval(beat);
-    }
+    // A capture ended by the restore's own incarnation check fails instead: stopped all the same.
+    const final = await withHeartbeat(undefined, () => handle.result().then((status: CaptureStatus) => status, () => null), 1000);
+    return { workflowId, wasRunning: true, clusterId: final?.clusterId ?? null, lastDurable: final?.lastDurable ?? null };
   }
 
   return { stopChangeCapture: stopChangeCapture };

@@ -3,7 +3,7 @@ import { findCluster } from '../config/load';
 import type { BackupManifest } from '../common/manifest';
 import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
-import { chooseRestoreSet } from './host-restore';
+import { chooseRestoreSet } from '../catalog/choose-set';
 
 /** The components a disaster recovery restores from a set; agents and checks always follow. */
 export type DisasterRecoveryComponent = 'etcd' | 'phpipam';
@@ -42,7 +42,7 @@ export function createDisasterRecoveryActivities(deps: { config: Config }) {
     const wanted = chosen ?? configured;
     const holdsAll = (manifest: BackupManifest) => (wanted.every((c) => manifest.components.some((m) => m.component === c)) ? manifest.components[0] : undefined);
     const what = wanted.map((c) => (c === 'etcd' ? 'an etcd snapshot' : 'a phpIPAM dump')).join(' and ');
-    const { entry: set } = await chooseRestoreSet(deps.config, cluster.name, input.setId, holdsAll, what).catch((err: unknown) => {
+    const { entry: set } = await chooseRestoreSet(deps.config, { cluster: cluster.name, setId: input.setId, pick: holdsAll, what }).catch((err: unknown) => {
       // A set lacking a configured component is refused up front, naming the explicit way to run without it.
       if (chosen === undefined && input.setId && err instanceof DomainError && err.type === FailureType.RestoreRefused && wanted.length > 1) {
         throw DomainError.nonRetryable(`${err.message}, while cluster ${cluster.name} has ${wanted.map((c) => LABEL[c]).join(' and ')} configured: ` +

@@ -39,7 +39,8 @@ import {
   isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts, type TotalKeyMeaning,
   type PhpipamComponentRecord, type SetVerification,
 } from '../common/manifest';
-import { listBackupSets, readManifest } from '../catalog/catalog';
+import { readManifest } from '../catalog/catalog';
+import { chooseRestoreSet } from '../catalog/choose-set';
 import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
 import { fetchArtefact } from '../restore/fetch';
 import { readSnapshotStatus, type SnapshotStatusReading } from '../etcd/snapshot-file';
@@ -51,7 +52,7 @@ import {
   connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, restoreConnectionOf, verifySchemaAgainstFacts,
   type DatabaseFlavour, type SchemaMismatch, type TableFact,
 } from '../phpipam';
-import { withHeartbeat } from './host-restore';
+import { withHeartbeat } from './heartbeat';
 import { DomainError, errorMessage } from '../common/domain-errors';
 
 // ====================================================================== plain helpers (unit-tested)
@@ -330,17 +331,11 @@ export function createDrillActivities(deps: { config: Config }) {
 
   async function planRestoreDrill(input: { cluster: string; setId?: string; at: string }): Promise<DrillPlan> {
     findCluster(config, input.cluster);
-    const unreachableTargets: string[] = [];
-    const listed = await listBackupSets(config, { cluster: input.cluster, onUnreadableTarget: (target, err) => unreachableTargets.push(`${target} (${errorMessage(err)})`) });
-    if (unreachableTargets.length === config.storage.length) {
-      throw DomainError.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
-    }
-    const entry = input.setId ? listed.find((e) => e.setId === input.setId) : listed.find((e) => e.status === 'complete');
-    if (!entry) {
-      throw DomainError.nonRetryable(input.setId
-        ? `backup set ${input.setId} of cluster ${input.cluster} was not found in any reachable target`
-        : `cluster ${input.cluster} has no complete backup set to drill`, FailureType.BackupSetNotFound);
-    }
+    // A drill restores the set's etcd snapshot and phpIPAM dump: the newest complete set holding either, or the one asked for.
+    const { entry, unreachableTargets } = await chooseRestoreSet(config, {
+      cluster: input.cluster, setId: input.setId, what: 'an etcd snapshot or a phpIPAM dump',
+      pick: (m) => m.components.find((c) => (c.component === 'etcd' || c.component === 'phpipam') && c.artefacts.length > 0),
+    });
     if (entry.status !== 'complete') {
       throw DomainError.nonRetryable(`backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`, FailureType.RestoreRefused);
     }
@@ -360,9 +355,6 @@ export function createDrillActivities(deps: { config: Config }) {
 
     const etcd = entry.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
     const phpipam = entry.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam');
-    if (!etcd?.artefacts[0] && !phpipam?.artefacts[0]) {
-      throw DomainError.nonRetryable(`backup set ${entry.setId} holds neither an etcd snapshot nor a phpIPAM dump: nothing to restore`, FailureType.RestoreRefused);
-    }
     if (!etcd) checks.push({ component: 'etcd', name: 'etcd snapshot in the set', ok: true, skipped: true, detail: 'the set has no etcd component' });
     let phpipamPlan: DrillPlan['phpipam'] = null;
     if (phpipam?.artefacts[0]) {

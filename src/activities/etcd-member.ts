@@ -18,9 +18,11 @@ import type { ArtefactRecord } from '../common/manifest';
 import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool, snapshotToolVersion, supportsRevisionBump } from '../etcd/snapshot-file';
 import { readSnapshotRevisions, recordedRevisionMatches } from '../etcd/snapshot-revisions';
 import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
+import { restoredDataDir } from '../etcd/etcd-argv';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { fetchArtefact } from '../restore/fetch';
 import { failpoint } from '../common/failpoints';
+import { heartbeating } from './heartbeat';
 
 const execFileAsync = promisify(execFile);
 
@@ -67,22 +69,6 @@ class TrailerProblem extends SnapshotTrailerCheck {
   }
 }
 
-/**
- * Heartbeats every 5 s while a host step runs (a `snapshot restore` of a large snapshot takes
- * minutes), so the workflow can use a short heartbeat timeout and notice a dead node worker fast.
- */
-function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return async (...args: A) => {
-    const ctx = Context.current();
-    const timer = setInterval(() => ctx.heartbeat(), 5000);
-    try {
-      return await fn(...args);
-    } finally {
-      clearInterval(timer);
-    }
-  };
-}
-
 /** Whether a restore bumped the revision, by how much, and why not when it did not. */
 export interface RevisionBump {
   used: boolean;
@@ -120,7 +106,6 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   }
 
   const stagingPath = (setId: string, member: string) => join(restoreStagingDir(config.workDir, setId, member), 'snapshot.db');
-  const restoredDirFor = (dataDir: string, tag: string) => join(dirname(dataDir), `restored-${tag}`);
 
   /** The dir the member runs on now, from its unit/program file. */
   const liveDataDir = async (cluster: ClusterConfig, member: EtcdMemberConfig) => resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
@@ -160,7 +145,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
         FailureType.InsufficientDisk);
     }
-    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDirFor(dataDir, input.restoreTag), freeBytes, tool: snapshotTool(config.etcdBinDir).command };
+    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDataDir(dataDir, input.restoreTag), freeBytes, tool: snapshotTool(config.etcdBinDir).command };
   }
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
@@ -263,6 +248,7 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     await removeRestoreStaging(config.workDir, input.setId, input.member);
   }
 
+  // Host steps heartbeat every 5 s: a `snapshot restore` of a large snapshot takes minutes.
   const activity = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => heartbeating(fn);
   return {
     stageEtcdSnapshot: activity(stageEtcdSnapshot),

@@ -9,8 +9,8 @@ import type { ClusterConfig, Config, EtcdMemberConfig } from '../config/schema';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
 import { initialClusterOf, peerEntry } from '../common/etcd-topology';
-import type { ArtefactRecord, EtcdSnapshotFacts } from '../common/manifest';
-import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
+import type { ArtefactRecord, EtcdComponentRecord, EtcdSnapshotFacts } from '../common/manifest';
+import { chooseRestoreSet } from '../catalog/choose-set';
 import { connectMember, hashKVAt } from '../etcd/connect';
 import { keyspaceDigest, keyspaceDigestDifference, type KeyspaceDigest } from '../etcd/keyspace-digest';
 import { DomainError, errorMessage } from '../common/domain-errors';
@@ -87,36 +87,12 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     }
   }
 
-  /** The newest complete set with an etcd snapshot, or the one asked for, checked to belong to this cluster. */
-  async function chooseSet(cluster: ClusterConfig, setId: string | undefined): Promise<CatalogEntry> {
-    // A restore must work with a target down (that may be why we restore): read what answers.
-    const unreadable: string[] = [];
-    const sets = await listBackupSets(config, { ...(setId ? {} : { cluster: cluster.name }), onUnreadableTarget: (target, err) => unreadable.push(`${target} (${errorMessage(err)})`) });
-    if (unreadable.length === config.storage.length) {
-      throw DomainError.retryable(`no storage target can be read: ${unreadable.join('; ')}`, FailureType.StorageUnavailable);
-    }
-    const unreadableNote = unreadable.length > 0 ? ` (unreadable: ${unreadable.join('; ')})` : '';
-    const hasEtcd = (e: CatalogEntry) => e.manifest.components.some((c) => c.component === 'etcd');
-    if (!setId) {
-      const newest = sets.find((e) => e.status === 'complete' && hasEtcd(e));
-      if (!newest) throw DomainError.nonRetryable(`no complete backup set with an etcd snapshot for cluster ${cluster.name}${unreadableNote}`, FailureType.BackupSetNotFound);
-      return newest;
-    }
-    const chosen = sets.find((e) => e.setId === setId);
-    if (!chosen) throw DomainError.nonRetryable(`backup set ${setId} was not found in any target${unreadableNote}`, FailureType.BackupSetNotFound);
-    if (chosen.cluster !== cluster.name) {
-      throw DomainError.nonRetryable(
-        `backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster.name}: refusing to restore another cluster's snapshot`, FailureType.RestoreRefused);
-    }
-    if (!hasEtcd(chosen)) throw DomainError.nonRetryable(`backup set ${setId} holds no etcd snapshot`, FailureType.RestoreRefused);
-    return chosen;
-  }
-
   async function planEtcdRestore(input: { cluster: string; setId?: string }): Promise<EtcdRestorePlan> {
     const cluster = findCluster(config, input.cluster);
-    const entry = await chooseSet(cluster, input.setId);
-    const etcd = entry.manifest.components.find((c) => c.component === 'etcd');
-    if (!etcd || etcd.component !== 'etcd') throw DomainError.nonRetryable(`backup set ${entry.setId} holds no etcd snapshot`, FailureType.RestoreRefused);
+    const { entry, component: etcd } = await chooseRestoreSet(config, {
+      cluster: cluster.name, setId: input.setId, what: 'an etcd snapshot',
+      pick: (m) => m.components.find((c): c is EtcdComponentRecord => c.component === 'etcd'),
+    });
     if (!cluster.etcd.members.some((m) => m.name === etcd.facts.member)) {
       throw DomainError.nonRetryable(
         `the snapshot of set ${entry.setId} was taken from member ${etcd.facts.member}, which is not a member of ${cluster.name} (${cluster.etcd.members.map((m) => m.name).join(', ')})`,

@@ -10,14 +10,12 @@ import { agentHostState } from '../agent/node-agent';
 import { findCluster, findTargets } from '../config/load';
 import { artefactKey, openStore } from '../storage';
 import { createArchiveStream, type ArchivedEntry } from '../archive/create';
+import { NEBULA_FILES } from '../nebula/certs';
 import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { artefactEncryption } from './artefact-encryption';
 import { publishCompressed } from './archive-artefact';
-
-/** What a Nebula node must hold; the restore puts back exactly these. */
-export const NEBULA_FILES = ['ca.crt', 'host.crt', 'host.key', 'config.yml'] as const;
 
 export interface HostFilesBackupInput {
   cluster: string;

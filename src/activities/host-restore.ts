@@ -21,14 +21,14 @@ import type { ClusterConfig, Config } from '../config/schema';
 import { removeRestoreStaging, restoreStagingDir } from '../restore/staging';
 import { findCluster } from '../config/load';
 import { FailureType } from '../common/failures';
-import type { ArtefactRecord, BackupManifest, ComponentRecord } from '../common/manifest';
-import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
+import type { ArtefactRecord, ComponentRecord } from '../common/manifest';
+import { chooseRestoreSet } from '../catalog/choose-set';
 import { fetchArtefact } from '../restore/fetch';
 import { extractIntoFreshDir, listArchive, swapDirectory, type ArchiveEntryType } from '../archive/extract';
-import { checkNebulaConfig, describeNebulaCert, enforceNebulaModes, verifyHostCert, type NebulaModeChange } from '../nebula/certs';
+import { checkNebulaConfig, NEBULA_FILES, describeNebulaCert, enforceNebulaModes, verifyHostCert, type NebulaModeChange } from '../nebula/certs';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
-import { NEBULA_FILES } from './host-files';
-import { DomainError, errorMessage } from '../common/domain-errors';
+import { withHeartbeat } from './heartbeat';
+import { DomainError } from '../common/domain-errors';
 import { agentLayout, agentOn } from '../agent/node-agent';
 
 export type HostRestoreKind = 'agent-cache' | 'nebula';
@@ -74,42 +74,6 @@ export interface PreparedDir {
   modeChanges: NebulaModeChange[];
   /** Nebula: the restored host certificate. */
   hostCert?: { name: string; issuer: string; notAfter: string };
-}
-
-// ---------------------------------------------------------------------------------- choosing a set
-
-/**
- * The set to restore from: the one asked for (must belong to `cluster` and hold the component),
- * else the newest complete set holding it. A target that cannot be read (e.g. S3 down during an
- * outage) is skipped and named in the plan: a restore uses the others.
- */
-export async function chooseRestoreSet<C extends ComponentRecord>(
-  config: Config, cluster: string, setId: string | undefined, pick: (manifest: BackupManifest) => C | undefined, what: string,
-): Promise<{ entry: CatalogEntry; component: C; unreachableTargets: string[] }> {
-  const unreachableTargets: string[] = [];
-  const listed = await listBackupSets(config, { onUnreadableTarget: (target, err) => { unreachableTargets.push(`${target} (${errorMessage(err)})`); } });
-  const sets = new Map(listed.map((entry) => [entry.setId, entry]));
-  if (unreachableTargets.length === config.storage.length) {
-    throw DomainError.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
-  }
-  if (!setId) {
-    const newest = [...sets.values()].filter((e) => e.cluster === cluster && e.status === 'complete' && pick(e.manifest))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
-    if (!newest) throw DomainError.nonRetryable(`no complete backup set with ${what} for cluster ${cluster}`, FailureType.BackupSetNotFound);
-    return { entry: newest, component: pick(newest.manifest)!, unreachableTargets };
-  }
-  const chosen = sets.get(setId);
-  if (!chosen) {
-    throw DomainError.nonRetryable(
-      `backup set ${setId} was not found in any reachable target${unreachableTargets.length ? ` (unreachable: ${unreachableTargets.join('; ')})` : ''}`,
-      FailureType.BackupSetNotFound);
-  }
-  if (chosen.cluster !== cluster) {
-    throw DomainError.nonRetryable(`backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`, FailureType.RestoreRefused);
-  }
-  const component = pick(chosen.manifest);
-  if (!component) throw DomainError.nonRetryable(`backup set ${setId} does not hold ${what}`, FailureType.RestoreRefused);
-  return { entry: chosen, component, unreachableTargets };
 }
 
 // ---------------------------------------------------------------------------------- per-node config
@@ -160,8 +124,10 @@ export function createHostRestorePlanActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const target = await describedTarget(cluster, input.node, input.kind);
     const what = `${input.kind === 'nebula' ? 'Nebula files' : 'an agent cache'} of node ${input.node}`;
-    const { entry, component, unreachableTargets } = await chooseRestoreSet(config, cluster.name, input.setId, (m) => m.components.find(
-      (c): c is Extract<ComponentRecord, { component: HostRestoreKind }> => c.component === input.kind && 'node' in c && c.node === input.node), what);
+    const { entry, component, unreachableTargets } = await chooseRestoreSet(config, {
+      cluster: cluster.name, setId: input.setId, what,
+      pick: (m) => m.components.find((c): c is Extract<ComponentRecord, { component: HostRestoreKind }> => c.component === input.kind && 'node' in c && c.node === input.node),
+    });
     const archivedDir = component.component === 'agent-cache' ? component.facts.cacheDir : component.facts.dir;
     requireAbsolute(archivedDir);
     const artefact = component.artefacts[0];
@@ -176,17 +142,6 @@ export function createHostRestorePlanActivities(deps: { config: Config }) {
 }
 
 // ---------------------------------------------------------------------------------- node side
-
-/** Heartbeats every 5 s while `work` runs (extraction and tar validation have no progress callback). */
-export async function withHeartbeat<T>(details: unknown, work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(details), 5000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 export function createHostRestoreActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;

@@ -33,7 +33,8 @@ import {
   type DatabaseFlavour, type SchemaVerification, type TableFact,
 } from '../phpipam';
 import { serviceDriver } from '../services/driver';
-import { chooseRestoreSet, withHeartbeat } from './host-restore';
+import { withHeartbeat } from './heartbeat';
+import { chooseRestoreSet } from '../catalog/choose-set';
 
 const execFileAsync = promisify(execFile);
 
@@ -148,8 +149,10 @@ export function createPhpipamRestoreActivities(deps: { config: Config }) {
 
   async function planPhpipamRestore(input: { cluster: string; setId?: string; at: string }): Promise<PhpipamRestorePlan> {
     const cfg = phpipamOf(input.cluster);
-    const { entry, component, unreachableTargets } = await chooseRestoreSet(config, input.cluster, input.setId,
-      (m) => m.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam'), 'a phpIPAM dump');
+    const { entry, component, unreachableTargets } = await chooseRestoreSet(config, {
+      cluster: input.cluster, setId: input.setId, what: 'a phpIPAM dump',
+      pick: (m) => m.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam'),
+    });
     const artefact = component.artefacts[0];
     if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no phpIPAM dump artefact`, FailureType.RestoreRefused);
     if (component.facts.tablesMatchDump === false) {

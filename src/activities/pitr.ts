@@ -13,7 +13,7 @@ import { listBackupSets } from '../catalog/catalog';
 import { connectCluster } from '../etcd/connect';
 import { chainSegments, revisionAtTime, transactions, type CapturedEvent, type SegmentName } from '../capture/segments';
 import { chooseBaseSnapshot, chooseIncarnation, targetProblem, type PitrSnapshot, type PitrTarget } from '../capture/point-in-time';
-import { segmentStore } from './change-capture';
+import { segmentStore } from '../capture/segment-store';
 
 export interface PointInTimePlan {
   cluster: string;

@@ -3,7 +3,6 @@
  * and activities/CLI (which store and read it). The catalog is the set of manifests in a store.
  */
 import type { KeyspaceDigest } from '../etcd/keyspace-digest';
-import type { PhpipamDumpFacts } from '../phpipam/types'; // plain types, no runtime import
 
 export const MANIFEST_FORMAT_VERSION = 1;
 
@@ -94,6 +93,46 @@ export interface AgentCacheComponentRecord {
   facts: { node: string; cacheDir: string; entries: number; online: boolean; agentRestarted: boolean };
   startedAt: string;
   finishedAt: string;
+}
+
+// ---- the phpIPAM dump's facts (written by the backup, checked by restores and drills)
+
+/** The phpIPAM database server's kind. */
+export type DatabaseFlavour = 'mariadb' | 'mysql';
+
+/** Where the dump's snapshot sits in the binary log: the point-in-time-recovery start. */
+export interface BinlogPosition {
+  file: string;
+  position: number;
+  /** MariaDB `gtid_slave_pos` / MySQL `GTID_PURGED` as printed by the dump, if any. */
+  gtid?: string;
+}
+
+export interface TableFact {
+  name: string;
+  engine: string;
+  /** Exact `COUNT(*)`. */
+  rows: number;
+  /** `CHECKSUM TABLE` value as a decimal string (null if the server could not compute one). */
+  checksum: string | null;
+}
+
+export interface PhpipamDumpFacts {
+  flavour: DatabaseFlavour;
+  version: string;
+  database: string;
+  /** `mariadb-dump 10.11.19`: the program that wrote the artefact. */
+  dumpTool: string;
+  /** The dump's argv (no secrets: the password is in a 0600 option file, named here only by path). */
+  dumpCommand: string[];
+  binlog: BinlogPosition | null;
+  tables: TableFact[];
+  /**
+   * true: the table facts were read at exactly the dump's binlog position, so a restore of this dump
+   * must reproduce them. false: writes happened between the two snapshots. null: cannot tell
+   * (binlog off, or a MySQL server, which does not report a snapshot's position).
+   */
+  tablesMatchDump: boolean | null;
 }
 
 export interface PhpipamComponentRecord {

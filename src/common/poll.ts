@@ -2,10 +2,12 @@
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Polls `check` until it returns true. On timeout throws an error built by
- * `describeFailure`, so callers can attach logs that explain why.
+ * Polls `check` until it returns true (an error from `check` ends the wait: it is not retried). On
+ * timeout throws an error built by `describeFailure`, so callers can attach logs that explain why.
+ * (The tests' `pollUntil` in test/support/harness.ts differs: it returns the probe's value and
+ * keeps polling through errors.)
  */
-export async function pollUntil(
+export async function waitUntil(
   check: () => Promise<boolean> | boolean,
   options: { timeoutMs: number; intervalMs?: number; describeFailure: () => string | Promise<string> },
 ): Promise<void> {

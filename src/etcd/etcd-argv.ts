@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 
 export interface EtcdFlagChanges {
-  /** Absolute path of the restored data dir (`restored-<setId>` beside the old one). */
+  /** Absolute path of the restored data dir (`restored-<tag>` beside the old one: restoredDataDir). */
   dataDir: string;
   /** Only when the member runs with its own `--wal-dir`: the restored WAL dir. */
   walDir?: string;
@@ -116,7 +116,10 @@ export function currentDataDir(args: string[]): string {
   return at.valueIndex === at.index ? element.slice(element.indexOf('=') + 1) : element;
 }
 
-/** The runbook's restored data dir: `restored-<setId>` beside the old one. */
-export function restoredDataDir(oldDataDir: string, setId: string): string {
-  return path.join(path.dirname(oldDataDir), `restored-${setId}`);
+/**
+ * The restored data dir: `restored-<tag>` beside the old one, the tag being the restore's
+ * (`<setId>-<end of run id>`, workflows/etcd-restore.ts restoreTag): one set restored twice never collides.
+ */
+export function restoredDataDir(oldDataDir: string, restoreTag: string): string {
+  return path.join(path.dirname(oldDataDir), `restored-${restoreTag}`);
 }

@@ -1,7 +1,7 @@
 /**
  * Repointing an etcd member's service at a restored data dir, and putting it back.
  *
- * The restore runbook starts each member on `restored-<setId>` beside its old data dir and, for
+ * The restore runbook starts each member on `restored-<tag>` beside its old data dir and, for
  * members joining an existing cluster, with a new `--initial-cluster`, `--initial-cluster-state`
  * and `--initial-cluster-token`. Those flags live in the service definition:
  *
@@ -18,13 +18,12 @@
  * etcd-argv.ts (the flags), supervisor-program-file.ts (command= lines, [include]) and
  * systemd-drop-in.ts (ExecStart, the drop-in).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 
-import { pollUntil } from '../common/poll';
+import { waitUntil } from '../common/poll';
 import { type ProgramState, programStates, supervisorctl } from '../services/supervisorctl';
+import { systemctl } from '../services/systemctl';
 import { backupPathFor, exists, fsyncDir, putBack, replaceKeepingBackup } from './durable-file';
 import { type EtcdFlagChanges, rewriteEtcdArgs } from './etcd-argv';
 import { assertNotIncluded, autostarts, locateProgramConfig, programArgs, replaceProgramCommand } from './supervisor-program-file';
@@ -32,8 +31,6 @@ import { DROP_IN_NAME, type SystemdExecStart, parseSystemdExecStart, renderSyste
 
 // What the callers of this API pass and read back beside it.
 export { currentDataDir, type EtcdFlagChanges } from './etcd-argv';
-
-const run = promisify(execFile);
 
 // ------------------------------------------------------------------ types
 
@@ -90,7 +87,7 @@ async function applySupervisorChange(supervisorConf: string, program: string, te
   let state: ProgramState | undefined;
   const settled = (s: ProgramState | undefined) => s === 'RUNNING' || s === 'FATAL' || s === 'EXITED' || (s === 'STOPPED' && !autostarts(text, program));
   if (restarted) {
-    await pollUntil(async () => settled((state = (await programStates(supervisorConf))[program])), {
+    await waitUntil(async () => settled((state = (await programStates(supervisorConf))[program])), {
       timeoutMs,
       describeFailure: () => `supervisor program ${program} did not settle within ${timeoutMs} ms after update (state ${state ?? 'unknown'})`,
     });
@@ -113,14 +110,8 @@ async function repointSupervisorMember(supervisorConf: string, member: string, c
 
 // ------------------------------------------------------------------ systemd side effects
 
-async function defaultSystemctl(args: string[]): Promise<string> {
-  try {
-    return (await run('systemctl', args, { timeout: 120_000 })).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; code?: number | string };
-    throw new Error(`systemctl ${args.join(' ')} failed (${String(e.code)}): ${(e.stderr ?? '').trim().slice(0, 300)}`);
-  }
-}
+/** The one systemctl client (src/services/systemctl.ts), unless a test passes its own. */
+const defaultSystemctl = (args: string[]) => systemctl(args);
 
 async function systemdExecStart(unit: string, options: MemberServiceOptions): Promise<SystemdExecStart> {
   const systemctl = options.systemctl ?? defaultSystemctl;

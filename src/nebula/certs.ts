@@ -13,6 +13,9 @@ import { promisify } from 'node:util';
 import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 
+/** What a Nebula node must hold; the backup archives and the restore puts back exactly these. */
+export const NEBULA_FILES = ['ca.crt', 'host.crt', 'host.key', 'config.yml'] as const;
+
 const execFileAsync = promisify(execFile);
 
 /** A certificate check failed, or the tool could not run; names the files involved. */

@@ -1,9 +1,11 @@
 /**
- * Plain types of the phpIPAM database backup (no I/O): what the server says about itself, what the
- * dump recorded, and the facts that go into the manifest. Candidates for src/common/manifest.ts.
+ * Plain types of the phpIPAM database backup (no I/O): what the server says about itself and the
+ * dump tool. The facts that go into the manifest (PhpipamDumpFacts and its parts) are the manifest's
+ * own types (src/common/manifest.ts), re-exported here.
  */
+import type { DatabaseFlavour, TableFact } from '../common/manifest';
 
-export type DatabaseFlavour = 'mariadb' | 'mysql';
+export type { BinlogPosition, DatabaseFlavour, PhpipamDumpFacts, TableFact } from '../common/manifest';
 
 /** What the preflight learned from the server. */
 export interface ServerInfo {
@@ -27,44 +29,9 @@ export interface DumpTool {
   version: string;
 }
 
-/** Where the dump's snapshot sits in the binary log: the point-in-time-recovery start. */
-export interface BinlogPosition {
-  file: string;
-  position: number;
-  /** MariaDB `gtid_slave_pos` / MySQL `GTID_PURGED` as printed by the dump, if any. */
-  gtid?: string;
-}
-
-export interface TableFact {
-  name: string;
-  engine: string;
-  /** Exact `COUNT(*)`. */
-  rows: number;
-  /** `CHECKSUM TABLE` value as a decimal string (null if the server could not compute one). */
-  checksum: string | null;
-}
-
 /** Row counts and checksums read inside one consistent snapshot. */
 export interface TableFactsSnapshot {
   tables: TableFact[];
   /** MariaDB: the binlog position of that snapshot (`Binlog_snapshot_*`); null when unknown. */
   snapshotPosition: { file: string; position: number } | null;
-}
-
-export interface PhpipamDumpFacts {
-  flavour: DatabaseFlavour;
-  version: string;
-  database: string;
-  /** `mariadb-dump 10.11.19`: the program that wrote the artefact. */
-  dumpTool: string;
-  /** The dump's argv (no secrets: the password is in a 0600 option file, named here only by path). */
-  dumpCommand: string[];
-  binlog: BinlogPosition | null;
-  tables: TableFact[];
-  /**
-   * true: the table facts were read at exactly the dump's binlog position, so a restore of this dump
-   * must reproduce them. false: writes happened between the two snapshots. null: cannot tell
-   * (binlog off, or a MySQL server, which does not report a snapshot's position).
-   */
-  tablesMatchDump: boolean | null;
 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { programLogPath, supervisorctl, supervisorLayout, writeProgramConfig } from './supervisor';
-import { pollUntil } from '../common/poll';
+import { waitUntil } from '../common/poll';
 import { establishedConnectionTo } from '../agent/connections';
 import { serviceDriver } from '../services/driver';
 
@@ -123,7 +123,7 @@ export async function startRealAgents(world: {
   await supervisorctl(world.supervisorConf, 'update');
   for (const agent of agents) {
     const service = serviceDriver({ driver: 'supervisor', supervisorConf: world.supervisorConf, program: agent.program });
-    await pollUntil(async () => {
+    await waitUntil(async () => {
       const pid = await service.pid();
       return pid !== null && (await establishedConnectionTo(pid, world.etcdEndpoints)) !== null;
     }, { timeoutMs: 60_000, describeFailure: () => `agent ${agent.program} did not connect to etcd within 60 s; see ${programLogPath(layout, agent.program)}` });

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Range } from 'etcd3';
 import type { ClusterConfig } from '../config/schema';
 import { connectMember } from '../etcd/connect';
-import { freePorts, LOOPBACK, pollUntil } from './ports';
+import { freePorts, LOOPBACK, waitUntil } from './ports';
 import { etcdProgram, type EtcdMemberInfo, type World } from './world';
 import { programConfPath, supervisorctl, supervisorLayout, writeProgramConfig } from './supervisor';
 
@@ -79,7 +79,7 @@ async function enableAuth(cluster: ClusterConfig, users: AuthEtcd['users']): Pro
   const password = (user: AuthEtcdUser) => fs.readFileSync(user.passwordFile, 'utf8');
   let client = await connectMember({ ...cluster, etcd }, cluster.etcd.members[0]!);
   try {
-    await pollUntil(async () => {
+    await waitUntil(async () => {
       try { await client.maintenance.status(); return true; } catch { client.close(); client = await connectMember({ ...cluster, etcd }, cluster.etcd.members[0]!); return false; }
     }, { timeoutMs: 60_000, intervalMs: 300, describeFailure: () => `auth-enabled etcd ${cluster.name} did not answer within 60 s` });
     await client.role('root').create();

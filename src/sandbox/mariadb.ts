@@ -25,7 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 
-import { freePort, isPortFree, LOOPBACK, pollUntil, waitForPortsFree } from './ports';
+import { freePort, isPortFree, LOOPBACK, waitUntil, waitForPortsFree } from './ports';
 import { isProcessAlive, processesWithEnvironmentMarker, terminateProcesses, waitForExit, type ProgramSpec } from './supervisor';
 import { clientOptionFileText } from '../phpipam/option-file';
 
@@ -361,7 +361,7 @@ function spawnMariadbd(layout: MariadbLayout, port: number): ChildProcess {
 
 async function waitUntilAnswering(layout: MariadbLayout, child: ChildProcess, timeoutMs: number): Promise<void> {
   let problem: string | undefined = 'not started';
-  await pollUntil(async () => {
+  await waitUntil(async () => {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`mariadbd (${layout.dir}) exited during start (${child.exitCode ?? child.signalCode})\n${logTail(layout.logFile)}`);
     }

@@ -3,9 +3,9 @@
  * port to open (a service came up) or to close (a service is really gone).
  */
 import * as net from 'node:net';
-import { pollUntil, sleep } from '../common/poll';
+import { waitUntil, sleep } from '../common/poll';
 
-export { pollUntil, sleep };
+export { waitUntil, sleep };
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -76,7 +76,7 @@ export function canConnect(port: number, host: string = LOOPBACK, timeoutMs = 10
 
 
 export async function waitForPortOpen(port: number, what: string, timeoutMs: number, host: string = LOOPBACK): Promise<void> {
-  await pollUntil(() => canConnect(port, host), {
+  await waitUntil(() => canConnect(port, host), {
     timeoutMs,
     describeFailure: () => `${what} did not accept connections on ${host}:${port} within ${timeoutMs} ms`,
   });
@@ -84,7 +84,7 @@ export async function waitForPortOpen(port: number, what: string, timeoutMs: num
 
 export async function waitForPortsFree(ports: number[], timeoutMs: number, host: string = LOOPBACK): Promise<void> {
   let busy: number[] = [];
-  await pollUntil(
+  await waitUntil(
     async () => {
       const free = await Promise.all(ports.map((port) => isPortFree(port, host)));
       busy = ports.filter((_, i) => !free[i]);

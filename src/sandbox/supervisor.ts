@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { pollUntil } from './ports';
+import { waitUntil } from './ports';
 import { escapePercent, programStates, quoteArg, runSupervisorctl, supervisorctl, SUPERVISORCTL_BINARY, type ProgramState, type SupervisorctlResult } from '../services/supervisorctl';
 
 export { programStates, quoteArg, runSupervisorctl, supervisorctl, SUPERVISORCTL_BINARY, type ProgramState, type SupervisorctlResult };
@@ -211,7 +211,7 @@ export async function startSupervisord(
 
   await runDaemonizingParent(supervisorConfPath, options.env ?? process.env);
   let lastError = '';
-  await pollUntil(
+  await waitUntil(
     async () => {
       const result = await runSupervisorctl(supervisorConfPath, ['pid']);
       lastError = (result.stdout + result.stderr).trim();
@@ -276,7 +276,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
 }
 
 export async function waitForExit(pid: number, timeoutMs: number, what: string): Promise<void> {
-  await pollUntil(() => !isProcessAlive(pid), {
+  await waitUntil(() => !isProcessAlive(pid), {
     timeoutMs,
     intervalMs: 100,
     describeFailure: () => `${what} still running after ${timeoutMs} ms`,

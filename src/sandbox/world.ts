@@ -23,7 +23,7 @@ import YAML from 'yaml';
 
 import { createCertificates } from './certs';
 import { initializeDatadir, mariadbLayout, mariadbProgram, PHPIPAM_DATABASE, PHPIPAM_USER, provisionMariadb } from './mariadb';
-import { freePorts, pollUntil, waitForPortsFree } from './ports';
+import { freePorts, waitUntil, waitForPortsFree } from './ports';
 import { installedEtcd, requestedEtcdVersion } from './etcd-version';
 import {
   isSupervisordAlive,
@@ -175,7 +175,7 @@ async function stopAllButEtcdLeader(world: World): Promise<void> {
   const others = Object.keys(states).filter((program) => states[program] === 'RUNNING' && program !== leader);
   if (others.length === 0) return;
   await runSupervisorctl(world.supervisorConf, ['signal', 'TERM', ...others]);
-  await pollUntil(
+  await waitUntil(
     async () => {
       const now = await programStates(world.supervisorConf);
       return others.every((program) => !STILL_UP_STATES.has(now[program] ?? 'UNKNOWN'));

@@ -3,11 +3,12 @@
  * (systemctl), `supervisor` for the sandbox and tests (supervisorctl against one supervisord), the
  * same verbs either way. Run only by node workers, on the node that hosts the service.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { ServiceRef } from '../config/schema';
+import { runSupervisorctl } from './supervisorctl';
+import { runSystemctl } from './systemctl';
 
-const run = promisify(execFile);
+/** Stop/start may wait for a slow service to go down or come up. */
+const ACTION_TIMEOUT_MS = 120_000;
 
 export interface ServiceDriver {
   /** Human name for messages: `supervisor program nnoe-agent-node-1`, `systemd unit nnoe-agent.service`. */
@@ -24,21 +25,16 @@ export class ServiceCommandError extends Error {
   override readonly name = 'ServiceCommandError';
 }
 
-async function command(file: string, args: string[], what: string): Promise<string> {
-  try {
-    return (await run(file, args, { timeout: 120_000 })).stdout;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number | string };
-    throw new ServiceCommandError(`${what} failed (${file} ${args.join(' ')} exited ${String(e.code)}): ${(e.stderr || e.stdout || '').trim().slice(0, 300)}`);
-  }
+/** The command's stdout; a ServiceCommandError naming it and its output when it exits non-zero. */
+function checked(what: string, command: string, result: { exitCode: number; stdout: string; stderr: string }): string {
+  if (result.exitCode === 0) return result.stdout;
+  throw new ServiceCommandError(`${what} failed (${command} exited ${result.exitCode}): ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
 }
 
 function supervisorDriver(supervisorConf: string, program: string): ServiceDriver {
-  const ctl = (verb: string) => command('supervisorctl', ['-c', supervisorConf, verb, program], `supervisorctl ${verb} ${program}`);
-  const isRunning = async (): Promise<boolean> => {
-    const out = await run('supervisorctl', ['-c', supervisorConf, 'status', program]).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '');
-    return /\bRUNNING\b/.test(out);
-  };
+  const ctl = async (verb: string) => checked(`supervisorctl ${verb} ${program}`, `supervisorctl -c ${supervisorConf} ${verb} ${program}`,
+    await runSupervisorctl(supervisorConf, [verb, program], ACTION_TIMEOUT_MS));
+  const isRunning = async (): Promise<boolean> => /\bRUNNING\b/.test((await runSupervisorctl(supervisorConf, ['status', program]).catch(() => null))?.stdout ?? '');
   return {
     describe: `supervisor program ${program}`,
     // supervisorctl exits non-zero for "already stopped/started"; the state afterwards is what matters.
@@ -49,31 +45,29 @@ function supervisorDriver(supervisorConf: string, program: string): ServiceDrive
     }),
     start: async () => { await ctl('start').catch(async (err: unknown) => { if (!(await isRunning())) throw err; }); },
     isRunning,
-    pid: async () => {
-      const out = await run('supervisorctl', ['-c', supervisorConf, 'pid', program]).then((r) => r.stdout, () => '');
-      const pid = Number(out.trim());
-      return Number.isInteger(pid) && pid > 0 ? pid : null;
-    },
+    pid: async () => pidOf((await runSupervisorctl(supervisorConf, ['pid', program]).catch(() => null))?.stdout),
   };
+}
+
+function pidOf(text: string | undefined): number | null {
+  const pid = Number((text ?? '').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
 export function serviceDriver(ref: ServiceRef): ServiceDriver {
   if (ref.driver === 'supervisor') return supervisorDriver(ref.supervisorConf, ref.program);
   const unit = ref.unit;
-  const isRunning = async () => (await run('systemctl', ['is-active', unit]).then((r) => r.stdout, () => '')).trim() === 'active';
+  const ctl = async (verb: string) => checked(`systemctl ${verb} ${unit}`, `systemctl ${verb} ${unit}`, await runSystemctl([verb, unit], ACTION_TIMEOUT_MS));
+  const isRunning = async () => (await runSystemctl(['is-active', unit]).catch(() => null))?.stdout.trim() === 'active';
   return {
     describe: `systemd unit ${unit}`,
     stop: async () => {
       const wasRunning = await isRunning();
-      await command('systemctl', ['stop', unit], `systemctl stop ${unit}`);
+      await ctl('stop');
       return wasRunning;
     },
-    start: async () => { await command('systemctl', ['start', unit], `systemctl start ${unit}`); },
+    start: async () => { await ctl('start'); },
     isRunning,
-    pid: async () => {
-      const out = await run('systemctl', ['show', '--property=MainPID', '--value', unit]).then((r) => r.stdout, () => '');
-      const pid = Number(out.trim());
-      return Number.isInteger(pid) && pid > 0 ? pid : null;
-    },
+    pid: async () => pidOf((await runSystemctl(['show', '--property=MainPID', '--value', unit]).catch(() => null))?.stdout),
   };
 }

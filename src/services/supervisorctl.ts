@@ -24,12 +24,12 @@ export interface SupervisorctlResult {
 }
 
 /** Runs supervisorctl and reports its exit code instead of throwing. */
-export function runSupervisorctl(supervisorConfPath: string, args: string[]): Promise<SupervisorctlResult> {
+export function runSupervisorctl(supervisorConfPath: string, args: string[], timeoutMs = 60_000): Promise<SupervisorctlResult> {
   return new Promise((resolve, reject) => {
     execFile(
       SUPERVISORCTL_BINARY,
       ['-c', supervisorConfPath, ...args],
-      { timeout: 60_000 },
+      { timeout: timeoutMs },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') {
           reject(new Error(`could not run ${SUPERVISORCTL_BINARY} ${args.join(' ')}: ${error.message}`));

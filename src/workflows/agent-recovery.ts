@@ -59,6 +59,16 @@ export const agentNode = (node: string) => onAgentNode(node, { scheduleToStartTi
 /** The restart-and-wait steps of runs recorded before the real agent (no `real-agent-recovery` marker). */
 export const agentsOnNode = (node: string) => onAgentNode(node, { scheduleToCloseTimeout: '15m', startToCloseTimeout: '5m', heartbeatTimeout: '1m', initialInterval: '5s' });
 
+/**
+ * Runs recorded before the real agent (no REAL_AGENT_RECOVERY marker): restart each agent and wait
+ * for its health, one at a time, in `nodes` order. Replays those histories command for command.
+ */
+export async function restartAgentsAndWait(cluster: string, nodes: string[]): Promise<Array<{ node: string; readyAfterMs: number }>> {
+  const ready = [];
+  for (const node of nodes) ready.push({ node, readyAfterMs: (await agentsOnNode(node).restartAgentAndWait({ cluster })).readyAfterMs });
+  return ready;
+}
+
 const { etcdRevisionNow, republishAgentKeys } = proxyActivities<ReturnType<typeof createAgentRepublishActivities>>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '1m',

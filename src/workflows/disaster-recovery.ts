@@ -22,7 +22,7 @@ import { rejectBadInput } from './input';
 import { durationProblem, flagProblem } from '../common/input-checks';
 import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport } from './etcd-restore';
 import { phpipamRestoreWorkflow } from './phpipam-restore';
-import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentsNotServing, describeRecovery, restartAgentsAndWait, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface DisasterRecoveryInput {
   cluster: string;
@@ -164,14 +164,8 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
       if (problem) {
         throw ApplicationFailure.nonRetryable(`disaster recovery restored ${plan.setId}, but ${problem}`, FailureType.AgentsNotServing);
       }
-    } else await tracker.step('restart agents', async () => {
-      const ready: string[] = [];
-      for (const node of plan.agentNodes) {
-        const health = await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });
-        ready.push(`${node} healthy after ${health.readyAfterMs} ms`);
-      }
-      return ready.join(', ') || 'no agents configured';
-    }, (d) => d);
+    } else await tracker.step('restart agents', async () => (await restartAgentsAndWait(plan.cluster, plan.agentNodes))
+      .map((r) => `${r.node} healthy after ${r.readyAfterMs} ms`).join(', ') || 'no agents configured', (d) => d);
 
     report.checks = await tracker.step('check services', () => settle(async () => [
       ...(await checkDns({ cluster: plan.cluster })),

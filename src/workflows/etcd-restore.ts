@@ -25,7 +25,7 @@ import {
 import { proxyActivities } from './ui-metadata';
 import type { createEtcdRestoreActivities, EtcdRestorePlan, ClusterCheck, RestoredContentCheck, RestoreMember } from '../activities/etcd-restore';
 import type { createEtcdMemberActivities, RestoredMemberData, RevisionBump, StagedSnapshot } from '../activities/etcd-member';
-import { agentsNotServing, agentsOnNode, describeRecovery, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
+import { agentsNotServing, describeRecovery, restartAgentsAndWait, planAgentRepublish, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
 import type { EtcdFlagChanges, MemberConfigChange } from '../etcd/member-service';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { describeKeyCount } from '../common/manifest';
@@ -297,7 +297,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     if (!patched(REAL_AGENT_RECOVERY)) {
       await tracker.step('restart agents', async () => {
         if (input.restartAgents === false) return 'skipped (restartAgents: false)';
-        for (const node of plan.agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: plan.cluster });
+        await restartAgentsAndWait(plan.cluster, plan.agentNodes);
         return plan.agentNodes.join(', ') || 'no agents configured';
       }, (detail) => detail);
       await discardStaged();

@@ -20,7 +20,7 @@ import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attrib
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport, type RestoreStrategy } from './etcd-restore';
-import { agentsNotServing, agentsOnNode, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import { agentsNotServing, describeRecovery, restartAgentsAndWait, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
 
 export interface PointInTimeInput {
   cluster: string;
@@ -93,7 +93,7 @@ export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promi
     }
     await tracker.step('restart agents', async () => {
       const { agentNodes } = await planAgents(input.cluster);
-      for (const node of agentNodes) await agentsOnNode(node).restartAgentAndWait({ cluster: input.cluster });
+      await restartAgentsAndWait(input.cluster, agentNodes);
       return agentNodes.join(', ') || 'no agents configured';
     }, (d) => d);
     tracker.finish('completed');

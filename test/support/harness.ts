@@ -90,6 +90,10 @@ export async function startMembers(world: World, config: Config, members: string
   }, 60_000, `members ${members.join(', ')} healthy again`);
 }
 
+/**
+ * Polls `probe` until it returns a value (kept polling through its errors; the last one is named on
+ * timeout) and returns that value. Not src/common/poll.ts `waitUntil`, which stops at an error.
+ */
 export async function pollUntil<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;

@@ -17,7 +17,7 @@ import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { verifyBackupSet } from '../../src/catalog/catalog';
 import type { ArtefactRecord, BackupManifest, ComponentRecord } from '../../src/common/manifest';
-import { segmentStore } from '../../src/activities/change-capture';
+import { segmentStore } from '../../src/capture/segment-store';
 import { encodeEvents, segmentKey, type CapturedEvent } from '../../src/capture/segments';
 import { createEncryptStream, generateIdentity } from '../../src/crypto';
 import { LocalStore } from '../../src/storage/local';

@@ -22,7 +22,7 @@ import {
 } from '../../src/etcd/member-service';
 import { formatSupervisorCommand, locateProgramConfig, parseSupervisorCommand, replaceProgramCommand } from '../../src/etcd/supervisor-program-file';
 import { DROP_IN_NAME, parseSystemdExecStart, quoteSystemdArg, renderSystemdDropIn } from '../../src/etcd/systemd-drop-in';
-import { pollUntil } from '../../src/sandbox/ports';
+import { waitUntil } from '../../src/sandbox/ports';
 import {
   SupervisorLayout,
   processesWithEnvironmentMarker,
@@ -320,7 +320,7 @@ describe('supervisor program under a real supervisord', () => {
   }
 
   async function waitRunning(): Promise<void> {
-    await pollUntil(async () => (await programStates(layout.conf))[PROGRAM] === 'RUNNING', {
+    await waitUntil(async () => (await programStates(layout.conf))[PROGRAM] === 'RUNNING', {
       timeoutMs: 30_000,
       describeFailure: async () => `${PROGRAM} not RUNNING: ${JSON.stringify(await programStates(layout.conf))}`,
     });

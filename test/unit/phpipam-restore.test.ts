@@ -21,7 +21,7 @@ import {
 } from '../../src/phpipam';
 import { connectAsRoot, startMariadb, type MariadbInstance } from '../../src/sandbox/mariadb';
 import { FIXTURE_EVENT, FIXTURE_FUNCTION, FIXTURE_TRIGGER, loadPhpipamFixture, PHPIPAM_TABLES } from '../../src/sandbox/phpipam-fixture';
-import { pollUntil } from '../../src/sandbox/ports';
+import { waitUntil } from '../../src/sandbox/ports';
 
 const LIVE = 'phpipam';
 
@@ -269,7 +269,7 @@ describe('phpIPAM restore on MariaDB', () => {
 
     // While the client runs: its argv and environment, and the option file it reads.
     let clients: Awaited<ReturnType<typeof processesWith>> = [];
-    await pollUntil(async () => (clients = await processesWith(`--database=${staging}`)).length > 0, {
+    await waitUntil(async () => (clients = await processesWith(`--database=${staging}`)).length > 0, {
       timeoutMs: 30_000, describeFailure: () => `no client process with --database=${staging} appeared`,
     });
     const [client] = clients;
@@ -395,7 +395,7 @@ describe('phpIPAM restore on MariaDB', () => {
     const loading = loadDumpIntoSchema(cfg, password, { dump: feed, schema, workDir, signal: abort.signal });
     loading.catch(() => undefined);
     feed.write(dump.subarray(0, dump.indexOf('\n', dump.length >> 1) + 1));
-    await pollUntil(async () => (await processesWith(`--database=${schema}`)).length > 0, {
+    await waitUntil(async () => (await processesWith(`--database=${schema}`)).length > 0, {
       timeoutMs: 30_000, describeFailure: () => `no client process with --database=${schema} appeared`,
     });
     abort.abort();
