@@ -16,15 +16,9 @@
  * throw only when they could not compare at all. What the restore measured is the RTO: from the
  * first byte fetched to a ready scratch etcd / a loaded schema.
  *
- * About etcd's `totalKey`: up to 3.5, `snapshot status` counts every entry of every bbolt bucket
- * (each kept revision of each key, tombstones, and the meta, members, cluster, lease, auth and alarm
- * buckets), so it is not a key count: a snapshot with two live keys, five revisions and no
- * compaction reports totalKey 9 on etcd 3.4. 3.6's etcdutl counts the live keys instead. It is
- * compared where both readings mean the same thing (the manifest records which tool read it),
- * against `snapshot status` of the fetched file, and on 3.6 also against the live keys; those are
- * counted on the scratch member (count-only range against a full keys-only scan) and reported.
+ * The comparisons are src/drill/checks.ts, the metrics and the alert src/drill/metrics.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -36,227 +30,25 @@ import { findCluster, findTargets } from '../config/load';
 import { readSecret } from '../config/secrets';
 import { FailureType } from '../common/failures';
 import {
-  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts, type TotalKeyMeaning,
-  type PhpipamComponentRecord, type SetVerification,
+  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts, type PhpipamComponentRecord, type SetVerification,
 } from '../common/manifest';
 import { readManifest } from '../catalog/catalog';
 import { chooseRestoreSet } from '../catalog/choose-set';
 import { artefactKey, MANIFEST_FILE, openStore } from '../storage';
 import { fetchArtefact } from '../restore/fetch';
-import { readSnapshotStatus, type SnapshotStatusReading } from '../etcd/snapshot-file';
+import { readSnapshotStatus } from '../etcd/snapshot-file';
 import { startScratchEtcd, type ScratchEtcd } from '../etcd/scratch';
-import { keyspaceDigest, type KeyspaceDigest } from '../etcd/keyspace-digest';
-import { hashKVAt, type HashKVResult } from '../etcd/connect';
-import { readSnapshotRevisions, recordedRevisionMatches, type SnapshotRevisions } from '../etcd/snapshot-revisions';
+import { keyspaceDigest } from '../etcd/keyspace-digest';
+import { hashKVAt } from '../etcd/connect';
+import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
 import {
   connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, restoreConnectionOf, verifySchemaAgainstFacts,
-  type DatabaseFlavour, type SchemaMismatch, type TableFact,
+  type DatabaseFlavour, type TableFact,
 } from '../phpipam';
 import { withHeartbeat } from './heartbeat';
 import { DomainError, errorMessage } from '../common/domain-errors';
-
-// ====================================================================== plain helpers (unit-tested)
-
-const SCHEMA_NAME = /^[A-Za-z0-9_$]{1,64}$/;
-
-/** `phpipam_drill_20261127_050002`: the scratch schema of a drill started at `date`. */
-export function drillSchemaName(database: string, date: Date): string {
-  const iso = date.toISOString();
-  const name = `${database}_drill_${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
-  if (!SCHEMA_NAME.test(name)) {
-    throw DomainError.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`, FailureType.ConfigError);
-  }
-  return name;
-}
-
-/** sha256 of a manifest without its `verification`: equal for the same set as backed up, whatever drills wrote since. */
-export function manifestFingerprint(manifest: BackupManifest): string {
-  const { verification: _verification, ...rest } = manifest;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
-}
-
-export interface EtcdObservation {
-  /** `snapshot status` of the fetched file. */
-  status: SnapshotStatusReading;
-  /** Its revisions read from the file (newest key, compaction point, the revision a restore reports). */
-  revisions: SnapshotRevisions;
-  /** The scratch member's revision once it was ready. */
-  scratchRevision: number;
-  /** HashKV of the scratch member at the snapshot revision (null when it could not be asked). The reads below are at that revision too. */
-  hashKV: HashKVResult | null;
-  /** Live keys at the snapshot revision: count-only range and a full keys-only scan. */
-  keys: { counted: number; scanned: number };
-  criticalKeys: Array<{ key: string; expectedValue?: string; found: boolean; valueMatches: boolean }>;
-  /** Digest of the scratch member's keys, values and leases at the snapshot revision (absent: the set recorded none to compare with). */
-  digest?: KeyspaceDigest;
-}
-
-const TOTAL_KEY_MEANINGS: Record<TotalKeyMeaning, string> = {
-  'bucket-entries': 'bbolt entries of every bucket, not live keys',
-  'live-keys': 'live keys at the snapshot revision',
-};
-
-/** totalKey as recorded against the fetched file's, when both readings count the same thing. */
-function totalKeyCheck(facts: EtcdSnapshotFacts, status: SnapshotStatusReading): DrillCheck {
-  const name = 'snapshot status totalKey';
-  const recorded = facts.totalKeyCounts ?? 'bucket-entries'; // manifests from before the field: etcdctl 3.4
-  if (recorded !== status.totalKeyCounts) {
-    return {
-      component: 'etcd', name, ok: true, skipped: true,
-      detail: `not comparable: recorded by ${facts.snapshotTool ?? 'etcdctl 3.4'} as ${TOTAL_KEY_MEANINGS[recorded]}, read by ${status.tool} as ${TOTAL_KEY_MEANINGS[status.totalKeyCounts]}`,
-    };
-  }
-  return { component: 'etcd', name, ok: facts.totalKey === status.totalKey, expected: facts.totalKey, actual: status.totalKey, detail: TOTAL_KEY_MEANINGS[recorded] };
-}
-
-/** The etcd comparisons of a drill, from the recorded facts and what the scratch restore showed. */
-export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): DrillCheck[] {
-  const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck =>
-    ({ component: 'etcd', name, ok: expected === actual, expected, actual, ...(detail ? { detail } : {}) });
-  const checks: DrillCheck[] = [
-    { component: 'etcd', name: 'snapshot revision', ok: recordedRevisionMatches(facts.revision, seen.revisions), expected: facts.revision, actual: seen.revisions.revision,
-      detail: `newest key at ${seen.revisions.keyRevision}, compacted at ${seen.revisions.compactRevision}` },
-    check('snapshot status hash', facts.hash, seen.status.hash),
-    totalKeyCheck(facts, seen.status),
-    check('scratch member revision', seen.revisions.revision, seen.scratchRevision),
-  ];
-  // The live keys the backup counted on its source member, against the scratch member's scan. (Not 3.6's
-  // own totalKey: after a restore with --bump-revision it was seen one above the live keys, 160 vs 159.)
-  if (facts.liveKeys !== undefined) {
-    checks.push(check('live keys at the snapshot revision equal the backup\'s count', facts.liveKeys, seen.keys.scanned));
-  }
-  if (facts.keyspaceDigest && seen.digest) {
-    checks.push(check('content (keys, values, leases) equals the backup\'s digest', facts.keyspaceDigest.sha256, seen.digest.sha256, `${seen.digest.keys} keys`));
-  }
-  const recorded = facts.hashKV;
-  if (!recorded) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true, detail: 'the backup recorded no hashKV (older manifest)' });
-  } else if (recorded.revision !== seen.revisions.revision) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
-      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${seen.revisions.revision}` });
-  } else if (!seen.hashKV) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: false, expected: recorded.hash, actual: null, detail: 'the scratch member gave no hashKV' });
-  } else if (Number(seen.hashKV.compactRevision) !== recorded.compactRevision) {
-    // HashKV covers the revisions after the compaction point: with another point the hashes differ for equal data.
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
-      detail: `not comparable: compacted at revision ${seen.hashKV.compactRevision} in the scratch member, ${recorded.compactRevision} when recorded` });
-  } else {
-    checks.push(check('hashKV at the snapshot revision', recorded.hash, seen.hashKV.hash, `revision ${recorded.revision}, compacted at ${recorded.compactRevision}`));
-  }
-  checks.push(check('live keys at the snapshot revision (count vs full scan)', seen.keys.counted, seen.keys.scanned, `${seen.keys.scanned} keys`));
-  for (const critical of seen.criticalKeys) {
-    const ok = critical.found && critical.valueMatches;
-    checks.push({
-      component: 'etcd', name: `critical key ${critical.key}`, ok,
-      ...(ok ? {} : { detail: critical.found ? 'present with another value than the config expects' : 'absent at the snapshot revision' }),
-    });
-  }
-  return checks;
-}
-
-/** One check per mismatch of the scratch schema, or one passing check naming what was compared. */
-export function phpipamChecks(tables: TableFact[], mismatches: SchemaMismatch[], schema: string): DrillCheck[] {
-  if (mismatches.length === 0) {
-    return [{ component: 'phpipam', name: 'row counts and CHECKSUM TABLE', ok: true, detail: `${tables.length} tables of ${schema} equal to the manifest` }];
-  }
-  return mismatches.map((m) => ({ component: 'phpipam', name: `table ${m.table}: ${m.what}`, ok: false, expected: m.expected, actual: m.actual }));
-}
-
-export interface DrillMetricsSample {
-  cluster: string;
-  success: boolean;
-  /** Measured RTO per component; a component without one (absent, or its restore failed) has no series. */
-  rtoSeconds: { etcd?: number; phpipam?: number };
-  /** Unix seconds. */
-  runAt: number;
-}
-
-export interface DrillMetrics {
-  success: 0 | 1;
-  rtoSeconds: { etcd?: number; phpipam?: number };
-  lastRunTimestampSeconds: number;
-  /** The last passing drill of the cluster (kept from the file when this one failed); null if none known. */
-  lastSuccessTimestampSeconds: number | null;
-}
-
-const METRIC_HELP: Record<string, string> = {
-  nnoe_dr_drill_success: '1 if the last restore drill of the cluster passed and marked its set verified, else 0.',
-  nnoe_dr_drill_rto_seconds: 'Restore time measured by the last drill, per component (fetch, decrypt, decompress, restore, ready).',
-  nnoe_dr_drill_last_run_timestamp_seconds: 'When the last restore drill of the cluster finished, in Unix seconds.',
-  nnoe_dr_drill_last_success_timestamp_seconds: 'When a restore drill of the cluster last passed, in Unix seconds.',
-};
-
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
-function parseSamples(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const m = SAMPLE_LINE.exec(line.trim());
-    if (!m || line.trim().startsWith('#')) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_all, c: string) => (c === 'n' ? '\n' : c));
-    const value = Number(m[3]);
-    if (Number.isFinite(value)) out.push({ name: m[1]!, labels, value });
-  }
-  return out;
-}
-
-const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-
-/**
- * The textfile after one drill: this cluster's series replaced, other clusters' kept (one file for
- * every cluster the worker drills), the last-success time carried over from the file when the drill failed.
- */
-export function renderDrillMetrics(existing: string | null, sample: DrillMetricsSample): { text: string; metrics: DrillMetrics } {
-  const previous = parseSamples(existing ?? '').filter((s) => s.name in METRIC_HELP);
-  const others = previous.filter((s) => s.labels.cluster !== sample.cluster);
-  const lastSuccess = sample.success ? sample.runAt
-    : previous.find((s) => s.name === 'nnoe_dr_drill_last_success_timestamp_seconds' && s.labels.cluster === sample.cluster)?.value ?? null;
-  const ours: Sample[] = [
-    { name: 'nnoe_dr_drill_success', labels: { cluster: sample.cluster }, value: sample.success ? 1 : 0 },
-    ...(['etcd', 'phpipam'] as const).flatMap((component) => {
-      const value = sample.rtoSeconds[component];
-      return value === undefined ? [] : [{ name: 'nnoe_dr_drill_rto_seconds', labels: { cluster: sample.cluster, component }, value }];
-    }),
-    { name: 'nnoe_dr_drill_last_run_timestamp_seconds', labels: { cluster: sample.cluster }, value: sample.runAt },
-    ...(lastSuccess === null ? [] : [{ name: 'nnoe_dr_drill_last_success_timestamp_seconds', labels: { cluster: sample.cluster }, value: lastSuccess }]),
-  ];
-  const all = [...others, ...ours];
-  const lines: string[] = [];
-  for (const [name, help] of Object.entries(METRIC_HELP)) {
-    const samples = all.filter((s) => s.name === name)
-      .sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
-    if (samples.length === 0) continue;
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const s of samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-      lines.push(`${name}{${labels}} ${s.value}`);
-    }
-  }
-  return {
-    text: `${lines.join('\n')}\n`,
-    metrics: { success: sample.success ? 1 : 0, rtoSeconds: sample.rtoSeconds, lastRunTimestampSeconds: sample.runAt, lastSuccessTimestampSeconds: lastSuccess },
-  };
-}
-
-/** What a failing drill POSTs: names, ids, times and the failed checks; never a secret, a URL with credentials or data. */
-export interface DrillAlert {
-  source: 'nnoe-dr';
-  event: 'restore-drill-failed';
-  cluster: string;
-  setId: string | null;
-  workflowId: string;
-  runId: string;
-  startedAt: string;
-  finishedAt: string;
-  summary: string;
-  failedChecks: DrillCheck[];
-}
-
-// ====================================================================== activities
+import { drillSchemaName, etcdChecks, manifestFingerprint, phpipamChecks, type EtcdObservation } from '../drill/checks';
+import { renderDrillMetrics, type DrillAlert, type DrillMetrics, type DrillMetricsSample } from '../drill/metrics';
 
 export interface DrillPlan {
   cluster: string;

@@ -15,7 +15,8 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { proxyActivities } from './ui-metadata';
-import type { createDrillActivities, DrillAlert, DrillMetrics, DrillPlan } from '../activities/drill';
+import type { createDrillActivities, DrillPlan } from '../activities/drill';
+import type { DrillAlert, DrillMetrics } from '../drill/metrics';
 import type { DrillCheck, SetVerification } from '../common/manifest';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';

@@ -5,9 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { problemsOf } from './config-problems';
-import {
-  drillSchemaName, etcdChecks, manifestFingerprint, phpipamChecks, renderDrillMetrics, type EtcdObservation,
-} from '../../src/activities/drill';
+import { drillSchemaName, etcdChecks, manifestFingerprint, phpipamChecks, type EtcdObservation } from '../../src/drill/checks';
+import { renderDrillMetrics } from '../../src/drill/metrics';
 import type { BackupManifest, EtcdSnapshotFacts } from '../../src/common/manifest';
 import { drillScheduleOptions, DRILL_CRON } from '../../src/client/schedules';
 import { parseConfig } from '../../src/config/load';
