@@ -1,7 +1,7 @@
 /**
  * The agent configured on a node, as the activities that touch it need it: which entry of the
  * config, its layout (agent.toml with our overrides) and the host state a recovery restores.
- * Free of Temporal: src/activities/failures.ts maps AgentNotConfiguredError to InvalidInput.
+ * Free of Temporal: AgentNotConfiguredError is a DomainError (InvalidInput), mapped by the activity error seam.
  */
 import type { AgentConfig, ClusterConfig } from '../config/schema';
 import { readAgentToml, type AgentLayout } from './agent-toml';
