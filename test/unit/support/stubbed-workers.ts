@@ -25,6 +25,9 @@ type ManagementActivities = ReturnType<typeof createManagementActivities>;
 type NodeActivities = ReturnType<typeof createNodeActivities>;
 export type AllActivities = ManagementActivities & NodeActivities;
 
+/** What activity `K` answers (its result type, from the real factories). */
+export type ResultOf<K extends keyof AllActivities> = Awaited<ReturnType<AllActivities[K]>>;
+
 /** A stub: the activity's own signature, answering with its result (or throwing). */
 export type Stubs = { [K in keyof AllActivities]?: (...args: Parameters<AllActivities[K]>) => Promise<Awaited<ReturnType<AllActivities[K]>>> | Awaited<ReturnType<AllActivities[K]>> };
 
@@ -89,16 +92,22 @@ export class StubbedActivities {
 }
 
 export interface StubbedWorkflowWorld {
-  env: TestWorkflowEnvironment;
-  taskQueue: string;
-  activities: StubbedActivities;
+  /** The current test server (replaced after a test that left a run behind: see afterTest). */
+  readonly env: TestWorkflowEnvironment;
+  readonly taskQueue: string;
+  readonly activities: StubbedActivities;
   /**
    * Starts a run of `workflowType` on the management queue; `unpatched` lists the `patched` markers
    * it runs without (the branch of runs recorded before them).
    */
   start(workflowType: string, input: object, opts?: { unpatched?: string[] }): Promise<WorkflowHandle>;
-  /** Terminates what the last test left running, so its activities cannot record into the next test's calls. */
-  terminateLeftovers(): Promise<void>;
+  /**
+   * After each test: a run the test left running (it failed, or timed out) is terminated, and the
+   * server and workers are replaced, so the next test starts clean. A terminated or cancelled run
+   * with an activity in flight leaves the Java test server's clock locked for good (it keeps waiting
+   * for that activity), which would stall every later timer.
+   */
+  afterTest(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,14 +120,16 @@ function installQuietRuntime(): void {
   }
 }
 
-/** The test server, and workers on the management queue and on the queue of every node in `nodes`. */
-export async function startStubbedWorkflowWorld(nodes: string[]): Promise<StubbedWorkflowWorld> {
-  installQuietRuntime();
-  // The bundle first: webpack's CPU would slow the server's start, which the SDK waits for only 5 s.
-  const code = await workflowBundleCode();
+interface Booted {
+  env: TestWorkflowEnvironment;
+  taskQueue: string;
+  stop(): Promise<void>;
+}
+
+/** A test server, and workers on the management queue and on the queue of every node in `nodes`. */
+async function boot(code: string, nodes: string[], activities: StubbedActivities): Promise<Booted> {
   const env = await startTimeSkippingEnv();
   const taskQueue = `nnoe-dr-test-${randomUUID().slice(0, 8)}`;
-  const activities = new StubbedActivities();
   const names = realActivityNames();
   try {
     const workers = await Promise.all([
@@ -128,22 +139,8 @@ export async function startStubbedWorkflowWorld(nodes: string[]): Promise<Stubbe
       })),
     ]);
     const running = workers.map((w) => w.run());
-    const started: WorkflowHandle[] = [];
     return {
-      env, taskQueue, activities,
-      start: async (workflowType, input, opts = {}) => {
-        const handle = await env.client.workflow.start(workflowType, {
-          taskQueue, workflowId: `${workflowType}-${randomUUID().slice(0, 8)}`, args: [input],
-          ...(opts.unpatched?.length ? { memo: { [UNPATCHED_MEMO]: opts.unpatched } } : {}),
-        });
-        started.push(handle);
-        return handle;
-      },
-      terminateLeftovers: async () => {
-        for (const handle of started.splice(0)) {
-          if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('left running by a test');
-        }
-      },
+      env, taskQueue,
       stop: async () => {
         for (const w of workers) w.shutdown();
         await Promise.allSettled(running);
@@ -154,6 +151,41 @@ export async function startStubbedWorkflowWorld(nodes: string[]): Promise<Stubbe
     await env.teardown();
     throw err;
   }
+}
+
+/** The test server with workers on the management queue and on the queue of every node in `nodes`, for one test file. */
+export async function startStubbedWorkflowWorld(nodes: string[]): Promise<StubbedWorkflowWorld> {
+  installQuietRuntime();
+  // The bundle first: webpack's CPU would slow the server's start, which the SDK waits for only 5 s.
+  const code = await workflowBundleCode();
+  const activities = new StubbedActivities();
+  let current = await boot(code, nodes, activities);
+  const started: WorkflowHandle[] = [];
+  return {
+    get env() { return current.env; },
+    get taskQueue() { return current.taskQueue; },
+    activities,
+    start: async (workflowType, input, opts = {}) => {
+      const handle = await current.env.client.workflow.start(workflowType, {
+        taskQueue: current.taskQueue, workflowId: `${workflowType}-${randomUUID().slice(0, 8)}`, args: [input],
+        ...(opts.unpatched?.length ? { memo: { [UNPATCHED_MEMO]: opts.unpatched } } : {}),
+      });
+      started.push(handle);
+      return handle;
+    },
+    afterTest: async () => {
+      let leftOver = false;
+      for (const handle of started.splice(0)) {
+        if ((await handle.describe()).status.name !== 'RUNNING') continue;
+        await handle.terminate('left running by a test');
+        leftOver = true;
+      }
+      if (!leftOver) return;
+      await current.stop();
+      current = await boot(code, nodes, activities);
+    },
+    stop: () => current.stop(),
+  };
 }
 
 /** The type and message of the failure a run ended with (the run's own ApplicationFailure). */
@@ -169,9 +201,10 @@ export async function runFailure(result: Promise<unknown>): Promise<{ type: stri
 export async function awaitingApproval(handle: WorkflowHandle): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const view = await handle.query<{ state: string }>('plan');
-    if (view.state === 'awaiting-approval') return;
-    if (Date.now() > deadline) throw new Error(`the run did not come to its approval within 20 s (state ${view.state})`);
+    // A child run may not exist yet: then the query fails and is asked again.
+    const state = await handle.query<{ state: string }>('plan').then((view) => view.state, (err: unknown) => `not answering (${String(err)})`);
+    if (state === 'awaiting-approval') return;
+    if (Date.now() > deadline) throw new Error(`the run ${handle.workflowId} did not come to its approval within 20 s (state ${state})`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -4,11 +4,12 @@
  * overrides the step it makes fail.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { EtcdRestorePlan } from '../../../src/activities/etcd-restore';
 import type { ArtefactRecord, EtcdSnapshotFacts } from '../../../src/common/manifest';
-import type { MemberConfigChange } from '../../../src/etcd/member-service';
-import type { AgentCheck } from '../../../src/activities/agent-service';
-import type { Stubs } from '../support/stubbed-workers';
+import type { ResultOf, Stubs } from '../support/stubbed-workers';
+
+type EtcdRestorePlan = ResultOf<'planEtcdRestore'>;
+type MemberConfigChange = ResultOf<'repointEtcdMemberConfig'>;
+type AgentCheck = ResultOf<'checkAgent'>;
 
 export const CLUSTER = 'nnoe-test';
 export const SET_ID = 'nnoe-test-20261204-060000';

@@ -18,7 +18,7 @@ let world: StubbedWorkflowWorld;
 beforeAll(async () => { world = await startStubbedWorkflowWorld(NODES); }, 120_000);
 afterAll(async () => { await world?.stop(); });
 beforeEach(() => world.activities.reset(healthyEtcdStubs()));
-afterEach(async () => { await world.terminateLeftovers(); });
+afterEach(async () => { await world.afterTest(); }, 60_000);
 
 const MEMBER_NAMES = MEMBERS.map((m) => m.name);
 /** Steps that change the running cluster or its agents: none may run before the approval, or in a run that ends "nothing was changed". */
