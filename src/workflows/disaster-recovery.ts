@@ -19,6 +19,7 @@ import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../commo
 import { ProgressTracker, rootMessage, type RunProgress } from './progress';
 import { approvalGate, failureTypeOf, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
+import { togetherBehind } from './settle';
 import { durationProblem, flagProblem } from '../common/input-checks';
 import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport } from './etcd-restore';
 import { phpipamRestoreWorkflow } from './phpipam-restore';
@@ -116,8 +117,9 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
     const id = workflowInfo().workflowId;
 
     if (preflightFirst) {
-      // Every component's preflight before anyone approves: a refusal here has changed nothing.
-      await tracker.step('preflight', () => Promise.all([
+      // Every component's preflight before anyone approves: a refusal here has changed nothing. Both
+      // settle before a refusal ends the run (which would end the other one before its clean-up).
+      await tracker.step('preflight', () => togetherBehind('dr-preflights-settle')([
         restores.includes('etcd') ? executeChild(etcdRestoreWorkflow, {
           workflowId: `${id}/etcd-preflight`, args: [{ cluster: plan.cluster, setId: plan.setId, dryRun: true, restartAgents: false }],
         }).then(() => 'etcd snapshot checked on every member') : null,

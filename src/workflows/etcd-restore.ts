@@ -32,6 +32,7 @@ import { describeKeyCount } from '../common/manifest';
 import { initialClusterOf } from '../common/etcd-topology';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { stopCaptureBeforeRestore } from './stop-capture';
+import { togetherBehind } from './settle';
 import { ProgressTracker, rootMessage } from './progress';
 import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
@@ -407,21 +408,13 @@ async function restoreDataDirs(
   if (strategy === 'all-members') {
     // All restores settle before a failure is thrown: the discard that follows must not race a
     // member still writing its new dir (it would be left behind). Older runs replay without it.
-    const together = patched('restore-data-settles-before-discard') ? allOrFirstFailure : <T>(p: Array<Promise<T>>) => Promise.all(p);
+    const together = togetherBehind('restore-data-settles-before-discard');
     return tracker.step('restore data dirs', () => together(plan.members.map((m) => restore(m, plan.initialCluster))),
       (restored) => `${restored.map((r) => `${r.member}: ${r.dataDir}`).join(', ')}; ${bumped(restored)}`);
   }
   const first = firstMember(plan);
   return tracker.step('restore data dirs', async () => [await restore(first, initialClusterOf([first]))],
     (restored) => `${restored[0]!.member}: ${restored[0]!.dataDir} (one-member cluster); ${bumped(restored)}`);
-}
-
-/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
-async function allOrFirstFailure<T>(promises: Array<Promise<T>>): Promise<T[]> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /**
@@ -431,16 +424,11 @@ async function allOrFirstFailure<T>(promises: Array<Promise<T>>): Promise<T[]> {
  */
 async function stopMembers(plan: EtcdRestorePlan, nodeTimeout: Duration, leaderLast: boolean): Promise<Array<{ member: string; wasRunning: boolean }>> {
   const stop = (m: RestoreMember) => onNode(m.node, nodeTimeout).stopEtcdMember({ cluster: plan.cluster, member: m.name });
-  const together = membersTogether();
+  const together = togetherBehind(MEMBER_STEPS_SETTLE);
   if (!leaderLast) return together(plan.members.map(stop));
   const leader = await findEtcdLeader({ cluster: plan.cluster }).then((r) => r.leader, () => null);
   const followers = await together(plan.members.filter((m) => m.name !== leader).map(stop));
   return [...followers, ...await together(plan.members.filter((m) => m.name === leader).map(stop))];
-}
-
-/** How a step on every member ends: all settled before the first failure is thrown (MEMBER_STEPS_SETTLE), or at the first failure (older runs). */
-function membersTogether(): <T>(promises: Array<Promise<T>>) => Promise<T[]> {
-  return patched(MEMBER_STEPS_SETTLE) ? allOrFirstFailure : (promises) => Promise.all(promises);
 }
 
 interface RepointOptions {
@@ -465,7 +453,7 @@ async function repointAndStart(o: RepointOptions, member: RestoreMember, changes
 
 async function repointAllMembers(o: RepointOptions): Promise<void> {
   const { plan } = o;
-  await o.tracker.step('repoint members', () => membersTogether()(plan.members.map((m) => repointAndStart(o, m, {
+  await o.tracker.step('repoint members', () => togetherBehind(MEMBER_STEPS_SETTLE)(plan.members.map((m) => repointAndStart(o, m, {
     dataDir: stagedFor(o.staged, m).restoredDataDir, initialCluster: plan.initialCluster, initialClusterToken: plan.initialClusterToken, initialClusterState: 'new',
   }))), (done) => done.map((c) => c.file).join(', '));
 }

@@ -9,6 +9,7 @@
  * One test server and one set of workers per test file; stubs and calls are reset per test.
  */
 import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -102,10 +103,11 @@ export interface StubbedWorkflowWorld {
    */
   start(workflowType: string, input: object, opts?: { unpatched?: string[] }): Promise<WorkflowHandle>;
   /**
-   * After each test: a run the test left running (it failed, or timed out) is terminated, and the
-   * server and workers are replaced, so the next test starts clean. A terminated or cancelled run
-   * with an activity in flight leaves the Java test server's clock locked for good (it keeps waiting
-   * for that activity), which would stall every later timer.
+   * After each test: runs the test left running (it failed, or timed out) are terminated, and then
+   * the server and workers are replaced, so the next test starts clean. A run that ended (terminated,
+   * cancelled, failed with its parent) with an activity in flight leaves the Java test server's clock
+   * locked for good (it keeps waiting for that activity), which would stall every later timer: the
+   * clock is checked too.
    */
   afterTest(): Promise<void>;
   stop(): Promise<void>;
@@ -160,27 +162,27 @@ export async function startStubbedWorkflowWorld(nodes: string[]): Promise<Stubbe
   const code = await workflowBundleCode();
   const activities = new StubbedActivities();
   let current = await boot(code, nodes, activities);
-  const started: WorkflowHandle[] = [];
   return {
     get env() { return current.env; },
     get taskQueue() { return current.taskQueue; },
     activities,
     start: async (workflowType, input, opts = {}) => {
-      const handle = await current.env.client.workflow.start(workflowType, {
+      return current.env.client.workflow.start(workflowType, {
         taskQueue: current.taskQueue, workflowId: `${workflowType}-${randomUUID().slice(0, 8)}`, args: [input],
         ...(opts.unpatched?.length ? { memo: { [UNPATCHED_MEMO]: opts.unpatched } } : {}),
       });
-      started.push(handle);
-      return handle;
     },
     afterTest: async () => {
-      let leftOver = false;
-      for (const handle of started.splice(0)) {
-        if ((await handle.describe()).status.name !== 'RUNNING') continue;
-        await handle.terminate('left running by a test');
-        leftOver = true;
+      const { env } = current;
+      const open = (await env.client.workflowService.listOpenWorkflowExecutions({ namespace: env.namespace ?? 'default', maximumPageSize: 1000 })).executions ?? [];
+      for (const execution of open) {
+        await env.client.workflow.getHandle(execution.execution!.workflowId!).terminate('left running by a test').catch(() => undefined);
       }
-      if (!leftOver) return;
+      // A child the server terminated with its parent is closed but may still hold the clock: ask it to move.
+      // (With a deadline: a call still pending when the server goes would be retried into a closed channel.)
+      const clockMoves = await env.connection.withDeadline(Date.now() + 5000, () => env.sleep(60_000)).then(() => true, () => false);
+      if (open.length === 0 && clockMoves) return;
+      console.warn(`stubbed workflow world, after "${expect.getState().currentTestName}": ${open.length} run(s) left running${clockMoves ? '' : ', the clock stuck'}: a fresh test server for the next test`);
       await current.stop();
       current = await boot(code, nodes, activities);
     },

@@ -41,8 +41,9 @@ const indexOf = (name: string, member?: string) => a().calls.findIndex((c) => c.
 const lastIndexOf = (name: string) => a().calls.map((c) => c.name as string).lastIndexOf(name);
 
 /**
- * A step that is still running when its run ends (the race the markers close): held until the test
- * lets it finish, so no activity outlives the test (the test server keeps its clock still for one).
+ * A step that is still running when its run ends (the race the markers close), held until the test
+ * lets it finish. Such a run leaves the Java test server's clock locked for good, so these tests run
+ * on a server of their own (`ownWorld`).
  */
 function slowStep(): { run(): Promise<void>; finish(): Promise<void> } {
   let release!: () => void;
@@ -50,8 +51,19 @@ function slowStep(): { run(): Promise<void>; finish(): Promise<void> } {
   let ended: Promise<void> = Promise.resolve();
   return {
     run: () => (ended = released.then(() => new Promise((r) => setTimeout(r, 50)))),
-    finish: async () => { release(); await ended; await new Promise((r) => setTimeout(r, 200)); },
+    finish: async () => { release(); await ended; },
   };
+}
+
+/** Runs `test` on a test server and workers of its own (for runs that end with an activity in flight). */
+async function ownWorld(test: (own: StubbedWorkflowWorld) => Promise<void>): Promise<void> {
+  const own = await startStubbedWorkflowWorld(NODES);
+  try {
+    own.activities.reset(healthyEtcdStubs());
+    await test(own);
+  } finally {
+    await own.stop();
+  }
 }
 
 /** A step held until another one happens (or at most `ms`): a race decided the same way on every run. */
@@ -181,31 +193,23 @@ describe('all-members', () => {
     expectRolledBack(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
   });
 
-  it('rolls back when the run is cancelled after the stop, and ends cancelled', async () => {
-    // A run cancelled with activities in flight leaves the Java test server's clock locked for good
-    // (it waits for those activities, whose run has ended), so this run has a server of its own.
-    const own = await startStubbedWorkflowWorld(NODES);
-    try {
-      const run = { handle: undefined as WorkflowHandle | undefined };
-      own.activities.reset({
-        ...healthyEtcdStubs(),
-        startEtcdMember: async (i) => {
-          if (i.member === 'etcd-1') await run.handle!.cancel();
-          return heartbeatUntilCancelled(); // still starting when the cancel arrives
-        },
-      });
-      const handle = run.handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true });
-      const err = await handle.result().catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(WorkflowFailedError);
-      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-      const reverts = own.activities.of('revertEtcdMemberConfig');
-      expect(Object.fromEntries(reverts.map((c) => [c.input.member, c.input.change]))).toEqual(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
-      expect(own.activities.of('verifyRestoredContent')).toEqual([]);
-      expect(own.activities.of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES); // the old members' agents recovered
-    } finally {
-      await own.stop();
-    }
-  });
+  it('rolls back when the run is cancelled after the stop, and ends cancelled', () => ownWorld(async (own) => {
+    const run = { handle: undefined as WorkflowHandle | undefined };
+    own.activities.set({
+      startEtcdMember: async (i) => {
+        if (i.member === 'etcd-1') await run.handle!.cancel();
+        return heartbeatUntilCancelled(); // still starting when the cancel arrives
+      },
+    });
+    const handle = run.handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const reverts = own.activities.of('revertEtcdMemberConfig');
+    expect(Object.fromEntries(reverts.map((c) => [c.input.member, c.input.change]))).toEqual(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
+    expect(own.activities.of('verifyRestoredContent')).toEqual([]);
+    expect(own.activities.of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES); // the old members' agents recovered
+  }));
 });
 
 describe('first-node-then-add', () => {
@@ -360,10 +364,10 @@ describe('runs recorded before a patch marker', () => {
     expectNothingChanged();
   });
 
-  it('restore-data-settles-before-discard: the discard does not wait for a member still restoring', async () => {
+  it('restore-data-settles-before-discard: the discard does not wait for a member still restoring', () => ownWorld(async (own) => {
     const events: string[] = [];
     const slow = slowStep();
-    a().set({
+    own.activities.set({
       restoreEtcdMemberData: async (i) => {
         if (i.member === 'etcd-2') fails('snapshot restore failed', 'SnapshotRestoreFailed');
         if (i.member === 'etcd-1') await slow.run();
@@ -372,16 +376,17 @@ describe('runs recorded before a patch marker', () => {
       },
       discardRestoredData: (i) => { events.push(`discarded ${i.member}`); return { member: i.member, removed: i.restoredDataDir }; },
     });
-    expect(await runFailure(run({ approved: true }, ['restore-data-settles-before-discard']))).toMatchObject({ type: 'SnapshotRestoreFailed' });
+    const handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true }, { unpatched: ['restore-data-settles-before-discard'] });
+    expect(await runFailure(handle.result())).toMatchObject({ type: 'SnapshotRestoreFailed' });
     expect(events).toContain('discarded etcd-1');
     expect(events).not.toContain('restored etcd-1'); // the run ended with etcd-1 still writing its new dir
     await slow.finish();
-  });
+  }));
 
-  it('member-steps-settle-before-rollback: the rollback does not wait for a stop still running', async () => {
+  it('member-steps-settle-before-rollback: the rollback does not wait for a stop still running', () => ownWorld(async (own) => {
     const events: string[] = [];
     const slow = slowStep();
-    a().set({
+    own.activities.set({
       stopEtcdMember: async (i) => {
         if (i.member === 'etcd-1') fails('supervisorctl stop etcd-1: timed out');
         if (i.member === 'etcd-3') await slow.run();
@@ -390,11 +395,12 @@ describe('runs recorded before a patch marker', () => {
       },
       revertEtcdMemberConfig: (i) => { events.push(`started old ${i.member}`); return { member: i.member }; },
     });
-    expect(await runFailure(run({ approved: true }, ['member-steps-settle-before-rollback']))).toMatchObject({ type: 'RolledBack' });
+    const handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true }, { unpatched: ['member-steps-settle-before-rollback'] });
+    expect(await runFailure(handle.result())).toMatchObject({ type: 'RolledBack' });
     expect(events).toContain('started old etcd-3');
     expect(events).not.toContain('stopped etcd-3'); // it stops after the rollback started it
     await slow.finish();
-  });
+  }));
 
   it('etcd-learner-join: members join as voters, nothing is promoted', async () => {
     await run({ strategy: 'first-node-then-add', approved: true }, ['etcd-learner-join']);
