@@ -10,13 +10,13 @@
 # TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path' } } })
 # passes it; test/unit/support/time-skipping.ts finds it by the version below. Needs Maven and
 # Java 17 (install-deps.sh installs both). The first run fetches ~38 MB of jars and starts the
-# server once (~10 s); later runs are a no-op.
+# server once (10-40 s, mostly the download); later runs are a no-op.
 set -euo pipefail
 TEST_SERVER_VERSION=1.38.0
 SLF4J_VERSION=1.7.36 # the test server's SLF4J; slf4j-nop keeps it from warning on every start
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/nnoe-dr/temporal-test-server/$TEST_SERVER_VERSION"
 STAMP=.nnoe-dr-stamp
-WANTED="io.temporal:temporal-test-server:$TEST_SERVER_VERSION org.slf4j:slf4j-nop:$SLF4J_VERSION, class-data archive"
+WANTED="io.temporal:temporal-test-server:$TEST_SERVER_VERSION org.slf4j:slf4j-nop:$SLF4J_VERSION, class-data archive, parent watch"
 
 log() { printf '[install-temporal-test-server] %s\n' "$*"; }
 fail() { printf '[install-temporal-test-server] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -73,12 +73,20 @@ wait "$server_pid" 2>/dev/null || true
 [[ -f "$CACHE_DIR/server.jsa" ]] || { cat "$CACHE_DIR/training.log" >&2; fail "no class-data archive written at the server's first start"; }
 rm -f "$CACHE_DIR/training.log"
 
-# ---- the launcher. exec: the SDK stops the server by killing this process, which must be the JVM.
-# -Xshare:auto: on another JVM than the archive's it starts the slow way instead of failing.
+# ---- the launcher. exec: the SDK stops the server by killing this process (SIGKILL), which must be
+# the JVM. -Xshare:auto: on another JVM than the archive's it starts the slow way instead of failing.
+# A watch in the background stops the server when the test process that started it dies without
+# stopping it (a test file killed on a timeout), and ends by itself when the server ends.
 cat >"$CACHE_DIR/bin/temporal-test-server" <<'LAUNCHER'
 #!/bin/sh
 # Temporal's Java time-skipping test server; first argument: the port (as @temporalio/testing passes it).
 home="$(cd "$(dirname "$0")/.." && pwd)"
+parent=$PPID
+server=$$
+(
+  while kill -0 "$parent" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 2; done
+  if grep -q io.temporal.testserver "/proc/$server/cmdline" 2>/dev/null; then kill "$server"; fi
+) </dev/null >/dev/null 2>&1 &
 exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xshare:auto -XX:SharedArchiveFile="$home/server.jsa" \
   -cp "$home/lib/*" io.temporal.testserver.TestServer "$@"
 LAUNCHER
