@@ -155,7 +155,7 @@ describe('all-members', () => {
     a().set({
       repointEtcdMemberConfig: async (i) => {
         if (i.member === 'etcd-2') fails('disk full writing the program file');
-        if (i.member === 'etcd-1') await reverted.orAfter(2000); // still rewriting (supervisor update) when etcd-2 fails
+        if (i.member === 'etcd-1') await reverted.orAfter(1000); // still rewriting (supervisor update) when etcd-2 fails
         events.push(`repointed ${i.member}`);
         return memberChange(i.member);
       },
@@ -174,7 +174,7 @@ describe('all-members', () => {
     a().set({
       stopEtcdMember: async (i) => {
         if (i.member === 'etcd-1') fails('supervisorctl stop etcd-1: timed out');
-        if (i.member === 'etcd-3') await started.orAfter(2000); // still stopping when etcd-1's stop fails
+        if (i.member === 'etcd-3') await started.orAfter(1000); // still stopping when etcd-1's stop fails
         events.push(`stopped ${i.member}`);
         return { member: i.member, wasRunning: true };
       },
