@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -41,7 +41,10 @@ export function workflowBundleCode(): Promise<string> {
     const dir = join(tmpdir(), 'nnoe-dr-workflow-test-bundles');
     const file = join(dir, `workflows-${sourcesHash()}.js`);
     const kept = await readFile(file, 'utf8').catch(() => null);
-    if (kept) return kept;
+    if (kept) {
+      await utimes(file, new Date(), new Date()).catch(() => undefined); // in use: not stale
+      return kept;
+    }
     const { code } = await bundleWorkflowCode({
       workflowsPath: join(repoRoot, 'src/workflows/index.ts'),
       // Only the exact request '@temporalio/workflow': the shim itself imports '@temporalio/workflow/lib/index'.
@@ -52,9 +55,20 @@ export function workflowBundleCode(): Promise<string> {
     const temp = `${file}.${process.pid}.tmp`;
     await writeFile(temp, code);
     await rename(temp, file);
+    await removeStaleBundles(dir);
     return code;
   })());
 }
 
+/** Bundles of sources older than a day: each source change leaves one behind (a few MiB). */
+async function removeStaleBundles(dir: string): Promise<void> {
+  const dayAgo = Date.now() - 24 * 3600_000;
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const modified = (await stat(path).catch(() => null))?.mtimeMs;
+    if (modified !== undefined && modified < dayAgo) await rm(path, { force: true });
+  }
+}
+
 const quiet = () => undefined;
-const quietLogger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: (message: string, meta?: object) => console.error(message, meta ?? '') , log: quiet };
+const quietLogger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: (message: string, meta?: object) => console.error(message, meta ?? ''), log: quiet };
