@@ -112,7 +112,9 @@ export function describeRevisionBump(r: RestoreRevisionReport): string {
 /** Marker: members added to a running cluster join as learners and are promoted once caught up (etcd 3.4+). */
 export const LEARNER_JOIN = 'etcd-learner-join';
 
-/** Marker: every member's stop or repoint settles before one's failure starts the rollback (else it races them). */
+/** Markers: a refused preflight waits for every member's staging, then removes the staged copies (older runs left them); */
+export const PREFLIGHT_DISCARDS_STAGED = 'preflight-refusal-discards-staged';
+/** every member's stop or repoint settles before one's failure starts the rollback (older runs raced them). */
 export const MEMBER_STEPS_SETTLE = 'member-steps-settle-before-rollback';
 
 /** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
@@ -216,13 +218,16 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
     view.plan = planned;
     tracker.progress.setId = planned.setId;
     upsertSearchAttributes([{ key: NnoeBackupSet, value: planned.setId }]);
-    view.staged = await Promise.all(planned.members.map((m) => onNode(m.node, nodeTimeout).stageEtcdSnapshot({
+    view.staged = await togetherBehind(PREFLIGHT_DISCARDS_STAGED)(planned.members.map((m) => onNode(m.node, nodeTimeout).stageEtcdSnapshot({
       cluster: planned.cluster, member: m.name, setId: planned.setId, restoreTag: restoreTag(planned.setId),
       artefact: planned.artefact, revision: planned.snapshot.revision,
     })));
     return planned;
   }, (p) => `set ${p.setId} (revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}) checked on ${p.members.map((m) => m.node).join(', ')}`)
-    .catch((err: unknown) => {
+    .catch(async (err: unknown) => {
+      const planned = view.plan; // a refusal removes the copies staged on the other nodes (bounded: a node may be down)
+      if (planned && patched(PREFLIGHT_DISCARDS_STAGED)) await CancellationScope.nonCancellable(() => Promise.allSettled(
+        planned.members.map((m) => onNode(m.node, nodeTimeout).discardStagedSnapshot({ setId: planned.setId, member: m.name }))));
       tracker.finish('failed');
       // The run's own failure says what was refused, not "Activity task failed".
       throw ApplicationFailure.nonRetryable(`restore refused at preflight, nothing was changed: ${err instanceof Error ? rootMessage(err) : String(err)}`,

@@ -260,13 +260,25 @@ describe('ending before the stop changes nothing', () => {
     expect(membersOf(a().of('discardStagedSnapshot'))).toEqual(MEMBER_NAMES);
   });
 
-  it('a preflight refusal stops before any new dir is made', async () => {
-    a().set({ stageEtcdSnapshot: (i) => fails(`stored sha256 of ${i.setId} differs`, 'ChecksumMismatch') });
+  it('a preflight refusal stops before any new dir is made and removes the copies staged on every node', async () => {
+    const events: string[] = [];
+    const base = healthyEtcdStubs();
+    a().set({
+      stageEtcdSnapshot: async (i) => {
+        if (i.member === 'etcd-3') fails('not enough free disk beside /var/lib/etcd/etcd-3 on node-3', 'InsufficientDisk');
+        if (i.member === 'etcd-1') await new Promise((r) => setTimeout(r, 300)); // still fetching when node-3 refuses
+        events.push(`staged ${i.member}`);
+        return base.stageEtcdSnapshot!(i);
+      },
+      discardStagedSnapshot: (i) => { events.push(`discarded ${i.member}`); },
+    });
     const failure = await runFailure(run({ approved: true }));
-    expect(failure).toMatchObject({ type: 'ChecksumMismatch' });
+    expect(failure).toMatchObject({ type: 'InsufficientDisk' });
     expect(failure.message).toContain('restore refused at preflight, nothing was changed');
     expect(a().of('restoreEtcdMemberData')).toEqual([]);
     expectNothingChanged();
+    expect(a().of('discardStagedSnapshot').map((c) => [c.node, c.input.member]).sort()).toEqual(MEMBERS.map((m) => [m.node, m.name]));
+    expect(events.indexOf('staged etcd-1')).toBeLessThan(events.indexOf('discarded etcd-1'));
   });
 
   it('an approval timeout removes the new dirs and the staged copies', async () => {
