@@ -58,7 +58,9 @@ export interface EtcdRestoreInput {
   nodeResponseTimeout?: Duration;
   /**
    * Bring the agents back afterwards, one at a time: restart, republish every key they watch, check
-   * they render etcd's state (src/workflows/agent-recovery.ts). Default true.
+   * they render etcd's state (src/workflows/agent-recovery.ts). Default true. false (PITR and DR
+   * recover them after their own steps) skips it after a restore, not after a rollback: the old
+   * members restarted then and the run fails, so no caller would recover the agents.
    */
   restartAgents?: boolean;
   /** Republish after each agent restart. Default true; false only shows that agents then serve empty configs. */
@@ -114,8 +116,10 @@ export const LEARNER_JOIN = 'etcd-learner-join';
 
 /** Markers: a refused preflight waits for every member's staging, then removes the staged copies (older runs left them); */
 export const PREFLIGHT_DISCARDS_STAGED = 'preflight-refusal-discards-staged';
-/** every member's stop or repoint settles before one's failure starts the rollback (older runs raced them). */
+/** every member's stop or repoint settles before one's failure starts the rollback (older runs raced them); */
 export const MEMBER_STEPS_SETTLE = 'member-steps-settle-before-rollback';
+/** a rollback recovers the agents even with `restartAgents: false` (older PITR and DR runs left them deaf). */
+export const ROLLBACK_RECOVERS_AGENTS = 'rollback-recovers-agents';
 
 /** Marker of the 'verify content' step (restored keyspace digest against the backup's). */
 export const RESTORE_CONTENT_CHECK = 'etcd-restore-content-digest';
@@ -324,7 +328,7 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
         return rollbackCheck(plan.cluster);
       }, (c) => `old members running again: ${c.members.length} healthy at revision ${c.revision}`);
       // The old members restarted too: the agents are deaf to them until restarted and republished.
-      if (patched(REAL_AGENT_RECOVERY) && input.restartAgents !== false) {
+      if (patched(REAL_AGENT_RECOVERY) && (input.restartAgents !== false || patched(ROLLBACK_RECOVERS_AGENTS))) {
         await tracker.step('recover agents after rollback', () => recoverAgents(plan.cluster, plan.agentNodes), describeRecovery).catch(() => undefined);
       }
       await discardStaged();

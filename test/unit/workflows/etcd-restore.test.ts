@@ -342,6 +342,12 @@ describe('agents after a verified restore', () => {
     expect(a().of('republishAgentKeys').length).toBe(3 * AGENT_NODES.length);
   });
 
+  it('restartAgents: false still recovers the agents after a rollback: the old members restarted and no caller would', async () => {
+    a().set({ startEtcdMember: (i) => (i.member === 'etcd-3' ? fails('etcd-3 exited at once') : { member: i.member }) });
+    expect(await runFailure(run({ approved: true, restartAgents: false }))).toMatchObject({ type: 'RolledBack' });
+    expectRolledBack(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
+  });
+
   it('restartAgents: false leaves the agents alone', async () => {
     const result = await run({ approved: true, restartAgents: false });
     expect(result.agents).toEqual([]);
@@ -429,6 +435,13 @@ describe('runs recorded before a patch marker', () => {
     await run({ approved: true }, ['stop-capture-before-restore']);
     expect(a().of('stopChangeCapture')).toEqual([]);
     expect(a().of('stopEtcdMember').length).toBe(3);
+  });
+
+  it('rollback-recovers-agents: with restartAgents: false a rollback left the agents alone', async () => {
+    a().set({ startEtcdMember: (i) => (i.member === 'etcd-3' ? fails('etcd-3 exited at once') : { member: i.member }) });
+    expect(await runFailure(run({ approved: true, restartAgents: false }, ['rollback-recovers-agents']))).toMatchObject({ type: 'RolledBack' });
+    expect(a().of('revertEtcdMemberConfig').length).toBe(3);
+    expect(a().of('restartAgent')).toEqual([]);
   });
 
   it('real-agent-recovery: each agent restarted and waited for by its health, no republish; none after a rollback', async () => {
