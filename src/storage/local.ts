@@ -3,10 +3,12 @@ import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ListedObject, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, checkLevelPrefix, type ArtefactWriter, type BackupStore, type ListedLevel, type ListedObject, type StoredObject, type WriteLeftover } from './store';
 import { HashingStream } from './hashing';
 
 const PARTIAL_MARK = '.partial-';
+/** listInOrder's page: S3's own page size, so callers see the same rhythm from every store. */
+const LIST_PAGE = 1000;
 
 /** A directory on this host. Commit = fsync the temp file, rename it into place, fsync the directory. */
 export class LocalStore implements BackupStore {
@@ -95,6 +97,27 @@ export class LocalStore implements BackupStore {
       .filter((f) => f.isFile() && !f.name.includes(PARTIAL_MARK))
       .map((f) => ({ key: relative(this.root, join(f.parentPath, f.name)).split(sep).join('/'), path: join(f.parentPath, f.name) }))
       .filter((file) => file.key.startsWith(prefix));
+  }
+
+  async listLevel(prefix: string): Promise<ListedLevel> {
+    checkLevelPrefix(this.name, prefix);
+    const dir = prefix ? this.location(prefix.slice(0, -1)) : this.root;
+    if (relative(this.root, dir).startsWith('..')) return { keys: [], prefixes: [] };
+    // One readdir of the one directory: the sets' directories, not what is inside them.
+    const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+      throw err;
+    });
+    return {
+      keys: entries.filter((e) => e.isFile() && !e.name.includes(PARTIAL_MARK)).map((e) => `${prefix}${e.name}`).sort(),
+      prefixes: entries.filter((e) => e.isDirectory()).map((e) => `${prefix}${e.name}/`).sort(),
+    };
+  }
+
+  async *listInOrder(prefix: string, startAfter = ''): AsyncIterable<string[]> {
+    // A directory is read whole anyway; sorting it is what S3 does on its side.
+    const keys = (await this.list(prefix)).filter((key) => key > startAfter).sort();
+    for (let i = 0; i < keys.length; i += LIST_PAGE) yield keys.slice(i, i + LIST_PAGE);
   }
 
   async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
