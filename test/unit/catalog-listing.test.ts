@@ -6,7 +6,8 @@
  * point-in-time plan lists segments from its snapshot on: the chain it builds must equal the one
  * built from the whole listing.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,22 @@ describe('the catalog lists one level', () => {
   it('refuses a level that is not one', async () => {
     const { local, s3 } = await stores();
     for (const store of [local, s3]) await expect(store.listLevel('wal')).rejects.toThrow(/prefix ending in '\/', got "wal"/);
+  });
+});
+
+describe('`backups list` into a pipe', () => {
+  it('prints every set before the process exits (it used to stop after ~18 KB with Node 24)', async () => {
+    const root = join(dir, 'many');
+    const sets = Array.from({ length: 400 }, (_, i) => syntheticSet('prod', new Date(Date.UTC(2026, 0, 1) + i * 3600_000), { revision: i, clusterId: 'c1' }));
+    for (const set of sets) {
+      await mkdir(join(root, set.setId), { recursive: true });
+      await writeFile(join(root, set.setId, MANIFEST_FILE), JSON.stringify(set.manifest));
+    }
+    const many = join(dir, 'many.json');
+    await writeFile(many, JSON.stringify({ workDir: join(dir, 'work'), clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }], storage: [{ name: 'many', type: 'local', path: root }] }));
+    const cli = spawnSync(process.execPath, [join(__dirname, '../../node_modules/tsx/dist/cli.mjs'), join(__dirname, '../../src/client/cli.ts'), '-c', many, 'backups', 'list'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout.split('\n').filter((line) => line.startsWith('prod-'))).toHaveLength(400);
   });
 });
 
