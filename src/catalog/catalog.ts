@@ -44,7 +44,7 @@ export async function readManifest(store: BackupStore, setId: string): Promise<B
 }
 
 /** Manifests in flight while the catalog reads a store: enough to hide S3 latency, few enough to be polite. */
-const MANIFEST_READS_IN_FLIGHT = 32;
+const MANIFEST_READS_IN_FLIGHT = 16;
 
 /** Every set of one store with its manifest, by set id (a set directory without a manifest yet, or any more, is none). */
 export async function readStoreManifests(store: BackupStore): Promise<Array<{ setId: string; manifest: BackupManifest }>> {
