@@ -35,12 +35,13 @@ export interface WorkerLimits {
 }
 
 /**
- * How much a management worker runs at once. MANAGEMENT_ACTIVITY_SLOTS activities (snapshot
- * streams, dumps, uploads: each holds up to one S3 part, 8 MiB by default) plus one per cluster,
- * whose change capture holds a slot for as long as it runs: the SDK's default of 100 would let a
- * fleet's backups all stream at once. Workflow tasks are short (our workflows only decide): 40,
- * the SDK's default. Measured by bench/fleet on 2 cores (README "Running workers"). Node workers
- * keep the SDK's defaults (one host's work).
+ * How much a management worker runs at once (bench/fleet, README "Running workers"): a fixed
+ * MANAGEMENT_ACTIVITY_SLOTS for backups, dumps, uploads and checks, plus one per cluster, because a
+ * change capture running here holds a slot for its whole slice and must never wait behind
+ * backups. Each stream to S3 holds a part (8 MiB): with 16 MiB snapshots 50 sets at once took the
+ * worker to 693 MiB with 70 slots, 334 MiB with 10, and were done sooner with 10 (2 cores). The
+ * SDK's default of 100 would let a fleet's backups all stream at once. Workflow tasks are short:
+ * 40, the SDK's default. Node workers keep the SDK's defaults (one host's work).
  */
 export function workerLimits(config: Config, node: string | undefined, overrides: Partial<WorkerLimits> = {}): Partial<WorkerLimits> {
   const defaults: Partial<WorkerLimits> = node ? {} : {
@@ -51,7 +52,7 @@ export function workerLimits(config: Config, node: string | undefined, overrides
 }
 
 /** Activity slots of a management worker besides the captures' (bench/fleet). */
-export const MANAGEMENT_ACTIVITY_SLOTS = 20;
+export const MANAGEMENT_ACTIVITY_SLOTS = 10;
 const WORKFLOW_TASK_SLOTS = 40;
 
 export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {

@@ -30,7 +30,7 @@ import { openStore } from '../../src/storage';
 import { parseTargets, parseWorkerMode, readCommandLine, type WorkerMode } from '../support/cli';
 import { OwnWorld, runBenchmark, runMain } from '../support/lifecycle';
 import { MiB, procCpuTimes, sampleRss, stopChild } from '../support/processes';
-import { benchWorldConfig, startWorkerProcess, workerArgs } from '../support/bench-world';
+import { benchWorldConfig, fillCluster, startWorkerProcess, workerArgs } from '../support/bench-world';
 import { loadText, newRunDir, pad, resultsRoot, verdict, writeResult } from '../support/results';
 
 const HELP = `usage: npx tsx bench/fleet/run.ts [options]
@@ -39,18 +39,19 @@ const HELP = `usage: npx tsx bench/fleet/run.ts [options]
   --targets LIST      storage targets of every set: local, s3 (default local)
   --worker MODE       compiled (default, as in production) or tsx
   --worker-args="..." extra worker flags, e.g. --worker-args="--max-concurrent-activities 8"
+  --etcd-mib N        fill the shared etcd with N MiB of values first (default 0: the world's seed keys only)
   --timeout-minutes N how long a fleet's sets may take before the run counts as broken (default 30)
   --json              also print one JSON object with every figure
   -h, --help          this text`;
 
-interface Options { sizes: number[]; targets: string[]; worker: WorkerMode; workerArgs: string[]; timeoutMinutes: number; json: boolean }
+interface Options { sizes: number[]; targets: string[]; worker: WorkerMode; workerArgs: string[]; etcdMiB: number; timeoutMinutes: number; json: boolean }
 
 function parse(argv: string[]): Options | undefined {
   const { values } = parseArgs({
     args: argv, strict: true,
     options: {
       sizes: { type: 'string', default: '10,25,50' }, targets: { type: 'string', default: 'local' }, worker: { type: 'string', default: 'compiled' },
-      'worker-args': { type: 'string', default: '' }, 'timeout-minutes': { type: 'string', default: '30' }, json: { type: 'boolean', default: false },
+      'worker-args': { type: 'string', default: '' }, 'etcd-mib': { type: 'string', default: '0' }, 'timeout-minutes': { type: 'string', default: '30' }, json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -59,8 +60,10 @@ function parse(argv: string[]): Options | undefined {
   if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 999)) throw new Error(`--sizes expects whole numbers 1..999 separated by commas, got "${values.sizes}"`);
   const timeoutMinutes = Number(values['timeout-minutes']);
   if (!(timeoutMinutes > 0)) throw new Error(`--timeout-minutes expects a positive number, got "${values['timeout-minutes']}"`);
+  const etcdMiB = Number(values['etcd-mib']);
+  if (!(etcdMiB >= 0)) throw new Error(`--etcd-mib expects a number of MiB (0 or more), got "${values['etcd-mib']}"`);
   return {
-    sizes, targets: parseTargets(values.targets), worker: parseWorkerMode(values.worker), workerArgs: values['worker-args'].split(' ').filter(Boolean),
+    sizes, targets: parseTargets(values.targets), etcdMiB, worker: parseWorkerMode(values.worker), workerArgs: values['worker-args'].split(' ').filter(Boolean),
     timeoutMinutes, json: values.json,
   };
 }
@@ -242,6 +245,10 @@ async function main(argv: string[]): Promise<number> {
     const configPath = join(runDir, 'nnoe-dr.yaml');
     writeFileSync(configPath, stringify(fleetConfig(benchWorldConfig(w, { taskQueue: TASK_QUEUE, targets: options.targets }), maxN)));
     const config = loadConfig(configPath);
+    if (options.etcdMiB > 0) {
+      const filled = await fillCluster(config, options.etcdMiB);
+      console.log(`etcd holds ${(filled.dbSizeBytes / MiB).toFixed(0)} MiB (db size): every set snapshots it`);
+    }
     const worker = await startWorkerProcess({ args, configPath, logPath: join(runDir, 'worker-management.log'), worldDir: dir });
     teardown.add('worker', () => stopChild(worker));
     console.log(`management worker pid ${worker.pid}: node ${args.join(' ')}`);
@@ -260,7 +267,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`  removed ${await removeFleetSets(config)} objects of the fleet's sets`);
     }
 
-    console.log(`\nsummary (management worker ${options.worker}${options.workerArgs.length ? ` ${options.workerArgs.join(' ')}` : ''}; targets ${options.targets.join(',')}; load ${loadText()}):`);
+    console.log(`\nsummary (management worker ${options.worker}${options.workerArgs.length ? ` ${options.workerArgs.join(' ')}` : ''}; targets ${options.targets.join(',')}; etcd ${options.etcdMiB} MiB filled; load ${loadText()}):`);
     console.log([pad('N', 4, true), pad('wall s', 8, true), pad('start p50 s', 12, true), pad('start p99 s', 12, true), pad('peak RSS MiB', 13, true), pad('CPU s', 7, true), pad('CPU cores', 10, true), pad('failed', 7, true), pad('missed', 7, true)].join(' '));
     for (const f of figures) {
       console.log([pad(String(f.n), 4, true), pad(f.wallSeconds.toFixed(1), 8, true), pad(f.latencyP50Seconds?.toFixed(2) ?? '-', 12, true), pad(f.latencyP99Seconds?.toFixed(2) ?? '-', 12, true),
