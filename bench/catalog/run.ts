@@ -24,7 +24,7 @@ import { MANIFEST_FILE, openStore } from '../../src/storage';
 import { evaluateCluster } from '../../src/status/objectives';
 import { listSegmentObjects, deleteSegmentObjects, planRetention, planSegmentRetention } from '../../src/retention';
 import { retentionInForce } from '../../src/retention/in-force';
-import { segmentStore } from '../../src/activities/change-capture';
+import { segmentStore } from '../../src/capture/segment-store';
 import { chainSegments, type SegmentName } from '../../src/capture/segments';
 import { chooseBaseSnapshot, type PitrSnapshot } from '../../src/capture/point-in-time';
 import { startMotoServer } from '../../src/sandbox/moto';
