@@ -25,12 +25,41 @@ export interface WorkerSettings {
    * SDK's listener (two workers of one kind on one host, e.g. the sandbox's two management workers).
    */
   metricsListen?: string;
+  /** `--max-concurrent-activities` / `--max-concurrent-workflow-tasks`: instead of workerLimits' defaults. */
+  limits?: Partial<WorkerLimits>;
 }
+
+export interface WorkerLimits {
+  maxConcurrentActivityTaskExecutions: number;
+  maxConcurrentWorkflowTaskExecutions: number;
+}
+
+/**
+ * How much a management worker runs at once (bench/fleet, README "Running workers"): a fixed
+ * MANAGEMENT_ACTIVITY_SLOTS for backups, dumps, uploads and checks, plus one per cluster, because a
+ * change capture running here holds a slot for its whole slice and must never wait behind
+ * backups. Each stream to S3 holds a part (8 MiB): with 16 MiB snapshots 50 sets at once took the
+ * worker to 693 MiB with 70 slots, 334 MiB with 10, and were done sooner with 10 (2 cores). The
+ * SDK's default of 100 would let a fleet's backups all stream at once. Workflow tasks are short:
+ * 40, the SDK's default. Node workers keep the SDK's defaults (one host's work).
+ */
+export function workerLimits(config: Config, node: string | undefined, overrides: Partial<WorkerLimits> = {}): Partial<WorkerLimits> {
+  const defaults: Partial<WorkerLimits> = node ? {} : {
+    maxConcurrentActivityTaskExecutions: MANAGEMENT_ACTIVITY_SLOTS + config.clusters.length,
+    maxConcurrentWorkflowTaskExecutions: WORKFLOW_TASK_SLOTS,
+  };
+  return { ...defaults, ...overrides };
+}
+
+/** Activity slots of a management worker besides the captures' (bench/fleet). */
+export const MANAGEMENT_ACTIVITY_SLOTS = 10;
+const WORKFLOW_TASK_SLOTS = 40;
 
 export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {
   const { config, node } = settings;
-  const common: Pick<WorkerOptions, 'connection' | 'namespace' | 'maxHeartbeatThrottleInterval'> = {
+  const common: Pick<WorkerOptions, 'connection' | 'namespace' | 'maxHeartbeatThrottleInterval' | keyof WorkerLimits> = {
     connection, namespace: config.temporal.namespace,
+    ...workerLimits(config, node, settings.limits),
     // A cancel (a capture stop, a cancelled restore step) reaches an activity with a heartbeat sent
     // to the server; by default those go out every 0.8 x the heartbeat timeout (24 s for 30 s).
     maxHeartbeatThrottleInterval: '3s',
@@ -81,6 +110,13 @@ export async function runWorker(settings: WorkerSettings): Promise<void> {
   }
 }
 
+/** A flag's number of slots, at least `min` (the SDK needs 2 workflow task slots with its cache on). */
+export function slotCount(flag: string, text: string, min = 1): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${flag} expects a whole number of at least ${min}, got "${text}"`);
+  return value;
+}
+
 if (require.main === module) {
   const { values } = parseArgs({
     options: {
@@ -88,13 +124,26 @@ if (require.main === module) {
       node: { type: 'string' },
       'workflow-bundle': { type: 'string' },
       'metrics-listen': { type: 'string' },
+      'max-concurrent-activities': { type: 'string' },
+      'max-concurrent-workflow-tasks': { type: 'string' },
     },
   });
+  let limits: Partial<WorkerLimits>;
+  try {
+    limits = {
+      ...(values['max-concurrent-activities'] !== undefined ? { maxConcurrentActivityTaskExecutions: slotCount('--max-concurrent-activities', values['max-concurrent-activities']) } : {}),
+      ...(values['max-concurrent-workflow-tasks'] !== undefined ? { maxConcurrentWorkflowTaskExecutions: slotCount('--max-concurrent-workflow-tasks', values['max-concurrent-workflow-tasks'], 2) } : {}),
+    };
+  } catch (err) {
+    console.error(`nnoe-dr worker: ${(err as Error).message}`);
+    process.exit(2);
+  }
   const settings: WorkerSettings = {
     config: loadConfig(values.config ?? defaultConfigPath()),
     node: values.node,
     workflowBundlePath: values['workflow-bundle'],
     metricsListen: values['metrics-listen'],
+    limits,
   };
   runWorker(settings).then(
     () => process.exit(0),

@@ -55,7 +55,7 @@ const COMPACTED = /compacted/i;
 
 export function createChangeCaptureActivities(deps: { config: Config }) {
   const { config } = deps;
-  const { storesFor, listSegments } = segmentStore(config);
+  const { storesFor, listSegmentsAfter } = segmentStore(config);
 
   /** Where a capture should start: after the newest complete snapshot of the live incarnation (a snapshot of another one counts other revisions). */
   async function captureStartRevision(input: { cluster: string }): Promise<{ fromRevision: number; setId: string | null; clusterId: string }> {
@@ -102,7 +102,7 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     }
     // Resume after whatever is already durable: the heartbeat, or the segments themselves (a
     // segment written just before a crash may not have reached a heartbeat).
-    const written = chainSegments(await listSegments(cluster.name, clusterId, input.targets), input.fromRevision - 1);
+    const written = chainSegments(await listSegmentsAfter(cluster.name, clusterId, input.fromRevision - 1, { targets: input.targets }), input.fromRevision - 1);
     let lastDurable = Math.max(input.fromRevision - 1, beat?.lastDurable ?? 0, written.reachable);
     const outcome: CaptureOutcome = { clusterId, lastDurable, segments: 0, events: 0, maxLagMs: 0 };
 

@@ -14,6 +14,7 @@ import { connectCluster } from '../etcd/connect';
 import { chainSegments, revisionAtTime, transactions, type CapturedEvent, type SegmentName } from '../capture/segments';
 import { chooseBaseSnapshot, chooseIncarnation, targetProblem, type PitrSnapshot, type PitrTarget } from '../capture/point-in-time';
 import { segmentStore } from '../capture/segment-store';
+import { SEGMENT_TIME_MARGIN_MS } from '../retention/segments';
 
 export interface PointInTimePlan {
   cluster: string;
@@ -76,7 +77,10 @@ export function createPitrActivities(deps: { config: Config }) {
         FailureType.PitrUnreachable);
     }
     const isLive = live?.clusterId === base.clusterId;
-    const chain = chainSegments(await segments.listSegments(cluster.name, base.clusterId), base.revision);
+    // Only the segments from the snapshot on, up to the target: a long chain is never listed whole
+    // for one restore. Past a time by the clock-skew margin: capture times of two workers may disagree.
+    const enough = targetMs === null ? (s: SegmentName) => s.from > input.targetRevision! : (s: SegmentName) => s.firstMs > targetMs + SEGMENT_TIME_MARGIN_MS;
+    const chain = chainSegments(await segments.listSegmentsAfter(cluster.name, base.clusterId, base.revision, { enough }), base.revision);
     const reachMs = chain.reachableMs ?? base.createdMs;
     const newest = `revision ${chain.reachable} (captured ${new Date(reachMs).toISOString()})`;
     const unreachable = () => DomainError.nonRetryable(

@@ -13,7 +13,7 @@ import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import { openStore, type BackupStore } from '../storage';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
-import { decodeEvents, parseSegmentKey, segmentDir, type CapturedEvent, type SegmentName } from './segments';
+import { decodeEvents, parseSegmentKey, segmentDir, segmentListingStart, type CapturedEvent, type SegmentName } from './segments';
 
 /** Reading segments back: listing (which revisions and seconds are reachable) and their events. */
 export function segmentStore(config: Config) {
@@ -23,10 +23,32 @@ export function segmentStore(config: Config) {
 
   /** Segments of a cluster in the first target that answers (targets hold the same segments). */
   async function listSegments(cluster: string, clusterId: string, targets?: string[]): Promise<SegmentName[]> {
+    return fromFirstAnswering(targets, async (store) => parsedSegments(cluster, clusterId, await store.list(segmentDir(cluster, clusterId))));
+  }
+
+  /**
+   * What chainSegments(all, after) needs, without listing the whole chain: the segments from the
+   * one holding revision after + 1 on, in revision order (keys sort by revision), up to the page
+   * where `enough` first holds for a segment. A replay from a snapshot lists only what follows it.
+   */
+  async function listSegmentsAfter(cluster: string, clusterId: string, after: number, options: { targets?: string[]; enough?: (s: SegmentName) => boolean } = {}): Promise<SegmentName[]> {
+    return fromFirstAnswering(options.targets, async (store) => {
+      const from = await listingStartFor(store, cluster, clusterId, after + 1);
+      const found: SegmentName[] = [];
+      for await (const page of store.listInOrder(segmentDir(cluster, clusterId), segmentListingStart(cluster, clusterId, from))) {
+        const segments = parsedSegments(cluster, clusterId, page);
+        found.push(...segments);
+        if (options.enough && segments.some(options.enough)) break;
+      }
+      return found;
+    });
+  }
+
+  async function fromFirstAnswering<T>(targets: string[] | undefined, read: (store: BackupStore) => Promise<T>): Promise<T> {
     let lastError: unknown;
     for (const store of await storesFor(targets)) {
       try {
-        return (await store.list(segmentDir(cluster, clusterId))).map((key) => parseSegmentKey(cluster, clusterId, key)).filter((s): s is SegmentName => s !== null);
+        return await read(store);
       } catch (err) {
         lastError = err;
       }
@@ -67,5 +89,32 @@ export function segmentStore(config: Config) {
     return events;
   }
 
-  return { storesFor, listSegments, readSegmentEvents };
+  return { storesFor, listSegments, listSegmentsAfter, readSegmentEvents };
+}
+
+function parsedSegments(cluster: string, clusterId: string, keys: string[]): SegmentName[] {
+  return keys.map((key) => parseSegmentKey(cluster, clusterId, key)).filter((s): s is SegmentName => s !== null);
+}
+
+/**
+ * The revision a listing for revision `revision` on may start at: the start of the last segment
+ * beginning at or before it (the one holding it, when the chain has no hole there), found by
+ * probing ever wider windows below it, one short listing each. Segments of a chain do not overlap
+ * (a crashed writer's retry starts where the last durable segment ended), so none starting earlier
+ * reaches further. `revision` itself when no segment starts at or before it.
+ */
+async function listingStartFor(store: BackupStore, cluster: string, clusterId: string, revision: number): Promise<number> {
+  for (let window = 1024; ; window *= 16) {
+    const low = Math.max(revision - window, 0);
+    let start: number | null = null;
+    for await (const page of store.listInOrder(segmentDir(cluster, clusterId), segmentListingStart(cluster, clusterId, low))) {
+      const segments = parsedSegments(cluster, clusterId, page);
+      for (const segment of segments) if (segment.from <= revision) start = segment.from;
+      const last = segments[segments.length - 1];
+      // Gap markers sort after every segment: a page holding one has shown the last segment.
+      if (!last || last.from > revision || segments.length < page.length) break;
+    }
+    if (start !== null) return start;
+    if (low === 0) return revision;
+  }
 }

@@ -48,6 +48,11 @@ export function segmentKey(cluster: string, clusterId: string, range: { from: nu
   return `${segmentDir(cluster, clusterId)}${pad(range.from, REV_DIGITS)}-${pad(range.to, REV_DIGITS)}-${pad(range.firstMs, MS_DIGITS)}-${pad(range.lastMs, MS_DIGITS)}.jsonl.gz${suffix}`;
 }
 
+/** A listing's StartAfter (a key just below) whose first segment is the first starting at `from` or later: keys sort by their start. */
+export function segmentListingStart(cluster: string, clusterId: string, from: number): string {
+  return `${segmentDir(cluster, clusterId)}${pad(from, REV_DIGITS)}`;
+}
+
 const SEGMENT_RE = /^(\d+)-(\d+)-(\d+)-(\d+)\.jsonl\.gz(\.age)?$/;
 
 /** Parses a key of `segmentDir(cluster)`; null for anything else (a gap marker, a stray file). */

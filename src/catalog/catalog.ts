@@ -1,6 +1,8 @@
 /**
  * The catalog: the manifests found in the stores. No database; a set exists in a target when its
- * manifest.json does.
+ * manifest.json does. Sets sit at a store's top level (`<setId>/manifest.json`, set ids carry no
+ * '/'), so the catalog lists that one level (a delimiter listing) and reads each set's manifest:
+ * it never walks `wal/`, where change capture keeps its segments by the hundred thousand.
  */
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
@@ -8,7 +10,8 @@ import { Transform, Writable, type TransformCallback } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/schema';
 import { findTargets } from '../config/load';
-import { artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../storage';
+import { ArtefactNotFoundError, artefactKey, MANIFEST_FILE, openStore, type BackupStore } from '../storage';
+import { SEGMENT_PREFIX } from '../capture/segments';
 import { HashingStream } from '../storage/hashing';
 import { SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { isBackupManifest, type ArtefactRecord, type BackupManifest, type ComponentRecord } from '../common/manifest';
@@ -40,6 +43,19 @@ export async function readManifest(store: BackupStore, setId: string): Promise<B
   return parsed;
 }
 
+/** Manifests in flight while the catalog reads a store: enough to hide S3 latency, few enough to be polite. */
+const MANIFEST_READS_IN_FLIGHT = 16;
+
+/** Every set of one store with its manifest, by set id (a set directory without a manifest yet, or any more, is none). */
+export async function readStoreManifests(store: BackupStore): Promise<Array<{ setId: string; manifest: BackupManifest }>> {
+  const setIds = (await store.listLevel('')).prefixes.map((p) => p.slice(0, -1)).filter((id) => id !== SEGMENT_PREFIX);
+  const manifests = await mapLimited(setIds, MANIFEST_READS_IN_FLIGHT, (setId) => readManifest(store, setId).catch((err: unknown) => {
+    if (err instanceof ArtefactNotFoundError) return null; // a backup still writing, a deletion half done
+    throw err;
+  }));
+  return setIds.flatMap((setId, index) => (manifests[index] ? [{ setId, manifest: manifests[index] }] : []));
+}
+
 /** Every set in the chosen targets (all by default), newest first, merged across targets. */
 export async function listBackupSets(config: Config, options: {
   cluster?: string;
@@ -49,19 +65,15 @@ export async function listBackupSets(config: Config, options: {
 } = {}): Promise<CatalogEntry[]> {
   const bySet = new Map<string, CatalogEntry>();
   for (const target of findTargets(config, options.targets)) {
-    let setIds: string[];
-    let manifests: BackupManifest[];
+    let found: Array<{ setId: string; manifest: BackupManifest }>;
     try {
-      const store = await openStore(target);
-      setIds = (await store.list()).filter((k) => k.endsWith(`/${MANIFEST_FILE}`)).map((k) => k.slice(0, -MANIFEST_FILE.length - 1));
-      manifests = await mapLimited(setIds, 8, (setId) => readManifest(store, setId));
+      found = await readStoreManifests(await openStore(target));
     } catch (err) {
       if (!options.onUnreadableTarget) throw err;
       options.onUnreadableTarget(target.name, err);
       continue;
     }
-    for (const [index, setId] of setIds.entries()) {
-      const manifest = manifests[index]!;
+    for (const { setId, manifest } of found) {
       if (options.cluster && manifest.cluster !== options.cluster) continue;
       const entry = bySet.get(setId);
       if (entry) {
@@ -83,7 +95,7 @@ export async function listBackupSets(config: Config, options: {
   return [...bySet.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
-/** Maps with at most `limit` calls in flight: enough to hide S3 latency, few enough to be polite. */
+/** Maps with at most `limit` calls in flight. */
 async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;

@@ -110,5 +110,6 @@ export async function main(argv: string[], out: (line: string) => void = console
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  // Exit once stdout has taken every line: into a pipe, process.exit alone cut `backups list` short.
+  main(process.argv.slice(2)).then((code) => process.stdout.write('', () => process.exit(code)));
 }

@@ -3,10 +3,12 @@ import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ListedObject, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, checkLevelPrefix, type ArtefactWriter, type BackupStore, type ListedLevel, type ListedObject, type StoredObject, type WriteLeftover } from './store';
 import { HashingStream } from './hashing';
 
 const PARTIAL_MARK = '.partial-';
+/** listInOrder's page: S3's own page size, so callers see the same rhythm from every store. */
+const LIST_PAGE = 1000;
 
 /** A directory on this host. Commit = fsync the temp file, rename it into place, fsync the directory. */
 export class LocalStore implements BackupStore {
@@ -66,35 +68,62 @@ export class LocalStore implements BackupStore {
   }
 
   async list(prefix = ''): Promise<string[]> {
-    return (await this.committedFiles(prefix)).map((file) => file.key);
+    return this.committedKeys(prefix);
   }
 
   async listDetailed(prefix: string, options: { onPage?: () => void } = {}): Promise<ListedObject[]> {
     const objects: ListedObject[] = [];
-    for (const file of await this.committedFiles(prefix)) {
-      const info = await stat(file.path).catch((err: NodeJS.ErrnoException) => {
+    for (const key of await this.committedKeys(prefix)) {
+      const info = await stat(this.location(key)).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return undefined; // deleted meanwhile
         throw err;
       });
-      if (info) objects.push({ key: file.key, bytes: info.size, modifiedAt: info.mtime.toISOString() });
+      if (info) objects.push({ key, bytes: info.size, modifiedAt: info.mtime.toISOString() });
     }
     options.onPage?.();
     return objects;
   }
 
-  /** The committed files below a prefix (a writer's partial files are not artefacts yet). */
-  private async committedFiles(prefix: string): Promise<{ key: string; path: string }[]> {
+  /** The committed keys below a prefix (a writer's partial files are not artefacts yet). */
+  private async committedKeys(prefix: string): Promise<string[]> {
     // Walk only the directory the prefix names (e.g. `wal/<cluster>/`), not the whole store.
-    const dir = prefix.includes('/') ? this.location(prefix.slice(0, prefix.lastIndexOf('/'))) : this.root;
-    if (relative(this.root, dir).startsWith('..')) return []; // a prefix naming no place inside the store
-    const files = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+    if (relative(this.root, this.location(dirKey)).startsWith('..')) return []; // a prefix naming no place inside the store
+    return (await this.keysUnder(dirKey)).filter((key) => key.startsWith(prefix));
+  }
+
+  /** Every committed key below the directory `dirKey` ('' or ending in '/'); keys built by concatenation (a segment directory holds 100 000). */
+  private async keysUnder(dirKey: string, keys: string[] = []): Promise<string[]> {
+    const entries = await readdir(dirKey ? this.location(dirKey.slice(0, -1)) : this.root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
       throw err;
     });
-    return files
-      .filter((f) => f.isFile() && !f.name.includes(PARTIAL_MARK))
-      .map((f) => ({ key: relative(this.root, join(f.parentPath, f.name)).split(sep).join('/'), path: join(f.parentPath, f.name) }))
-      .filter((file) => file.key.startsWith(prefix));
+    for (const entry of entries) {
+      if (entry.isFile() && !entry.name.includes(PARTIAL_MARK)) keys.push(`${dirKey}${entry.name}`);
+      else if (entry.isDirectory()) await this.keysUnder(`${dirKey}${entry.name}/`, keys);
+    }
+    return keys;
+  }
+
+  async listLevel(prefix: string): Promise<ListedLevel> {
+    checkLevelPrefix(this.name, prefix);
+    const dir = prefix ? this.location(prefix.slice(0, -1)) : this.root;
+    if (relative(this.root, dir).startsWith('..')) return { keys: [], prefixes: [] };
+    // One readdir of the one directory: the sets' directories, not what is inside them.
+    const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+      throw err;
+    });
+    return {
+      keys: entries.filter((e) => e.isFile() && !e.name.includes(PARTIAL_MARK)).map((e) => `${prefix}${e.name}`).sort(),
+      prefixes: entries.filter((e) => e.isDirectory()).map((e) => `${prefix}${e.name}/`).sort(),
+    };
+  }
+
+  async *listInOrder(prefix: string, startAfter = ''): AsyncIterable<string[]> {
+    // A directory is read whole anyway; sorting it is what S3 does on its side.
+    const keys = (await this.list(prefix)).filter((key) => key > startAfter).sort();
+    for (let i = 0; i < keys.length; i += LIST_PAGE) yield keys.slice(i, i + LIST_PAGE);
   }
 
   async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {

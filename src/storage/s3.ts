@@ -19,7 +19,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ArtefactNotFoundError, type ArtefactWriter, type BackupStore, type ListedObject, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
+import { ArtefactNotFoundError, checkLevelPrefix, type ArtefactWriter, type BackupStore, type ListedLevel, type ListedObject, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
 
 export interface S3StoreOptions {
   name: string;
@@ -149,6 +149,35 @@ export class S3Store implements BackupStore {
       options.onPage?.();
     } while (token);
     return objects;
+  }
+
+  async listLevel(prefix: string): Promise<ListedLevel> {
+    checkLevelPrefix(this.name, prefix);
+    const keys: string[] = [];
+    const prefixes: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({
+        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), Delimiter: '/', ContinuationToken: token,
+      }));
+      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key.slice(this.options.prefix.length));
+      for (const common of page.CommonPrefixes ?? []) if (common.Prefix) prefixes.push(common.Prefix.slice(this.options.prefix.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return { keys: keys.sort(), prefixes: prefixes.sort() };
+  }
+
+  async *listInOrder(prefix: string, startAfter?: string): AsyncIterable<string[]> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({
+        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token,
+        // StartAfter only on the first request: the token carries the position after it.
+        ...(token === undefined && startAfter !== undefined ? { StartAfter: this.objectKey(startAfter) } : {}),
+      }));
+      yield (page.Contents ?? []).flatMap((item) => (item.Key ? [item.Key.slice(this.options.prefix.length)] : []));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async delete(key: string): Promise<void> {

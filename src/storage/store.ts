@@ -53,6 +53,18 @@ export interface BackupStore {
   list(prefix?: string): Promise<string[]>;
   /** Keys below a prefix with their sizes and times, in no particular order; `onPage` after each page read (heartbeats). */
   listDetailed(prefix: string, options?: { onPage?: () => void }): Promise<ListedObject[]>;
+  /**
+   * One level below `prefix` ('' or ending in '/'), like S3's ListObjectsV2 with Delimiter '/':
+   * the keys directly in it and its sub-prefixes (each ending in '/'), both sorted. The catalog
+   * finds sets this way without walking `wal/`, whose segments run to the hundred thousand.
+   */
+  listLevel(prefix: string): Promise<ListedLevel>;
+  /**
+   * Keys below `prefix` in key order, from the first after `startAfter` (S3's StartAfter), a page at
+   * a time; break out of the loop to stop listing. Change-capture segments sort by revision, so a
+   * point-in-time restore lists only the range it replays.
+   */
+  listInOrder(prefix: string, startAfter?: string): AsyncIterable<string[]>;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /**
@@ -75,6 +87,12 @@ export interface BackupStore {
   retention?(key: string): Promise<ObjectRetention | null>;
 }
 
+export interface ListedLevel {
+  keys: string[];
+  /** Each ends in '/'. */
+  prefixes: string[];
+}
+
 export interface ObjectRetention {
   mode: 'GOVERNANCE' | 'COMPLIANCE';
   /** ISO 8601: until then the object cannot be deleted or overwritten. */
@@ -86,6 +104,11 @@ export interface ObjectRetention {
 /** The key of an artefact inside a backup set: `<setId>/<file>`. */
 export function artefactKey(setId: string, file: string): string {
   return `${setId}/${file}`;
+}
+
+/** listLevel names a level: the store's top ('') or a prefix ending in '/'. */
+export function checkLevelPrefix(store: string, prefix: string): void {
+  if (prefix !== '' && !prefix.endsWith('/')) throw new Error(`${store}: listing a level needs '' or a prefix ending in '/', got "${prefix}"`);
 }
 
 export const MANIFEST_FILE = 'manifest.json';
