@@ -6,7 +6,6 @@
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { Context } from '@temporalio/activity';
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema';
@@ -17,6 +16,7 @@ import { readSnapshotStatus, SnapshotTrailerCheck } from '../etcd/snapshot-file'
 import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
 import { allPipelines, fanOut } from '../storage/fan-out';
 import { artefactEncryption } from './artefact-encryption';
+import { artefactCompression } from '../compression';
 import { artefactKey, MANIFEST_FILE, openStore, publishToStores } from '../storage';
 import { fileWriteStream } from '../storage/local';
 import { FailureType } from '../common/failures';
@@ -147,7 +147,9 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     const stagingDir = join(config.workDir, input.setId, `attempt-${ctx.info.attempt}-${input.member}`);
     const rawPath = join(stagingDir, 'snapshot.db');
     const encryption = artefactEncryption(config);
-    const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
+    const compression = artefactCompression(config, input.cluster);
+    const compressedName = compression.fileName(input.fileName);
+    const fileName = encryption ? encryption.fileName(compressedName) : compressedName;
     const key = artefactKey(input.setId, fileName);
 
     // A killed attempt (any member) left its raw copy here: gone before this one writes.
@@ -161,12 +163,12 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const source = await openSnapshotStream(client);
         const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
         ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
-        const gzip = createGzip({ chunkSize: 256 * 1024 }); // zlib's 16 KiB default costs seconds per GiB
+        const compress = compression.createStream(); // parallel on worker threads (src/compression)
         // Encryption comes after compression (ciphertext does not compress) and before every target.
-        const stored = encryption ? [gzip, encryption.createStream()] : [gzip];
+        const stored = encryption ? [compress, encryption.createStream()] : [compress];
         try {
           await allPipelines([
-            pipeline(source, check, fanOut([fileWriteStream(rawPath), gzip])),
+            pipeline(source, check, fanOut([fileWriteStream(rawPath), compress])),
             pipeline([...stored, sink]),
           ]);
         } finally {
@@ -215,7 +217,7 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const first = copies[0]!;
         return {
           artefact: {
-            file: fileName, key, compression: 'gzip', encryption: encryption?.record ?? null,
+            file: fileName, key, compression: compression.format, encryption: encryption?.record ?? null,
             bytes: first.bytes, sha256: first.sha256,
             raw: { bytes: facts.trailer.bytes, sha256: facts.trailer.sha256 },
             copies,

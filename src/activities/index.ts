@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema';
 import { ConfigError, findCluster, findTargets } from '../config/load';
 import { artefactEncryption } from './artefact-encryption';
+import { artefactCompression } from '../compression';
 import { openStore } from '../storage';
 import { createPhpipamBackupActivities, type PhpipamBackupDeps } from './phpipam-backup';
 import { createEtcdBackupActivities } from './etcd-backup';
@@ -32,6 +33,7 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
     stores: (targets) => Promise.all(findTargets(config, targets).map(openStore)),
     workDir: config.workDir,
     encryption: artefactEncryption(config) ?? undefined,
+    compression: (clusterName) => artefactCompression(config, clusterName),
   };
 }
 

@@ -19,6 +19,7 @@ import { Context } from '@temporalio/activity';
 import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
+import { artefactCompression, type ArtefactCompression } from '../compression';
 import { readSecret } from '../config/secrets';
 import { artefactKey, publishToStores, type BackupStore } from '../storage';
 import {
@@ -39,6 +40,8 @@ export interface PhpipamBackupDeps {
    * and what the manifest records about it. The file name gets `.<format>` appended, as for etcd.
    */
   encryption?: { record: NonNullable<ArtefactRecord['encryption']>; createStream: () => Duplex };
+  /** The cluster's compression (default gzip): the stream, the file name (`.sql.zst` for zstd) and what the manifest records. */
+  compression?: (cluster: string) => ArtefactCompression;
 }
 
 export interface DumpPhpipamInput {
@@ -116,7 +119,9 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
     const password = await readSecret(cfg.password);
     const stores = await deps.stores(input.targets);
     const encryption = deps.encryption?.record ?? null;
-    const fileName = encryption ? `${input.fileName}.${encryption.format}` : input.fileName;
+    const compression = deps.compression?.(input.cluster) ?? artefactCompression();
+    const compressedName = compression.fileName(input.fileName);
+    const fileName = encryption ? `${compressedName}.${encryption.format}` : compressedName;
     const key = artefactKey(input.setId, fileName);
 
     const { server, facts } = await inspectDatabase(cfg, password, (table) => ctx.heartbeat({ phase: 'table facts', table }));
@@ -128,6 +133,7 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
         const done = await runDump({
           command,
           sink,
+          compress: compression.createStream(),
           extraStages: deps.encryption ? [deps.encryption.createStream()] : [],
           onProgress: (bytes) => ctx.heartbeat({ phase: 'dump', bytes }),
           signal: ctx.cancellationSignal,
@@ -137,7 +143,7 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
       });
       const first = copies[0]!;
       return {
-        artefact: { file: fileName, key, compression: 'gzip', encryption, bytes: first.bytes, sha256: first.sha256, raw: run.raw, copies },
+        artefact: { file: fileName, key, compression: compression.format, encryption, bytes: first.bytes, sha256: first.sha256, raw: run.raw, copies },
         facts: {
           flavour: server.flavour,
           version: server.version,

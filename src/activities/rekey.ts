@@ -8,9 +8,8 @@
  * running again finishes (artefacts already current are skipped, leftovers removed).
  */
 import { createHash } from 'node:crypto';
-import { PassThrough, Transform, Writable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/schema';
 import { findTargets } from '../config/load';
@@ -18,6 +17,7 @@ import { checkArtefact, listBackupSets, readManifest } from '../catalog/catalog'
 import { createDecryptStream, createEncryptStream, readDecryptionIdentity } from '../crypto';
 import { artefactKey, MANIFEST_FILE, openStore, publishToStores, type BackupStore } from '../storage';
 import { HashingStream } from '../storage/hashing';
+import { createDecompressStream } from '../compression';
 import type { ArtefactRecord, BackupManifest } from '../common/manifest';
 import { DomainError } from '../common/domain-errors';
 import { FailureType } from '../common/failures';
@@ -165,7 +165,7 @@ export function createRekeyActivities(deps: { config: Config }) {
 async function reencrypt(stores: BackupStore[], artefact: ArtefactRecord, identity: string, recipients: string[], sink: Writable): Promise<{ bytes: number; sha256: string }> {
   const source = await readFromAny(stores, artefact.key);
   const raw = new HashingStream();
-  const unpacked = artefact.compression === 'gzip' ? createGunzip() : new PassThrough();
+  const unpacked = createDecompressStream(artefact.compression);
   const rawDone = pipeline(unpacked, raw, new Writable({ write: (_c, _e, done) => done() }));
   const tee = new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {

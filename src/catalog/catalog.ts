@@ -4,7 +4,6 @@
  * '/'), so the catalog lists that one level (a delimiter listing) and reads each set's manifest:
  * it never walks `wal/`, where change capture keeps its segments by the hundred thousand.
  */
-import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import type { Readable } from 'node:stream';
@@ -17,6 +16,7 @@ import { SnapshotTrailerCheck } from '../etcd/snapshot-file';
 import { isBackupManifest, type ArtefactRecord, type BackupManifest, type ComponentRecord } from '../common/manifest';
 import { hasDumpTrailer } from '../phpipam/dump-text';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
+import { createDecompressStages } from '../compression';
 
 export interface CatalogEntry {
   setId: string;
@@ -175,7 +175,7 @@ export async function checkArtefact(store: BackupStore, artefact: ArtefactRecord
     const stages = [
       stored,
       ...(artefact.encryption ? [createDecryptStream(await identity())] : []),
-      ...(artefact.compression === 'gzip' ? [createGunzip()] : []),
+      ...createDecompressStages(artefact.compression),
       raw,
       ...(dump ? [dump] : []),
     ];

@@ -17,7 +17,8 @@ export interface ArtefactRecord {
   file: string;
   /** Key inside every target: `<setId>/<file>`. */
   key: string;
-  compression: 'gzip' | 'none';
+  /** gzip (one or more members), zstd (one or more frames) or none; older manifests always say gzip. */
+  compression: 'gzip' | 'zstd' | 'none';
   /** age (age-encryption.org/v1) to these recipients, applied after compression; null when stored in clear. */
   encryption: null | { format: 'age'; recipients: string[] };
   /** Size and sha256 of the stored (compressed) bytes: identical in every copy. */

@@ -94,6 +94,12 @@ export const NebulaNodeSchema = z.strictObject({
   service: ServiceRefSchema.optional(),
 });
 
+/**
+ * How artefacts are compressed: gzip (default; parallel members, read by any `gunzip`) or zstd
+ * (frames, read by `zstd -d`; faster for the same ratio). Restores read both, whatever is configured now.
+ */
+export const CompressionSchema = z.enum(['gzip', 'zstd'], { error: 'expected a compression format: gzip or zstd' });
+
 const gfsCount = z.number().int('expected a whole number').min(0, 'expected 0 or more');
 export const RetentionPolicySchema = z.strictObject({
   keepDays: z.number().positive('expected a number of days above 0').optional(),
@@ -150,6 +156,8 @@ export const ClusterSchema = z.strictObject({
   service: ServiceDriverSchema.optional(),
   /** Overrides the top-level retention for this cluster's sets. */
   retention: RetentionSchema.optional(),
+  /** Overrides the top-level compression for this cluster's artefacts. */
+  compression: CompressionSchema.optional(),
   agents: z.array(AgentSchema).default([]),
   /** What a restored cluster must hold before the restore counts as done. */
   restore: z.strictObject({
@@ -306,6 +314,8 @@ export const ConfigSchema = z.strictObject({
   storage: z.array(StorageTargetSchema).min(1, 'expected at least one storage target'),
   encryption: EncryptionSchema.optional(),
   retention: RetentionSchema.default({ profile: 'production' }),
+  /** Compression of every artefact (a cluster's `compression` overrides it). */
+  compression: CompressionSchema.default('gzip'),
   prune: z.strictObject({
     /** Multipart uploads older than this are debris of a crashed backup: prune aborts them. */
     staleUploadHours: z.number().positive().default(24),

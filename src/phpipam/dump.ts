@@ -2,7 +2,7 @@
  * Runs the dump program and streams its stdout:
  *
  *   dump stdout -> sha256/bytes (raw) -> DumpTextWatcher (binlog comments, trailer)
- *               -> gzip -> [extra stages, e.g. encryption] -> sink (fan-out to the store writers)
+ *               -> compression (parallel gzip, or zstd) -> [extra stages, e.g. encryption] -> sink (fan-out to the store writers)
  *
  * Resolves only after the child has exited AND the stream has been fully written; the caller then
  * decides (exit code, trailer) whether to commit. On any failure the child is killed and awaited, so
@@ -11,7 +11,7 @@
 import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { createCompressStream } from '../compression';
 import { HashingStream } from '../storage/hashing';
 import { parseDumpToolVersion, type DumpCommand } from './dump-command';
 import { DumpTextWatcher } from './dump-text';
@@ -23,7 +23,9 @@ const PROGRESS_INTERVAL_MS = 1000;
 export interface DumpRunOptions {
   command: DumpCommand;
   sink: Writable;
-  /** Applied after gzip, in order (the encryption seam). */
+  /** The compressing stage (default: parallel gzip). */
+  compress?: Duplex;
+  /** Applied after compression, in order (the encryption seam). */
   extraStages?: Duplex[];
   /** Called about once a second with the raw (uncompressed) bytes so far. */
   onProgress?: (rawBytes: number) => void;
@@ -91,7 +93,7 @@ export async function runDump(options: DumpRunOptions): Promise<DumpRun> {
   const hashing = new HashingStream();
   const watcher = new DumpTextWatcher();
   const progress = options.onProgress && setInterval(() => options.onProgress!(hashing.bytes), PROGRESS_INTERVAL_MS);
-  const streamed = pipeline([child.stdout, hashing, watcher, createGzip(), ...(options.extraStages ?? []), options.sink], { signal: options.signal });
+  const streamed = pipeline([child.stdout, hashing, watcher, options.compress ?? createCompressStream('gzip'), ...(options.extraStages ?? []), options.sink], { signal: options.signal });
   try {
     // Both must settle: a spawn failure rejects `exited` while the pipeline may still be open.
     const [, exit] = await Promise.all([streamed, exited]);

@@ -1,6 +1,6 @@
 /**
  * Fetching an artefact back for a restore: from the first copy that proves good, checked on the
- * way (stored sha256 and size, then after age and gunzip the raw sha256 and size). A copy that
+ * way (stored sha256 and size, then after age and gunzip/zstd the raw sha256 and size). A copy that
  * fails its checks is skipped for the next one; the file appears at `destination` only once
  * every check passed (temp file, fsync unless asked not to, rename), so a restore never reads
  * unverified bytes.
@@ -10,10 +10,10 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Transform } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type { Config } from '../config/schema';
 import type { ArtefactRecord } from '../common/manifest';
 import { openStore } from '../storage';
+import { createDecompressStages } from '../compression';
 import { HashingStream } from '../storage/hashing';
 import { createDecryptStream, readDecryptionIdentity } from '../crypto';
 import { DomainError } from '../common/domain-errors';
@@ -85,7 +85,7 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
       await pipeline([
         await store.read(artefact.key), stored,
         ...(identity ? [createDecryptStream(identity)] : []),
-        ...(artefact.compression === 'gzip' ? [createGunzip({ chunkSize: 256 * 1024 })] : []),
+        ...createDecompressStages(artefact.compression),
         raw, createWriteStream(partial),
       ]);
       const problems = [
