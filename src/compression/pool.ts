@@ -130,7 +130,8 @@ export class CompressionPool {
 
   private startWorker(): PoolWorker {
     // Small heap limits: the worker holds no JS data of its own (blocks and outputs are off-heap).
-    const thread = new Worker(this.workerSource, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    // No execArgv: the code is plain JS, and a loader the process runs with (tsx) would cost each thread tens of MiB.
+    const thread = new Worker(this.workerSource, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     thread.unref(); // never what keeps a process (CLI, tests) alive
     const worker: PoolWorker = { thread, job: null };
     thread.on('message', (message: { id: number; block: ArrayBuffer; output?: ArrayBuffer; length?: number; error?: string }) => {
