@@ -1,5 +1,5 @@
 /**
- * Compression of artefacts: parallel gzip (pigz-style members) or zstd (frames) on worker threads,
+ * Compression of artefacts: parallel gzip (pigz-style members) or zstd (frames) on several threads,
  * chosen per cluster (`compression:` in the config), and reading either back.
  */
 import type { Config } from '../config/schema';
@@ -8,7 +8,9 @@ import { ParallelCompress } from './parallel-compress';
 
 export { compressedFileName, createDecompressStages, createDecompressStream, DEFAULT_LEVEL, type ArtefactCompressionRecord, type CompressionFormat } from './format';
 export { ParallelCompress, type ParallelCompressOptions } from './parallel-compress';
-export { CompressionPool, sharedCompressionPool } from './pool';
+export { CompressionPool, type BlockCompressor } from './pool';
+export { ZlibThreadpoolCompressor } from './threadpool';
+export { COMPRESSION_THREADS_ENV, sharedCompressor } from './shared';
 
 /** A compressing Transform: what replaces zlib.createGzip() at every artefact's call site. */
 export function createCompressStream(format: CompressionFormat = 'gzip'): ParallelCompress {

@@ -1,6 +1,7 @@
 /**
  * A Transform that compresses like pigz: the input is cut into blocks, each block becomes one
- * complete gzip member (or zstd frame) on a worker thread, and the members are emitted in input
+ * complete gzip member (or zstd frame) on another thread (zlib on libuv's threadpool, or a worker
+ * thread: ./shared.ts), and the members are emitted in input
  * order. Concatenated members are one valid file for `gunzip`, zlib.createGunzip and `zstd -d`; the
  * ratio is a little worse than one stream's, since no block sees the one before it.
  *
@@ -10,7 +11,8 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULT_LEVEL, type CompressionFormat } from './format';
-import { sharedCompressionPool, type CompressionPool, type CompressResult } from './pool';
+import type { BlockCompressor, CompressResult } from './pool';
+import { sharedCompressor } from './shared';
 
 export interface ParallelCompressOptions {
   format?: CompressionFormat;
@@ -18,9 +20,10 @@ export interface ParallelCompressOptions {
   level?: number;
   /** Bytes per member/frame (default 1 MiB). */
   blockBytes?: number;
-  /** Blocks being compressed at once for this stream (default: the pool's threads + 2). */
+  /** Blocks out at once for this stream (default: the compressor's threads + 2, so none waits for work). */
   maxInFlight?: number;
-  pool?: CompressionPool;
+  /** Default: the process's shared compressor (./shared.ts). */
+  pool?: BlockCompressor;
 }
 
 export class ParallelCompress extends Transform {
@@ -28,7 +31,7 @@ export class ParallelCompress extends Transform {
   private readonly level: number;
   private readonly blockBytes: number;
   private readonly maxInFlight: number;
-  private readonly pool: CompressionPool;
+  private readonly pool: BlockCompressor;
   /** Blocks not in a worker, ready to be filled. */
   private readonly spare: ArrayBuffer[] = [];
   private current: Uint8Array | null = null;
@@ -43,7 +46,7 @@ export class ParallelCompress extends Transform {
     this.format = options.format ?? 'gzip';
     this.level = options.level ?? DEFAULT_LEVEL[this.format];
     this.blockBytes = blockBytes;
-    this.pool = options.pool ?? sharedCompressionPool();
+    this.pool = options.pool ?? sharedCompressor();
     this.maxInFlight = Math.max(1, options.maxInFlight ?? this.pool.size + 2);
   }
 

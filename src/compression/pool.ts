@@ -1,6 +1,7 @@
 /**
  * A small pool of worker threads that compress blocks (each into one gzip member or one zstd frame),
- * so compression uses every core instead of zlib's one thread per stream.
+ * so compression uses every core instead of zlib's one thread per stream. Not the default (see
+ * ./shared.ts): each thread is a V8 isolate of its own, ~9-10 MiB of RSS.
  *
  * Memory stays flat: the input block travels to the worker and back (transferred, not copied), so
  * the caller reuses it; the output is allocated once in the worker and transferred. Workers start on
@@ -56,6 +57,13 @@ export interface CompressResult {
   block: ArrayBuffer;
 }
 
+/** What ParallelCompress hands its blocks to: this worker-thread pool or zlib on libuv's threadpool (./threadpool.ts). */
+export interface BlockCompressor {
+  /** Blocks compressed at once. */
+  readonly size: number;
+  compress(job: CompressJob): Promise<CompressResult>;
+}
+
 interface QueuedJob extends CompressJob {
   id: number;
   resolve: (result: CompressResult) => void;
@@ -76,7 +84,7 @@ export interface CompressionPoolOptions {
   workerSource?: string;
 }
 
-export class CompressionPool {
+export class CompressionPool implements BlockCompressor {
   readonly size: number;
   private readonly idleMs: number;
   private readonly workerSource: string;
@@ -163,12 +171,4 @@ export class CompressionPool {
     for (const worker of idle) this.workers.splice(this.workers.indexOf(worker), 1);
     await Promise.all(idle.map((w) => w.thread.terminate()));
   }
-}
-
-let shared: CompressionPool | undefined;
-
-/** The process's pool: every compressing stream shares its threads (bounded by the cores, not by the streams). */
-export function sharedCompressionPool(): CompressionPool {
-  shared ??= new CompressionPool();
-  return shared;
 }

@@ -13,7 +13,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  artefactCompression, compressedFileName, createDecompressStages, CompressionPool, ParallelCompress, type CompressionFormat,
+  artefactCompression, compressedFileName, COMPRESSION_THREADS_ENV, createDecompressStages, CompressionPool, ParallelCompress, sharedCompressor,
+  ZlibThreadpoolCompressor, type BlockCompressor, type CompressionFormat,
 } from '../../src/compression';
 import { ConfigError, parseConfig } from '../../src/config/load';
 import { verifyBackupSet } from '../../src/catalog/catalog';
@@ -22,6 +23,7 @@ import { fetchArtefact } from '../../src/restore/fetch';
 
 let dir: string;
 const pool = new CompressionPool({ size: 2, idleMs: 200 });
+const compressors: Array<[string, BlockCompressor]> = [['libuv threadpool', new ZlibThreadpoolCompressor({ size: 2 })], ['worker threads', pool]];
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'parallel-compression-')); });
 afterAll(async () => {
   await pool.close();
@@ -48,7 +50,7 @@ function chunked(input: Buffer, sizes = [1, 7000, 65536, 3 * 1024 * 1024 + 5]): 
   })());
 }
 
-async function compress(input: Buffer, format: CompressionFormat, options: { blockBytes?: number } = {}): Promise<{ stored: Buffer; chunks: number }> {
+async function compress(input: Buffer, format: CompressionFormat, options: { blockBytes?: number; pool?: BlockCompressor } = {}): Promise<{ stored: Buffer; chunks: number }> {
   const parts: Buffer[] = [];
   await pipeline(chunked(input), new ParallelCompress({ format, pool, ...options }), new Writable({ write: (c: Buffer, _e, done) => { parts.push(c); done(); } }));
   return { stored: Buffer.concat(parts), chunks: parts.length };
@@ -70,7 +72,7 @@ function cli(command: string, args: string[], input: Buffer): Promise<Buffer> {
 
 const readers: Record<CompressionFormat, [string, string[]]> = { gzip: ['gunzip', ['-c']], zstd: ['zstd', ['-d', '-c']] };
 
-describe.each(['gzip', 'zstd'] as const)('ParallelCompress %s', (format) => {
+describe.each((['gzip', 'zstd'] as const).flatMap((format) => compressors.map(([name, compressor]) => [format, name, compressor] as const)))('ParallelCompress %s on %s', (format, _name, compressor) => {
   const [command, args] = readers[format];
 
   it.each([
@@ -80,7 +82,7 @@ describe.each(['gzip', 'zstd'] as const)('ParallelCompress %s', (format) => {
     ['many blocks in uneven chunks', 5 * 1024 * 1024 + 123],
   ])('%s: read back by the %s CLI and by Node', async (_name, size) => {
     const input = sample(size);
-    const { stored } = await compress(input, format);
+    const { stored } = await compress(input, format, { pool: compressor });
     expect(stored.length).toBeGreaterThan(0); // even an empty input is one valid member/frame
     expect(sha(await cli(command, args, stored))).toBe(sha(input));
     const back: Buffer[] = [];
@@ -90,7 +92,7 @@ describe.each(['gzip', 'zstd'] as const)('ParallelCompress %s', (format) => {
 
   it('emits one member/frame per block, in input order', async () => {
     const input = sample(2 * 1024 * 1024 + 10);
-    const { stored, chunks } = await compress(input, format, { blockBytes: 64 * 1024 });
+    const { stored, chunks } = await compress(input, format, { blockBytes: 64 * 1024, pool: compressor });
     expect(chunks).toBe(Math.ceil(input.length / (64 * 1024)));
     expect(sha(await cli(command, args, stored))).toBe(sha(input));
   });
@@ -100,10 +102,10 @@ describe('failures', () => {
   const source = () => chunked(sample(4 * 1024 * 1024));
   const discard = () => new Writable({ write: (_c, _e, done) => done() });
 
-  it('a worker reporting an error fails the stream, and the pool still works afterwards', async () => {
-    const broken = new ParallelCompress({ format: 'gzip', level: 42, pool }); // zlib refuses level 42 inside the worker
-    await expect(pipeline(source(), broken, discard())).rejects.toThrow(/gzip compression failed in a worker thread: .*level/);
-    expect(sha(await cli('gunzip', ['-c'], (await compress(Buffer.from('after'), 'gzip')).stored))).toBe(sha(Buffer.from('after')));
+  it.each(compressors)('a block zlib refuses fails the stream, and the %s still work afterwards', async (_name, compressor) => {
+    const broken = new ParallelCompress({ format: 'gzip', level: 42, pool: compressor }); // zlib refuses level 42 (in the worker thread / libuv job)
+    await expect(pipeline(source(), broken, discard())).rejects.toThrow(/gzip compression failed.*level/);
+    expect(sha(await cli('gunzip', ['-c'], (await compress(Buffer.from('after'), 'gzip', { pool: compressor })).stored))).toBe(sha(Buffer.from('after')));
   });
 
   it('a worker thread that dies fails the stream instead of hanging it', async () => {
@@ -122,7 +124,7 @@ describe('failures', () => {
 });
 
 describe('backpressure', () => {
-  it('a slow consumer holds the stream to a few blocks, not the whole input', async () => {
+  it.each(compressors)('a slow consumer holds the stream to a few blocks, not the whole input (%s)', async (_name, compressor) => {
     const blockBytes = 256 * 1024;
     const total = 24 * 1024 * 1024;
     let produced = 0;
@@ -137,7 +139,7 @@ describe('backpressure', () => {
         this.push(chunk);
       },
     });
-    const compressor = new ParallelCompress({ pool, blockBytes });
+    const compress = new ParallelCompress({ pool: compressor, blockBytes });
     const slow = new Writable({
       highWaterMark: 1,
       write(_c: Buffer, _e, done) {
@@ -146,11 +148,29 @@ describe('backpressure', () => {
         setTimeout(done, 2);
       },
     });
-    await pipeline(source, compressor, slow);
+    await pipeline(source, compress, slow);
     expect(produced).toBe(total);
     // In flight (pool size + 2), the readable buffer (2 x block of compressed bytes), the writable
     // buffer and the source's: a dozen blocks at most, against the 96 of the input.
     expect(maxAhead).toBeLessThanOrEqual(12 * blockBytes);
+  });
+
+  it('the libuv compressor runs at most its size at once (file system calls share its threadpool)', async () => {
+    const two = new ZlibThreadpoolCompressor({ size: 2 });
+    const state = two as unknown as { running: number; waiting: unknown[] };
+    const jobs = Array.from({ length: 6 }, () => {
+      const block = new ArrayBuffer(512 * 1024);
+      return two.compress({ format: 'gzip', level: 6, block, length: block.byteLength });
+    });
+    await Promise.resolve();
+    expect([state.running, state.waiting.length]).toEqual([2, 4]);
+    await Promise.all(jobs);
+    expect([state.running, state.waiting.length]).toEqual([0, 0]);
+  });
+
+  it('the process-wide compressor is zlib on libuv\'s threadpool unless NNOE_DR_COMPRESSION_THREADS=worker', () => {
+    expect(process.env[COMPRESSION_THREADS_ENV]).toBeUndefined();
+    expect(sharedCompressor()).toBeInstanceOf(ZlibThreadpoolCompressor);
   });
 
   it('workers stop when idle and start again on demand', async () => {
