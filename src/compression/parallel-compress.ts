@@ -36,7 +36,8 @@ export class ParallelCompress extends Transform {
   private readonly spare: ArrayBuffer[] = [];
   private current: Uint8Array | null = null;
   private filled = 0;
-  private readonly inFlight: Array<Promise<CompressResult>> = [];
+  /** Blocks out, in input order; each is pushed as soon as it and all before it are done. */
+  private readonly inFlight: InFlightBlock[] = [];
   private emittedAny = false;
 
   constructor(options: ParallelCompressOptions = {}) {
@@ -58,14 +59,13 @@ export class ParallelCompress extends Transform {
     // An empty input still becomes one valid (empty) member: `gunzip` refuses a zero-byte file.
     const finish = async () => {
       if (this.filled > 0 || !this.emittedAny && this.inFlight.length === 0) await this.submit();
-      while (this.inFlight.length > 0) await this.emitOldest();
+      await this.waitUntilAtMost(0);
     };
     finish().then(() => done(), (err: Error) => done(err));
   }
 
   override _destroy(err: Error | null, done: (error: Error | null) => void): void {
-    // Results still on their way are dropped; their rejections must not go unhandled.
-    for (const pending of this.inFlight.splice(0)) pending.catch(() => undefined);
+    this.inFlight.splice(0); // results still on their way are dropped
     done(err);
   }
 
@@ -87,17 +87,44 @@ export class ParallelCompress extends Transform {
     const length = this.filled;
     this.current = null;
     this.filled = 0;
-    const job = this.pool.compress({ format: this.format, level: this.level, block, length });
-    job.catch(() => undefined); // handled when it is emitted (in order); never unhandled meanwhile
-    this.inFlight.push(job);
-    while (this.inFlight.length >= this.maxInFlight) await this.emitOldest();
+    const entry: InFlightBlock = { settled: Promise.resolve() };
+    entry.settled = this.pool.compress({ format: this.format, level: this.level, block, length }).then(
+      (result) => { entry.result = result; },
+      (err: Error) => { entry.error = err; },
+    ).then(() => this.pushReady());
+    this.inFlight.push(entry);
+    await this.waitUntilAtMost(this.maxInFlight - 1);
   }
 
-  private async emitOldest(): Promise<void> {
-    const { output, block } = await this.inFlight[0]!;
-    this.inFlight.shift();
-    if (block.byteLength === this.blockBytes) this.spare.push(block);
-    this.emittedAny = true;
-    this.push(output);
+  /**
+   * Pushes every finished block at the head, in order, as soon as it is done: a compressed block
+   * that waited here would outlive the young generation and stay in memory until a full collection.
+   */
+  private pushReady(): void {
+    while (this.inFlight.length > 0 && !this.destroyed) {
+      const head = this.inFlight[0]!;
+      if (head.error) { this.destroy(head.error); return; }
+      if (!head.result) return;
+      this.inFlight.shift();
+      if (head.result.block.byteLength === this.blockBytes) this.spare.push(head.result.block);
+      this.emittedAny = true;
+      this.push(head.result.output);
+    }
   }
+
+  private async waitUntilAtMost(blocks: number): Promise<void> {
+    while (this.inFlight.length > blocks) {
+      const head = this.inFlight[0]!;
+      await head.settled;
+      if (head.error) throw head.error;
+      if (this.destroyed) throw new Error('compression stream destroyed');
+    }
+  }
+}
+
+interface InFlightBlock {
+  /** Resolves (never rejects) once the block is compressed or failed, after pushReady ran. */
+  settled: Promise<void>;
+  result?: CompressResult;
+  error?: Error;
 }
