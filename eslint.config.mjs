@@ -47,14 +47,22 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: nodeBuiltins.map((name) => ({ name, message: 'workflow code must be deterministic: do I/O in an activity' })),
-        patterns: [{
-          regex: outsideTheBundle, allowTypeImports: true,
-          message: 'not allowed in the workflow bundle (WORKFLOW_BUNDLE_ALLOWED in eslint.config.mjs): import its types only (`import type`), reach its I/O through activities (proxyActivities)',
-        }],
-      }],
-      'no-restricted-globals': ['error',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({ name, message: 'workflow code must be deterministic: do I/O in an activity' })),
+          patterns: [
+            {
+              regex: outsideTheBundle,
+              allowTypeImports: true,
+              message:
+                'not allowed in the workflow bundle (WORKFLOW_BUNDLE_ALLOWED in eslint.config.mjs): import its types only (`import type`), reach its I/O through activities (proxyActivities)',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
         { name: 'process', message: 'no process state in workflows' },
         { name: 'setInterval', message: 'use workflow sleep/condition' },
       ],

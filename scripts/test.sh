@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test run, from a fresh clone: install what is missing, type-check, lint, then vitest
+# The whole test run, from a fresh clone: install what is missing, type-check, lint, format check, then vitest
 # (which starts its own etcd cluster, S3, Temporal dev server and worker, and stops them after):
 # the whole suite on etcd 3.5 (what NNOE deploys), then the etcd-centred files on 3.4 and 3.6.
 # With arguments, only `vitest run <arguments>` on NNOE_ETCD_VERSION (default 3.5).
@@ -17,6 +17,8 @@ echo "== type-check"
 npx tsc -p tsconfig.test.json
 echo "== lint"
 npx eslint .
+echo "== format (prettier --check; \`npm run format\` fixes it)"
+npx prettier --check --log-level warn "**/*.{ts,mjs}"
 
 if [[ $# -gt 0 ]]; then
   echo "== tests (etcd ${NNOE_ETCD_VERSION:-3.5})"

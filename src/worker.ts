@@ -44,10 +44,12 @@ export interface WorkerLimits {
  * 40, the SDK's default. Node workers keep the SDK's defaults (one host's work).
  */
 export function workerLimits(config: Config, node: string | undefined, overrides: Partial<WorkerLimits> = {}): Partial<WorkerLimits> {
-  const defaults: Partial<WorkerLimits> = node ? {} : {
-    maxConcurrentActivityTaskExecutions: MANAGEMENT_ACTIVITY_SLOTS + config.clusters.length,
-    maxConcurrentWorkflowTaskExecutions: WORKFLOW_TASK_SLOTS,
-  };
+  const defaults: Partial<WorkerLimits> = node
+    ? {}
+    : {
+        maxConcurrentActivityTaskExecutions: MANAGEMENT_ACTIVITY_SLOTS + config.clusters.length,
+        maxConcurrentWorkflowTaskExecutions: WORKFLOW_TASK_SLOTS,
+      };
   return { ...defaults, ...overrides };
 }
 
@@ -58,7 +60,8 @@ const WORKFLOW_TASK_SLOTS = 40;
 export async function createWorker(settings: WorkerSettings, connection: NativeConnection): Promise<Worker> {
   const { config, node } = settings;
   const common: Pick<WorkerOptions, 'connection' | 'namespace' | 'maxHeartbeatThrottleInterval' | keyof WorkerLimits> = {
-    connection, namespace: config.temporal.namespace,
+    connection,
+    namespace: config.temporal.namespace,
     ...workerLimits(config, node, settings.limits),
     // A cancel (a capture stop, a cancelled restore step) reaches an activity with a heartbeat sent
     // to the server; by default those go out every 0.8 x the heartbeat timeout (24 s for 30 s).
@@ -67,9 +70,15 @@ export async function createWorker(settings: WorkerSettings, connection: NativeC
   if (node) {
     const known = configuredNodes(config);
     if (!known.includes(node)) {
-      throw new Error(`node "${node}" is not named by any etcd member, agent or Nebula node in the config (expected one of: ${known.join(', ')})`);
+      throw new Error(
+        `node "${node}" is not named by any etcd member, agent or Nebula node in the config (expected one of: ${known.join(', ')})`,
+      );
     }
-    return Worker.create({ ...common, taskQueue: nodeTaskQueue(config.temporal.taskQueue, node), activities: createNodeActivities({ config, node }) });
+    return Worker.create({
+      ...common,
+      taskQueue: nodeTaskQueue(config.temporal.taskQueue, node),
+      activities: createNodeActivities({ config, node }),
+    });
   }
   const bundlePath = settings.workflowBundlePath ?? prebuiltBundle();
   return Worker.create({
@@ -97,11 +106,20 @@ export async function runWorker(settings: WorkerSettings): Promise<void> {
     if (endpoint) {
       // The management worker derives our series from the catalog and Temporal; node workers serve their process's.
       if (!settings.node) client = await connectClient(settings.config);
-      metrics = await startMetricsServer(endpoint, { client, config: settings.config, kind: settings.node ? 'node' : 'management', node: settings.node });
-      console.log(`nnoe-dr worker metrics on http://${metrics.address}/metrics${endpoint.temporalListen ? `, Temporal SDK metrics on http://${endpoint.temporalListen}/metrics` : ''}`);
+      metrics = await startMetricsServer(endpoint, {
+        client,
+        config: settings.config,
+        kind: settings.node ? 'node' : 'management',
+        node: settings.node,
+      });
+      console.log(
+        `nnoe-dr worker metrics on http://${metrics.address}/metrics${endpoint.temporalListen ? `, Temporal SDK metrics on http://${endpoint.temporalListen}/metrics` : ''}`,
+      );
     }
     const queue = settings.node ? nodeTaskQueue(settings.config.temporal.taskQueue, settings.node) : settings.config.temporal.taskQueue;
-    console.log(`nnoe-dr worker (${settings.node ? `node ${settings.node}` : 'management'}) polling ${queue} on ${settings.config.temporal.address}`);
+    console.log(
+      `nnoe-dr worker (${settings.node ? `node ${settings.node}` : 'management'}) polling ${queue} on ${settings.config.temporal.address}`,
+    );
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
     await metrics?.close();
@@ -131,8 +149,12 @@ if (require.main === module) {
   let limits: Partial<WorkerLimits>;
   try {
     limits = {
-      ...(values['max-concurrent-activities'] !== undefined ? { maxConcurrentActivityTaskExecutions: slotCount('--max-concurrent-activities', values['max-concurrent-activities']) } : {}),
-      ...(values['max-concurrent-workflow-tasks'] !== undefined ? { maxConcurrentWorkflowTaskExecutions: slotCount('--max-concurrent-workflow-tasks', values['max-concurrent-workflow-tasks'], 2) } : {}),
+      ...(values['max-concurrent-activities'] !== undefined
+        ? { maxConcurrentActivityTaskExecutions: slotCount('--max-concurrent-activities', values['max-concurrent-activities']) }
+        : {}),
+      ...(values['max-concurrent-workflow-tasks'] !== undefined
+        ? { maxConcurrentWorkflowTaskExecutions: slotCount('--max-concurrent-workflow-tasks', values['max-concurrent-workflow-tasks'], 2) }
+        : {}),
     };
   } catch (err) {
     console.error(`nnoe-dr worker: ${(err as Error).message}`);

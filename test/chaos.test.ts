@@ -31,7 +31,12 @@ const RUNBOOKS = ['etcd-backup', 'backup-set', 'restore all-members', 'restore f
 type Runbook = (typeof RUNBOOKS)[number];
 /** About how long each runbook runs here: kill moments are drawn from [0.3 s, this]. */
 const TYPICAL_MS: Record<Runbook, number> = {
-  'etcd-backup': 4000, 'backup-set': 12_000, 'restore all-members': 25_000, 'restore first-node-then-add': 30_000, pitr: 30_000, prune: 5000,
+  'etcd-backup': 4000,
+  'backup-set': 12_000,
+  'restore all-members': 25_000,
+  'restore first-node-then-add': 30_000,
+  pitr: 30_000,
+  prune: 5000,
 };
 
 interface ChaosPoint {
@@ -49,8 +54,14 @@ function drawPoints(seed: number, count: number): ChaosPoint[] {
   return Array.from({ length: count }, (_v, index) => {
     const runbook = pick(RUNBOOKS);
     // Backups and prune run on management workers only; restores (PITR too) also on every node.
-    const victim = (runbook.startsWith('restore') || runbook === 'pitr') && random() < 0.5 ? pick(MEMBER_NODES) : 'management' as const;
-    return { index, runbook, victim, killAfterMs: 300 + Math.floor(random() * TYPICAL_MS[runbook]), downForMs: Math.floor(random() * 8000) };
+    const victim = (runbook.startsWith('restore') || runbook === 'pitr') && random() < 0.5 ? pick(MEMBER_NODES) : ('management' as const);
+    return {
+      index,
+      runbook,
+      victim,
+      killAfterMs: 300 + Math.floor(random() * TYPICAL_MS[runbook]),
+      downForMs: Math.floor(random() * 8000),
+    };
   });
 }
 
@@ -70,24 +81,41 @@ beforeAll(async () => {
   } finally {
     etcd.close();
   }
-  baseSetId = (await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult).setId;
+  baseSetId = (
+    (await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result()) as EtcdBackupResult
+  ).setId;
   debrisBefore = await scanForDebris(h.world, h.config);
 });
 
 afterAll(async () => {
-  console.log(['chaos points (seed ' + SEED + '):', 'point | runbook | victim | kill at | down | outcome | new debris | run end after kill', ...rows].join('\n'));
+  console.log(
+    [
+      'chaos points (seed ' + SEED + '):',
+      'point | runbook | victim | kill at | down | outcome | new debris | run end after kill',
+      ...rows,
+    ].join('\n'),
+  );
   await h?.close();
 });
 
 async function start(runbook: Runbook): Promise<WorkflowHandle> {
   switch (runbook) {
-    case 'etcd-backup': return startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-    case 'backup-set': return startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-    case 'prune': return startPrune(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-    case 'pitr': return startPointInTimeRestore(h.client, h.config, { cluster: CLUSTER, targetRevision: await capturedHistory(), approved: true });
+    case 'etcd-backup':
+      return startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+    case 'backup-set':
+      return startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+    case 'prune':
+      return startPrune(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
+    case 'pitr':
+      return startPointInTimeRestore(h.client, h.config, { cluster: CLUSTER, targetRevision: await capturedHistory(), approved: true });
     case 'restore all-members':
     case 'restore first-node-then-add':
-      return startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: baseSetId, approved: true, strategy: runbook.split(' ')[1] as RestoreStrategy });
+      return startEtcdRestore(h.client, h.config, {
+        cluster: CLUSTER,
+        setId: baseSetId,
+        approved: true,
+        strategy: runbook.split(' ')[1] as RestoreStrategy,
+      });
   }
 }
 
@@ -96,10 +124,22 @@ async function start(runbook: Runbook): Promise<WorkflowHandle> {
  * changes after it captured: a set, a capture, a few writes; returns a revision to restore to.
  */
 async function capturedHistory(): Promise<number> {
-  const base = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+  const base = (await (
+    await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })
+  ).result()) as EtcdBackupResult;
   const capture = await h.client.workflow.start('changeCaptureWorkflow', {
-    taskQueue: h.config.temporal.taskQueue, workflowId: `chaos-capture-${Date.now()}`,
-    args: [{ cluster: CLUSTER, fromRevision: etcdComponent(base.manifest).facts.revision + 1, flushMs: 200, sliceMinutes: 0.25, node: 'node-3', targets: ['local', 's3'] }],
+    taskQueue: h.config.temporal.taskQueue,
+    workflowId: `chaos-capture-${Date.now()}`,
+    args: [
+      {
+        cluster: CLUSTER,
+        fromRevision: etcdComponent(base.manifest).facts.revision + 1,
+        flushMs: 200,
+        sliceMinutes: 0.25,
+        node: 'node-3',
+        targets: ['local', 's3'],
+      },
+    ],
   });
   const etcd = await memberClient(h.config, 'etcd-1');
   let target: number;
@@ -110,7 +150,11 @@ async function capturedHistory(): Promise<number> {
   } finally {
     etcd.close();
   }
-  await pollUntil(async () => ((await capture.query(captureStatusQuery)).lastDurable ?? 0) > target, 120_000, `capture durable past revision ${target}`);
+  await pollUntil(
+    async () => ((await capture.query(captureStatusQuery)).lastDurable ?? 0) > target,
+    120_000,
+    `capture durable past revision ${target}`,
+  );
   await capture.signal(stopCaptureSignal);
   await capture.result();
   return target;
@@ -122,7 +166,12 @@ async function managementProgramHolding(handle: WorkflowHandle): Promise<string>
   const events = (await handle.fetchHistory()).events ?? [];
   const lastTask = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)?.workflowTaskCompletedEventAttributes?.identity;
   const pids = [...activities, lastTask].map((identity) => Number(String(identity).split('@')[0]));
-  const programs = await Promise.all(MANAGEMENT_WORKER_PROGRAMS.map(async (program) => ({ program, pid: Number(await supervisorctl(h.world.supervisorConf, 'pid', program)) })));
+  const programs = await Promise.all(
+    MANAGEMENT_WORKER_PROGRAMS.map(async (program) => ({
+      program,
+      pid: Number(await supervisorctl(h.world.supervisorConf, 'pid', program)),
+    })),
+  );
   for (const pid of pids) {
     const holder = programs.find((p) => p.pid === pid); // node workers' identities match none
     if (holder) return holder.program;
@@ -148,10 +197,16 @@ async function clusterHealthy(): Promise<boolean> {
   } finally {
     etcd.close();
   }
-  const hashes = await Promise.all(h.world.etcd.members.map(async (m) => {
-    const client = await memberClient(h.config, m.name);
-    try { return (await hashKV(client, revision)).hash; } finally { client.close(); }
-  }));
+  const hashes = await Promise.all(
+    h.world.etcd.members.map(async (m) => {
+      const client = await memberClient(h.config, m.name);
+      try {
+        return (await hashKV(client, revision)).hash;
+      } finally {
+        client.close();
+      }
+    }),
+  );
   return new Set(hashes).size === 1;
 }
 
@@ -165,16 +220,22 @@ describe('chaos', () => {
       const killedAt = Date.now();
       await killAndRestart(program, point.downForMs);
 
-      const outcome = await handle.result().then(() => 'completed', (err: unknown) => `failed: ${err instanceof Error ? rootMessage(err) : String(err)}`);
+      const outcome = await handle.result().then(
+        () => 'completed',
+        (err: unknown) => `failed: ${err instanceof Error ? rootMessage(err) : String(err)}`,
+      );
       const endedAfter = ((Date.now() - killedAt) / 1000).toFixed(1);
       const healthy = await pollUntil(() => clusterHealthy().catch(() => false), 120_000, 'the cluster to be healthy with equal hashKV');
       const debris = (await scanForDebris(h.world, h.config, wasLive)).filter((d) => !debrisBefore.includes(d));
-      rows.push(`${point.index} | ${point.runbook} | ${program} | ${point.killAfterMs} ms | ${point.downForMs} ms | ${outcome.slice(0, 90)} | ${debris.length} | ${endedAfter} s`);
+      rows.push(
+        `${point.index} | ${point.runbook} | ${program} | ${point.killAfterMs} ms | ${point.downForMs} ms | ${outcome.slice(0, 90)} | ${debris.length} | ${endedAfter} s`,
+      );
       if (TABLE_FILE) appendFileSync(TABLE_FILE, `${SEED} | ${rows.at(-1)!}\n`);
 
       // As designed: backups and prune complete (the other worker, or the retry, finishes); a
       // restore completes or rolls back to the old data dirs; nothing else.
-      if (point.runbook.startsWith('restore') || point.runbook === 'pitr') expect(outcome).toMatch(/^completed$|rolled back to the old data dirs|nothing was changed/);
+      if (point.runbook.startsWith('restore') || point.runbook === 'pitr')
+        expect(outcome).toMatch(/^completed$|rolled back to the old data dirs|nothing was changed/);
       else expect(outcome).toBe('completed');
       expect(healthy).toBe(true);
       expect(debris).toEqual([]);

@@ -12,9 +12,18 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  AgeUnavailableError, CiphertextCorruptedError, DecryptionFailedError, InvalidKeyError,
-  createDecryptStream, createEncryptStream, generateIdentity, identityToRecipients, readDecryptionIdentity,
-  validateIdentities, validateRecipient, type AgeStream,
+  AgeUnavailableError,
+  CiphertextCorruptedError,
+  DecryptionFailedError,
+  InvalidKeyError,
+  createDecryptStream,
+  createEncryptStream,
+  generateIdentity,
+  identityToRecipients,
+  readDecryptionIdentity,
+  validateIdentities,
+  validateRecipient,
+  type AgeStream,
 } from '../src/crypto';
 import { HashingStream } from '../src/storage/hashing';
 
@@ -258,8 +267,9 @@ describe('encrypt and decrypt streams', () => {
     const input = new PassThrough();
     const done = pipeline(input, decrypting, discard()).catch((e: Error) => e);
     // Look at bash before and age after its exec (same pid), while it waits for input.
-    await waitUntil(() => readFileSync(`/proc/${decrypting.pid}/cmdline`, 'utf8').startsWith('age'), 'age has replaced bash', 5000)
-      .catch(() => undefined);
+    await waitUntil(() => readFileSync(`/proc/${decrypting.pid}/cmdline`, 'utf8').startsWith('age'), 'age has replaced bash', 5000).catch(
+      () => undefined,
+    );
     const cmdline = readFileSync(`/proc/${decrypting.pid}/cmdline`, 'utf8');
     const environ = readFileSync(`/proc/${decrypting.pid}/environ`, 'utf8');
     expect(cmdline).toContain('--decrypt');
@@ -280,7 +290,9 @@ describe('interoperability with the age reference CLI', () => {
 
   function ageCli(args: string[], input: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const child = execFile('age', args, { encoding: 'buffer', maxBuffer: 64 * MiB }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      const child = execFile('age', args, { encoding: 'buffer', maxBuffer: 64 * MiB }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
       child.stdin?.end(input);
     });
   }
@@ -323,7 +335,12 @@ describe('pipeline placement', () => {
     const raw = new HashingStream();
     const stored = new HashingStream();
     const storedBytes: Buffer[] = [];
-    const keep = new Transform({ transform(chunk, _enc, done) { storedBytes.push(chunk as Buffer); done(null, chunk); } });
+    const keep = new Transform({
+      transform(chunk, _enc, done) {
+        storedBytes.push(chunk as Buffer);
+        done(null, chunk);
+      },
+    });
     await pipeline(randomSource(2 * MiB), raw, createGzip(), createEncryptStream([alice.recipient]), stored, keep, discard());
     const back = new HashingStream();
     await pipeline(Readable.from(storedBytes), createDecryptStream(alice.identity), createGunzip(), back, discard());

@@ -19,7 +19,9 @@ describe('docker-compose.yml', () => {
   it('has Temporal with its UI, three etcd members, an S3 store and the worker', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['etcd-1', 'etcd-2', 'etcd-3', 'minio', 'minio-init', 'temporal', 'worker']);
     for (const [name, service] of Object.entries(compose.services)) expect(service.image, name).toMatch(/:[\w.-]+$/);
-    expect(compose.services.temporal!.command).toEqual(expect.arrayContaining(['NnoeCluster=Keyword', 'NnoeRunbook=Keyword', 'NnoeBackupSet=Keyword']));
+    expect(compose.services.temporal!.command).toEqual(
+      expect.arrayContaining(['NnoeCluster=Keyword', 'NnoeRunbook=Keyword', 'NnoeBackupSet=Keyword']),
+    );
   });
 
   it('resolves every dependency, named volume and secret', () => {

@@ -51,7 +51,10 @@ beforeAll(async () => {
   };
   connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
   worker = await Worker.create({
-    connection, taskQueue: TASK_QUEUE, workflowBundle: { codePath: inject('world').workflowBundlePath }, activities: createManagementActivities({ config }),
+    connection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: { codePath: inject('world').workflowBundlePath },
+    activities: createManagementActivities({ config }),
   });
   running = worker.run();
 });
@@ -70,12 +73,17 @@ afterAll(async () => {
 let runs = 0;
 async function backup(): Promise<EtcdBackupResult> {
   const handle = await h.client.workflow.start('etcdBackupWorkflow', {
-    taskQueue: TASK_QUEUE, workflowId: `disk-full-test-${Date.now()}-${runs++}`, args: [{ cluster: CLUSTER, targets: ['small'] }],
+    taskQueue: TASK_QUEUE,
+    workflowId: `disk-full-test-${Date.now()}-${runs++}`,
+    args: [{ cluster: CLUSTER, targets: ['small'] }],
   });
   return handle.result() as Promise<EtcdBackupResult>;
 }
 
-const sha256Of = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha256Of = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 describe('a full disk', () => {
   it('fails the backup naming the full filesystem, writes nothing half, keeps the older set, and the next backup succeeds once space is back', async () => {
@@ -85,7 +93,10 @@ describe('a full disk', () => {
     const etcd = await memberClient(h.config, 'etcd-1');
     try {
       await fillKeys(etcd, '/fill-disk/', sizeMiB, MiB); // incompressible: the snapshot alone is larger than the disk
-      const err = await backup().then(() => undefined, (e: unknown) => e);
+      const err = await backup().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(WorkflowFailedError);
       let cause: unknown = (err as WorkflowFailedError).cause;
       while (cause instanceof Error && cause.cause) cause = cause.cause;

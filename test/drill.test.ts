@@ -50,17 +50,24 @@ let scratch: { path: string; remove(): Promise<void> };
 const posts: Array<{ url: string; headers: IncomingHttpHeaders; body: string }> = [];
 
 const storeOf = (name: string): Promise<BackupStore> => openStore(h.config.storage.find((t) => t.name === name)!);
-const manifestBytes = async (target: string, setId: string) => buffer(await (await storeOf(target)).read(artefactKey(setId, MANIFEST_FILE)));
+const manifestBytes = async (target: string, setId: string) =>
+  buffer(await (await storeOf(target)).read(artefactKey(setId, MANIFEST_FILE)));
 
 async function drillSchemas(): Promise<string[]> {
-  const [rows] = await root.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'phpipam\\_drill\\_%'");
+  const [rows] = await root.query<RowDataPacket[]>(
+    "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'phpipam\\_drill\\_%'",
+  );
   return rows.map((r) => String(r.s));
 }
 
 /** A set with everything a drill restores (etcd, phpIPAM) and something it only checks (Nebula archives). */
 async function backupSet(): Promise<BackupSetResult> {
-  const handle = await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd', 'phpipam', 'nebula'], targets: TARGETS });
-  const result = await handle.result() as BackupSetResult;
+  const handle = await startBackupSet(h.client, h.config, {
+    cluster: CLUSTER,
+    components: ['etcd', 'phpipam', 'nebula'],
+    targets: TARGETS,
+  });
+  const result = (await handle.result()) as BackupSetResult;
   expect(result.manifest.status).toBe('complete');
   return result;
 }
@@ -97,11 +104,18 @@ beforeAll(async () => {
   const { port } = webhook.address() as { port: number };
   drillConfig = {
     ...structuredClone(h.config),
-    drills: { alertWebhook: `http://127.0.0.1:${port}/hooks/nnoe?token=${WEBHOOK_TOKEN}`, alertTimeoutSeconds: 5, metricsFile: metricsFile() },
+    drills: {
+      alertWebhook: `http://127.0.0.1:${port}/hooks/nnoe?token=${WEBHOOK_TOKEN}`,
+      alertTimeoutSeconds: 5,
+      metricsFile: metricsFile(),
+    },
   };
   connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
   worker = await Worker.create({
-    connection, taskQueue: TASK_QUEUE, workflowBundle: { codePath: inject('world').workflowBundlePath }, activities: createManagementActivities({ config: drillConfig }),
+    connection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: { codePath: inject('world').workflowBundlePath },
+    activities: createManagementActivities({ config: drillConfig }),
   });
   running = worker.run();
 });
@@ -134,10 +148,13 @@ describe('restore drill', () => {
     good = await backupSet();
     const etcd = etcdComponent(good.manifest);
     expect(etcd.facts.hashKV?.revision).toBe(etcd.facts.revision); // the backup recorded what the drill compares
-    const before = { local: await readManifest(await storeOf('local'), good.setId), s3: await readManifest(await storeOf('s3'), good.setId) };
+    const before = {
+      local: await readManifest(await storeOf('local'), good.setId),
+      s3: await readManifest(await storeOf('s3'), good.setId),
+    };
 
     const handle = await startDrill({ cluster: CLUSTER }, good.setId); // no set named: the newest complete one, as scheduled
-    const report = await handle.result() as DrillReport;
+    const report = (await handle.result()) as DrillReport;
 
     expect(report).toMatchObject({ cluster: CLUSTER, setId: good.setId, ok: true, alert: null });
     expect(report.unreachableTargets).toEqual([expect.stringMatching(new RegExp(`^${VARIANTS.deadS3Target} `))]); // the world's dead target, listed and skipped
@@ -146,12 +163,21 @@ describe('restore drill', () => {
     expect(report.rto.phpipamMs).toBeGreaterThan(0);
     const names = (component: string) => report.checks.filter((c) => c.component === component && c.ok && !c.skipped).map((c) => c.name);
     expect(names('etcd')).toEqual([
-      'snapshot revision', 'snapshot status hash', 'snapshot status totalKey',
-      'scratch member revision', 'live keys at the snapshot revision equal the backup\'s count', 'content (keys, values, leases) equals the backup\'s digest',
-      'hashKV at the snapshot revision', 'live keys at the snapshot revision (count vs full scan)',
+      'snapshot revision',
+      'snapshot status hash',
+      'snapshot status totalKey',
+      'scratch member revision',
+      "live keys at the snapshot revision equal the backup's count",
+      "content (keys, values, leases) equals the backup's digest",
+      'hashKV at the snapshot revision',
+      'live keys at the snapshot revision (count vs full scan)',
       'critical key /nnoe/dns/zones/example.com',
     ]);
-    expect(report.checks.find((c) => c.name === 'hashKV at the snapshot revision')).toMatchObject({ ok: true, expected: etcd.facts.hashKV!.hash, actual: etcd.facts.hashKV!.hash });
+    expect(report.checks.find((c) => c.name === 'hashKV at the snapshot revision')).toMatchObject({
+      ok: true,
+      expected: etcd.facts.hashKV!.hash,
+      actual: etcd.facts.hashKV!.hash,
+    });
     expect(names('phpipam')).toEqual(['row counts and CHECKSUM TABLE']);
     expect(names('artefacts')).toHaveLength(good.manifest.components.filter((c) => c.component === 'nebula').length);
     expect(names('set')).toEqual(['manifest equal in every target']);
@@ -169,10 +195,20 @@ describe('restore drill', () => {
     // The textfile and the result carry the same figures.
     const text = readFileSync(metricsFile(), 'utf8');
     expect(sample(text, /^nnoe_dr_drill_success\{cluster="nnoe-local"\} /)).toBe('nnoe_dr_drill_success{cluster="nnoe-local"} 1');
-    expect(sample(text, /component="etcd"/)).toBe(`nnoe_dr_drill_rto_seconds{cluster="nnoe-local",component="etcd"} ${report.rto.etcdMs! / 1000}`);
-    expect(sample(text, /component="phpipam"/)).toBe(`nnoe_dr_drill_rto_seconds{cluster="nnoe-local",component="phpipam"} ${report.rto.phpipamMs! / 1000}`);
-    expect(sample(text, /^nnoe_dr_drill_last_run_timestamp_seconds/)).toBe(`nnoe_dr_drill_last_run_timestamp_seconds{cluster="nnoe-local"} ${report.metrics!.lastRunTimestampSeconds}`);
-    expect(report.metrics).toMatchObject({ success: 1, file: metricsFile(), rtoSeconds: { etcd: report.rto.etcdMs! / 1000, phpipam: report.rto.phpipamMs! / 1000 } });
+    expect(sample(text, /component="etcd"/)).toBe(
+      `nnoe_dr_drill_rto_seconds{cluster="nnoe-local",component="etcd"} ${report.rto.etcdMs! / 1000}`,
+    );
+    expect(sample(text, /component="phpipam"/)).toBe(
+      `nnoe_dr_drill_rto_seconds{cluster="nnoe-local",component="phpipam"} ${report.rto.phpipamMs! / 1000}`,
+    );
+    expect(sample(text, /^nnoe_dr_drill_last_run_timestamp_seconds/)).toBe(
+      `nnoe_dr_drill_last_run_timestamp_seconds{cluster="nnoe-local"} ${report.metrics!.lastRunTimestampSeconds}`,
+    );
+    expect(report.metrics).toMatchObject({
+      success: 1,
+      file: metricsFile(),
+      rtoSeconds: { etcd: report.rto.etcdMs! / 1000, phpipam: report.rto.phpipamMs! / 1000 },
+    });
     expect(await readdir(join(scratch.path, 'textfile'))).toEqual(['nnoe_dr_drill.prom']); // no temp file left
 
     // Nothing left behind, no alert for a passing drill.
@@ -180,7 +216,13 @@ describe('restore drill', () => {
     expect(existsSync(join(h.config.workDir, 'drill', handle.firstExecutionRunId))).toBe(false);
     expect(posts).toEqual([]);
     expect((await handle.query(progressQuery)).steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'choose set:done', 'restore etcd:done', 'restore phpIPAM:done', 'check other artefacts:done', 'mark verified:done', 'emit metrics:done', 'alert:skipped',
+      'choose set:done',
+      'restore etcd:done',
+      'restore phpIPAM:done',
+      'check other artefacts:done',
+      'mark verified:done',
+      'emit metrics:done',
+      'alert:skipped',
     ]);
 
     // Retention sees the verification (the prune reads it from the manifest).
@@ -201,8 +243,11 @@ describe('restore drill', () => {
     const tampered: BackupManifest = structuredClone(bad.manifest);
     const tEtcd = etcdComponent(tampered);
     tEtcd.facts.hashKV = { ...tEtcd.facts.hashKV!, hash: (tEtcd.facts.hashKV!.hash + 1) >>> 0 };
-    tampered.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam')!.facts.tables.find((t) => t.name === 'ipaddresses')!.checksum = '12345';
-    for (const target of TARGETS) await writeObject(await storeOf(target), artefactKey(setId, MANIFEST_FILE), Buffer.from(`${JSON.stringify(tampered, null, 2)}\n`));
+    tampered.components
+      .find((c): c is PhpipamComponentRecord => c.component === 'phpipam')!
+      .facts.tables.find((t) => t.name === 'ipaddresses')!.checksum = '12345';
+    for (const target of TARGETS)
+      await writeObject(await storeOf(target), artefactKey(setId, MANIFEST_FILE), Buffer.from(`${JSON.stringify(tampered, null, 2)}\n`));
     // ...and the local copy of the snapshot is damaged: the drill must use the good S3 copy (and still find the hash wrong).
     const snapshot = etcd.artefacts[0]!;
     const damaged = await buffer(await (await storeOf('local')).read(snapshot.key));
@@ -225,7 +270,14 @@ describe('restore drill', () => {
     expect(report).toMatchObject({ ok: false, setId, marked: [], alert: { sent: true, status: 204 } });
     const failedChecks = report.checks.filter((c) => !c.ok && !c.skipped);
     expect(failedChecks).toEqual([
-      { component: 'etcd', name: 'hashKV at the snapshot revision', ok: false, expected: tEtcd.facts.hashKV!.hash, actual: etcd.facts.hashKV!.hash, detail: expect.any(String) },
+      {
+        component: 'etcd',
+        name: 'hashKV at the snapshot revision',
+        ok: false,
+        expected: tEtcd.facts.hashKV!.hash,
+        actual: etcd.facts.hashKV!.hash,
+        detail: expect.any(String),
+      },
       { component: 'phpipam', name: 'table ipaddresses: checksum', ok: false, expected: '12345', actual: table.checksum },
     ]);
     // Every other etcd check passed: the restore ran from the S3 copy.
@@ -239,7 +291,11 @@ describe('restore drill', () => {
     expect(post.headers['content-type']).toBe('application/json');
     const alert = JSON.parse(post.body);
     expect(alert).toMatchObject({
-      source: 'nnoe-dr', event: 'restore-drill-failed', cluster: CLUSTER, setId, workflowId: handle.workflowId,
+      source: 'nnoe-dr',
+      event: 'restore-drill-failed',
+      cluster: CLUSTER,
+      setId,
+      workflowId: handle.workflowId,
       failedChecks: failedChecks.map((c) => ({ component: c.component, name: c.name })),
     });
     const secrets = [
@@ -257,10 +313,18 @@ describe('restore drill', () => {
     // The textfile says the last drill failed and keeps the time of the last one that passed.
     const text = readFileSync(metricsFile(), 'utf8');
     expect(sample(text, /^nnoe_dr_drill_success/)).toBe('nnoe_dr_drill_success{cluster="nnoe-local"} 0');
-    expect(sample(text, /^nnoe_dr_drill_last_success_timestamp_seconds/)).toBe(sample(metricsBefore, /^nnoe_dr_drill_last_success_timestamp_seconds/));
+    expect(sample(text, /^nnoe_dr_drill_last_success_timestamp_seconds/)).toBe(
+      sample(metricsBefore, /^nnoe_dr_drill_last_success_timestamp_seconds/),
+    );
     expect(report.metrics).toMatchObject({ success: 0 });
     expect((await handle.query(progressQuery)).steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'choose set:done', 'restore etcd:failed', 'restore phpIPAM:failed', 'check other artefacts:done', 'mark verified:skipped', 'emit metrics:done', 'alert:done',
+      'choose set:done',
+      'restore etcd:failed',
+      'restore phpIPAM:failed',
+      'check other artefacts:done',
+      'mark verified:skipped',
+      'emit metrics:done',
+      'alert:done',
     ]);
 
     // The good set stays the newest verified one for retention.

@@ -48,14 +48,27 @@ beforeAll(async () => {
   const wrongPasswordFile = join(h.world.dir, 'secrets', `${AUTH_CLUSTER}-wrong-password`);
   await writeFile(wrongPasswordFile, 'not-the-password', { mode: 0o600 });
   const base = parseYaml(await readFile(h.configPath, 'utf8')) as Record<string, any>;
-  const wrong = { ...etcd.cluster, name: WRONG_PASSWORD_CLUSTER, etcd: { ...etcd.cluster.etcd, auth: { username: 'nnoe-backup', password: { file: wrongPasswordFile } } } };
+  const wrong = {
+    ...etcd.cluster,
+    name: WRONG_PASSWORD_CLUSTER,
+    etcd: { ...etcd.cluster.etcd, auth: { username: 'nnoe-backup', password: { file: wrongPasswordFile } } },
+  };
   const configPath = join(h.world.dir, 'nnoe-dr.auth.yaml');
-  await writeFile(configPath, stringifyYaml({
-    ...base, temporal: { ...base.temporal, taskQueue: `nnoe-dr-auth-${Date.now()}` }, clusters: [etcd.cluster, wrong],
-  }));
+  await writeFile(
+    configPath,
+    stringifyYaml({
+      ...base,
+      temporal: { ...base.temporal, taskQueue: `nnoe-dr-auth-${Date.now()}` },
+      clusters: [etcd.cluster, wrong],
+    }),
+  );
   config = loadConfig(configPath);
   // This file's workers: no state-change chatter (a runtime made earlier in this process keeps its logger).
-  try { Runtime.install({ logger: new DefaultLogger('WARN') }); } catch { /* already instantiated */ }
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    /* already instantiated */
+  }
   connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
   workers = [
     await createWorker({ config, workflowBundlePath: inject('world').workflowBundlePath }, connection),
@@ -90,7 +103,11 @@ async function writePhase(phase: string): Promise<number> {
 
 async function keyspace(revision?: number): Promise<Map<string, string>> {
   const client = await authClient();
-  try { return await readKeyspace(client, revision); } finally { client.close(); }
+  try {
+    return await readKeyspace(client, revision);
+  } finally {
+    client.close();
+  }
 }
 
 /** Every string of a history, payload bytes decoded as UTF-8 (where a secret would show). */
@@ -103,11 +120,11 @@ function historyText(value: unknown): string {
 }
 
 describe('auth-enabled etcd', () => {
-  it('backs up (token on Snapshot, Status, HashKV), drills, captures changes and restores to a revision with username and password; the restore proves its content equal to the snapshot\'s', async () => {
+  it("backs up (token on Snapshot, Status, HashKV), drills, captures changes and restores to a revision with username and password; the restore proves its content equal to the snapshot's", async () => {
     await writePhase('base');
     const backup = await startEtcdBackup(h.client, config, { cluster: AUTH_CLUSTER, targets: ['local'] });
     handles.push(backup);
-    const result = await backup.result() as EtcdBackupResult;
+    const result = (await backup.result()) as EtcdBackupResult;
     const facts = etcdComponent(result.manifest).facts;
     expect(result.manifest.status).toBe('complete');
     expect(facts.trailerVerified).toBe(true);
@@ -115,14 +132,21 @@ describe('auth-enabled etcd', () => {
     // The restore check: the snapshot restored into a scratch member (auth on in it too) equals its facts.
     const drill = await startDrill(h.client, config, { cluster: AUTH_CLUSTER, setId: result.setId });
     handles.push(drill);
-    const report = await drill.result() as DrillReport;
+    const report = (await drill.result()) as DrillReport;
     expect(report.checks.filter((c) => !c.ok && !c.skipped)).toEqual([]);
     expect(report.checks.some((c) => c.component === 'etcd' && c.ok)).toBe(true);
     expect(report.ok).toBe(true);
-    expect(report.checks).toContainEqual(expect.objectContaining({ name: 'content (keys, values, leases) equals the backup\'s digest', ok: true, expected: facts.keyspaceDigest!.sha256 }));
+    expect(report.checks).toContainEqual(
+      expect.objectContaining({
+        name: "content (keys, values, leases) equals the backup's digest",
+        ok: true,
+        expected: facts.keyspaceDigest!.sha256,
+      }),
+    );
 
     const capture = await h.client.workflow.start('changeCaptureWorkflow', {
-      taskQueue: config.temporal.taskQueue, workflowId: `auth-capture-${Date.now()}`,
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `auth-capture-${Date.now()}`,
       args: [{ cluster: AUTH_CLUSTER, fromRevision: facts.revision + 1, flushMs: 200, sliceMinutes: 0.25, targets: ['local'] }],
     });
     handles.push(capture);
@@ -134,25 +158,45 @@ describe('auth-enabled etcd', () => {
     await capture.result();
 
     const pitr = await h.client.workflow.start('pointInTimeRestoreWorkflow', {
-      taskQueue: config.temporal.taskQueue, workflowId: `auth-pitr-${Date.now()}`, args: [{ cluster: AUTH_CLUSTER, targetRevision: r1, approved: true }],
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `auth-pitr-${Date.now()}`,
+      args: [{ cluster: AUTH_CLUSTER, targetRevision: r1, approved: true }],
     });
     handles.push(pitr);
-    const restored = await pitr.result() as PointInTimeResult;
+    const restored = (await pitr.result()) as PointInTimeResult;
     expect(restored.plan.targetRevision).toBe(r1);
     expect(await keyspace()).toEqual(expected);
 
     // The report says whether the restore under the replay bumped the revision, and where its content sat.
     const bumps = h.world.etcd.version !== '3.4';
     const contentAt = bumps ? facts.keyRevision! + REVISION_BUMP_DEFAULT : facts.revision;
-    expect(restored.restore).toMatchObject({ setId: result.setId, snapshotRevision: facts.revision, revisionBump: { used: bumps }, restoredRevision: contentAt });
+    expect(restored.restore).toMatchObject({
+      setId: result.setId,
+      snapshotRevision: facts.revision,
+      revisionBump: { used: bumps },
+      restoredRevision: contentAt,
+    });
     // The restore proved its content equal to the snapshot's key for key (digest of keys, values, leases), bumped or not ...
-    const child = await h.client.workflow.getHandle(`${pitr.workflowId}/etcd-restore`).result() as EtcdRestoreResult;
-    expect(child.content).toEqual({ member: etcd.member.name, revision: contentAt, keys: facts.keyspaceDigest!.keys, sha256: facts.keyspaceDigest!.sha256 });
+    const child = (await h.client.workflow.getHandle(`${pitr.workflowId}/etcd-restore`).result()) as EtcdRestoreResult;
+    expect(child.content).toEqual({
+      member: etcd.member.name,
+      revision: contentAt,
+      keys: facts.keyspaceDigest!.keys,
+      sha256: facts.keyspaceDigest!.sha256,
+    });
     // ... and the same check refuses content that differs.
-    const refused = await createEtcdRestoreActivities({ config }).verifyRestoredContent({
-      cluster: AUTH_CLUSTER, revision: contentAt, expected: { keys: facts.keyspaceDigest!.keys, sha256: '0'.repeat(64) },
-    }).catch((e: unknown) => e);
-    expect(refused).toMatchObject({ type: FailureType.RestoreVerificationFailed, nonRetryable: true, message: expect.stringMatching(/content differs from the snapshot's/) });
+    const refused = await createEtcdRestoreActivities({ config })
+      .verifyRestoredContent({
+        cluster: AUTH_CLUSTER,
+        revision: contentAt,
+        expected: { keys: facts.keyspaceDigest!.keys, sha256: '0'.repeat(64) },
+      })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      type: FailureType.RestoreVerificationFailed,
+      nonRetryable: true,
+      message: expect.stringMatching(/content differs from the snapshot's/),
+    });
   });
 
   it('a wrong password fails at once, naming the user and the secret, never a password', async () => {
@@ -169,7 +213,9 @@ describe('auth-enabled etcd', () => {
     expect(failure.message).not.toContain('not-the-password');
     // Failed on the first attempt: not retried.
     const history = await backup.fetchHistory();
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
+    const attempts = history
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
     expect(Math.max(...attempts)).toBe(1);
   });
 

@@ -15,19 +15,37 @@ import { readKeyspace, startScratchEtcd } from '../src/etcd/scratch';
 import { ETCD_VERSIONS, installedEtcd } from '../src/sandbox/etcd-version';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import type { RunProgress } from '../src/workflows/progress';
-import { CLUSTER, etcdComponent, fetchSnapshot, memberClient, openHarness, recordHistory, runCli, tempDir, type Harness } from './support/harness';
+import {
+  CLUSTER,
+  etcdComponent,
+  fetchSnapshot,
+  memberClient,
+  openHarness,
+  recordHistory,
+  runCli,
+  tempDir,
+  type Harness,
+} from './support/harness';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
-afterAll(async () => { await h.close(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
 
 /** NNOE-shaped data: zones, scopes, leases, policies; then overwrites and deletes so revisions matter. */
 async function writeNnoeData(tag: string): Promise<void> {
   const etcd = await memberClient(h.config, 'etcd-2');
   try {
     for (let i = 0; i < 50; i++) {
-      await etcd.put(`/nnoe/dns/zones/zone${i}.${tag}.example.com`).value(JSON.stringify({ domain: `zone${i}.example.com`, ttl: 300, records: [{ name: 'www', type: 'A', value: `10.0.${i}.1` }] }));
-      await etcd.put(`/nnoe/dhcp/scopes/scope-${tag}-${i}`).value(JSON.stringify({ subnet: `10.${i}.0.0/24`, pool: { start: `10.${i}.0.10`, end: `10.${i}.0.200` } }));
+      await etcd
+        .put(`/nnoe/dns/zones/zone${i}.${tag}.example.com`)
+        .value(JSON.stringify({ domain: `zone${i}.example.com`, ttl: 300, records: [{ name: 'www', type: 'A', value: `10.0.${i}.1` }] }));
+      await etcd
+        .put(`/nnoe/dhcp/scopes/scope-${tag}-${i}`)
+        .value(JSON.stringify({ subnet: `10.${i}.0.0/24`, pool: { start: `10.${i}.0.10`, end: `10.${i}.0.200` } }));
     }
     await etcd.put('/nnoe/dns/zones/example.com').value(JSON.stringify({ domain: 'example.com', ttl: 3600, records: [] }));
     await etcd.put(`/nnoe/policies/${tag}`).value(Buffer.from([0, 1, 2, 255, 254])); // binary value survives too
@@ -42,7 +60,7 @@ describe('etcd backup workflow', () => {
   it('stores a verified snapshot in both targets, and a real restore equals the source key for key', async () => {
     await writeNnoeData('e2e');
     const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-    const result = await handle.result() as EtcdBackupResult;
+    const result = (await handle.result()) as EtcdBackupResult;
 
     // Writes after the snapshot must not show up in the restore.
     const source = await memberClient(h.config, 'etcd-1');
@@ -61,11 +79,13 @@ describe('etcd backup workflow', () => {
     // snapshot and what its totalKey counts: etcdctl on 3.4, etcdutl from 3.5, live keys on 3.6.
     const { version, release } = h.world.etcd;
     expect(component!.facts.etcdVersion).toBe(release);
-    expect(component!.facts).toMatchObject({
-      '3.4': { snapshotTool: `etcdctl ${release}`, totalKeyCounts: 'bucket-entries' },
-      '3.5': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'bucket-entries' },
-      '3.6': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'live-keys', storageVersion: expect.stringMatching(/^3\.6\./) },
-    }[version]);
+    expect(component!.facts).toMatchObject(
+      {
+        '3.4': { snapshotTool: `etcdctl ${release}`, totalKeyCounts: 'bucket-entries' },
+        '3.5': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'bucket-entries' },
+        '3.6': { snapshotTool: `etcdutl ${release}`, totalKeyCounts: 'live-keys', storageVersion: expect.stringMatching(/^3\.6\./) },
+      }[version],
+    );
     expect(component!.facts.hashKV?.revision).toBe(component!.facts.revision);
 
     const progress = await handle.query<RunProgress>('progress');
@@ -80,7 +100,11 @@ describe('etcd backup workflow', () => {
     const dir = await tempDir('restore');
     try {
       const snapshotFile = await fetchSnapshot(h.config, 's3', artefact, dir.path);
-      expect(createHash('sha256').update(await readFile(snapshotFile)).digest('hex')).toBe(artefact.raw.sha256);
+      expect(
+        createHash('sha256')
+          .update(await readFile(snapshotFile))
+          .digest('hex'),
+      ).toBe(artefact.raw.sha256);
       const scratch = await startScratchEtcd(snapshotFile, `${dir.path}/scratch`, { binDir: h.config.etcdBinDir });
       try {
         const restored = await readKeyspace(scratch.client());
@@ -135,7 +159,7 @@ describe('etcd backup workflow', () => {
 
   it('refuses a stored artefact whose bytes were changed', async () => {
     const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] });
-    const result = await handle.result() as EtcdBackupResult;
+    const result = (await handle.result()) as EtcdBackupResult;
     const copy = result.manifest.components[0]!.artefacts[0]!.copies[0]!;
     const bytes = await readFile(copy.location);
     const middle = Math.floor(bytes.length / 2);
@@ -150,7 +174,7 @@ describe('etcd backup workflow', () => {
   });
 
   it('refuses to verify an encrypted set with the wrong identity, naming the problem', async () => {
-    const [latest] = (await listBackupSets(h.config, { targets: ['local'] }));
+    const [latest] = await listBackupSets(h.config, { targets: ['local'] });
     const dir = await tempDir('wrong-identity');
     try {
       const { identity } = await generateIdentity();
@@ -176,7 +200,9 @@ describe('etcd backup workflow', () => {
     expect(cause.type).toBe('ConfigError');
     expect(cause.message).toMatch(/^etcd backup failed: .*no cluster named "no-such-cluster" \(known: nnoe-local, /s);
     const history = await handle.fetchHistory();
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const attempts = history
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     expect(attempts).toEqual([1]);
   });
 });

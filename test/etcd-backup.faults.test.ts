@@ -10,17 +10,36 @@ import { rootMessage, type RunProgress } from '../src/workflows/progress';
 import type { EtcdBackupResult } from '../src/workflows/etcd-backup';
 import { listBackupSets } from '../src/catalog/catalog';
 import { VARIANTS } from './support/shared';
-import { CLUSTER, etcdComponent, fillKeys, leaderName, memberClient, openHarness, pollUntil, removeFill, startMembers, stopMember, type Harness } from './support/harness';
+import {
+  CLUSTER,
+  etcdComponent,
+  fillKeys,
+  leaderName,
+  memberClient,
+  openHarness,
+  pollUntil,
+  removeFill,
+  startMembers,
+  stopMember,
+  type Harness,
+} from './support/harness';
 import { SEGMENT_PREFIX } from '../src/capture/segments';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
-afterAll(async () => { await h.close(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
 
 const failureOf = async (promise: Promise<unknown>) => {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  const root = (err as WorkflowFailedError);
+  const root = err as WorkflowFailedError;
   let cause: any = root.cause;
   while (cause?.cause) cause = cause.cause;
   return { message: rootMessage(root), type: cause?.type as string | undefined };
@@ -51,13 +70,17 @@ describe('etcd backup under faults', () => {
       await fillKeys(etcd, '/fill/', 160, 1024 * 1024);
       const leader = await leaderName(h.config);
       const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-      await pollUntil(async () => {
-        const pending = (await handle.describe()).raw.pendingActivities ?? [];
-        return pending.some((a) => a.activityType?.name === 'streamEtcdSnapshot' && a.heartbeatDetails);
-      }, 60_000, 'the snapshot stream to start');
+      await pollUntil(
+        async () => {
+          const pending = (await handle.describe()).raw.pendingActivities ?? [];
+          return pending.some((a) => a.activityType?.name === 'streamEtcdSnapshot' && a.heartbeatDetails);
+        },
+        60_000,
+        'the snapshot stream to start',
+      );
       await stopMember(h.world, leader, 'KILL');
 
-      const result = await handle.result() as EtcdBackupResult;
+      const result = (await handle.result()) as EtcdBackupResult;
       expect(result.manifest.status).toBe('complete');
       expect(etcdComponent(result.manifest).facts.member).not.toBe(leader);
       const progress = await handle.query<RunProgress>('progress');
@@ -83,7 +106,9 @@ describe('etcd backup under faults', () => {
       expect(failure.message).toMatch(/no healthy etcd member in cluster nnoe-local: etcd-1: .+; etcd-2: .+; etcd-3: .+/);
       const history = await handle.fetchHistory();
       // Retries are not separate history events: the started event carries the last attempt number.
-      const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      const started = history
+        .events!.filter((e) => e.activityTaskStartedEventAttributes)
+        .map((e) => e.activityTaskStartedEventAttributes!.attempt);
       expect(started).toEqual([1, 3]); // prepare: first try; rank members: the 3rd and last attempt
       const progress = await handle.query<RunProgress>('progress');
       expect(progress.state).toBe('failed');
@@ -116,7 +141,9 @@ describe('etcd backup under faults', () => {
     const handle = await startEtcdBackup(h.client, h.config, { cluster: VARIANTS.missingCertCluster, targets: ['local'] });
     const failure = await failureOf(handle.result());
     expect(failure.type).toBe('EtcdTlsMaterialMissing');
-    const started = (await handle.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const started = (await handle.fetchHistory())
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     expect(started).toEqual([1, 1]);
     expect(failure.message).toMatch(/client certificate .*no-such-client\.crt cannot be read \(ENOENT\)/);
   });

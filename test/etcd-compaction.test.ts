@@ -19,7 +19,9 @@ import type { DrillReport } from '../src/workflows/drill';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, type Harness } from './support/harness';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
 afterAll(async () => {
   armFailpoints({});
   await h.close();
@@ -53,7 +55,11 @@ async function compactAtHead(tag: string): Promise<{ head: number; newestKey: nu
     await client.kv.compact({ revision: String(head), physical: true });
     for (const member of ['etcd-1', 'etcd-2', 'etcd-3']) {
       const m = await memberClient(h.config, member);
-      try { await m.maintenance.defragment(); } finally { m.close(); }
+      try {
+        await m.maintenance.defragment();
+      } finally {
+        m.close();
+      }
     }
     return { head, newestKey };
   } finally {
@@ -67,7 +73,9 @@ describe('backups and restores after a compaction at the head', () => {
     const client = await memberClient(h.config, 'etcd-1');
     const head = Number((await client.maintenance.status()).header.revision);
     client.close();
-    const backup = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const backup = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })
+    ).result()) as EtcdBackupResult;
     const facts = etcdComponent(backup.manifest).facts;
     // Agents may write between our read and the snapshot: the recorded revision is the head at the snapshot, never the newest key's.
     expect(facts.revision).toBeGreaterThanOrEqual(head);
@@ -77,13 +85,19 @@ describe('backups and restores after a compaction at the head', () => {
     if (h.world.etcd.version === '3.4') expect(facts.keyRevision).toBeLessThan(head);
     const expected = await keyspace();
 
-    const drill = await (await h.client.workflow.start('restoreDrillWorkflow', {
-      taskQueue: h.config.temporal.taskQueue, workflowId: `compaction-drill-${Date.now()}`, args: [{ cluster: CLUSTER, setId: backup.setId }],
-    })).result() as DrillReport;
+    const drill = (await (
+      await h.client.workflow.start('restoreDrillWorkflow', {
+        taskQueue: h.config.temporal.taskQueue,
+        workflowId: `compaction-drill-${Date.now()}`,
+        args: [{ cluster: CLUSTER, setId: backup.setId }],
+      })
+    ).result()) as DrillReport;
     expect(drill.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([]);
 
     // A short verify bound: before the fix, hashKV at the restored revision (the compaction point) failed until something wrote a key.
-    const restored = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: backup.setId, approved: true, verifyTimeout: '30s' })).result() as EtcdRestoreResult;
+    const restored = (await (
+      await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: backup.setId, approved: true, verifyTimeout: '30s' })
+    ).result()) as EtcdRestoreResult;
     expect(restored.check?.healthy).toBe(true);
     // The restored cluster starts at the snapshot's revision, plus the revision bump where the tool applies one (3.5.10+).
     expect(restored.check?.revision).toBe(facts.revision + (restored.revisionBump?.by ?? 0));
@@ -91,19 +105,32 @@ describe('backups and restores after a compaction at the head', () => {
   });
 
   it('a rollback onto members at their compaction point verifies without waiting for a write', async () => {
-    const backup = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const backup = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })
+    ).result()) as EtcdBackupResult;
     await compactAtHead('rollback');
     const live = await keyspace();
 
     armFailpoints({ 'before-repoint:etcd-3': 'pause' });
-    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: backup.setId, approved: true, verifyTimeout: '15s' });
+    const handle = await startEtcdRestore(h.client, h.config, {
+      cluster: CLUSTER,
+      setId: backup.setId,
+      approved: true,
+      verifyTimeout: '15s',
+    });
     try {
       // etcd-3's restored bbolt file is corrupted while its repoint is held: the restore fails after the stop and rolls back.
-      const dir = await pollUntil(async () => {
-        const p = await handle.query(progressQuery);
-        const d = (await handle.query(restorePlanQuery)).staged.find((s) => s.member === 'etcd-3')?.restoredDataDir;
-        return p.steps.find((s) => s.name === 'repoint members')?.state === 'running' && d && existsSync(join(d, 'member', 'snap', 'db')) && d;
-      }, 60_000, 'the restore at the repoint step');
+      const dir = await pollUntil(
+        async () => {
+          const p = await handle.query(progressQuery);
+          const d = (await handle.query(restorePlanQuery)).staged.find((s) => s.member === 'etcd-3')?.restoredDataDir;
+          return (
+            p.steps.find((s) => s.name === 'repoint members')?.state === 'running' && d && existsSync(join(d, 'member', 'snap', 'db')) && d
+          );
+        },
+        60_000,
+        'the restore at the repoint step',
+      );
       writeFileSync(join(dir, 'member', 'snap', 'db'), 'not a bbolt database');
     } finally {
       armFailpoints({});

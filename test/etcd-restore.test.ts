@@ -29,7 +29,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { renderedText, runHistoryUrl, screenshot } from './support/browser';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
 afterAll(async () => {
   armFailpoints({});
   await h.close();
@@ -43,7 +45,8 @@ function armFailpoints(points: Record<string, 'error' | 'pause'>): void {
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const programFiles = () => Object.fromEntries(h.world.etcd.members.map((m) => [m.name, sha(m.programConf)]));
-const dataDirOf = (member: string) => /--data-dir=(\S+)/.exec(readFileSync(h.world.etcd.members.find((m) => m.name === member)!.programConf, 'utf8'))![1]!;
+const dataDirOf = (member: string) =>
+  /--data-dir=(\S+)/.exec(readFileSync(h.world.etcd.members.find((m) => m.name === member)!.programConf, 'utf8'))![1]!;
 
 /** supervisord's pid of each member: equal before and after means no member was stopped or restarted. */
 async function memberPids(): Promise<Record<string, string>> {
@@ -53,10 +56,13 @@ async function memberPids(): Promise<Record<string, string>> {
 }
 
 /** Data dirs of earlier restores beside the live ones: a run that changed nothing adds none. */
-const restoredDirs = () => MEMBERS.flatMap((m) => {
-  const parent = dirname(dataDirOf(m));
-  return readdirSync(parent).filter((d) => d.startsWith('restored-')).map((d) => join(parent, d));
-}).sort();
+const restoredDirs = () =>
+  MEMBERS.flatMap((m) => {
+    const parent = dirname(dataDirOf(m));
+    return readdirSync(parent)
+      .filter((d) => d.startsWith('restored-'))
+      .map((d) => join(parent, d));
+  }).sort();
 
 async function keyspaceOf(member: string, revision?: number): Promise<Map<string, string>> {
   const client = await memberClient(h.config, member);
@@ -91,15 +97,22 @@ async function put(entries: Record<string, string | null>): Promise<number> {
 
 /** A fresh snapshot set of the live cluster, with the keyspace it holds (read back at its revision). */
 async function snapshotSet(tag: string): Promise<{ setId: string; revision: number; keys: Map<string, string> }> {
-  await put({ '/nnoe/dns/zones/example.com': JSON.stringify({ domain: 'example.com', tag }), [`/restore-test/${tag}/a`]: 'one', [`/restore-test/${tag}/b`]: 'two' });
-  const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+  await put({
+    '/nnoe/dns/zones/example.com': JSON.stringify({ domain: 'example.com', tag }),
+    [`/restore-test/${tag}/a`]: 'one',
+    [`/restore-test/${tag}/b`]: 'two',
+  });
+  const result = (await (
+    await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })
+  ).result()) as EtcdBackupResult;
   const revision = etcdComponent(result.manifest).facts.revision;
   return { setId: result.setId, revision, keys: await keyspaceOf('etcd-1', revision) };
 }
 
 /** The summaries the run's history carries for the UI: the start's, then each activity call's. */
 async function summariesOf(handle: WorkflowHandle): Promise<{ run: string | undefined; activities: string[] }> {
-  const decode = (p: unknown) => (p ? defaultPayloadConverter.fromPayload<string>(p as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) : undefined);
+  const decode = (p: unknown) =>
+    p ? defaultPayloadConverter.fromPayload<string>(p as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) : undefined;
   const events = (await handle.fetchHistory()).events ?? [];
   return {
     run: decode(events[0]?.userMetadata?.summary),
@@ -127,29 +140,48 @@ describe('etcd restore', () => {
       let watchError: Error | undefined;
       const watcher = await client.watch().prefix('/restore-test/watch/').create();
       watcher.on('data', (res) => seen.push(...revisionsOf(res)));
-      watcher.on('error', (err: Error) => { watchError = err; });
+      watcher.on('error', (err: Error) => {
+        watchError = err;
+      });
       await put({ '/restore-test/watch/after-1': 'gone after the restore', '/restore-test/watch/after-2': 'gone too' });
       await pollUntil(async () => seen.length >= 2, 10_000, 'the watcher seeing the writes after the snapshot');
       const lastSeen = Math.max(...seen);
 
-      const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result() as EtcdRestoreResult;
+      const result = (await (
+        await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })
+      ).result()) as EtcdRestoreResult;
       await expectClusterEquals(snap.keys);
       // The run's own proof of that: its content digest (keys, values, leases) equal to the backup's, where the content sits.
-      expect(result.content).toMatchObject({ revision: h.world.etcd.version === '3.4' ? snap.revision : snap.revision + REVISION_BUMP_DEFAULT });
+      expect(result.content).toMatchObject({
+        revision: h.world.etcd.version === '3.4' ? snap.revision : snap.revision + REVISION_BUMP_DEFAULT,
+      });
       expect(result.content!.keys).toBeGreaterThan(0);
       if (h.world.etcd.version === '3.4') {
         // etcdctl 3.4 cannot bump: the report says so (and a watcher would silently miss revisions).
-        expect(result.revisionBump).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^etcdctl 3\.4\.\d+ has no --bump-revision/) });
+        expect(result.revisionBump).toMatchObject({
+          used: false,
+          by: 0,
+          detail: expect.stringMatching(/^etcdctl 3\.4\.\d+ has no --bump-revision/),
+        });
         return;
       }
-      expect(result.revisionBump).toEqual({ used: true, by: REVISION_BUMP_DEFAULT, detail: expect.stringContaining('--bump-revision --mark-compacted') });
+      expect(result.revisionBump).toEqual({
+        used: true,
+        by: REVISION_BUMP_DEFAULT,
+        detail: expect.stringContaining('--bump-revision --mark-compacted'),
+      });
       expect(result.check!.revision).toBeGreaterThanOrEqual(snap.revision + REVISION_BUMP_DEFAULT);
       // The watcher reconnects asking for the revisions after the last it saw: compacted, so etcd
       // cancels it. etcd marks that cancel with compact_revision and no reason, and etcd3 1.1.2 passes
       // on only the reason; a read at that revision shows it is the compaction.
       const error = await pollUntil(async () => watchError, 60_000, 'the watcher open across the restore being cancelled');
       expect(error.message).toBe('Watcher canceled: ');
-      await expect(client.get('/restore-test/watch/after-1').revision(String(lastSeen + 1)).exec()).rejects.toThrow(/required revision has been compacted/);
+      await expect(
+        client
+          .get('/restore-test/watch/after-1')
+          .revision(String(lastSeen + 1))
+          .exec(),
+      ).rejects.toThrow(/required revision has been compacted/);
 
       const again: number[] = [];
       const rewatch = await client.watch().prefix('/restore-test/watch/').startRevision(String(result.check!.revision)).create();
@@ -173,10 +205,14 @@ describe('etcd restore', () => {
     const filesBefore = programFiles();
 
     const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, strategy: 'all-members' });
-    const view = await pollUntil(async () => {
-      const v = await handle.query(restorePlanQuery);
-      return v.state === 'awaiting-approval' && v;
-    }, 60_000, 'the restore plan awaiting approval');
+    const view = await pollUntil(
+      async () => {
+        const v = await handle.query(restorePlanQuery);
+        return v.state === 'awaiting-approval' && v;
+      },
+      60_000,
+      'the restore plan awaiting approval',
+    );
     expect(view.plan?.setId).toBe(snap.setId);
     expect(view.staged.map((s) => s.member).sort()).toEqual(MEMBERS);
     expect(programFiles()).toEqual(filesBefore); // nothing touched before the approval
@@ -192,10 +228,12 @@ describe('etcd restore', () => {
     expect(currentDetails).toMatch(/\| ▶ approval \| running \|/);
 
     // An approval must name the set the plan shows.
-    const rejected = await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
+    const rejected = await handle
+      .executeUpdate(approveRestoreUpdate, { args: [{ setId: 'some-other-set', approvedBy: 'sre' }] })
+      .catch((e: unknown) => e);
     expect((rejected as Error).cause).toMatchObject({ message: expect.stringMatching(/would restore set .*, not some-other-set/) });
     await handle.executeUpdate(approveRestoreUpdate, { args: [{ setId: snap.setId, approvedBy: 'sre on call' }] });
-    const result = await handle.result() as EtcdRestoreResult;
+    const result = (await handle.result()) as EtcdRestoreResult;
 
     expect(result.approvedBy).toBe('sre on call');
     expect(result.check?.healthy).toBe(true);
@@ -209,34 +247,50 @@ describe('etcd restore', () => {
     }
     const progress = await handle.query(progressQuery);
     expect(progress.steps.map((s) => `${s.name}:${s.state}`)).toEqual([
-      'preflight:done', 'restore data dirs:done', 'approval:done', 'stop etcd:done', 'repoint members:done', 'verify cluster:done', 'verify content:done', 'restart agents:done',
+      'preflight:done',
+      'restore data dirs:done',
+      'approval:done',
+      'stop etcd:done',
+      'repoint members:done',
+      'verify cluster:done',
+      'verify content:done',
+      'restart agents:done',
     ]);
-    for (const node of ['node-1', 'node-2']) expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
+    for (const node of ['node-1', 'node-2'])
+      expect(await supervisorctl(h.world.supervisorConf, 'status', `nnoe-agent-${node}`)).toMatch(/RUNNING/);
     // Every start and every activity call says what it does to what (issue 14 item 2).
     const summaries = await summariesOf(handle);
     expect(summaries.run).toBe(`restore ${CLUSTER} from ${snap.setId}, all-members`);
     expect(summaries.activities).not.toContain('(none)');
     for (const [i, member] of MEMBERS.entries()) expect(summaries.activities).toContain(`stop ${member} on node-${i + 1}`);
-    expect((await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails).toMatch(/^\*\*etcd-restore\*\*: completed/);
+    expect((await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails).toMatch(
+      /^\*\*etcd-restore\*\*: completed/,
+    );
     restoreRun = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, setId: snap.setId };
     await recordHistory(handle, 'etcd-restore-all-members-restored-before-approval');
   });
 
-  it('UI: a real browser finds the restore\'s summary and its activities\' summaries on the run\'s page (screenshot kept)', async () => {
+  it("UI: a real browser finds the restore's summary and its activities' summaries on the run's page (screenshot kept)", async () => {
     // Run alone (-t), it makes its own cheap run: a dry run of a fresh set.
-    const run = restoreRun ?? await (async () => {
-      const { setId } = await snapshotSet('ui');
-      const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId, dryRun: true });
-      await handle.result();
-      return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, setId };
-    })();
+    const run =
+      restoreRun ??
+      (await (async () => {
+        const { setId } = await snapshotSet('ui');
+        const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId, dryRun: true });
+        await handle.result();
+        return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, setId };
+      })());
     const url = runHistoryUrl(inject('world').temporalUiUrl, run.workflowId, run.runId);
     const activity = restoreRun ? 'stop etcd-2 on node-2' : 'stage the snapshot for etcd-2 on node-2';
     expect(statSync(await screenshot(url, 'etcd-restore-run-history')).size).toBeGreaterThan(10_000);
-    const text = await pollUntil(async () => {
-      const rendered = await renderedText(url);
-      return rendered.includes(activity) && rendered;
-    }, 120_000, `the run's page in the Temporal UI to show "${activity}"`);
+    const text = await pollUntil(
+      async () => {
+        const rendered = await renderedText(url);
+        return rendered.includes(activity) && rendered;
+      },
+      120_000,
+      `the run's page in the Temporal UI to show "${activity}"`,
+    );
     expect(text).toContain(`${restoreRun ? '' : 'dry run: '}restore ${CLUSTER} from ${run.setId}, all-members`);
     expect(text).toContain(`Summary ${activity}`);
   });
@@ -244,19 +298,30 @@ describe('etcd restore', () => {
   it('first-node-then-add: restores one member, adds the others one at a time, equals the snapshot', async () => {
     const snap = await snapshotSet('first');
     await put({ '/restore-test/first/after-snapshot': 'must vanish' });
-    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, strategy: 'first-node-then-add', approved: true });
-    const result = await handle.result() as EtcdRestoreResult;
+    const handle = await startEtcdRestore(h.client, h.config, {
+      cluster: CLUSTER,
+      setId: snap.setId,
+      strategy: 'first-node-then-add',
+      approved: true,
+    });
+    const result = (await handle.result()) as EtcdRestoreResult;
     expect(result.check?.healthy).toBe(true);
     expect(result.check?.memberList).toHaveLength(3);
     await expectClusterEquals(snap.keys);
     expect(result.content?.keys).toBeGreaterThan(0);
     // The added members joined as learners and were promoted once caught up: none is left a learner.
-    const promotions = (await handle.fetchHistory()).events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'promoteEtcdLearner');
+    const promotions = (await handle.fetchHistory()).events!.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'promoteEtcdLearner',
+    );
     expect(promotions).toHaveLength(2);
-    expect((await handle.query<RunProgress>('progress')).steps.find((s) => s.name === 'repoint members')?.detail).toMatch(/2 as learners, promoted once caught up/);
+    expect((await handle.query<RunProgress>('progress')).steps.find((s) => s.name === 'repoint members')?.detail).toMatch(
+      /2 as learners, promoted once caught up/,
+    );
     const client = await memberClient(h.config, 'etcd-1');
     try {
-      expect(((await client.cluster.memberList({})).members ?? []).map((m) => [m.name, m.isLearner])).toEqual(expect.arrayContaining(MEMBERS.map((m) => [m, false])));
+      expect(((await client.cluster.memberList({})).members ?? []).map((m) => [m.name, m.isLearner])).toEqual(
+        expect.arrayContaining(MEMBERS.map((m) => [m, false])),
+      );
     } finally {
       client.close();
     }
@@ -266,16 +331,34 @@ describe('etcd restore', () => {
   it('CLI: `restore etcd` shows the plan once the run waits, `restore approve` lets it finish', async () => {
     const snap = await snapshotSet('cli');
     const lines: string[] = [];
-    const following = main(['--config', h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', snap.setId], (l) => lines.push(l), (l) => lines.push(`stderr: ${l}`));
-    const waiting = await pollUntil(async () => lines.find((l) => l.startsWith('waiting for approval: ')), 120_000, 'the CLI to ask for the approval');
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^restore plan \\(all-members\\) for cluster ${CLUSTER}: set ${snap.setId} taken .*, revision ${snap.revision}, `)));
+    const following = main(
+      ['--config', h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', snap.setId],
+      (l) => lines.push(l),
+      (l) => lines.push(`stderr: ${l}`),
+    );
+    const waiting = await pollUntil(
+      async () => lines.find((l) => l.startsWith('waiting for approval: ')),
+      120_000,
+      'the CLI to ask for the approval',
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^restore plan \\(all-members\\) for cluster ${CLUSTER}: set ${snap.setId} taken .*, revision ${snap.revision}, `),
+      ),
+    );
     const workflowId = /restore approve (\S+) --set/.exec(waiting)![1]!;
     const approved = await runCli(h.configPath, 'restore', 'approve', workflowId, '--set', snap.setId, '--by', 'cli test');
     expect(approved).toMatchObject({ code: 0, out: `approved ${workflowId} (set ${snap.setId}) by cli test` });
     expect(await following).toBe(0);
     const bumped = h.world.etcd.version === '3.4' ? '' : `, revision bumped by ${REVISION_BUMP_DEFAULT}`;
     expect(lines[lines.length - 1]).toMatch(new RegExp(`^cluster ${CLUSTER} restored from ${snap.setId} \\(revision \\d+${bumped}\\)$`));
-    expect(lines).toContainEqual(expect.stringMatching(h.world.etcd.version === '3.4' ? /^ {2}revision bump: etcdctl 3\.4\.\d+ has no --bump-revision/ : /^ {2}revision bump: the restored content sits at revision \d+, \+1000000000 and compacted/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        h.world.etcd.version === '3.4'
+          ? /^ {2}revision bump: etcdctl 3\.4\.\d+ has no --bump-revision/
+          : /^ {2}revision bump: the restored content sits at revision \d+, \+1000000000 and compacted/,
+      ),
+    );
     await expectClusterEquals(snap.keys);
   });
 
@@ -287,15 +370,29 @@ describe('etcd restore', () => {
     const filesBefore = programFiles();
 
     armFailpoints({ 'before-repoint:etcd-3': 'pause' });
-    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true, verifyTimeout: '15s' });
+    const handle = await startEtcdRestore(h.client, h.config, {
+      cluster: CLUSTER,
+      setId: snap.setId,
+      approved: true,
+      verifyTimeout: '15s',
+    });
     try {
       // While etcd-3's repoint is held, its restored bbolt file is corrupted: etcd-3 will not start on it.
-      const restoredDir = await pollUntil(async () => {
-        const p = await handle.query(progressQuery);
-        const v = await handle.query(restorePlanQuery);
-        const dir = v.staged.find((s) => s.member === 'etcd-3')?.restoredDataDir;
-        return p.steps.find((s) => s.name === 'repoint members')?.state === 'running' && dir && existsSync(join(dir, 'member', 'snap', 'db')) && dir;
-      }, 60_000, 'the restore at the repoint step');
+      const restoredDir = await pollUntil(
+        async () => {
+          const p = await handle.query(progressQuery);
+          const v = await handle.query(restorePlanQuery);
+          const dir = v.staged.find((s) => s.member === 'etcd-3')?.restoredDataDir;
+          return (
+            p.steps.find((s) => s.name === 'repoint members')?.state === 'running' &&
+            dir &&
+            existsSync(join(dir, 'member', 'snap', 'db')) &&
+            dir
+          );
+        },
+        60_000,
+        'the restore at the repoint step',
+      );
       writeFileSync(join(restoredDir, 'member', 'snap', 'db'), 'not a bbolt database');
     } finally {
       armFailpoints({});
@@ -321,14 +418,27 @@ describe('etcd restore', () => {
     const log = programLogPath(supervisorLayout(h.world.dir), program);
 
     armFailpoints({ 'before-repoint:etcd-2': 'pause' });
-    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true, nodeResponseTimeout: '5s' });
+    const handle = await startEtcdRestore(h.client, h.config, {
+      cluster: CLUSTER,
+      setId: snap.setId,
+      approved: true,
+      nodeResponseTimeout: '5s',
+    });
     let restarted = false;
     try {
-      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'repoint members')?.state === 'running', 60_000, 'the repoint members step');
+      await pollUntil(
+        async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'repoint members')?.state === 'running',
+        60_000,
+        'the repoint members step',
+      );
       await supervisorctl(h.world.supervisorConf, 'signal', 'KILL', program); // node-2's worker dies holding its step
       armFailpoints({});
       // The step times out (heartbeat), finds no worker on node-2's queue, and the rollback waits for it.
-      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'rollback')?.state === 'running', 120_000, 'the rollback to start');
+      await pollUntil(
+        async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'rollback')?.state === 'running',
+        120_000,
+        'the rollback to start',
+      );
       const logBytes = statSync(log).size;
       await supervisorctl(h.world.supervisorConf, 'start', program);
       await waitForNodeWorker(h.world.dir, 'node-2', logBytes);
@@ -351,8 +461,14 @@ describe('etcd restore', () => {
     const dirsBefore = restoredDirs();
     armFailpoints({ 'before-restore-data:etcd-2': 'error' });
     try {
-      const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })).result().catch((e: unknown) => e);
-      expect((err as WorkflowFailedError).cause?.message).toMatch(/failed before anything was stopped; nothing was changed: .*injected fault at failpoint before-restore-data:etcd-2/);
+      const err = await (
+        await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, approved: true })
+      )
+        .result()
+        .catch((e: unknown) => e);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(
+        /failed before anything was stopped; nothing was changed: .*injected fault at failpoint before-restore-data:etcd-2/,
+      );
     } finally {
       armFailpoints({});
     }
@@ -377,7 +493,9 @@ describe('etcd restore', () => {
     const snap = await snapshotSet('dry');
     const filesBefore = programFiles();
     const dirsBefore = Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]));
-    const result = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, dryRun: true })).result() as EtcdRestoreResult;
+    const result = (await (
+      await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: snap.setId, dryRun: true })
+    ).result()) as EtcdRestoreResult;
     expect(result.dryRun).toBe(true);
     expect(result.snapshotRevision).toBe(snap.revision);
     expect(programFiles()).toEqual(filesBefore);
@@ -386,37 +504,55 @@ describe('etcd restore', () => {
     // The CLI prints the plan, not just "nothing changed" (issue 14 item 5).
     const cli = await runCli(h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', snap.setId, '--dry-run');
     expect(cli.code).toBe(0);
-    expect(cli.out).toContain(`dry run of ${snap.setId} for cluster ${CLUSTER} (snapshot revision ${snap.revision}, all-members): nothing was stopped or written`);
-    for (const [i, member] of MEMBERS.entries()) expect(cli.out).toMatch(new RegExp(`^ {7}${member} on node-${i + 1}: ${dataDirOf(member)} -> \\S+restored-`, 'm'));
+    expect(cli.out).toContain(
+      `dry run of ${snap.setId} for cluster ${CLUSTER} (snapshot revision ${snap.revision}, all-members): nothing was stopped or written`,
+    );
+    for (const [i, member] of MEMBERS.entries())
+      expect(cli.out).toMatch(new RegExp(`^ {7}${member} on node-${i + 1}: ${dataDirOf(member)} -> \\S+restored-`, 'm'));
     expect(cli.out).toContain(`  3. stop ${MEMBERS.join(', ')}: the followers at once, the leader last`);
     expect(cli.out).toMatch(/^ {7}node-1: \S+ \d+ keys/m);
     expect(Object.fromEntries(MEMBERS.map((m) => [m, readdirSync(dirname(dataDirOf(m))).sort()]))).toEqual(dirsBefore);
   });
 
   it('refuses a tampered snapshot before anything stops', async () => {
-    const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const result = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })
+    ).result()) as EtcdBackupResult;
     const artefact = etcdComponent(result.manifest).artefacts[0]!;
     const path = join((h.config.storage.find((t) => t.name === 'local') as { path: string }).path, artefact.key);
     const bytes = readFileSync(path);
     bytes[bytes.length >> 1]! ^= 0xff;
     writeFileSync(path, bytes);
     const filesBefore = programFiles();
-    const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: result.setId, approved: true })).result().catch((e: unknown) => e);
-    expect((err as WorkflowFailedError).cause?.message).toMatch(/^restore refused at preflight, nothing was changed: no good copy of etcd-snapshot-.*stored sha256 differs from the manifest/);
+    const err = await (
+      await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: result.setId, approved: true })
+    )
+      .result()
+      .catch((e: unknown) => e);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(
+      /^restore refused at preflight, nothing was changed: no good copy of etcd-snapshot-.*stored sha256 differs from the manifest/,
+    );
     expect(programFiles()).toEqual(filesBefore);
     for (const member of MEMBERS) expect(await supervisorctl(h.world.supervisorConf, 'status', member)).toMatch(/RUNNING/);
   });
 
   it('refuses a set that belongs to another cluster, naming both', async () => {
-    const result = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const result = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })
+    ).result()) as EtcdBackupResult;
     const store = await openStore(h.config.storage.find((t) => t.name === 'local')!);
     const foreignId = `other-cluster-${result.setId.slice(-15)}`;
     const writer = await store.createWriter(`${foreignId}/manifest.json`);
     writer.stream.end(JSON.stringify({ ...result.manifest, setId: foreignId, cluster: 'other-cluster' }));
     await writer.commit();
-    const err = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: foreignId, approved: true })).result().catch((e: unknown) => e);
+    const err = await (
+      await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: foreignId, approved: true })
+    )
+      .result()
+      .catch((e: unknown) => e);
     expect((err as WorkflowFailedError).cause?.message).toBe(
-      `restore refused at preflight, nothing was changed: backup set ${foreignId} belongs to cluster other-cluster, not ${CLUSTER}: refusing to restore another cluster's data`);
+      `restore refused at preflight, nothing was changed: backup set ${foreignId} belongs to cluster other-cluster, not ${CLUSTER}: refusing to restore another cluster's data`,
+    );
     await store.delete(`${foreignId}/manifest.json`);
   });
 });

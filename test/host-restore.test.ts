@@ -26,15 +26,25 @@ import { supervisorctl } from '../src/sandbox/supervisor';
 import { agentCacheDir, CLUSTER, openHarness, recordHistory, tempDir, type Harness } from './support/harness';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
-afterAll(async () => { await h.close(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
 
 const steps = (p: RunProgress) => p.steps.map((s) => `${s.name}:${s.state}`);
 const mode = (path: string) => statSync(path).mode & 0o7777;
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const siblings = (dir: string) => readdirSync(dirname(dir)).filter((n) => n.startsWith(`${basename(dir)}.`)).sort();
+const siblings = (dir: string) =>
+  readdirSync(dirname(dir))
+    .filter((n) => n.startsWith(`${basename(dir)}.`))
+    .sort();
 const failureOf = async (promise: Promise<unknown>): Promise<ApplicationFailure> => {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   return (err as WorkflowFailedError).cause as ApplicationFailure;
 };
@@ -45,14 +55,20 @@ const localPath = () => {
 };
 
 async function backupSet(components: string[]): Promise<BackupSetResult> {
-  const result = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components, targets: ['local'] })).result() as BackupSetResult;
+  const result = (await (
+    await startBackupSet(h.client, h.config, { cluster: CLUSTER, components, targets: ['local'] })
+  ).result()) as BackupSetResult;
   expect(result.manifest.status).toBe('complete');
   return result;
 }
 
 /** The files of a node's Nebula dir: content hash and mode. */
 function nebulaState(dir: string): Record<string, { sha: string; mode: number }> {
-  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, { sha: sha(join(dir, f)), mode: mode(join(dir, f)) }]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, { sha: sha(join(dir, f)), mode: mode(join(dir, f)) }]),
+  );
 }
 
 describe('agent cache restore', () => {
@@ -62,13 +78,15 @@ describe('agent cache restore', () => {
     writeFileSync(marker, 'before the backup\n', { mode: 0o640 });
     chmodSync(marker, 0o640);
     const set = await backupSet(['agent-cache']);
-    const record = set.manifest.components.find((c): c is AgentCacheComponentRecord => c.component === 'agent-cache' && c.node === 'node-1')!;
+    const record = set.manifest.components.find(
+      (c): c is AgentCacheComponentRecord => c.component === 'agent-cache' && c.node === 'node-1',
+    )!;
     // After the backup: the marker changes and a file appears; the restore must undo both.
     writeFileSync(marker, 'after the backup\n');
     writeFileSync(join(cacheDir, 'added-after-backup.txt'), 'x');
 
     const handle = await startAgentCacheRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId });
-    const result = await handle.result() as HostRestoreResult;
+    const result = (await handle.result()) as HostRestoreResult;
     try {
       expect(result.dir).toBe(cacheDir);
       expect(readFileSync(marker, 'utf8')).toBe('before the backup\n');
@@ -85,7 +103,13 @@ describe('agent cache restore', () => {
       expect(await supervisorctl(h.world.supervisorConf, 'status', 'nnoe-agent-node-1')).toMatch(/RUNNING/);
       expect(result.agent?.check).toMatchObject({ node: 'node-1', serving: true, differences: [] });
       const progress = await handle.query(progressQuery);
-      expect(steps(progress)).toEqual(['preflight:done', 'prepare cache dir:done', 'stop agent:done', 'swap cache dir:done', 'start agent:done']);
+      expect(steps(progress)).toEqual([
+        'preflight:done',
+        'prepare cache dir:done',
+        'stop agent:done',
+        'swap cache dir:done',
+        'start agent:done',
+      ]);
       expect(progress.steps.find((s) => s.name === 'stop agent')?.detail).toBe('supervisor program nnoe-agent-node-1 stopped');
       // The staged archive is gone from the node's workDir.
       expect(existsSync(join(h.config.workDir, 'restore', set.setId, 'agent-cache-node-1'))).toBe(false);
@@ -104,9 +128,20 @@ describe('agent host state', () => {
     const keyBefore = sha(clientKey);
     const leasesBefore = readFileSync(agent.keaLeaseFile, 'utf8');
     const tomlBefore = sha(agent.agentToml);
-    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-config'], targets: ['local', 's3'] })).result() as BackupSetResult;
-    const record = set.manifest.components.find((c): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === 'node-1')!;
-    expect(record.facts.roots).toEqual([agent.agentToml, agent.configDir, agent.tlsDir, agent.dnssecKeyDir, agent.keaLeaseFile, agent.nebulaCaKey]);
+    const set = (await (
+      await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['agent-config'], targets: ['local', 's3'] })
+    ).result()) as BackupSetResult;
+    const record = set.manifest.components.find(
+      (c): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === 'node-1',
+    )!;
+    expect(record.facts.roots).toEqual([
+      agent.agentToml,
+      agent.configDir,
+      agent.tlsDir,
+      agent.dnssecKeyDir,
+      agent.keaLeaseFile,
+      agent.nebulaCaKey,
+    ]);
     expect(record.facts.files.find((f) => f.path === agent.nebulaCaKey)?.mode).toBe(0o600);
     expect(record.facts.skipped).toEqual([]);
     expect(record.artefacts[0]!.encryption?.format).toBe('age'); // it holds the etcd client key and DNSSEC keys
@@ -119,11 +154,15 @@ describe('agent host state', () => {
     rmSync(agent.keaLeaseFile);
     writeFileSync(join(agent.dnssecKeyDir, 'stray.key'), 'x');
 
-    const dry = await (await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId, dryRun: true })).result() as AgentHostRestoreResult;
+    const dry = (await (
+      await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId, dryRun: true })
+    ).result()) as AgentHostRestoreResult;
     expect(dry.outcome).toMatchObject({ dryRun: true, restored: [], notInArchive: [] });
     expect(readFileSync(clientKey, 'utf8')).toBe('garbage'); // a dry run changes nothing
 
-    const result = await (await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId })).result() as AgentHostRestoreResult;
+    const result = (await (
+      await startAgentHostRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId })
+    ).result()) as AgentHostRestoreResult;
     expect(result.outcome.restored.map((r) => r.path)).toEqual(record.facts.roots);
     expect(sha(clientKey)).toBe(keyBefore);
     expect(mode(clientKey)).toBe(0o600);
@@ -145,30 +184,45 @@ describe('Nebula restore', () => {
     const dir = nebulaDir('node-1');
     const original = nebulaState(dir);
     // Wrong modes on disk when the backup is taken: the archive keeps them, the restore must not.
-    for (const [file, bad] of Object.entries({ 'host.key': 0o644, 'config.yml': 0o666, 'ca.crt': 0o600, 'host.crt': 0o777 })) chmodSync(join(dir, file), bad);
+    for (const [file, bad] of Object.entries({ 'host.key': 0o644, 'config.yml': 0o666, 'ca.crt': 0o600, 'host.crt': 0o777 }))
+      chmodSync(join(dir, file), bad);
     const set = await backupSet(['nebula']);
     const record = set.manifest.components.find((c): c is NebulaComponentRecord => c.component === 'nebula' && c.node === 'node-1')!;
     expect(record.facts.files.find((f) => f.path === join(dir, 'host.key'))?.mode).toBe(0o644);
     writeFileSync(join(dir, 'config.yml'), `${readFileSync(join(dir, 'config.yml'), 'utf8')}# changed after the backup\n`);
 
     const handle = await startNebulaRestore(h.client, h.config, { cluster: CLUSTER, node: 'node-1', setId: set.setId });
-    const result = await handle.result() as HostRestoreResult;
+    const result = (await handle.result()) as HostRestoreResult;
     try {
       const restored = nebulaState(dir);
       expect(Object.keys(restored)).toEqual(['ca.crt', 'config.yml', 'host.crt', 'host.key']);
       for (const file of Object.keys(original)) expect(restored[file]!.sha).toBe(original[file]!.sha); // content as backed up
       expect(Object.fromEntries(Object.entries(restored).map(([f, s]) => [f, s.mode.toString(8)]))).toEqual({
-        'ca.crt': '644', 'config.yml': '600', 'host.crt': '644', 'host.key': '600',
+        'ca.crt': '644',
+        'config.yml': '600',
+        'host.crt': '644',
+        'host.key': '600',
       });
       expect(result.modeChanges.map((c) => `${basename(c.file)} ${c.from.toString(8)}->${c.to.toString(8)}`)).toEqual([
-        'ca.crt 600->644', 'config.yml 666->600', 'host.crt 777->644', 'host.key 644->600',
+        'ca.crt 600->644',
+        'config.yml 666->600',
+        'host.crt 777->644',
+        'host.key 644->600',
       ]);
       expect(result.hostCert?.name).toBe('node-1');
       expect(readFileSync(join(result.previousDir!, 'config.yml'), 'utf8')).toContain('# changed after the backup');
       const progress = await handle.query(progressQuery);
-      expect(steps(progress)).toEqual(['preflight:done', 'prepare Nebula dir:done', 'stop Nebula:done', 'swap Nebula dir:done', 'start Nebula:done']);
+      expect(steps(progress)).toEqual([
+        'preflight:done',
+        'prepare Nebula dir:done',
+        'stop Nebula:done',
+        'swap Nebula dir:done',
+        'start Nebula:done',
+      ]);
       expect(progress.steps.find((s) => s.name === 'stop Nebula')?.detail).toBe('no Nebula service configured: nothing to stop');
-      expect(progress.steps.find((s) => s.name === 'prepare Nebula dir')?.detail).toMatch(/host\.crt \(node-1\) issued by ca\.crt, valid until .+; config loads/);
+      expect(progress.steps.find((s) => s.name === 'prepare Nebula dir')?.detail).toMatch(
+        /host\.crt \(node-1\) issued by ca\.crt, valid until .+; config loads/,
+      );
       await recordHistory(handle, 'nebula-restore');
     } finally {
       if (result.previousDir) rmSync(result.previousDir, { recursive: true, force: true });
@@ -181,7 +235,11 @@ describe('Nebula restore', () => {
     const saved = await tempDir('saved-nebula');
     try {
       // The same node signed by another CA, put in place only while the backup is taken.
-      const other = await generateNebulaNode(join(rogue.path, 'node-2'), { name: 'node-2', ip: '192.168.100.2/24', caDir: join(rogue.path, 'ca') });
+      const other = await generateNebulaNode(join(rogue.path, 'node-2'), {
+        name: 'node-2',
+        ip: '192.168.100.2/24',
+        caDir: join(rogue.path, 'ca'),
+      });
       for (const file of ['host.crt', 'host.key']) copyFileSync(join(dir, file), join(saved.path, file));
       copyFileSync(other.hostCrt, join(dir, 'host.crt'));
       copyFileSync(other.hostKey, join(dir, 'host.key'));
@@ -198,7 +256,13 @@ describe('Nebula restore', () => {
       expect(nebulaState(dir)).toEqual(live);
       expect(statSync(dir).ino).toBe(inode);
       expect(siblings(dir)).toEqual([]); // neither a .restoring-* nor a .pre-restore-* dir
-      expect(steps(await handle.query(progressQuery))).toEqual(['preflight:done', 'prepare Nebula dir:failed', 'stop Nebula:skipped', 'swap Nebula dir:skipped', 'start Nebula:skipped']);
+      expect(steps(await handle.query(progressQuery))).toEqual([
+        'preflight:done',
+        'prepare Nebula dir:failed',
+        'stop Nebula:skipped',
+        'swap Nebula dir:skipped',
+        'start Nebula:skipped',
+      ]);
     } finally {
       await rogue.remove();
       await saved.remove();
@@ -224,16 +288,35 @@ describe('Nebula restore', () => {
       writeFileSync(join(setDir, file), stored);
       const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
       const artefact: ArtefactRecord = {
-        file, key: `${setId}/${file}`, compression: 'gzip', encryption: null, bytes: stored.length, sha256: digest(stored),
-        raw: { bytes: tar.length, sha256: digest(tar) }, copies: [{ target: 'local', location: join(setDir, file), bytes: stored.length, sha256: digest(stored) }],
+        file,
+        key: `${setId}/${file}`,
+        compression: 'gzip',
+        encryption: null,
+        bytes: stored.length,
+        sha256: digest(stored),
+        raw: { bytes: tar.length, sha256: digest(tar) },
+        copies: [{ target: 'local', location: join(setDir, file), bytes: stored.length, sha256: digest(stored) }],
       };
       const manifest: BackupManifest = {
-        formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId, cluster: CLUSTER, status: 'complete',
-        createdAt: '2000-01-01T00:00:00.000Z', completedAt: '2000-01-01T00:00:01.000Z', workflow: { workflowId: 'crafted', runId: 'crafted' },
-        components: [{
-          component: 'nebula', node: 'node-1', status: 'ok', artefacts: [artefact], facts: { node: 'node-1', dir, files: [] },
-          startedAt: '2000-01-01T00:00:00.000Z', finishedAt: '2000-01-01T00:00:01.000Z',
-        }],
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        tool: 'nnoe-dr',
+        setId,
+        cluster: CLUSTER,
+        status: 'complete',
+        createdAt: '2000-01-01T00:00:00.000Z',
+        completedAt: '2000-01-01T00:00:01.000Z',
+        workflow: { workflowId: 'crafted', runId: 'crafted' },
+        components: [
+          {
+            component: 'nebula',
+            node: 'node-1',
+            status: 'ok',
+            artefacts: [artefact],
+            facts: { node: 'node-1', dir, files: [] },
+            startedAt: '2000-01-01T00:00:00.000Z',
+            finishedAt: '2000-01-01T00:00:01.000Z',
+          },
+        ],
         failures: [],
       };
       writeFileSync(join(setDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
@@ -246,7 +329,13 @@ describe('Nebula restore', () => {
       expect(existsSync(escaped)).toBe(false);
       expect(nebulaState(dir)).toEqual(live);
       expect(siblings(dir)).toEqual([]);
-      expect(steps(await handle.query(progressQuery))).toEqual(['preflight:failed', 'prepare Nebula dir:skipped', 'stop Nebula:skipped', 'swap Nebula dir:skipped', 'start Nebula:skipped']);
+      expect(steps(await handle.query(progressQuery))).toEqual([
+        'preflight:failed',
+        'prepare Nebula dir:skipped',
+        'stop Nebula:skipped',
+        'swap Nebula dir:skipped',
+        'start Nebula:skipped',
+      ]);
       expect(existsSync(join(h.config.workDir, 'restore', setId, 'nebula-node-1'))).toBe(false); // the staged archive was discarded
     } finally {
       rmSync(setDir, { recursive: true, force: true });

@@ -23,7 +23,9 @@ import { CLUSTER, etcdComponent, fillKeys, memberClient, openHarness, pollUntil,
 import { MANAGEMENT_WORKER_PROGRAMS, waitForWorkerProgram } from './support/global-setup';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
 afterAll(async () => {
   writeFileSync(failpointsFile(), '{}');
   await h.close();
@@ -74,16 +76,22 @@ describe('a management worker killed mid-run', () => {
       // Incompressible data, so the stream takes seconds and passes several 8 MiB S3 parts.
       await fillKeys(etcd, '/fill/', 160, 1024 * 1024);
       const handle = await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] });
-      const identity = await pollUntil(async () => {
-        const pending = ((await handle.describe()).raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'streamEtcdSnapshot');
-        return pending?.heartbeatDetails && (await openUploads()).length > 0 ? pending.lastWorkerIdentity ?? undefined : undefined;
-      }, 90_000, 'the snapshot stream to reach S3');
+      const identity = await pollUntil(
+        async () => {
+          const pending = ((await handle.describe()).raw.pendingActivities ?? []).find(
+            (a) => a.activityType?.name === 'streamEtcdSnapshot',
+          );
+          return pending?.heartbeatDetails && (await openUploads()).length > 0 ? (pending.lastWorkerIdentity ?? undefined) : undefined;
+        },
+        90_000,
+        'the snapshot stream to reach S3',
+      );
       restart = await killWorker(identity);
       const setId = (await handle.query(progressQuery)).setId!;
       const stagingLeftovers = await readdir(join(h.world.workDir, setId));
       expect(stagingLeftovers.some((d) => d.startsWith('attempt-1-'))).toBe(true); // the dead attempt's debris exists ...
 
-      const result = await handle.result() as EtcdBackupResult;
+      const result = (await handle.result()) as EtcdBackupResult;
       expect(result.manifest.status).toBe('complete');
       // ... and its retry (after the 30 s heartbeat timeout, on the other worker) removed it and says so.
       expect(result.interruptedAttempts).toHaveLength(1);
@@ -93,7 +101,11 @@ describe('a management worker killed mid-run', () => {
       expect(result.interruptedAttempts![0]).toMatch(/s3:\/\/.* \(upload .+\)/);
       const history = (await handle.fetchHistory()).events ?? [];
       expect(history.some((e) => e.activityTaskTimedOutEventAttributes || e.activityTaskFailedEventAttributes)).toBe(false); // retried within one activity
-      expect(etcdComponent(result.manifest).artefacts[0]!.copies.map((c) => c.target).sort()).toEqual(['local', 's3']);
+      expect(
+        etcdComponent(result.manifest)
+          .artefacts[0]!.copies.map((c) => c.target)
+          .sort(),
+      ).toEqual(['local', 's3']);
 
       // Debris scan: no partial file, no open upload, no staging dir, nothing outside a listed set.
       const local = await readdir(h.world.localStoreDir, { recursive: true });
@@ -117,22 +129,29 @@ describe('a management worker killed mid-run', () => {
     } finally {
       etcd.close();
     }
-    const backup = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })).result() as EtcdBackupResult;
+    const backup = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local'] })
+    ).result()) as EtcdBackupResult;
     writeFileSync(failpointsFile(), JSON.stringify({ 'before-repoint:etcd-2': 'pause' }));
     const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: backup.setId, approved: true });
     let restart: (() => Promise<void>) | undefined;
     try {
       // The members are stopped and etcd-2's repoint is held: the outage has begun.
-      await pollUntil(async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'repoint members')?.state === 'running', 120_000, 'the repoint step');
+      await pollUntil(
+        async () => (await handle.query(progressQuery)).steps.find((s) => s.name === 'repoint members')?.state === 'running',
+        120_000,
+        'the repoint step',
+      );
       const killed = await lastWorkflowWorker(handle);
       restart = await killWorker(killed);
       writeFileSync(failpointsFile(), '{}');
 
-      const result = await handle.result() as EtcdRestoreResult;
+      const result = (await handle.result()) as EtcdRestoreResult;
       expect(result.check?.healthy).toBe(true);
       const events = (await handle.fetchHistory()).events ?? [];
       expect(events.filter((e) => e.activityTaskTimedOutEventAttributes)).toEqual([]);
-      const finishedBy = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)!.workflowTaskCompletedEventAttributes!.identity;
+      const finishedBy = events.filter((e) => e.workflowTaskCompletedEventAttributes).at(-1)!.workflowTaskCompletedEventAttributes!
+        .identity;
       expect(finishedBy).not.toBe(killed);
       expect(MANAGEMENT_WORKER_PROGRAMS).toContain(await programOfPid(Number(finishedBy!.split('@')[0])));
     } finally {
@@ -140,6 +159,7 @@ describe('a management worker killed mid-run', () => {
       await restart?.();
     }
     // Both workers poll again for the files after this one.
-    for (const program of MANAGEMENT_WORKER_PROGRAMS) expect(readFileSync(programLogPath(supervisorLayout(h.world.dir), program), 'utf8')).toContain('polling');
+    for (const program of MANAGEMENT_WORKER_PROGRAMS)
+      expect(readFileSync(programLogPath(supervisorLayout(h.world.dir), program), 'utf8')).toContain('polling');
   });
 });

@@ -33,7 +33,11 @@ let debrisBefore: string[];
 
 /** One call of toxiproxy's HTTP API. */
 async function toxi(method: string, path: string, body?: unknown): Promise<void> {
-  const res = await fetch(`${api}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`toxiproxy ${method} ${path}: ${res.status} ${await res.text()}`);
 }
 
@@ -71,7 +75,10 @@ beforeAll(async () => {
 
   connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
   worker = await Worker.create({
-    connection, taskQueue: TASK_QUEUE, workflowBundle: { codePath: inject('world').workflowBundlePath }, activities: createManagementActivities({ config }),
+    connection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: { codePath: inject('world').workflowBundlePath },
+    activities: createManagementActivities({ config }),
   });
   running = worker.run();
   debrisBefore = await scanForDebris(h.world, h.config);
@@ -91,12 +98,21 @@ afterAll(async () => {
 
 let runs = 0;
 function start(workflow: 'etcdBackupWorkflow' | 'backupSetWorkflow', input: Record<string, unknown>): Promise<WorkflowHandle> {
-  return h.client.workflow.start(workflow, { taskQueue: TASK_QUEUE, workflowId: `network-faults-${Date.now()}-${runs++}`, args: [{ cluster: CLUSTER, ...input }] });
+  return h.client.workflow.start(workflow, {
+    taskQueue: TASK_QUEUE,
+    workflowId: `network-faults-${Date.now()}-${runs++}`,
+    args: [{ cluster: CLUSTER, ...input }],
+  });
 }
 
 /** Waits until the run's snapshot stream (or dump) has heartbeated bytes: the fault then lands mid-stream. */
 async function streaming(handle: WorkflowHandle, activity: string): Promise<void> {
-  await pollUntil(async () => ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === activity && a.heartbeatDetails), 90_000, `${activity} to stream`);
+  await pollUntil(
+    async () =>
+      ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === activity && a.heartbeatDetails),
+    90_000,
+    `${activity} to stream`,
+  );
 }
 
 async function expectNoNewDebris(): Promise<void> {
@@ -119,11 +135,15 @@ async function withFill<T>(mib: number, fn: () => Promise<T>): Promise<T> {
 
 /** Waits until the activity's first attempt failed (its retry is scheduled) or the run ended. */
 async function retried(handle: WorkflowHandle, activity: string): Promise<void> {
-  await pollUntil(async () => {
-    const description = await handle.describe();
-    if (description.status.name !== 'RUNNING') return true;
-    return (description.raw.pendingActivities ?? []).some((a) => a.activityType?.name === activity && (a.attempt ?? 1) > 1);
-  }, 120_000, `${activity} to fail once and be retried`);
+  await pollUntil(
+    async () => {
+      const description = await handle.describe();
+      if (description.status.name !== 'RUNNING') return true;
+      return (description.raw.pendingActivities ?? []).some((a) => a.activityType?.name === activity && (a.attempt ?? 1) > 1);
+    },
+    120_000,
+    `${activity} to fail once and be retried`,
+  );
 }
 
 describe('network faults between the workers and etcd, S3 and MariaDB', () => {
@@ -135,7 +155,7 @@ describe('network faults between the workers and etcd, S3 and MariaDB', () => {
       await retried(handle, 'streamEtcdSnapshot'); // the SDK's own retries gave up: the attempt failed
       await removeToxic('s3', 'reset');
       await removeToxic('s3', 'latency');
-      const result = await handle.result() as EtcdBackupResult;
+      const result = (await handle.result()) as EtcdBackupResult;
       expect(result.manifest.status).toBe('complete');
       expect(result.manifest.components[0]!.artefacts[0]!.copies.map((c) => c.target).sort()).toEqual(['local', 's3']);
       expect(result.interruptedAttempts?.length).toBeGreaterThanOrEqual(1);
@@ -154,7 +174,7 @@ describe('network faults between the workers and etcd, S3 and MariaDB', () => {
         await new Promise((done) => setTimeout(done, 3000));
         for (const name of names) await removeToxic(name, 'blackhole'); // the bytes it swallowed are gone: toxiproxy closes the connection
         for (const name of names) await removeToxic(name, 'slow');
-        const result = await handle.result() as EtcdBackupResult;
+        const result = (await handle.result()) as EtcdBackupResult;
         expect(result.manifest.status).toBe('complete');
         expect(result.interruptedAttempts?.length).toBeGreaterThanOrEqual(1);
       } finally {
@@ -164,7 +184,7 @@ describe('network faults between the workers and etcd, S3 and MariaDB', () => {
     await expectNoNewDebris();
   });
 
-  it('MariaDB over a slow link (latency, 64 KiB/s) resets the dump\'s connections: the backup set is retried to success', async () => {
+  it("MariaDB over a slow link (latency, 64 KiB/s) resets the dump's connections: the backup set is retried to success", async () => {
     await addToxic('mariadb', 'latency', 'latency', 'downstream', { latency: 50 });
     await addToxic('mariadb', 'slow', 'bandwidth', 'downstream', { rate: 64 });
     try {
@@ -172,13 +192,20 @@ describe('network faults between the workers and etcd, S3 and MariaDB', () => {
       // The dump runs in the set's child workflow `<setId>/phpipam`.
       const setId = await pollUntil(async () => (await handle.query(progressQuery)).setId, 60_000, 'the set id');
       const dump = h.client.workflow.getHandle(`${setId}/phpipam`);
-      await pollUntil(async () => ((await dump.describe().catch(() => undefined))?.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'dumpPhpipamToStores'), 180_000, 'the phpIPAM dump to start');
+      await pollUntil(
+        async () =>
+          ((await dump.describe().catch(() => undefined))?.raw.pendingActivities ?? []).some(
+            (a) => a.activityType?.name === 'dumpPhpipamToStores',
+          ),
+        180_000,
+        'the phpIPAM dump to start',
+      );
       await addToxic('mariadb', 'reset', 'reset_peer', 'downstream', { timeout: 0 });
       await retried(dump, 'dumpPhpipamToStores');
       await removeToxic('mariadb', 'reset');
       await removeToxic('mariadb', 'slow');
       await removeToxic('mariadb', 'latency');
-      const result = await handle.result() as BackupSetResult;
+      const result = (await handle.result()) as BackupSetResult;
       expect(result.manifest.status).toBe('complete');
       expect(result.manifest.components.map((c) => c.component).sort()).toEqual(['etcd', 'phpipam']);
       const attempts = ((await dump.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);

@@ -20,16 +20,41 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { withErrorSeam } from '../src/activities/error-seam';
-import { createPhpipamBackupActivities, phpipamDumpFileName, type DumpPhpipamInput, type PhpipamBackupDeps, type PhpipamDumpOutcome } from '../src/activities/phpipam-backup';
+import {
+  createPhpipamBackupActivities,
+  phpipamDumpFileName,
+  type DumpPhpipamInput,
+  type PhpipamBackupDeps,
+  type PhpipamDumpOutcome,
+} from '../src/activities/phpipam-backup';
 import { loadConfig } from '../src/config/load';
 import type { EncryptionConfig } from '../src/config/schema';
 import { createDecryptStream, createEncryptStream, readDecryptionIdentity } from '../src/crypto';
 import {
-  binlogOptions, buildDumpCommand, clientOptionFileText, databaseFailure, dumpFailure, DumpTextWatcher, escapeOptionValue,
-  hasDumpTrailer, parseBinlogPosition, parseDumpToolVersion, PhpipamSchema, tableFacts, toolMismatch, type PhpipamConfig,
+  binlogOptions,
+  buildDumpCommand,
+  clientOptionFileText,
+  databaseFailure,
+  dumpFailure,
+  DumpTextWatcher,
+  escapeOptionValue,
+  hasDumpTrailer,
+  parseBinlogPosition,
+  parseDumpToolVersion,
+  PhpipamSchema,
+  tableFacts,
+  toolMismatch,
+  type PhpipamConfig,
 } from '../src/phpipam';
 import { connectAsRoot, runMariadbClient, startMariadb, type MariadbInstance } from '../src/sandbox/mariadb';
-import { FIXTURE_EVENT, FIXTURE_FUNCTION, FIXTURE_TRIGGER, loadPhpipamFixture, PHPIPAM_TABLES, type FixtureCounts } from '../src/sandbox/phpipam-fixture';
+import {
+  FIXTURE_EVENT,
+  FIXTURE_FUNCTION,
+  FIXTURE_TRIGGER,
+  loadPhpipamFixture,
+  PHPIPAM_TABLES,
+  type FixtureCounts,
+} from '../src/sandbox/phpipam-fixture';
 import { isProcessAlive } from '../src/sandbox/supervisor';
 import { LocalStore, openStore, type BackupStore } from '../src/storage';
 
@@ -47,10 +72,21 @@ describe('phpIPAM dump command', () => {
     const { binary, argv } = buildDumpCommand({ ...base, tool: mariadbTool, server: { binlog: true, gtidMode: true } });
     expect(binary).toBe('mariadb-dump');
     expect(argv[0]).toBe('--defaults-file=/work/x/client.cnf'); // must be first to be honoured
-    expect(argv).toEqual(expect.arrayContaining([
-      '--host=10.0.0.5', '--port=3306', '--protocol=TCP', '--user=phpipam', '--single-transaction', '--routines', '--triggers',
-      '--events', '--hex-blob', '--master-data=2', '--gtid',
-    ]));
+    expect(argv).toEqual(
+      expect.arrayContaining([
+        '--host=10.0.0.5',
+        '--port=3306',
+        '--protocol=TCP',
+        '--user=phpipam',
+        '--single-transaction',
+        '--routines',
+        '--triggers',
+        '--events',
+        '--hex-blob',
+        '--master-data=2',
+        '--gtid',
+      ]),
+    );
     expect(argv.at(-1)).toBe('phpipam');
     expect(argv).not.toContain('--databases'); // restorable into any schema
     expect(argv.some((a) => /password/i.test(a))).toBe(false);
@@ -73,19 +109,24 @@ describe('phpIPAM dump command', () => {
   });
 
   it('reads the dump tool flavour and version from --version', () => {
-    expect(parseDumpToolVersion('mariadb-dump', 'mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)'))
-      .toEqual({ path: 'mariadb-dump', flavour: 'mariadb', version: '10.11.19' });
+    expect(parseDumpToolVersion('mariadb-dump', 'mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)')).toEqual(
+      { path: 'mariadb-dump', flavour: 'mariadb', version: '10.11.19' },
+    );
     expect(parseDumpToolVersion('m', 'mariadb-dump from 11.4.2-MariaDB, client 10.19 for Linux (x86_64)').version).toBe('11.4.2');
-    expect(parseDumpToolVersion('m', 'mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)'))
-      .toEqual({ path: 'm', flavour: 'mysql', version: '8.0.36' });
+    expect(parseDumpToolVersion('m', 'mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)')).toEqual({
+      path: 'm',
+      flavour: 'mysql',
+      version: '8.0.36',
+    });
     expect(parseDumpToolVersion('m', 'mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)').version).toBe('5.7.44');
     expect(() => parseDumpToolVersion('m', 'something else')).toThrow(/cannot tell/);
   });
 
   it("refuses a dump tool of the other flavour (Debian's mysqldump is MariaDB's)", () => {
     expect(toolMismatch(mariadbTool, { flavour: 'mariadb', version: '10.11.19' })).toBeUndefined();
-    expect(toolMismatch({ ...mariadbTool, path: '/usr/bin/mysqldump' }, { flavour: 'mysql', version: '8.0.36' }))
-      .toMatch(/server is MySQL 8\.0\.36 but \/usr\/bin\/mysqldump is MariaDB's dump program.*phpipam\.dumpBinary/);
+    expect(toolMismatch({ ...mariadbTool, path: '/usr/bin/mysqldump' }, { flavour: 'mysql', version: '8.0.36' })).toMatch(
+      /server is MySQL 8\.0\.36 but \/usr\/bin\/mysqldump is MariaDB's dump program.*phpipam\.dumpBinary/,
+    );
   });
 });
 
@@ -100,7 +141,8 @@ describe('phpIPAM dump text', () => {
     'INSERT INTO `t` VALUES',
     "(1,'-- CHANGE MASTER TO MASTER_LOG_FILE=\\'evil\\', MASTER_LOG_POS=1;\\n');",
   ].join('\n');
-  const mariadbTail = "\n-- SET GLOBAL gtid_slave_pos='0-1-5';\n/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n\n-- Dump completed on 2026-11-27 15:42:27\n";
+  const mariadbTail =
+    "\n-- SET GLOBAL gtid_slave_pos='0-1-5';\n/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n\n-- Dump completed on 2026-11-27 15:42:27\n";
 
   it('finds the MariaDB position in the head and the deferred GTID in the tail', () => {
     expect(parseBinlogPosition(mariadbHead, mariadbTail)).toEqual({ file: 'mariadb-bin.000001', position: 1172, gtid: '0-1-5' });
@@ -114,12 +156,14 @@ describe('phpIPAM dump text', () => {
       "/* SET @@GLOBAL.GTID_PURGED='+3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n4e11fa47-71ca-11e1-9e33-c80aa9429562:1-9';*/",
     ].join('\n');
     expect(parseBinlogPosition(head)).toEqual({
-      file: 'binlog.000002', position: 157, gtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,4e11fa47-71ca-11e1-9e33-c80aa9429562:1-9',
+      file: 'binlog.000002',
+      position: 157,
+      gtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,4e11fa47-71ca-11e1-9e33-c80aa9429562:1-9',
     });
   });
 
   it('no position comment, no position (binlog off); table data never counts', () => {
-    expect(parseBinlogPosition('-- MariaDB dump\nINSERT INTO t VALUES (\'\\n-- CHANGE MASTER TO MASTER_LOG_FILE=x\');')).toBeNull();
+    expect(parseBinlogPosition("-- MariaDB dump\nINSERT INTO t VALUES ('\\n-- CHANGE MASTER TO MASTER_LOG_FILE=x');")).toBeNull();
   });
 
   it('the trailer must be the last line', () => {
@@ -132,9 +176,16 @@ describe('phpIPAM dump text', () => {
   it('the watcher sees comments split across chunks and keeps only head and tail', async () => {
     const body = `${mariadbHead}\n${'INSERT INTO `t` VALUES (1);\n'.repeat(20_000)}${mariadbTail}`;
     const watcher = new DumpTextWatcher();
-    const chunks = Buffer.from(body).reduce<Buffer[]>((out, _b, i, all) => (i % 7_001 === 0 ? [...out, all.subarray(i, i + 7_001)] : out), []);
+    const chunks = Buffer.from(body).reduce<Buffer[]>(
+      (out, _b, i, all) => (i % 7_001 === 0 ? [...out, all.subarray(i, i + 7_001)] : out),
+      [],
+    );
     let passed = 0;
-    await pipeline(Readable.from(chunks), watcher, new PassThrough().on('data', (c: Buffer) => (passed += c.length)));
+    await pipeline(
+      Readable.from(chunks),
+      watcher,
+      new PassThrough().on('data', (c: Buffer) => (passed += c.length)),
+    );
     expect(passed).toBe(Buffer.byteLength(body));
     expect(watcher.result()).toEqual({ binlog: { file: 'mariadb-bin.000001', position: 1172, gtid: '0-1-5' }, completed: true });
   });
@@ -148,22 +199,45 @@ describe('phpIPAM option file and failures', () => {
 
   const cfg = cfgFor({ port: 3307 });
   it('maps dump errors: credentials, privileges, unavailable, anything else; never echoes the password', () => {
-    const auth = dumpFailure(cfg, 'mariadb-dump', 'exit code 2', `mariadb-dump: Got error: 1045: "Access denied for user 'phpipam'@'10.0.0.9' (using password: YES) s3cret" when trying to connect`, 's3cret');
+    const auth = dumpFailure(
+      cfg,
+      'mariadb-dump',
+      'exit code 2',
+      `mariadb-dump: Got error: 1045: "Access denied for user 'phpipam'@'10.0.0.9' (using password: YES) s3cret" when trying to connect`,
+      's3cret',
+    );
     expect(auth).toMatchObject({ type: 'DatabaseAuthFailed', nonRetryable: true });
     expect(auth.message).toContain('phpipam@127.0.0.1:3307 rejected the credentials of user phpipam');
     expect(auth.message).not.toContain('s3cret');
-    expect(dumpFailure(cfg, 'd', 'exit code 2', "mariadb-dump: Couldn't execute 'FLUSH TABLES WITH READ LOCK': Access denied; you need (at least one of) the RELOAD privilege(s) for this operation (1227)"))
-      .toMatchObject({ type: 'DatabasePrivilegeMissing', nonRetryable: true });
-    expect(dumpFailure(cfg, 'd', 'exit code 2', 'mariadb-dump: Error 2013: Lost connection to server during query when dumping table `ipaddresses` at row: 1234'))
-      .toMatchObject({ type: 'DatabaseUnavailable', nonRetryable: false });
+    expect(
+      dumpFailure(
+        cfg,
+        'd',
+        'exit code 2',
+        "mariadb-dump: Couldn't execute 'FLUSH TABLES WITH READ LOCK': Access denied; you need (at least one of) the RELOAD privilege(s) for this operation (1227)",
+      ),
+    ).toMatchObject({ type: 'DatabasePrivilegeMissing', nonRetryable: true });
+    expect(
+      dumpFailure(
+        cfg,
+        'd',
+        'exit code 2',
+        'mariadb-dump: Error 2013: Lost connection to server during query when dumping table `ipaddresses` at row: 1234',
+      ),
+    ).toMatchObject({ type: 'DatabaseUnavailable', nonRetryable: false });
     expect(dumpFailure(cfg, 'd', 'killed by SIGKILL', '')).toMatchObject({ type: 'DatabaseDumpFailed', nonRetryable: false });
   });
 
   it('maps mysql2 errors', () => {
-    expect(databaseFailure(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3307'), { code: 'ECONNREFUSED' }), cfg))
-      .toMatchObject({ type: 'DatabaseUnavailable', nonRetryable: false, message: expect.stringContaining('phpipam@127.0.0.1:3307 is unavailable (ECONNREFUSED)') });
-    expect(databaseFailure({ errno: 1049, code: 'ER_BAD_DB_ERROR', sqlMessage: "Unknown database 'phpipam'" }, cfg))
-      .toMatchObject({ type: 'ConfigError', nonRetryable: true });
+    expect(databaseFailure(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3307'), { code: 'ECONNREFUSED' }), cfg)).toMatchObject({
+      type: 'DatabaseUnavailable',
+      nonRetryable: false,
+      message: expect.stringContaining('phpipam@127.0.0.1:3307 is unavailable (ECONNREFUSED)'),
+    });
+    expect(databaseFailure({ errno: 1049, code: 'ER_BAD_DB_ERROR', sqlMessage: "Unknown database 'phpipam'" }, cfg)).toMatchObject({
+      type: 'ConfigError',
+      nonRetryable: true,
+    });
   });
 });
 
@@ -185,12 +259,14 @@ interface Rig {
 
 /** The activities over the rig's database, with config overrides (wrong password, a wrapper dump binary...), behind the worker's error seam. */
 function activities(rig: Rig, over: Partial<PhpipamConfig> = {}, deps: Partial<PhpipamBackupDeps> = {}) {
-  return withErrorSeam(createPhpipamBackupActivities({
-    phpipam: () => ({ ...rig.cfg, ...over }),
-    stores: async (targets) => targets.map((name) => rig.stores[name]!),
-    workDir: join(rig.dir, 'work'),
-    ...deps,
-  }));
+  return withErrorSeam(
+    createPhpipamBackupActivities({
+      phpipam: () => ({ ...rig.cfg, ...over }),
+      stores: async (targets) => targets.map((name) => rig.stores[name]!),
+      workDir: join(rig.dir, 'work'),
+      ...deps,
+    }),
+  );
 }
 
 /** Runs real activity code in a mock activity context (heartbeats, cancellation signal). */
@@ -205,14 +281,22 @@ function newSetId(rig: Rig): string {
   return id;
 }
 
-async function runDump(rig: Rig, over: Partial<PhpipamConfig> = {}, targets = ['local', 's3'], deps: Partial<PhpipamBackupDeps> = {}): Promise<{ input: DumpPhpipamInput; outcome: PhpipamDumpOutcome }> {
+async function runDump(
+  rig: Rig,
+  over: Partial<PhpipamConfig> = {},
+  targets = ['local', 's3'],
+  deps: Partial<PhpipamBackupDeps> = {},
+): Promise<{ input: DumpPhpipamInput; outcome: PhpipamDumpOutcome }> {
   const input = { cluster: 'nnoe-local', setId: newSetId(rig), fileName: phpipamDumpFileName(new Date()), targets };
   const outcome = await inActivity(activities(rig, over, deps).dumpPhpipamToStores, input);
   return { input, outcome };
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApplicationFailure);
   return err as ApplicationFailure;
 }
@@ -235,16 +319,19 @@ async function wrapperDump(rig: Rig, name: string, pipeTail = ''): Promise<{ pat
   const captureDir = join(rig.dir, `capture-${name}`);
   await mkdir(captureDir, { recursive: true });
   const path = join(rig.dir, `${name}.sh`);
-  await writeFile(path, [
-    '#!/bin/sh',
-    `case "$1" in --version) exec ${MARIADB_DUMP} "$@";; esac`,
-    `cat /proc/$$/cmdline > '${captureDir}/cmdline'`,
-    `cat /proc/$$/environ > '${captureDir}/environ'`,
-    `stat -c %a "\${1#--defaults-file=}" > '${captureDir}/option-file-mode'`,
-    `printf '%s' "\${1#--defaults-file=}" > '${captureDir}/option-file-path'`,
-    pipeTail ? `${MARIADB_DUMP} "$@" ${pipeTail}` : `exec ${MARIADB_DUMP} "$@"`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    path,
+    [
+      '#!/bin/sh',
+      `case "$1" in --version) exec ${MARIADB_DUMP} "$@";; esac`,
+      `cat /proc/$$/cmdline > '${captureDir}/cmdline'`,
+      `cat /proc/$$/environ > '${captureDir}/environ'`,
+      `stat -c %a "\${1#--defaults-file=}" > '${captureDir}/option-file-mode'`,
+      `printf '%s' "\${1#--defaults-file=}" > '${captureDir}/option-file-path'`,
+      pipeTail ? `${MARIADB_DUMP} "$@" ${pipeTail}` : `exec ${MARIADB_DUMP} "$@"`,
+      '',
+    ].join('\n'),
+  );
   await chmod(path, 0o755);
   return { path, captureDir };
 }
@@ -272,12 +359,27 @@ describe('phpIPAM database backup on a real MariaDB', () => {
     const dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-phpipam-'));
     const db = await startMariadb({ dir: join(dir, 'mariadb') });
     const password = await readFile(db.phpipam.passwordFile, 'utf8');
-    const conn = await mysql.createConnection({ host: db.phpipam.host, port: db.port, user: db.phpipam.user, password, database: db.phpipam.database });
+    const conn = await mysql.createConnection({
+      host: db.phpipam.host,
+      port: db.port,
+      user: db.phpipam.user,
+      password,
+      database: db.phpipam.database,
+    });
     const counts = await loadPhpipamFixture(conn, { ipaddresses: FIXTURE_ROWS }).finally(() => conn.end());
     const config = loadConfig(inject('world').configPath);
     rig = {
-      dir, db, counts, password,
-      cfg: PhpipamSchema.parse({ host: db.phpipam.host, port: db.port, database: db.phpipam.database, user: db.phpipam.user, password: { file: db.phpipam.passwordFile } }),
+      dir,
+      db,
+      counts,
+      password,
+      cfg: PhpipamSchema.parse({
+        host: db.phpipam.host,
+        port: db.port,
+        database: db.phpipam.database,
+        user: db.phpipam.user,
+        password: { file: db.phpipam.passwordFile },
+      }),
       stores: { local: new LocalStore('local', join(dir, 'store')), s3: await openStore(config.storage.find((t) => t.name === 's3')!) },
       setIds: [],
       encryption: config.encryption,
@@ -294,7 +396,10 @@ describe('phpIPAM database backup on a real MariaDB', () => {
 
   it('the preflight activity reports the server, its binlog and the dump tool', async () => {
     const check = await inActivity(activities(rig).checkPhpipamDatabase, { cluster: 'nnoe-local' });
-    expect(check).toMatchObject({ database: `phpipam@127.0.0.1:${rig.db.port}`, server: { flavour: 'mariadb', binlog: true, gtidMode: true } });
+    expect(check).toMatchObject({
+      database: `phpipam@127.0.0.1:${rig.db.port}`,
+      server: { flavour: 'mariadb', binlog: true, gtidMode: true },
+    });
     expect(check.dumpTool).toMatch(/^mariadb-dump 10\.\d+\.\d+$/);
   });
 
@@ -330,19 +435,40 @@ describe('phpIPAM database backup on a real MariaDB', () => {
       const restored = await tableFacts(root, 'scratch_restore', 'mariadb');
       expect(restored.tables).toEqual(facts.tables);
       // ...and what is not rows: the trigger, the function (callable) and the event came along.
-      const triggers = await rowsOf(root, 'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n, ACTION_STATEMENT AS body FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN (?, ?) ORDER BY 1', ['phpipam', 'scratch_restore']);
-      expect(triggers.map((r) => [r.s, r.n])).toEqual([['phpipam', FIXTURE_TRIGGER], ['scratch_restore', FIXTURE_TRIGGER]]);
+      const triggers = await rowsOf(
+        root,
+        'SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n, ACTION_STATEMENT AS body FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN (?, ?) ORDER BY 1',
+        ['phpipam', 'scratch_restore'],
+      );
+      expect(triggers.map((r) => [r.s, r.n])).toEqual([
+        ['phpipam', FIXTURE_TRIGGER],
+        ['scratch_restore', FIXTURE_TRIGGER],
+      ]);
       expect(triggers[1]!.body).toBe(triggers[0]!.body);
-      expect((await rowsOf(root, 'SELECT EVENT_NAME AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?', ['scratch_restore'])).map((r) => r.n)).toEqual([FIXTURE_EVENT]);
-      const routines = await rowsOf(root, 'SELECT ROUTINE_SCHEMA AS s, ROUTINE_DEFINITION AS body FROM information_schema.ROUTINES WHERE ROUTINE_NAME = ? ORDER BY 1', [FIXTURE_FUNCTION]);
+      expect(
+        (await rowsOf(root, 'SELECT EVENT_NAME AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?', ['scratch_restore'])).map(
+          (r) => r.n,
+        ),
+      ).toEqual([FIXTURE_EVENT]);
+      const routines = await rowsOf(
+        root,
+        'SELECT ROUTINE_SCHEMA AS s, ROUTINE_DEFINITION AS body FROM information_schema.ROUTINES WHERE ROUTINE_NAME = ? ORDER BY 1',
+        [FIXTURE_FUNCTION],
+      );
       expect(routines.map((r) => r.s)).toEqual(['phpipam', 'scratch_restore']);
       expect(routines[1]!.body).toBe(routines[0]!.body);
       // The function keeps DEFINER=phpipam (SQL SECURITY DEFINER): in another schema it runs only
       // once its definer may read that schema, as after any restore under a new name.
       await root.query('GRANT SELECT, EXECUTE ON scratch_restore.* TO ?@?', ['phpipam', '%']);
-      const [usage] = await rowsOf(root, `SELECT scratch_restore.${FIXTURE_FUNCTION}(1) AS restored, phpipam.${FIXTURE_FUNCTION}(1) AS original`);
+      const [usage] = await rowsOf(
+        root,
+        `SELECT scratch_restore.${FIXTURE_FUNCTION}(1) AS restored, phpipam.${FIXTURE_FUNCTION}(1) AS original`,
+      );
       expect(usage!.restored).toBe(usage!.original);
-      const [fks] = await rowsOf(root, "SELECT COUNT(*) AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'scratch_restore'");
+      const [fks] = await rowsOf(
+        root,
+        "SELECT COUNT(*) AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'scratch_restore'",
+      );
       expect(Number(fks!.n)).toBe(6);
     } finally {
       await root.query('DROP DATABASE IF EXISTS scratch_restore');
@@ -355,8 +481,13 @@ describe('phpIPAM database backup on a real MariaDB', () => {
     const encryption = rig.encryption;
     // The suite's config always encrypts (see test/support/global-setup.ts).
     if (!encryption?.identity) throw new Error('the test config has no encryption identity');
-    const { outcome: { artefact } } = await runDump(rig, {}, ['local'], {
-      encryption: { record: { format: 'age', recipients: encryption.recipients }, createStream: () => createEncryptStream(encryption.recipients) },
+    const {
+      outcome: { artefact },
+    } = await runDump(rig, {}, ['local'], {
+      encryption: {
+        record: { format: 'age', recipients: encryption.recipients },
+        createStream: () => createEncryptStream(encryption.recipients),
+      },
     });
     expect(artefact.file).toMatch(/^phpipam-\d{8}-\d{6}\.sql\.gz\.age$/);
     expect(artefact.encryption).toEqual({ format: 'age', recipients: encryption.recipients });
@@ -415,7 +546,11 @@ describe('phpIPAM database backup on a real MariaDB', () => {
   });
 
   it('a dump program that fails is reported with its error output, and nothing is stored', async () => {
-    const failing = await wrapperDump(rig, 'failing-dump', '> /dev/null; echo "mariadb-dump: Got error: 2013: Lost connection to server during query" >&2; exit 2');
+    const failing = await wrapperDump(
+      rig,
+      'failing-dump',
+      '> /dev/null; echo "mariadb-dump: Got error: 2013: Lost connection to server during query" >&2; exit 2',
+    );
     const before = rig.setIds.length;
     const failure = await failureOf(runDump(rig, { dumpBinary: failing.path }));
     expect(failure).toMatchObject({ type: 'DatabaseUnavailable', nonRetryable: false });
@@ -427,19 +562,25 @@ describe('phpIPAM database backup on a real MariaDB', () => {
     // A "dump" that writes its first line, then hangs (exec: the pid we record is the one we must kill).
     const hanging = join(rig.dir, 'hanging-dump.sh');
     const pidFile = join(rig.dir, 'hanging-dump.pid');
-    await writeFile(hanging, [
-      '#!/bin/sh',
-      `case "$1" in --version) exec ${MARIADB_DUMP} "$@";; esac`,
-      `echo $$ > '${pidFile}'`,
-      "printf -- '-- MariaDB dump\\n'",
-      'exec sleep 600',
-      '',
-    ].join('\n'));
+    await writeFile(
+      hanging,
+      [
+        '#!/bin/sh',
+        `case "$1" in --version) exec ${MARIADB_DUMP} "$@";; esac`,
+        `echo $$ > '${pidFile}'`,
+        "printf -- '-- MariaDB dump\\n'",
+        'exec sleep 600',
+        '',
+      ].join('\n'),
+    );
     await chmod(hanging, 0o755);
     const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
     const input = { cluster: 'nnoe-local', setId: newSetId(rig), fileName: phpipamDumpFileName(new Date()), targets: ['local', 's3'] };
     const running = env.run(activities(rig, { dumpBinary: hanging }).dumpPhpipamToStores, input);
-    const settled = running.then(() => 'resolved', (err: unknown) => err);
+    const settled = running.then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
     const pid = Number(await pollFile(pidFile));
     env.cancel('CANCELLED');
     expect(await settled).toBeInstanceOf(Error);

@@ -18,7 +18,12 @@ import { createManagementActivities } from '../src/activities';
 import type { Config } from '../src/config/schema';
 import type { PhpipamComponentRecord } from '../src/common/manifest';
 import type { BackupSetResult } from '../src/workflows/backup-set';
-import { approvePhpipamRestoreUpdate, phpipamRestorePlanQuery, type PhpipamRestoreInput, type PhpipamRestoreResult } from '../src/workflows/phpipam-restore';
+import {
+  approvePhpipamRestoreUpdate,
+  phpipamRestorePlanQuery,
+  type PhpipamRestoreInput,
+  type PhpipamRestoreResult,
+} from '../src/workflows/phpipam-restore';
 import { progressQuery, type RunProgress } from '../src/workflows/progress';
 import { tableFacts, type TableFact } from '../src/phpipam';
 import { connectAsRoot, mariadbLayout } from '../src/sandbox/mariadb';
@@ -48,12 +53,16 @@ const rowsAndChecksums = (tables: TableFact[]) => tables.map(({ name, rows, chec
 const steps = (p: RunProgress) => p.steps.map((s) => `${s.name}:${s.state}`);
 
 async function restoreSchemas(): Promise<string[]> {
-  const [rows] = await root.query<RowDataPacket[]>("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'phpipam\\_%restore\\_%' ORDER BY 1");
+  const [rows] = await root.query<RowDataPacket[]>(
+    "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'phpipam\\_%restore\\_%' ORDER BY 1",
+  );
   return rows.map((r) => String(r.s));
 }
 
 async function phpipamSet(targets: string[]): Promise<{ setId: string; record: PhpipamComponentRecord }> {
-  const result = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['phpipam'], targets })).result() as BackupSetResult;
+  const result = (await (
+    await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['phpipam'], targets })
+  ).result()) as BackupSetResult;
   const record = result.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam');
   if (!record) throw new Error(`set ${result.setId} has no phpipam component`);
   return { setId: result.setId, record };
@@ -75,10 +84,14 @@ describe('phpIPAM restore', () => {
     expect(changed).not.toEqual(rowsAndChecksums(record.facts.tables));
 
     const handle = await startPhpipamRestore(h.client, h.config, { cluster: CLUSTER, setId });
-    const view = await pollUntil(async () => {
-      const v = await handle.query(phpipamRestorePlanQuery);
-      return v.state === 'awaiting-approval' && v;
-    }, 60_000, 'the phpIPAM restore plan awaiting approval');
+    const view = await pollUntil(
+      async () => {
+        const v = await handle.query(phpipamRestorePlanQuery);
+        return v.state === 'awaiting-approval' && v;
+      },
+      60_000,
+      'the phpIPAM restore plan awaiting approval',
+    );
     const plan = view.plan!;
     expect(plan.setId).toBe(setId);
     expect(plan.staging).toMatch(/^phpipam_restore_\d{8}_\d{6}_\d{3}$/);
@@ -89,20 +102,27 @@ describe('phpIPAM restore', () => {
     expect(await restoreSchemas()).not.toContain(plan.staging);
 
     // An approval must name the set the plan shows (the validator rejects it; the run keeps waiting).
-    const wrong = await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId: 'another-set', approvedBy: 'sre' }] }).catch((e: unknown) => e);
+    const wrong = await handle
+      .executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId: 'another-set', approvedBy: 'sre' }] })
+      .catch((e: unknown) => e);
     expect((wrong as Error & { cause?: Error }).cause?.message).toMatch(/would restore set .+, not another-set/);
     expect((await handle.query(phpipamRestorePlanQuery)).state).toBe('awaiting-approval');
     // Only the cluster's approvers may approve: anyone else is refused naming the list, and nothing
     // changes (the validator refuses before the Update is accepted: not even the history grows).
     const eventsBefore = (await handle.fetchHistory()).events!.length;
-    const stranger = await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'mallory' }] }).catch((e: unknown) => e);
+    const stranger = await handle
+      .executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'mallory' }] })
+      .catch((e: unknown) => e);
     expect((stranger as Error & { cause?: Error }).cause?.message).toBe(
-      `"mallory" may not approve runs of this cluster; the config's approvers are: ${WORLD_APPROVERS.map((a) => `"${a}"`).join(', ')}`);
+      `"mallory" may not approve runs of this cluster; the config's approvers are: ${WORLD_APPROVERS.map((a) => `"${a}"`).join(', ')}`,
+    );
     expect((await handle.query(phpipamRestorePlanQuery)).state).toBe('awaiting-approval');
     expect((await handle.fetchHistory()).events!.length).toBe(eventsBefore);
     expect(rowsAndChecksums(await facts(LIVE))).toEqual(changed);
-    await handle.executeUpdate(approvePhpipamRestoreUpdate, { args: [{ setId, approvedBy: 'sre on call', identity: 'approver@test-host' }] });
-    const result = await handle.result() as PhpipamRestoreResult;
+    await handle.executeUpdate(approvePhpipamRestoreUpdate, {
+      args: [{ setId, approvedBy: 'sre on call', identity: 'approver@test-host' }],
+    });
+    const result = (await handle.result()) as PhpipamRestoreResult;
 
     expect(result.approvedBy).toBe('sre on call');
     expect(result.approverIdentity).toBe('approver@test-host');
@@ -118,12 +138,21 @@ describe('phpIPAM restore', () => {
     expect(result.swap?.triggers).toEqual([FIXTURE_TRIGGER]);
     expect(result.swap?.routines).toEqual([`FUNCTION ${FIXTURE_FUNCTION}`]);
     expect(result.swap?.events).toEqual([FIXTURE_EVENT]);
-    const [trig] = await root.query<RowDataPacket[]>('SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?', [LIVE, FIXTURE_TRIGGER]);
+    const [trig] = await root.query<RowDataPacket[]>(
+      'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?',
+      [LIVE, FIXTURE_TRIGGER],
+    );
     expect(trig.map((r) => r.t)).toEqual(['ipaddresses']);
 
     const progress = await handle.query(progressQuery);
     expect(steps(progress)).toEqual([
-      'preflight:done', 'approval:done', 'stop phpIPAM:done', 'load dump:done', 'verify:done', 'swap schema:done', 'start phpIPAM:done',
+      'preflight:done',
+      'approval:done',
+      'stop phpIPAM:done',
+      'load dump:done',
+      'verify:done',
+      'swap schema:done',
+      'start phpIPAM:done',
     ]);
     expect(progress.steps.find((s) => s.name === 'approval')?.detail).toBe('approved by sre on call (client identity approver@test-host)');
     expect(progress.steps.find((s) => s.name === 'stop phpIPAM')?.detail).toMatch(/no app service configured/);
@@ -136,11 +165,17 @@ describe('phpIPAM restore', () => {
     const before = rowsAndChecksums(await facts(LIVE));
     const schemas = await restoreSchemas();
     const handle = await startPhpipamRestore(h.client, h.config, { cluster: CLUSTER, dryRun: true });
-    const result = await handle.result() as PhpipamRestoreResult;
+    const result = (await handle.result()) as PhpipamRestoreResult;
     expect(result.dryRun).toBe(true);
     expect(result.loaded).toBeNull();
     expect(steps(await handle.query(progressQuery))).toEqual([
-      'preflight:done', 'approval:skipped', 'stop phpIPAM:skipped', 'load dump:skipped', 'verify:skipped', 'swap schema:skipped', 'start phpIPAM:skipped',
+      'preflight:done',
+      'approval:skipped',
+      'stop phpIPAM:skipped',
+      'load dump:skipped',
+      'verify:skipped',
+      'swap schema:skipped',
+      'start phpIPAM:skipped',
     ]);
     expect(rowsAndChecksums(await facts(LIVE))).toEqual(before);
     expect(await restoreSchemas()).toEqual(schemas);
@@ -148,18 +183,27 @@ describe('phpIPAM restore', () => {
 
   it('restores a database with views: recreated after the swap on the live tables, definer and SQL SECURITY kept', async () => {
     // Another definer than the restore's user, and INVOKER security: both must survive the restore.
-    await root.query(`CREATE DEFINER = \`${h.world.mariadb!.user}\`@\`%\` SQL SECURITY INVOKER VIEW ${LIVE}.v_used_addresses AS SELECT id, ip_addr FROM ${LIVE}.ipaddresses`);
+    await root.query(
+      `CREATE DEFINER = \`${h.world.mariadb!.user}\`@\`%\` SQL SECURITY INVOKER VIEW ${LIVE}.v_used_addresses AS SELECT id, ip_addr FROM ${LIVE}.ipaddresses`,
+    );
     try {
       const { setId } = await phpipamSet(['local']);
       await changeLiveData();
       const handle = await startPhpipamRestore(h.client, h.config, { cluster: CLUSTER, setId, approved: true });
-      const result = await handle.result() as PhpipamRestoreResult;
+      const result = (await handle.result()) as PhpipamRestoreResult;
       expect(result.swap?.views).toEqual({ live: ['v_used_addresses'], kept: ['v_used_addresses'] });
       const [views] = await root.query<RowDataPacket[]>(
-        'SELECT TABLE_SCHEMA AS s, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_NAME = ? ORDER BY 1', ['v_used_addresses']);
-      expect(views.map((v) => [v.s, v.security, v.definer])).toEqual([[LIVE, 'INVOKER', `${h.world.mariadb!.user}@%`], [result.keepAs, 'INVOKER', `${h.world.mariadb!.user}@%`]]);
+        'SELECT TABLE_SCHEMA AS s, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_NAME = ? ORDER BY 1',
+        ['v_used_addresses'],
+      );
+      expect(views.map((v) => [v.s, v.security, v.definer])).toEqual([
+        [LIVE, 'INVOKER', `${h.world.mariadb!.user}@%`],
+        [result.keepAs, 'INVOKER', `${h.world.mariadb!.user}@%`],
+      ]);
       expect(String(views[0]!.def)).toContain(`\`${LIVE}\`.\`ipaddresses\``);
-      const [counts] = await root.query<RowDataPacket[]>(`SELECT (SELECT COUNT(*) FROM ${LIVE}.v_used_addresses) AS viewed, (SELECT COUNT(*) FROM ${LIVE}.ipaddresses) AS base`);
+      const [counts] = await root.query<RowDataPacket[]>(
+        `SELECT (SELECT COUNT(*) FROM ${LIVE}.v_used_addresses) AS viewed, (SELECT COUNT(*) FROM ${LIVE}.ipaddresses) AS base`,
+      );
       expect(Number(counts[0]!.viewed)).toBe(Number(counts[0]!.base));
     } finally {
       await root.query(`DROP VIEW IF EXISTS ${LIVE}.v_used_addresses`);
@@ -182,10 +226,17 @@ describe('phpIPAM restore', () => {
       await pollUntil(async () => /RUNNING/.test(await supervisorctl(layout.conf, 'status', APP)), 30_000, `${APP} running`);
       // A management worker of its own, on a config that names the app (the shared worker's config does not).
       const config = structuredClone(h.config) as Config;
-      config.clusters.find((c) => c.name === CLUSTER)!.phpipam!.appService = { driver: 'supervisor', supervisorConf: layout.conf, program: APP };
+      config.clusters.find((c) => c.name === CLUSTER)!.phpipam!.appService = {
+        driver: 'supervisor',
+        supervisorConf: layout.conf,
+        program: APP,
+      };
       connection = await NativeConnection.connect({ address: inject('world').temporalAddress });
       worker = await Worker.create({
-        connection, taskQueue, workflowBundle: { codePath: inject('world').workflowBundlePath }, activities: createManagementActivities({ config }),
+        connection,
+        taskQueue,
+        workflowBundle: { codePath: inject('world').workflowBundlePath },
+        activities: createManagementActivities({ config }),
       });
       running = worker.run();
     });
@@ -209,7 +260,9 @@ describe('phpIPAM restore', () => {
       if (local?.type !== 'local') throw new Error('the world has no local target');
       const manifestPath = join(local.path, setId, 'manifest.json');
       const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
-      const stored = manifest.components.find((c: { component: string }) => c.component === 'phpipam').facts.tables.find((t: TableFact) => t.name === 'ipaddresses');
+      const stored = manifest.components
+        .find((c: { component: string }) => c.component === 'phpipam')
+        .facts.tables.find((t: TableFact) => t.name === 'ipaddresses');
       const recorded = record.facts.tables.find((t) => t.name === 'ipaddresses')!.checksum;
       expect(stored.checksum).toBe(recorded);
       stored.checksum = '12345';
@@ -221,7 +274,11 @@ describe('phpIPAM restore', () => {
         const pidBefore = await appPid();
 
         const input: PhpipamRestoreInput = { cluster: CLUSTER, setId, approved: true };
-        const handle = await h.client.workflow.start('phpipamRestoreWorkflow', { taskQueue, workflowId: `phpipam-restore-bad-facts-${setId}`, args: [input] });
+        const handle = await h.client.workflow.start('phpipamRestoreWorkflow', {
+          taskQueue,
+          workflowId: `phpipam-restore-bad-facts-${setId}`,
+          args: [input],
+        });
         const err = await handle.result().catch((e: unknown) => e);
         expect(err).toBeInstanceOf(WorkflowFailedError);
         const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
@@ -233,7 +290,13 @@ describe('phpIPAM restore', () => {
         expect(await restoreSchemas()).toEqual(schemas); // neither staging nor keep schema left
         const progress = await handle.query(progressQuery);
         expect(steps(progress)).toEqual([
-          'preflight:done', 'approval:done', 'stop phpIPAM:done', 'load dump:done', 'verify:failed', 'swap schema:skipped', 'start phpIPAM:done',
+          'preflight:done',
+          'approval:done',
+          'stop phpIPAM:done',
+          'load dump:done',
+          'verify:failed',
+          'swap schema:skipped',
+          'start phpIPAM:done',
         ]);
         expect(progress.steps.find((s) => s.name === 'stop phpIPAM')?.detail).toBe(`supervisor program ${APP} stopped`);
         // The app was really stopped and started again: a new process, running.
@@ -249,9 +312,11 @@ describe('phpIPAM restore', () => {
       await changeLiveData();
       const pidBefore = await appPid();
       const handle = await h.client.workflow.start('phpipamRestoreWorkflow', {
-        taskQueue, workflowId: `phpipam-restore-with-app-${setId}`, args: [{ cluster: CLUSTER, setId, approved: true } satisfies PhpipamRestoreInput],
+        taskQueue,
+        workflowId: `phpipam-restore-with-app-${setId}`,
+        args: [{ cluster: CLUSTER, setId, approved: true } satisfies PhpipamRestoreInput],
       });
-      const result = await handle.result() as PhpipamRestoreResult;
+      const result = (await handle.result()) as PhpipamRestoreResult;
       expect(result.app).toEqual({ service: `supervisor program ${APP}`, stopped: true, started: true });
       expect(rowsAndChecksums(await facts(LIVE))).toEqual(rowsAndChecksums(record.facts.tables));
       expect(await supervisorctl(h.world.supervisorConf, 'status', APP)).toMatch(/RUNNING/);

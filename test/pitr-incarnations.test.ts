@@ -16,14 +16,19 @@ import { progressQuery, rootMessage } from '../src/workflows/progress';
 import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, runCli, type Harness } from './support/harness';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
-afterAll(async () => { await h.close(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
 
 async function write(prefix: string, n: number): Promise<number> {
   const client = await memberClient(h.config, 'etcd-1');
   try {
     let rev = 0;
-    for (let i = 0; i < n; i++) rev = Number((await client.put(`/incarnation-test/${prefix}/${i}`).value(String(i)).exec()).header.revision);
+    for (let i = 0; i < n; i++)
+      rev = Number((await client.put(`/incarnation-test/${prefix}/${i}`).value(String(i)).exec()).header.revision);
     return rev;
   } finally {
     client.close();
@@ -55,11 +60,16 @@ describe('change capture and PITR across incarnations', () => {
     const seed = await memberClient(h.config, 'etcd-1');
     await seed.put('/nnoe/dns/zones/example.com').value(JSON.stringify({ domain: 'example.com', ttl: 3600 })); // a critical key of the config
     seed.close();
-    const base = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+    const base = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })
+    ).result()) as EtcdBackupResult;
     const from = etcdComponent(base.manifest).facts.revision + 1;
-    const capture = (workflowId: string, target: string) => h.client.workflow.start('changeCaptureWorkflow', {
-      taskQueue: h.config.temporal.taskQueue, workflowId, args: [{ cluster: CLUSTER, fromRevision: from, flushMs: 200, sliceMinutes: 0.25, targets: [target] }],
-    });
+    const capture = (workflowId: string, target: string) =>
+      h.client.workflow.start('changeCaptureWorkflow', {
+        taskQueue: h.config.temporal.taskQueue,
+        workflowId,
+        args: [{ cluster: CLUSTER, fromRevision: from, flushMs: 200, sliceMinutes: 0.25, targets: [target] }],
+      });
     // The cluster's own capture (the one `capture start` runs), and one the restore does not know of.
     const own = await capture(changeCaptureId(CLUSTER), 'local');
     const other = await capture(`unmanaged-capture-${Date.now()}`, 's3');
@@ -68,23 +78,30 @@ describe('change capture and PITR across incarnations', () => {
     const at = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 1500));
     const head = await write('before-2', 5);
-    await pollUntil(async () => (await runCli(h.configPath, '--json', 'capture', 'status').then((r) => JSON.parse(r.out).lastDurable as number)) >= head,
-      60_000, 'the capture durable up to the head');
+    await pollUntil(
+      async () => (await runCli(h.configPath, '--json', 'capture', 'status').then((r) => JSON.parse(r.out).lastDurable as number)) >= head,
+      60_000,
+      'the capture durable up to the head',
+    );
 
     const pitrId = `pitr-incarnation-${Date.now()}`;
     const pitr = await h.client.workflow.start('pointInTimeRestoreWorkflow', {
-      taskQueue: h.config.temporal.taskQueue, workflowId: pitrId, args: [{ cluster: CLUSTER, targetTime: at, approved: true }],
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: pitrId,
+      args: [{ cluster: CLUSTER, targetTime: at, approved: true }],
     });
-    const result = await pitr.result() as PointInTimeResult;
+    const result = (await pitr.result()) as PointInTimeResult;
     expect(result.plan).toMatchObject({ setId: base.setId, clusterId: oldId, liveClusterId: oldId, targetRevision: r1 });
     const newId = await liveClusterId();
     expect(newId).not.toBe(oldId);
     expect(result.check.clusterId).toBe(newId);
 
     // The restore stopped the cluster's capture before it stopped etcd, and said so.
-    const stopStep = (await h.client.workflow.getHandle(`${pitrId}/etcd-restore`).query(progressQuery)).steps.find((s) => s.name === 'stop etcd');
+    const stopStep = (await h.client.workflow.getHandle(`${pitrId}/etcd-restore`).query(progressQuery)).steps.find(
+      (s) => s.name === 'stop etcd',
+    );
     expect(stopStep?.detail).toMatch(new RegExp(`change capture stopped \\(incarnation ${oldId} durable up to revision \\d+\\)`));
-    const stopped = await own.result() as CaptureStatus;
+    const stopped = (await own.result()) as CaptureStatus;
     expect(stopped.stopping).toBe(true);
     // The other capture ends itself, non-retryably, naming both incarnations.
     const err = await other.result().catch((e: unknown) => e);
@@ -110,9 +127,24 @@ describe('change capture and PITR across incarnations', () => {
     // PITR by revision works in the live incarnation only: it has no snapshot yet, and the old one's (higher revisions) are not taken.
     const refused = await runCli(h.configPath, 'restore', 'pitr', '--cluster', CLUSTER, '--revision', String(head), '--yes');
     expect(refused.code).toBe(1);
-    expect(refused.err).toMatch(new RegExp(`no complete snapshot of ${CLUSTER} incarnation ${newId} at or before revision ${head}; snapshots of other incarnations \\(.*${oldId}.*\\) cannot start it`));
+    expect(refused.err).toMatch(
+      new RegExp(
+        `no complete snapshot of ${CLUSTER} incarnation ${newId} at or before revision ${head}; snapshots of other incarnations \\(.*${oldId}.*\\) cannot start it`,
+      ),
+    );
     // A time after the newest captured change of the old incarnation is refused, naming its newest point.
-    const late = await runCli(h.configPath, 'restore', 'pitr', '--cluster', CLUSTER, '--time', new Date().toISOString(), '--incarnation', oldId, '--yes');
+    const late = await runCli(
+      h.configPath,
+      'restore',
+      'pitr',
+      '--cluster',
+      CLUSTER,
+      '--time',
+      new Date().toISOString(),
+      '--incarnation',
+      oldId,
+      '--yes',
+    );
     expect(late.code).toBe(1);
     expect(late.err).toMatch(/captured changes reach revision \d+ \(captured .*\); that is the newest point/);
   }, 300_000);

@@ -20,8 +20,12 @@ import { CLUSTER, etcdComponent, memberClient, openHarness, pollUntil, recordHis
 import { AGENT_NODES, nodeWorkerProgram, waitForNodeWorker } from './support/global-setup';
 
 let h: Harness;
-beforeAll(async () => { h = await openHarness(); });
-afterAll(async () => { await h.close(); });
+beforeAll(async () => {
+  h = await openHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
 
 const withoutAgentHealth = (keys: Map<string, string>) => new Map([...keys].filter(([key]) => !key.startsWith('/nnoe/agents/health/')));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,7 +54,9 @@ async function writePhase(phase: string, puts: number, deletes: number): Promise
     for (let i = 0; i < puts; i++) await client.put(`/pitr/${phase}/key-${i}`).value(`${phase}-${i}`);
     for (let i = 0; i < deletes; i++) await client.delete().key(`/pitr/${phase}/key-${i}`);
     // A zone the agents render, with this phase's address: after a PITR they must serve the target's.
-    await client.put('/nnoe/dns/zones/pitr.test').value(JSON.stringify({ domain: 'pitr.test', records: [{ name: 'www', type: 'A', value: PHASE_ADDRESS[phase] }] }));
+    await client
+      .put('/nnoe/dns/zones/pitr.test')
+      .value(JSON.stringify({ domain: 'pitr.test', records: [{ name: 'www', type: 'A', value: PHASE_ADDRESS[phase] }] }));
     await client.put('/pitr/last-phase').value(phase);
     return Number((await client.get('/pitr/last-phase').exec()).header.revision);
   } finally {
@@ -58,20 +64,28 @@ async function writePhase(phase: string, puts: number, deletes: number): Promise
   }
 }
 
-const pitr = (args: Record<string, unknown>) => h.client.workflow.start('pointInTimeRestoreWorkflow', {
-  taskQueue: h.config.temporal.taskQueue, workflowId: `pitr-test-${Date.now()}`, args: [{ cluster: CLUSTER, approved: true, ...args }],
-});
+const pitr = (args: Record<string, unknown>) =>
+  h.client.workflow.start('pointInTimeRestoreWorkflow', {
+    taskQueue: h.config.temporal.taskQueue,
+    workflowId: `pitr-test-${Date.now()}`,
+    args: [{ cluster: CLUSTER, approved: true, ...args }],
+  });
 
 describe('point-in-time recovery', () => {
   it('captures every change exactly once across a worker crash, and restores exactly to revisions and seconds', async () => {
     const seed = await memberClient(h.config, 'etcd-1');
     await seed.put('/nnoe/dns/zones/example.com').value(JSON.stringify({ domain: 'example.com', ttl: 3600 })); // a critical key (config)
     seed.close();
-    const base = await (await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as EtcdBackupResult;
+    const base = (await (
+      await startEtcdBackup(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })
+    ).result()) as EtcdBackupResult;
     const baseRevision = etcdComponent(base.manifest).facts.revision;
     const capture = await h.client.workflow.start('changeCaptureWorkflow', {
-      taskQueue: h.config.temporal.taskQueue, workflowId: `change-capture-test-${Date.now()}`,
-      args: [{ cluster: CLUSTER, fromRevision: baseRevision + 1, flushMs: 200, sliceMinutes: 0.25, node: 'node-3', targets: ['local', 's3'] }],
+      taskQueue: h.config.temporal.taskQueue,
+      workflowId: `change-capture-test-${Date.now()}`,
+      args: [
+        { cluster: CLUSTER, fromRevision: baseRevision + 1, flushMs: 200, sliceMinutes: 0.25, node: 'node-3', targets: ['local', 's3'] },
+      ],
     });
 
     const r1 = await writePhase('one', 30, 10);
@@ -88,13 +102,17 @@ describe('point-in-time recovery', () => {
     await supervisorctl(h.world.supervisorConf, 'start', program);
     await waitForNodeWorker(h.world.dir, 'node-3', logBytes);
 
-    const status = await pollUntil(async () => {
-      const s = await capture.query(captureStatusQuery);
-      return (s.lastDurable ?? 0) >= r3 && s;
-    }, 120_000, `capture durable up to revision ${r3}`);
+    const status = await pollUntil(
+      async () => {
+        const s = await capture.query(captureStatusQuery);
+        return (s.lastDurable ?? 0) >= r3 && s;
+      },
+      120_000,
+      `capture durable up to revision ${r3}`,
+    );
     const expected = { r1: await keyspace(r1), r2: await keyspace(r2), r3: await keyspace(r3) };
     await capture.signal(stopCaptureSignal);
-    const final = await capture.result() as CaptureStatus;
+    const final = (await capture.result()) as CaptureStatus;
     await recordHistory(capture, 'change-capture-across-worker-crash-stop-cancels-slice');
     expect(final.lastDurable).toBeGreaterThanOrEqual(r3);
 
@@ -110,22 +128,28 @@ describe('point-in-time recovery', () => {
 
     // Restores: to a revision, to a second, each equal to the original's read at that point.
     const toRevision = await pitr({ targetRevision: r2 });
-    const byRevision = await toRevision.result() as PointInTimeResult;
+    const byRevision = (await toRevision.result()) as PointInTimeResult;
     expect(byRevision.plan.targetRevision).toBe(r2);
     expect(byRevision.plan.setId).toBe(base.setId);
     expect(await keyspace()).toEqual(expected.r2);
     await expectAgentsServe(byRevision, 'two');
     await recordHistory(toRevision, 'pitr-to-revision');
 
-    const byTime = await (await pitr({ targetTime: t1 })).result() as PointInTimeResult;
+    const byTime = (await (await pitr({ targetTime: t1 })).result()) as PointInTimeResult;
     expect(byTime.plan.targetRevision).toBe(r1);
     expect(await keyspace()).toEqual(expected.r1);
     await expectAgentsServe(byTime, 'one');
 
     // Beyond the captured changes: refused, naming the newest reachable point.
     // (The captured incarnation by name: the live cluster is a restored one by now, with no snapshot of its own.)
-    const err = await (await pitr({ targetRevision: final.lastDurable! + 1000, clusterId: status.clusterId! })).result().catch((e: unknown) => e);
+    const err = await (
+      await pitr({ targetRevision: final.lastDurable! + 1000, clusterId: status.clusterId! })
+    )
+      .result()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(rootMessage(err as Error)).toMatch(new RegExp(`captured changes reach revision ${final.lastDurable}.*newest point this cluster can be restored to`));
+    expect(rootMessage(err as Error)).toMatch(
+      new RegExp(`captured changes reach revision ${final.lastDurable}.*newest point this cluster can be restored to`),
+    );
   });
 });

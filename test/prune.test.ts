@@ -34,16 +34,32 @@ const FRESH_ID = '7300000000000000003';
 const revisionOf = (i: number) => 10_000 - i * 10;
 
 async function writeSyntheticSet(setId: string, createdAt: Date, status: 'complete' | 'partial', revision: number): Promise<void> {
-  const etcd = { component: 'etcd', status: 'ok', artefacts: [], facts: { clusterId: LIVE_ID, revision }, startedAt: createdAt.toISOString(), finishedAt: createdAt.toISOString() };
+  const etcd = {
+    component: 'etcd',
+    status: 'ok',
+    artefacts: [],
+    facts: { clusterId: LIVE_ID, revision },
+    startedAt: createdAt.toISOString(),
+    finishedAt: createdAt.toISOString(),
+  };
   const manifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId, cluster: CLUSTER, status,
-    createdAt: createdAt.toISOString(), completedAt: createdAt.toISOString(),
-    workflow: { workflowId: `synthetic-${setId}`, runId: 'synthetic' }, components: [etcd],
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    tool: 'nnoe-dr',
+    setId,
+    cluster: CLUSTER,
+    status,
+    createdAt: createdAt.toISOString(),
+    completedAt: createdAt.toISOString(),
+    workflow: { workflowId: `synthetic-${setId}`, runId: 'synthetic' },
+    components: [etcd],
     failures: status === 'partial' ? [{ component: 'phpipam', reason: 'synthetic failure' }] : [],
   } as unknown as BackupManifest;
   for (const target of h.config.storage.filter((t) => TARGETS.includes(t.name))) {
     const store = await openStore(target);
-    for (const [file, body] of [['etcd-snapshot.db.gz', 'synthetic artefact'], [MANIFEST_FILE, JSON.stringify(manifest)]] as const) {
+    for (const [file, body] of [
+      ['etcd-snapshot.db.gz', 'synthetic artefact'],
+      [MANIFEST_FILE, JSON.stringify(manifest)],
+    ] as const) {
       await writeObject(store, artefactKey(setId, file), Buffer.from(body));
     }
   }
@@ -61,14 +77,22 @@ const segmentAt = (clusterId: string, from: number, to: number, hoursAgo: number
 };
 const SEGMENTS = {
   /** Before both oldest kept snapshots: deleted by both runs. */
-  goneInBoth: [segmentAt(LIVE_ID, 8000, 8999, 700), gapKey(CLUSTER, LIVE_ID, 100, 200),
+  goneInBoth: [
+    segmentAt(LIVE_ID, 8000, 8999, 700),
+    gapKey(CLUSTER, LIVE_ID, 100, 200),
     // An earlier incarnation captured long before the oldest kept set, and the gap before it.
-    gapKey(CLUSTER, OLD_ID, 10, 20), segmentAt(OLD_ID, 21, 5000, 50 * 24)],
+    gapKey(CLUSTER, OLD_ID, 10, 20),
+    segmentAt(OLD_ID, 21, 5000, 50 * 24),
+  ],
   /** After revision 9000 but at or before 9730: the dry run would delete them, the restore's set keeps them. */
   neededByTheRestore: [segmentAt(LIVE_ID, 8990, 9010, 600), segmentAt(LIVE_ID, 9001, 9500, 400)],
   /** Kept by both: straddling 9730, after it, an earlier incarnation captured recently, a chain with no snapshot yet. */
-  keptByBoth: [segmentAt(LIVE_ID, 9725, 9800, 160), segmentAt(LIVE_ID, 9801, 10_050, 1),
-    segmentAt(OLD_ID, 5001, 5100, 48), segmentAt(FRESH_ID, 9000, 9100, 1)],
+  keptByBoth: [
+    segmentAt(LIVE_ID, 9725, 9800, 160),
+    segmentAt(LIVE_ID, 9801, 10_050, 1),
+    segmentAt(OLD_ID, 5001, 5100, 48),
+    segmentAt(FRESH_ID, 9000, 9100, 1),
+  ],
   /** Another cluster's (wal/nnoe-synthetic-other/ must not match wal/nnoe-synthetic/): never touched by this prune. */
   otherCluster: [segmentAt(OLD_ID, 1, 100, 50 * 24, `${CLUSTER}-other`)],
 };
@@ -97,7 +121,9 @@ beforeAll(async () => {
     for (const key of ALL_SEGMENTS) await writeObject(store, key, Buffer.alloc(SEGMENT_BYTES, 1));
   }
 });
-afterAll(async () => { await h.close(); });
+afterAll(async () => {
+  await h.close();
+});
 
 describe('prune by retention', () => {
   it('dry run: lists what would go by the production profile (keep 7 days), sets and segments, and deletes nothing', async () => {
@@ -118,18 +144,27 @@ describe('prune by retention', () => {
     expect(live).toMatchObject({ deleted: 4, kept: 2, deletedRange: expect.objectContaining({ fromRevision: 100, toRevision: 9500 }) });
     expect(live.reason).toMatch(new RegExp(`${setIds[27]} at revision ${revisionOf(27)}`));
     for (const target of TARGETS) {
-      expect(await segmentKeysIn(target), `${target} lost a segment in a dry run`).toEqual(ALL_SEGMENTS.filter((k) => !k.includes('-other/')).sort());
+      expect(await segmentKeysIn(target), `${target} lost a segment in a dry run`).toEqual(
+        ALL_SEGMENTS.filter((k) => !k.includes('-other/')).sort(),
+      );
     }
   });
 
   it('deletes expired sets from both targets, keeps the set a running restore uses, aborts stale uploads and partial files, prunes segments', async () => {
     const inUse = setIds[100]!;
     const restore = await h.client.workflow.start('etcdRestoreWorkflow', {
-      taskQueue: 'nnoe-dr-test-no-worker', workflowId: `synthetic-restore-${inUse}`, args: [],
-      typedSearchAttributes: [{ key: NnoeRunbook, value: 'etcd-restore' }, { key: NnoeBackupSet, value: inUse }],
+      taskQueue: 'nnoe-dr-test-no-worker',
+      workflowId: `synthetic-restore-${inUse}`,
+      args: [],
+      typedSearchAttributes: [
+        { key: NnoeRunbook, value: 'etcd-restore' },
+        { key: NnoeBackupSet, value: inUse },
+      ],
     });
     const s3Target = h.config.storage.find((t) => t.name === 's3') as S3TargetConfig;
-    const upload = await (await s3ClientFor(s3Target)).send(new CreateMultipartUploadCommand({ Bucket: s3Target.bucket, Key: 'crashed-backup/etcd-snapshot.db.gz' }));
+    const upload = await (
+      await s3ClientFor(s3Target)
+    ).send(new CreateMultipartUploadCommand({ Bucket: s3Target.bucket, Key: 'crashed-backup/etcd-snapshot.db.gz' }));
     // A local partial file a killed writer left two days ago goes; one written a minute ago (a writer still running) stays.
     const localTarget = h.config.storage.find((t) => t.name === 'local') as Extract<StorageTargetConfig, { type: 'local' }>;
     const crashedDir = join(localTarget.path, 'crashed-backup');
@@ -142,14 +177,16 @@ describe('prune by retention', () => {
     await utimes(stalePartial, twoDaysAgo, twoDaysAgo);
     try {
       const handle = await startPrune(h.client, h.config, { cluster: CLUSTER, targets: TARGETS });
-      const result = await handle.result() as PruneResult;
+      const result = (await handle.result()) as PruneResult;
       await recordHistory(handle, 'prune-with-change-segments');
       expect(result.protectedSetIds).toContain(inUse);
       expect(result.keep.find((k) => k.setId === inUse)?.reasons.join(' ')).toMatch(/restore|protected/i);
       expect(result.expire).toHaveLength(211);
       expect(result.abortedUploads).toContainEqual(expect.objectContaining({ target: 's3', key: 'crashed-backup/etcd-snapshot.db.gz' }));
       expect(upload.UploadId).toBeTruthy();
-      expect(result.abortedUploads).toContainEqual(expect.objectContaining({ target: 'local', key: 'crashed-backup/etcd-snapshot.db.gz', location: stalePartial }));
+      expect(result.abortedUploads).toContainEqual(
+        expect.objectContaining({ target: 'local', key: 'crashed-backup/etcd-snapshot.db.gz', location: stalePartial }),
+      );
       expect(result.abortedUploads.filter((u) => u.target === 'local')).toHaveLength(1);
       await expect(stat(stalePartial)).rejects.toThrow(/ENOENT/);
       expect((await stat(runningPartial)).isFile()).toBe(true);
@@ -157,9 +194,15 @@ describe('prune by retention', () => {
       expect((await syntheticIds()).sort()).toEqual([...setIds.slice(0, 28), inUse].sort());
 
       // Segments: exactly those no kept set can replay went, from both targets.
-      expect(result.segments).toMatchObject({ dryRun: false, objects: SEGMENTS.goneInBoth.length * 2, bytes: SEGMENTS.goneInBoth.length * 2 * SEGMENT_BYTES });
+      expect(result.segments).toMatchObject({
+        dryRun: false,
+        objects: SEGMENTS.goneInBoth.length * 2,
+        bytes: SEGMENTS.goneInBoth.length * 2 * SEGMENT_BYTES,
+      });
       for (const target of TARGETS) {
-        expect(await segmentKeysIn(target), `${target} segments after the prune`).toEqual([...SEGMENTS.neededByTheRestore, ...SEGMENTS.keptByBoth].sort());
+        expect(await segmentKeysIn(target), `${target} segments after the prune`).toEqual(
+          [...SEGMENTS.neededByTheRestore, ...SEGMENTS.keptByBoth].sort(),
+        );
         expect(await segmentKeysIn(target, `${CLUSTER}-other`)).toEqual(SEGMENTS.otherCluster);
       }
       for (const target of h.config.storage.filter((t) => TARGETS.includes(t.name))) {
@@ -179,12 +222,22 @@ describe('prune and S3 Object Lock', () => {
     const locking = await openStore(lockedTarget);
     const plain = await openStore({ ...lockedTarget, objectLock: undefined }); // same bucket, objects without retention
     const sets = { newest: HOUR, locked: 30 * 24 * HOUR, unlocked: 31 * 24 * HOUR };
-    const ids = Object.fromEntries(Object.entries(sets).map(([name, age]) => [name, `${CLUSTER}-lock-${utcStamp(new Date(Date.now() - age))}`])) as Record<keyof typeof sets, string>;
+    const ids = Object.fromEntries(
+      Object.entries(sets).map(([name, age]) => [name, `${CLUSTER}-lock-${utcStamp(new Date(Date.now() - age))}`]),
+    ) as Record<keyof typeof sets, string>;
     for (const [name, age] of Object.entries(sets) as Array<[keyof typeof sets, number]>) {
       const createdAt = new Date(Date.now() - age).toISOString();
       const manifest = {
-        formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId: ids[name], cluster: CLUSTER, status: 'complete', createdAt, completedAt: createdAt,
-        workflow: { workflowId: `synthetic-${ids[name]}`, runId: 'synthetic' }, components: [{ component: 'etcd', status: 'ok', artefacts: [], facts: { clusterId: LIVE_ID, revision: 1 } }], failures: [],
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        tool: 'nnoe-dr',
+        setId: ids[name],
+        cluster: CLUSTER,
+        status: 'complete',
+        createdAt,
+        completedAt: createdAt,
+        workflow: { workflowId: `synthetic-${ids[name]}`, runId: 'synthetic' },
+        components: [{ component: 'etcd', status: 'ok', artefacts: [], facts: { clusterId: LIVE_ID, revision: 1 } }],
+        failures: [],
       };
       const store = name === 'locked' ? locking : plain;
       await writeObject(store, artefactKey(ids[name], 'etcd-snapshot.db.gz'), 'synthetic artefact');
@@ -196,7 +249,9 @@ describe('prune and S3 Object Lock', () => {
     expect(Date.parse(retention!.until) - Date.now()).toBeGreaterThan(23 * HOUR);
     expect(await plain.retention!(artefactKey(ids.unlocked, MANIFEST_FILE))).toBeNull();
 
-    const result = await (await startPrune(h.client, h.config, { cluster: CLUSTER, targets: [VARIANTS.lockedS3Target] })).result() as PruneResult;
+    const result = (await (
+      await startPrune(h.client, h.config, { cluster: CLUSTER, targets: [VARIANTS.lockedS3Target] })
+    ).result()) as PruneResult;
     expect(result.expire.map((e) => e.setId)).toEqual([ids.unlocked]);
     expect(result.keep.find((k) => k.setId === ids.locked)?.reasons).toEqual([
       `object lock (GOVERNANCE) in ${VARIANTS.lockedS3Target} until ${retention!.until}: S3 refuses its deletion before then`,
@@ -208,10 +263,16 @@ describe('prune and S3 Object Lock', () => {
     };
     expect(await versionsOf(ids.locked)).toBe(2);
     expect(await versionsOf(ids.unlocked)).toBe(0); // every version gone, no delete marker hiding a kept copy
-    const refused = await s3.send(new DeleteObjectCommand({
-      Bucket: lockedTarget.bucket, Key: artefactKey(ids.locked, MANIFEST_FILE),
-      VersionId: (await s3.send(new HeadObjectCommand({ Bucket: lockedTarget.bucket, Key: artefactKey(ids.locked, MANIFEST_FILE) }))).VersionId,
-    })).catch((e: unknown) => e);
+    const refused = await s3
+      .send(
+        new DeleteObjectCommand({
+          Bucket: lockedTarget.bucket,
+          Key: artefactKey(ids.locked, MANIFEST_FILE),
+          VersionId: (await s3.send(new HeadObjectCommand({ Bucket: lockedTarget.bucket, Key: artefactKey(ids.locked, MANIFEST_FILE) })))
+            .VersionId,
+        }),
+      )
+      .catch((e: unknown) => e);
     expect((refused as Error).name).toBe('AccessDenied');
   });
 });

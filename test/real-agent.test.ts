@@ -29,7 +29,8 @@ afterAll(async () => {
 });
 
 const servedByAll = () => Promise.all(AGENT_NODES.map((n) => servedBy(h.config, n)));
-const zone = (domain: string, records: Array<{ name: string; type: string; value: string }>) => JSON.stringify({ domain, ttl: 300, records });
+const zone = (domain: string, records: Array<{ name: string; type: string; value: string }>) =>
+  JSON.stringify({ domain, ttl: 300, records });
 
 async function put(entries: Record<string, string>): Promise<void> {
   const etcd = await memberClient(h.config, 'etcd-1');
@@ -52,10 +53,18 @@ async function del(keys: string[]): Promise<void> {
 describe('the real NNOE agent', () => {
   it('renders keys put after its start, and a restarted agent serves empty configs until they are put again', async () => {
     await put({ '/nnoe/dns/zones/fresh.test': zone('fresh.test', [{ name: 'a', type: 'A', value: '10.9.0.1' }]) });
-    await pollUntil(async () => (await servedByAll()).every((v) => v.zones['fresh.test']?.includes('a A 10.9.0.1')), 30_000, 'both agents to render fresh.test');
+    await pollUntil(
+      async () => (await servedByAll()).every((v) => v.zones['fresh.test']?.includes('a A 10.9.0.1')),
+      30_000,
+      'both agents to render fresh.test',
+    );
 
     await supervisorctl(h.world.supervisorConf, 'restart', 'nnoe-agent-node-2');
-    await pollUntil(async () => Object.keys((await servedBy(h.config, 'node-2')).zones).length === 0 || undefined, 30_000, 'the restarted agent to write an empty knot.conf');
+    await pollUntil(
+      async () => Object.keys((await servedBy(h.config, 'node-2')).zones).length === 0 || undefined,
+      30_000,
+      'the restarted agent to write an empty knot.conf',
+    );
     const checks = await (await startCheckAgents(h.client, h.config, { cluster: CLUSTER, nodes: ['node-2'] })).result();
     expect(checks[0]).toMatchObject({ node: 'node-2', serving: false, running: true });
     expect(checks[0]!.reason).toMatch(/^stale: zones in etcd not served: .*fresh\.test/);
@@ -64,15 +73,20 @@ describe('the real NNOE agent', () => {
 
   it('is found deaf after an etcd restart, by the health activity and the CLI, and recovered by restart + republish', async () => {
     for (const m of h.world.etcd.members) await supervisorctl(h.world.supervisorConf, 'restart', m.program);
-    await pollUntil(async () => {
-      const checks = await (await startCheckAgents(h.client, h.config, { cluster: CLUSTER })).result();
-      return checks.every((c) => c.running && c.etcdConnection === null) || undefined;
-    }, 60_000, 'both agents to lose their etcd connection for good');
+    await pollUntil(
+      async () => {
+        const checks = await (await startCheckAgents(h.client, h.config, { cluster: CLUSTER })).result();
+        return checks.every((c) => c.running && c.etcdConnection === null) || undefined;
+      },
+      60_000,
+      'both agents to lose their etcd connection for good',
+    );
     // A write now is rendered by nobody: the agents are deaf.
     await put({ '/nnoe/dns/zones/unheard.test': zone('unheard.test', [{ name: 'x', type: 'A', value: '10.9.0.2' }]) });
     const cli = await runCli(h.configPath, 'agents', 'check');
     expect(cli.code).toBe(1);
-    for (const node of AGENT_NODES) expect(cli.out).toMatch(new RegExp(`${node}\\s+DEAF[^\\n]*\\n\\s+deaf: pid \\d+ runs but holds no connection to etcd`));
+    for (const node of AGENT_NODES)
+      expect(cli.out).toMatch(new RegExp(`${node}\\s+DEAF[^\\n]*\\n\\s+deaf: pid \\d+ runs but holds no connection to etcd`));
     expect((await servedByAll()).some((v) => 'unheard.test' in v.zones)).toBe(false);
 
     const recovered = await runCli(h.configPath, 'agents', 'recover');
@@ -91,7 +105,9 @@ describe('the real NNOE agent', () => {
       '/nnoe/dns/zones/doomed.test': zone('doomed.test', [{ name: 'old', type: 'A', value: '10.1.1.2' }]),
       '/nnoe/dhcp/scopes/restore-scope': JSON.stringify({ subnet: '10.77.0.0/24', pool: { start: '10.77.0.10', end: '10.77.0.20' } }),
     });
-    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd'], targets: ['local'] })).result() as BackupSetResult;
+    const set = (await (
+      await startBackupSet(h.client, h.config, { cluster: CLUSTER, components: ['etcd'], targets: ['local'] })
+    ).result()) as BackupSetResult;
     // After the backup: a record changes, a zone and a scope go, a zone arrives. The agents render all of it.
     await put({
       '/nnoe/dns/zones/example.com': zone('example.com', [{ name: 'www', type: 'A', value: '10.0.0.1' }]), // the world's critical key
@@ -99,7 +115,11 @@ describe('the real NNOE agent', () => {
       '/nnoe/dns/zones/later.test': zone('later.test', [{ name: 'new', type: 'A', value: '10.3.3.3' }]),
     });
     await del(['/nnoe/dns/zones/doomed.test', '/nnoe/dhcp/scopes/restore-scope']);
-    await pollUntil(async () => (await servedByAll()).every((v) => v.zones['later.test'] && v.zones['keep.test']?.includes('www A 10.2.2.2')), 30_000, 'the agents to render the changes');
+    await pollUntil(
+      async () => (await servedByAll()).every((v) => v.zones['later.test'] && v.zones['keep.test']?.includes('www A 10.2.2.2')),
+      30_000,
+      'the agents to render the changes',
+    );
 
     const restore = await runCli(h.configPath, 'restore', 'etcd', '--cluster', CLUSTER, '--set', set.setId, '--yes');
     expect(restore.code, restore.err).toBe(0);
@@ -117,14 +137,23 @@ describe('the real NNOE agent', () => {
     }
 
     // The same restore with the republish switched off: the agents restart into empty configs and the check says so.
-    const handle = await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: set.setId, approved: true, republishAgents: false });
+    const handle = await startEtcdRestore(h.client, h.config, {
+      cluster: CLUSTER,
+      setId: set.setId,
+      approved: true,
+      republishAgents: false,
+    });
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause!;
-    expect(cause.message).toMatch(/^etcd was restored from .* and verified, but agent on node-1: stale: zones in etcd not served: .*keep\.test/);
+    expect(cause.message).toMatch(
+      /^etcd was restored from .* and verified, but agent on node-1: stale: zones in etcd not served: .*keep\.test/,
+    );
     expect((cause as { type?: string }).type).toBe('AgentsNotServing');
     await recordHistory(handle, 'etcd-restore-agents-not-serving');
-    const ok = await (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: set.setId, approved: true })).result() as EtcdRestoreResult;
+    const ok = (await (
+      await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: set.setId, approved: true })
+    ).result()) as EtcdRestoreResult;
     expect(ok.agents?.map((a) => [a.node, a.check.serving])).toEqual(AGENT_NODES.map((n) => [n, true]));
     for (const agent of ok.agents!) {
       expect(agent.republish!.prefixes.find((p) => p.prefix === '/nnoe/dns/zones')!.put).toBe(zones.length);
@@ -142,14 +171,23 @@ describe('the real NNOE agent', () => {
       const leaseId = await lease.grant();
       const events = new Map<string, string[]>();
       const start = await currentRevision(etcd);
-      const watcher = await etcd.watch().prefix('/nnoe/').startRevision(String(start + 1)).create();
+      const watcher = await etcd
+        .watch()
+        .prefix('/nnoe/')
+        .startRevision(String(start + 1))
+        .create();
       watcher.on('put', (kv) => events.set(kv.key.toString(), [...(events.get(kv.key.toString()) ?? []), kv.value.toString()]));
 
       const notAfterRevision = await currentRevision(etcd);
       // The first attempt dies after its first batch of /nnoe/policies (a worker crash mid-republish).
-      const crash = republishAgentKeys(etcd, { rootPrefix: '/nnoe', notAfterRevision, dryRun: false, onProgress: (done) => {
-        if (done.prefix === '/nnoe/policies' && done.put >= 100) throw new Error('worker killed');
-      } });
+      const crash = republishAgentKeys(etcd, {
+        rootPrefix: '/nnoe',
+        notAfterRevision,
+        dryRun: false,
+        onProgress: (done) => {
+          if (done.prefix === '/nnoe/policies' && done.put >= 100) throw new Error('worker killed');
+        },
+      });
       await expect(crash).rejects.toThrow('worker killed');
       // Meanwhile someone writes a key the crashed attempt had not reached.
       await etcd.put('/nnoe/policies/rp-200').value('written meanwhile');

@@ -11,7 +11,9 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { inject } from 'vitest';
 
 const dir = join(__dirname, 'fixtures', 'histories');
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const fixtures = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 describe('workflow determinism', () => {
   it('has recorded histories to replay', () => {
@@ -21,7 +23,9 @@ describe('workflow determinism', () => {
   it.each(fixtures)('replays %s without nondeterminism', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
     const { workflowBundlePath } = inject('world');
-    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history, recordedWorkflowId(history))).resolves.toBeUndefined();
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath } }, history, recordedWorkflowId(history)),
+    ).resolves.toBeUndefined();
   });
 
   it('fails replay when the workflow code changes incompatibly', async () => {

@@ -8,11 +8,22 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AbortMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client,
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import {
-  deleteBackupSet, gfsBucket, listBackupSetKeys, planRetention,
-  RETENTION_PROFILES, RetentionPolicyError, type RetentionPlan, type RetentionPolicy, type RetentionSet,
+  deleteBackupSet,
+  gfsBucket,
+  listBackupSetKeys,
+  planRetention,
+  RETENTION_PROFILES,
+  RetentionPolicyError,
+  type RetentionPlan,
+  type RetentionPolicy,
+  type RetentionSet,
 } from '../src/retention';
 import { artefactKey, LocalStore, MANIFEST_FILE, S3Store, type BackupStore } from '../src/storage';
 import { listMultipartUploads } from '../src/storage/s3';
@@ -45,7 +56,7 @@ function syntheticCatalog(cluster = 'prod', days = 60, newest = NOW): RetentionS
       setId: setAt(created, cluster),
       cluster,
       createdAt: iso,
-      status: partial ? 'partial' as const : 'complete' as const,
+      status: partial ? ('partial' as const) : ('complete' as const),
       ...(iso === VERIFIED ? { verifiedAt: '2026-11-17T09:30:00.000Z' } : {}),
     };
   });
@@ -76,7 +87,8 @@ function checkInvariants(sets: RetentionSet[], plan: RetentionPlan): void {
   }
   // Per cluster: the newest complete set and the newest verified set are kept.
   for (const cluster of new Set(sets.map((s) => s.cluster))) {
-    const complete = sets.filter((s) => s.cluster === cluster && s.status === 'complete')
+    const complete = sets
+      .filter((s) => s.cluster === cluster && s.status === 'complete')
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     if (complete[0]) expect(kept).toContain(complete[0].setId);
     const verified = complete.find((s) => s.verifiedAt);
@@ -117,11 +129,26 @@ describe('retention policy', () => {
     const plan = planRetention({ sets: daily, policy: RETENTION_PROFILES.development.policy, now: at('2026-11-27T03:30:00Z') });
     checkInvariants(daily, plan);
     expect(plan.keep).toEqual([
-      { setId: 'dev-20261127-030000', cluster: 'dev', createdAt: '2026-11-27T03:00:00.000Z', reasons: ['newest complete set of dev', 'within 3 days (0h old)'] },
-      { setId: 'dev-20261126-030000', cluster: 'dev', createdAt: '2026-11-26T03:00:00.000Z', reasons: ['within 3 days (1d 0h old); partial, so it counts for nothing else'] },
+      {
+        setId: 'dev-20261127-030000',
+        cluster: 'dev',
+        createdAt: '2026-11-27T03:00:00.000Z',
+        reasons: ['newest complete set of dev', 'within 3 days (0h old)'],
+      },
+      {
+        setId: 'dev-20261126-030000',
+        cluster: 'dev',
+        createdAt: '2026-11-26T03:00:00.000Z',
+        reasons: ['within 3 days (1d 0h old); partial, so it counts for nothing else'],
+      },
       { setId: 'dev-20261125-030000', cluster: 'dev', createdAt: '2026-11-25T03:00:00.000Z', reasons: ['within 3 days (2d 0h old)'] },
     ]);
-    expect(plan.expire[0]).toEqual({ setId: 'dev-20261124-030000', cluster: 'dev', createdAt: '2026-11-24T03:00:00.000Z', reason: 'older than 3 days (3d 0h old)' });
+    expect(plan.expire[0]).toEqual({
+      setId: 'dev-20261124-030000',
+      cluster: 'dev',
+      createdAt: '2026-11-24T03:00:00.000Z',
+      reason: 'older than 3 days (3d 0h old)',
+    });
     expect(plan.expire).toHaveLength(57);
   });
 
@@ -129,19 +156,30 @@ describe('retention policy', () => {
     const policy: RetentionPolicy = { gfs: { daily: 7, weekly: 4, monthly: 6 } };
     const plan = planRetention({ sets: catalog, policy, now: NOW });
     checkInvariants(catalog, plan);
-    const byReason = (level: string) => plan.keep.filter((k) => k.reasons.some((r) => r.startsWith(`GFS ${level}:`)))
-      .map((k) => k.createdAt);
+    const byReason = (level: string) =>
+      plan.keep.filter((k) => k.reasons.some((r) => r.startsWith(`GFS ${level}:`))).map((k) => k.createdAt);
     // Day 27's newest run is partial, so its 06:00 set stands for the day.
     expect(byReason('daily')).toEqual([
-      '2026-11-27T06:00:00.000Z', '2026-11-26T18:00:00.000Z', '2026-11-25T18:00:00.000Z', '2026-11-24T18:00:00.000Z',
-      '2026-11-23T18:00:00.000Z', '2026-11-22T12:00:00.000Z', '2026-11-21T18:00:00.000Z',
+      '2026-11-27T06:00:00.000Z',
+      '2026-11-26T18:00:00.000Z',
+      '2026-11-25T18:00:00.000Z',
+      '2026-11-24T18:00:00.000Z',
+      '2026-11-23T18:00:00.000Z',
+      '2026-11-22T12:00:00.000Z',
+      '2026-11-21T18:00:00.000Z',
     ]);
     // W47 ends on Sunday 22 with a partial set: 12:00 stands for the week.
-    expect(byReason('weekly')).toEqual(['2026-11-27T06:00:00.000Z', '2026-11-22T12:00:00.000Z', '2026-11-15T18:00:00.000Z', '2026-11-08T18:00:00.000Z']);
+    expect(byReason('weekly')).toEqual([
+      '2026-11-27T06:00:00.000Z',
+      '2026-11-22T12:00:00.000Z',
+      '2026-11-15T18:00:00.000Z',
+      '2026-11-08T18:00:00.000Z',
+    ]);
     // Only three months in 60 days; October ends with a partial set.
     expect(byReason('monthly')).toEqual(['2026-11-27T06:00:00.000Z', '2026-10-31T12:00:00.000Z', '2026-09-30T18:00:00.000Z']);
     expect(reasonsOf(plan, setAt(at('2026-11-22T12:00:00Z')))).toEqual([
-      'GFS daily: newest complete set of 2026-11-22 (6 of 7)', 'GFS weekly: newest complete set of 2026-W47 (2 of 4)',
+      'GFS daily: newest complete set of 2026-11-22 (6 of 7)',
+      'GFS weekly: newest complete set of 2026-W47 (2 of 4)',
     ]);
     // No keepDays: partial sets all go, even the newest.
     expect(expiryOf(plan, setAt(NOW))).toBe('partial set; partial sets are kept only within keepDays, which this policy does not set');
@@ -169,9 +207,14 @@ describe('retention policy', () => {
       .map(({ verifiedAt: _v, ...s }) => s);
     const plan = planRetention({ sets: stopped, policy: RETENTION_PROFILES.production.policy, now: NOW });
     checkInvariants(stopped, plan);
-    expect(plan.keep).toEqual([{
-      setId: stopped[1]!.setId, cluster: 'prod', createdAt: stopped[1]!.createdAt, reasons: ['newest complete set of prod'],
-    }]);
+    expect(plan.keep).toEqual([
+      {
+        setId: stopped[1]!.setId,
+        cluster: 'prod',
+        createdAt: stopped[1]!.createdAt,
+        reasons: ['newest complete set of prod'],
+      },
+    ]);
     expect(expiryOf(plan, stopped[0]!.setId)).toMatch(/^partial set older than 7 days \(10d 0h old\)/);
   });
 
@@ -193,13 +236,21 @@ describe('retention policy', () => {
     const plan = planRetention({ sets, policy: { keepDays: 3, gfs: { daily: 7 } }, now: NOW });
     checkInvariants(sets, plan);
     expect(plan.keep).toEqual([
-      { setId: 'lab-1', cluster: 'lab', createdAt: '2026-11-27T00:00:00Z', reasons: [
-        'newest partial set of lab, kept because the cluster has no complete set',
-        'within 3 days (12h old); partial, so it counts for nothing else',
-      ] },
-      { setId: 'edge-1', cluster: 'edge', createdAt: '2026-11-20T00:00:00Z', reasons: [
-        'newest partial set of edge, kept because the cluster has no complete set',
-      ] },
+      {
+        setId: 'lab-1',
+        cluster: 'lab',
+        createdAt: '2026-11-27T00:00:00Z',
+        reasons: [
+          'newest partial set of lab, kept because the cluster has no complete set',
+          'within 3 days (12h old); partial, so it counts for nothing else',
+        ],
+      },
+      {
+        setId: 'edge-1',
+        cluster: 'edge',
+        createdAt: '2026-11-20T00:00:00Z',
+        reasons: ['newest partial set of edge, kept because the cluster has no complete set'],
+      },
     ]);
     expect(plan.expire.map((e) => e.setId)).toEqual(['edge-2', 'lab-2', 'lab-3']); // a verified partial set is not "verified good"
   });
@@ -210,12 +261,19 @@ describe('retention policy', () => {
     const plan = planRetention({ sets: shuffled, policy: { keepDays: 2 }, now: NOW });
     checkInvariants(sets, plan);
     expect(planRetention({ sets, policy: { keepDays: 2 }, now: NOW })).toEqual(plan);
-    expect(plan.keep.slice(0, 3).map((k) => k.setId)).toEqual([setAt(NOW, 'prod'), setAt(at('2026-11-27T09:00:00Z'), 'dr'), setAt(at('2026-11-27T06:00:00Z'), 'prod')]);
+    expect(plan.keep.slice(0, 3).map((k) => k.setId)).toEqual([
+      setAt(NOW, 'prod'),
+      setAt(at('2026-11-27T09:00:00Z'), 'dr'),
+      setAt(at('2026-11-27T06:00:00Z'), 'prod'),
+    ]);
     expect(reasonsOf(plan, setAt(at('2026-11-27T09:00:00Z'), 'dr'))).toContain('newest complete set of dr');
   });
 
   it('refuses a policy that keeps nothing and a malformed catalog', () => {
-    const plan = (policy: RetentionPolicy, sets: RetentionSet[] = catalog) => () => planRetention({ sets, policy, now: NOW });
+    const plan =
+      (policy: RetentionPolicy, sets: RetentionSet[] = catalog) =>
+      () =>
+        planRetention({ sets, policy, now: NOW });
     expect(plan({})).toThrow(RetentionPolicyError);
     expect(plan({ gfs: { daily: 0 } })).toThrow(/keeps nothing: expected keepDays and\/or a gfs/);
     expect(plan({ keepDays: 0 })).toThrow(/keepDays: expected a number of days above 0, got 0/);
@@ -239,7 +297,11 @@ describe('retention policy', () => {
 function recordingDeletes(store: BackupStore, deleted: string[]): BackupStore {
   return new Proxy(store, {
     get(target, prop) {
-      if (prop === 'delete') return async (key: string) => { deleted.push(key); await target.delete(key); };
+      if (prop === 'delete')
+        return async (key: string) => {
+          deleted.push(key);
+          await target.delete(key);
+        };
       const value = Reflect.get(target, prop, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -282,8 +344,12 @@ async function checkDeleteBackupSet(store: BackupStore): Promise<void> {
 
 describe('pruning a local target', () => {
   let root: string;
-  beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'nnoe-dr-prune-')); });
-  afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'nnoe-dr-prune-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
 
   it('deletes a set manifest first, and its directory', async () => {
     const store = new LocalStore('local', root);
@@ -291,7 +357,7 @@ describe('pruning a local target', () => {
     expect(await readdir(root)).toEqual(['prod-20261120-0600000']);
   });
 
-  it('lists a killed writer\'s partial file as a leftover, by key or by age, never a committed artefact', async () => {
+  it("lists a killed writer's partial file as a leftover, by key or by age, never a committed artefact", async () => {
     const store = new LocalStore('local', join(root, 'leftovers'));
     const killed = await store.createWriter('prod-20261121-060000/etcd-snapshot.db.gz');
     killed.stream.write('half a snapshot'); // and then the worker died: neither commit nor abort
@@ -307,8 +373,9 @@ describe('pruning a local target', () => {
     expect(await store.listLeftovers({ olderThan: new Date(Date.now() - 3600_000) })).toEqual([]); // written just now: maybe still running
     expect((await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })).map((l) => l.handle)).toEqual([byKey[0]!.handle]);
 
-    await expect(store.removeLeftover({ ...byKey[0]!, handle: store.location('prod-20261121-060000/etcd-snapshot.db.gz.age') }))
-      .rejects.toThrow(/is not a partial file of this store/);
+    await expect(
+      store.removeLeftover({ ...byKey[0]!, handle: store.location('prod-20261121-060000/etcd-snapshot.db.gz.age') }),
+    ).rejects.toThrow(/is not a partial file of this store/);
     await store.removeLeftover(byKey[0]!);
     expect(await store.list()).toEqual(['prod-20261121-060000/etcd-snapshot.db.gz.age']);
     expect(await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })).toEqual([]);
@@ -335,7 +402,11 @@ describe('multipart uploads across pages', () => {
     } as unknown as S3Client;
     const uploads = await listMultipartUploads(client, 'b', '');
     expect(uploads.map((u) => u.uploadId)).toEqual(['u1', 'u2', 'u3']);
-    expect(markers).toEqual([[undefined, undefined], ['a', 'u1'], ['b', 'u2']]);
+    expect(markers).toEqual([
+      [undefined, undefined],
+      ['a', 'u1'],
+      ['b', 'u2'],
+    ]);
   });
 });
 
@@ -349,7 +420,9 @@ describe('pruning an S3 target (moto)', () => {
     moto = spawn('.tools/venv/bin/moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
     await waitForPortOpen(port, 'moto_server', 30_000);
     s3 = new S3Client({
-      region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true,
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
@@ -372,7 +445,9 @@ describe('pruning an S3 target (moto)', () => {
     await create('other-tool/big.bin');
     const all = await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) });
     expect(all.map((u) => [u.key, u.handle]).sort()).toEqual([
-      ['prod-20261120-060000/etcd-snapshot.db.gz', staleId], ['prod-20261120-060000/etcd-snapshot.db.gz.age', encryptedId]]);
+      ['prod-20261120-060000/etcd-snapshot.db.gz', staleId],
+      ['prod-20261120-060000/etcd-snapshot.db.gz.age', encryptedId],
+    ]);
     expect(all[0]!.location).toMatch(/^s3:\/\/nnoe-dr-prune\/nnoe\/prod-20261120-060000\/etcd-snapshot\.db\.gz/);
     // Uploads started after the cut-off (a backup still running) are left alone. moto reports
     // every upload as initiated on 2010-11-10, hence a cut-off before that.

@@ -18,25 +18,43 @@ beforeAll(async () => {
   h = await openHarness();
   secrets = worldSecrets(h.world, h.config);
 });
-afterAll(async () => { await h.close(); });
+afterAll(async () => {
+  await h.close();
+});
 
 describe('no secrets anywhere', () => {
-  it('knows the world\'s secrets and finds one by value or by shape', () => {
+  it("knows the world's secrets and finds one by value or by shape", () => {
     const names = secrets.map((s) => s.name);
-    expect(names).toEqual(expect.arrayContaining([
-      'age identity', 'S3 secret access key', 'MariaDB root password', 'MariaDB phpipam password', 'MariaDB phpipam_restore password',
-    ]));
-    expect(names.filter((n) => n.startsWith('private key '))).toEqual(expect.arrayContaining([
-      expect.stringMatching(/client\.key$/), expect.stringMatching(/ca\.key$/), expect.stringMatching(/host\.key$/),
-    ]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'age identity',
+        'S3 secret access key',
+        'MariaDB root password',
+        'MariaDB phpipam password',
+        'MariaDB phpipam_restore password',
+      ]),
+    );
+    expect(names.filter((n) => n.startsWith('private key '))).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/client\.key$/),
+        expect.stringMatching(/ca\.key$/),
+        expect.stringMatching(/host\.key$/),
+      ]),
+    );
     const password = secrets.find((s) => s.name === 'MariaDB phpipam password')!.probes[0]!;
-    expect(findSecrets('text', `{"args":[${JSON.stringify({ password })}]}`, secrets)).toEqual([{ secret: 'MariaDB phpipam password', where: 'text' }]);
-    expect(findSecrets('text', 'key: -----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC', [])).toEqual([{ secret: 'a PEM private key block', where: 'text' }]);
+    expect(findSecrets('text', `{"args":[${JSON.stringify({ password })}]}`, secrets)).toEqual([
+      { secret: 'MariaDB phpipam password', where: 'text' },
+    ]);
+    expect(findSecrets('text', 'key: -----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC', [])).toEqual([
+      { secret: 'a PEM private key block', where: 'text' },
+    ]);
     expect(findSecrets('text', 'identity: { file: /etc/nnoe-dr/age-identity.txt }, AGE-SECRET-KEY-1... lines', secrets)).toEqual([]);
   });
 
-  it('no workflow history and no worker log holds a secret, after a whole set and the restores\' preflights', async () => {
-    const set = await (await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })).result() as BackupSetResult;
+  it("no workflow history and no worker log holds a secret, after a whole set and the restores' preflights", async () => {
+    const set = (await (
+      await startBackupSet(h.client, h.config, { cluster: CLUSTER, targets: ['local', 's3'] })
+    ).result()) as BackupSetResult;
     await Promise.all([
       (await startEtcdRestore(h.client, h.config, { cluster: CLUSTER, setId: set.setId, dryRun: true, restartAgents: false })).result(),
       (await startPhpipamRestore(h.client, h.config, { cluster: CLUSTER, setId: set.setId, dryRun: true })).result(),
@@ -55,13 +73,19 @@ describe('no secrets anywhere', () => {
     const identity = secrets.find((s) => s.name === 'age identity')!.probes[0]!;
     // A run nobody picks up (no worker polls this queue): its input sits in its history.
     const planted = await h.client.workflow.start('secretsScanPlantedRun', {
-      taskQueue: 'secrets-scan-planted', workflowId: `secrets-scan-planted-${Date.now()}`, args: [{ note: 'planted', identity }],
+      taskQueue: 'secrets-scan-planted',
+      workflowId: `secrets-scan-planted-${Date.now()}`,
+      args: [{ note: 'planted', identity }],
     });
     try {
-      const found = await pollUntil(async () => {
-        const { findings } = await scanHistories(h.client, secrets);
-        return findings.length > 0 && findings;
-      }, 30_000, 'the scan to see the planted run (visibility lags a little)');
+      const found = await pollUntil(
+        async () => {
+          const { findings } = await scanHistories(h.client, secrets);
+          return findings.length > 0 && findings;
+        },
+        30_000,
+        'the scan to see the planted run (visibility lags a little)',
+      );
       expect(found).toEqual([
         { secret: 'age identity', where: `history of ${planted.workflowId} (secretsScanPlantedRun)` },
         { secret: 'an age identity (AGE-SECRET-KEY-1...)', where: `history of ${planted.workflowId} (secretsScanPlantedRun)` },

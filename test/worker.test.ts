@@ -12,10 +12,17 @@ import { tempDir } from './support/harness';
 const repoRoot = join(__dirname, '..');
 
 function runWorker(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts', ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exit = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return { child, exit, output: () => out };
 }
@@ -35,7 +42,9 @@ describe('worker entry point', () => {
   it('refuses a node that no member names', async () => {
     const worker = runWorker(['--config', inject('world').configPath, '--node', 'node-9']);
     expect(await worker.exit).toBe(1);
-    expect(worker.output()).toContain('node "node-9" is not named by any etcd member, agent or Nebula node in the config (expected one of: node-1, node-2, node-3)');
+    expect(worker.output()).toContain(
+      'node "node-9" is not named by any etcd member, agent or Nebula node in the config (expected one of: node-1, node-2, node-3)',
+    );
   });
 
   it('stops at once on an invalid config, naming the bad path', async () => {

@@ -12,22 +12,8 @@ import YAML from 'yaml';
 
 import { createCertificates } from '../src/sandbox/certs';
 import { freePorts, isPortFree } from '../src/sandbox/ports';
-import {
-  programLogPath,
-  programStates,
-  supervisorctl,
-  supervisordPid,
-  supervisorLayout,
-} from '../src/sandbox/supervisor';
-import {
-  etcdctl,
-  loadWorld,
-  renderWorldConfig,
-  startWorld,
-  stopWorld,
-  World,
-  worldPorts,
-} from '../src/sandbox/world';
+import { programLogPath, programStates, supervisorctl, supervisordPid, supervisorLayout } from '../src/sandbox/supervisor';
+import { etcdctl, loadWorld, renderWorldConfig, startWorld, stopWorld, World, worldPorts } from '../src/sandbox/world';
 
 const START_TIMEOUT_MS = 240_000;
 
@@ -114,11 +100,12 @@ describe('local world', { timeout: 120_000 }, () => {
       temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'nnoe-dr' },
       workDir: world.workDir,
       clusters: [{ name: 'nnoe-local', service: { driver: 'supervisor', supervisorConf: world.supervisorConf } }],
-      storage: [{ name: 'local', type: 'local' }, { name: 's3', type: 's3', bucket: 'nnoe-backups', forcePathStyle: true }],
+      storage: [
+        { name: 'local', type: 'local' },
+        { name: 's3', type: 's3', bucket: 'nnoe-backups', forcePathStyle: true },
+      ],
     });
-    expect(fs.readFileSync(world.etcd.members[0]!.programConf, 'utf8')).toContain(
-      `--data-dir=${world.etcd.members[0]!.dataDir}`,
-    );
+    expect(fs.readFileSync(world.etcd.members[0]!.programConf, 'utf8')).toContain(`--data-dir=${world.etcd.members[0]!.dataDir}`);
   });
 
   it('has 3 healthy members over mTLS', async () => {
@@ -191,16 +178,20 @@ describe('local world', { timeout: 120_000 }, () => {
     }
   });
 
-  it('reuses the running world when started again', async () => {
-    const supervisord = supervisordPid(world.supervisorConf);
-    const startedAt = Date.now();
-    const again = await startWorld({ dir });
-    const elapsedMs = Date.now() - startedAt;
+  it(
+    'reuses the running world when started again',
+    async () => {
+      const supervisord = supervisordPid(world.supervisorConf);
+      const startedAt = Date.now();
+      const again = await startWorld({ dir });
+      const elapsedMs = Date.now() - startedAt;
 
-    expect(again).toEqual(world); // same ports, token and paths
-    expect(supervisordPid(world.supervisorConf)).toBe(supervisord);
-    expect(elapsedMs).toBeLessThan(30_000);
-  }, START_TIMEOUT_MS);
+      expect(again).toEqual(world); // same ports, token and paths
+      expect(supervisordPid(world.supervisorConf)).toBe(supervisord);
+      expect(elapsedMs).toBeLessThan(30_000);
+    },
+    START_TIMEOUT_MS,
+  );
 
   it('keeps a member down once stopped (autorestart=false)', async () => {
     await supervisorctl(world.supervisorConf, 'stop', 'etcd-2');

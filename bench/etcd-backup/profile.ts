@@ -55,7 +55,11 @@ async function connectWithWindow(config: Config, memberIndex: number, windowByte
   });
 }
 
-async function leaderStream(config: Config, run: (source: Readable) => Promise<void>, windowBytes?: number): Promise<{ revision?: string }> {
+async function leaderStream(
+  config: Config,
+  run: (source: Readable) => Promise<void>,
+  windowBytes?: number,
+): Promise<{ revision?: string }> {
   const cluster = config.clusters[0]!;
   for (const [index, member] of cluster.etcd.members.entries()) {
     const client = windowBytes ? await connectWithWindow(config, index, windowBytes) : await connectMember(cluster, member);
@@ -81,7 +85,11 @@ class ParallelGzip extends Transform {
   private pendingBytes = 0;
   private inFlight: Array<Promise<Buffer>> = [];
 
-  constructor(private readonly blockBytes = 1024 * 1024, private readonly parallel = 2, private readonly level = 6) {
+  constructor(
+    private readonly blockBytes = 1024 * 1024,
+    private readonly parallel = 2,
+    private readonly level = 6,
+  ) {
     super();
   }
 
@@ -89,7 +97,9 @@ class ParallelGzip extends Transform {
     const block = Buffer.concat(this.pending);
     this.pending = [];
     this.pendingBytes = 0;
-    this.inFlight.push(new Promise((resolve, reject) => gzipBlock(block, { level: this.level }, (err, out) => (err ? reject(err) : resolve(out)))));
+    this.inFlight.push(
+      new Promise((resolve, reject) => gzipBlock(block, { level: this.level }, (err, out) => (err ? reject(err) : resolve(out)))),
+    );
   }
 
   private async drainTo(limit: number): Promise<void> {
@@ -150,12 +160,17 @@ async function tunedPipeline(
   const writer = await store.createWriter(`profile-${Date.now()}/snapshot.db.gz`);
   const check = new SnapshotTrailerCheck();
   const gzip = createGzip(tuning.zlibChunk ? { chunkSize: tuning.zlibChunk } : {});
-  await leaderStream(config, (source) => Promise.all([
-    tuning.coalesceBytes
-      ? pipeline(source, new Coalesce(tuning.coalesceBytes), check, fanOut([createWriteStream(rawFile), gzip]))
-      : pipeline(source, check, fanOut([createWriteStream(rawFile), gzip])),
-    pipeline(gzip, fanOut([writer.stream])),
-  ]).then(() => undefined), tuning.windowBytes);
+  await leaderStream(
+    config,
+    (source) =>
+      Promise.all([
+        tuning.coalesceBytes
+          ? pipeline(source, new Coalesce(tuning.coalesceBytes), check, fanOut([createWriteStream(rawFile), gzip]))
+          : pipeline(source, check, fanOut([createWriteStream(rawFile), gzip])),
+        pipeline(gzip, fanOut([writer.stream])),
+      ]).then(() => undefined),
+    tuning.windowBytes,
+  );
   await writer.commit();
   return check.bytes;
 }
@@ -164,7 +179,17 @@ async function tunedPipeline(
 const experiments: Record<string, (ctx: Context) => Promise<number>> = {
   'stream->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new Writable({ write: (c: Buffer, _e, done) => { bytes += c.length; done(); } })));
+    await leaderStream(config, (source) =>
+      pipeline(
+        source,
+        new Writable({
+          write: (c: Buffer, _e, done) => {
+            bytes += c.length;
+            done();
+          },
+        }),
+      ),
+    );
     return bytes;
   },
   'stream->check->null': async ({ config }) => {
@@ -179,22 +204,74 @@ const experiments: Record<string, (ctx: Context) => Promise<number>> = {
   },
   'stream->gzip->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new PassThrough({ transform: (c: Buffer, _e, done) => { bytes += c.length; done(null, c); } }), createGzip(), discard()));
+    await leaderStream(config, (source) =>
+      pipeline(
+        source,
+        new PassThrough({
+          transform: (c: Buffer, _e, done) => {
+            bytes += c.length;
+            done(null, c);
+          },
+        }),
+        createGzip(),
+        discard(),
+      ),
+    );
     return bytes;
   },
   'stream(window 4MiB)->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new Writable({ write: (c: Buffer, _e, done) => { bytes += c.length; done(); } })), 4 * MiB);
+    await leaderStream(
+      config,
+      (source) =>
+        pipeline(
+          source,
+          new Writable({
+            write: (c: Buffer, _e, done) => {
+              bytes += c.length;
+              done();
+            },
+          }),
+        ),
+      4 * MiB,
+    );
     return bytes;
   },
   'stream->gzip(hwm 8MiB)->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new PassThrough({ transform: (c: Buffer, _e, done) => { bytes += c.length; done(null, c); } }), createGzip({ writableHighWaterMark: 8 * MiB } as ZlibOptions), discard()));
+    await leaderStream(config, (source) =>
+      pipeline(
+        source,
+        new PassThrough({
+          transform: (c: Buffer, _e, done) => {
+            bytes += c.length;
+            done(null, c);
+          },
+        }),
+        createGzip({ writableHighWaterMark: 8 * MiB } as ZlibOptions),
+        discard(),
+      ),
+    );
     return bytes;
   },
   'stream(window 4MiB)->gzip(hwm 8MiB)->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new PassThrough({ transform: (c: Buffer, _e, done) => { bytes += c.length; done(null, c); } }), createGzip({ writableHighWaterMark: 8 * MiB } as ZlibOptions), discard()), 4 * MiB);
+    await leaderStream(
+      config,
+      (source) =>
+        pipeline(
+          source,
+          new PassThrough({
+            transform: (c: Buffer, _e, done) => {
+              bytes += c.length;
+              done(null, c);
+            },
+          }),
+          createGzip({ writableHighWaterMark: 8 * MiB } as ZlibOptions),
+          discard(),
+        ),
+      4 * MiB,
+    );
     return bytes;
   },
   /** What the activity does, minus Temporal: check, raw copy + gzip into a local store, commit (fsync). */
@@ -203,13 +280,16 @@ const experiments: Record<string, (ctx: Context) => Promise<number>> = {
     const writer = await store.createWriter(`profile-${Date.now()}/snapshot.db.gz`);
     const check = new SnapshotTrailerCheck();
     const gzip = createGzip();
-    await leaderStream(config, (source) => Promise.all([
-      pipeline(source, check, fanOut([createWriteStream(rawFile), gzip])),
-      pipeline(gzip, fanOut([writer.stream])),
-    ]).then(() => undefined));
+    await leaderStream(config, (source) =>
+      Promise.all([pipeline(source, check, fanOut([createWriteStream(rawFile), gzip])), pipeline(gzip, fanOut([writer.stream]))]).then(
+        () => undefined,
+      ),
+    );
     const commitStarted = performance.now();
     const copy = await writer.commit();
-    console.log(`    (commit incl. fsync ${((performance.now() - commitStarted) / 1000).toFixed(2)} s; gz ${(copy.bytes / MiB).toFixed(1)} MiB)`);
+    console.log(
+      `    (commit incl. fsync ${((performance.now() - commitStarted) / 1000).toFixed(2)} s; gz ${(copy.bytes / MiB).toFixed(1)} MiB)`,
+    );
     return check.bytes;
   },
   /**
@@ -249,7 +329,11 @@ const experiments: Record<string, (ctx: Context) => Promise<number>> = {
   },
   'fsync raw file': async ({ rawFile }) => {
     const handle = await open(rawFile, 'r');
-    try { await handle.sync(); } finally { await handle.close(); }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     return statSync(rawFile).size;
   },
   'gzip CLI (file->file)': async ({ rawFile, scratch }) => {
@@ -258,22 +342,45 @@ const experiments: Record<string, (ctx: Context) => Promise<number>> = {
     if (result.status !== 0) throw new Error(`gzip failed: ${result.stderr.toString()}`);
     return statSync(rawFile).size;
   },
-  ...Object.fromEntries(Object.entries(gzipVariants).map(([name, zlibOptions]) => [
-    `${name} (file->null)`,
-    async ({ rawFile }: Context) => {
-      await pipeline(createReadStream(rawFile, { highWaterMark: 1024 * 1024 }), createGzip(zlibOptions), discard());
-      return statSync(rawFile).size;
-    },
-  ])),
+  ...Object.fromEntries(
+    Object.entries(gzipVariants).map(([name, zlibOptions]) => [
+      `${name} (file->null)`,
+      async ({ rawFile }: Context) => {
+        await pipeline(createReadStream(rawFile, { highWaterMark: 1024 * 1024 }), createGzip(zlibOptions), discard());
+        return statSync(rawFile).size;
+      },
+    ]),
+  ),
   'pgzip 2x1MiB (file->null)': async ({ rawFile }) => {
     let out = 0;
-    await pipeline(createReadStream(rawFile, { highWaterMark: 1024 * 1024 }), new ParallelGzip(), new Writable({ write: (c: Buffer, _e, done) => { out += c.length; done(); } }));
+    await pipeline(
+      createReadStream(rawFile, { highWaterMark: 1024 * 1024 }),
+      new ParallelGzip(),
+      new Writable({
+        write: (c: Buffer, _e, done) => {
+          out += c.length;
+          done();
+        },
+      }),
+    );
     console.log(`    (gz ${(out / MiB).toFixed(1)} MiB)`);
     return statSync(rawFile).size;
   },
   'stream->pgzip 2x1MiB->null': async ({ config }) => {
     let bytes = 0;
-    await leaderStream(config, (source) => pipeline(source, new PassThrough({ transform: (c: Buffer, _e, done) => { bytes += c.length; done(null, c); } }), new ParallelGzip(), discard()));
+    await leaderStream(config, (source) =>
+      pipeline(
+        source,
+        new PassThrough({
+          transform: (c: Buffer, _e, done) => {
+            bytes += c.length;
+            done(null, c);
+          },
+        }),
+        new ParallelGzip(),
+        discard(),
+      ),
+    );
     return bytes;
   },
   'sha256 x2 (file, check only)': async ({ rawFile }) => {
@@ -316,7 +423,9 @@ async function main(): Promise<void> {
         spawnSync('sync');
         const rssBefore = process.memoryUsage().rss;
         let rssPeak = rssBefore;
-        const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 50);
+        const sampler = setInterval(() => {
+          rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+        }, 50);
         const machineBefore = machineBusySeconds();
         const etcdBefore = etcdCpuSeconds(worldDir);
         const cpuBefore = process.cpuUsage();
@@ -326,9 +435,11 @@ async function main(): Promise<void> {
         const cpu = process.cpuUsage(cpuBefore);
         const machine = machineBusySeconds() - machineBefore;
         clearInterval(sampler);
-        console.log(`${name.padEnd(46)} ${wall.toFixed(2).padStart(6)} s wall  ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s CPU  ` +
-          `etcd ${(etcdCpuSeconds(worldDir) - etcdBefore).toFixed(2).padStart(5)} s CPU  machine ${(machine / wall).toFixed(2)} cores busy  ` +
-          `${(bytes / MiB / wall).toFixed(1).padStart(6)} MiB/s  RSS ${(rssBefore / MiB).toFixed(0)} -> peak ${(rssPeak / MiB).toFixed(0)} MiB`);
+        console.log(
+          `${name.padEnd(46)} ${wall.toFixed(2).padStart(6)} s wall  ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s CPU  ` +
+            `etcd ${(etcdCpuSeconds(worldDir) - etcdBefore).toFixed(2).padStart(5)} s CPU  machine ${(machine / wall).toFixed(2)} cores busy  ` +
+            `${(bytes / MiB / wall).toFixed(1).padStart(6)} MiB/s  RSS ${(rssBefore / MiB).toFixed(0)} -> peak ${(rssPeak / MiB).toFixed(0)} MiB`,
+        );
         rmSync(join(scratch, 'store'), { recursive: true, force: true });
       }
     }
@@ -337,7 +448,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

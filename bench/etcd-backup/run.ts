@@ -31,7 +31,20 @@ import type { RunProgress } from '../../src/workflows/progress';
 import { parseTargets, parseWorkerMode, positiveInteger, positiveNumber, readCommandLine } from '../support/cli';
 import { runBenchmark, runMain, startWorldWithTemporal } from '../support/lifecycle';
 import {
-  cpuSeconds, etcdCpuSeconds, hwmBytes, killRunningTimed, logTail, median, MiB, mib, rssBytes, runTimed, sampleRss, settleWriteback, stopChild, type TimedRun,
+  cpuSeconds,
+  etcdCpuSeconds,
+  hwmBytes,
+  killRunningTimed,
+  logTail,
+  median,
+  MiB,
+  mib,
+  rssBytes,
+  runTimed,
+  sampleRss,
+  settleWriteback,
+  stopChild,
+  type TimedRun,
 } from '../support/processes';
 import { benchWorldConfig, etcdctlTlsArgs, fillCluster, leaderMember, startWorkerProcess, tsxWorkerArgs } from '../support/bench-world';
 import { loadText, newRunDir, pad, repoRoot, resultsRoot, verdict, writeResult } from '../support/results';
@@ -105,7 +118,10 @@ function parseOptions(argv: string[]): Options | undefined {
   const compression = values.compression;
   if (compression !== 'gzip' && compression !== 'zstd') throw new Error(`--compression expects gzip or zstd, got "${compression}"`);
   const workerEnv: Record<string, string> = {};
-  for (const pair of values['worker-env'].split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of values['worker-env']
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new Error(`--worker-env expects NAME=VALUE pairs separated by commas, got "${pair}"`);
     workerEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
@@ -192,7 +208,18 @@ async function measureWorkflow(bench: Bench, round: number, position: 1 | 2): Pr
   }
   const artefact = result.manifest.components[0]!.artefacts[0]!;
   await removeWorkflowArtefacts(bench, result.setId);
-  return { round, position, run: 'workflow', wallSeconds, peakRssBytes, cpuSeconds: cpu, etcdCpuSeconds: etcdCpu, rawBytes: artefact.raw.bytes, gzBytes: artefact.bytes, parts };
+  return {
+    round,
+    position,
+    run: 'workflow',
+    wallSeconds,
+    peakRssBytes,
+    cpuSeconds: cpu,
+    etcdCpuSeconds: etcdCpu,
+    rawBytes: artefact.raw.bytes,
+    gzBytes: artefact.bytes,
+    parts,
+  };
 }
 
 async function removeWorkflowArtefacts(bench: Bench, setId: string): Promise<void> {
@@ -229,13 +256,21 @@ async function measureBaseline(bench: Bench, round: number, position: 1 | 2): Pr
   const gzBytes = statSync(join(store, 'snap.db.gz')).size;
   rmSync(scratch, { recursive: true, force: true });
   rmSync(store, { recursive: true, force: true });
-  const steps: Array<[string, TimedRun]> = [['etcdctl snapshot save', save], ['gzip', gzip], ['cp', copy]];
+  const steps: Array<[string, TimedRun]> = [
+    ['etcdctl snapshot save', save],
+    ['gzip', gzip],
+    ['cp', copy],
+  ];
   return {
-    round, position, run: 'baseline', wallSeconds,
+    round,
+    position,
+    run: 'baseline',
+    wallSeconds,
     peakRssBytes: Math.max(...steps.map(([, step]) => step.maxRssBytes)),
     cpuSeconds: steps.reduce((sum, [, step]) => sum + step.cpuSeconds, 0),
     etcdCpuSeconds: etcdCpu,
-    rawBytes, gzBytes,
+    rawBytes,
+    gzBytes,
     parts: Object.fromEntries(steps.map(([name, step]) => [name, step.wallSeconds])),
     partRss: Object.fromEntries(steps.map(([name, step]) => [name, step.maxRssBytes])),
   };
@@ -280,35 +315,64 @@ async function workerCommand(options: Options): Promise<{ args: string[]; descri
   }
   args.unshift(...options.workerNodeOptions);
   if (options.workerNodeOptions.length > 0) describe = describe.replace(/^node /, `node ${options.workerNodeOptions.join(' ')} `);
-  const env = Object.entries(options.workerEnv).map(([key, value]) => `${key}=${value} `).join('');
+  const env = Object.entries(options.workerEnv)
+    .map(([key, value]) => `${key}=${value} `)
+    .join('');
   return { args, describe: `${env}${describe}` };
 }
 
 const quietLogger = {
-  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
-  warn: (message: string) => console.warn(message), error: (message: string) => console.error(message),
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => console.warn(message),
+  error: (message: string) => console.error(message),
 };
 
 // ------------------------------------------------------------------ report
 
 function describeParts(m: Measurement): string {
   const short: Record<string, string> = {
-    'check plan and storage': 'plan', 'choose etcd member': 'choose', 'stream and verify snapshot': 'stream+verify',
-    'write manifest': 'manifest', 'etcdctl snapshot save': 'save',
+    'check plan and storage': 'plan',
+    'choose etcd member': 'choose',
+    'stream and verify snapshot': 'stream+verify',
+    'write manifest': 'manifest',
+    'etcdctl snapshot save': 'save',
   };
-  return Object.entries(m.parts).map(([name, seconds]) => `${short[name] ?? name} ${seconds.toFixed(1)}`).join(', ');
+  return Object.entries(m.parts)
+    .map(([name, seconds]) => `${short[name] ?? name} ${seconds.toFixed(1)}`)
+    .join(', ');
 }
 
 function printTable(measurements: Measurement[]): void {
-  const header = [pad('round', 5), pad('run', 9), pad('wall s', 7, true), pad('peak RSS MiB', 12, true), pad('CPU s', 6, true),
-    pad('etcd CPU s', 10, true), pad('raw MiB', 8, true), pad('gz MiB', 7, true), '  parts (s)'].join('  ');
+  const header = [
+    pad('round', 5),
+    pad('run', 9),
+    pad('wall s', 7, true),
+    pad('peak RSS MiB', 12, true),
+    pad('CPU s', 6, true),
+    pad('etcd CPU s', 10, true),
+    pad('raw MiB', 8, true),
+    pad('gz MiB', 7, true),
+    '  parts (s)',
+  ].join('  ');
   console.log(header);
   console.log('-'.repeat(header.length + 30));
   for (const m of measurements) {
-    console.log([
-      pad(`${m.round}.${m.position}`, 5), pad(m.run, 9), pad(m.wallSeconds.toFixed(2), 7, true), pad(mib(m.peakRssBytes), 12, true),
-      pad(m.cpuSeconds.toFixed(1), 6, true), pad(m.etcdCpuSeconds.toFixed(1), 10, true), pad(mib(m.rawBytes), 8, true), pad(mib(m.gzBytes), 7, true), `  ${describeParts(m)}`,
-    ].join('  '));
+    console.log(
+      [
+        pad(`${m.round}.${m.position}`, 5),
+        pad(m.run, 9),
+        pad(m.wallSeconds.toFixed(2), 7, true),
+        pad(mib(m.peakRssBytes), 12, true),
+        pad(m.cpuSeconds.toFixed(1), 6, true),
+        pad(m.etcdCpuSeconds.toFixed(1), 10, true),
+        pad(mib(m.rawBytes), 8, true),
+        pad(mib(m.gzBytes), 7, true),
+        `  ${describeParts(m)}`,
+      ].join('  '),
+    );
   }
 }
 
@@ -357,94 +421,132 @@ async function main(argv: string[]): Promise<number> {
   const command = ['npx tsx bench/etcd-backup/run.ts', ...argv].join(' ');
   const began = performance.now();
   const logDir = newRunDir('etcd-backup');
-  return runBenchmark(async (teardown) => {
-    console.log(`$ ${command}`);
-    console.log(`logs: ${logDir}; load average ${loadText()}`);
-    const worker = await workerCommand(options);
+  return runBenchmark(
+    async (teardown) => {
+      console.log(`$ ${command}`);
+      console.log(`logs: ${logDir}; load average ${loadText()}`);
+      const worker = await workerCommand(options);
 
-    // The world: reused from --world-dir, else fresh in a temp dir that goes away at the end.
-    const dir = options.worldDir ?? mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-'));
-    const ownDir = !options.worldDir;
-    teardown.add('world', async () => {
-      if (options.keepWorld) {
-        console.log(`the world keeps running in ${dir}; stop it with: npx tsx bench/etcd-backup/run.ts --stop-world ${dir}`);
-        return;
+      // The world: reused from --world-dir, else fresh in a temp dir that goes away at the end.
+      const dir = options.worldDir ?? mkdtempSync(join(tmpdir(), 'nnoe-dr-bench-'));
+      const ownDir = !options.worldDir;
+      teardown.add('world', async () => {
+        if (options.keepWorld) {
+          console.log(`the world keeps running in ${dir}; stop it with: npx tsx bench/etcd-backup/run.ts --stop-world ${dir}`);
+          return;
+        }
+        console.log('stopping the world ...');
+        await stopWorld(dir);
+        if (ownDir) rmSync(dir, { recursive: true, force: true });
+      });
+      const world = await startWorldWithTemporal(dir);
+
+      const configPath = join(dir, 'nnoe-dr.bench.yaml');
+      writeFileSync(
+        configPath,
+        stringify({ ...benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: options.targets }), compression: options.compression }),
+      );
+      const config = loadConfig(configPath);
+
+      teardown.checkInterrupted();
+      const filled = await fillCluster(config, options.sizeMiB);
+      teardown.checkInterrupted();
+      console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
+      await settleWriteback();
+
+      const phase = performance.now();
+      console.log(`starting the management worker: ${worker.describe} ...`);
+      // Without WORKER_ENV or the world marker: the worker's settings are what this benchmark measures (--worker-env).
+      const workerProcess = await startWorkerProcess({
+        args: worker.args,
+        configPath,
+        logPath: join(logDir, 'worker.log'),
+        env: options.workerEnv,
+      });
+      teardown.add('worker', async () => {
+        await stopChild(workerProcess);
+      });
+      teardown.add('baseline commands', killRunningTimed);
+      await sleep(2000);
+      const workerIdleRss = rssBytes(workerProcess.pid!) ?? 0;
+      console.log(
+        `  worker pid ${workerProcess.pid} polling after ${((performance.now() - phase) / 1000).toFixed(1)} s; idle RSS ${mib(workerIdleRss)} MiB`,
+      );
+
+      const client = await connectClient(config);
+      teardown.add('temporal client', () => client.connection.close());
+      const bench: Bench = { options, world, config, client, worker: workerProcess, logDir };
+
+      const measurements: Measurement[] = [];
+      for (let round = 1; round <= options.rounds; round++) {
+        const order: Array<Measurement['run']> = round % 2 === 1 ? ['workflow', 'baseline'] : ['baseline', 'workflow'];
+        for (const [index, what] of order.entries()) {
+          const position = (index + 1) as 1 | 2;
+          await settleWriteback();
+          teardown.checkInterrupted();
+          const m = what === 'workflow' ? await measureWorkflow(bench, round, position) : await measureBaseline(bench, round, position);
+          measurements.push(m);
+          console.log(
+            `round ${round}.${position} ${pad(what, 8)} ${m.wallSeconds.toFixed(2)} s, peak RSS ${mib(m.peakRssBytes)} MiB, ` +
+              `CPU ${m.cpuSeconds.toFixed(1)} s + etcd ${m.etcdCpuSeconds.toFixed(1)} s (${describeParts(m)})`,
+          );
+        }
       }
-      console.log('stopping the world ...');
-      await stopWorld(dir);
-      if (ownDir) rmSync(dir, { recursive: true, force: true });
-    });
-    const world = await startWorldWithTemporal(dir);
+      const workerHwm = hwmBytes(workerProcess.pid!) ?? 0;
 
-    const configPath = join(dir, 'nnoe-dr.bench.yaml');
-    writeFileSync(configPath, stringify({ ...benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: options.targets }), compression: options.compression }));
-    const config = loadConfig(configPath);
+      console.log('');
+      printTable(measurements);
+      const summary = summarize(measurements);
+      console.log('');
+      console.log(
+        `snapshot ${summary.snapshotMiB.toFixed(1)} MiB raw; compressed ${summary.workflowGzMiB.toFixed(1)} MiB (workflow, ${options.compression}), ${summary.baselineGzMiB.toFixed(1)} MiB (baseline, gzip)`,
+      );
+      console.log(
+        `median wall: workflow ${summary.workflowMedianWallSeconds.toFixed(2)} s, baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`,
+      );
+      console.log(
+        `ratio workflow/baseline ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO.toFixed(1)}): ${verdict(summary.ratioMet)}`,
+      );
+      console.log(
+        `worker peak RSS during backups ${summary.workerPeakRssMiB.toFixed(1)} MiB (target <= 200 MB = ${TARGET_WORKER_RSS_MIB.toFixed(1)} MiB): ${verdict(summary.workerRssMet)}` +
+          ` [idle ${mib(workerIdleRss)} MiB, VmHWM over the worker's life ${mib(workerHwm)} MiB]`,
+      );
+      console.log(`baseline peak RSS (max of etcdctl, gzip, cp) ${summary.baselinePeakRssMiB.toFixed(1)} MiB`);
+      console.log(
+        `median CPU: workflow ${summary.workflowMedianCpuSeconds.toFixed(1)} s (worker) + ${summary.workflowMedianEtcdCpuSeconds.toFixed(1)} s (etcd), ` +
+          `baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s (etcdctl, gzip, cp) + ${summary.baselineMedianEtcdCpuSeconds.toFixed(1)} s (etcd); ` +
+          `CPU ratio ${summary.cpuRatio.toFixed(2)} (for information, no target)`,
+      );
+      const durationSeconds = (performance.now() - began) / 1000;
+      console.log(
+        `overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadText()}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`,
+      );
 
-    teardown.checkInterrupted();
-    const filled = await fillCluster(config, options.sizeMiB);
-    teardown.checkInterrupted();
-    console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
-    await settleWriteback();
-
-    const phase = performance.now();
-    console.log(`starting the management worker: ${worker.describe} ...`);
-    // Without WORKER_ENV or the world marker: the worker's settings are what this benchmark measures (--worker-env).
-    const workerProcess = await startWorkerProcess({ args: worker.args, configPath, logPath: join(logDir, 'worker.log'), env: options.workerEnv });
-    teardown.add('worker', async () => {
-      await stopChild(workerProcess);
-    });
-    teardown.add('baseline commands', killRunningTimed);
-    await sleep(2000);
-    const workerIdleRss = rssBytes(workerProcess.pid!) ?? 0;
-    console.log(`  worker pid ${workerProcess.pid} polling after ${((performance.now() - phase) / 1000).toFixed(1)} s; idle RSS ${mib(workerIdleRss)} MiB`);
-
-    const client = await connectClient(config);
-    teardown.add('temporal client', () => client.connection.close());
-    const bench: Bench = { options, world, config, client, worker: workerProcess, logDir };
-
-    const measurements: Measurement[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
-      const order: Array<Measurement['run']> = round % 2 === 1 ? ['workflow', 'baseline'] : ['baseline', 'workflow'];
-      for (const [index, what] of order.entries()) {
-        const position = (index + 1) as 1 | 2;
-        await settleWriteback();
-        teardown.checkInterrupted();
-        const m = what === 'workflow' ? await measureWorkflow(bench, round, position) : await measureBaseline(bench, round, position);
-        measurements.push(m);
-        console.log(`round ${round}.${position} ${pad(what, 8)} ${m.wallSeconds.toFixed(2)} s, peak RSS ${mib(m.peakRssBytes)} MiB, ` +
-          `CPU ${m.cpuSeconds.toFixed(1)} s + etcd ${m.etcdCpuSeconds.toFixed(1)} s (${describeParts(m)})`);
-      }
-    }
-    const workerHwm = hwmBytes(workerProcess.pid!) ?? 0;
-
-    console.log('');
-    printTable(measurements);
-    const summary = summarize(measurements);
-    console.log('');
-    console.log(`snapshot ${summary.snapshotMiB.toFixed(1)} MiB raw; compressed ${summary.workflowGzMiB.toFixed(1)} MiB (workflow, ${options.compression}), ${summary.baselineGzMiB.toFixed(1)} MiB (baseline, gzip)`);
-    console.log(`median wall: workflow ${summary.workflowMedianWallSeconds.toFixed(2)} s, baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`);
-    console.log(`ratio workflow/baseline ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO.toFixed(1)}): ${verdict(summary.ratioMet)}`);
-    console.log(`worker peak RSS during backups ${summary.workerPeakRssMiB.toFixed(1)} MiB (target <= 200 MB = ${TARGET_WORKER_RSS_MIB.toFixed(1)} MiB): ${verdict(summary.workerRssMet)}` +
-      ` [idle ${mib(workerIdleRss)} MiB, VmHWM over the worker's life ${mib(workerHwm)} MiB]`);
-    console.log(`baseline peak RSS (max of etcdctl, gzip, cp) ${summary.baselinePeakRssMiB.toFixed(1)} MiB`);
-    console.log(`median CPU: workflow ${summary.workflowMedianCpuSeconds.toFixed(1)} s (worker) + ${summary.workflowMedianEtcdCpuSeconds.toFixed(1)} s (etcd), ` +
-      `baseline ${summary.baselineMedianCpuSeconds.toFixed(1)} s (etcdctl, gzip, cp) + ${summary.baselineMedianEtcdCpuSeconds.toFixed(1)} s (etcd); ` +
-      `CPU ratio ${summary.cpuRatio.toFixed(2)} (for information, no target)`);
-    const durationSeconds = (performance.now() - began) / 1000;
-    console.log(`overall: ${verdict(summary.ratioMet && summary.workerRssMet)}; load average ${loadText()}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
-
-    const report = {
-      command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
-      sizeMiB: options.sizeMiB, rounds: options.rounds, targets: options.targets, compression: options.compression,
-      worker: { mode: options.worker, workflowBundle: options.workflowBundle, command: worker.describe, idleRssMiB: workerIdleRss / MiB, lifetimePeakRssMiB: workerHwm / MiB },
-      etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
-      summary,
-      measurements: measurements.map((m) => ({ ...m, peakRssMiB: m.peakRssBytes / MiB })),
-      loadAverageAtEnd: loadavg(),
-    };
-    writeResult(logDir, report, options.json);
-    return 0;
-  }, { explainFailure: () => printLogTail(join(logDir, 'worker.log')) });
+      const report = {
+        command,
+        startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(),
+        durationSeconds,
+        sizeMiB: options.sizeMiB,
+        rounds: options.rounds,
+        targets: options.targets,
+        compression: options.compression,
+        worker: {
+          mode: options.worker,
+          workflowBundle: options.workflowBundle,
+          command: worker.describe,
+          idleRssMiB: workerIdleRss / MiB,
+          lifetimePeakRssMiB: workerHwm / MiB,
+        },
+        etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
+        summary,
+        measurements: measurements.map((m) => ({ ...m, peakRssMiB: m.peakRssBytes / MiB })),
+        loadAverageAtEnd: loadavg(),
+      };
+      writeResult(logDir, report, options.json);
+      return 0;
+    },
+    { explainFailure: () => printLogTail(join(logDir, 'worker.log')) },
+  );
 }
 
 /** A failed backup is mostly explained by the worker's last words. */

@@ -41,7 +41,14 @@ import { parseWorkerMode, positiveInteger, positiveNumber, readCommandLine, type
 import { OwnWorld, runBenchmark, runMain, WORLD_MARKER_ENV } from '../support/lifecycle';
 import { killRunningTimed, median, MiB, mib, runTimed, sampleRss, settleWriteback, type TimedRun } from '../support/processes';
 import {
-  benchWorldConfig, ensureDir, etcdctlTlsArgs, fillCluster, removeDeadDataDirs, startWorkers, workerArgs, writeAgeIdentity,
+  benchWorldConfig,
+  ensureDir,
+  etcdctlTlsArgs,
+  fillCluster,
+  removeDeadDataDirs,
+  startWorkers,
+  workerArgs,
+  writeAgeIdentity,
 } from '../support/bench-world';
 import { loadText, newRunDir, pad, resultsRoot, verdict, writeResult } from '../support/results';
 import { stepOf, stepTimings, timeline, type StepTiming } from './timeline';
@@ -184,13 +191,19 @@ function watchWorkers(workers: Map<string, ChildProcess>, logDir: string): { die
   const listeners: Array<[ChildProcess, (code: number | null, signal: NodeJS.Signals | null) => void]> = [];
   const died = new Promise<never>((_, reject) => {
     for (const [name, worker] of workers) {
-      const onExit = (code: number | null, signal: NodeJS.Signals | null) => reject(new Error(`worker ${name} exited (${signal ?? code}) during a restore; see ${logDir}/worker-${name}.log`));
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+        reject(new Error(`worker ${name} exited (${signal ?? code}) during a restore; see ${logDir}/worker-${name}.log`));
       worker.once('exit', onExit);
       listeners.push([worker, onExit]);
     }
   });
   died.catch(() => undefined);
-  return { died, stop: () => { for (const [worker, onExit] of listeners) worker.off('exit', onExit); } };
+  return {
+    died,
+    stop: () => {
+      for (const [worker, onExit] of listeners) worker.off('exit', onExit);
+    },
+  };
 }
 
 async function measureWorkflow(bench: Bench, round: number, position: number): Promise<Measurement> {
@@ -204,7 +217,13 @@ async function measureWorkflow(bench: Bench, round: number, position: number): P
   let handle;
   let peakRssMiB: Record<string, number>;
   try {
-    handle = await startEtcdRestore(client, config, { cluster, setId: bench.setId, approved: true, restartAgents: false, strategy: options.strategy });
+    handle = await startEtcdRestore(client, config, {
+      cluster,
+      setId: bench.setId,
+      approved: true,
+      restartAgents: false,
+      strategy: options.strategy,
+    });
     result = await Promise.race([handle.result() as Promise<EtcdRestoreResult>, watch.died]);
   } finally {
     watch.stop();
@@ -212,12 +231,15 @@ async function measureWorkflow(bench: Bench, round: number, position: number): P
   }
   const polls = await health.stop();
   const rtoSeconds = (performance.now() - started) / 1000;
-  if (!result.check?.healthy) throw new Error(`restore ${handle.workflowId} ended without a healthy check: ${JSON.stringify(result.check)}`);
+  if (!result.check?.healthy)
+    throw new Error(`restore ${handle.workflowId} ended without a healthy check: ${JSON.stringify(result.check)}`);
 
   const history = await handle.fetchHistory();
   const progress = await handle.query<RunProgress>('progress');
   const tl = timeline(history.events ?? []);
-  const spans = progress.steps.filter((s) => s.startedAt && s.finishedAt).map((s) => ({ name: s.name, startedMs: Date.parse(s.startedAt!), finishedMs: Date.parse(s.finishedAt!) }));
+  const spans = progress.steps
+    .filter((s) => s.startedAt && s.finishedAt)
+    .map((s) => ({ name: s.name, startedMs: Date.parse(s.startedAt!), finishedMs: Date.parse(s.finishedAt!) }));
   const steps = stepTimings(tl, spans, CLEANUP_STEP);
   const stops = tl.activities.filter((a) => a.type === 'stopEtcdMember');
   const checks = tl.activities.filter((a) => a.type === 'checkEtcdCluster' && a.outcome === 'completed');
@@ -239,12 +261,24 @@ async function measureWorkflow(bench: Bench, round: number, position: number): P
     criticalPath: tl.criticalPath.map((a) => {
       const waitedSeconds = (a.startedMs - previousClosed) / 1000;
       previousClosed = a.closedMs;
-      return { step: stepOf(a, spans, CLEANUP_STEP), type: a.type, taskQueue: a.taskQueue, seconds: (a.closedMs - a.startedMs) / 1000, waitedSeconds, attempt: a.attempt };
+      return {
+        step: stepOf(a, spans, CLEANUP_STEP),
+        type: a.type,
+        taskQueue: a.taskQueue,
+        seconds: (a.closedMs - a.startedMs) / 1000,
+        waitedSeconds,
+        attempt: a.attempt,
+      };
     }),
     peakRssMiB,
   };
   return {
-    round, position, run: 'workflow', rtoSeconds, downtimeSeconds, clientDowntimeSeconds,
+    round,
+    position,
+    run: 'workflow',
+    rtoSeconds,
+    downtimeSeconds,
+    clientDowntimeSeconds,
     parts: spans.map((s) => ({ name: s.name, seconds: (s.finishedMs - s.startedMs) / 1000 })),
     workflow: figures,
     state: await clusterState(bench.config),
@@ -268,7 +302,13 @@ function pollHealth(bench: Bench): { stop(): Promise<HealthPoll[]> } {
       if (!stopping) await sleep(bench.options.pollMs);
     }
   })();
-  return { stop: async () => { stopping = true; await loop; return polls; } };
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      return polls;
+    },
+  };
 }
 
 /**
@@ -287,7 +327,11 @@ function endpointHealth(bench: Bench): Promise<boolean> {
   const members = bench.world.etcd.members;
   const endpoints = `--endpoints=${members.map((m) => m.clientUrl).join(',')}`;
   const { etcdctl } = worldEtcdPrograms(bench.world);
-  return execQuiet(etcdctl, [endpoints, ...etcdctlTlsArgs(bench.world), '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health'], 10_000);
+  return execQuiet(
+    etcdctl,
+    [endpoints, ...etcdctlTlsArgs(bench.world), '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health'],
+    10_000,
+  );
 }
 
 function execQuiet(command: string, args: string[], timeoutMs: number): Promise<boolean> {
@@ -319,7 +363,15 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
   if (withFetch) {
     snapshot = join(bench.scratch, 'fetched-snapshot.db');
     rmSync(snapshot, { force: true });
-    await timed('age -d | gunzip', 'bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, bench.identityFile, bench.artefactPath, snapshot]);
+    await timed('age -d | gunzip', 'bash', [
+      '-o',
+      'pipefail',
+      '-c',
+      DECRYPT_SNAPSHOT_SCRIPT,
+      bench.identityFile,
+      bench.artefactPath,
+      snapshot,
+    ]);
     await timed('snapshot status', offlineTool, ['snapshot', 'status', snapshot, '-w', 'json']);
   }
   const stopped = performance.now();
@@ -329,15 +381,30 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
     const dataDir = join(world.dir, 'etcd', member.name, tag);
     dataDirs.set(member.name, dataDir);
     await timed(`restore ${member.name}`, offlineTool, [
-      'snapshot', 'restore', snapshot, '--name', member.name, '--data-dir', dataDir,
-      '--initial-cluster', initialCluster, '--initial-cluster-token', token, '--initial-advertise-peer-urls', member.peerUrl,
+      'snapshot',
+      'restore',
+      snapshot,
+      '--name',
+      member.name,
+      '--data-dir',
+      dataDir,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-token',
+      token,
+      '--initial-advertise-peer-urls',
+      member.peerUrl,
     ]);
   }
   for (const member of members) {
-    await timed(`sed ${member.name}`, 'sed', [`-i.pre-${tag}`,
-      '-e', `s|--data-dir=[^ ]*|--data-dir=${dataDirs.get(member.name)}|`,
-      '-e', `s|--initial-cluster-token=[^ ]*|--initial-cluster-token=${token}|`,
-      member.programConf]);
+    await timed(`sed ${member.name}`, 'sed', [
+      `-i.pre-${tag}`,
+      '-e',
+      `s|--data-dir=[^ ]*|--data-dir=${dataDirs.get(member.name)}|`,
+      '-e',
+      `s|--initial-cluster-token=[^ ]*|--initial-cluster-token=${token}|`,
+      member.programConf,
+    ]);
   }
   await timed('supervisorctl reread', 'supervisorctl', ['-c', world.supervisorConf, 'reread']);
   await timed('supervisorctl update', 'supervisorctl', ['-c', world.supervisorConf, 'update']);
@@ -347,19 +414,26 @@ async function measureRunbook(bench: Bench, round: number, position: number, wit
     polls++;
     const healthy = await endpointHealth(bench);
     if (healthy) break;
-    if (performance.now() - polling > HEALTH_TIMEOUT_MS) throw new Error(`the runbook's cluster did not answer healthy within ${HEALTH_TIMEOUT_MS / 1000} s; see ${world.dir}/logs`);
+    if (performance.now() - polling > HEALTH_TIMEOUT_MS)
+      throw new Error(`the runbook's cluster did not answer healthy within ${HEALTH_TIMEOUT_MS / 1000} s; see ${world.dir}/logs`);
     await sleep(bench.options.pollMs);
   }
   const done = performance.now();
   parts.push({ name: 'until healthy', seconds: (done - polling) / 1000 });
   if (withFetch) rmSync(snapshot, { force: true });
   for (const member of members) {
-    if (!readFileSync(member.programConf, 'utf8').includes(`--data-dir=${dataDirs.get(member.name)}`)) throw new Error(`sed did not repoint ${member.programConf}`);
+    if (!readFileSync(member.programConf, 'utf8').includes(`--data-dir=${dataDirs.get(member.name)}`))
+      throw new Error(`sed did not repoint ${member.programConf}`);
   }
   return {
-    round, position, run: withFetch ? 'runbook+fetch' : 'runbook',
-    rtoSeconds: (done - started) / 1000, downtimeSeconds: (done - stopped) / 1000,
-    parts, healthPolls: polls, state: await clusterState(bench.config),
+    round,
+    position,
+    run: withFetch ? 'runbook+fetch' : 'runbook',
+    rtoSeconds: (done - started) / 1000,
+    downtimeSeconds: (done - stopped) / 1000,
+    parts,
+    healthPolls: polls,
+    state: await clusterState(bench.config),
   };
 }
 
@@ -386,8 +460,10 @@ async function clusterState(config: Config): Promise<ClusterState> {
       client.close();
     }
   }
-  if (new Set(states.map((s) => s.hash)).size > 1) throw new Error(`members disagree on HashKV at revision ${revision}: ${states.map((s) => s.hash).join(', ')}`);
-  if (states.some((s) => s.members !== cluster.etcd.members.length)) throw new Error(`member list has ${states.map((s) => s.members).join('/')} members, expected ${cluster.etcd.members.length}`);
+  if (new Set(states.map((s) => s.hash)).size > 1)
+    throw new Error(`members disagree on HashKV at revision ${revision}: ${states.map((s) => s.hash).join(', ')}`);
+  if (states.some((s) => s.members !== cluster.etcd.members.length))
+    throw new Error(`member list has ${states.map((s) => s.members).join('/')} members, expected ${cluster.etcd.members.length}`);
   return { revision, hashKV: states[0]!.hash, members: states[0]!.members };
 }
 
@@ -401,8 +477,16 @@ async function settle(world: World): Promise<void> {
 // ------------------------------------------------------------------ report
 
 const SHORT: Record<string, string> = {
-  preflight: 'preflight', approval: 'approval', 'stop etcd': 'stop', 'restore data dirs': 'restore', 'repoint members': 'repoint+start',
-  'verify cluster': 'verify', 'restart agents': 'agents', 'supervisorctl stop': 'stop', 'supervisorctl reread': 'reread', 'supervisorctl update': 'update',
+  preflight: 'preflight',
+  approval: 'approval',
+  'stop etcd': 'stop',
+  'restore data dirs': 'restore',
+  'repoint members': 'repoint+start',
+  'verify cluster': 'verify',
+  'restart agents': 'agents',
+  'supervisorctl stop': 'stop',
+  'supervisorctl reread': 'reread',
+  'supervisorctl update': 'update',
 };
 
 function describeParts(m: Measurement): string {
@@ -439,7 +523,8 @@ function summarize(measurements: Measurement[]) {
     workflowMedianClientDowntimeSeconds: med(workflow, (m) => m.clientDowntimeSeconds ?? Number.NaN),
     downtimeRatio: med(workflow, (m) => m.clientDowntimeSeconds ?? Number.NaN) / med(runbook, (m) => m.downtimeSeconds),
     downtimeRatioTarget: TARGET_DOWNTIME_RATIO,
-    downtimeRatioMet: med(workflow, (m) => m.clientDowntimeSeconds ?? Number.NaN) / med(runbook, (m) => m.downtimeSeconds) <= TARGET_DOWNTIME_RATIO,
+    downtimeRatioMet:
+      med(workflow, (m) => m.clientDowntimeSeconds ?? Number.NaN) / med(runbook, (m) => m.downtimeSeconds) <= TARGET_DOWNTIME_RATIO,
     runbookMedianDowntimeSeconds: med(runbook, (m) => m.downtimeSeconds),
     runbookFetchMedianDowntimeSeconds: med(fetch, (m) => m.downtimeSeconds),
     overheadMedianSeconds: overhead,
@@ -462,40 +547,70 @@ function summarize(measurements: Measurement[]) {
       };
     }),
     runbookParts: [...new Set(runbook.flatMap((m) => m.parts.map((p) => p.name)))].map((name) => ({
-      name, medianSeconds: med(runbook, (m) => m.parts.find((p) => p.name === name)?.seconds ?? Number.NaN),
+      name,
+      medianSeconds: med(runbook, (m) => m.parts.find((p) => p.name === name)?.seconds ?? Number.NaN),
     })),
-    workerPeakRssMiB: Object.fromEntries([...new Set(workflow.flatMap((m) => Object.keys(m.workflow!.peakRssMiB)))].map((name) => [name, Math.max(...workflow.map((m) => m.workflow!.peakRssMiB[name] ?? 0))])),
+    workerPeakRssMiB: Object.fromEntries(
+      [...new Set(workflow.flatMap((m) => Object.keys(m.workflow!.peakRssMiB)))].map((name) => [
+        name,
+        Math.max(...workflow.map((m) => m.workflow!.peakRssMiB[name] ?? 0)),
+      ]),
+    ),
   };
 }
 
 function printSummary(summary: ReturnType<typeof summarize>, measurements: Measurement[], pollMs: number): void {
   console.log('');
-  console.log(`${pad('round', 5)}  ${pad('run', 13)}  ${pad('RTO s', 7, true)}  ${pad('downtime s', 10, true)}  ${pad('overhead s', 10, true)}  state (revision, HashKV)`);
+  console.log(
+    `${pad('round', 5)}  ${pad('run', 13)}  ${pad('RTO s', 7, true)}  ${pad('downtime s', 10, true)}  ${pad('overhead s', 10, true)}  state (revision, HashKV)`,
+  );
   for (const m of measurements) {
-    console.log(`${pad(`${m.round}.${m.position}`, 5)}  ${pad(m.run, 13)}  ${pad(m.rtoSeconds.toFixed(2), 7, true)}  ${pad(m.downtimeSeconds.toFixed(2), 10, true)}  ` +
-      `${pad(m.workflow ? m.workflow.overheadSeconds.toFixed(2) : '', 10, true)}  ${m.state.revision}, ${m.state.hashKV}`);
+    console.log(
+      `${pad(`${m.round}.${m.position}`, 5)}  ${pad(m.run, 13)}  ${pad(m.rtoSeconds.toFixed(2), 7, true)}  ${pad(m.downtimeSeconds.toFixed(2), 10, true)}  ` +
+        `${pad(m.workflow ? m.workflow.overheadSeconds.toFixed(2) : '', 10, true)}  ${m.state.revision}, ${m.state.hashKV}`,
+    );
   }
   console.log('');
   console.log('workflow steps (medians): wall from the progress query | activity time on the critical path | longest activity (last run)');
   for (const step of summary.workflowSteps) {
-    const longest = step.longest ? `${step.longest.type} on ${step.longest.taskQueue.replace(/^.*\.node\./, '')} ${step.longest.seconds.toFixed(2)} s` : '-';
-    console.log(`  ${pad(step.name, 24)} ${pad(step.medianWallSeconds.toFixed(2), 7, true)} s | ${pad(step.medianCriticalActivitySeconds.toFixed(2), 7, true)} s | ${longest}`);
+    const longest = step.longest
+      ? `${step.longest.type} on ${step.longest.taskQueue.replace(/^.*\.node\./, '')} ${step.longest.seconds.toFixed(2)} s`
+      : '-';
+    console.log(
+      `  ${pad(step.name, 24)} ${pad(step.medianWallSeconds.toFixed(2), 7, true)} s | ${pad(step.medianCriticalActivitySeconds.toFixed(2), 7, true)} s | ${longest}`,
+    );
   }
   console.log('runbook commands (medians): ' + summary.runbookParts.map((p) => `${p.name} ${p.medianSeconds.toFixed(2)}`).join(', '));
   console.log('');
-  console.log(`median RTO: workflow ${summary.workflowMedianRtoSeconds.toFixed(2)} s, runbook ${summary.runbookMedianRtoSeconds.toFixed(2)} s` +
-    (Number.isNaN(summary.runbookFetchMedianRtoSeconds) ? '' : `, runbook+fetch ${summary.runbookFetchMedianRtoSeconds.toFixed(2)} s`));
-  console.log(`median downtime (stop to healthy): workflow ${summary.workflowMedianDowntimeSeconds.toFixed(2)} s, runbook ${summary.runbookMedianDowntimeSeconds.toFixed(2)} s` +
-    (Number.isNaN(summary.runbookFetchMedianDowntimeSeconds) ? '' : `, runbook+fetch ${summary.runbookFetchMedianDowntimeSeconds.toFixed(2)} s`));
-  console.log(`median downtime as clients see it (stop to \`endpoint health\`, polled every ${pollMs} ms): workflow ${summary.workflowMedianClientDowntimeSeconds.toFixed(2)} s, ` +
-    `runbook ${summary.runbookMedianDowntimeSeconds.toFixed(2)} s; ratio ${summary.downtimeRatio.toFixed(2)} (target <= ${TARGET_DOWNTIME_RATIO}): ${verdict(summary.downtimeRatioMet)}`);
-  console.log(`ratio workflow/runbook ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO}): ${verdict(summary.ratioMet)}` +
-    (Number.isNaN(summary.ratioWithFetch) ? '' : `; workflow/runbook+fetch ${summary.ratioWithFetch.toFixed(2)} (for information)`));
+  console.log(
+    `median RTO: workflow ${summary.workflowMedianRtoSeconds.toFixed(2)} s, runbook ${summary.runbookMedianRtoSeconds.toFixed(2)} s` +
+      (Number.isNaN(summary.runbookFetchMedianRtoSeconds) ? '' : `, runbook+fetch ${summary.runbookFetchMedianRtoSeconds.toFixed(2)} s`),
+  );
+  console.log(
+    `median downtime (stop to healthy): workflow ${summary.workflowMedianDowntimeSeconds.toFixed(2)} s, runbook ${summary.runbookMedianDowntimeSeconds.toFixed(2)} s` +
+      (Number.isNaN(summary.runbookFetchMedianDowntimeSeconds)
+        ? ''
+        : `, runbook+fetch ${summary.runbookFetchMedianDowntimeSeconds.toFixed(2)} s`),
+  );
+  console.log(
+    `median downtime as clients see it (stop to \`endpoint health\`, polled every ${pollMs} ms): workflow ${summary.workflowMedianClientDowntimeSeconds.toFixed(2)} s, ` +
+      `runbook ${summary.runbookMedianDowntimeSeconds.toFixed(2)} s; ratio ${summary.downtimeRatio.toFixed(2)} (target <= ${TARGET_DOWNTIME_RATIO}): ${verdict(summary.downtimeRatioMet)}`,
+  );
+  console.log(
+    `ratio workflow/runbook ${summary.ratio.toFixed(2)} (target <= ${TARGET_RATIO}): ${verdict(summary.ratioMet)}` +
+      (Number.isNaN(summary.ratioWithFetch) ? '' : `; workflow/runbook+fetch ${summary.ratioWithFetch.toFixed(2)} (for information)`),
+  );
   const o = summary.overheadParts;
-  console.log(`orchestration overhead ${summary.overheadMedianSeconds.toFixed(2)} s (target <= ${TARGET_OVERHEAD_SECONDS} s): ${verdict(summary.overheadMet)}` +
-    ` [medians: workflow tasks ${o.workflowTasks.toFixed(2)} s, task dispatch ${o.dispatch.toFixed(2)} s (of which retries ${o.retries.toFixed(2)} s),` +
-    ` start/close edges ${o.serverEdges.toFixed(2)} s, client ${o.client.toFixed(2)} s]`);
-  console.log(`worker peak RSS during restores: ${Object.entries(summary.workerPeakRssMiB).map(([name, peak]) => `${name} ${peak.toFixed(0)} MiB`).join(', ')}`);
+  console.log(
+    `orchestration overhead ${summary.overheadMedianSeconds.toFixed(2)} s (target <= ${TARGET_OVERHEAD_SECONDS} s): ${verdict(summary.overheadMet)}` +
+      ` [medians: workflow tasks ${o.workflowTasks.toFixed(2)} s, task dispatch ${o.dispatch.toFixed(2)} s (of which retries ${o.retries.toFixed(2)} s),` +
+      ` start/close edges ${o.serverEdges.toFixed(2)} s, client ${o.client.toFixed(2)} s]`,
+  );
+  console.log(
+    `worker peak RSS during restores: ${Object.entries(summary.workerPeakRssMiB)
+      .map(([name, peak]) => `${name} ${peak.toFixed(0)} MiB`)
+      .join(', ')}`,
+  );
 }
 
 // ------------------------------------------------------------------ main
@@ -509,88 +624,133 @@ async function main(argv: string[]): Promise<number> {
   const loadAtStart = loadavg();
   const logDir = newRunDir('etcd-restore');
   const ownWorld = new OwnWorld('nnoe-dr-bench-restore-');
-  return runBenchmark(async (teardown) => {
-    console.log(`$ ${command}`);
-    console.log(`logs: ${logDir}; load average ${loadText(loadAtStart)}`);
-    const args = workerArgs(options.worker, join(resultsRoot, 'etcd-restore', 'build'));
-    const { dir, world } = await ownWorld.start(teardown);
+  return runBenchmark(
+    async (teardown) => {
+      console.log(`$ ${command}`);
+      console.log(`logs: ${logDir}; load average ${loadText(loadAtStart)}`);
+      const args = workerArgs(options.worker, join(resultsRoot, 'etcd-restore', 'build'));
+      const { dir, world } = await ownWorld.start(teardown);
 
-    const { recipient, identityFile } = await writeAgeIdentity(dir);
-    const configPath = join(dir, 'nnoe-dr.bench-restore.yaml');
-    writeFileSync(configPath, stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: ['local'], encryption: { recipient, identityFile } })));
-    const config = loadConfig(configPath);
+      const { recipient, identityFile } = await writeAgeIdentity(dir);
+      const configPath = join(dir, 'nnoe-dr.bench-restore.yaml');
+      writeFileSync(
+        configPath,
+        stringify(benchWorldConfig(world, { taskQueue: TASK_QUEUE, targets: ['local'], encryption: { recipient, identityFile } })),
+      );
+      const config = loadConfig(configPath);
 
-    teardown.checkInterrupted();
-    const filled = await fillCluster(config, options.sizeMiB);
-    console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
-    teardown.checkInterrupted();
+      teardown.checkInterrupted();
+      const filled = await fillCluster(config, options.sizeMiB);
+      console.log(`  etcd db size ${mib(filled.dbSizeBytes)} MiB, ${filled.keys} keys (fill took ${filled.fillSeconds.toFixed(0)} s)`);
+      teardown.checkInterrupted();
 
-    let phase = performance.now();
-    const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
-    const workers = await startWorkers(teardown, { args, configPath, nodes, logDir, worldDir: dir });
-    teardown.add('runbook commands', killRunningTimed);
-    console.log(`  workers polling after ${((performance.now() - phase) / 1000).toFixed(1)} s: management + ${nodes.join(', ')}`);
+      let phase = performance.now();
+      const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
+      const workers = await startWorkers(teardown, { args, configPath, nodes, logDir, worldDir: dir });
+      teardown.add('runbook commands', killRunningTimed);
+      console.log(`  workers polling after ${((performance.now() - phase) / 1000).toFixed(1)} s: management + ${nodes.join(', ')}`);
 
-    const client = await connectClient(config);
-    teardown.add('temporal client', () => client.connection.close());
+      const client = await connectClient(config);
+      teardown.add('temporal client', () => client.connection.close());
 
-    phase = performance.now();
-    const backup = await (await startEtcdBackup(client, config, { cluster: config.clusters[0]!.name, targets: ['local'] })).result() as EtcdBackupResult;
-    const component = backup.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
-    if (!component) throw new Error(`set ${backup.setId} has no etcd component`);
-    const artefact: ArtefactRecord = component.artefacts[0]!;
-    const artefactPath = join(world.localStoreDir, artefact.key);
-    if (!existsSync(artefactPath)) throw new Error(`the set's local copy ${artefactPath} is missing`);
-    console.log(`snapshot set ${backup.setId} in ${((performance.now() - phase) / 1000).toFixed(1)} s: revision ${component.facts.revision}, ` +
-      `${mib(artefact.raw.bytes)} MiB raw, ${mib(artefact.bytes)} MiB gzipped + age-encrypted`);
+      phase = performance.now();
+      const backup = (await (
+        await startEtcdBackup(client, config, { cluster: config.clusters[0]!.name, targets: ['local'] })
+      ).result()) as EtcdBackupResult;
+      const component = backup.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
+      if (!component) throw new Error(`set ${backup.setId} has no etcd component`);
+      const artefact: ArtefactRecord = component.artefacts[0]!;
+      const artefactPath = join(world.localStoreDir, artefact.key);
+      if (!existsSync(artefactPath)) throw new Error(`the set's local copy ${artefactPath} is missing`);
+      console.log(
+        `snapshot set ${backup.setId} in ${((performance.now() - phase) / 1000).toFixed(1)} s: revision ${component.facts.revision}, ` +
+          `${mib(artefact.raw.bytes)} MiB raw, ${mib(artefact.bytes)} MiB gzipped + age-encrypted`,
+      );
 
-    // Decrypted once for the runbook variant, outside any timed part.
-    const scratch = ensureDir(join(world.workDir, 'runbook'));
-    const snapshotFile = join(scratch, 'snapshot.db');
-    phase = performance.now();
-    const prepared = spawnSync('bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, identityFile, artefactPath, snapshotFile], { stdio: 'inherit' });
-    if (prepared.status !== 0 || statSync(snapshotFile).size !== artefact.raw.bytes) throw new Error(`decrypting ${artefactPath} for the runbook failed`);
-    console.log(`  runbook snapshot ${snapshotFile} prepared (age -d | gunzip) in ${((performance.now() - phase) / 1000).toFixed(1)} s, not counted`);
+      // Decrypted once for the runbook variant, outside any timed part.
+      const scratch = ensureDir(join(world.workDir, 'runbook'));
+      const snapshotFile = join(scratch, 'snapshot.db');
+      phase = performance.now();
+      const prepared = spawnSync('bash', ['-o', 'pipefail', '-c', DECRYPT_SNAPSHOT_SCRIPT, identityFile, artefactPath, snapshotFile], {
+        stdio: 'inherit',
+      });
+      if (prepared.status !== 0 || statSync(snapshotFile).size !== artefact.raw.bytes)
+        throw new Error(`decrypting ${artefactPath} for the runbook failed`);
+      console.log(
+        `  runbook snapshot ${snapshotFile} prepared (age -d | gunzip) in ${((performance.now() - phase) / 1000).toFixed(1)} s, not counted`,
+      );
 
-    const bench: Bench = {
-      options, world, config, client, workers, logDir, setId: backup.setId, snapshotRevision: component.facts.revision,
-      artefactPath, identityFile, snapshotFile, scratch,
-    };
-    const measurements: Measurement[] = [];
-    const variants: RunKind[] = ['workflow', 'runbook', ...(options.fetchVariant ? ['runbook+fetch' as const] : [])];
-    for (let round = 1; round <= options.rounds; round++) {
-      const order = round % 2 === 1 ? variants : [...variants].reverse();
-      for (const [index, what] of order.entries()) {
-        await settle(world);
-        teardown.checkInterrupted();
-        const m = what === 'workflow' ? await measureWorkflow(bench, round, index + 1) : await measureRunbook(bench, round, index + 1, what === 'runbook+fetch');
-        measurements.push(m);
-        console.log(describeLine(m));
-        if (m.state.revision < bench.snapshotRevision) throw new Error(`after ${what} the cluster is at revision ${m.state.revision}, below the snapshot's ${bench.snapshotRevision}`);
+      const bench: Bench = {
+        options,
+        world,
+        config,
+        client,
+        workers,
+        logDir,
+        setId: backup.setId,
+        snapshotRevision: component.facts.revision,
+        artefactPath,
+        identityFile,
+        snapshotFile,
+        scratch,
+      };
+      const measurements: Measurement[] = [];
+      const variants: RunKind[] = ['workflow', 'runbook', ...(options.fetchVariant ? ['runbook+fetch' as const] : [])];
+      for (let round = 1; round <= options.rounds; round++) {
+        const order = round % 2 === 1 ? variants : [...variants].reverse();
+        for (const [index, what] of order.entries()) {
+          await settle(world);
+          teardown.checkInterrupted();
+          const m =
+            what === 'workflow'
+              ? await measureWorkflow(bench, round, index + 1)
+              : await measureRunbook(bench, round, index + 1, what === 'runbook+fetch');
+          measurements.push(m);
+          console.log(describeLine(m));
+          if (m.state.revision < bench.snapshotRevision)
+            throw new Error(`after ${what} the cluster is at revision ${m.state.revision}, below the snapshot's ${bench.snapshotRevision}`);
+        }
       }
-    }
-    const hashes = new Set(measurements.map((m) => m.state.hashKV));
-    const summary = summarize(measurements);
-    printSummary(summary, measurements, options.pollMs);
-    if (hashes.size > 1) console.log(`note: the restores left different HashKV values (${[...hashes].join(', ')})`);
-    const durationSeconds = (performance.now() - began) / 1000;
-    const loadAtEnd = loadavg();
-    console.log(`overall: ratio ${summary.ratioMet ? 'met' : 'missed'}, downtime ratio ${summary.downtimeRatioMet ? 'met' : 'missed'}, overhead ${summary.overheadMet ? 'met' : 'missed'}; ` +
-      `load average at start ${loadText(loadAtStart)}, at end ${loadText(loadAtEnd)}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`);
+      const hashes = new Set(measurements.map((m) => m.state.hashKV));
+      const summary = summarize(measurements);
+      printSummary(summary, measurements, options.pollMs);
+      if (hashes.size > 1) console.log(`note: the restores left different HashKV values (${[...hashes].join(', ')})`);
+      const durationSeconds = (performance.now() - began) / 1000;
+      const loadAtEnd = loadavg();
+      console.log(
+        `overall: ratio ${summary.ratioMet ? 'met' : 'missed'}, downtime ratio ${summary.downtimeRatioMet ? 'met' : 'missed'}, overhead ${summary.overheadMet ? 'met' : 'missed'}; ` +
+          `load average at start ${loadText(loadAtStart)}, at end ${loadText(loadAtEnd)}; run took ${(durationSeconds / 60).toFixed(1)} min (before cleanup)`,
+      );
 
-    const report = {
-      command, startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(), durationSeconds,
-      sizeMiB: options.sizeMiB, rounds: options.rounds, strategy: options.strategy, worker: options.worker, pollMs: options.pollMs,
-      etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
-      snapshot: { setId: backup.setId, revision: component.facts.revision, rawMiB: artefact.raw.bytes / MiB, storedMiB: artefact.bytes / MiB },
-      summary, measurements, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAtEnd,
-    };
-    writeResult(logDir, report, options.json);
-    return 0;
-  }, {
-    explainFailure: () => console.error(`logs in ${logDir}`),
-    afterCleanup: (exitCode) => ownWorld.confirmStopped(exitCode),
-  });
+      const report = {
+        command,
+        startedAt: new Date(Date.now() - durationSeconds * 1000).toISOString(),
+        durationSeconds,
+        sizeMiB: options.sizeMiB,
+        rounds: options.rounds,
+        strategy: options.strategy,
+        worker: options.worker,
+        pollMs: options.pollMs,
+        etcd: { dbSizeMiB: filled.dbSizeBytes / MiB, keys: filled.keys, fillSeconds: filled.fillSeconds },
+        snapshot: {
+          setId: backup.setId,
+          revision: component.facts.revision,
+          rawMiB: artefact.raw.bytes / MiB,
+          storedMiB: artefact.bytes / MiB,
+        },
+        summary,
+        measurements,
+        loadAverageAtStart: loadAtStart,
+        loadAverageAtEnd: loadAtEnd,
+      };
+      writeResult(logDir, report, options.json);
+      return 0;
+    },
+    {
+      explainFailure: () => console.error(`logs in ${logDir}`),
+      afterCleanup: (exitCode) => ownWorld.confirmStopped(exitCode),
+    },
+  );
 }
 
 runMain(main);

@@ -71,14 +71,20 @@ function activityRuns(events: HistoryEvent[]): ActivityRun[] {
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) {
       byScheduledId.set(id(event.eventId), {
-        activityId: scheduled.activityId ?? '', type: scheduled.activityType?.name ?? '?', taskQueue: scheduled.taskQueue?.name ?? '?', scheduledMs: at,
+        activityId: scheduled.activityId ?? '',
+        type: scheduled.activityType?.name ?? '?',
+        taskQueue: scheduled.taskQueue?.name ?? '?',
+        scheduledMs: at,
       });
       continue;
     }
     const started = event.activityTaskStartedEventAttributes;
     if (started) {
       const run = byScheduledId.get(id(started.scheduledEventId));
-      if (run) { run.startedMs = at; run.attempt = started.attempt ?? 1; }
+      if (run) {
+        run.startedMs = at;
+        run.attempt = started.attempt ?? 1;
+      }
       continue;
     }
     const closed: Array<[ActivityRun['outcome'], { scheduledEventId?: unknown } | null | undefined]> = [
@@ -90,7 +96,10 @@ function activityRuns(events: HistoryEvent[]): ActivityRun[] {
     for (const [outcome, attributes] of closed) {
       if (!attributes) continue;
       const run = byScheduledId.get(id(attributes.scheduledEventId));
-      if (run) { run.closedMs = at; run.outcome = outcome; }
+      if (run) {
+        run.closedMs = at;
+        run.outcome = outcome;
+      }
     }
   }
   return [...byScheduledId.values()]
@@ -119,8 +128,16 @@ const seconds = (ms: number) => ms / 1000;
 
 export function timeline(events: HistoryEvent[]): Timeline {
   const started = events.find((e) => e.workflowExecutionStartedEventAttributes);
-  const closed = [...events].reverse().find((e) => e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes
-    || e.workflowExecutionCanceledEventAttributes || e.workflowExecutionTerminatedEventAttributes || e.workflowExecutionTimedOutEventAttributes);
+  const closed = [...events]
+    .reverse()
+    .find(
+      (e) =>
+        e.workflowExecutionCompletedEventAttributes ||
+        e.workflowExecutionFailedEventAttributes ||
+        e.workflowExecutionCanceledEventAttributes ||
+        e.workflowExecutionTerminatedEventAttributes ||
+        e.workflowExecutionTimedOutEventAttributes,
+    );
   if (!started || !closed) throw new Error('the history has no start or no close event: the run is not over');
   const workflowStartedMs = tsMs(started.eventTime as Timestamp);
   const workflowClosedMs = tsMs(closed.eventTime as Timestamp);
@@ -134,9 +151,15 @@ export function timeline(events: HistoryEvent[]): Timeline {
     dispatch += run.startedMs - run.scheduledMs;
     if (run.attempt > 1) retry += run.startedMs - run.scheduledMs;
   });
-  const edges = path.length === 0 ? workflowClosedMs - workflowStartedMs : (path[0]!.scheduledMs - workflowStartedMs) + (workflowClosedMs - path[path.length - 1]!.closedMs);
+  const edges =
+    path.length === 0
+      ? workflowClosedMs - workflowStartedMs
+      : path[0]!.scheduledMs - workflowStartedMs + (workflowClosedMs - path[path.length - 1]!.closedMs);
   return {
-    workflowStartedMs, workflowClosedMs, activities, criticalPath: path,
+    workflowStartedMs,
+    workflowClosedMs,
+    activities,
+    criticalPath: path,
     criticalActivitySeconds: seconds(path.reduce((sum, run) => sum + run.closedMs - run.startedMs, 0)),
     workflowTaskSeconds: seconds(workflowTask),
     dispatchSeconds: seconds(dispatch),
@@ -165,14 +188,22 @@ export function stepTimings(tl: Timeline, steps: StepSpan[], afterSteps = 'clean
     const step = steps.find((s) => s.name === name);
     const mine = tl.activities.filter((run) => owners.get(run) === name);
     const onPath = tl.criticalPath.filter((run) => owners.get(run) === name);
-    const longest = mine.reduce<ActivityRun | undefined>((best, run) => (!best || run.closedMs - run.startedMs > best.closedMs - best.startedMs ? run : best), undefined);
-    const wallMs = step ? step.finishedMs - step.startedMs
-      : mine.length > 0 ? Math.max(...mine.map((r) => r.closedMs)) - Math.min(...mine.map((r) => r.scheduledMs)) : 0;
+    const longest = mine.reduce<ActivityRun | undefined>(
+      (best, run) => (!best || run.closedMs - run.startedMs > best.closedMs - best.startedMs ? run : best),
+      undefined,
+    );
+    const wallMs = step
+      ? step.finishedMs - step.startedMs
+      : mine.length > 0
+        ? Math.max(...mine.map((r) => r.closedMs)) - Math.min(...mine.map((r) => r.scheduledMs))
+        : 0;
     return {
       name,
       wallSeconds: seconds(wallMs),
       criticalActivitySeconds: seconds(onPath.reduce((sum, run) => sum + run.closedMs - run.startedMs, 0)),
-      ...(longest ? { longest: { type: longest.type, taskQueue: longest.taskQueue, seconds: seconds(longest.closedMs - longest.startedMs) } } : {}),
+      ...(longest
+        ? { longest: { type: longest.type, taskQueue: longest.taskQueue, seconds: seconds(longest.closedMs - longest.startedMs) } }
+        : {}),
       activities: mine.length,
     };
   });

@@ -44,27 +44,47 @@ const HELP = `usage: npx tsx bench/fleet/run.ts [options]
   --json              also print one JSON object with every figure
   -h, --help          this text`;
 
-interface Options { sizes: number[]; targets: string[]; worker: WorkerMode; workerArgs: string[]; etcdMiB: number; timeoutMinutes: number; json: boolean }
+interface Options {
+  sizes: number[];
+  targets: string[];
+  worker: WorkerMode;
+  workerArgs: string[];
+  etcdMiB: number;
+  timeoutMinutes: number;
+  json: boolean;
+}
 
 function parse(argv: string[]): Options | undefined {
   const { values } = parseArgs({
-    args: argv, strict: true,
+    args: argv,
+    strict: true,
     options: {
-      sizes: { type: 'string', default: '10,25,50' }, targets: { type: 'string', default: 'local' }, worker: { type: 'string', default: 'compiled' },
-      'worker-args': { type: 'string', default: '' }, 'etcd-mib': { type: 'string', default: '0' }, 'timeout-minutes': { type: 'string', default: '30' }, json: { type: 'boolean', default: false },
+      sizes: { type: 'string', default: '10,25,50' },
+      targets: { type: 'string', default: 'local' },
+      worker: { type: 'string', default: 'compiled' },
+      'worker-args': { type: 'string', default: '' },
+      'etcd-mib': { type: 'string', default: '0' },
+      'timeout-minutes': { type: 'string', default: '30' },
+      json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return undefined;
   const sizes = values.sizes.split(',').map((s) => Number(s.trim()));
-  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 999)) throw new Error(`--sizes expects whole numbers 1..999 separated by commas, got "${values.sizes}"`);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 999))
+    throw new Error(`--sizes expects whole numbers 1..999 separated by commas, got "${values.sizes}"`);
   const timeoutMinutes = Number(values['timeout-minutes']);
   if (!(timeoutMinutes > 0)) throw new Error(`--timeout-minutes expects a positive number, got "${values['timeout-minutes']}"`);
   const etcdMiB = Number(values['etcd-mib']);
   if (!(etcdMiB >= 0)) throw new Error(`--etcd-mib expects a number of MiB (0 or more), got "${values['etcd-mib']}"`);
   return {
-    sizes, targets: parseTargets(values.targets), etcdMiB, worker: parseWorkerMode(values.worker), workerArgs: values['worker-args'].split(' ').filter(Boolean),
-    timeoutMinutes, json: values.json,
+    sizes,
+    targets: parseTargets(values.targets),
+    etcdMiB,
+    worker: parseWorkerMode(values.worker),
+    workerArgs: values['worker-args'].split(' ').filter(Boolean),
+    timeoutMinutes,
+    json: values.json,
   };
 }
 
@@ -79,7 +99,15 @@ function fleetConfig(base: Record<string, unknown>, count: number): Record<strin
   return { ...base, clusters: Array.from({ length: count }, (_, i) => ({ ...cluster, name: clusterName(i) })) };
 }
 
-interface RunFigure { cluster: string; workflowId: string; scheduledMs: number; startedMs: number; firstTaskMs: number | null; closedMs: number | null; status: string }
+interface RunFigure {
+  cluster: string;
+  workflowId: string;
+  scheduledMs: number;
+  startedMs: number;
+  firstTaskMs: number | null;
+  closedMs: number | null;
+  status: string;
+}
 
 interface FleetFigures {
   n: number;
@@ -119,7 +147,14 @@ async function firstWorkflowTaskStartedMs(client: Client, workflowId: string, ru
   return started?.eventTime ? tsToMs(started.eventTime) : null;
 }
 
-async function runFleet(client: Client, config: Config, n: number, workerPid: number, timeoutMs: number, targets: string[]): Promise<FleetFigures> {
+async function runFleet(
+  client: Client,
+  config: Config,
+  n: number,
+  workerPid: number,
+  timeoutMs: number,
+  targets: string[],
+): Promise<FleetFigures> {
   const clusters = config.clusters.slice(0, n).map((c) => c.name);
   const fireAt = nextMinute(20_000 + n * 300); // time to create the schedules first
   const cron = `${fireAt.getUTCMinutes()} ${fireAt.getUTCHours()} * * *`;
@@ -162,12 +197,20 @@ async function runFleet(client: Client, config: Config, n: number, workerPid: nu
         const info = await patiently(() => handle.describe());
         startedMs = info.startTime.getTime();
         status = info.status.name;
-        if (status !== 'RUNNING') { closedMs = info.closeTime?.getTime() ?? null; break; }
+        if (status !== 'RUNNING') {
+          closedMs = info.closeTime?.getTime() ?? null;
+          break;
+        }
         await sleep(2000);
       }
       runs.push({
-        cluster: clusters[i]!, workflowId: workflow.workflowId, scheduledMs: action.scheduledAt.getTime(), startedMs,
-        firstTaskMs: await patiently(() => firstWorkflowTaskStartedMs(client, workflow.workflowId, workflow.firstExecutionRunId)), closedMs, status,
+        cluster: clusters[i]!,
+        workflowId: workflow.workflowId,
+        scheduledMs: action.scheduledAt.getTime(),
+        startedMs,
+        firstTaskMs: await patiently(() => firstWorkflowTaskStartedMs(client, workflow.workflowId, workflow.firstExecutionRunId)),
+        closedMs,
+        status,
       });
     }
     const seconds = (performance.now() - started) / 1000;
@@ -176,17 +219,25 @@ async function runFleet(client: Client, config: Config, n: number, workerPid: nu
     const latencies = runs.flatMap((r) => (r.firstTaskMs === null ? [] : [(r.firstTaskMs - r.scheduledMs) / 1000]));
     const created = runs.map((r) => (r.startedMs - r.scheduledMs) / 1000);
     const closed = runs.flatMap((r) => (r.closedMs === null ? [] : [r.closedMs]));
-    const missed = descriptions.reduce((sum, d) => sum + d.info.numActionsMissedCatchupWindow + d.info.numActionsSkippedOverlap, 0) + (n - runs.length);
+    const missed =
+      descriptions.reduce((sum, d) => sum + d.info.numActionsMissedCatchupWindow + d.info.numActionsSkippedOverlap, 0) + (n - runs.length);
     const failedRuns = runs.filter((r) => r.status !== 'COMPLETED');
     const wallSeconds = closed.length ? (Math.max(...closed) - fireAt.getTime()) / 1000 : seconds;
     const workerCpuSeconds = cpuAfter.self - cpuBefore.self;
     return {
-      n, wallSeconds,
-      latencyP50Seconds: percentile(latencies, 50), latencyP99Seconds: percentile(latencies, 99), latencyMaxSeconds: percentile(latencies, 100),
-      createdP50Seconds: percentile(created, 50), createdP99Seconds: percentile(created, 99),
-      workerPeakRssMiB: rss.stop() / MiB, workerCpuSeconds, workerChildrenCpuSeconds: cpuAfter.children - cpuBefore.children,
+      n,
+      wallSeconds,
+      latencyP50Seconds: percentile(latencies, 50),
+      latencyP99Seconds: percentile(latencies, 99),
+      latencyMaxSeconds: percentile(latencies, 100),
+      createdP50Seconds: percentile(created, 50),
+      createdP99Seconds: percentile(created, 99),
+      workerPeakRssMiB: rss.stop() / MiB,
+      workerCpuSeconds,
+      workerChildrenCpuSeconds: cpuAfter.children - cpuBefore.children,
       workerCpuCores: workerCpuSeconds / Math.max(wallSeconds, 1),
-      failed: failedRuns.length, missed,
+      failed: failedRuns.length,
+      missed,
       failures: await Promise.all(failedRuns.map(async (r) => `${r.workflowId}: ${r.status}${await failureText(client, r.workflowId)}`)),
     };
   } finally {
@@ -236,53 +287,85 @@ async function main(argv: string[]): Promise<number> {
   if ('exitCode' in line) return line.exitCode;
   const options = line.options;
   const world = new OwnWorld('nnoe-dr-bench-fleet-');
-  return runBenchmark(async (teardown) => {
-    const runDir = newRunDir('fleet');
-    console.log(`bench/fleet: sizes ${options.sizes.join(', ')}; load ${loadText()}; logs in ${runDir}`);
-    const args = [...workerArgs(options.worker, join(resultsRoot, 'build')), ...options.workerArgs];
-    const { dir, world: w } = await world.start(teardown);
-    const maxN = Math.max(...options.sizes);
-    const configPath = join(runDir, 'nnoe-dr.yaml');
-    writeFileSync(configPath, stringify(fleetConfig(benchWorldConfig(w, { taskQueue: TASK_QUEUE, targets: options.targets }), maxN)));
-    const config = loadConfig(configPath);
-    if (options.etcdMiB > 0) {
-      const filled = await fillCluster(config, options.etcdMiB);
-      console.log(`etcd holds ${(filled.dbSizeBytes / MiB).toFixed(0)} MiB (db size): every set snapshots it`);
-    }
-    const worker = await startWorkerProcess({ args, configPath, logPath: join(runDir, 'worker-management.log'), worldDir: dir });
-    teardown.add('worker', () => stopChild(worker));
-    console.log(`management worker pid ${worker.pid}: node ${args.join(' ')}`);
-    const client = await connectClient(config);
-    teardown.add('client', () => client.connection.close());
+  return runBenchmark(
+    async (teardown) => {
+      const runDir = newRunDir('fleet');
+      console.log(`bench/fleet: sizes ${options.sizes.join(', ')}; load ${loadText()}; logs in ${runDir}`);
+      const args = [...workerArgs(options.worker, join(resultsRoot, 'build')), ...options.workerArgs];
+      const { dir, world: w } = await world.start(teardown);
+      const maxN = Math.max(...options.sizes);
+      const configPath = join(runDir, 'nnoe-dr.yaml');
+      writeFileSync(configPath, stringify(fleetConfig(benchWorldConfig(w, { taskQueue: TASK_QUEUE, targets: options.targets }), maxN)));
+      const config = loadConfig(configPath);
+      if (options.etcdMiB > 0) {
+        const filled = await fillCluster(config, options.etcdMiB);
+        console.log(`etcd holds ${(filled.dbSizeBytes / MiB).toFixed(0)} MiB (db size): every set snapshots it`);
+      }
+      const worker = await startWorkerProcess({ args, configPath, logPath: join(runDir, 'worker-management.log'), worldDir: dir });
+      teardown.add('worker', () => stopChild(worker));
+      console.log(`management worker pid ${worker.pid}: node ${args.join(' ')}`);
+      const client = await connectClient(config);
+      teardown.add('client', () => client.connection.close());
 
-    const figures: FleetFigures[] = [];
-    for (const n of options.sizes) {
-      teardown.checkInterrupted();
-      const fleet = await runFleet(client, config, n, worker.pid!, options.timeoutMinutes * 60_000, options.targets);
-      figures.push(fleet);
-      console.log(`  wall ${fleet.wallSeconds.toFixed(1)} s, schedule-to-start p50 ${fleet.latencyP50Seconds?.toFixed(2)} s p99 ${fleet.latencyP99Seconds?.toFixed(2)} s `
-        + `(run created p50 ${fleet.createdP50Seconds?.toFixed(2)} s p99 ${fleet.createdP99Seconds?.toFixed(2)} s), `
-        + `worker peak RSS ${fleet.workerPeakRssMiB.toFixed(0)} MiB, CPU ${fleet.workerCpuSeconds.toFixed(1)} s (+ ${fleet.workerChildrenCpuSeconds.toFixed(1)} s children), failed ${fleet.failed}, missed ${fleet.missed}`);
-      for (const failure of fleet.failures) console.log(`    ${failure}`);
-      console.log(`  removed ${await removeFleetSets(config)} objects of the fleet's sets`);
-    }
+      const figures: FleetFigures[] = [];
+      for (const n of options.sizes) {
+        teardown.checkInterrupted();
+        const fleet = await runFleet(client, config, n, worker.pid!, options.timeoutMinutes * 60_000, options.targets);
+        figures.push(fleet);
+        console.log(
+          `  wall ${fleet.wallSeconds.toFixed(1)} s, schedule-to-start p50 ${fleet.latencyP50Seconds?.toFixed(2)} s p99 ${fleet.latencyP99Seconds?.toFixed(2)} s ` +
+            `(run created p50 ${fleet.createdP50Seconds?.toFixed(2)} s p99 ${fleet.createdP99Seconds?.toFixed(2)} s), ` +
+            `worker peak RSS ${fleet.workerPeakRssMiB.toFixed(0)} MiB, CPU ${fleet.workerCpuSeconds.toFixed(1)} s (+ ${fleet.workerChildrenCpuSeconds.toFixed(1)} s children), failed ${fleet.failed}, missed ${fleet.missed}`,
+        );
+        for (const failure of fleet.failures) console.log(`    ${failure}`);
+        console.log(`  removed ${await removeFleetSets(config)} objects of the fleet's sets`);
+      }
 
-    console.log(`\nsummary (management worker ${options.worker}${options.workerArgs.length ? ` ${options.workerArgs.join(' ')}` : ''}; targets ${options.targets.join(',')}; etcd ${options.etcdMiB} MiB filled; load ${loadText()}):`);
-    console.log([pad('N', 4, true), pad('wall s', 8, true), pad('start p50 s', 12, true), pad('start p99 s', 12, true), pad('peak RSS MiB', 13, true), pad('CPU s', 7, true), pad('CPU cores', 10, true), pad('failed', 7, true), pad('missed', 7, true)].join(' '));
-    for (const f of figures) {
-      console.log([pad(String(f.n), 4, true), pad(f.wallSeconds.toFixed(1), 8, true), pad(f.latencyP50Seconds?.toFixed(2) ?? '-', 12, true), pad(f.latencyP99Seconds?.toFixed(2) ?? '-', 12, true),
-        pad(f.workerPeakRssMiB.toFixed(0), 13, true), pad(f.workerCpuSeconds.toFixed(1), 7, true), pad(f.workerCpuCores.toFixed(2), 10, true), pad(String(f.failed), 7, true), pad(String(f.missed), 7, true)].join(' '));
-    }
-    const atGoal = figures.find((f) => f.n === GOAL.n);
-    if (atGoal) {
-      const met = atGoal.failed === GOAL.failures && atGoal.missed === GOAL.missed && atGoal.workerPeakRssMiB <= GOAL.rssMiB;
-      console.log(`N = ${GOAL.n}: ${atGoal.failed} failed, ${atGoal.missed} missed, peak RSS ${atGoal.workerPeakRssMiB.toFixed(0)} MiB <= ${GOAL.rssMiB}: ${verdict(met)}`);
-    } else {
-      console.log(`N = ${GOAL.n} not run: no verdict on the goal`);
-    }
-    writeResult(runDir, { options, load: loadText(), goal: GOAL, figures }, options.json);
-    return 0;
-  }, { afterCleanup: (code) => world.confirmStopped(code) });
+      console.log(
+        `\nsummary (management worker ${options.worker}${options.workerArgs.length ? ` ${options.workerArgs.join(' ')}` : ''}; targets ${options.targets.join(',')}; etcd ${options.etcdMiB} MiB filled; load ${loadText()}):`,
+      );
+      console.log(
+        [
+          pad('N', 4, true),
+          pad('wall s', 8, true),
+          pad('start p50 s', 12, true),
+          pad('start p99 s', 12, true),
+          pad('peak RSS MiB', 13, true),
+          pad('CPU s', 7, true),
+          pad('CPU cores', 10, true),
+          pad('failed', 7, true),
+          pad('missed', 7, true),
+        ].join(' '),
+      );
+      for (const f of figures) {
+        console.log(
+          [
+            pad(String(f.n), 4, true),
+            pad(f.wallSeconds.toFixed(1), 8, true),
+            pad(f.latencyP50Seconds?.toFixed(2) ?? '-', 12, true),
+            pad(f.latencyP99Seconds?.toFixed(2) ?? '-', 12, true),
+            pad(f.workerPeakRssMiB.toFixed(0), 13, true),
+            pad(f.workerCpuSeconds.toFixed(1), 7, true),
+            pad(f.workerCpuCores.toFixed(2), 10, true),
+            pad(String(f.failed), 7, true),
+            pad(String(f.missed), 7, true),
+          ].join(' '),
+        );
+      }
+      const atGoal = figures.find((f) => f.n === GOAL.n);
+      if (atGoal) {
+        const met = atGoal.failed === GOAL.failures && atGoal.missed === GOAL.missed && atGoal.workerPeakRssMiB <= GOAL.rssMiB;
+        console.log(
+          `N = ${GOAL.n}: ${atGoal.failed} failed, ${atGoal.missed} missed, peak RSS ${atGoal.workerPeakRssMiB.toFixed(0)} MiB <= ${GOAL.rssMiB}: ${verdict(met)}`,
+        );
+      } else {
+        console.log(`N = ${GOAL.n} not run: no verdict on the goal`);
+      }
+      writeResult(runDir, { options, load: loadText(), goal: GOAL, figures }, options.json);
+      return 0;
+    },
+    { afterCleanup: (code) => world.confirmStopped(code) },
+  );
 }
 
 runMain(main);

@@ -56,7 +56,11 @@ export interface DumpOnceResult {
 async function main(): Promise<void> {
   const input = JSON.parse(process.argv[2] ?? '') as DumpOnceInput;
   const cfg = PhpipamSchema.parse({
-    host: input.host, port: input.port, database: input.database, user: input.user, password: { file: input.passwordFile },
+    host: input.host,
+    port: input.port,
+    database: input.database,
+    user: input.user,
+    password: { file: input.passwordFile },
   });
   const store = new LocalStore('local', input.storeDir);
   const activities = createPhpipamBackupActivities({
@@ -74,9 +78,12 @@ async function main(): Promise<void> {
     if (beat?.phase === 'table facts' && beat.table) tableBeats.push([beat.table, performance.now()]);
     if (beat?.phase === 'dump' && firstDumpBeat === undefined) firstDumpBeat = performance.now();
   });
-  const outcome = await env.run(activities.dumpPhpipamToStores, {
-    cluster: 'bench', setId: input.setId, fileName: phpipamDumpFileName(new Date()), targets: ['local'],
-  }) as PhpipamDumpOutcome;
+  const outcome = (await env.run(activities.dumpPhpipamToStores, {
+    cluster: 'bench',
+    setId: input.setId,
+    fileName: phpipamDumpFileName(new Date()),
+    targets: ['local'],
+  })) as PhpipamDumpOutcome;
   const activitySeconds = (performance.now() - started) / 1000;
   const tableFactSeconds: Record<string, number> = {};
   for (const [index, [table, at]] of tableBeats.entries()) {

@@ -25,7 +25,18 @@ import { loadPhpipamFixture, type FixtureCounts } from '../../src/sandbox/phpipa
 import { integerAtLeast, readCommandLine } from '../support/cli';
 import { runBenchmark, runMain } from '../support/lifecycle';
 import {
-  findProcesses, GNU_TIME, hwmBytes, logTail, median, MiB, mib, rssBytes, settleWriteback, signalGroup, stopChild, type Teardown,
+  findProcesses,
+  GNU_TIME,
+  hwmBytes,
+  logTail,
+  median,
+  MiB,
+  mib,
+  rssBytes,
+  settleWriteback,
+  signalGroup,
+  stopChild,
+  type Teardown,
 } from '../support/processes';
 import { loadText, pad, repoRoot } from '../support/results';
 import type { DumpOnceInput, DumpOnceResult } from './dump-once';
@@ -122,13 +133,21 @@ async function measureComponent(bench: Bench, rows: number, round: number, posit
   rmSync(storeDir, { recursive: true, force: true });
   rmSync(workDir, { recursive: true, force: true });
   const input: DumpOnceInput = {
-    host: db.phpipam.host, port: db.phpipam.port, database: db.phpipam.database, user: db.phpipam.user, passwordFile: db.phpipam.passwordFile,
-    storeDir, workDir, setId: `bench-${++setCounter}`,
+    host: db.phpipam.host,
+    port: db.phpipam.port,
+    database: db.phpipam.database,
+    user: db.phpipam.user,
+    passwordFile: db.phpipam.passwordFile,
+    storeDir,
+    workDir,
+    setId: `bench-${++setCounter}`,
   };
   const log = openSync(bench.logFile, 'a');
   const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', DUMP_ONCE, JSON.stringify(input)], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', log], detached: true,
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', log],
+    detached: true,
   });
   closeSync(log);
   teardown.add(`dump-once ${input.setId}`, () => stopChild(child, 5_000));
@@ -163,7 +182,10 @@ async function measureComponent(bench: Bench, rows: number, round: number, posit
   rmSync(storeDir, { recursive: true, force: true });
   rmSync(workDir, { recursive: true, force: true });
   return {
-    rows, round, position, run: 'component',
+    rows,
+    round,
+    position,
+    run: 'component',
     wallSeconds: result.activitySeconds,
     processWallSeconds,
     beforeDumpSeconds: result.beforeDumpSeconds,
@@ -187,10 +209,32 @@ async function measureBaseline(bench: Bench, rows: number, round: number, positi
   const q = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
   const script = [
     'set -o pipefail;',
-    GNU_TIME, '-f', '%M', '-o', q(dumpTime),
-    MARIADB_DUMP, q(`--defaults-file=${bench.optionFile}`), `--host=${db.phpipam.host}`, `--port=${db.phpipam.port}`, '--protocol=TCP',
-    q(`--user=${db.phpipam.user}`), '--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', q(db.phpipam.database),
-    '|', GNU_TIME, '-f', '%M', '-o', q(gzipTime), 'gzip', '>', q(out),
+    GNU_TIME,
+    '-f',
+    '%M',
+    '-o',
+    q(dumpTime),
+    MARIADB_DUMP,
+    q(`--defaults-file=${bench.optionFile}`),
+    `--host=${db.phpipam.host}`,
+    `--port=${db.phpipam.port}`,
+    '--protocol=TCP',
+    q(`--user=${db.phpipam.user}`),
+    '--single-transaction',
+    '--routines',
+    '--triggers',
+    '--events',
+    '--hex-blob',
+    q(db.phpipam.database),
+    '|',
+    GNU_TIME,
+    '-f',
+    '%M',
+    '-o',
+    q(gzipTime),
+    'gzip',
+    '>',
+    q(out),
   ].join(' ');
   const log = openSync(bench.logFile, 'a');
   const started = performance.now();
@@ -209,15 +253,29 @@ async function measureBaseline(bench: Bench, rows: number, round: number, positi
   const gzBytes = statSync(out).size;
   rmSync(scratch, { recursive: true, force: true });
   return {
-    rows, round, position, run: 'baseline', wallSeconds, processWallSeconds: wallSeconds,
-    peakRssBytes: Math.max(dumpRss, gzipRss), dumpRssBytes: dumpRss, totalRssBytes: dumpRss + gzipRss, gzipRssBytes: gzipRss, gzBytes,
+    rows,
+    round,
+    position,
+    run: 'baseline',
+    wallSeconds,
+    processWallSeconds: wallSeconds,
+    peakRssBytes: Math.max(dumpRss, gzipRss),
+    dumpRssBytes: dumpRss,
+    totalRssBytes: dumpRss + gzipRss,
+    gzipRssBytes: gzipRss,
+    gzBytes,
   };
 }
 
 // ------------------------------------------------------------------ fixture
 
 /** Empties the phpipam database (as root) and loads the fixture with `rows` addresses as the phpipam user. */
-async function loadFixture(db: MariadbInstance, rows: number, batchRows: number, fresh: boolean): Promise<{ counts: FixtureCounts; seconds: number }> {
+async function loadFixture(
+  db: MariadbInstance,
+  rows: number,
+  batchRows: number,
+  fresh: boolean,
+): Promise<{ counts: FixtureCounts; seconds: number }> {
   if (!fresh) {
     const root = await connectAsRoot(db.layout);
     try {
@@ -230,7 +288,12 @@ async function loadFixture(db: MariadbInstance, rows: number, batchRows: number,
   }
   const password = readFileSync(db.phpipam.passwordFile, 'utf8');
   const conn = await mysql.createConnection({
-    host: db.phpipam.host, port: db.phpipam.port, user: db.phpipam.user, password, database: db.phpipam.database, multipleStatements: true,
+    host: db.phpipam.host,
+    port: db.phpipam.port,
+    user: db.phpipam.user,
+    password,
+    database: db.phpipam.database,
+    multipleStatements: true,
   });
   const started = performance.now();
   const step = Math.max(batchRows, Math.ceil(rows / 10 / batchRows) * batchRows);
@@ -244,11 +307,17 @@ async function loadFixture(db: MariadbInstance, rows: number, batchRows: number,
         if (loaded < next && loaded < rows) return;
         next = loaded + step;
         const seconds = (performance.now() - started) / 1000;
-        console.log(`  ${loaded}/${rows} (${((100 * loaded) / rows).toFixed(0)} %), ${seconds.toFixed(0)} s, ${(loaded / Math.max(seconds, 0.001)).toFixed(0)} rows/s`);
+        console.log(
+          `  ${loaded}/${rows} (${((100 * loaded) / rows).toFixed(0)} %), ${seconds.toFixed(0)} s, ${(loaded / Math.max(seconds, 0.001)).toFixed(0)} rows/s`,
+        );
       },
     });
     const seconds = (performance.now() - started) / 1000;
-    console.log(`  loaded in ${seconds.toFixed(1)} s: ${Object.entries(counts).map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    console.log(
+      `  loaded in ${seconds.toFixed(1)} s: ${Object.entries(counts)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ')}`,
+    );
     return { counts, seconds };
   } finally {
     await conn.end();
@@ -258,25 +327,43 @@ async function loadFixture(db: MariadbInstance, rows: number, batchRows: number,
 // ------------------------------------------------------------------ report
 
 function describe(m: Measurement): string {
-  const extra = m.run === 'component'
-    ? `activity ${m.wallSeconds.toFixed(2)} s (process ${m.processWallSeconds.toFixed(2)} s; before the dump starts ` +
-      `${m.beforeDumpSeconds?.toFixed(2) ?? '?'} s, ipaddresses facts ${m.tableFactSeconds?.ipaddresses?.toFixed(2) ?? '?'} s), node peak ${mib(m.peakRssBytes)} MiB, ` +
-      `mariadb-dump peak ${mib(m.dumpRssBytes)} MiB, node+dump ${mib(m.totalRssBytes)} MiB`
-    : `pipeline ${m.wallSeconds.toFixed(2)} s, mariadb-dump peak ${mib(m.dumpRssBytes)} MiB, gzip ${mib(m.gzipRssBytes ?? 0)} MiB`;
+  const extra =
+    m.run === 'component'
+      ? `activity ${m.wallSeconds.toFixed(2)} s (process ${m.processWallSeconds.toFixed(2)} s; before the dump starts ` +
+        `${m.beforeDumpSeconds?.toFixed(2) ?? '?'} s, ipaddresses facts ${m.tableFactSeconds?.ipaddresses?.toFixed(2) ?? '?'} s), node peak ${mib(m.peakRssBytes)} MiB, ` +
+        `mariadb-dump peak ${mib(m.dumpRssBytes)} MiB, node+dump ${mib(m.totalRssBytes)} MiB`
+      : `pipeline ${m.wallSeconds.toFixed(2)} s, mariadb-dump peak ${mib(m.dumpRssBytes)} MiB, gzip ${mib(m.gzipRssBytes ?? 0)} MiB`;
   return `${pad(m.run, 9)} ${extra}, gz ${mib(m.gzBytes)} MiB`;
 }
 
 function printTable(measurements: Measurement[]): void {
-  const header = [pad('rows', 8, true), pad('round', 5), pad('run', 9), pad('wall s', 7, true), pad('proc s', 7, true), pad('peak RSS MiB', 12, true),
-    pad('dump RSS MiB', 12, true), pad('total MiB', 9, true), pad('gz MiB', 7, true)].join('  ');
+  const header = [
+    pad('rows', 8, true),
+    pad('round', 5),
+    pad('run', 9),
+    pad('wall s', 7, true),
+    pad('proc s', 7, true),
+    pad('peak RSS MiB', 12, true),
+    pad('dump RSS MiB', 12, true),
+    pad('total MiB', 9, true),
+    pad('gz MiB', 7, true),
+  ].join('  ');
   console.log(header);
   console.log('-'.repeat(header.length));
   for (const m of measurements) {
-    console.log([
-      pad(String(m.rows), 8, true), pad(`${m.round}.${m.position}`, 5), pad(m.run, 9), pad(m.wallSeconds.toFixed(2), 7, true),
-      pad(m.processWallSeconds.toFixed(2), 7, true), pad(mib(m.peakRssBytes), 12, true), pad(mib(m.dumpRssBytes), 12, true),
-      pad(mib(m.totalRssBytes), 9, true), pad(mib(m.gzBytes), 7, true),
-    ].join('  '));
+    console.log(
+      [
+        pad(String(m.rows), 8, true),
+        pad(`${m.round}.${m.position}`, 5),
+        pad(m.run, 9),
+        pad(m.wallSeconds.toFixed(2), 7, true),
+        pad(m.processWallSeconds.toFixed(2), 7, true),
+        pad(mib(m.peakRssBytes), 12, true),
+        pad(mib(m.dumpRssBytes), 12, true),
+        pad(mib(m.totalRssBytes), 9, true),
+        pad(mib(m.gzBytes), 7, true),
+      ].join('  '),
+    );
   }
 }
 
@@ -290,7 +377,10 @@ function summarize(measurements: Measurement[], rows: number, smallRows: number)
   const peak = (list: Measurement[], of: (m: Measurement) => number) => (list.length > 0 ? Math.max(...list.map(of)) : Number.NaN);
   const componentPeak = peak(component, (m) => m.peakRssBytes);
   const smallComponentPeak = peak(pick(smallRows, 'component'), (m) => m.peakRssBytes);
-  const flat = smallRows > 0 && smallRows !== rows && Number.isFinite(smallComponentPeak) ? componentPeak <= FLAT_FACTOR * smallComponentPeak : undefined;
+  const flat =
+    smallRows > 0 && smallRows !== rows && Number.isFinite(smallComponentPeak)
+      ? componentPeak <= FLAT_FACTOR * smallComponentPeak
+      : undefined;
   const ratioMet = ratio <= TARGET_RATIO;
   const beforeDump = median(component.map((m) => m.beforeDumpSeconds ?? Number.NaN));
   return {
@@ -367,9 +457,10 @@ async function main(argv: string[]): Promise<number> {
           const position = (i + 1) as 1 | 2;
           await settleWriteback();
           teardown.checkInterrupted();
-          const m = what === 'component'
-            ? await measureComponent(bench, rows, round, position, teardown)
-            : await measureBaseline(bench, rows, round, position, teardown);
+          const m =
+            what === 'component'
+              ? await measureComponent(bench, rows, round, position, teardown)
+              : await measureBaseline(bench, rows, round, position, teardown);
           measurements.push(m);
           console.log(`${rows} rows, round ${round}.${position} ${describe(m)}`);
         }
@@ -381,24 +472,36 @@ async function main(argv: string[]): Promise<number> {
     console.log('');
     printTable(measurements);
     console.log('');
-    console.log(`median wall at ${options.rows} rows: component ${summary.componentMedianWallSeconds.toFixed(2)} s (activity; process ` +
-      `${summary.componentMedianProcessWallSeconds.toFixed(2)} s), baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`);
+    console.log(
+      `median wall at ${options.rows} rows: component ${summary.componentMedianWallSeconds.toFixed(2)} s (activity; process ` +
+        `${summary.componentMedianProcessWallSeconds.toFixed(2)} s), baseline ${summary.baselineMedianWallSeconds.toFixed(2)} s`,
+    );
     console.log(`ratio component/baseline ${summary.ratio.toFixed(3)} (target <= ${TARGET_RATIO}): ${summary.ratioMet ? 'met' : 'missed'}`);
-    console.log(`  of the component's wall, ${summary.componentMedianBeforeDumpSeconds.toFixed(2)} s (median) pass before mariadb-dump starts ` +
-      `(preflight, COUNT(*) + CHECKSUM TABLE per table); without them the ratio would be ${summary.dumpOnlyRatio.toFixed(3)} (informative)`);
-    console.log(`peak RSS at ${options.rows} rows: component node ${summary.componentPeakRssMiB.toFixed(1)} MiB + its mariadb-dump ` +
-      `${summary.componentDumpPeakRssMiB.toFixed(1)} MiB (together ${summary.componentTotalPeakRssMiB.toFixed(1)} MiB); baseline mariadb-dump ` +
-      `${summary.baselineDumpPeakRssMiB.toFixed(1)} MiB, gzip ${summary.baselineGzipPeakRssMiB.toFixed(1)} MiB`);
+    console.log(
+      `  of the component's wall, ${summary.componentMedianBeforeDumpSeconds.toFixed(2)} s (median) pass before mariadb-dump starts ` +
+        `(preflight, COUNT(*) + CHECKSUM TABLE per table); without them the ratio would be ${summary.dumpOnlyRatio.toFixed(3)} (informative)`,
+    );
+    console.log(
+      `peak RSS at ${options.rows} rows: component node ${summary.componentPeakRssMiB.toFixed(1)} MiB + its mariadb-dump ` +
+        `${summary.componentDumpPeakRssMiB.toFixed(1)} MiB (together ${summary.componentTotalPeakRssMiB.toFixed(1)} MiB); baseline mariadb-dump ` +
+        `${summary.baselineDumpPeakRssMiB.toFixed(1)} MiB, gzip ${summary.baselineGzipPeakRssMiB.toFixed(1)} MiB`,
+    );
     if (summary.memoryFlat === undefined) {
       console.log('memory flat: not measured (--small-rows 0)');
     } else {
-      console.log(`memory flat: component peak RSS ${summary.smallComponentPeakRssMiB.toFixed(1)} MiB at ${summary.smallRows} rows -> ` +
-        `${summary.componentPeakRssMiB.toFixed(1)} MiB at ${options.rows} rows (flat if <= ${FLAT_FACTOR}x): ${summary.memoryFlat ? 'yes' : 'no'}; ` +
-        `its mariadb-dump ${summary.smallComponentDumpPeakRssMiB.toFixed(1)} -> ${summary.componentDumpPeakRssMiB.toFixed(1)} MiB`);
+      console.log(
+        `memory flat: component peak RSS ${summary.smallComponentPeakRssMiB.toFixed(1)} MiB at ${summary.smallRows} rows -> ` +
+          `${summary.componentPeakRssMiB.toFixed(1)} MiB at ${options.rows} rows (flat if <= ${FLAT_FACTOR}x): ${summary.memoryFlat ? 'yes' : 'no'}; ` +
+          `its mariadb-dump ${summary.smallComponentDumpPeakRssMiB.toFixed(1)} -> ${summary.componentDumpPeakRssMiB.toFixed(1)} MiB`,
+      );
     }
-    console.log(`target (<= ${TARGET_RATIO}x wall at flat memory): ${summary.targetMet === undefined ? 'undecided' : summary.targetMet ? 'met' : 'missed'}`);
-    console.log(`fixture loads: ${loads.map((l) => `${l.rows} rows ${l.seconds.toFixed(0)} s`).join(', ')}; total duration ${(durationSeconds / 60).toFixed(1)} min; ` +
-      `load average now ${loadText()}`);
+    console.log(
+      `target (<= ${TARGET_RATIO}x wall at flat memory): ${summary.targetMet === undefined ? 'undecided' : summary.targetMet ? 'met' : 'missed'}`,
+    );
+    console.log(
+      `fixture loads: ${loads.map((l) => `${l.rows} rows ${l.seconds.toFixed(0)} s`).join(', ')}; total duration ${(durationSeconds / 60).toFixed(1)} min; ` +
+        `load average now ${loadText()}`,
+    );
     if (options.json) {
       console.log(JSON.stringify({ command, durationSeconds, loads, summary, measurements }));
     }

@@ -52,7 +52,11 @@ async function write(request: WriterRequest): Promise<WriterOutput> {
   const client = await connectMember(cluster, member, 30_000);
   try {
     await client.maintenance.status(); // connected before the clock starts
-    const value = Buffer.from(randomBytes(Math.ceil(request.valueBytes / 2)).toString('hex').slice(0, request.valueBytes));
+    const value = Buffer.from(
+      randomBytes(Math.ceil(request.valueBytes / 2))
+        .toString('hex')
+        .slice(0, request.valueBytes),
+    );
     const keys = Array.from({ length: request.keys }, (_, i) => Buffer.from(keyName(request.keyPrefix, i)));
     const intervalMs = 1000 / request.rate;
     const total = Math.round(request.rate * request.seconds);
@@ -75,14 +79,22 @@ async function write(request: WriterRequest): Promise<WriterOutput> {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const key = i % request.keys;
-      const put: Promise<void> = client.kv.put({ key: keys[key]!, value }).then(
-        (res) => { written.push([Number(res.header.revision), key, dueMs, sentMs, Date.now()]); },
-        (err: Error) => { errors++; firstError ??= err.message; },
-      ).finally(() => {
-        inFlight--;
-        pending.delete(put);
-        freed?.();
-      });
+      const put: Promise<void> = client.kv
+        .put({ key: keys[key]!, value })
+        .then(
+          (res) => {
+            written.push([Number(res.header.revision), key, dueMs, sentMs, Date.now()]);
+          },
+          (err: Error) => {
+            errors++;
+            firstError ??= err.message;
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          pending.delete(put);
+          freed?.();
+        });
       pending.add(put);
     };
 
@@ -92,7 +104,9 @@ async function write(request: WriterRequest): Promise<WriterOutput> {
       if (elapsed >= durationMs || next >= total) break;
       while (next < total && next * intervalMs <= elapsed && inFlight < request.concurrency) send(next++);
       if (inFlight >= request.concurrency) {
-        await new Promise<void>((done) => { freed = done; });
+        await new Promise<void>((done) => {
+          freed = done;
+        });
         freed = undefined;
       } else {
         await new Promise((done) => setTimeout(done, Math.max(0, Math.min(5, next * intervalMs - (performance.now() - startPerf)))));

@@ -5,7 +5,18 @@
  * type (mTLS with the world's client certificate).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
@@ -56,7 +67,10 @@ function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; 
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   const built = existsSync(workerJs) && existsSync(bundle);
-  if (built && statSync(bundle).mtimeMs > Math.max(newestMtimeMs(join(repoRoot, 'src')), statSync(join(repoRoot, 'package-lock.json')).mtimeMs)) {
+  if (
+    built &&
+    statSync(bundle).mtimeMs > Math.max(newestMtimeMs(join(repoRoot, 'src')), statSync(join(repoRoot, 'package-lock.json')).mtimeMs)
+  ) {
     return { workerJs, rebuilt: false, seconds: seconds() };
   }
   const next = join(buildDir, 'dist.next');
@@ -67,7 +81,12 @@ function compileWorker(buildDir: string): { workerJs: string; rebuilt: boolean; 
   } catch (err) {
     rmSync(next, { recursive: true, force: true });
     if (!built) throw err;
-    return { workerJs, rebuilt: false, seconds: seconds(), warning: `${(err as Error).message}\nusing the previous build from ${statSync(bundle).mtime.toISOString()}` };
+    return {
+      workerJs,
+      rebuilt: false,
+      seconds: seconds(),
+      warning: `${(err as Error).message}\nusing the previous build from ${statSync(bundle).mtime.toISOString()}`,
+    };
   }
   rmSync(outDir, { recursive: true, force: true });
   renameSync(next, outDir);
@@ -87,7 +106,9 @@ export function workerArgs(mode: WorkerMode, buildDir: string): string[] {
   }
   const built = compileWorker(buildDir);
   if (built.warning) console.warn(`warning: src/ does not compile right now: ${built.warning}`);
-  console.log(`worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`);
+  console.log(
+    `worker: node ${built.workerJs} (${built.rebuilt ? `compiled with its workflow bundle in ${built.seconds.toFixed(1)} s` : 'an earlier build, reused'})`,
+  );
   return [built.workerJs];
 }
 
@@ -97,7 +118,12 @@ export function workerArgs(mode: WorkerMode, buildDir: string): string[] {
  * with `worldDir` it carries the world marker, so stopping the world also sweeps it up.
  */
 export async function startWorkerProcess(opts: {
-  args: string[]; configPath: string; node?: string; logPath: string; worldDir?: string; env?: Record<string, string>;
+  args: string[];
+  configPath: string;
+  node?: string;
+  logPath: string;
+  worldDir?: string;
+  env?: Record<string, string>;
 }): Promise<ChildProcess> {
   const log = openSync(opts.logPath, 'a');
   const child = spawn(process.execPath, [...opts.args, '--config', opts.configPath, ...(opts.node ? ['--node', opts.node] : [])], {
@@ -108,14 +134,23 @@ export async function startWorkerProcess(opts: {
   });
   closeSync(log);
   await new Promise<void>((ready, fail) => {
-    const timer = setTimeout(() => fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} did not start polling within 180 s; see ${opts.logPath}`)), 180_000);
+    const timer = setTimeout(
+      () => fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} did not start polling within 180 s; see ${opts.logPath}`)),
+      180_000,
+    );
     let seen = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       writeFileSync(opts.logPath, chunk, { flag: 'a' });
       seen = (seen + chunk.toString()).slice(-4096);
-      if (seen.includes('polling')) { clearTimeout(timer); ready(); }
+      if (seen.includes('polling')) {
+        clearTimeout(timer);
+        ready();
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} exited with ${code}; see ${opts.logPath}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`the worker${opts.node ? ` of ${opts.node}` : ''} exited with ${code}; see ${opts.logPath}`));
+    });
   });
   return child;
 }
@@ -125,17 +160,31 @@ export async function startWorkerProcess(opts: {
  * each logging to <logDir>/worker-<name>.log. The teardown stops them, also those started before
  * another one failed to start.
  */
-export async function startWorkers(teardown: Teardown, opts: {
-  args: string[]; configPath: string; nodes: string[]; logDir: string; worldDir: string;
-}): Promise<Map<string, ChildProcess>> {
+export async function startWorkers(
+  teardown: Teardown,
+  opts: {
+    args: string[];
+    configPath: string;
+    nodes: string[];
+    logDir: string;
+    worldDir: string;
+  },
+): Promise<Map<string, ChildProcess>> {
   const workers = new Map<string, ChildProcess>();
   teardown.add('workers', async () => {
     await Promise.all([...workers.values()].map((worker) => stopChild(worker)));
   });
   for (const name of ['management', ...opts.nodes]) {
-    workers.set(name, await startWorkerProcess({
-      args: opts.args, configPath: opts.configPath, node: name === 'management' ? undefined : name, logPath: join(opts.logDir, `worker-${name}.log`), worldDir: opts.worldDir,
-    }));
+    workers.set(
+      name,
+      await startWorkerProcess({
+        args: opts.args,
+        configPath: opts.configPath,
+        node: name === 'management' ? undefined : name,
+        logPath: join(opts.logDir, `worker-${name}.log`),
+        worldDir: opts.worldDir,
+      }),
+    );
   }
   return workers;
 }
@@ -146,15 +195,22 @@ export async function startWorkers(teardown: Teardown, opts: {
  * The world's config for one benchmark: its own task queue (no other worker takes its tasks), only
  * the storage targets it measures, and age encryption (as in production) when given a key pair.
  */
-export function benchWorldConfig(world: World, opts: {
-  taskQueue: string; targets: string[]; encryption?: { recipient: string; identityFile: string };
-}): Record<string, unknown> {
+export function benchWorldConfig(
+  world: World,
+  opts: {
+    taskQueue: string;
+    targets: string[];
+    encryption?: { recipient: string; identityFile: string };
+  },
+): Record<string, unknown> {
   const base = renderWorldConfig(world);
   return {
     ...base,
     temporal: { ...(base.temporal as object), taskQueue: opts.taskQueue },
     storage: (base.storage as Array<{ name: string }>).filter((target) => opts.targets.includes(target.name)),
-    ...(opts.encryption ? { encryption: { recipients: [opts.encryption.recipient], identity: { file: opts.encryption.identityFile } } } : {}),
+    ...(opts.encryption
+      ? { encryption: { recipients: [opts.encryption.recipient], identity: { file: opts.encryption.identityFile } } }
+      : {}),
   };
 }
 
@@ -199,7 +255,9 @@ export async function fillCluster(config: Config, sizeMiB: number): Promise<{ db
       onProgress: (done, target, seconds) => {
         if (before.bytes >= targetBytes) return;
         const rate = (done - before.bytes) / MiB / Math.max(seconds, 0.001);
-        console.log(`  ${mib(done, 0)}/${mib(target, 0)} MiB (${((100 * done) / target).toFixed(0)} %), ${seconds.toFixed(0)} s, ${rate.toFixed(1)} MiB/s`);
+        console.log(
+          `  ${mib(done, 0)}/${mib(target, 0)} MiB (${((100 * done) / target).toFixed(0)} %), ${seconds.toFixed(0)} s, ${rate.toFixed(1)} MiB/s`,
+        );
       },
     });
     const status = await client.maintenance.status();

@@ -11,7 +11,11 @@ export type CommandLine<Options> = { options: Options } | { exitCode: number };
  * `parse` returns undefined for --help and throws for a bad option. Help goes to stdout; a bad
  * option's message goes to stderr with a pointer to --help.
  */
-export function readCommandLine<Options>(argv: string[], parse: (argv: string[]) => Options | undefined, help: string): CommandLine<Options> {
+export function readCommandLine<Options>(
+  argv: string[],
+  parse: (argv: string[]) => Options | undefined,
+  help: string,
+): CommandLine<Options> {
   let options: Options | undefined;
   try {
     options = parse(argv);
@@ -50,7 +54,10 @@ export function integerAtLeast(option: string, text: string, min: number): numbe
 
 /** --targets: storage targets of the world's config, comma-separated, in the order given. */
 export function parseTargets(text: string): string[] {
-  const targets = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const targets = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   for (const target of targets) {
     if (target !== 'local' && target !== 's3') throw new Error(`--targets: unknown target "${target}" (known: local, s3)`);
   }

@@ -170,7 +170,9 @@ export function findProcesses(match: (args: string[]) => boolean): number[] {
 
 /** CPU seconds used so far by the etcd members of the world in `worldDir` (found by their data dir). */
 export function etcdCpuSeconds(worldDir: string): number {
-  const members = findProcesses((args) => basename(args[0] ?? '') === 'etcd' && args.some((arg) => arg.startsWith(`--data-dir=${worldDir}/`)));
+  const members = findProcesses(
+    (args) => basename(args[0] ?? '') === 'etcd' && args.some((arg) => arg.startsWith(`--data-dir=${worldDir}/`)),
+  );
   return members.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 

@@ -37,9 +37,15 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
   async function backupAgentCache(input: AgentCacheBackupInput): Promise<AgentCacheOutcome> {
     const agent = agentOf(input.cluster);
     const cacheDir = (await agentLayout(agent)).cachePath; // [cache].path of agent.toml, never assumed
-    const isDir = await stat(cacheDir).then((s) => s.isDirectory(), () => false);
+    const isDir = await stat(cacheDir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     if (!isDir) {
-      throw DomainError.nonRetryable(`agent cache dir ${cacheDir} (${agent.cacheDir ? 'agents[].cacheDir' : `[cache].path of ${agent.agentToml}`}) does not exist on node ${node}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(
+        `agent cache dir ${cacheDir} (${agent.cacheDir ? 'agents[].cacheDir' : `[cache].path of ${agent.agentToml}`}) does not exist on node ${node}`,
+        FailureType.InvalidInput,
+      );
     }
     const service = serviceDriver(agent.service);
     const encryption = artefactEncryption(config);
@@ -50,7 +56,9 @@ export function createAgentCacheActivities(deps: { config: Config; node: string 
 
     if (!input.online) await service.stop();
     try {
-      const source = createArchiveStream([cacheDir], () => { entries += 1; });
+      const source = createArchiveStream([cacheDir], () => {
+        entries += 1;
+      });
       const artefact = await publishCompressed({ source, stores, key, fileName, encryption });
       return {
         artefact,

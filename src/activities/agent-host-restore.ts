@@ -35,32 +35,61 @@ export interface AgentHostRestorePlan {
   unreachableTargets: string[];
 }
 
-export interface RestoredPath { path: string; kind: 'file' | 'dir'; previous: string | null }
-export interface AgentHostRestoreOutcome { node: string; restored: RestoredPath[]; notInArchive: string[]; entries: number; dryRun: boolean }
+export interface RestoredPath {
+  path: string;
+  kind: 'file' | 'dir';
+  previous: string | null;
+}
+export interface AgentHostRestoreOutcome {
+  node: string;
+  restored: RestoredPath[];
+  notInArchive: string[];
+  entries: number;
+  dryRun: boolean;
+}
 
 export function createAgentHostRestorePlanActivities(deps: { config: Config }) {
   async function planAgentHostRestore(input: { cluster: string; node: string; setId?: string }): Promise<AgentHostRestorePlan> {
     const cluster = findCluster(deps.config, input.cluster);
     agentOn(cluster, input.node);
     const { entry, component, unreachableTargets } = await chooseRestoreSet(deps.config, {
-      cluster: cluster.name, setId: input.setId, what: `the host state of node ${input.node}`,
-      pick: (m) => m.components.find((c: ComponentRecord): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === input.node),
+      cluster: cluster.name,
+      setId: input.setId,
+      what: `the host state of node ${input.node}`,
+      pick: (m) =>
+        m.components.find((c: ComponentRecord): c is AgentConfigComponentRecord => c.component === 'agent-config' && c.node === input.node),
     });
     const artefact = component.artefacts[0];
-    if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no artefact for node ${input.node}'s host state`, FailureType.RestoreRefused);
+    if (!artefact)
+      throw DomainError.nonRetryable(
+        `backup set ${entry.setId} records no artefact for node ${input.node}'s host state`,
+        FailureType.RestoreRefused,
+      );
     return {
-      cluster: cluster.name, node: input.node, setId: entry.setId, artefact,
-      roots: component.facts.roots ?? [component.facts.dir], skippedAtBackup: component.facts.skipped ?? [], unreachableTargets,
+      cluster: cluster.name,
+      node: input.node,
+      setId: entry.setId,
+      artefact,
+      roots: component.facts.roots ?? [component.facts.dir],
+      skippedAtBackup: component.facts.skipped ?? [],
+      unreachableTargets,
     };
   }
   return { planAgentHostRestore: planAgentHostRestore };
 }
 
-const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const stamp = () =>
+  new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** Puts a prepared file in place of `path`, keeping the old one; puts it back if the second rename fails. */
 async function swapFile(prepared: string, path: string): Promise<string | null> {
-  const exists = await lstat(path).then(() => true, () => false);
+  const exists = await lstat(path).then(
+    () => true,
+    () => false,
+  );
   const previous = exists ? `${path}.pre-restore-${stamp()}` : null;
   if (previous) await rename(path, previous);
   try {
@@ -75,14 +104,23 @@ async function swapFile(prepared: string, path: string): Promise<string | null> 
 export function createAgentHostRestoreActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;
 
-  async function restoreAgentHostState(input: { cluster: string; setId: string; artefact: ArtefactRecord; roots: string[]; dryRun: boolean }): Promise<AgentHostRestoreOutcome> {
+  async function restoreAgentHostState(input: {
+    cluster: string;
+    setId: string;
+    artefact: ArtefactRecord;
+    roots: string[];
+    dryRun: boolean;
+  }): Promise<AgentHostRestoreOutcome> {
     const ctx = Context.current();
     const agent = agentOn(findCluster(config, input.cluster), node);
     // The roots come from a manifest: only the host-state paths configured for this agent are written.
     const allowed = new Set(agentHostState(agent).map((p) => p.path));
     const foreign = input.roots.filter((r) => !allowed.has(r));
     if (foreign.length > 0) {
-      throw DomainError.nonRetryable(`the archive's roots ${foreign.join(', ')} are not host-state paths of the agent on ${node} (configured: ${[...allowed].join(', ')})`, FailureType.RestoreRefused);
+      throw DomainError.nonRetryable(
+        `the archive's roots ${foreign.join(', ')} are not host-state paths of the agent on ${node} (configured: ${[...allowed].join(', ')})`,
+        FailureType.RestoreRefused,
+      );
     }
     const staging = join(config.workDir, 'restore', input.setId, `agent-host-${node}`);
     await rm(staging, { recursive: true, force: true });
@@ -91,7 +129,14 @@ export function createAgentHostRestoreActivities(deps: { config: Config; node: s
       // Entries are relative to / (as `tar -czf ... /etc/nnoe/agent.toml` writes them): validated and extracted under a scratch root.
       const root = join(staging, 'root');
       const { entries } = await extractArchive(createReadStream(join(staging, 'archive.tar')), { cwd: root, spoolDir: staging });
-      const present = await Promise.all(input.roots.map((r) => lstat(join(root, r)).then((s) => ({ path: r, dir: s.isDirectory() }), () => null)));
+      const present = await Promise.all(
+        input.roots.map((r) =>
+          lstat(join(root, r)).then(
+            (s) => ({ path: r, dir: s.isDirectory() }),
+            () => null,
+          ),
+        ),
+      );
       const notInArchive = input.roots.filter((_, i) => present[i] === null);
       if (input.dryRun) return { node, restored: [], notInArchive, entries: entries.length, dryRun: true };
 

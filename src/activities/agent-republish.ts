@@ -18,12 +18,19 @@ export function createAgentRepublishActivities(deps: { config: Config }) {
     }
   }
 
-  async function republishAgentKeys(input: { cluster: string; prefix: string; notAfterRevision: number; dryRun?: boolean }): Promise<RepublishResult> {
+  async function republishAgentKeys(input: {
+    cluster: string;
+    prefix: string;
+    notAfterRevision: number;
+    dryRun?: boolean;
+  }): Promise<RepublishResult> {
     const ctx = Context.current();
     const client = await connectCluster(findCluster(deps.config, input.cluster));
     try {
       return await republish(client, {
-        rootPrefix: input.prefix, notAfterRevision: input.notAfterRevision, dryRun: input.dryRun === true,
+        rootPrefix: input.prefix,
+        notAfterRevision: input.notAfterRevision,
+        dryRun: input.dryRun === true,
         onProgress: (done) => ctx.heartbeat(done),
       });
     } finally {

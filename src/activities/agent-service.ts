@@ -17,7 +17,14 @@ import { connectCluster } from '../etcd/connect';
 import type { AgentLayout } from '../agent/agent-toml';
 import { agentLayout, agentOn } from '../agent/node-agent';
 import { establishedConnectionTo } from '../agent/connections';
-import { expectedRendering, parseKeaConf, parseKnotConf, parseZoneFileRecords, renderingDifferences, type RenderedState } from '../agent/rendering';
+import {
+  expectedRendering,
+  parseKeaConf,
+  parseKnotConf,
+  parseZoneFileRecords,
+  renderingDifferences,
+  type RenderedState,
+} from '../agent/rendering';
 import { prefixRangeEnd } from '../agent/republish';
 
 /** What a workflow needs to know of an agent (paths and prefix; nothing secret). */
@@ -54,8 +61,17 @@ export interface AgentHealth {
   readyAfterMs: number;
 }
 
-export interface AgentStart { node: string; startedAtMs: number; wasRunning: boolean }
-export interface AgentListening { node: string; pid: number; etcdConnection: string; readyAfterMs: number }
+export interface AgentStart {
+  node: string;
+  startedAtMs: number;
+  wasRunning: boolean;
+}
+export interface AgentListening {
+  node: string;
+  pid: number;
+  etcdConnection: string;
+  readyAfterMs: number;
+}
 
 /** Where the agent may be connected: its own [etcd].endpoints and the cluster's client URLs. */
 function etcdUrlsOf(layout: AgentLayout, cluster: ClusterConfig): string[] {
@@ -72,10 +88,15 @@ async function renderedState(layout: AgentLayout): Promise<RenderedState> {
   if (layout.dns) {
     const conf = await readIfThere(layout.dns.configPath);
     const zones = conf === null ? null : parseKnotConf(conf);
-    knotZones = zones === null ? null : await Promise.all(zones.map(async (z) => {
-      const text = await readIfThere(z.file);
-      return { ...z, records: text === null ? null : parseZoneFileRecords(text) };
-    }));
+    knotZones =
+      zones === null
+        ? null
+        : await Promise.all(
+            zones.map(async (z) => {
+              const text = await readIfThere(z.file);
+              return { ...z, records: text === null ? null : parseZoneFileRecords(text) };
+            }),
+          );
   }
   let keaSubnets: RenderedState['keaSubnets'] = null;
   if (layout.dhcp) {
@@ -108,8 +129,13 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
     const agent = agentOn(findCluster(config, input.cluster), node);
     const layout = await agentLayout(agent);
     return {
-      node, agentToml: agent.agentToml, service: serviceDriver(agent.service).describe, prefix: layout.prefix, cachePath: layout.cachePath,
-      dns: layout.dns, dhcp: layout.dhcp,
+      node,
+      agentToml: agent.agentToml,
+      service: serviceDriver(agent.service).describe,
+      prefix: layout.prefix,
+      cachePath: layout.cachePath,
+      dns: layout.dns,
+      dhcp: layout.dhcp,
     };
   }
 
@@ -123,14 +149,28 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
     const etcdConnection = pid === null ? null : await establishedConnectionTo(pid, etcdUrls);
     const expected = expectedRendering(await renderedKeys(cluster, layout.prefix), layout.prefix);
     const differences = renderingDifferences(expected, await renderedState(layout), {
-      dns: layout.dns !== null, dhcp: layout.dhcp !== null, zoneDir: layout.dns?.zoneDir,
+      dns: layout.dns !== null,
+      dhcp: layout.dhcp !== null,
+      zoneDir: layout.dns?.zoneDir,
     });
-    const reason = pid === null ? `${service.describe} is not running`
-      : etcdConnection === null ? `deaf: pid ${pid} runs but holds no connection to etcd (${etcdUrls.join(', ')}); its watches ended, it renders no change until restarted`
-        : differences.length > 0 ? `stale: ${differences.join('; ')}` : null;
+    const reason =
+      pid === null
+        ? `${service.describe} is not running`
+        : etcdConnection === null
+          ? `deaf: pid ${pid} runs but holds no connection to etcd (${etcdUrls.join(', ')}); its watches ended, it renders no change until restarted`
+          : differences.length > 0
+            ? `stale: ${differences.join('; ')}`
+            : null;
     return {
-      node, serving: reason === null, running: pid !== null, pid, etcdConnection, differences,
-      zones: expected.zones.length, scopes: expected.scopes.length, reason,
+      node,
+      serving: reason === null,
+      running: pid !== null,
+      pid,
+      etcdConnection,
+      differences,
+      zones: expected.zones.length,
+      scopes: expected.scopes.length,
+      reason,
     };
   }
 
@@ -161,15 +201,29 @@ export function createAgentServiceActivities(deps: { config: Config; node: strin
     for (;;) {
       const pid = await service.pid();
       const conn = pid === null ? null : await establishedConnectionTo(pid, etcdUrls);
-      const rewritten = await Promise.all(files.map((f) => stat(f).then((s) => s.mtimeMs >= input.sinceMs - 1000, () => false)));
+      const rewritten = await Promise.all(
+        files.map((f) =>
+          stat(f).then(
+            (s) => s.mtimeMs >= input.sinceMs - 1000,
+            () => false,
+          ),
+        ),
+      );
       if (pid !== null && conn !== null && rewritten.every(Boolean)) {
         await new Promise((done) => setTimeout(done, 1000));
         return { node, pid, etcdConnection: conn, readyAfterMs: Date.now() - input.sinceMs };
       }
-      last = pid === null ? `${service.describe} not running` : conn === null ? `pid ${pid} has no etcd connection yet`
-        : `pid ${pid} has not rewritten ${files.filter((_, i) => !rewritten[i]).join(', ')} yet`;
+      last =
+        pid === null
+          ? `${service.describe} not running`
+          : conn === null
+            ? `pid ${pid} has no etcd connection yet`
+            : `pid ${pid} has not rewritten ${files.filter((_, i) => !rewritten[i]).join(', ')} yet`;
       if (Date.now() > deadline) {
-        throw DomainError.retryable(`agent on ${node} not listening ${input.timeoutSeconds ?? 60} s after its start: ${last}`, FailureType.AgentUnhealthy);
+        throw DomainError.retryable(
+          `agent on ${node} not listening ${input.timeoutSeconds ?? 60} s after its start: ${last}`,
+          FailureType.AgentUnhealthy,
+        );
       }
       ctx.heartbeat({ waiting: last });
       await new Promise((done) => setTimeout(done, 250));

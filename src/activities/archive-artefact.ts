@@ -26,13 +26,29 @@ export async function publishCompressed(opts: {
   const abortOnCancel = () => opts.source.destroy(new Error('cancelled'));
   ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
   try {
-    const { copies } = await withHeartbeat(() => ({ bytes: raw.bytes }), () => publishToStores(opts.stores, opts.key, (sink) => pipeline([
-      opts.source, raw, opts.compression?.createStream() ?? createCompressStream('gzip'), ...(opts.encryption ? [opts.encryption.createStream()] : []), sink,
-    ])));
+    const { copies } = await withHeartbeat(
+      () => ({ bytes: raw.bytes }),
+      () =>
+        publishToStores(opts.stores, opts.key, (sink) =>
+          pipeline([
+            opts.source,
+            raw,
+            opts.compression?.createStream() ?? createCompressStream('gzip'),
+            ...(opts.encryption ? [opts.encryption.createStream()] : []),
+            sink,
+          ]),
+        ),
+    );
     const first = copies[0]!;
     return {
-      file: opts.fileName, key: opts.key, compression: opts.compression?.format ?? 'gzip', encryption: opts.encryption?.record ?? null,
-      bytes: first.bytes, sha256: first.sha256, raw: { bytes: raw.bytes, sha256: raw.digestHex() }, copies,
+      file: opts.fileName,
+      key: opts.key,
+      compression: opts.compression?.format ?? 'gzip',
+      encryption: opts.encryption?.record ?? null,
+      bytes: first.bytes,
+      sha256: first.sha256,
+      raw: { bytes: raw.bytes, sha256: raw.digestHex() },
+      copies,
     };
   } finally {
     ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);

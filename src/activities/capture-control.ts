@@ -25,8 +25,10 @@ const STOP_SIGNAL = 'stop';
 export function createCaptureControlActivities(deps: { config: Config }) {
   const { config } = deps;
   let temporal: Promise<Client> | undefined;
-  const temporalClient = () => (temporal ??= Connection.connect({ address: config.temporal.address })
-    .then((connection) => new Client({ connection, namespace: config.temporal.namespace })));
+  const temporalClient = () =>
+    (temporal ??= Connection.connect({ address: config.temporal.address }).then(
+      (connection) => new Client({ connection, namespace: config.temporal.namespace }),
+    ));
 
   /** Signals the cluster's capture to stop and waits for it to end (it flushes what it holds first). */
   async function stopChangeCapture(input: { cluster: string }): Promise<CaptureStopOutcome> {
@@ -41,7 +43,15 @@ export function createCaptureControlActivities(deps: { config: Config }) {
       throw err;
     }
     // A capture ended by the restore's own incarnation check fails instead: stopped all the same.
-    const final = await withHeartbeat(undefined, () => handle.result().then((status: CaptureStatus) => status, () => null), 1000);
+    const final = await withHeartbeat(
+      undefined,
+      () =>
+        handle.result().then(
+          (status: CaptureStatus) => status,
+          () => null,
+        ),
+      1000,
+    );
     return { workflowId, wasRunning: true, clusterId: final?.clusterId ?? null, lastDurable: final?.lastDurable ?? null };
   }
 

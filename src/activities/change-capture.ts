@@ -58,7 +58,9 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
   const { storesFor, listSegmentsAfter } = segmentStore(config);
 
   /** Where a capture should start: after the newest complete snapshot of the live incarnation (a snapshot of another one counts other revisions). */
-  async function captureStartRevision(input: { cluster: string }): Promise<{ fromRevision: number; setId: string | null; clusterId: string }> {
+  async function captureStartRevision(input: {
+    cluster: string;
+  }): Promise<{ fromRevision: number; setId: string | null; clusterId: string }> {
     const client = await connectCluster(findCluster(config, input.cluster));
     let liveId: string;
     try {
@@ -75,7 +77,8 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     }
     throw DomainError.nonRetryable(
       `cluster ${input.cluster} has no complete snapshot of its live incarnation (cluster ID ${liveId}) to capture changes after: take a backup set first`,
-      FailureType.BackupSetNotFound);
+      FailureType.BackupSetNotFound,
+    );
   }
 
   async function captureEtcdChanges(input: CaptureInput): Promise<CaptureOutcome> {
@@ -90,19 +93,27 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
     // A retry continues the chain of the attempt before it (its heartbeat names it), never the live
     // cluster's: that may be a restored one by now.
     const beat = ctx.info.heartbeatDetails as { lastDurable?: number; clusterId?: string } | undefined;
-    const clusterId = input.clusterId ?? beat?.clusterId ?? await liveId();
-    const incarnationChanged = (now: string, durable: number) => DomainError.nonRetryable(
-      `etcd cluster ${cluster.name} answers as incarnation ${now}, not ${clusterId} whose changes this capture writes (restored since?): `
-      + `the capture of ${clusterId} ends, durable up to revision ${durable}; take a backup set and start a capture for the new incarnation`,
-      FailureType.CaptureIncarnationChanged);
-    const startId = await liveId().catch((err: unknown) => { client.close(); throw err; });
+    const clusterId = input.clusterId ?? beat?.clusterId ?? (await liveId());
+    const incarnationChanged = (now: string, durable: number) =>
+      DomainError.nonRetryable(
+        `etcd cluster ${cluster.name} answers as incarnation ${now}, not ${clusterId} whose changes this capture writes (restored since?): ` +
+          `the capture of ${clusterId} ends, durable up to revision ${durable}; take a backup set and start a capture for the new incarnation`,
+        FailureType.CaptureIncarnationChanged,
+      );
+    const startId = await liveId().catch((err: unknown) => {
+      client.close();
+      throw err;
+    });
     if (startId !== clusterId) {
       client.close();
       throw incarnationChanged(startId, Math.max(input.fromRevision - 1, 0));
     }
     // Resume after whatever is already durable: the heartbeat, or the segments themselves (a
     // segment written just before a crash may not have reached a heartbeat).
-    const written = chainSegments(await listSegmentsAfter(cluster.name, clusterId, input.fromRevision - 1, { targets: input.targets }), input.fromRevision - 1);
+    const written = chainSegments(
+      await listSegmentsAfter(cluster.name, clusterId, input.fromRevision - 1, { targets: input.targets }),
+      input.fromRevision - 1,
+    );
     let lastDurable = Math.max(input.fromRevision - 1, beat?.lastDurable ?? 0, written.reachable);
     const outcome: CaptureOutcome = { clusterId, lastDurable, segments: 0, events: 0, maxLagMs: 0 };
 
@@ -115,7 +126,11 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
       if (compactedAt !== null) {
         return { ...outcome, gap: { from: lastDurable + 1, compactRevision: compactedAt } };
       }
-      const watcher = await client.watch().prefix('').startRevision(String(lastDurable + 1)).create();
+      const watcher = await client
+        .watch()
+        .prefix('')
+        .startRevision(String(lastDurable + 1))
+        .create();
       watcher.on('data', (res: IWatchResponse) => {
         // etcd3's watcher reconnects by itself, also to a restored cluster: never file its events under this ID.
         if (foreignId !== null || String(res.header.cluster_id) !== clusterId) {
@@ -125,21 +140,33 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
         const ms = Date.now();
         for (const event of res.events) {
           buffer.push({
-            rev: Number(event.kv.mod_revision), type: event.type === 'Delete' ? 'delete' : 'put',
-            key: event.kv.key.toString('base64'), ...(event.type === 'Delete' ? {} : { value: event.kv.value.toString('base64') }), ms,
+            rev: Number(event.kv.mod_revision),
+            type: event.type === 'Delete' ? 'delete' : 'put',
+            key: event.kv.key.toString('base64'),
+            ...(event.type === 'Delete' ? {} : { value: event.kv.value.toString('base64') }),
+            ms,
           });
         }
       });
-      watcher.on('error', (err: Error) => { failure = err; });
+      watcher.on('error', (err: Error) => {
+        failure = err;
+      });
 
       const flush = async () => {
         if (buffer.length === 0) return;
         const events = buffer;
         buffer = [];
-        const range = { from: lastDurable + 1, to: events[events.length - 1]!.rev, firstMs: events[0]!.ms, lastMs: events[events.length - 1]!.ms };
+        const range = {
+          from: lastDurable + 1,
+          to: events[events.length - 1]!.rev,
+          firstMs: events[0]!.ms,
+          lastMs: events[events.length - 1]!.ms,
+        };
         const body = gzipSync(encodeEvents(events));
         const key = segmentKey(cluster.name, clusterId, range, encryption ? '.age' : '');
-        await publishToStores(stores, key, (sink) => pipeline([Readable.from([body]), ...(encryption ? [encryption.createStream()] : []), sink]));
+        await publishToStores(stores, key, (sink) =>
+          pipeline([Readable.from([body]), ...(encryption ? [encryption.createStream()] : []), sink]),
+        );
         const durableAt = Date.now();
         lastDurable = range.to;
         outcome.lastDurable = lastDurable;
@@ -188,10 +215,27 @@ export function createChangeCaptureActivities(deps: { config: Config }) {
   }
 
   /** Records revisions lost to compaction, for operators and for PITR's "newest reachable point". */
-  async function recordCaptureGap(input: { cluster: string; clusterId: string; from: number; to: number; targets?: string[] }): Promise<string> {
+  async function recordCaptureGap(input: {
+    cluster: string;
+    clusterId: string;
+    from: number;
+    to: number;
+    targets?: string[];
+  }): Promise<string> {
     const key = gapKey(input.cluster, input.clusterId, input.from, input.to);
-    const body = Buffer.from(JSON.stringify({ cluster: input.cluster, from: input.from, to: input.to, reason: 'compacted before capture', at: new Date().toISOString() }));
-    await publishToStores(await storesFor(input.targets), key, async (sink) => { sink.end(body); await new Promise((done) => sink.once('finish', done)); });
+    const body = Buffer.from(
+      JSON.stringify({
+        cluster: input.cluster,
+        from: input.from,
+        to: input.to,
+        reason: 'compacted before capture',
+        at: new Date().toISOString(),
+      }),
+    );
+    await publishToStores(await storesFor(input.targets), key, async (sink) => {
+      sink.end(body);
+      await new Promise((done) => sink.once('finish', done));
+    });
     return key;
   }
 

@@ -30,7 +30,14 @@ import { findCluster, findTargets } from '../config/load';
 import { readSecret } from '../config/secrets';
 import { FailureType } from '../common/failures';
 import {
-  isBackupManifest, type ArtefactRecord, type BackupManifest, type DrillCheck, type EtcdComponentRecord, type EtcdSnapshotFacts, type PhpipamComponentRecord, type SetVerification,
+  isBackupManifest,
+  type ArtefactRecord,
+  type BackupManifest,
+  type DrillCheck,
+  type EtcdComponentRecord,
+  type EtcdSnapshotFacts,
+  type PhpipamComponentRecord,
+  type SetVerification,
 } from '../common/manifest';
 import { readManifest } from '../catalog/catalog';
 import { chooseRestoreSet } from '../catalog/choose-set';
@@ -42,8 +49,17 @@ import { keyspaceDigest } from '../etcd/keyspace-digest';
 import { hashKVAt } from '../etcd/connect';
 import { readSnapshotRevisions } from '../etcd/snapshot-revisions';
 import {
-  connectPhpipam, databaseFailure, describeDatabase, dropStagingSchema, hasDumpTrailer, loadDumpIntoSchema, requireCreateSchema, restoreConnectionOf, verifySchemaAgainstFacts,
-  type DatabaseFlavour, type TableFact,
+  connectPhpipam,
+  databaseFailure,
+  describeDatabase,
+  dropStagingSchema,
+  hasDumpTrailer,
+  loadDumpIntoSchema,
+  requireCreateSchema,
+  restoreConnectionOf,
+  verifySchemaAgainstFacts,
+  type DatabaseFlavour,
+  type TableFact,
 } from '../phpipam';
 import { withHeartbeat } from './heartbeat';
 import { DomainError, errorMessage } from '../common/domain-errors';
@@ -59,7 +75,12 @@ export interface DrillPlan {
   /** manifestFingerprint of the manifest the drill compares against (equal in every target, else a failed check). */
   fingerprint: string;
   etcd: { artefact: ArtefactRecord; facts: EtcdSnapshotFacts } | null;
-  phpipam: { artefact: ArtefactRecord; facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] }; schema: string; database: string } | null;
+  phpipam: {
+    artefact: ArtefactRecord;
+    facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] };
+    schema: string;
+    database: string;
+  } | null;
   /** Every other artefact of the set: fetched and checked, not restored. */
   otherArtefacts: ArtefactRecord[];
   checks: DrillCheck[];
@@ -110,7 +131,10 @@ export function createDrillActivities(deps: { config: Config }) {
   function phpipamOf(clusterName: string): PhpipamConfig {
     const cluster = findCluster(config, clusterName);
     if (!cluster.phpipam) {
-      throw DomainError.nonRetryable(`cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`, FailureType.ConfigError);
+      throw DomainError.nonRetryable(
+        `cluster ${clusterName} has no phpipam section in the config, so the set's phpIPAM dump cannot be restored`,
+        FailureType.ConfigError,
+      );
     }
     return restoreConnectionOf(cluster.phpipam);
   }
@@ -118,18 +142,25 @@ export function createDrillActivities(deps: { config: Config }) {
   /** fetchArtefact heartbeating its progress (ArtefactUnusableError: every copy bad is final, an unreadable store is not). */
   async function fetchChecked(artefact: ArtefactRecord, path: string) {
     const ctx = Context.current();
-    return await fetchArtefact(config, artefact, path, { onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes, total: artefact.bytes }) });
+    return await fetchArtefact(config, artefact, path, {
+      onProgress: (bytes) => ctx.heartbeat({ phase: 'fetch', file: artefact.file, bytes, total: artefact.bytes }),
+    });
   }
 
   async function planRestoreDrill(input: { cluster: string; setId?: string; at: string }): Promise<DrillPlan> {
     findCluster(config, input.cluster);
     // A drill restores the set's etcd snapshot and phpIPAM dump: the newest complete set holding either, or the one asked for.
     const { entry, unreachableTargets } = await chooseRestoreSet(config, {
-      cluster: input.cluster, setId: input.setId, what: 'an etcd snapshot or a phpIPAM dump',
+      cluster: input.cluster,
+      setId: input.setId,
+      what: 'an etcd snapshot or a phpIPAM dump',
       pick: (m) => m.components.find((c) => (c.component === 'etcd' || c.component === 'phpipam') && c.artefacts.length > 0),
     });
     if (entry.status !== 'complete') {
-      throw DomainError.nonRetryable(`backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`, FailureType.RestoreRefused);
+      throw DomainError.nonRetryable(
+        `backup set ${entry.setId} is partial (${entry.manifest.failures.map((f) => f.component).join(', ')} failed): a drill verifies complete sets only`,
+        FailureType.RestoreRefused,
+      );
     }
 
     // Every copy of the manifest must describe the same set, or "verified" would not say which one.
@@ -141,37 +172,75 @@ export function createDrillActivities(deps: { config: Config }) {
       if (manifestFingerprint(other) !== fingerprint) differing.push(target.name);
     }
     checks.push({
-      component: 'set', name: 'manifest equal in every target', ok: differing.length === 0,
-      detail: differing.length === 0 ? `${entry.targets.join(', ')}` : `the manifest in ${differing.join(', ')} differs from the one in ${entry.targets[0]}`,
+      component: 'set',
+      name: 'manifest equal in every target',
+      ok: differing.length === 0,
+      detail:
+        differing.length === 0
+          ? `${entry.targets.join(', ')}`
+          : `the manifest in ${differing.join(', ')} differs from the one in ${entry.targets[0]}`,
     });
 
     const etcd = entry.manifest.components.find((c): c is EtcdComponentRecord => c.component === 'etcd');
     const phpipam = entry.manifest.components.find((c): c is PhpipamComponentRecord => c.component === 'phpipam');
-    if (!etcd) checks.push({ component: 'etcd', name: 'etcd snapshot in the set', ok: true, skipped: true, detail: 'the set has no etcd component' });
+    if (!etcd)
+      checks.push({
+        component: 'etcd',
+        name: 'etcd snapshot in the set',
+        ok: true,
+        skipped: true,
+        detail: 'the set has no etcd component',
+      });
     let phpipamPlan: DrillPlan['phpipam'] = null;
     if (phpipam?.artefacts[0]) {
       const cfg = phpipamOf(input.cluster);
       if (phpipam.facts.tablesMatchDump === false) {
-        checks.push({ component: 'phpipam', name: 'table facts taken at the dump', ok: false,
-          detail: 'the table facts were read at another point than the dump (writes in between): a restore of it cannot be verified' });
+        checks.push({
+          component: 'phpipam',
+          name: 'table facts taken at the dump',
+          ok: false,
+          detail: 'the table facts were read at another point than the dump (writes in between): a restore of it cannot be verified',
+        });
       }
       const { flavour, version, tables } = phpipam.facts;
-      phpipamPlan = { artefact: phpipam.artefacts[0], facts: { flavour, version, tables }, schema: drillSchemaName(cfg.database, new Date(input.at)), database: describeDatabase(cfg) };
+      phpipamPlan = {
+        artefact: phpipam.artefacts[0],
+        facts: { flavour, version, tables },
+        schema: drillSchemaName(cfg.database, new Date(input.at)),
+        database: describeDatabase(cfg),
+      };
     } else {
-      checks.push({ component: 'phpipam', name: 'phpIPAM dump in the set', ok: true, skipped: true, detail: 'the set has no phpipam component' });
+      checks.push({
+        component: 'phpipam',
+        name: 'phpIPAM dump in the set',
+        ok: true,
+        skipped: true,
+        detail: 'the set has no phpipam component',
+      });
     }
     const restored = new Set([etcd?.artefacts[0], phpipam?.artefacts[0]]);
     return {
-      cluster: input.cluster, setId: entry.setId, setCreatedAt: entry.createdAt, targets: entry.targets, fingerprint,
+      cluster: input.cluster,
+      setId: entry.setId,
+      setCreatedAt: entry.createdAt,
+      targets: entry.targets,
+      fingerprint,
       etcd: etcd?.artefacts[0] ? { artefact: etcd.artefacts[0], facts: etcd.facts } : null,
       phpipam: phpipamPlan,
       otherArtefacts: entry.manifest.components.flatMap((c) => c.artefacts).filter((a) => !restored.has(a)),
-      checks, unreachableTargets, previouslyVerifiedAt: entry.manifest.verification?.verifiedAt ?? null,
+      checks,
+      unreachableTargets,
+      previouslyVerifiedAt: entry.manifest.verification?.verifiedAt ?? null,
     };
   }
 
   /** The snapshot into a scratch etcd on loopback, timed, and compared with the facts; the scratch member and its dir always go. */
-  async function drillEtcdRestore(input: { cluster: string; setId: string; artefact: ArtefactRecord; facts: EtcdSnapshotFacts }): Promise<EtcdDrillResult> {
+  async function drillEtcdRestore(input: {
+    cluster: string;
+    setId: string;
+    artefact: ArtefactRecord;
+    facts: EtcdSnapshotFacts;
+  }): Promise<EtcdDrillResult> {
     const cluster = findCluster(config, input.cluster);
     const ctx = Context.current();
     const dir = join(runDir(), `etcd-attempt-${ctx.info.attempt}`);
@@ -182,8 +251,12 @@ export function createDrillActivities(deps: { config: Config }) {
       const fetched = await fetchChecked(input.artefact, join(dir, 'snapshot.db'));
       const t1 = performance.now();
       // The snapshot keeps the cluster's users: the configured one reads the scratch member.
-      const auth = cluster.etcd.auth ? { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) } : undefined;
-      scratch = await withHeartbeat({ phase: 'restore' }, () => startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir, ...(auth ? { auth } : {}) }));
+      const auth = cluster.etcd.auth
+        ? { username: cluster.etcd.auth.username, password: await readSecret(cluster.etcd.auth.password) }
+        : undefined;
+      scratch = await withHeartbeat({ phase: 'restore' }, () =>
+        startScratchEtcd(fetched.path, join(dir, 'scratch'), { binDir: config.etcdBinDir, ...(auth ? { auth } : {}) }),
+      );
       const t2 = performance.now();
       const client = scratch.client();
       // Reads at the revision the restored member reports: after a compaction at the head the newest key's is no longer readable.
@@ -196,16 +269,29 @@ export function createDrillActivities(deps: { config: Config }) {
         hashKV: await hashKVAt(client, at),
         keys: await countKeys(client, at),
         ...(input.facts.keyspaceDigest ? { digest: await keyspaceDigest(client, at) } : {}),
-        criticalKeys: await Promise.all(cluster.restore.criticalKeys.map(async ({ key, value }) => {
-          const res = await client.kv.range({ key: Buffer.from(key), revision: String(at) });
-          const kv = res.kvs[0];
-          return { key, expectedValue: value, found: kv !== undefined, valueMatches: kv !== undefined && (value === undefined || kv.value.toString() === value) };
-        })),
+        criticalKeys: await Promise.all(
+          cluster.restore.criticalKeys.map(async ({ key, value }) => {
+            const res = await client.kv.range({ key: Buffer.from(key), revision: String(at) });
+            const kv = res.kvs[0];
+            return {
+              key,
+              expectedValue: value,
+              found: kv !== undefined,
+              valueMatches: kv !== undefined && (value === undefined || kv.value.toString() === value),
+            };
+          }),
+        ),
       }));
       const t3 = performance.now();
       return {
-        rtoMs: Math.round(t2 - t0), fetchMs: Math.round(t1 - t0), restoreMs: Math.round(t2 - t1), verifyMs: Math.round(t3 - t2),
-        target: fetched.target, revision: seen.scratchRevision, liveKeys: seen.keys.scanned, checks: etcdChecks(input.facts, seen),
+        rtoMs: Math.round(t2 - t0),
+        fetchMs: Math.round(t1 - t0),
+        restoreMs: Math.round(t2 - t1),
+        verifyMs: Math.round(t3 - t2),
+        target: fetched.target,
+        revision: seen.scratchRevision,
+        liveKeys: seen.keys.scanned,
+        checks: etcdChecks(input.facts, seen),
       };
     } finally {
       await scratch?.stop().catch(() => undefined);
@@ -215,7 +301,11 @@ export function createDrillActivities(deps: { config: Config }) {
 
   /** The dump into a new scratch schema, timed, verified, and the schema dropped whatever happened. */
   async function drillPhpipamRestore(input: {
-    cluster: string; setId: string; artefact: ArtefactRecord; facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] }; schema: string;
+    cluster: string;
+    setId: string;
+    artefact: ArtefactRecord;
+    facts: { flavour: DatabaseFlavour; version: string; tables: TableFact[] };
+    schema: string;
   }): Promise<PhpipamDrillResult> {
     const cfg = phpipamOf(input.cluster);
     const ctx = Context.current();
@@ -243,17 +333,29 @@ export function createDrillActivities(deps: { config: Config }) {
       await requireDumpTrailer(fetched.path, fetched.bytes, input.artefact.file);
       const t1 = performance.now();
       const loaded = await loadDumpIntoSchema(cfg, password, {
-        dump: createReadStream(fetched.path), schema: input.schema, workDir: config.workDir, signal: ctx.cancellationSignal,
+        dump: createReadStream(fetched.path),
+        schema: input.schema,
+        workDir: config.workDir,
+        signal: ctx.cancellationSignal,
         onProgress: (bytes) => ctx.heartbeat({ phase: 'load', bytes }),
       });
       const t2 = performance.now();
-      const verification = await withHeartbeat({ phase: 'verify' }, () => withConnection((conn) => verifySchemaAgainstFacts(conn, loaded.schema, input.facts)));
+      const verification = await withHeartbeat({ phase: 'verify' }, () =>
+        withConnection((conn) => verifySchemaAgainstFacts(conn, loaded.schema, input.facts)),
+      );
       const checks = phpipamChecks(verification.tables, verification.mismatches, input.schema);
       await withConnection((conn) => dropStagingSchema(conn, input.schema, cfg.database));
       schemaDropped = true;
       return {
-        rtoMs: Math.round(t2 - t0), fetchMs: Math.round(t1 - t0), loadMs: Math.round(t2 - t1), verifyMs: verification.ms,
-        target: fetched.target, schema: input.schema, tables: verification.tables.length, schemaDropped, checks,
+        rtoMs: Math.round(t2 - t0),
+        fetchMs: Math.round(t1 - t0),
+        loadMs: Math.round(t2 - t1),
+        verifyMs: verification.ms,
+        target: fetched.target,
+        schema: input.schema,
+        tables: verification.tables.length,
+        schemaDropped,
+        checks,
       };
     } finally {
       if (!schemaDropped) await withConnection((conn) => dropStagingSchema(conn, input.schema, cfg.database)).catch(() => undefined);
@@ -270,7 +372,12 @@ export function createDrillActivities(deps: { config: Config }) {
         const path = join(dir, artefact.file);
         try {
           const fetched = await fetchChecked(artefact, path);
-          checks.push({ component: 'artefacts', name: artefact.file, ok: true, detail: `read from ${fetched.target}, sha256 and size as recorded` });
+          checks.push({
+            component: 'artefacts',
+            name: artefact.file,
+            ok: true,
+            detail: `read from ${fetched.target}, sha256 and size as recorded`,
+          });
         } catch (err) {
           if (!(err instanceof DomainError && err.type === FailureType.ChecksumMismatch)) throw err;
           checks.push({ component: 'artefacts', name: artefact.file, ok: false, detail: err.message });
@@ -289,16 +396,26 @@ export function createDrillActivities(deps: { config: Config }) {
    * replaces it atomically: rename, or one S3 PUT). Every copy is read and checked first: a
    * manifest that no longer is the one the drill compared against refuses the whole marking.
    */
-  async function markSetVerified(input: { setId: string; targets: string[]; fingerprint: string; verification: SetVerification }): Promise<Array<{ target: string; location: string }>> {
+  async function markSetVerified(input: {
+    setId: string;
+    targets: string[];
+    fingerprint: string;
+    verification: SetVerification;
+  }): Promise<Array<{ target: string; location: string }>> {
     const key = artefactKey(input.setId, MANIFEST_FILE);
     const stores = await Promise.all(findTargets(config, input.targets).map((target) => openStore(target)));
-    const manifests = await Promise.all(stores.map(async (store) => {
-      const manifest = await readManifest(store, input.setId);
-      if (manifestFingerprint(manifest) !== input.fingerprint) {
-        throw DomainError.nonRetryable(`${store.location(key)} changed since the drill read it: not marking set ${input.setId} verified`, FailureType.DrillFailed);
-      }
-      return manifest;
-    }));
+    const manifests = await Promise.all(
+      stores.map(async (store) => {
+        const manifest = await readManifest(store, input.setId);
+        if (manifestFingerprint(manifest) !== input.fingerprint) {
+          throw DomainError.nonRetryable(
+            `${store.location(key)} changed since the drill read it: not marking set ${input.setId} verified`,
+            FailureType.DrillFailed,
+          );
+        }
+        return manifest;
+      }),
+    );
     const marked: Array<{ target: string; location: string }> = [];
     for (const [index, store] of stores.entries()) {
       const manifest: BackupManifest = { ...manifests[index]!, verification: input.verification };
@@ -320,7 +437,9 @@ export function createDrillActivities(deps: { config: Config }) {
       throw DomainError.nonRetryable(`${input.schema} is not a drill schema of ${cfg.database}`, FailureType.InvalidInput);
     }
     const password = await readSecret(cfg.password);
-    const conn = await connectPhpipam(cfg, password).catch((err: unknown) => { throw databaseFailure(err, cfg, password); });
+    const conn = await connectPhpipam(cfg, password).catch((err: unknown) => {
+      throw databaseFailure(err, cfg, password);
+    });
     try {
       await dropStagingSchema(conn, input.schema, cfg.database);
     } finally {
@@ -333,7 +452,12 @@ export function createDrillActivities(deps: { config: Config }) {
   async function recordDrillMetrics(input: DrillMetricsSample): Promise<{ file: string | null; metrics: DrillMetrics }> {
     const file = config.drills?.metricsFile ?? null;
     const run = async () => {
-      const existing = file ? await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return null; throw err; }) : null;
+      const existing = file
+        ? await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT') return null;
+            throw err;
+          })
+        : null;
       const { text, metrics } = renderDrillMetrics(existing, input);
       if (file) await replaceFile(file, text);
       return { file, metrics };
@@ -366,7 +490,10 @@ export function createDrillActivities(deps: { config: Config }) {
         redirect: 'error',
       });
     } catch (err) {
-      const cause = (err as Error).name === 'TimeoutError' ? `no answer within ${config.drills?.alertTimeoutSeconds ?? 10} s` : errorMessage((err as { cause?: unknown }).cause ?? err);
+      const cause =
+        (err as Error).name === 'TimeoutError'
+          ? `no answer within ${config.drills?.alertTimeoutSeconds ?? 10} s`
+          : errorMessage((err as { cause?: unknown }).cause ?? err);
       throw DomainError.retryable(`drill alert to ${where} failed: ${cause}`, FailureType.DrillAlertFailed);
     }
     await response.arrayBuffer().catch(() => undefined);
@@ -420,7 +547,11 @@ async function replaceFile(path: string, text: string): Promise<void> {
   try {
     await writeFile(temp, text, { mode: 0o644 });
     const handle = await open(temp, 'r');
-    try { await handle.sync(); } finally { await handle.close(); }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });

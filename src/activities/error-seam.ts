@@ -21,7 +21,10 @@ export function toApplicationFailure(err: unknown): unknown {
   if ((err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC') {
     // Retrying into the same full disk cannot help; what was written is already removed (writers abort).
     const path = (err as NodeJS.ErrnoException).path;
-    return ApplicationFailure.nonRetryable(`no space left on the filesystem of ${path ?? 'a file this step writes (no path reported)'}: free space there, or point workDir / the target elsewhere`, FailureType.InsufficientDisk);
+    return ApplicationFailure.nonRetryable(
+      `no space left on the filesystem of ${path ?? 'a file this step writes (no path reported)'}: free space there, or point workDir / the target elsewhere`,
+      FailureType.InsufficientDisk,
+    );
   }
   return err;
 }

@@ -78,19 +78,29 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
    * its artefacts and manifest. The id is returned as given when no target holds anything under it,
    * else the first free of `<id>-2` ... `<id>-9`.
    */
-  async function prepareEtcdBackup(input: { cluster: string; targets?: string[]; freeSetId?: string; preflight?: boolean }): Promise<{ targets: string[]; members: string[]; setId?: string }> {
+  async function prepareEtcdBackup(input: {
+    cluster: string;
+    targets?: string[];
+    freeSetId?: string;
+    preflight?: boolean;
+  }): Promise<{ targets: string[]; members: string[]; setId?: string }> {
     const cluster = findCluster(config, input.cluster);
     const targets = findTargets(config, input.targets);
-    const stores = await Promise.all(targets.map(async (target) => {
-      try {
-        const store = await openStore(target);
-        // A backup set's components preflight their own targets (each fails on its own); the set only asks for an id.
-        if (input.preflight !== false) await store.preflight();
-        return store;
-      } catch (err) {
-        throw DomainError.retryable(`storage target ${target.name} cannot take a backup: ${errorMessage(err)}`, FailureType.StorageUnavailable);
-      }
-    }));
+    const stores = await Promise.all(
+      targets.map(async (target) => {
+        try {
+          const store = await openStore(target);
+          // A backup set's components preflight their own targets (each fails on its own); the set only asks for an id.
+          if (input.preflight !== false) await store.preflight();
+          return store;
+        } catch (err) {
+          throw DomainError.retryable(
+            `storage target ${target.name} cannot take a backup: ${errorMessage(err)}`,
+            FailureType.StorageUnavailable,
+          );
+        }
+      }),
+    );
     const prepared = { targets: targets.map((t) => t.name), members: cluster.etcd.members.map((m) => m.name) };
     if (!input.freeSetId) return prepared;
     for (const candidate of [input.freeSetId, ...[2, 3, 4, 5, 6, 7, 8, 9].map((n) => `${input.freeSetId}-${n}`)]) {
@@ -98,7 +108,10 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
       const taken = await Promise.all(stores.map(async (store) => (await store.list(`${candidate}/`).catch(() => [])).length > 0));
       if (!taken.includes(true)) return { ...prepared, setId: candidate };
     }
-    throw DomainError.nonRetryable(`backup set ids ${input.freeSetId} to ${input.freeSetId}-9 are all taken: too many backups of ${cluster.name} in one second`, FailureType.SetIdTaken);
+    throw DomainError.nonRetryable(
+      `backup set ids ${input.freeSetId} to ${input.freeSetId}-9 are all taken: too many backups of ${cluster.name} in one second`,
+      FailureType.SetIdTaken,
+    );
   }
 
   /**
@@ -108,17 +121,24 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
    */
   async function rankEtcdMembers(input: { cluster: string }): Promise<MemberHealth[]> {
     const cluster = findCluster(config, input.cluster);
-    const health = await Promise.all(cluster.etcd.members.map(async (member): Promise<MemberHealth> => {
-      try {
-        return await withMember(cluster.name, member.name, async (client) => {
-          const status = await client.maintenance.status();
-          return { name: member.name, healthy: true, isLeader: status.leader === status.header.member_id, raftIndex: String(status.raftIndex) };
-        });
-      } catch (err) {
-        if (err instanceof DomainError) throw err; // TLS material, a secret, etcd auth: the same on every member
-        return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
-      }
-    }));
+    const health = await Promise.all(
+      cluster.etcd.members.map(async (member): Promise<MemberHealth> => {
+        try {
+          return await withMember(cluster.name, member.name, async (client) => {
+            const status = await client.maintenance.status();
+            return {
+              name: member.name,
+              healthy: true,
+              isLeader: status.leader === status.header.member_id,
+              raftIndex: String(status.raftIndex),
+            };
+          });
+        } catch (err) {
+          if (err instanceof DomainError) throw err; // TLS material, a secret, etcd auth: the same on every member
+          return { name: member.name, healthy: false, isLeader: false, error: errorMessage(err) };
+        }
+      }),
+    );
     const healthy = health.filter((m) => m.healthy);
     if (healthy.length === 0) {
       const detail = health.map((m) => `${m.name}: ${m.error}`).join('; ');
@@ -126,7 +146,8 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
         const tls = cluster.etcd.tls;
         throw DomainError.nonRetryable(
           `every etcd member of ${cluster.name} rejected the TLS connection (client certificate ${tls?.certFile ?? 'none'}, CA ${tls?.caFile ?? 'none'}): ${detail}`,
-          FailureType.EtcdTlsRejected);
+          FailureType.EtcdTlsRejected,
+        );
       }
       throw DomainError.retryable(`no healthy etcd member in cluster ${cluster.name}: ${detail}`, FailureType.NoHealthyEtcdMember);
     }
@@ -158,73 +179,84 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
     try {
       return await withMember(input.cluster, input.member, async (client) => {
         const status = await client.maintenance.status();
-        const { result: facts, copies, leftoversCleared } = await publishToStores(stores, key, async (sink) => {
-        const check = new SnapshotTrailerCheck(throttledHeartbeat(ctx));
-        const source = await openSnapshotStream(client);
-        const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
-        ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
-        const compress = compression.createStream(); // parallel on worker threads (src/compression)
-        // Encryption comes after compression (ciphertext does not compress) and before every target.
-        const stored = encryption ? [compress, encryption.createStream()] : [compress];
-        try {
-          await allPipelines([
-            pipeline(source, check, fanOut([fileWriteStream(rawPath), compress])),
-            pipeline([...stored, sink]),
-          ]);
-        } finally {
-          ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
-          source.destroy(); // a failed attempt must not leave etcd streaming to nobody (see openSnapshotStream)
-        }
+        const {
+          result: facts,
+          copies,
+          leftoversCleared,
+        } = await publishToStores(stores, key, async (sink) => {
+          const check = new SnapshotTrailerCheck(throttledHeartbeat(ctx));
+          const source = await openSnapshotStream(client);
+          const abortOnCancel = () => source.destroy(new Error('backup cancelled'));
+          ctx.cancellationSignal.addEventListener('abort', abortOnCancel);
+          const compress = compression.createStream(); // parallel on worker threads (src/compression)
+          // Encryption comes after compression (ciphertext does not compress) and before every target.
+          const stored = encryption ? [compress, encryption.createStream()] : [compress];
+          try {
+            await allPipelines([pipeline(source, check, fanOut([fileWriteStream(rawPath), compress])), pipeline([...stored, sink])]);
+          } finally {
+            ctx.cancellationSignal.removeEventListener('abort', abortOnCancel);
+            source.destroy(); // a failed attempt must not leave etcd streaming to nobody (see openSnapshotStream)
+          }
 
-        const trailer = check.result();
-        if (!trailer.trailerValid) {
-          throw DomainError.retryable(
-            `snapshot from ${input.member} failed its integrity check (${trailer.bytes} bytes, ${trailer.hasTrailer ? 'sha256 trailer does not match' : 'no sha256 trailer'})`,
-            FailureType.SnapshotTrailerMismatch);
-        }
-        const snapshot = await readSnapshotStatus(rawPath, config.etcdBinDir);
-        // Not snapshot status's revision: after a compaction at the head that is the newest key's, which no restored cluster can read at.
-        const revisions = await readSnapshotRevisions(rawPath);
-        const kvHash = await hashKVAt(client, revisions.revision).catch(() => undefined); // moved on and compacted past it: the fact is optional
-        // What operators mean by "keys" (snapshot status counts bbolt entries before 3.6): one count-only range, optional like hashKV.
-        const liveKeys = await client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]), count_only: true, revision: String(revisions.revision) })
-          .then((r) => Number(r.count), () => undefined);
-        // The content, key for key, for restores to prove theirs equal (bumped or not); optional like hashKV.
-        const digest = await keyspaceDigest(client, revisions.revision).catch(() => undefined);
-        return {
-          trailer,
-          facts: {
-            member: input.member,
-            memberId: String(status.header.member_id),
-            clusterId: String(status.header.cluster_id),
-            etcdVersion: status.version,
-            revision: revisions.revision,
-            keyRevision: revisions.keyRevision,
-            compactRevision: revisions.compactRevision,
-            hash: snapshot.hash,
-            totalKey: snapshot.totalKey,
-            totalSize: snapshot.totalSize,
-            snapshotTool: snapshot.tool,
-            totalKeyCounts: snapshot.totalKeyCounts,
-            ...(snapshot.storageVersion ? { storageVersion: snapshot.storageVersion } : {}),
-            trailerVerified: true,
-            hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
-            ...(liveKeys !== undefined ? { liveKeys } : {}),
-            ...(digest ? { keyspaceDigest: digest } : {}),
-          } satisfies EtcdSnapshotFacts,
-        };
+          const trailer = check.result();
+          if (!trailer.trailerValid) {
+            throw DomainError.retryable(
+              `snapshot from ${input.member} failed its integrity check (${trailer.bytes} bytes, ${trailer.hasTrailer ? 'sha256 trailer does not match' : 'no sha256 trailer'})`,
+              FailureType.SnapshotTrailerMismatch,
+            );
+          }
+          const snapshot = await readSnapshotStatus(rawPath, config.etcdBinDir);
+          // Not snapshot status's revision: after a compaction at the head that is the newest key's, which no restored cluster can read at.
+          const revisions = await readSnapshotRevisions(rawPath);
+          const kvHash = await hashKVAt(client, revisions.revision).catch(() => undefined); // moved on and compacted past it: the fact is optional
+          // What operators mean by "keys" (snapshot status counts bbolt entries before 3.6): one count-only range, optional like hashKV.
+          const liveKeys = await client.kv
+            .range({ key: Buffer.from([0]), range_end: Buffer.from([0]), count_only: true, revision: String(revisions.revision) })
+            .then(
+              (r) => Number(r.count),
+              () => undefined,
+            );
+          // The content, key for key, for restores to prove theirs equal (bumped or not); optional like hashKV.
+          const digest = await keyspaceDigest(client, revisions.revision).catch(() => undefined);
+          return {
+            trailer,
+            facts: {
+              member: input.member,
+              memberId: String(status.header.member_id),
+              clusterId: String(status.header.cluster_id),
+              etcdVersion: status.version,
+              revision: revisions.revision,
+              keyRevision: revisions.keyRevision,
+              compactRevision: revisions.compactRevision,
+              hash: snapshot.hash,
+              totalKey: snapshot.totalKey,
+              totalSize: snapshot.totalSize,
+              snapshotTool: snapshot.tool,
+              totalKeyCounts: snapshot.totalKeyCounts,
+              ...(snapshot.storageVersion ? { storageVersion: snapshot.storageVersion } : {}),
+              trailerVerified: true,
+              hashKV: kvHash && { revision: Number(kvHash.revision), hash: kvHash.hash, compactRevision: Number(kvHash.compactRevision) },
+              ...(liveKeys !== undefined ? { liveKeys } : {}),
+              ...(digest ? { keyspaceDigest: digest } : {}),
+            } satisfies EtcdSnapshotFacts,
+          };
         });
         const first = copies[0]!;
         return {
           artefact: {
-            file: fileName, key, compression: compression.format, encryption: encryption?.record ?? null,
-            bytes: first.bytes, sha256: first.sha256,
+            file: fileName,
+            key,
+            compression: compression.format,
+            encryption: encryption?.record ?? null,
+            bytes: first.bytes,
+            sha256: first.sha256,
             raw: { bytes: facts.trailer.bytes, sha256: facts.trailer.sha256 },
             copies,
           },
           facts: facts.facts,
           ...(ctx.info.attempt > 1 || stagingLeftovers.length + leftoversCleared.length > 0
-            ? { retried: { attempt: ctx.info.attempt, leftoversCleared: [...stagingLeftovers, ...leftoversCleared] } } : {}),
+            ? { retried: { attempt: ctx.info.attempt, leftoversCleared: [...stagingLeftovers, ...leftoversCleared] } }
+            : {}),
         };
       });
     } finally {
@@ -245,20 +277,24 @@ export function createEtcdBackupActivities(deps: { config: Config }) {
   async function writeBackupManifest(input: { manifest: BackupManifest; targets: string[] }): Promise<StoredCopy[]> {
     const body = Buffer.from(`${JSON.stringify(input.manifest, null, 2)}\n`);
     const key = artefactKey(input.manifest.setId, MANIFEST_FILE);
-    return Promise.all(findTargets(config, input.targets).map(async (target) => {
-      const writer = await (await openStore(target)).createWriter(key);
-      writer.stream.end(body);
-      const copy = await writer.commit();
-      return { target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 };
-    }));
+    return Promise.all(
+      findTargets(config, input.targets).map(async (target) => {
+        const writer = await (await openStore(target)).createWriter(key);
+        writer.stream.end(body);
+        const copy = await writer.commit();
+        return { target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 };
+      }),
+    );
   }
 
   /** Removes artefacts of a set that will not get a manifest (the workflow failed after storing them). */
   async function discardBackupArtefacts(input: { keys: string[]; targets: string[] }): Promise<void> {
-    await Promise.all(findTargets(config, input.targets).map(async (target) => {
-      const store = await openStore(target);
-      await Promise.all(input.keys.map((key) => store.delete(key)));
-    }));
+    await Promise.all(
+      findTargets(config, input.targets).map(async (target) => {
+        const store = await openStore(target);
+        await Promise.all(input.keys.map((key) => store.delete(key)));
+      }),
+    );
   }
 
   return {

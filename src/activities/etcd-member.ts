@@ -17,7 +17,14 @@ import { FailureType } from '../common/failures';
 import type { ArtefactRecord } from '../common/manifest';
 import { readSnapshotStatus, SnapshotTrailerCheck, snapshotTool, snapshotToolVersion, supportsRevisionBump } from '../etcd/snapshot-file';
 import { readSnapshotRevisions, recordedRevisionMatches } from '../etcd/snapshot-revisions';
-import { currentDataDir, currentEtcdArgs, repointEtcdMember, revertEtcdMember, type EtcdFlagChanges, type MemberConfigChange } from '../etcd/member-service';
+import {
+  currentDataDir,
+  currentEtcdArgs,
+  repointEtcdMember,
+  revertEtcdMember,
+  type EtcdFlagChanges,
+  type MemberConfigChange,
+} from '../etcd/member-service';
 import { restoredDataDir } from '../etcd/etcd-argv';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { fetchArtefact } from '../restore/fetch';
@@ -45,16 +52,19 @@ export function etcdService(cluster: ClusterConfig): EtcdServiceRef {
   if (!cluster.service) {
     throw DomainError.nonRetryable(
       `cluster ${cluster.name} names no etcd service (expected clusters[].service: { driver: systemd, unit } or { driver: supervisor, supervisorConf })`,
-      FailureType.ConfigError);
+      FailureType.ConfigError,
+    );
   }
   return cluster.service;
 }
 
 function memberDriver(cluster: ClusterConfig, member: EtcdMemberConfig): ServiceDriver {
   const service = etcdService(cluster);
-  return serviceDriver(service.driver === 'supervisor'
-    ? { driver: 'supervisor', supervisorConf: service.supervisorConf, program: member.name }
-    : { driver: 'systemd', unit: service.unit });
+  return serviceDriver(
+    service.driver === 'supervisor'
+      ? { driver: 'supervisor', supervisorConf: service.supervisorConf, program: member.name }
+      : { driver: 'systemd', unit: service.unit },
+  );
 }
 
 /**
@@ -88,7 +98,8 @@ export interface RestoredMemberData {
 /** The bump asked for, if `toolVersion` (`etcdutl 3.5.16`) can apply it. */
 export function revisionBumpFor(asked: number, toolVersion: string): RevisionBump {
   if (asked === 0) return { used: false, by: 0, detail: 'off (restore.revisionBump 0 or --no-revision-bump)' };
-  if (!supportsRevisionBump(toolVersion)) return { used: false, by: 0, detail: `${toolVersion} has no --bump-revision (etcdutl 3.5.10+ has)` };
+  if (!supportsRevisionBump(toolVersion))
+    return { used: false, by: 0, detail: `${toolVersion} has no --bump-revision (etcdutl 3.5.10+ has)` };
   return { used: true, by: asked, detail: `+${asked} and compacted (${toolVersion} --bump-revision --mark-compacted)` };
 }
 
@@ -100,7 +111,10 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
     const member = cluster.etcd.members.find((m) => m.name === memberName);
     if (!member) throw DomainError.nonRetryable(`cluster ${clusterName} has no etcd member ${memberName}`, FailureType.InvalidInput);
     if (member.node !== node) {
-      throw DomainError.nonRetryable(`etcd member ${memberName} runs on ${member.node}, not on ${node} (wrong task queue)`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(
+        `etcd member ${memberName} runs on ${member.node}, not on ${node} (wrong task queue)`,
+        FailureType.InvalidInput,
+      );
     }
     return { cluster, member };
   }
@@ -108,14 +122,23 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   const stagingPath = (setId: string, member: string) => join(restoreStagingDir(config.workDir, setId, member), 'snapshot.db');
 
   /** The dir the member runs on now, from its unit/program file. */
-  const liveDataDir = async (cluster: ClusterConfig, member: EtcdMemberConfig) => resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
+  const liveDataDir = async (cluster: ClusterConfig, member: EtcdMemberConfig) =>
+    resolve(currentDataDir(await currentEtcdArgs(etcdService(cluster), member.name)));
 
   /** `dir`, resolved, once it is known not to be (or hold) the member's live data dir: `doing` is what we would do to it. */
-  async function notTheLiveDir(cluster: ClusterConfig, member: EtcdMemberConfig, dir: string, doing: string): Promise<{ target: string; live: string }> {
+  async function notTheLiveDir(
+    cluster: ClusterConfig,
+    member: EtcdMemberConfig,
+    dir: string,
+    doing: string,
+  ): Promise<{ target: string; live: string }> {
     const live = await liveDataDir(cluster, member);
     const target = resolve(dir);
     if (target === live || live.startsWith(`${target}/`)) {
-      throw DomainError.nonRetryable(`refusing to ${doing} ${target}: it is (or holds) the live data dir of ${member.name}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(
+        `refusing to ${doing} ${target}: it is (or holds) the live data dir of ${member.name}`,
+        FailureType.InvalidInput,
+      );
     }
     return { target, live };
   }
@@ -124,28 +147,50 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
    * Preflight on the node: fetch the snapshot from the first good copy (checksums, trailer), read
    * its status (revision must match the manifest), and check free disk for the restored data dir.
    */
-  async function stageEtcdSnapshot(input: { cluster: string; member: string; setId: string; restoreTag: string; artefact: ArtefactRecord; revision: number }): Promise<StagedSnapshot> {
+  async function stageEtcdSnapshot(input: {
+    cluster: string;
+    member: string;
+    setId: string;
+    restoreTag: string;
+    artefact: ArtefactRecord;
+    revision: number;
+  }): Promise<StagedSnapshot> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const dataDir = await liveDataDir(cluster, member);
     const ctx = Context.current();
     const path = stagingPath(input.setId, member.name);
     // No fsync: a scratch copy, read once by `snapshot restore` (which checks its trailer again) and removed.
-    const fetched = await fetchArtefact(config, input.artefact, path, { check: () => new TrailerProblem(), durable: false, onProgress: (bytes) => ctx.heartbeat({ bytes, total: input.artefact.bytes, member: member.name }) });
+    const fetched = await fetchArtefact(config, input.artefact, path, {
+      check: () => new TrailerProblem(),
+      durable: false,
+      onProgress: (bytes) => ctx.heartbeat({ bytes, total: input.artefact.bytes, member: member.name }),
+    });
     await readSnapshotStatus(path, config.etcdBinDir); // the offline tool can read it
     const revisions = await readSnapshotRevisions(path);
     if (!recordedRevisionMatches(input.revision, revisions)) {
       throw DomainError.nonRetryable(
         `snapshot ${input.artefact.file} is at revision ${revisions.revision} (newest key ${revisions.keyRevision}), its manifest says ${input.revision}: refusing a snapshot that is not the one recorded`,
-        FailureType.ChecksumMismatch);
+        FailureType.ChecksumMismatch,
+      );
     }
     const fs = await statfs(dirname(dataDir));
     const freeBytes = fs.bavail * fs.bsize;
     if (freeBytes < 2 * fetched.bytes) {
       throw DomainError.nonRetryable(
         `not enough free disk beside ${dataDir} on ${node}: ${freeBytes} bytes free, the restore needs at least ${2 * fetched.bytes} (2 x the ${fetched.bytes}-byte snapshot)`,
-        FailureType.InsufficientDisk);
+        FailureType.InsufficientDisk,
+      );
     }
-    return { member: member.name, path, bytes: fetched.bytes, revision: revisions.revision, dataDir, restoredDataDir: restoredDataDir(dataDir, input.restoreTag), freeBytes, tool: snapshotTool(config.etcdBinDir).command };
+    return {
+      member: member.name,
+      path,
+      bytes: fetched.bytes,
+      revision: revisions.revision,
+      dataDir,
+      restoredDataDir: restoredDataDir(dataDir, input.restoreTag),
+      freeBytes,
+      tool: snapshotTool(config.etcdBinDir).command,
+    };
   }
 
   async function stopEtcdMember(input: { cluster: string; member: string }): Promise<{ member: string; wasRunning: boolean }> {
@@ -166,33 +211,61 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
    * dir left by an earlier attempt of this restore is ours and is removed first; the live dir never is.
    */
   async function restoreEtcdMemberData(input: {
-    cluster: string; member: string; setId: string; restoredDataDir: string; initialCluster: string; initialClusterToken: string;
+    cluster: string;
+    member: string;
+    setId: string;
+    restoredDataDir: string;
+    initialCluster: string;
+    initialClusterToken: string;
     revisionBump?: number;
   }): Promise<RestoredMemberData> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const { target } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'restore into');
-    await failpoint(`before-restore-data:${member.name}`, () => Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }));
+    await failpoint(`before-restore-data:${member.name}`, () =>
+      Context.current().heartbeat({ failpoint: `before-restore-data:${member.name}` }),
+    );
     await rm(target, { recursive: true, force: true });
     const tool = snapshotTool(config.etcdBinDir);
     const bump = revisionBumpFor(input.revisionBump ?? cluster.restore.revisionBump, await snapshotToolVersion(tool));
     try {
-      await execFileAsync(tool.command, [
-        'snapshot', 'restore', stagingPath(input.setId, member.name),
-        '--name', member.name, '--data-dir', target,
-        '--initial-cluster', input.initialCluster, '--initial-cluster-token', input.initialClusterToken,
-        '--initial-advertise-peer-urls', member.peerUrl,
-        ...(bump.used ? ['--bump-revision', String(bump.by), '--mark-compacted'] : []),
-      ], { env: tool.env, timeout: 30 * 60_000 });
+      await execFileAsync(
+        tool.command,
+        [
+          'snapshot',
+          'restore',
+          stagingPath(input.setId, member.name),
+          '--name',
+          member.name,
+          '--data-dir',
+          target,
+          '--initial-cluster',
+          input.initialCluster,
+          '--initial-cluster-token',
+          input.initialClusterToken,
+          '--initial-advertise-peer-urls',
+          member.peerUrl,
+          ...(bump.used ? ['--bump-revision', String(bump.by), '--mark-compacted'] : []),
+        ],
+        { env: tool.env, timeout: 30 * 60_000 },
+      );
     } catch (err) {
       await rm(target, { recursive: true, force: true });
       const e = err as { stderr?: string; message: string };
-      throw DomainError.retryable(`${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`, FailureType.RestoreFailed);
+      throw DomainError.retryable(
+        `${tool.command} snapshot restore for ${member.name} failed: ${(e.stderr || e.message).trim().slice(-500)}`,
+        FailureType.RestoreFailed,
+      );
     }
     return { member: member.name, dataDir: target, tool: tool.command, revisionBump: bump };
   }
 
   /** Rewrites the member's unit/program file (old one kept beside); supervisord restarts it on the new flags. */
-  async function repointEtcdMemberConfig(input: { cluster: string; member: string; restoreTag: string; changes: EtcdFlagChanges }): Promise<MemberConfigChange> {
+  async function repointEtcdMemberConfig(input: {
+    cluster: string;
+    member: string;
+    restoreTag: string;
+    changes: EtcdFlagChanges;
+  }): Promise<MemberConfigChange> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const ctx = Context.current();
     await failpoint(`before-repoint:${member.name}`, () => ctx.heartbeat({ failpoint: `before-repoint:${member.name}` }));
@@ -211,7 +284,11 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   }
 
   /** Rollback: the old unit/program file back, the member running on its untouched old data dir. */
-  async function revertEtcdMemberConfig(input: { cluster: string; member: string; change: MemberConfigChange | null }): Promise<{ member: string }> {
+  async function revertEtcdMemberConfig(input: {
+    cluster: string;
+    member: string;
+    change: MemberConfigChange | null;
+  }): Promise<{ member: string }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const driver = memberDriver(cluster, member);
     if (input.change) {
@@ -223,21 +300,37 @@ export function createEtcdMemberActivities(deps: { config: Config; node: string 
   }
 
   /** Where the member's data lives now, whether it runs, and the fresh dir a replacement would start on. */
-  async function describeEtcdMember(input: { cluster: string; member: string; tag: string }): Promise<{ member: string; dataDir: string; newDataDir: string; running: boolean }> {
+  async function describeEtcdMember(input: {
+    cluster: string;
+    member: string;
+    tag: string;
+  }): Promise<{ member: string; dataDir: string; newDataDir: string; running: boolean }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const dataDir = await liveDataDir(cluster, member);
-    return { member: member.name, dataDir, newDataDir: join(dirname(dataDir), `replaced-${input.tag}`), running: await memberDriver(cluster, member).isRunning() };
+    return {
+      member: member.name,
+      dataDir,
+      newDataDir: join(dirname(dataDir), `replaced-${input.tag}`),
+      running: await memberDriver(cluster, member).isRunning(),
+    };
   }
 
   /**
    * Removes a new data dir made by `restoreEtcdMemberData` when the run ends before the stop
    * (refused, not approved, cancelled). Never the dir the member runs on.
    */
-  async function discardRestoredData(input: { cluster: string; member: string; restoredDataDir: string }): Promise<{ member: string; removed: string }> {
+  async function discardRestoredData(input: {
+    cluster: string;
+    member: string;
+    restoredDataDir: string;
+  }): Promise<{ member: string; removed: string }> {
     const { cluster, member } = memberOnThisNode(input.cluster, input.member);
     const { target, live } = await notTheLiveDir(cluster, member, input.restoredDataDir, 'remove');
     if (!basename(target).startsWith('restored-')) {
-      throw DomainError.nonRetryable(`refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`, FailureType.InvalidInput);
+      throw DomainError.nonRetryable(
+        `refusing to remove ${target}: it is not a restored-* dir beside the live data dir ${live} of ${member.name}`,
+        FailureType.InvalidInput,
+      );
     }
     await rm(target, { recursive: true, force: true });
     return { member: member.name, removed: target };

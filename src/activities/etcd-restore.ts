@@ -29,7 +29,12 @@ export function supportsLearners(etcdVersion: string): boolean {
 }
 
 /** The restored content's digest equalled the snapshot's. */
-export interface RestoredContentCheck { member: string; revision: number; keys: number; sha256: string }
+export interface RestoredContentCheck {
+  member: string;
+  revision: number;
+  keys: number;
+  sha256: string;
+}
 
 export interface EtcdRestorePlan {
   cluster: string;
@@ -90,13 +95,16 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
   async function planEtcdRestore(input: { cluster: string; setId?: string }): Promise<EtcdRestorePlan> {
     const cluster = findCluster(config, input.cluster);
     const { entry, component: etcd } = await chooseRestoreSet(config, {
-      cluster: cluster.name, setId: input.setId, what: 'an etcd snapshot',
+      cluster: cluster.name,
+      setId: input.setId,
+      what: 'an etcd snapshot',
       pick: (m) => m.components.find((c): c is EtcdComponentRecord => c.component === 'etcd'),
     });
     if (!cluster.etcd.members.some((m) => m.name === etcd.facts.member)) {
       throw DomainError.nonRetryable(
         `the snapshot of set ${entry.setId} was taken from member ${etcd.facts.member}, which is not a member of ${cluster.name} (${cluster.etcd.members.map((m) => m.name).join(', ')})`,
-        FailureType.RestoreRefused);
+        FailureType.RestoreRefused,
+      );
     }
     const members = cluster.etcd.members.map(({ name, node, clientUrl, peerUrl }) => ({ name, node, clientUrl, peerUrl }));
     return {
@@ -119,23 +127,31 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
    * Health, membership, revision, hashKV agreement and critical keys of the members named (all by
    * default). Returns the facts; with `require`, fails (retryably: a cluster settles) unless clean.
    */
-  async function checkEtcdCluster(input: { cluster: string; members?: string[]; minRevision?: number; criticalKeys?: Array<{ key: string; value?: string }>; require?: boolean }): Promise<ClusterCheck> {
+  async function checkEtcdCluster(input: {
+    cluster: string;
+    members?: string[];
+    minRevision?: number;
+    criticalKeys?: Array<{ key: string; value?: string }>;
+    require?: boolean;
+  }): Promise<ClusterCheck> {
     const cluster = findCluster(config, input.cluster);
     const members = cluster.etcd.members.filter((m) => !input.members || input.members.includes(m.name));
     const problems: string[] = [];
     const clusterIds = new Set<string>();
-    const statuses = await Promise.all(members.map(async (member): Promise<ClusterCheck['members'][number]> => {
-      try {
-        return await withMember(cluster, member, async (client) => {
-          const { header } = await client.maintenance.status();
-          clusterIds.add(String(header.cluster_id));
-          return { name: member.name, revision: Number(header.revision) };
-        });
-      } catch (err) {
-        problems.push(`${member.name} unhealthy: ${errorMessage(err)}`);
-        return { name: member.name, error: errorMessage(err) };
-      }
-    }));
+    const statuses = await Promise.all(
+      members.map(async (member): Promise<ClusterCheck['members'][number]> => {
+        try {
+          return await withMember(cluster, member, async (client) => {
+            const { header } = await client.maintenance.status();
+            clusterIds.add(String(header.cluster_id));
+            return { name: member.name, revision: Number(header.revision) };
+          });
+        } catch (err) {
+          problems.push(`${member.name} unhealthy: ${errorMessage(err)}`);
+          return { name: member.name, error: errorMessage(err) };
+        }
+      }),
+    );
     const healthy = statuses.filter((s) => s.revision !== undefined);
     let memberList: string[] = [];
     let hashRevision = 0;
@@ -153,7 +169,8 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
         }
       });
       const expected = members.map(peerEntry).sort();
-      if (JSON.stringify(memberList) !== JSON.stringify(expected)) problems.push(`member list is ${memberList.join(', ')}; expected ${expected.join(', ')}`);
+      if (JSON.stringify(memberList) !== JSON.stringify(expected))
+        problems.push(`member list is ${memberList.join(', ')}; expected ${expected.join(', ')}`);
       // Every member hashes the same revision: equal hashes mean equal keyspaces. That revision may be
       // the compaction point (a restore of a snapshot taken after a compaction at the head): hashKVAt
       // answers there without waiting for a write.
@@ -167,14 +184,27 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
         }
       }
       const hashes = new Set(healthy.map((s) => s.hashKV));
-      if (hashes.size > 1) problems.push(`members disagree on hashKV at revision ${hashRevision}: ${healthy.map((s) => `${s.name}=${s.hashKV}`).join(', ')}`);
+      if (hashes.size > 1)
+        problems.push(`members disagree on hashKV at revision ${hashRevision}: ${healthy.map((s) => `${s.name}=${s.hashKV}`).join(', ')}`);
     }
     const revision = Math.max(0, ...healthy.map((s) => s.revision!));
-    if (input.minRevision !== undefined && revision < input.minRevision) problems.push(`revision ${revision} is below the snapshot's ${input.minRevision}`);
+    if (input.minRevision !== undefined && revision < input.minRevision)
+      problems.push(`revision ${revision} is below the snapshot's ${input.minRevision}`);
     if (clusterIds.size > 1) problems.push(`members answer with different cluster IDs: ${[...clusterIds].join(', ')}`);
-    const check: ClusterCheck = { healthy: problems.length === 0, members: statuses, memberList, revision, hashRevision, problems, ...(clusterIds.size === 1 ? { clusterId: [...clusterIds][0]! } : {}) };
+    const check: ClusterCheck = {
+      healthy: problems.length === 0,
+      members: statuses,
+      memberList,
+      revision,
+      hashRevision,
+      problems,
+      ...(clusterIds.size === 1 ? { clusterId: [...clusterIds][0]! } : {}),
+    };
     if (input.require && problems.length > 0) {
-      throw DomainError.retryable(`cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`, FailureType.RestoreVerificationFailed);
+      throw DomainError.retryable(
+        `cluster ${cluster.name} is not healthy yet: ${problems.join('; ')}`,
+        FailureType.RestoreVerificationFailed,
+      );
     }
     return check;
   }
@@ -204,11 +234,17 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
    * `member add` through `via`; with `asLearner`, as a raft learner (non-voting until promoted, so a
    * member still catching up never counts toward the quorum) where the cluster runs etcd 3.4+.
    */
-  async function addEtcdMember(input: { cluster: string; member: string; via: string[]; asLearner?: boolean }): Promise<{ id: string; alreadyMember: boolean; isLearner?: boolean }> {
+  async function addEtcdMember(input: {
+    cluster: string;
+    member: string;
+    via: string[];
+    asLearner?: boolean;
+  }): Promise<{ id: string; alreadyMember: boolean; isLearner?: boolean }> {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
-    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    if (!member || !via)
+      throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const existing = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
       if (existing) return { id: String(existing.ID), alreadyMember: true, isLearner: Boolean(existing.isLearner) };
@@ -226,10 +262,15 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via[0]);
-    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
+    if (!member || !via)
+      throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via[0]}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
       const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => (m.peerURLs ?? []).includes(member.peerUrl));
-      if (!listed) throw DomainError.nonRetryable(`${member.name} (${member.peerUrl}) is not in the member list of ${cluster.name}: nothing to promote`, FailureType.RestoreVerificationFailed);
+      if (!listed)
+        throw DomainError.nonRetryable(
+          `${member.name} (${member.peerUrl}) is not in the member list of ${cluster.name}: nothing to promote`,
+          FailureType.RestoreVerificationFailed,
+        );
       if (!listed.isLearner) return { promoted: false }; // a retry after the promotion went through
       try {
         await client.cluster.memberPromote({ ID: String(listed.ID) });
@@ -256,13 +297,20 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
           return (await client.cluster.memberList({})).members ?? [];
         });
         healthy.push(member.name);
-        if (listed.length === 0) listed = members.map((m) => ({ id: String(m.ID), name: m.name, peerURLs: m.peerURLs ?? [], isLearner: Boolean((m as { isLearner?: boolean }).isLearner) }));
+        if (listed.length === 0)
+          listed = members.map((m) => ({
+            id: String(m.ID),
+            name: m.name,
+            peerURLs: m.peerURLs ?? [],
+            isLearner: Boolean((m as { isLearner?: boolean }).isLearner),
+          }));
       } catch {
         // not answering: counts against the quorum
       }
     }
     const failed = cluster.etcd.members.find((m) => m.name === input.failed);
-    if (!failed) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
+    if (!failed)
+      throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.failed} in the config`, FailureType.InvalidInput);
     const size = Math.max(listed.length, cluster.etcd.members.length);
     const quorum = Math.floor(size / 2) + 1;
     const failedIsHealthy = await withMember(cluster, failed, async (client) => {
@@ -270,7 +318,13 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       return listed.some((m) => m.id === String(status.header?.member_id) && m.name === failed.name);
     }).catch(() => false);
     return {
-      healthy, size, quorum, hasQuorum: healthy.length >= quorum, members: listed, failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl }, failedIsHealthy,
+      healthy,
+      size,
+      quorum,
+      hasQuorum: healthy.length >= quorum,
+      members: listed,
+      failed: { name: failed.name, node: failed.node, peerUrl: failed.peerUrl },
+      failedIsHealthy,
       approvers: cluster.approvers,
     };
   }
@@ -280,9 +334,12 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     const cluster = findCluster(config, input.cluster);
     const member = cluster.etcd.members.find((m) => m.name === input.member);
     const via = cluster.etcd.members.find((m) => m.name === input.via);
-    if (!member || !via) throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via}`, FailureType.InvalidInput);
+    if (!member || !via)
+      throw DomainError.nonRetryable(`cluster ${cluster.name} has no member ${input.member} or ${input.via}`, FailureType.InvalidInput);
     return withMember(cluster, via, async (client) => {
-      const listed = ((await client.cluster.memberList({})).members ?? []).find((m) => m.name === member.name || (m.peerURLs ?? []).includes(member.peerUrl));
+      const listed = ((await client.cluster.memberList({})).members ?? []).find(
+        (m) => m.name === member.name || (m.peerURLs ?? []).includes(member.peerUrl),
+      );
       if (!listed) return { removedId: null };
       await client.cluster.memberRemove({ ID: listed.ID });
       return { removedId: String(listed.ID) };
@@ -300,7 +357,11 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
    * the restore put that content at (the snapshot's, plus the bump when used). A member that does
    * not answer is the cluster check's business: any healthy member will do here.
    */
-  async function verifyRestoredContent(input: { cluster: string; revision: number; expected: KeyspaceDigest }): Promise<RestoredContentCheck> {
+  async function verifyRestoredContent(input: {
+    cluster: string;
+    revision: number;
+    expected: KeyspaceDigest;
+  }): Promise<RestoredContentCheck> {
     const cluster = findCluster(config, input.cluster);
     let lastError: unknown;
     for (const member of cluster.etcd.members) {
@@ -313,7 +374,10 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
       }
       const difference = keyspaceDigestDifference(input.expected, actual);
       if (difference) {
-        throw DomainError.nonRetryable(`restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`, FailureType.RestoreVerificationFailed);
+        throw DomainError.nonRetryable(
+          `restored etcd ${cluster.name} at revision ${input.revision} (read on ${member.name}): ${difference}`,
+          FailureType.RestoreVerificationFailed,
+        );
       }
       return { member: member.name, revision: input.revision, keys: actual.keys, sha256: actual.sha256 };
     }
@@ -332,4 +396,3 @@ export function createEtcdRestoreActivities(deps: { config: Config }) {
     findEtcdLeader: findEtcdLeader,
   };
 }
-

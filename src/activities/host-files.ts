@@ -32,31 +32,44 @@ export interface HostFilesOutcome {
 export function createHostFileActivities(deps: { config: Config; node: string }) {
   const { config, node } = deps;
 
-  async function archive(input: HostFilesBackupInput, dir: string, paths: string[], encryptionRequired: boolean): Promise<HostFilesOutcome> {
+  async function archive(
+    input: HostFilesBackupInput,
+    dir: string,
+    paths: string[],
+    encryptionRequired: boolean,
+  ): Promise<HostFilesOutcome> {
     const encryption = artefactEncryption(config);
     if (!encryption && encryptionRequired) {
       throw DomainError.nonRetryable(
-        'Nebula backups hold private keys and are always encrypted: configure encryption.recipients (age1...)', FailureType.ConfigError);
+        'Nebula backups hold private keys and are always encrypted: configure encryption.recipients (age1...)',
+        FailureType.ConfigError,
+      );
     }
     const fileName = encryption ? encryption.fileName(input.fileName) : input.fileName;
     const key = artefactKey(input.setId, fileName);
     const stores = await Promise.all(findTargets(config, input.targets).map(openStore));
     const files: ArchivedEntry[] = [];
-    const source = createArchiveStream(paths, (entry) => { files.push(entry); });
+    const source = createArchiveStream(paths, (entry) => {
+      files.push(entry);
+    });
     const artefact = await publishCompressed({ source, stores, key, fileName, encryption });
     return { artefact, facts: { node, dir, files } };
   }
 
   async function backupNebulaFiles(input: HostFilesBackupInput): Promise<HostFilesOutcome> {
     const nebula = findCluster(config, input.cluster).nebula.find((n) => n.node === node);
-    if (!nebula) throw DomainError.nonRetryable(`cluster ${input.cluster} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
+    if (!nebula)
+      throw DomainError.nonRetryable(`cluster ${input.cluster} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
     const paths = NEBULA_FILES.map((file) => join(nebula.dir, file));
     // lstat: a symlinked host.key would archive the link, not the key.
-    const missing = (await Promise.all(paths.map(async (p) => ((await lstat(p).catch(() => null))?.isFile() ? null : p)))).filter((p) => p !== null);
+    const missing = (await Promise.all(paths.map(async (p) => ((await lstat(p).catch(() => null))?.isFile() ? null : p)))).filter(
+      (p) => p !== null,
+    );
     if (missing.length > 0) {
       throw DomainError.nonRetryable(
         `Nebula files missing or not regular files on node ${node}: ${missing.join(', ')} (expected ${NEBULA_FILES.join(', ')} in ${nebula.dir})`,
-        FailureType.InvalidInput);
+        FailureType.InvalidInput,
+      );
     }
     return archive(input, nebula.dir, paths, true);
   }
@@ -74,7 +87,13 @@ export function createHostFileActivities(deps: { config: Config; node: string })
     const roots: string[] = [];
     const skipped: Array<{ path: string; reason: string }> = [];
     for (const { path, secret } of agentHostState(agent)) {
-      if (!(await stat(path).then(() => true, () => false))) continue;
+      if (
+        !(await stat(path).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
       if (secret && !encrypted) skipped.push({ path, reason: 'holds private keys and the config has no encryption.recipients' });
       else roots.push(path);
     }

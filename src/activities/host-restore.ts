@@ -25,7 +25,14 @@ import type { ArtefactRecord, ComponentRecord } from '../common/manifest';
 import { chooseRestoreSet } from '../catalog/choose-set';
 import { fetchArtefact } from '../restore/fetch';
 import { extractIntoFreshDir, listArchive, swapDirectory, type ArchiveEntryType } from '../archive/extract';
-import { checkNebulaConfig, NEBULA_FILES, describeNebulaCert, enforceNebulaModes, verifyHostCert, type NebulaModeChange } from '../nebula/certs';
+import {
+  checkNebulaConfig,
+  NEBULA_FILES,
+  describeNebulaCert,
+  enforceNebulaModes,
+  verifyHostCert,
+  type NebulaModeChange,
+} from '../nebula/certs';
 import { serviceDriver, type ServiceDriver } from '../services/driver';
 import { withHeartbeat } from './heartbeat';
 import { DomainError } from '../common/domain-errors';
@@ -91,9 +98,14 @@ async function nodeTarget(cluster: ClusterConfig, node: string, kind: HostRestor
   }
   if (kind === 'nebula') {
     const nebula = cluster.nebula.find((n) => n.node === node);
-    if (!nebula) throw DomainError.nonRetryable(`cluster ${cluster.name} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
+    if (!nebula)
+      throw DomainError.nonRetryable(`cluster ${cluster.name} configures no Nebula files on node ${node}`, FailureType.InvalidInput);
     // Nebula needs four regular files: no links, so an archive with one is refused outright.
-    return { dir: resolve(nebula.dir), service: nebula.service ? serviceDriver(nebula.service) : null, allowedTypes: ['File', 'Directory'] };
+    return {
+      dir: resolve(nebula.dir),
+      service: nebula.service ? serviceDriver(nebula.service) : null,
+      allowedTypes: ['File', 'Directory'],
+    };
   }
   throw DomainError.nonRetryable(`unknown host restore kind ${String(kind)}; expected agent-cache or nebula`, FailureType.InvalidInput);
 }
@@ -103,7 +115,10 @@ const stripPrefixOf = (archivedDir: string) => archivedDir.replace(/^\/+/, '').r
 
 function requireAbsolute(archivedDir: string): void {
   if (!isAbsolute(archivedDir) || archivedDir.split('/').includes('..')) {
-    throw DomainError.nonRetryable(`the manifest's archived dir ${JSON.stringify(archivedDir)} is not an absolute path without '..'`, FailureType.InvalidInput);
+    throw DomainError.nonRetryable(
+      `the manifest's archived dir ${JSON.stringify(archivedDir)} is not an absolute path without '..'`,
+      FailureType.InvalidInput,
+    );
   }
 }
 
@@ -111,7 +126,11 @@ function requireAbsolute(archivedDir: string): void {
  * The target as the management worker can name it: an agent's cache path lives in agent.toml on its
  * node, which the node's own steps read; the plan names the file it comes from.
  */
-async function describedTarget(cluster: ClusterConfig, node: string, kind: HostRestoreKind): Promise<{ dir: string; service: ServiceDriver | null }> {
+async function describedTarget(
+  cluster: ClusterConfig,
+  node: string,
+  kind: HostRestoreKind,
+): Promise<{ dir: string; service: ServiceDriver | null }> {
   if (kind !== 'agent-cache') return nodeTarget(cluster, node, kind);
   const agent = agentOn(cluster, node);
   return { dir: agent.cacheDir ?? `[cache].path of ${agent.agentToml}`, service: serviceDriver(agent.service) };
@@ -120,21 +139,41 @@ async function describedTarget(cluster: ClusterConfig, node: string, kind: HostR
 export function createHostRestorePlanActivities(deps: { config: Config }) {
   const { config } = deps;
 
-  async function planHostRestore(input: { cluster: string; node: string; kind: HostRestoreKind; setId?: string }): Promise<HostRestorePlan> {
+  async function planHostRestore(input: {
+    cluster: string;
+    node: string;
+    kind: HostRestoreKind;
+    setId?: string;
+  }): Promise<HostRestorePlan> {
     const cluster = findCluster(config, input.cluster);
     const target = await describedTarget(cluster, input.node, input.kind);
     const what = `${input.kind === 'nebula' ? 'Nebula files' : 'an agent cache'} of node ${input.node}`;
     const { entry, component, unreachableTargets } = await chooseRestoreSet(config, {
-      cluster: cluster.name, setId: input.setId, what,
-      pick: (m) => m.components.find((c): c is Extract<ComponentRecord, { component: HostRestoreKind }> => c.component === input.kind && 'node' in c && c.node === input.node),
+      cluster: cluster.name,
+      setId: input.setId,
+      what,
+      pick: (m) =>
+        m.components.find(
+          (c): c is Extract<ComponentRecord, { component: HostRestoreKind }> =>
+            c.component === input.kind && 'node' in c && c.node === input.node,
+        ),
     });
     const archivedDir = component.component === 'agent-cache' ? component.facts.cacheDir : component.facts.dir;
     requireAbsolute(archivedDir);
     const artefact = component.artefacts[0];
     if (!artefact) throw DomainError.nonRetryable(`backup set ${entry.setId} records no artefact for ${what}`, FailureType.RestoreRefused);
     return {
-      cluster: cluster.name, node: input.node, kind: input.kind, setId: entry.setId, setCreatedAt: entry.createdAt, setStatus: entry.status,
-      artefact, archivedDir, targetDir: target.dir, service: target.service?.describe ?? null, unreachableTargets,
+      cluster: cluster.name,
+      node: input.node,
+      kind: input.kind,
+      setId: entry.setId,
+      setCreatedAt: entry.createdAt,
+      setStatus: entry.status,
+      artefact,
+      archivedDir,
+      targetDir: target.dir,
+      service: target.service?.describe ?? null,
+      unreachableTargets,
     };
   }
 
@@ -161,15 +200,20 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
 
   /** Preflight on the node: the archive fetched and checked, every entry validated, room to extract it. */
   async function stageHostArchive(input: {
-    cluster: string; kind: HostRestoreKind; setId: string; artefact: ArtefactRecord; archivedDir: string;
+    cluster: string;
+    kind: HostRestoreKind;
+    setId: string;
+    artefact: ArtefactRecord;
+    archivedDir: string;
   }): Promise<StagedArchive> {
     const target = await targetOf(input.cluster, input.kind);
     requireAbsolute(input.archivedDir);
     const ctx = Context.current();
     const path = stagedPath(input.setId, input.kind);
     const fetched = await fetchArtefact(config, input.artefact, path, { onProgress: (bytes) => ctx.heartbeat({ bytes }) });
-    const { entries } = await withHeartbeat({ phase: 'validate archive' },
-      () => listArchive(createReadStream(path), { stripPrefix: stripPrefixOf(input.archivedDir), allowedTypes: target.allowedTypes }));
+    const { entries } = await withHeartbeat({ phase: 'validate archive' }, () =>
+      listArchive(createReadStream(path), { stripPrefix: stripPrefixOf(input.archivedDir), allowedTypes: target.allowedTypes }),
+    );
     if (input.kind === 'nebula') {
       const files = entries.filter((e) => e.type === 'File').map((e) => e.path);
       const missing = NEBULA_FILES.filter((f) => !files.includes(f));
@@ -178,7 +222,8 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
         throw DomainError.nonRetryable(
           `Nebula archive ${input.artefact.file} holds ${files.join(', ') || 'no files'}; expected exactly ${NEBULA_FILES.join(', ')}` +
             `${missing.length ? ` (missing ${missing.join(', ')})` : ''}${extra.length ? ` (unexpected ${extra.join(', ')})` : ''}`,
-          FailureType.RestoreRefused);
+          FailureType.RestoreRefused,
+        );
       }
     }
     await mkdir(dirname(target.dir), { recursive: true });
@@ -186,7 +231,10 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     const free = fs.bavail * fs.bsize;
     // extractIntoFreshDir spools the tar beside the target, then extracts it.
     if (free < 2 * fetched.bytes) {
-      throw DomainError.nonRetryable(`${dirname(target.dir)} on ${node} has ${free} bytes free; restoring ${fetched.bytes} bytes of archive needs ${2 * fetched.bytes}`, FailureType.InsufficientDisk);
+      throw DomainError.nonRetryable(
+        `${dirname(target.dir)} on ${node} has ${free} bytes free; restoring ${fetched.bytes} bytes of archive needs ${2 * fetched.bytes}`,
+        FailureType.InsufficientDisk,
+      );
     }
     return { node, path, bytes: fetched.bytes, target: fetched.target, entries: entries.length, targetDir: target.dir };
   }
@@ -196,20 +244,44 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
    * Nebula: the runbook's modes, host.crt issued by ca.crt, and the config loading with these files.
    * Any failure removes the new dir.
    */
-  async function prepareRestoredDir(input: { cluster: string; kind: HostRestoreKind; setId: string; archivedDir: string }): Promise<PreparedDir> {
+  async function prepareRestoredDir(input: {
+    cluster: string;
+    kind: HostRestoreKind;
+    setId: string;
+    archivedDir: string;
+  }): Promise<PreparedDir> {
     const target = await targetOf(input.cluster, input.kind);
     requireAbsolute(input.archivedDir);
     const path = stagedPath(input.setId, input.kind);
-    if (!(await lstat(path).then((s) => s.isFile(), () => false))) {
-      throw DomainError.nonRetryable(`no staged archive at ${path} on ${node}: the preflight (stageHostArchive) did not run here`, FailureType.InvalidInput);
+    if (
+      !(await lstat(path).then(
+        (s) => s.isFile(),
+        () => false,
+      ))
+    ) {
+      throw DomainError.nonRetryable(
+        `no staged archive at ${path} on ${node}: the preflight (stageHostArchive) did not run here`,
+        FailureType.InvalidInput,
+      );
     }
     await mkdir(dirname(target.dir), { recursive: true });
-    const { dir, entries } = await withHeartbeat({ phase: 'extract' },
-      () => extractIntoFreshDir(createReadStream(path), target.dir, { stripPrefix: stripPrefixOf(input.archivedDir), allowedTypes: target.allowedTypes }));
+    const { dir, entries } = await withHeartbeat({ phase: 'extract' }, () =>
+      extractIntoFreshDir(createReadStream(path), target.dir, {
+        stripPrefix: stripPrefixOf(input.archivedDir),
+        allowedTypes: target.allowedTypes,
+      }),
+    );
     try {
       const archived = new Set(entries.map((e) => e.path.split('/')[0]));
       const live = await readdir(target.dir).catch(() => [] as string[]);
-      const prepared: PreparedDir = { node, dir, ino: (await lstat(dir)).ino, entries: entries.length, notInArchive: live.filter((name) => !archived.has(name)).sort(), modeChanges: [] };
+      const prepared: PreparedDir = {
+        node,
+        dir,
+        ino: (await lstat(dir)).ino,
+        entries: entries.length,
+        notInArchive: live.filter((name) => !archived.has(name)).sort(),
+        modeChanges: [],
+      };
       if (input.kind === 'nebula') {
         prepared.modeChanges = await enforceNebulaModes(dir);
         await verifyHostCert({ caCrt: join(dir, 'ca.crt'), hostCrt: join(dir, 'host.crt') });
@@ -249,7 +321,10 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
     }
   }
 
-  async function stopServiceForRestore(input: { cluster: string; kind: HostRestoreKind }): Promise<{ node: string; service: string | null; wasRunning: boolean }> {
+  async function stopServiceForRestore(input: {
+    cluster: string;
+    kind: HostRestoreKind;
+  }): Promise<{ node: string; service: string | null; wasRunning: boolean }> {
     const { service } = await targetOf(input.cluster, input.kind);
     if (!service) return { node, service: null, wasRunning: false };
     const wasRunning = await service.isRunning();
@@ -258,7 +333,10 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   }
 
   /** Idempotent start (Nebula; the agent is started by startAgentAndWait, which also waits for its health). */
-  async function startServiceAfterRestore(input: { cluster: string; kind: HostRestoreKind }): Promise<{ node: string; service: string | null; running: boolean }> {
+  async function startServiceAfterRestore(input: {
+    cluster: string;
+    kind: HostRestoreKind;
+  }): Promise<{ node: string; service: string | null; running: boolean }> {
     const { service } = await targetOf(input.cluster, input.kind);
     if (!service) return { node, service: null, running: false };
     await service.start();
@@ -268,16 +346,32 @@ export function createHostRestoreActivities(deps: { config: Config; node: string
   }
 
   /** The prepared dir in place of the live one; the old one kept as `<dir>.pre-restore-<stamp>`. */
-  async function swapRestoredDir(input: { cluster: string; kind: HostRestoreKind; preparedDir: string; preparedIno: number }): Promise<{ node: string; dir: string; previousDir: string | null }> {
+  async function swapRestoredDir(input: {
+    cluster: string;
+    kind: HostRestoreKind;
+    preparedDir: string;
+    preparedIno: number;
+  }): Promise<{ node: string; dir: string; previousDir: string | null }> {
     const target = await targetOf(input.cluster, input.kind);
     const prepared = requirePreparedDir(target, input.preparedDir);
-    if (!(await lstat(prepared).then((s) => s.isDirectory(), () => false))) {
+    if (
+      !(await lstat(prepared).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ) {
       // An earlier attempt may have swapped and died before reporting: the live dir is then the prepared one.
       if ((await lstat(target.dir).catch(() => null))?.ino === input.preparedIno) {
-        const kept = (await readdir(dirname(target.dir))).filter((n) => n.startsWith(`${basename(target.dir)}.pre-restore-`)).sort().pop();
+        const kept = (await readdir(dirname(target.dir)))
+          .filter((n) => n.startsWith(`${basename(target.dir)}.pre-restore-`))
+          .sort()
+          .pop();
         return { node, dir: target.dir, previousDir: kept ? join(dirname(target.dir), kept) : null };
       }
-      throw DomainError.nonRetryable(`prepared dir ${prepared} is gone on ${node} and ${target.dir} is not it: nothing to swap`, FailureType.RestoreFailed);
+      throw DomainError.nonRetryable(
+        `prepared dir ${prepared} is gone on ${node} and ${target.dir} is not it: nothing to swap`,
+        FailureType.RestoreFailed,
+      );
     }
     const swapped = await swapDirectory(prepared, target.dir);
     return { node, dir: swapped.finalDir, previousDir: swapped.previousDir };

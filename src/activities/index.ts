@@ -40,11 +40,22 @@ function phpipamDeps(config: Config): PhpipamBackupDeps {
 /** Activities of the management worker: everything that works over the network; errors mapped by the error seam. */
 export function createManagementActivities(deps: { config: Config }) {
   return withErrorSeam({
-    ...createEtcdBackupActivities(deps), ...createPruneActivities(deps), ...createRekeyActivities(deps), ...createBackupPlanActivities(deps),
-    ...createPhpipamBackupActivities(phpipamDeps(deps.config)), ...createEtcdRestoreActivities(deps),
-    ...createChangeCaptureActivities(deps), ...createCaptureControlActivities(deps), ...createPitrActivities(deps), ...createServiceCheckActivities(deps), ...createDisasterRecoveryActivities(deps),
-    ...createPhpipamRestoreActivities(deps), ...createHostRestorePlanActivities(deps),
-    ...createDrillActivities(deps), ...createAgentRepublishActivities(deps), ...createAgentHostRestorePlanActivities(deps),
+    ...createEtcdBackupActivities(deps),
+    ...createPruneActivities(deps),
+    ...createRekeyActivities(deps),
+    ...createBackupPlanActivities(deps),
+    ...createPhpipamBackupActivities(phpipamDeps(deps.config)),
+    ...createEtcdRestoreActivities(deps),
+    ...createChangeCaptureActivities(deps),
+    ...createCaptureControlActivities(deps),
+    ...createPitrActivities(deps),
+    ...createServiceCheckActivities(deps),
+    ...createDisasterRecoveryActivities(deps),
+    ...createPhpipamRestoreActivities(deps),
+    ...createHostRestorePlanActivities(deps),
+    ...createDrillActivities(deps),
+    ...createAgentRepublishActivities(deps),
+    ...createAgentHostRestorePlanActivities(deps),
   });
 }
 

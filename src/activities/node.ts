@@ -29,13 +29,24 @@ export function nodeActivities(deps: { config: Config; node: string }) {
   async function describeNode(): Promise<NodeDescription> {
     await mkdir(deps.config.workDir, { recursive: true });
     const fs = await statfs(deps.config.workDir);
-    return { node: deps.node, hostname: hostname(), workDir: deps.config.workDir, freeBytes: fs.bavail * fs.bsize, snapshotTool: snapshotTool(deps.config.etcdBinDir).command };
+    return {
+      node: deps.node,
+      hostname: hostname(),
+      workDir: deps.config.workDir,
+      freeBytes: fs.bavail * fs.bsize,
+      snapshotTool: snapshotTool(deps.config.etcdBinDir).command,
+    };
   }
   return {
-    describeNode, ...createAgentCacheActivities(deps), ...createHostFileActivities(deps),
-    ...createEtcdMemberActivities(deps), ...createAgentServiceActivities(deps),
+    describeNode,
+    ...createAgentCacheActivities(deps),
+    ...createHostFileActivities(deps),
+    ...createEtcdMemberActivities(deps),
+    ...createAgentServiceActivities(deps),
     // Change capture may run next to etcd, on a node worker (input `node`).
-    ...createChangeCaptureActivities(deps), ...createDhcpCheckActivities(deps),
-    ...createHostRestoreActivities(deps), ...createAgentHostRestoreActivities(deps),
+    ...createChangeCaptureActivities(deps),
+    ...createDhcpCheckActivities(deps),
+    ...createHostRestoreActivities(deps),
+    ...createAgentHostRestoreActivities(deps),
   };
 }

@@ -23,9 +23,26 @@ import { artefactCompression, type ArtefactCompression } from '../compression';
 import { readSecret } from '../config/secrets';
 import { artefactKey, publishToStores, type BackupStore } from '../storage';
 import {
-  buildDumpCommand, connectPhpipam, databaseFailure, DEFAULT_DUMP_BINARY, describeDatabase, describeExit, dumpFailure,
-  DumpToolMissingError, preflight, readDumpTool, runDump, tableFacts, toolMismatch, writeClientOptionFile,
-  type DumpRun, type DumpTool, type PhpipamConfig, type PhpipamDumpFacts, type ServerInfo, type TableFactsSnapshot,
+  buildDumpCommand,
+  connectPhpipam,
+  databaseFailure,
+  DEFAULT_DUMP_BINARY,
+  describeDatabase,
+  describeExit,
+  dumpFailure,
+  DumpToolMissingError,
+  preflight,
+  readDumpTool,
+  runDump,
+  tableFacts,
+  toolMismatch,
+  writeClientOptionFile,
+  type DumpRun,
+  type DumpTool,
+  type PhpipamConfig,
+  type PhpipamDumpFacts,
+  type ServerInfo,
+  type TableFactsSnapshot,
 } from '../phpipam';
 
 export interface PhpipamBackupDeps {
@@ -71,15 +88,24 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
    * table: a heartbeat). The connection is always closed.
    */
   async function inspectDatabase(cfg: PhpipamConfig, password: string): Promise<{ server: ServerInfo }>;
-  async function inspectDatabase(cfg: PhpipamConfig, password: string, onTable: (table: string) => void): Promise<{ server: ServerInfo; facts: TableFactsSnapshot }>;
-  async function inspectDatabase(cfg: PhpipamConfig, password: string, onTable?: (table: string) => void): Promise<{ server: ServerInfo; facts?: TableFactsSnapshot }> {
+  async function inspectDatabase(
+    cfg: PhpipamConfig,
+    password: string,
+    onTable: (table: string) => void,
+  ): Promise<{ server: ServerInfo; facts: TableFactsSnapshot }>;
+  async function inspectDatabase(
+    cfg: PhpipamConfig,
+    password: string,
+    onTable?: (table: string) => void,
+  ): Promise<{ server: ServerInfo; facts?: TableFactsSnapshot }> {
     const conn = await connectPhpipam(cfg, password);
     try {
       const server = await preflight(conn);
       if (cfg.flavour !== 'auto' && cfg.flavour !== server.flavour) {
         throw DomainError.nonRetryable(
           `phpipam.flavour is "${cfg.flavour}" but ${describeDatabase(cfg)} is ${server.flavour} ${server.versionString}; fix the config`,
-          FailureType.ConfigError);
+          FailureType.ConfigError,
+        );
       }
       return { server, facts: onTable ? await tableFacts(conn, cfg.database, server.flavour, onTable) : undefined };
     } catch (err) {
@@ -97,7 +123,10 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
       tool = await readDumpTool(binary);
     } catch (err) {
       if (!(err instanceof DumpToolMissingError)) throw err;
-      throw DomainError.nonRetryable(`${err.message} (needed for ${describeDatabase(cfg)}; set phpipam.dumpBinary or install the client package)`, FailureType.ConfigError);
+      throw DomainError.nonRetryable(
+        `${err.message} (needed for ${describeDatabase(cfg)}; set phpipam.dumpBinary or install the client package)`,
+        FailureType.ConfigError,
+      );
     }
     const mismatch = toolMismatch(tool, server);
     if (mismatch) throw DomainError.nonRetryable(`cannot dump ${describeDatabase(cfg)}: ${mismatch}`, FailureType.ConfigError);
@@ -128,7 +157,15 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
     const tool = await resolveDumpTool(cfg, server);
 
     return withOptionFile(deps.workDir, input.setId, password, async (optionFile) => {
-      const command = buildDumpCommand({ tool, server, host: cfg.host, port: cfg.port, user: cfg.user, database: cfg.database, optionFile });
+      const command = buildDumpCommand({
+        tool,
+        server,
+        host: cfg.host,
+        port: cfg.port,
+        user: cfg.user,
+        database: cfg.database,
+        optionFile,
+      });
       const { result: run, copies } = await publishToStores(stores, key, async (sink) => {
         const done = await runDump({
           command,
@@ -143,7 +180,16 @@ export function createPhpipamBackupActivities(deps: PhpipamBackupDeps) {
       });
       const first = copies[0]!;
       return {
-        artefact: { file: fileName, key, compression: compression.format, encryption, bytes: first.bytes, sha256: first.sha256, raw: run.raw, copies },
+        artefact: {
+          file: fileName,
+          key,
+          compression: compression.format,
+          encryption,
+          bytes: first.bytes,
+          sha256: first.sha256,
+          raw: run.raw,
+          copies,
+        },
         facts: {
           flavour: server.flavour,
           version: server.version,
@@ -188,12 +234,14 @@ function checkDumpRun(cfg: PhpipamConfig, tool: DumpTool, server: ServerInfo, ru
   if (!run.completed) {
     throw DomainError.retryable(
       `${what} exited 0 but its output (${run.raw.bytes} bytes) does not end with "-- Dump completed": the dump is incomplete`,
-      FailureType.DatabaseDumpFailed);
+      FailureType.DatabaseDumpFailed,
+    );
   }
   if (server.binlog && !run.binlog) {
     throw DomainError.retryable(
       `${what}: binary logging is on but the dump recorded no binlog position (no "-- CHANGE MASTER/REPLICATION SOURCE TO" comment)`,
-      FailureType.DatabaseDumpFailed);
+      FailureType.DatabaseDumpFailed,
+    );
   }
 }
 

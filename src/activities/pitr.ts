@@ -54,7 +54,12 @@ export function createPitrActivities(deps: { config: Config }) {
     }
   }
 
-  async function planPointInTime(input: { cluster: string; targetRevision?: number; targetTime?: string; clusterId?: string }): Promise<PointInTimePlan> {
+  async function planPointInTime(input: {
+    cluster: string;
+    targetRevision?: number;
+    targetTime?: string;
+    clusterId?: string;
+  }): Promise<PointInTimePlan> {
     const cluster = findCluster(config, input.cluster);
     const problem = targetProblem(input, Date.now());
     if (problem) throw DomainError.nonRetryable(problem, FailureType.InvalidInput);
@@ -63,8 +68,13 @@ export function createPitrActivities(deps: { config: Config }) {
     const targetText = input.targetTime ?? `revision ${input.targetRevision}`;
     const snapshots: PitrSnapshot[] = (await listBackupSets(config, { cluster: cluster.name, onUnreadableTarget: () => undefined }))
       .filter((set) => set.status === 'complete')
-      .flatMap((set) => set.manifest.components.flatMap((c) => (c.component === 'etcd' && c.facts.clusterId
-        ? [{ setId: set.setId, createdMs: Date.parse(set.createdAt), revision: c.facts.revision, clusterId: c.facts.clusterId }] : [])));
+      .flatMap((set) =>
+        set.manifest.components.flatMap((c) =>
+          c.component === 'etcd' && c.facts.clusterId
+            ? [{ setId: set.setId, createdMs: Date.parse(set.createdAt), revision: c.facts.revision, clusterId: c.facts.clusterId }]
+            : [],
+        ),
+      );
 
     const live = await liveCluster(cluster.name);
     const clusterId = chooseIncarnation(snapshots, target, input.clusterId, live?.clusterId ?? null);
@@ -72,20 +82,28 @@ export function createPitrActivities(deps: { config: Config }) {
     if (!base) {
       const others = [...new Set(snapshots.map((s) => s.clusterId))].filter((id) => id !== clusterId);
       throw DomainError.nonRetryable(
-        `no complete snapshot of ${cluster.name} incarnation ${clusterId ?? '(unknown: etcd does not answer)'} at or before ${targetText}`
-        + (others.length ? `; snapshots of other incarnations (${others.join(', ')}) cannot start it: their revisions count another history` : ''),
-        FailureType.PitrUnreachable);
+        `no complete snapshot of ${cluster.name} incarnation ${clusterId ?? '(unknown: etcd does not answer)'} at or before ${targetText}` +
+          (others.length
+            ? `; snapshots of other incarnations (${others.join(', ')}) cannot start it: their revisions count another history`
+            : ''),
+        FailureType.PitrUnreachable,
+      );
     }
     const isLive = live?.clusterId === base.clusterId;
     // Only the segments from the snapshot on, up to the target: a long chain is never listed whole
     // for one restore. Past a time by the clock-skew margin: capture times of two workers may disagree.
-    const enough = targetMs === null ? (s: SegmentName) => s.from > input.targetRevision! : (s: SegmentName) => s.firstMs > targetMs + SEGMENT_TIME_MARGIN_MS;
+    const enough =
+      targetMs === null
+        ? (s: SegmentName) => s.from > input.targetRevision!
+        : (s: SegmentName) => s.firstMs > targetMs + SEGMENT_TIME_MARGIN_MS;
     const chain = chainSegments(await segments.listSegmentsAfter(cluster.name, base.clusterId, base.revision, { enough }), base.revision);
     const reachMs = chain.reachableMs ?? base.createdMs;
     const newest = `revision ${chain.reachable} (captured ${new Date(reachMs).toISOString()})`;
-    const unreachable = () => DomainError.nonRetryable(
-      `cannot reach ${targetText}: from snapshot ${base.setId} (revision ${base.revision} of incarnation ${base.clusterId}) the captured changes reach ${newest}; that is the newest point this cluster can be restored to`,
-      FailureType.PitrUnreachable);
+    const unreachable = () =>
+      DomainError.nonRetryable(
+        `cannot reach ${targetText}: from snapshot ${base.setId} (revision ${base.revision} of incarnation ${base.clusterId}) the captured changes reach ${newest}; that is the newest point this cluster can be restored to`,
+        FailureType.PitrUnreachable,
+      );
     let targetRevision = input.targetRevision ?? base.revision;
     if (targetMs !== null) {
       // Later than the newest captured change: only true of the live incarnation when nothing has changed since.
@@ -98,8 +116,15 @@ export function createPitrActivities(deps: { config: Config }) {
     if (targetRevision > chain.reachable) throw unreachable();
     const used = chain.segments.filter((s) => s.from <= targetRevision);
     return {
-      cluster: cluster.name, setId: base.setId, snapshotRevision: base.revision, clusterId: base.clusterId, liveClusterId: live?.clusterId ?? null,
-      targetRevision, target: { revision: input.targetRevision, time: input.targetTime }, segments: used, events: 0,
+      cluster: cluster.name,
+      setId: base.setId,
+      snapshotRevision: base.revision,
+      clusterId: base.clusterId,
+      liveClusterId: live?.clusterId ?? null,
+      targetRevision,
+      target: { revision: input.targetRevision, time: input.targetTime },
+      segments: used,
+      events: 0,
     };
   }
 
@@ -108,9 +133,16 @@ export function createPitrActivities(deps: { config: Config }) {
    * order. Consecutive revisions share one transaction while their keys differ (etcd refuses a key
    * twice in one txn) and it stays under etcd's op limit: the end state is the same.
    */
-  async function replayChanges(input: { cluster: string; segments: SegmentName[]; afterRevision: number; targetRevision: number }): Promise<{ revisions: number; events: number; transactions: number }> {
+  async function replayChanges(input: {
+    cluster: string;
+    segments: SegmentName[];
+    afterRevision: number;
+    targetRevision: number;
+  }): Promise<{ revisions: number; events: number; transactions: number }> {
     const ctx = Context.current();
-    const events = (await segments.readSegmentEvents(input.segments)).filter((e) => e.rev > input.afterRevision && e.rev <= input.targetRevision);
+    const events = (await segments.readSegmentEvents(input.segments)).filter(
+      (e) => e.rev > input.afterRevision && e.rev <= input.targetRevision,
+    );
     const groups = transactions(events);
     const client = await connectCluster(findCluster(config, input.cluster));
     let batch: CapturedEvent[] = [];
@@ -120,9 +152,11 @@ export function createPitrActivities(deps: { config: Config }) {
       if (batch.length === 0) return;
       await client.kv.txn({
         compare: [],
-        success: batch.map((e) => (e.type === 'put'
-          ? { request_put: { key: Buffer.from(e.key, 'base64'), value: Buffer.from(e.value ?? '', 'base64') } }
-          : { request_delete_range: { key: Buffer.from(e.key, 'base64') } })),
+        success: batch.map((e) =>
+          e.type === 'put'
+            ? { request_put: { key: Buffer.from(e.key, 'base64'), value: Buffer.from(e.value ?? '', 'base64') } }
+            : { request_delete_range: { key: Buffer.from(e.key, 'base64') } },
+        ),
         failure: [],
       });
       sent += 1;
@@ -134,7 +168,10 @@ export function createPitrActivities(deps: { config: Config }) {
       for (const group of groups) {
         const clash = group.some((e) => keys.has(e.key));
         if (clash || batch.length + group.length > MAX_TXN_OPS) await send();
-        for (const e of group) { batch.push(e); keys.add(e.key); }
+        for (const e of group) {
+          batch.push(e);
+          keys.add(e.key);
+        }
       }
       await send();
     } finally {

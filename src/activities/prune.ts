@@ -11,8 +11,16 @@ import { findTargets } from '../config/load';
 import { listBackupSets, type CatalogEntry } from '../catalog/catalog';
 import { openStore } from '../storage';
 import {
-  deleteBackupSet, deleteSegmentObjects, listBackupSetKeys, listSegmentObjects, planSegmentRetention, type ChainRetention, type DeletedSet,
-  type RetentionPolicy, type RetentionSet, type SegmentRetentionSet,
+  deleteBackupSet,
+  deleteSegmentObjects,
+  listBackupSetKeys,
+  listSegmentObjects,
+  planSegmentRetention,
+  type ChainRetention,
+  type DeletedSet,
+  type RetentionPolicy,
+  type RetentionSet,
+  type SegmentRetentionSet,
 } from '../retention';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { EtcdSnapshotFacts } from '../common/manifest';
@@ -20,7 +28,15 @@ import { errorMessage } from '../common/domain-errors';
 import { retentionInForce } from '../retention/in-force';
 
 /** Runbooks that read a backup set while they run: retention must not take their set away. */
-export const RESTORE_RUNBOOKS = ['etcd-restore', 'phpipam-restore', 'agent-cache-restore', 'nebula-restore', 'pitr', 'disaster-recovery', 'drill'];
+export const RESTORE_RUNBOOKS = [
+  'etcd-restore',
+  'phpipam-restore',
+  'agent-cache-restore',
+  'nebula-restore',
+  'pitr',
+  'disaster-recovery',
+  'drill',
+];
 /** Runbooks that write a set: until its manifest exists, only their start tells which segments it will need. */
 export const BACKUP_RUNBOOKS = ['backup-set', 'etcd-backup'];
 
@@ -53,13 +69,13 @@ export interface SegmentChainReport {
   reason: string;
 }
 
-
-
 export function createPruneActivities(deps: { config: Config }) {
   const { config } = deps;
   let temporal: Promise<Client> | undefined;
-  const temporalClient = () => (temporal ??= Connection.connect({ address: config.temporal.address })
-    .then((connection) => new Client({ connection, namespace: config.temporal.namespace })));
+  const temporalClient = () =>
+    (temporal ??= Connection.connect({ address: config.temporal.address }).then(
+      (connection) => new Client({ connection, namespace: config.temporal.namespace }),
+    ));
 
   async function readCatalogForRetention(input: { targets?: string[]; cluster?: string }): Promise<CatalogForRetention> {
     const entries = await listBackupSets(config, { targets: input.targets, cluster: input.cluster });
@@ -70,7 +86,11 @@ export function createPruneActivities(deps: { config: Config }) {
     const locks = await objectLocksOf(entries, input.targets);
     return {
       sets: entries.map((e) => ({
-        setId: e.setId, cluster: e.cluster, createdAt: e.createdAt, status: e.status, targets: e.targets,
+        setId: e.setId,
+        cluster: e.cluster,
+        createdAt: e.createdAt,
+        status: e.status,
+        targets: e.targets,
         // Written by a passing restore drill: the newest verified set is kept above all.
         ...(e.manifest.verification ? { verifiedAt: e.manifest.verification.verifiedAt } : {}),
         ...(locks.has(e.setId) ? { lockedUntil: locks.get(e.setId)! } : {}),
@@ -83,7 +103,10 @@ export function createPruneActivities(deps: { config: Config }) {
    * Per set, the latest Object Lock retention on any of its objects in the chosen targets that ask
    * for locks, among those this tool may not bypass (COMPLIANCE; GOVERNANCE without bypassGovernance).
    */
-  async function objectLocksOf(entries: CatalogEntry[], targets: string[] | undefined): Promise<Map<string, NonNullable<RetentionSet['lockedUntil']>>> {
+  async function objectLocksOf(
+    entries: CatalogEntry[],
+    targets: string[] | undefined,
+  ): Promise<Map<string, NonNullable<RetentionSet['lockedUntil']>>> {
     const locks = new Map<string, NonNullable<RetentionSet['lockedUntil']>>();
     for (const target of findTargets(config, targets)) {
       if (target.type !== 's3' || !target.objectLock) continue;
@@ -93,7 +116,8 @@ export function createPruneActivities(deps: { config: Config }) {
           const retention = await store.retention!(key);
           if (!retention || retention.bypassable) continue;
           const known = locks.get(entry.setId);
-          if (!known || Date.parse(retention.until) > Date.parse(known.until)) locks.set(entry.setId, { target: target.name, mode: retention.mode, until: retention.until });
+          if (!known || Date.parse(retention.until) > Date.parse(known.until))
+            locks.set(entry.setId, { target: target.name, mode: retention.mode, until: retention.until });
         }
         Context.current().heartbeat();
       }
@@ -123,7 +147,10 @@ export function createPruneActivities(deps: { config: Config }) {
    * Deletes sets one after another, heartbeating the count done; a retried attempt resumes after
    * the last set reported (deleting a set again is harmless: it finds nothing left).
    */
-  async function deleteExpiredSets(input: { sets: Array<{ setId: string; targets: string[] }>; dryRun: boolean }): Promise<{ sets: number; keys: number }> {
+  async function deleteExpiredSets(input: {
+    sets: Array<{ setId: string; targets: string[] }>;
+    dryRun: boolean;
+  }): Promise<{ sets: number; keys: number }> {
     const ctx = Context.current();
     const resumed = (ctx.info.heartbeatDetails as { done: number; keys: number } | undefined) ?? { done: 0, keys: 0 };
     let { done, keys } = resumed;
@@ -144,7 +171,12 @@ export function createPruneActivities(deps: { config: Config }) {
    * cluster has segments by the hundred thousand, far too many for a workflow payload. A retry
    * lists again and finds what was deleted gone.
    */
-  async function pruneChangeSegments(input: { clusters: string[]; targets?: string[]; expiredSetIds: string[]; dryRun: boolean }): Promise<SegmentPruneResult> {
+  async function pruneChangeSegments(input: {
+    clusters: string[];
+    targets?: string[];
+    expiredSetIds: string[];
+    dryRun: boolean;
+  }): Promise<SegmentPruneResult> {
     const ctx = Context.current();
     const result: SegmentPruneResult = { dryRun: input.dryRun, objects: 0, bytes: 0, chains: [], notes: [] };
     if (input.clusters.length === 0) return result;
@@ -159,7 +191,9 @@ export function createPruneActivities(deps: { config: Config }) {
     const catalog = await listBackupSets(config, {
       onUnreadableTarget: (target, err) => {
         if (prunedNames.has(target)) throw err;
-        result.notes.push(`target ${target} could not be read (${errorMessage(err)}): sets held only there were not considered, and its own segments were not touched`);
+        result.notes.push(
+          `target ${target} could not be read (${errorMessage(err)}): sets held only there were not considered, and its own segments were not touched`,
+        );
       },
     });
     const expired = new Set(input.expiredSetIds);
@@ -173,18 +207,36 @@ export function createPruneActivities(deps: { config: Config }) {
       }
       const sets = catalog.filter((e) => e.cluster === cluster && survives(e)).flatMap(segmentRetentionSets);
       // A run that names no cluster could be this one's.
-      const since = running.filter((r) => r.cluster === undefined || r.cluster === cluster).map((r) => r.startTime).sort()[0];
+      const since = running
+        .filter((r) => r.cluster === undefined || r.cluster === cluster)
+        .map((r) => r.startTime)
+        .sort()[0];
       for (const target of pruned) {
         const store = await openStore(target);
         const objects = await listSegmentObjects(store, cluster, () => ctx.heartbeat());
         const byKey = new Map(objects.map((o) => [o.key, o]));
-        for (const chain of planSegmentRetention({ cluster, sets, keys: objects.map((o) => o.key), ...(since ? { runningBackupSince: since } : {}) }).chains) {
-          const done = await deleteSegmentObjects(store, chain.delete.map((key) => byKey.get(key)!), { dryRun: input.dryRun, onProgress: () => ctx.heartbeat() });
+        for (const chain of planSegmentRetention({
+          cluster,
+          sets,
+          keys: objects.map((o) => o.key),
+          ...(since ? { runningBackupSince: since } : {}),
+        }).chains) {
+          const done = await deleteSegmentObjects(
+            store,
+            chain.delete.map((key) => byKey.get(key)!),
+            { dryRun: input.dryRun, onProgress: () => ctx.heartbeat() },
+          );
           result.objects += done.objects;
           result.bytes += done.bytes;
           result.chains.push({
-            target: target.name, cluster, clusterId: chain.clusterId, deleted: done.objects, bytes: done.bytes, kept: chain.keep,
-            deletedRange: chain.deletedRange, reason: chain.reason,
+            target: target.name,
+            cluster,
+            clusterId: chain.clusterId,
+            deleted: done.objects,
+            bytes: done.bytes,
+            kept: chain.keep,
+            deletedRange: chain.deletedRange,
+            reason: chain.reason,
           });
           ctx.heartbeat();
         }
@@ -197,7 +249,10 @@ export function createPruneActivities(deps: { config: Config }) {
    * Removes what interrupted writers left (open multipart uploads in S3, partial files in local
    * targets) older than prune.staleUploadHours; a running writer is younger, or touched its file since.
    */
-  async function abortStaleUploads(input: { targets?: string[]; dryRun: boolean }): Promise<Array<{ target: string; key: string; initiated?: string; location?: string }>> {
+  async function abortStaleUploads(input: {
+    targets?: string[];
+    dryRun: boolean;
+  }): Promise<Array<{ target: string; key: string; initiated?: string; location?: string }>> {
     const olderThan = new Date(Date.now() - config.prune.staleUploadHours * 3600_000);
     const removed: Array<{ target: string; key: string; initiated?: string; location?: string }> = [];
     for (const target of findTargets(config, input.targets)) {
@@ -223,10 +278,16 @@ export function createPruneActivities(deps: { config: Config }) {
 function segmentRetentionSets(entry: CatalogEntry): SegmentRetentionSet[] {
   const base = { setId: entry.setId, createdAt: entry.createdAt };
   // Read defensively: a manifest missing its facts makes planSegmentRetention keep the whole cluster.
-  const snapshots = entry.manifest.components.flatMap((c) => (c.component === 'etcd' ? [c.facts as Partial<EtcdSnapshotFacts> | undefined] : []));
+  const snapshots = entry.manifest.components.flatMap((c) =>
+    c.component === 'etcd' ? [c.facts as Partial<EtcdSnapshotFacts> | undefined] : [],
+  );
   if (snapshots.length === 0) return [base];
   // A manifest without a cluster ID cannot say which chain it needs: planSegmentRetention then protects every chain.
   return snapshots.map((facts) => ({
-    ...base, snapshot: { revision: facts?.revision ?? Number.NaN, clusterId: typeof facts?.clusterId === 'string' && facts.clusterId ? facts.clusterId : null },
+    ...base,
+    snapshot: {
+      revision: facts?.revision ?? Number.NaN,
+      clusterId: typeof facts?.clusterId === 'string' && facts.clusterId ? facts.clusterId : null,
+    },
   }));
 }

@@ -51,7 +51,10 @@ const sameRecipients = (a: string[], b: string[]) => a.length === b.length && [.
 
 /** The key of an artefact re-encrypted to `recipients`: beside the set's files, named by the recipients so a retry writes the same key. */
 export function rekeyedKey(setId: string, file: string, recipients: string[]): string {
-  const tag = createHash('sha256').update([...recipients].sort().join('\n')).digest('hex').slice(0, 12);
+  const tag = createHash('sha256')
+    .update([...recipients].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 12);
   return `${setId}/rekey-${tag}/${file}`;
 }
 
@@ -59,7 +62,11 @@ export function createRekeyActivities(deps: { config: Config }) {
   const { config } = deps;
 
   function recipientsOrRefuse(): string[] {
-    if (!config.encryption) throw DomainError.nonRetryable('rekey needs encryption.recipients in the config: there is nothing to encrypt to', FailureType.ConfigError);
+    if (!config.encryption)
+      throw DomainError.nonRetryable(
+        'rekey needs encryption.recipients in the config: there is nothing to encrypt to',
+        FailureType.ConfigError,
+      );
     return config.encryption.recipients;
   }
 
@@ -79,35 +86,69 @@ export function createRekeyActivities(deps: { config: Config }) {
 
   async function planRekey(input: { cluster?: string; setId?: string; targets?: string[] }): Promise<RekeyPlan> {
     const recipients = recipientsOrRefuse();
-    const sets = (await listBackupSets(config, { cluster: input.cluster, targets: input.targets }))
-      .filter((s) => input.setId === undefined || s.setId === input.setId);
+    const sets = (await listBackupSets(config, { cluster: input.cluster, targets: input.targets })).filter(
+      (s) => input.setId === undefined || s.setId === input.setId,
+    );
     if (input.setId !== undefined && sets.length === 0) {
-      throw DomainError.nonRetryable(`backup set ${input.setId} has no manifest in ${findTargets(config, input.targets).map((t) => t.name).join(', ')}`, FailureType.BackupSetNotFound);
+      throw DomainError.nonRetryable(
+        `backup set ${input.setId} has no manifest in ${findTargets(config, input.targets)
+          .map((t) => t.name)
+          .join(', ')}`,
+        FailureType.BackupSetNotFound,
+      );
     }
     const planned: RekeyPlanSet[] = [];
     for (const set of sets) {
-      const stale = set.manifest.components.flatMap((c) => c.artefacts).filter((a) => a.encryption && !sameRecipients(a.encryption.recipients, recipients));
+      const stale = set.manifest.components
+        .flatMap((c) => c.artefacts)
+        .filter((a) => a.encryption && !sameRecipients(a.encryption.recipients, recipients));
       const stores = await Promise.all(findTargets(config, set.targets).map(openStore));
-      const refused = stale.length > 0 ? await lockProblem(stores, set.setId, stale.map((a) => a.key)) : null;
+      const refused =
+        stale.length > 0
+          ? await lockProblem(
+              stores,
+              set.setId,
+              stale.map((a) => a.key),
+            )
+          : null;
       // A rekey that crashed after the manifests and before the removal left the old objects: the set is current but not done.
-      const leftovers = stale.length > 0 ? 0 : (await Promise.all(stores.map(async (store) => (await unreferencedObjects(store, set.setId, await readManifest(store, set.setId))).length)))
-        .reduce((sum, n) => sum + n, 0);
-      planned.push({ setId: set.setId, cluster: set.cluster, targets: set.targets, artefacts: stale.map((a) => a.file), leftovers, ...(refused ? { refused } : {}) });
+      const leftovers =
+        stale.length > 0
+          ? 0
+          : (
+              await Promise.all(
+                stores.map(async (store) => (await unreferencedObjects(store, set.setId, await readManifest(store, set.setId))).length),
+              )
+            ).reduce((sum, n) => sum + n, 0);
+      planned.push({
+        setId: set.setId,
+        cluster: set.cluster,
+        targets: set.targets,
+        artefacts: stale.map((a) => a.file),
+        leftovers,
+        ...(refused ? { refused } : {}),
+      });
     }
     return { recipients, sets: planned };
   }
 
   async function rekeySet(input: { setId: string; targets: string[] }): Promise<RekeyedSet> {
     const recipients = recipientsOrRefuse();
-    if (!config.encryption?.identity) throw DomainError.nonRetryable('rekey needs encryption.identity: the old artefacts must be decrypted', FailureType.ConfigError);
+    if (!config.encryption?.identity)
+      throw DomainError.nonRetryable('rekey needs encryption.identity: the old artefacts must be decrypted', FailureType.ConfigError);
     const identity = await readDecryptionIdentity(config.encryption.identity);
     const ctx = Context.current();
     const stores = await Promise.all(findTargets(config, input.targets).map(openStore));
     const manifests = await Promise.all(stores.map((store) => readManifest(store, input.setId)));
     const reference = manifests[0]!;
-    const stale = reference.components.flatMap((c) => c.artefacts.map((a) => ({ artefact: a, kind: c.component })))
+    const stale = reference.components
+      .flatMap((c) => c.artefacts.map((a) => ({ artefact: a, kind: c.component })))
       .filter(({ artefact }) => artefact.encryption && !sameRecipients(artefact.encryption.recipients, recipients));
-    const refused = await lockProblem(stores, input.setId, stale.map((s) => s.artefact.key));
+    const refused = await lockProblem(
+      stores,
+      input.setId,
+      stale.map((s) => s.artefact.key),
+    );
     if (refused) throw DomainError.nonRetryable(refused, FailureType.RestoreRefused);
 
     // 1. New copies under new keys, in every store, each read back and checked against the manifest.
@@ -116,13 +157,26 @@ export function createRekeyActivities(deps: { config: Config }) {
       const key = rekeyedKey(input.setId, artefact.file, recipients);
       const { result: raw, copies } = await publishToStores(stores, key, (sink) => reencrypt(stores, artefact, identity, recipients, sink));
       if (raw.bytes !== artefact.raw.bytes || raw.sha256 !== artefact.raw.sha256) {
-        throw DomainError.nonRetryable(`${artefact.file} of ${input.setId} decrypted to ${raw.bytes} bytes with sha256 ${raw.sha256}, the manifest says ${artefact.raw.bytes} and ${artefact.raw.sha256}: not rekeyed`, FailureType.ChecksumMismatch);
+        throw DomainError.nonRetryable(
+          `${artefact.file} of ${input.setId} decrypted to ${raw.bytes} bytes with sha256 ${raw.sha256}, the manifest says ${artefact.raw.bytes} and ${artefact.raw.sha256}: not rekeyed`,
+          FailureType.ChecksumMismatch,
+        );
       }
-      const record: ArtefactRecord = { ...artefact, key, encryption: { format: 'age', recipients }, bytes: copies[0]!.bytes, sha256: copies[0]!.sha256, copies };
+      const record: ArtefactRecord = {
+        ...artefact,
+        key,
+        encryption: { format: 'age', recipients },
+        bytes: copies[0]!.bytes,
+        sha256: copies[0]!.sha256,
+        copies,
+      };
       for (const store of stores) {
         const check = await checkArtefact(store, record, kind, async () => identity);
         if (!check.ok) {
-          throw DomainError.nonRetryable(`the rekeyed copy of ${artefact.file} in ${store.name} does not check (the identities held may not include the new recipients'): ${check.problems.join('; ')}; the old objects are untouched`, FailureType.ChecksumMismatch);
+          throw DomainError.nonRetryable(
+            `the rekeyed copy of ${artefact.file} in ${store.name} does not check (the identities held may not include the new recipients'): ${check.problems.join('; ')}; the old objects are untouched`,
+            FailureType.ChecksumMismatch,
+          );
         }
       }
       replaced.set(artefact.key, record);
@@ -162,7 +216,13 @@ export function createRekeyActivities(deps: { config: Config }) {
 }
 
 /** Old ciphertext -> age -d -> age -r (new recipients) -> sink; the gzip bytes in between are also unpacked and hashed, in memory, to check against the manifest's raw sha256. */
-async function reencrypt(stores: BackupStore[], artefact: ArtefactRecord, identity: string, recipients: string[], sink: Writable): Promise<{ bytes: number; sha256: string }> {
+async function reencrypt(
+  stores: BackupStore[],
+  artefact: ArtefactRecord,
+  identity: string,
+  recipients: string[],
+  sink: Writable,
+): Promise<{ bytes: number; sha256: string }> {
   const source = await readFromAny(stores, artefact.key);
   const raw = new HashingStream();
   const unpacked = createDecompressStream(artefact.compression);
@@ -172,7 +232,10 @@ async function reencrypt(stores: BackupStore[], artefact: ArtefactRecord, identi
       if (unpacked.write(chunk)) done(null, chunk);
       else unpacked.once('drain', () => done(null, chunk));
     },
-    flush(done) { unpacked.end(); done(); },
+    flush(done) {
+      unpacked.end();
+      done();
+    },
   });
   await Promise.all([pipeline(source, createDecryptStream(identity), tee, createEncryptStream(recipients), sink), rawDone]);
   return { bytes: raw.bytes, sha256: raw.digestHex() };
@@ -181,13 +244,20 @@ async function reencrypt(stores: BackupStore[], artefact: ArtefactRecord, identi
 async function readFromAny(stores: BackupStore[], key: string) {
   let lastError: unknown;
   for (const store of stores) {
-    try { return await store.read(key); } catch (err) { lastError = err; }
+    try {
+      return await store.read(key);
+    } catch (err) {
+      lastError = err;
+    }
   }
   throw lastError;
 }
 
 function withArtefacts(manifest: BackupManifest, replaced: Map<string, ArtefactRecord>): BackupManifest {
-  return { ...manifest, components: manifest.components.map((c) => ({ ...c, artefacts: c.artefacts.map((a) => replaced.get(a.key) ?? a) })) } as BackupManifest;
+  return {
+    ...manifest,
+    components: manifest.components.map((c) => ({ ...c, artefacts: c.artefacts.map((a) => replaced.get(a.key) ?? a) })),
+  } as BackupManifest;
 }
 
 async function writeManifest(store: BackupStore, manifest: BackupManifest): Promise<void> {

@@ -26,7 +26,8 @@ export function activeKeaLeases(csv: string, nowSeconds: number, inSubnet: (addr
   const state = columns.indexOf('state');
   const address = columns.indexOf('address');
   if (expire < 0 || state < 0 || address < 0) throw new Error('not a Kea lease file (no address/expire/state columns)');
-  return rows.map((r) => r.split(',')).filter((f) => Number(f[state]) === 0 && Number(f[expire]) > nowSeconds && inSubnet(f[address] ?? '')).length;
+  return rows.map((r) => r.split(',')).filter((f) => Number(f[state]) === 0 && Number(f[expire]) > nowSeconds && inSubnet(f[address] ?? ''))
+    .length;
 }
 
 const ipv4 = (address: string) => address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
@@ -41,31 +42,50 @@ export function inIpv4Subnet(address: string, cidr: string): boolean {
 
 export function createServiceCheckActivities(deps: { config: Config }) {
   async function checkDns(input: { cluster: string }): Promise<ServiceCheck[]> {
-    return Promise.all(findCluster(deps.config, input.cluster).checks.dns.map(async ({ server, name, expect }) => {
-      const resolver = new Resolver({ timeout: 2000, tries: 2 });
-      resolver.setServers([server]);
-      try {
-        const answers = (await resolver.resolve4(name)).sort();
-        const ok = JSON.stringify(answers) === JSON.stringify([...expect].sort());
-        return { kind: 'dns' as const, target: `${name} @${server}`, ok, detail: `answered ${answers.join(', ')}${ok ? '' : `; expected ${expect.join(', ')}`}` };
-      } catch (err) {
-        return { kind: 'dns' as const, target: `${name} @${server}`, ok: false, detail: `no answer: ${errorMessage(err)}` };
-      }
-    }));
+    return Promise.all(
+      findCluster(deps.config, input.cluster).checks.dns.map(async ({ server, name, expect }) => {
+        const resolver = new Resolver({ timeout: 2000, tries: 2 });
+        resolver.setServers([server]);
+        try {
+          const answers = (await resolver.resolve4(name)).sort();
+          const ok = JSON.stringify(answers) === JSON.stringify([...expect].sort());
+          return {
+            kind: 'dns' as const,
+            target: `${name} @${server}`,
+            ok,
+            detail: `answered ${answers.join(', ')}${ok ? '' : `; expected ${expect.join(', ')}`}`,
+          };
+        } catch (err) {
+          return { kind: 'dns' as const, target: `${name} @${server}`, ok: false, detail: `no answer: ${errorMessage(err)}` };
+        }
+      }),
+    );
   }
 
   async function checkMetrics(input: { cluster: string }): Promise<ServiceCheck[]> {
-    return Promise.all(findCluster(deps.config, input.cluster).checks.metrics.map(async ({ url, series }) => {
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-        const text = await res.text();
-        const present = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{\s]/)[0]));
-        const missing = series.filter((s) => !present.has(s));
-        return { kind: 'metrics' as const, target: withoutQuery(url), ok: res.ok && missing.length === 0, detail: res.ok ? (missing.length ? `missing ${missing.join(', ')}` : `${series.length} series present`) : `HTTP ${res.status}` };
-      } catch (err) {
-        return { kind: 'metrics' as const, target: withoutQuery(url), ok: false, detail: `no answer: ${errorMessage(err)}` };
-      }
-    }));
+    return Promise.all(
+      findCluster(deps.config, input.cluster).checks.metrics.map(async ({ url, series }) => {
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+          const text = await res.text();
+          const present = new Set(
+            text
+              .split('\n')
+              .filter((l) => l && !l.startsWith('#'))
+              .map((l) => l.split(/[{\s]/)[0]),
+          );
+          const missing = series.filter((s) => !present.has(s));
+          return {
+            kind: 'metrics' as const,
+            target: withoutQuery(url),
+            ok: res.ok && missing.length === 0,
+            detail: res.ok ? (missing.length ? `missing ${missing.join(', ')}` : `${series.length} series present`) : `HTTP ${res.status}`,
+          };
+        } catch (err) {
+          return { kind: 'metrics' as const, target: withoutQuery(url), ok: false, detail: `no answer: ${errorMessage(err)}` };
+        }
+      }),
+    );
   }
   return { checkDns: checkDns, checkMetrics: checkMetrics };
 }
@@ -91,17 +111,24 @@ export function createDhcpCheckActivities(deps: { config: Config; node: string }
 
   async function checkDhcpLeases(input: { cluster: string }): Promise<ServiceCheck[]> {
     const checks = findCluster(deps.config, input.cluster).checks.dhcp.filter((c) => c.node === deps.node);
-    return Promise.all(checks.map(async ({ leaseFile, minActive }) => {
-      try {
-        const served = await servedSubnets(input.cluster);
-        const inServed = served ? (a: string) => served.subnets.some((s) => inIpv4Subnet(a, s)) : undefined;
-        const active = activeKeaLeases(await readFile(leaseFile, 'utf8'), Date.now() / 1000, inServed);
-        const where = served ? ` in the subnets ${served.file} serves (${served.subnets.join(', ') || 'none'})` : '';
-        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: active >= minActive, detail: `${active} active leases${where} (at least ${minActive} expected)` };
-      } catch (err) {
-        return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: false, detail: errorMessage(err) };
-      }
-    }));
+    return Promise.all(
+      checks.map(async ({ leaseFile, minActive }) => {
+        try {
+          const served = await servedSubnets(input.cluster);
+          const inServed = served ? (a: string) => served.subnets.some((s) => inIpv4Subnet(a, s)) : undefined;
+          const active = activeKeaLeases(await readFile(leaseFile, 'utf8'), Date.now() / 1000, inServed);
+          const where = served ? ` in the subnets ${served.file} serves (${served.subnets.join(', ') || 'none'})` : '';
+          return {
+            kind: 'dhcp' as const,
+            target: `${deps.node}:${leaseFile}`,
+            ok: active >= minActive,
+            detail: `${active} active leases${where} (at least ${minActive} expected)`,
+          };
+        } catch (err) {
+          return { kind: 'dhcp' as const, target: `${deps.node}:${leaseFile}`, ok: false, detail: errorMessage(err) };
+        }
+      }),
+    );
   }
   return { checkDhcpLeases: checkDhcpLeases };
 }

@@ -119,18 +119,34 @@ export function parseAgentToml(text: string, file: string, overrides: AgentLayou
     etcdEndpoints: endpoints as string[],
     prefix,
     cachePath: absolute(overrides.cacheDir ?? str(cache, 'path', file, 'cache', true), file, 'cache.path'),
-    dns: renders && dnsTable?.enabled === true ? {
-      configPath: absolute(overrides.dnsConfigPath ?? str(dnsTable, 'config_path', file, 'services.dns', true), file, 'services.dns.config_path'),
-      zoneDir: absolute(overrides.zoneDir ?? str(dnsTable, 'zone_dir', file, 'services.dns', true), file, 'services.dns.zone_dir'),
-    } : null,
-    dhcp: renders && dhcpTable?.enabled === true ? {
-      configPath: absolute(overrides.dhcpConfigPath ?? str(dhcpTable, 'config_path', file, 'services.dhcp', true), file, 'services.dhcp.config_path'),
-    } : null,
-    tls: tlsTable ? {
-      caCert: str(tlsTable, 'ca_cert', file, 'etcd.tls', true),
-      cert: str(tlsTable, 'cert', file, 'etcd.tls', true),
-      key: str(tlsTable, 'key', file, 'etcd.tls', true),
-    } : null,
+    dns:
+      renders && dnsTable?.enabled === true
+        ? {
+            configPath: absolute(
+              overrides.dnsConfigPath ?? str(dnsTable, 'config_path', file, 'services.dns', true),
+              file,
+              'services.dns.config_path',
+            ),
+            zoneDir: absolute(overrides.zoneDir ?? str(dnsTable, 'zone_dir', file, 'services.dns', true), file, 'services.dns.zone_dir'),
+          }
+        : null,
+    dhcp:
+      renders && dhcpTable?.enabled === true
+        ? {
+            configPath: absolute(
+              overrides.dhcpConfigPath ?? str(dhcpTable, 'config_path', file, 'services.dhcp', true),
+              file,
+              'services.dhcp.config_path',
+            ),
+          }
+        : null,
+    tls: tlsTable
+      ? {
+          caCert: str(tlsTable, 'ca_cert', file, 'etcd.tls', true),
+          cert: str(tlsTable, 'cert', file, 'etcd.tls', true),
+          key: str(tlsTable, 'key', file, 'etcd.tls', true),
+        }
+      : null,
     nebulaConfig: nebula?.enabled === true ? (str(nebula, 'config_path', file, 'nebula', false) ?? null) : null,
   };
 }
@@ -141,8 +157,10 @@ export async function readAgentToml(file: string, overrides: AgentLayoutOverride
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new AgentConfigError(`agent config ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); ` +
-      'expected the agent.toml the agent runs with (clusters[].agents[].agentToml)');
+    throw new AgentConfigError(
+      `agent config ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); ` +
+        'expected the agent.toml the agent runs with (clusters[].agents[].agentToml)',
+    );
   }
   return parseAgentToml(text, file, overrides);
 }

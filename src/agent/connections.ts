@@ -7,11 +7,24 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 
-export interface TcpConnection { local: string; remote: string; state: string }
+export interface TcpConnection {
+  local: string;
+  remote: string;
+  state: string;
+}
 
 const TCP_STATES: Record<string, string> = {
-  '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT',
-  '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
 };
 
 /** `0100007F:0CEB` -> `127.0.0.1:3307`; IPv6 words are little-endian 32-bit groups. */

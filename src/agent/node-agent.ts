@@ -19,7 +19,9 @@ export class AgentNotConfiguredError extends DomainError {
 export function agentOn(cluster: ClusterConfig, node: string): AgentConfig {
   const agent = cluster.agents.find((a) => a.node === node);
   if (!agent) {
-    throw new AgentNotConfiguredError(`cluster ${cluster.name} configures no agent on node ${node} (agents on: ${cluster.agents.map((a) => a.node).join(', ') || 'none'})`);
+    throw new AgentNotConfiguredError(
+      `cluster ${cluster.name} configures no agent on node ${node} (agents on: ${cluster.agents.map((a) => a.node).join(', ') || 'none'})`,
+    );
   }
   return agent;
 }
@@ -27,7 +29,11 @@ export function agentOn(cluster: ClusterConfig, node: string): AgentConfig {
 /** The agent's layout: its agent.toml, with the paths our config overrides. */
 export function agentLayout(agent: AgentConfig): Promise<AgentLayout> {
   return readAgentToml(agent.agentToml, {
-    cacheDir: agent.cacheDir, prefix: agent.prefix, dnsConfigPath: agent.dnsConfigPath, zoneDir: agent.zoneDir, dhcpConfigPath: agent.dhcpConfigPath,
+    cacheDir: agent.cacheDir,
+    prefix: agent.prefix,
+    dnsConfigPath: agent.dnsConfigPath,
+    zoneDir: agent.zoneDir,
+    dhcpConfigPath: agent.dhcpConfigPath,
   });
 }
 

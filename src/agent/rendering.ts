@@ -11,9 +11,22 @@
  * parse are not rendered; a deleted key leaves its rendering behind (the agent only drops its cache).
  */
 
-export interface ExpectedRecord { name: string; type: string; value: string; ttl: number }
-export interface ExpectedZone { zone: string; domain: string; records: ExpectedRecord[] }
-export interface ExpectedScope { scope: string; subnet: string; pool: string }
+export interface ExpectedRecord {
+  name: string;
+  type: string;
+  value: string;
+  ttl: number;
+}
+export interface ExpectedZone {
+  zone: string;
+  domain: string;
+  records: ExpectedRecord[];
+}
+export interface ExpectedScope {
+  scope: string;
+  subnet: string;
+  pool: string;
+}
 
 export interface ExpectedRendering {
   zones: ExpectedZone[];
@@ -22,7 +35,11 @@ export interface ExpectedRendering {
   unrenderable: string[];
 }
 
-export interface RenderedZone { domain: string; file: string; records: ExpectedRecord[] | null }
+export interface RenderedZone {
+  domain: string;
+  file: string;
+  records: ExpectedRecord[] | null;
+}
 export interface RenderedState {
   /** null: the file is missing or not the agent's JSON. */
   knotZones: RenderedZone[] | null;
@@ -42,7 +59,11 @@ function isString(v: unknown): v is string {
 /** Zone JSON as the agent's serde model accepts it, or null. */
 function parseZone(zone: string, value: string): ExpectedZone | null {
   let doc: unknown;
-  try { doc = JSON.parse(value); } catch { return null; }
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    return null;
+  }
   const z = doc as { domain?: unknown; records?: unknown };
   if (!z || !isString(z.domain) || !Array.isArray(z.records)) return null;
   const records: ExpectedRecord[] = [];
@@ -56,7 +77,11 @@ function parseZone(zone: string, value: string): ExpectedZone | null {
 
 function parseScope(scope: string, value: string): ExpectedScope | null {
   let doc: unknown;
-  try { doc = JSON.parse(value); } catch { return null; }
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    return null;
+  }
   const s = doc as { subnet?: unknown; pool?: { start?: unknown; end?: unknown } };
   if (!s || !isString(s.subnet) || !s.pool || !isString(s.pool.start) || !isString(s.pool.end)) return null;
   return { scope, subnet: s.subnet, pool: `${s.pool.start} - ${s.pool.end}` };
@@ -70,7 +95,8 @@ export function expectedRendering(kvs: Array<{ key: string; value: string }>, pr
   for (const { key, value } of kvs) {
     if (key.startsWith(`${prefix}/dns/zones`) && key.includes('/dns/zones/') && !key.endsWith('/zonefile')) {
       const zone = parseZone(lastSegment(key), value);
-      if (zone) zones.set(zone.zone, zone); // later keys win, as later events do in the agent
+      if (zone)
+        zones.set(zone.zone, zone); // later keys win, as later events do in the agent
       else unrenderable.push(key);
     } else if (key.startsWith(`${prefix}/dhcp/scopes`) && key.includes('/dhcp/scopes/')) {
       const scope = parseScope(lastSegment(key), value);
@@ -86,7 +112,9 @@ export function parseKnotConf(text: string): Array<{ domain: string; file: strin
   try {
     const doc = JSON.parse(text) as { zone?: Array<{ domain?: unknown; file?: unknown }> };
     if (!Array.isArray(doc.zone)) return null;
-    return doc.zone.filter((z) => isString(z.domain) && isString(z.file)).map((z) => ({ domain: z.domain as string, file: z.file as string }));
+    return doc.zone
+      .filter((z) => isString(z.domain) && isString(z.file))
+      .map((z) => ({ domain: z.domain as string, file: z.file as string }));
   } catch {
     return null;
   }
@@ -97,8 +125,14 @@ export function parseZoneFileRecords(text: string): ExpectedRecord[] {
   const records: ExpectedRecord[] = [];
   let inSoa = false;
   for (const line of text.split('\n')) {
-    if (line.includes('SOA') && line.includes('(')) { inSoa = true; continue; }
-    if (inSoa) { if (line.startsWith(')')) inSoa = false; continue; }
+    if (line.includes('SOA') && line.includes('(')) {
+      inSoa = true;
+      continue;
+    }
+    if (inSoa) {
+      if (line.startsWith(')')) inSoa = false;
+      continue;
+    }
     if (line.startsWith('$') || line.trim() === '') continue;
     const [name, ttl, type, ...rest] = line.split('\t');
     if (name === undefined || ttl === undefined || type === undefined || rest.length === 0) continue;
@@ -113,9 +147,12 @@ export function parseKeaConf(text: string): Array<{ subnet: string; pools: strin
     const doc = JSON.parse(text) as { Dhcp4?: { subnet4?: Array<{ subnet?: unknown; pools?: Array<{ pool?: unknown }> }> } };
     const subnets = doc.Dhcp4?.subnet4;
     if (!Array.isArray(subnets)) return null;
-    return subnets.filter((s) => isString(s.subnet)).map((s) => ({
-      subnet: s.subnet as string, pools: (s.pools ?? []).map((p) => p.pool).filter(isString),
-    }));
+    return subnets
+      .filter((s) => isString(s.subnet))
+      .map((s) => ({
+        subnet: s.subnet as string,
+        pools: (s.pools ?? []).map((p) => p.pool).filter(isString),
+      }));
   } catch {
     return null;
   }
@@ -137,11 +174,15 @@ function listSome(items: string[], max = 5): string {
  * Every way the rendering differs from what etcd says, one sentence each (empty: the agent serves
  * exactly etcd's zones and scopes). `zoneDir` tells which zone file each zone must use.
  */
-export function renderingDifferences(expected: ExpectedRendering, rendered: RenderedState, layout: { dns: boolean; dhcp: boolean; zoneDir?: string }): string[] {
+export function renderingDifferences(
+  expected: ExpectedRendering,
+  rendered: RenderedState,
+  layout: { dns: boolean; dhcp: boolean; zoneDir?: string },
+): string[] {
   const problems: string[] = [];
   if (layout.dns) {
     if (rendered.knotZones === null) {
-      problems.push('knot.conf is missing or not the agent\'s JSON');
+      problems.push("knot.conf is missing or not the agent's JSON");
     } else {
       const served = new Map(rendered.knotZones.map((z) => [z.domain, z]));
       const missing = expected.zones.filter((z) => !served.has(z.domain)).map((z) => z.domain);
@@ -161,13 +202,15 @@ export function renderingDifferences(expected: ExpectedRendering, rendered: Rend
   }
   if (layout.dhcp) {
     if (rendered.keaSubnets === null) {
-      problems.push('kea-dhcp4.conf is missing or not the agent\'s JSON');
+      problems.push("kea-dhcp4.conf is missing or not the agent's JSON");
     } else {
       const served = new Map(rendered.keaSubnets.map((s) => [s.subnet, s]));
       const wanted = new Set(expected.scopes.map((s) => s.subnet));
       const missing = expected.scopes.filter((s) => !served.has(s.subnet)).map((s) => s.subnet);
       const stale = rendered.keaSubnets.filter((s) => !wanted.has(s.subnet)).map((s) => s.subnet);
-      const differing = expected.scopes.filter((s) => served.has(s.subnet) && !served.get(s.subnet)!.pools.includes(s.pool)).map((s) => s.subnet);
+      const differing = expected.scopes
+        .filter((s) => served.has(s.subnet) && !served.get(s.subnet)!.pools.includes(s.pool))
+        .map((s) => s.subnet);
       if (missing.length > 0) problems.push(`DHCP scopes in etcd not served: ${listSome(missing)}`);
       if (stale.length > 0) problems.push(`DHCP subnets served that etcd does not have: ${listSome(stale)}`);
       if (differing.length > 0) problems.push(`DHCP pools differ from etcd: ${listSome(differing)}`);

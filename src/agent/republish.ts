@@ -19,8 +19,19 @@ import { AGENT_WATCHED_PREFIXES, watchedPrefix } from './agent-toml';
 /** etcd's default --max-txn-ops is 128: a batch's compares and puts each stay below it. */
 export const REPUBLISH_BATCH = 100;
 
-export interface PrefixRepublish { prefix: string; keys: number; put: number; skippedNewer: number; skippedChanged: number }
-export interface RepublishResult { dryRun: boolean; notAfterRevision: number; prefixes: PrefixRepublish[]; revision: number }
+export interface PrefixRepublish {
+  prefix: string;
+  keys: number;
+  put: number;
+  skippedNewer: number;
+  skippedChanged: number;
+}
+export interface RepublishResult {
+  dryRun: boolean;
+  notAfterRevision: number;
+  prefixes: PrefixRepublish[];
+  revision: number;
+}
 
 /** The first key after every key starting with `prefix` (etcd's range_end for a prefix). */
 export function prefixRangeEnd(prefix: Buffer): Buffer {
@@ -34,7 +45,12 @@ export function prefixRangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]); // all keys
 }
 
-interface Kv { key: Buffer; value: Buffer; modRevision: number; lease: string }
+interface Kv {
+  key: Buffer;
+  value: Buffer;
+  modRevision: number;
+  lease: string;
+}
 
 async function* pagesOf(client: Etcd3, prefix: string, atRevision: number): AsyncGenerator<Kv[]> {
   const end = prefixRangeEnd(Buffer.from(prefix));
@@ -42,7 +58,12 @@ async function* pagesOf(client: Etcd3, prefix: string, atRevision: number): Asyn
   for (;;) {
     // One revision for every page: the listing is a consistent view even while keys change.
     const res = await client.kv.range({ key: start, range_end: end, limit: String(REPUBLISH_BATCH), revision: String(atRevision) });
-    const kvs = (res.kvs ?? []).map((kv) => ({ key: kv.key, value: kv.value, modRevision: Number(kv.mod_revision), lease: String(kv.lease ?? '0') }));
+    const kvs = (res.kvs ?? []).map((kv) => ({
+      key: kv.key,
+      value: kv.value,
+      modRevision: Number(kv.mod_revision),
+      lease: String(kv.lease ?? '0'),
+    }));
     if (kvs.length > 0) yield kvs;
     if (!res.more || kvs.length === 0) return;
     start = Buffer.concat([kvs[kvs.length - 1]!.key, Buffer.from([0])]);
@@ -79,9 +100,15 @@ async function putBatch(client: Etcd3, batch: Kv[]): Promise<{ put: number; skip
  * Republishes the watched prefixes below `rootPrefix`. `notAfterRevision` is the revision at which
  * the republish began (see above); `onProgress` is called after each batch (heartbeats).
  */
-export async function republishAgentKeys(client: Etcd3, opts: {
-  rootPrefix: string; notAfterRevision: number; dryRun: boolean; onProgress?: (done: PrefixRepublish) => void;
-}): Promise<RepublishResult> {
+export async function republishAgentKeys(
+  client: Etcd3,
+  opts: {
+    rootPrefix: string;
+    notAfterRevision: number;
+    dryRun: boolean;
+    onProgress?: (done: PrefixRepublish) => void;
+  },
+): Promise<RepublishResult> {
   const listedAt = await currentRevision(client);
   const prefixes: PrefixRepublish[] = [];
   for (const sub of AGENT_WATCHED_PREFIXES) {

@@ -21,15 +21,21 @@ export interface ArchivedEntry {
  * a FIFO would block the archive forever and a socket means nothing after a restore.
  */
 export function createArchiveStream(paths: string[], onEntry: (entry: ArchivedEntry) => void): Readable {
-  const tar = createTar({
-    cwd: '/', portable: false, strict: true,
-    filter: (path, entry) => {
-      const stats = entry as Stats; // while creating, node-tar passes fs.Stats
-      const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : stats.isSymbolicLink() ? 'symlink' : null;
-      if (type) onEntry({ path: `/${path.replace(/^\/+/, '')}`, type, mode: stats.mode & 0o7777, size: type === 'file' ? stats.size : 0 });
-      return type !== null;
+  const tar = createTar(
+    {
+      cwd: '/',
+      portable: false,
+      strict: true,
+      filter: (path, entry) => {
+        const stats = entry as Stats; // while creating, node-tar passes fs.Stats
+        const type = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : stats.isSymbolicLink() ? 'symlink' : null;
+        if (type)
+          onEntry({ path: `/${path.replace(/^\/+/, '')}`, type, mode: stats.mode & 0o7777, size: type === 'file' ? stats.size : 0 });
+        return type !== null;
+      },
     },
-  }, paths.map((p) => p.replace(/^\/+/, '')));
+    paths.map((p) => p.replace(/^\/+/, '')),
+  );
   // node-tar's stream is a Minipass: bridge it into a Node stream so errors reach the pipeline.
   const archive = new PassThrough();
   tar.on('error', (err: unknown) => archive.destroy(err as Error));

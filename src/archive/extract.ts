@@ -64,7 +64,11 @@ export interface ExtractOptions extends ArchiveReadOptions {
 /** An archive entry that would write outside the root or create something a restore must not. */
 export class UnsafeArchiveError extends DomainError {
   override name = 'UnsafeArchiveError';
-  constructor(readonly entryPath: string, problem: string, expected: string) {
+  constructor(
+    readonly entryPath: string,
+    problem: string,
+    expected: string,
+  ) {
     super(`unsafe archive entry ${JSON.stringify(entryPath)}: ${problem}; expected ${expected}`, FailureType.UnsafeArchive, true);
   }
 }
@@ -88,11 +92,19 @@ export async function extractArchive(source: Readable, opts: ExtractOptions): Pr
     const byRawPath = new Map(plan.map((p) => [p.rawPath, p]));
     const unplanned: string[] = [];
     await tarExtract({
-      file, cwd: opts.cwd, strict: true, preservePaths: false, unlink: false, keep: false,
+      file,
+      cwd: opts.cwd,
+      strict: true,
+      preservePaths: false,
+      unlink: false,
+      keep: false,
       // Rewrite each entry to the validated path under the root (this is also how stripPrefix maps).
       filter: (path, entry) => {
         const planned = byRawPath.get(path);
-        if (!planned) { unplanned.push(path); return false; }
+        if (!planned) {
+          unplanned.push(path);
+          return false;
+        }
         const readEntry = entry as ReadEntry;
         readEntry.path = planned.entry.path;
         if (planned.entry.type === 'Link') readEntry.linkpath = planned.entry.linkpath;
@@ -101,7 +113,10 @@ export async function extractArchive(source: Readable, opts: ExtractOptions): Pr
     });
     // The spool is ours and was read twice: different entries would mean a bug, not an attack.
     if (unplanned.length > 0) throw new Error(`archive changed between validation and extraction: ${unplanned.join(', ')}`);
-    await applyModes(opts.cwd, plan.map(({ entry }) => entry));
+    await applyModes(
+      opts.cwd,
+      plan.map(({ entry }) => entry),
+    );
     return { entries: plan.map(({ entry }) => entry) };
   } finally {
     await rm(spool, { recursive: true, force: true });
@@ -114,13 +129,18 @@ export async function extractArchive(source: Readable, opts: ExtractOptions): Pr
  * The new root gets the archived root's mode, else the current `finalDir`'s, else 0755.
  */
 export async function extractIntoFreshDir(
-  source: Readable, finalDir: string, opts: ArchiveReadOptions = {},
+  source: Readable,
+  finalDir: string,
+  opts: ArchiveReadOptions = {},
 ): Promise<{ dir: string; entries: ArchiveEntry[] }> {
   const dir = await mkdtemp(`${finalDir}.restoring-`);
   try {
     const { entries } = await extractArchive(source, { ...opts, cwd: dir, spoolDir: dirname(finalDir) });
     if (!entries.some((e) => e.path === '.')) {
-      const current = await stat(finalDir).then((s) => s.mode & 0o7777, () => 0o755);
+      const current = await stat(finalDir).then(
+        (s) => s.mode & 0o7777,
+        () => 0o755,
+      );
       await chmod(dir, current);
     }
     return { dir, entries };
@@ -135,13 +155,22 @@ export async function extractIntoFreshDir(
  * `<finalDir>.pre-restore-<UTC stamp>`. If the second rename fails the old dir is put back.
  */
 export async function swapDirectory(newDir: string, finalDir: string): Promise<{ finalDir: string; previousDir: string | null }> {
-  const exists = await lstat(finalDir).then(() => true, () => false);
+  const exists = await lstat(finalDir).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     await rename(newDir, finalDir);
     return { finalDir, previousDir: null };
   }
   const previousDir = `${finalDir}.pre-restore-${new Date().toISOString().replace(/[-:.]/g, '')}`;
-  if (await lstat(previousDir).then(() => true, () => false)) throw new Error(`${previousDir} already exists; not overwriting it`);
+  if (
+    await lstat(previousDir).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new Error(`${previousDir} already exists; not overwriting it`);
   await rename(finalDir, previousDir);
   try {
     await rename(newDir, finalDir);
@@ -262,7 +291,8 @@ class ArchiveValidator {
       planned.walk = walk;
     } else if (type === 'Link') {
       const expected = 'a hard link to a regular file earlier in the archive';
-      if (isAbsolute(link) || link.split(/[\\/]/).includes('..')) throw refuse(`hard link to ${link} outside the extraction root`, expected);
+      if (isAbsolute(link) || link.split(/[\\/]/).includes('..'))
+        throw refuse(`hard link to ${link} outside the extraction root`, expected);
       const target = this.strip(components(link));
       const targetEntry = target && this.byPath.get(target.join('/'));
       if (!targetEntry || targetEntry.entry.type !== 'File') throw refuse(`hard link to ${link}`, expected);
@@ -279,13 +309,21 @@ class ArchiveValidator {
       for (let i = 1; i < parts.length; i++) {
         const ancestor = this.byPath.get(parts.slice(0, i).join('/'));
         if (ancestor && ancestor.entry.type !== 'Directory') {
-          throw new UnsafeArchiveError(rawPath, `inside ${ancestor.entry.path}, which is a ${ancestor.entry.type}`, 'parent paths that are directories');
+          throw new UnsafeArchiveError(
+            rawPath,
+            `inside ${ancestor.entry.path}, which is a ${ancestor.entry.type}`,
+            'parent paths that are directories',
+          );
         }
       }
       for (const step of walk ?? []) {
         const hop = this.byPath.get(step);
         if (hop?.entry.type === 'SymbolicLink') {
-          throw new UnsafeArchiveError(rawPath, `symlink target ${entry.linkpath} goes through another symlink, ${hop.entry.path}`, 'a link target that is not itself a symlink');
+          throw new UnsafeArchiveError(
+            rawPath,
+            `symlink target ${entry.linkpath} goes through another symlink, ${hop.entry.path}`,
+            'a link target that is not itself a symlink',
+          );
         }
       }
     }
@@ -337,4 +375,3 @@ async function applyModes(root: string, entries: ArchiveEntry[]): Promise<void> 
     if ((st.mode & 0o7777) !== entry.mode) await chmod(path, entry.mode);
   }
 }
-

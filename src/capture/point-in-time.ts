@@ -24,7 +24,8 @@ export function targetProblem(input: { targetRevision?: unknown; targetTime?: un
   }
   if (input.targetRevision !== undefined) {
     const r = input.targetRevision;
-    if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 1) return `revision "${String(r)}" is not a revision: expected a whole number of at least 1`;
+    if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 1)
+      return `revision "${String(r)}" is not a revision: expected a whole number of at least 1`;
     return null;
   }
   const t = input.targetTime;
@@ -35,7 +36,12 @@ export function targetProblem(input: { targetRevision?: unknown; targetTime?: un
 }
 
 /** The incarnation a restore works in: named, else by time (newest snapshot at or before it), else the live one, else the newest snapshot's. */
-export function chooseIncarnation(snapshots: PitrSnapshot[], target: PitrTarget, named: string | undefined, liveClusterId: string | null): string | null {
+export function chooseIncarnation(
+  snapshots: PitrSnapshot[],
+  target: PitrTarget,
+  named: string | undefined,
+  liveClusterId: string | null,
+): string | null {
   if (named) return named;
   if ('timeMs' in target) {
     const before = snapshots.filter((s) => s.createdMs <= target.timeMs).sort((a, b) => b.createdMs - a.createdMs)[0];

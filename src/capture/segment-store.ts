@@ -23,7 +23,9 @@ export function segmentStore(config: Config) {
 
   /** Segments of a cluster in the first target that answers (targets hold the same segments). */
   async function listSegments(cluster: string, clusterId: string, targets?: string[]): Promise<SegmentName[]> {
-    return fromFirstAnswering(targets, async (store) => parsedSegments(cluster, clusterId, await store.list(segmentDir(cluster, clusterId))));
+    return fromFirstAnswering(targets, async (store) =>
+      parsedSegments(cluster, clusterId, await store.list(segmentDir(cluster, clusterId))),
+    );
   }
 
   /**
@@ -31,7 +33,12 @@ export function segmentStore(config: Config) {
    * one holding revision after + 1 on, in revision order (keys sort by revision), up to the page
    * where `enough` first holds for a segment. A replay from a snapshot lists only what follows it.
    */
-  async function listSegmentsAfter(cluster: string, clusterId: string, after: number, options: { targets?: string[]; enough?: (s: SegmentName) => boolean } = {}): Promise<SegmentName[]> {
+  async function listSegmentsAfter(
+    cluster: string,
+    clusterId: string,
+    after: number,
+    options: { targets?: string[]; enough?: (s: SegmentName) => boolean } = {},
+  ): Promise<SegmentName[]> {
     return fromFirstAnswering(options.targets, async (store) => {
       const from = await listingStartFor(store, cluster, clusterId, after + 1);
       const found: SegmentName[] = [];
@@ -69,12 +76,21 @@ export function segmentStore(config: Config) {
         try {
           const chunks: Buffer[] = [];
           const encrypted = segment.key.endsWith('.age');
-          if (encrypted && !identity) throw DomainError.nonRetryable('change segments are encrypted and the config names no encryption.identity', FailureType.ConfigError);
+          if (encrypted && !identity)
+            throw DomainError.nonRetryable(
+              'change segments are encrypted and the config names no encryption.identity',
+              FailureType.ConfigError,
+            );
           // pipeline, not .pipe(): a read error mid-segment must reach us (and the next copy be tried), not leave the decryptor waiting.
           await pipeline([
             await store.read(segment.key),
             ...(encrypted ? [createDecryptStream(identity!)] : []),
-            new Writable({ write: (chunk: Buffer, _enc, done) => { chunks.push(chunk); done(); } }),
+            new Writable({
+              write: (chunk: Buffer, _enc, done) => {
+                chunks.push(chunk);
+                done();
+              },
+            }),
           ]);
           text = gunzipSync(Buffer.concat(chunks)).toString('utf8');
           break;

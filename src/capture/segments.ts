@@ -44,7 +44,12 @@ export function segmentDir(cluster: string, clusterId: string): string {
   return `${SEGMENT_PREFIX}/${cluster}/${clusterId}/`;
 }
 
-export function segmentKey(cluster: string, clusterId: string, range: { from: number; to: number; firstMs: number; lastMs: number }, suffix: string): string {
+export function segmentKey(
+  cluster: string,
+  clusterId: string,
+  range: { from: number; to: number; firstMs: number; lastMs: number },
+  suffix: string,
+): string {
   return `${segmentDir(cluster, clusterId)}${pad(range.from, REV_DIGITS)}-${pad(range.to, REV_DIGITS)}-${pad(range.firstMs, MS_DIGITS)}-${pad(range.lastMs, MS_DIGITS)}.jsonl.gz${suffix}`;
 }
 
@@ -137,7 +142,10 @@ export function encodeEvents(events: CapturedEvent[]): Buffer {
 }
 
 export function decodeEvents(text: string): CapturedEvent[] {
-  return text.split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line) as CapturedEvent);
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as CapturedEvent);
 }
 
 /** Groups events by revision (one etcd transaction each), keeping revision order. */

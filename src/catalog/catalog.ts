@@ -49,20 +49,25 @@ const MANIFEST_READS_IN_FLIGHT = 16;
 /** Every set of one store with its manifest, by set id (a set directory without a manifest yet, or any more, is none). */
 export async function readStoreManifests(store: BackupStore): Promise<Array<{ setId: string; manifest: BackupManifest }>> {
   const setIds = (await store.listLevel('')).prefixes.map((p) => p.slice(0, -1)).filter((id) => id !== SEGMENT_PREFIX);
-  const manifests = await mapLimited(setIds, MANIFEST_READS_IN_FLIGHT, (setId) => readManifest(store, setId).catch((err: unknown) => {
-    if (err instanceof ArtefactNotFoundError) return null; // a backup still writing, a deletion half done
-    throw err;
-  }));
+  const manifests = await mapLimited(setIds, MANIFEST_READS_IN_FLIGHT, (setId) =>
+    readManifest(store, setId).catch((err: unknown) => {
+      if (err instanceof ArtefactNotFoundError) return null; // a backup still writing, a deletion half done
+      throw err;
+    }),
+  );
   return setIds.flatMap((setId, index) => (manifests[index] ? [{ setId, manifest: manifests[index] }] : []));
 }
 
 /** Every set in the chosen targets (all by default), newest first, merged across targets. */
-export async function listBackupSets(config: Config, options: {
-  cluster?: string;
-  targets?: string[];
-  /** When given, a target that cannot be read is reported here and skipped (a restore uses the others); else its error is thrown. */
-  onUnreadableTarget?: (target: string, err: unknown) => void;
-} = {}): Promise<CatalogEntry[]> {
+export async function listBackupSets(
+  config: Config,
+  options: {
+    cluster?: string;
+    targets?: string[];
+    /** When given, a target that cannot be read is reported here and skipped (a restore uses the others); else its error is thrown. */
+    onUnreadableTarget?: (target: string, err: unknown) => void;
+  } = {},
+): Promise<CatalogEntry[]> {
   const bySet = new Map<string, CatalogEntry>();
   for (const target of findTargets(config, options.targets)) {
     let found: Array<{ setId: string; manifest: BackupManifest }>;
@@ -132,18 +137,28 @@ export async function verifyBackupSet(config: Config, setId: string, options: { 
   for (const target of findTargets(config, options.targets)) {
     const store = await openStore(target);
     if (!(await store.exists(artefactKey(setId, MANIFEST_FILE)))) {
-      if (options.targets) checks.push({ target: target.name, file: MANIFEST_FILE, ok: false, problems: ['no manifest for this set in this target'] });
+      if (options.targets)
+        checks.push({ target: target.name, file: MANIFEST_FILE, ok: false, problems: ['no manifest for this set in this target'] });
       continue;
     }
     foundAnywhere = true;
     const manifest = await readManifest(store, setId);
     for (const component of manifest.components) {
       for (const artefact of component.artefacts) {
-        checks.push({ target: target.name, file: artefact.file, ...(await checkArtefact(store, artefact, component.component, () => decryptionIdentity(config))) });
+        checks.push({
+          target: target.name,
+          file: artefact.file,
+          ...(await checkArtefact(store, artefact, component.component, () => decryptionIdentity(config))),
+        });
       }
     }
   }
-  if (!foundAnywhere) throw new BackupSetNotFoundError(`backup set ${setId} has no manifest in ${findTargets(config, options.targets).map((t) => t.name).join(', ')}`);
+  if (!foundAnywhere)
+    throw new BackupSetNotFoundError(
+      `backup set ${setId} has no manifest in ${findTargets(config, options.targets)
+        .map((t) => t.name)
+        .join(', ')}`,
+    );
   return { setId, ok: checks.every((c) => c.ok), checks };
 }
 
@@ -164,7 +179,12 @@ async function decryptionIdentity(config: Config): Promise<string> {
  * etcd snapshot's sha256 trailer, a phpIPAM dump's `-- Dump completed` line. Archives (agent
  * caches, Nebula, agent configs) have no trailer: their sha256s are the check.
  */
-export async function checkArtefact(store: BackupStore, artefact: ArtefactRecord, kind: ComponentRecord['component'], identity: () => Promise<string>): Promise<{ ok: boolean; problems: string[] }> {
+export async function checkArtefact(
+  store: BackupStore,
+  artefact: ArtefactRecord,
+  kind: ComponentRecord['component'],
+  identity: () => Promise<string>,
+): Promise<{ ok: boolean; problems: string[] }> {
   const problems: string[] = [];
   const stored = new HashingStream();
   const snapshot = kind === 'etcd' ? new SnapshotTrailerCheck() : null;
@@ -192,7 +212,8 @@ export async function checkArtefact(store: BackupStore, artefact: ArtefactRecord
   if (rawSha !== artefact.raw.sha256) problems.push(`${what} sha256 ${rawSha}, manifest says ${artefact.raw.sha256}`);
   if (snapshot) {
     const trailer = snapshot.result();
-    if (!trailer.trailerValid) problems.push(trailer.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer');
+    if (!trailer.trailerValid)
+      problems.push(trailer.hasTrailer ? 'snapshot sha256 trailer does not match its data' : 'snapshot has no sha256 trailer');
   }
   if (dump && !hasDumpTrailer(dump.tail().toString('utf8'))) problems.push('dump does not end with "-- Dump completed": it was cut short');
   return { ok: problems.length === 0, problems };

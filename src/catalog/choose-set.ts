@@ -36,20 +36,35 @@ export interface SetRequest<C extends ComponentRecord> {
 export async function chooseRestoreSet<C extends ComponentRecord>(config: Config, request: SetRequest<C>): Promise<SetChoice<C>> {
   const { cluster, setId, pick, what } = request;
   const unreachableTargets: string[] = [];
-  const listed = await listBackupSets(config, { onUnreadableTarget: (target, err) => { unreachableTargets.push(`${target} (${errorMessage(err)})`); } });
+  const listed = await listBackupSets(config, {
+    onUnreadableTarget: (target, err) => {
+      unreachableTargets.push(`${target} (${errorMessage(err)})`);
+    },
+  });
   if (unreachableTargets.length === config.storage.length) {
     throw DomainError.retryable(`no storage target could be listed: ${unreachableTargets.join('; ')}`, FailureType.StorageUnavailable);
   }
   const unreachableNote = unreachableTargets.length > 0 ? ` (unreachable: ${unreachableTargets.join('; ')})` : '';
   if (!setId) {
     const newest = listed.find((e) => e.cluster === cluster && e.status === 'complete' && pick(e.manifest)); // listed newest first
-    if (!newest) throw DomainError.nonRetryable(`no complete backup set with ${what} for cluster ${cluster}${unreachableNote}`, FailureType.BackupSetNotFound);
+    if (!newest)
+      throw DomainError.nonRetryable(
+        `no complete backup set with ${what} for cluster ${cluster}${unreachableNote}`,
+        FailureType.BackupSetNotFound,
+      );
     return { entry: newest, component: pick(newest.manifest)!, unreachableTargets };
   }
   const chosen = listed.find((e) => e.setId === setId);
-  if (!chosen) throw DomainError.nonRetryable(`backup set ${setId} was not found in any reachable target${unreachableNote}`, FailureType.BackupSetNotFound);
+  if (!chosen)
+    throw DomainError.nonRetryable(
+      `backup set ${setId} was not found in any reachable target${unreachableNote}`,
+      FailureType.BackupSetNotFound,
+    );
   if (chosen.cluster !== cluster) {
-    throw DomainError.nonRetryable(`backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`, FailureType.RestoreRefused);
+    throw DomainError.nonRetryable(
+      `backup set ${setId} belongs to cluster ${chosen.cluster}, not ${cluster}: refusing to restore another cluster's data`,
+      FailureType.RestoreRefused,
+    );
   }
   const component = pick(chosen.manifest);
   if (!component) throw DomainError.nonRetryable(`backup set ${setId} does not hold ${what}`, FailureType.RestoreRefused);

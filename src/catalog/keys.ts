@@ -40,7 +40,11 @@ export function shortRecipient(recipient: string): string {
 }
 
 /** Pure: the inventory of `sets` against the configured recipients and the held identities' recipients. */
-export function assessKeys(sets: Array<Pick<CatalogEntry, 'setId' | 'cluster' | 'createdAt' | 'manifest'>>, configured: string[], held: string[] | null): KeyInventory {
+export function assessKeys(
+  sets: Array<Pick<CatalogEntry, 'setId' | 'cluster' | 'createdAt' | 'manifest'>>,
+  configured: string[],
+  held: string[] | null,
+): KeyInventory {
   const assessed = sets.map((set): SetKeys => {
     const artefacts = set.manifest.components.flatMap((c) => c.artefacts);
     const encrypted = artefacts.filter((a) => a.encryption !== null);
@@ -51,7 +55,9 @@ export function assessKeys(sets: Array<Pick<CatalogEntry, 'setId' | 'cluster' | 
       const to = artefact.encryption!.recipients;
       const list = to.map(shortRecipient).join(', ');
       if (!to.some((r) => configured.includes(r))) {
-        problems.push(`${artefact.file} is encrypted only to recipients no longer configured (${list}): rekey it (nnoe-dr backups rekey) while an identity for them is held`);
+        problems.push(
+          `${artefact.file} is encrypted only to recipients no longer configured (${list}): rekey it (nnoe-dr backups rekey) while an identity for them is held`,
+        );
       }
       if (held !== null && !to.some((r) => held.includes(r))) {
         openable = false;
@@ -59,8 +65,15 @@ export function assessKeys(sets: Array<Pick<CatalogEntry, 'setId' | 'cluster' | 
       }
     }
     return {
-      setId: set.setId, cluster: set.cluster, createdAt: set.createdAt, encrypted: encrypted.length, artefacts: artefacts.length,
-      recipients, retiredRecipients: recipients.filter((r) => !configured.includes(r)), openable, problems,
+      setId: set.setId,
+      cluster: set.cluster,
+      createdAt: set.createdAt,
+      encrypted: encrypted.length,
+      artefacts: artefacts.length,
+      recipients,
+      retiredRecipients: recipients.filter((r) => !configured.includes(r)),
+      openable,
+      problems,
     };
   });
   return { configuredRecipients: configured, heldRecipients: held, sets: assessed, ok: assessed.every((s) => s.problems.length === 0) };

@@ -6,7 +6,11 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import type { Config } from '../config/schema';
 
 /** A step of a followed run, as its `progress` query reports it. */
-export interface FollowedStep { state: string; name: string; detail?: string }
+export interface FollowedStep {
+  state: string;
+  name: string;
+  detail?: string;
+}
 
 export interface CliContext {
   /** Connects, runs `fn`, and always closes the connection. */

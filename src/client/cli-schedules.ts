@@ -5,7 +5,17 @@
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import { applyBackupSchedule, backupScheduleOptions, drillScheduleOptions, isScheduleProfile, listNnoeSchedules, nnoeScheduleHandles, pruneScheduleOptions, SCHEDULE_PROFILES, type ScheduleProfile } from './schedules';
+import {
+  applyBackupSchedule,
+  backupScheduleOptions,
+  drillScheduleOptions,
+  isScheduleProfile,
+  listNnoeSchedules,
+  nnoeScheduleHandles,
+  pruneScheduleOptions,
+  SCHEDULE_PROFILES,
+  type ScheduleProfile,
+} from './schedules';
 import { chooseTargets, UsageError } from './cli-input';
 import { describeRetention, retentionInForce } from '../retention/in-force';
 import type { CliContext } from './cli-context';
@@ -14,8 +24,13 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
   const { withClient, config, clusterOf, json, out } = ctx;
 
   const schedules = program.command('schedules').description('periodic backup sets as Temporal Schedules');
-  schedules.command('apply')
-    .description(`create or update a cluster's backup schedule from a profile (${Object.entries(SCHEDULE_PROFILES).map(([p, v]) => `${p}: ${v.cron}`).join('; ')})`)
+  schedules
+    .command('apply')
+    .description(
+      `create or update a cluster's backup schedule from a profile (${Object.entries(SCHEDULE_PROFILES)
+        .map(([p, v]) => `${p}: ${v.cron}`)
+        .join('; ')})`,
+    )
     .requiredOption('--profile <name>', 'production | development')
     .option('--cluster <name>', 'cluster from the config (default: the first one)')
     .option('--target <name...>', 'storage targets (default: all)')
@@ -41,7 +56,17 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     const { cron, description } = SCHEDULE_PROFILES[profile];
     const retention = retentionInForce(cfg, cluster);
     if (json()) {
-      out(JSON.stringify({ scheduleId: backupSchedule.scheduleId, outcome, profile, cron, retention, prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome }, drill: { scheduleId: drill.scheduleId, outcome: drillOutcome } }));
+      out(
+        JSON.stringify({
+          scheduleId: backupSchedule.scheduleId,
+          outcome,
+          profile,
+          cron,
+          retention,
+          prune: { scheduleId: prune.scheduleId, outcome: pruneOutcome },
+          drill: { scheduleId: drill.scheduleId, outcome: drillOutcome },
+        }),
+      );
       return;
     }
     out(`${outcome} ${backupSchedule.scheduleId}: backup set of ${cluster} ${description} (cron ${cron}, overlap SKIP, catch-up 1h)`);
@@ -49,35 +74,61 @@ export function registerScheduleCommands(program: Command, ctx: CliContext): voi
     out(`${drillOutcome} ${drill.scheduleId}: daily restore drill of the newest set (marks it verified, metrics, alert on failure)`);
   }
 
-  schedules.command('list')
+  schedules
+    .command('list')
     .description('schedules managed by nnoe-dr')
-    .action(() => withClient(async (client) => {
-      const list = await listNnoeSchedules(client);
-      if (json()) { out(JSON.stringify(list, null, 2)); return; }
-      if (list.length === 0) { out('no schedules'); return; }
-      out(['SCHEDULE', 'CLUSTER', 'TARGETS', 'PROFILE', 'CRON', 'PAUSED', 'NEXT RUN'].join('\t'));
-      for (const s of list) {
-        out([s.scheduleId, s.cluster ?? 'all', s.targets?.join(',') ?? 'all', s.profile ?? '-', s.cron ?? '-', String(s.paused), s.nextActionTimes[0] ?? '-'].join('\t'));
-      }
-    }));
+    .action(() =>
+      withClient(async (client) => {
+        const list = await listNnoeSchedules(client);
+        if (json()) {
+          out(JSON.stringify(list, null, 2));
+          return;
+        }
+        if (list.length === 0) {
+          out('no schedules');
+          return;
+        }
+        out(['SCHEDULE', 'CLUSTER', 'TARGETS', 'PROFILE', 'CRON', 'PAUSED', 'NEXT RUN'].join('\t'));
+        for (const s of list) {
+          out(
+            [
+              s.scheduleId,
+              s.cluster ?? 'all',
+              s.targets?.join(',') ?? 'all',
+              s.profile ?? '-',
+              s.cron ?? '-',
+              String(s.paused),
+              s.nextActionTimes[0] ?? '-',
+            ].join('\t'),
+          );
+        }
+      }),
+    );
 
   const scheduleVerb = (verb: 'pause' | 'unpause' | 'trigger' | 'delete', description: string) =>
-    schedules.command(verb)
+    schedules
+      .command(verb)
       .description(description)
-      .argument('<schedule>', verb === 'trigger' ? 'a cluster name (its backup schedule) or a full schedule id'
-        : 'a cluster name (its backup and drill schedules, and the shared prune schedule once no other cluster has a backup schedule) or a full schedule id')
+      .argument(
+        '<schedule>',
+        verb === 'trigger'
+          ? 'a cluster name (its backup schedule) or a full schedule id'
+          : 'a cluster name (its backup and drill schedules, and the shared prune schedule once no other cluster has a backup schedule) or a full schedule id',
+      )
       .option('--note <text>', 'why (shown in the Temporal UI)')
-      .action((id: string, opts: { note?: string }) => withClient(async (client) => {
-        const handles = await nnoeScheduleHandles(client, id, verb === 'trigger' ? 'backup' : 'all');
-        for (const handle of handles) {
-          if (verb === 'pause') await handle.pause(opts.note ?? 'paused with nnoe-dr');
-          else if (verb === 'unpause') await handle.unpause(opts.note ?? 'unpaused with nnoe-dr');
-          else if (verb === 'trigger') await handle.trigger();
-          else await handle.delete();
-          if (json()) out(JSON.stringify({ scheduleId: handle.scheduleId, done: verb }));
-          else out(`${{ pause: 'paused', unpause: 'unpaused', trigger: 'triggered', delete: 'deleted' }[verb]} ${handle.scheduleId}`);
-        }
-      }));
+      .action((id: string, opts: { note?: string }) =>
+        withClient(async (client) => {
+          const handles = await nnoeScheduleHandles(client, id, verb === 'trigger' ? 'backup' : 'all');
+          for (const handle of handles) {
+            if (verb === 'pause') await handle.pause(opts.note ?? 'paused with nnoe-dr');
+            else if (verb === 'unpause') await handle.unpause(opts.note ?? 'unpaused with nnoe-dr');
+            else if (verb === 'trigger') await handle.trigger();
+            else await handle.delete();
+            if (json()) out(JSON.stringify({ scheduleId: handle.scheduleId, done: verb }));
+            else out(`${{ pause: 'paused', unpause: 'unpaused', trigger: 'triggered', delete: 'deleted' }[verb]} ${handle.scheduleId}`);
+          }
+        }),
+      );
   scheduleVerb('pause', 'pause a schedule (no runs until unpaused)');
   scheduleVerb('unpause', 'resume a paused schedule');
   scheduleVerb('trigger', 'start one run now (the overlap policy still applies)');

@@ -35,20 +35,30 @@ function seconds(value: string): number {
 }
 
 export function registerStatusCommand(program: Command, ctx: CliContext): void {
-  program.command('status')
-    .description('is every cluster protected now? newest and verified sets vs their objectives, capture lag, schedules, running runbooks, agents (exit 1 when something is out of its objective)')
+  program
+    .command('status')
+    .description(
+      'is every cluster protected now? newest and verified sets vs their objectives, capture lag, schedules, running runbooks, agents (exit 1 when something is out of its objective)',
+    )
     .option('--cluster <name>', 'only this cluster (default: every configured cluster)')
     .option('--watch [seconds]', 'repeat every N seconds (default 30) until Ctrl-C', seconds)
     .action((opts: { cluster?: string; watch?: number | true }) => {
       // Checked before anything connects: an unknown cluster is bad usage (exit 2), not "out of objective".
       const cfg = ctx.config();
-      const clusters = opts.cluster === undefined ? cfg.clusters.map((c) => c.name) : [chooseCluster(cfg, opts.cluster, { destructive: false })];
+      const clusters =
+        opts.cluster === undefined ? cfg.clusters.map((c) => c.name) : [chooseCluster(cfg, opts.cluster, { destructive: false })];
       return ctx.withClient((client) => watchStatus(client, cfg, clusters, opts, ctx));
     });
 }
 
 /** Prints the status once, or every --watch seconds until Ctrl-C; the exit code is the last round's. */
-async function watchStatus(client: Client, cfg: Config, clusters: string[], opts: { watch?: number | true }, ctx: CliContext): Promise<void> {
+async function watchStatus(
+  client: Client,
+  cfg: Config,
+  clusters: string[],
+  opts: { watch?: number | true },
+  ctx: CliContext,
+): Promise<void> {
   const intervalMs = opts.watch === undefined ? null : (opts.watch === true ? 30 : opts.watch) * 1000;
   for (;;) {
     const report = await clusterStatus(client, cfg, clusters);
@@ -56,7 +66,15 @@ async function watchStatus(client: Client, cfg: Config, clusters: string[], opts
     if (ctx.json()) ctx.out(JSON.stringify(report, null, intervalMs === null ? 2 : undefined));
     else {
       for (const cluster of report.clusters) for (const line of cluster.lines) ctx.out(formatLine(line));
-      ctx.out(report.ok ? `every objective met (${report.checkedAt})` : `OUT OF OBJECTIVE: ${report.clusters.flatMap((c) => c.lines).filter((l) => !l.ok).map((l) => `${l.cluster} ${l.subject}`).join(', ')} (${report.checkedAt})`);
+      ctx.out(
+        report.ok
+          ? `every objective met (${report.checkedAt})`
+          : `OUT OF OBJECTIVE: ${report.clusters
+              .flatMap((c) => c.lines)
+              .filter((l) => !l.ok)
+              .map((l) => `${l.cluster} ${l.subject}`)
+              .join(', ')} (${report.checkedAt})`,
+      );
     }
     ctx.outcome.exitCode = report.ok ? 0 : 1;
     if (intervalMs === null) return;

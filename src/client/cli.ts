@@ -21,7 +21,10 @@ import { registerScheduleCommands } from './cli-schedules';
 import { registerStatusCommand } from './cli-status';
 import { chooseCluster, UsageError } from './cli-input';
 
-interface GlobalOptions { config?: string; json?: boolean }
+interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+}
 
 /** The parsed program plus the exit code its actions decided on (a failed verification is not an exception). */
 export function buildCli(out: (line: string) => void = console.log): { program: Command; outcome: { exitCode: number } } {
@@ -36,7 +39,7 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
 
   let loaded: Config | undefined;
   /** Loaded once: actions check names against it before they connect. */
-  const config = (): Config => (loaded ??= loadConfig((program.opts<GlobalOptions>().config) ?? defaultConfigPath()));
+  const config = (): Config => (loaded ??= loadConfig(program.opts<GlobalOptions>().config ?? defaultConfigPath()));
   /** --cluster checked against the config; `destructive` commands refuse to guess among several clusters. */
   const clusterOf = (name: string | undefined, destructive: boolean) => chooseCluster(config(), name, { destructive });
   const json = () => program.opts<GlobalOptions>().json === true;
@@ -53,21 +56,39 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
   };
 
   /** Follows a run; Ctrl-C stops only the following, and says so (the run goes on in Temporal). */
-  const follow = async <R>(handle: WorkflowHandle, onStep: (step: { state: string; name: string; detail?: string }) => void): Promise<R> => {
+  const follow = async <R>(
+    handle: WorkflowHandle,
+    onStep: (step: { state: string; name: string; detail?: string }) => void,
+  ): Promise<R> => {
     const interrupted = () => {
-      process.stderr.write(`\nstopped following ${handle.workflowId}: the run goes on in Temporal. Follow it again with\n` +
-        `  temporal workflow show --workflow-id ${handle.workflowId} --follow\n` +
-        `  temporal workflow query --workflow-id ${handle.workflowId} --type progress\n` +
-        `or cancel it with: temporal workflow cancel --workflow-id ${handle.workflowId}\n`);
+      process.stderr.write(
+        `\nstopped following ${handle.workflowId}: the run goes on in Temporal. Follow it again with\n` +
+          `  temporal workflow show --workflow-id ${handle.workflowId} --follow\n` +
+          `  temporal workflow query --workflow-id ${handle.workflowId} --type progress\n` +
+          `or cancel it with: temporal workflow cancel --workflow-id ${handle.workflowId}\n`,
+      );
       process.exit(130);
     };
     process.once('SIGINT', interrupted);
     // Long transfers (heartbeats with a byte count): bytes, throughput and ETA while the step runs.
-    const transfers = json() ? null : transferPrinter({
-      tty: out === console.log && process.stdout.isTTY === true, write: (text) => process.stdout.write(text), line: out, columns: process.stdout.columns,
-    });
+    const transfers = json()
+      ? null
+      : transferPrinter({
+          tty: out === console.log && process.stdout.isTTY === true,
+          write: (text) => process.stdout.write(text),
+          line: out,
+          columns: process.stdout.columns,
+        });
     try {
-      return await followRun<R>(handle, (step) => { transfers?.clear(); onStep(step); }, 500, transfers ? (views) => transfers.show(views) : undefined);
+      return await followRun<R>(
+        handle,
+        (step) => {
+          transfers?.clear();
+          onStep(step);
+        },
+        500,
+        transfers ? (views) => transfers.show(views) : undefined,
+      );
     } finally {
       transfers?.clear();
       process.removeListener('SIGINT', interrupted);
@@ -91,7 +112,11 @@ export function buildCli(out: (line: string) => void = console.log): { program: 
 }
 
 /** Runs the CLI; returns the exit code instead of exiting so it is callable from code and tests. */
-export async function main(argv: string[], out: (line: string) => void = console.log, err: (line: string) => void = console.error): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (line: string) => void = console.log,
+  err: (line: string) => void = console.error,
+): Promise<number> {
   const { program, outcome } = buildCli(out);
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -101,9 +126,18 @@ export async function main(argv: string[], out: (line: string) => void = console
       // Help and version exit 0; every other commander error is bad usage (commander says 1).
       return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof ConfigError || error instanceof UsageError) { err(error.message); return 2; }
-    if (error instanceof BackupSetNotFoundError) { err(error.message); return 1; }
-    if (error instanceof RunFailedError) { err(`run ${error.workflowId} failed: ${error.message}`); return 1; }
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      err(error.message);
+      return 2;
+    }
+    if (error instanceof BackupSetNotFoundError) {
+      err(error.message);
+      return 1;
+    }
+    if (error instanceof RunFailedError) {
+      err(`run ${error.workflowId} failed: ${error.message}`);
+      return 1;
+    }
     err(`nnoe-dr: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }

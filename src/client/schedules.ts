@@ -4,7 +4,13 @@
  * worker outage shorter than it still gets its backup, a longer one does not pile up runs).
  * Schedules are plain Temporal objects: `temporal schedule list|describe|trigger` work on them too.
  */
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleOptions,
+} from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import type { BackupSetInput } from '../workflows/backup-set';
@@ -17,7 +23,11 @@ import { fitSummary, runDetails, runSummary } from '../common/run-metadata';
 function scheduledRunMetadata(workflowType: string, input: unknown, scheduleId: string, profile: ScheduleProfile, cron: string) {
   return {
     staticSummary: fitSummary(`${runSummary(workflowType, input)} (scheduled, ${profile})`),
-    staticDetails: runDetails(workflowType, input, [['schedule', scheduleId], ['profile', profile], ['cron', `\`${cron}\``]]),
+    staticDetails: runDetails(workflowType, input, [
+      ['schedule', scheduleId],
+      ['profile', profile],
+      ['cron', `\`${cron}\``],
+    ]),
   };
 }
 
@@ -54,7 +64,10 @@ export function backupScheduleOptions(config: Config, cluster: string, profile: 
       workflowId: `backup-set-${cluster}`, // the server appends the scheduled time
       taskQueue: config.temporal.taskQueue,
       args: [input],
-      typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'backup-set' }],
+      typedSearchAttributes: [
+        { key: NnoeCluster, value: cluster },
+        { key: NnoeRunbook, value: 'backup-set' },
+      ],
       ...scheduledRunMetadata('backupSetWorkflow', input, backupScheduleId(cluster), profile, SCHEDULE_PROFILES[profile].cron),
       // On the action, not the schedule: a schedule's own memo cannot be updated, the action can.
       memo: { scheduleProfile: profile },
@@ -108,7 +121,10 @@ export function drillScheduleOptions(config: Config, cluster: string, profile: S
       workflowId: `drill-${cluster}`, // the server appends the scheduled time
       taskQueue: config.temporal.taskQueue,
       args: [input],
-      typedSearchAttributes: [{ key: NnoeCluster, value: cluster }, { key: NnoeRunbook, value: 'drill' }],
+      typedSearchAttributes: [
+        { key: NnoeCluster, value: cluster },
+        { key: NnoeRunbook, value: 'drill' },
+      ],
       ...scheduledRunMetadata('restoreDrillWorkflow', input, drillScheduleId(cluster), profile, DRILL_CRON),
       memo: { scheduleProfile: profile },
     },
@@ -127,13 +143,16 @@ export async function applyBackupSchedule(client: Client, options: ScheduleOptio
     await client.schedule.create(options);
     return 'created';
   }
-  await handle.update((previous) => ({
-    ...previous,
-    spec: options.spec,
-    action: options.action,
-    policies: { ...previous.policies, ...options.policies },
-    state: { ...previous.state, note: options.state?.note },
-  }) as typeof previous);
+  await handle.update(
+    (previous) =>
+      ({
+        ...previous,
+        spec: options.spec,
+        action: options.action,
+        policies: { ...previous.policies, ...options.policies },
+        state: { ...previous.state, note: options.state?.note },
+      }) as typeof previous,
+  );
   return 'updated';
 }
 
@@ -172,9 +191,14 @@ export function summarizeSchedule(scheduleId: string, d: ScheduleDescription): S
     targets: Array.isArray(input.targets) && input.targets.length > 0 ? input.targets.map(String) : undefined,
     // The server stores cron strings as calendar specs; the profile names the cron.
     profile: typeof profile === 'string' ? profile : undefined,
-    cron: action?.workflowType === 'pruneBackupSetsWorkflow' ? PRUNE_CRON
-      : action?.workflowType === 'restoreDrillWorkflow' ? DRILL_CRON
-      : typeof profile === 'string' && isScheduleProfile(profile) ? SCHEDULE_PROFILES[profile].cron : undefined,
+    cron:
+      action?.workflowType === 'pruneBackupSetsWorkflow'
+        ? PRUNE_CRON
+        : action?.workflowType === 'restoreDrillWorkflow'
+          ? DRILL_CRON
+          : typeof profile === 'string' && isScheduleProfile(profile)
+            ? SCHEDULE_PROFILES[profile].cron
+            : undefined,
     paused: d.state.paused,
     note: d.state.note,
     nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()),

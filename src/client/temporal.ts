@@ -1,7 +1,13 @@
 /**
  * Typed helpers for other services (and our CLI) to start and follow runbooks.
  */
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import type { Config } from '../config/schema';
 import { utcStamp } from '../common/manifest';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
@@ -36,7 +42,12 @@ export async function connectClient(config: Config): Promise<Client> {
  * summary and details the UI shows for the run.
  */
 async function startRunbook<W extends (input: any) => Promise<unknown>>(
-  client: Client, config: Config, workflowType: string, runbook: string, input: Parameters<W>[0] & { cluster?: string }, idSuffix = '',
+  client: Client,
+  config: Config,
+  workflowType: string,
+  runbook: string,
+  input: Parameters<W>[0] & { cluster?: string },
+  idSuffix = '',
 ): Promise<WorkflowHandleWithFirstExecutionRunId<W>> {
   const cluster = input.cluster;
   return client.workflow.start<W>(workflowType, {
@@ -58,7 +69,14 @@ export function startBackupSet(client: Client, config: Config, input: BackupSetI
 }
 
 export function startPrune(client: Client, config: Config, input: PruneInput) {
-  return startRunbook<typeof pruneBackupSetsWorkflow>(client, config, 'pruneBackupSetsWorkflow', 'prune', input, input.dryRun ? '-dry-run' : '');
+  return startRunbook<typeof pruneBackupSetsWorkflow>(
+    client,
+    config,
+    'pruneBackupSetsWorkflow',
+    'prune',
+    input,
+    input.dryRun ? '-dry-run' : '',
+  );
 }
 
 export function startRekey(client: Client, config: Config, input: RekeyInput) {
@@ -66,25 +84,60 @@ export function startRekey(client: Client, config: Config, input: RekeyInput) {
 }
 
 export function startEtcdRestore(client: Client, config: Config, input: EtcdRestoreInput) {
-  return startRunbook<typeof etcdRestoreWorkflow>(client, config, 'etcdRestoreWorkflow', 'etcd-restore', input, input.dryRun ? '-dry-run' : '');
+  return startRunbook<typeof etcdRestoreWorkflow>(
+    client,
+    config,
+    'etcdRestoreWorkflow',
+    'etcd-restore',
+    input,
+    input.dryRun ? '-dry-run' : '',
+  );
 }
 
 export function startPhpipamRestore(client: Client, config: Config, input: PhpipamRestoreInput) {
-  return startRunbook<typeof phpipamRestoreWorkflow>(client, config, 'phpipamRestoreWorkflow', 'phpipam-restore', input, input.dryRun ? '-dry-run' : '');
+  return startRunbook<typeof phpipamRestoreWorkflow>(
+    client,
+    config,
+    'phpipamRestoreWorkflow',
+    'phpipam-restore',
+    input,
+    input.dryRun ? '-dry-run' : '',
+  );
 }
 
 /** One node's agent cache; the workflow id ends with the node (`agent-cache-restore-<cluster>-<stamp>-<node>`). */
 export function startAgentCacheRestore(client: Client, config: Config, input: HostRestoreInput) {
-  return startRunbook<typeof agentCacheRestoreWorkflow>(client, config, 'agentCacheRestoreWorkflow', 'agent-cache-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
+  return startRunbook<typeof agentCacheRestoreWorkflow>(
+    client,
+    config,
+    'agentCacheRestoreWorkflow',
+    'agent-cache-restore',
+    input,
+    `-${input.node}${input.dryRun ? '-dry-run' : ''}`,
+  );
 }
 
 /** One node's Nebula files; the workflow id ends with the node. */
 export function startNebulaRestore(client: Client, config: Config, input: HostRestoreInput) {
-  return startRunbook<typeof nebulaRestoreWorkflow>(client, config, 'nebulaRestoreWorkflow', 'nebula-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
+  return startRunbook<typeof nebulaRestoreWorkflow>(
+    client,
+    config,
+    'nebulaRestoreWorkflow',
+    'nebula-restore',
+    input,
+    `-${input.node}${input.dryRun ? '-dry-run' : ''}`,
+  );
 }
 
 export function startReplaceMember(client: Client, config: Config, input: ReplaceMemberInput) {
-  return startRunbook<typeof replaceEtcdMemberWorkflow>(client, config, 'replaceEtcdMemberWorkflow', 'etcd-member-replace', input, `-${input.member}`);
+  return startRunbook<typeof replaceEtcdMemberWorkflow>(
+    client,
+    config,
+    'replaceEtcdMemberWorkflow',
+    'etcd-member-replace',
+    input,
+    `-${input.member}`,
+  );
 }
 
 export function startPointInTimeRestore(client: Client, config: Config, input: PointInTimeInput) {
@@ -101,7 +154,14 @@ export function startDrill(client: Client, config: Config, input: DrillInput) {
 
 /** One agent node's host state (agent.toml, TLS dir, DNSSEC keys, lease file); the workflow id ends with the node. */
 export function startAgentHostRestore(client: Client, config: Config, input: AgentHostRestoreInput) {
-  return startRunbook<typeof agentHostRestoreWorkflow>(client, config, 'agentHostRestoreWorkflow', 'agent-host-restore', input, `-${input.node}${input.dryRun ? '-dry-run' : ''}`);
+  return startRunbook<typeof agentHostRestoreWorkflow>(
+    client,
+    config,
+    'agentHostRestoreWorkflow',
+    'agent-host-restore',
+    input,
+    `-${input.node}${input.dryRun ? '-dry-run' : ''}`,
+  );
 }
 
 export function startCheckAgents(client: Client, config: Config, input: AgentsInput) {
@@ -109,7 +169,14 @@ export function startCheckAgents(client: Client, config: Config, input: AgentsIn
 }
 
 export function startRecoverAgents(client: Client, config: Config, input: RecoverAgentsInput) {
-  return startRunbook<typeof recoverAgentsWorkflow>(client, config, 'recoverAgentsWorkflow', 'agents-recover', input, input.dryRun ? '-dry-run' : '');
+  return startRunbook<typeof recoverAgentsWorkflow>(
+    client,
+    config,
+    'recoverAgentsWorkflow',
+    'agents-recover',
+    input,
+    input.dryRun ? '-dry-run' : '',
+  );
 }
 
 /** The one change capture of a cluster: a fixed id, so starting it twice finds the running one. */
@@ -123,7 +190,10 @@ export async function startChangeCapture(client: Client, config: Config, input: 
     workflowId: changeCaptureId(input.cluster),
     workflowIdConflictPolicy: 'USE_EXISTING',
     args: [input],
-    typedSearchAttributes: [{ key: NnoeRunbook, value: 'change-capture' }, { key: NnoeCluster, value: input.cluster }],
+    typedSearchAttributes: [
+      { key: NnoeRunbook, value: 'change-capture' },
+      { key: NnoeCluster, value: input.cluster },
+    ],
     staticSummary: runSummary('changeCaptureWorkflow', input),
     staticDetails: runDetails('changeCaptureWorkflow', input),
   });
@@ -134,7 +204,10 @@ export async function startChangeCapture(client: Client, config: Config, input: 
  * Returns the run's result, or throws its failure with the root cause as message.
  */
 export async function followRun<R>(
-  handle: WorkflowHandle, onStep: (step: StepProgress) => void, pollMs = 500, onTransfers?: (transfers: TransferView[]) => void,
+  handle: WorkflowHandle,
+  onStep: (step: StepProgress) => void,
+  pollMs = 500,
+  onTransfers?: (transfers: TransferView[]) => void,
 ): Promise<R> {
   const meter = new TransferMeter();
   const reported = new Set<string>();
@@ -148,7 +221,14 @@ export async function followRun<R>(
   };
   const result = handle.result() as Promise<R>;
   let settled = false;
-  result.then(() => { settled = true; }, () => { settled = true; });
+  result.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
   while (!settled) {
     report(await handle.query<RunProgress>('progress').catch(() => undefined));
     if (onTransfers) onTransfers(await pendingTransfers(handle, meter).catch(() => []));
@@ -182,7 +262,11 @@ export async function pendingTransfers(handle: WorkflowHandle, meter: TransferMe
 
 export class RunFailedError extends Error {
   override readonly name = 'RunFailedError';
-  constructor(message: string, readonly workflowId: string, override readonly cause: Error) {
+  constructor(
+    message: string,
+    readonly workflowId: string,
+    override readonly cause: Error,
+  ) {
     super(message);
   }
 }

@@ -42,7 +42,8 @@ export class TransferMeter {
     const first = series[0]!;
     const seconds = (sample.atMs - first.atMs) / 1000;
     const rate = seconds > 0 ? (sample.bytes - first.bytes) / seconds : undefined;
-    const etaSeconds = rate && rate > 0 && sample.total !== undefined && sample.total >= sample.bytes ? (sample.total - sample.bytes) / rate : undefined;
+    const etaSeconds =
+      rate && rate > 0 && sample.total !== undefined && sample.total >= sample.bytes ? (sample.total - sample.bytes) / rate : undefined;
     return { id: sample.id, what: sample.what, bytes: sample.bytes, total: sample.total, rate, etaSeconds };
   }
 
@@ -90,7 +91,12 @@ export interface TransferPrinter {
  * short transfers print nothing and long ones leave a readable trail.
  */
 export function transferPrinter(opts: {
-  tty: boolean; write: (text: string) => void; line: (text: string) => void; columns?: number; plainAfterMs?: number; now?: () => number;
+  tty: boolean;
+  write: (text: string) => void;
+  line: (text: string) => void;
+  columns?: number;
+  plainAfterMs?: number;
+  now?: () => number;
 }): TransferPrinter {
   const now = opts.now ?? Date.now;
   const every = opts.plainAfterMs ?? 10_000;
@@ -117,7 +123,10 @@ export function transferPrinter(opts: {
       }
     },
     clear() {
-      if (opts.tty && drawn) { opts.write('\r\x1b[2K'); drawn = false; }
+      if (opts.tty && drawn) {
+        opts.write('\r\x1b[2K');
+        drawn = false;
+      }
     },
   };
 }

@@ -11,7 +11,11 @@ export type DomainFailureType = FailureType | 'InjectedFault';
 
 export class DomainError extends Error {
   override name = 'DomainError';
-  constructor(message: string, readonly type: DomainFailureType, readonly nonRetryable: boolean) {
+  constructor(
+    message: string,
+    readonly type: DomainFailureType,
+    readonly nonRetryable: boolean,
+  ) {
     super(message);
   }
 
@@ -25,7 +29,6 @@ export class DomainError extends Error {
     return new DomainError(message, type, false);
   }
 }
-
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -23,7 +23,9 @@ export function durationProblem(field: string, value: unknown): string | null {
 
 /** Problems with every optional duration field of an input. */
 export function durationProblems(fields: Record<string, unknown>): string[] {
-  return Object.entries(fields).map(([field, value]) => durationProblem(field, value)).filter((p): p is string => p !== null);
+  return Object.entries(fields)
+    .map(([field, value]) => durationProblem(field, value))
+    .filter((p): p is string => p !== null);
 }
 
 /** A problem with a required name (cluster, member, node), or null. */

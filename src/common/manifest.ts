@@ -165,7 +165,9 @@ interface HostFilesComponentRecord<C extends 'nebula' | 'agent-config'> {
   status: 'ok';
   artefacts: ArtefactRecord[];
   facts: {
-    node: string; dir: string; files: ArchivedFileRecord[];
+    node: string;
+    dir: string;
+    files: ArchivedFileRecord[];
     /** agent-config since host state: each archived root (absolute) and what was left out, with why. */
     roots?: string[];
     skipped?: Array<{ path: string; reason: string }>;
@@ -176,7 +178,8 @@ interface HostFilesComponentRecord<C extends 'nebula' | 'agent-config'> {
 export type NebulaComponentRecord = HostFilesComponentRecord<'nebula'>;
 export type AgentConfigComponentRecord = HostFilesComponentRecord<'agent-config'>;
 
-export type ComponentRecord = EtcdComponentRecord | AgentCacheComponentRecord | PhpipamComponentRecord | NebulaComponentRecord | AgentConfigComponentRecord;
+export type ComponentRecord =
+  EtcdComponentRecord | AgentCacheComponentRecord | PhpipamComponentRecord | NebulaComponentRecord | AgentConfigComponentRecord;
 
 export interface BackupManifest {
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
@@ -222,7 +225,9 @@ export interface SetVerification {
 
 export function isBackupManifest(value: unknown): value is BackupManifest {
   const m = value as Partial<BackupManifest> | null;
-  return !!m && m.tool === 'nnoe-dr' && m.formatVersion === MANIFEST_FORMAT_VERSION && typeof m.setId === 'string' && Array.isArray(m.components);
+  return (
+    !!m && m.tool === 'nnoe-dr' && m.formatVersion === MANIFEST_FORMAT_VERSION && typeof m.setId === 'string' && Array.isArray(m.components)
+  );
 }
 
 /** `20261127-143502` from a date, in UTC: the runbook's `etcd-snapshot-YYYYMMDD-HHMMSS.db` stamp. */

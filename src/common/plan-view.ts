@@ -25,7 +25,10 @@ export function humanBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
@@ -36,7 +39,9 @@ export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (
     const p = view.plan!;
     return [
       `restore plan (${view.strategy}) for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt}, revision ${p.snapshot.revision}, ${describeKeyCount(p.snapshot)}`,
-      ...(view.staged ?? []).map((s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${bytes(s.freeBytes)} free before the new dir)`),
+      ...(view.staged ?? []).map(
+        (s) => `  ${s.member}: ${s.dataDir} -> ${s.restoredDataDir} (snapshot checked; ${bytes(s.freeBytes)} free before the new dir)`,
+      ),
       ...revisionBumpLines(view.restored, p.snapshot),
     ];
   }
@@ -44,18 +49,24 @@ export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (
     const p = view.plan!;
     return [
       `phpIPAM restore plan for cluster ${p.cluster}: set ${p.setId} taken ${p.setCreatedAt} into ${p.database}: load into ${p.staging}, swap with ${p.live} (old tables kept as ${p.keepAs}), ${p.facts.tables.length} tables`,
-      ...(view.staged ? [`  dump fetched from ${view.staged.target} (${bytes(view.staged.bytes)}), server ${view.staged.server.flavour} ${view.staged.server.version}`] : []),
+      ...(view.staged
+        ? [
+            `  dump fetched from ${view.staged.target} (${bytes(view.staged.bytes)}), server ${view.staged.server.flavour} ${view.staged.server.version}`,
+          ]
+        : []),
     ];
   }
   if (isDisasterRecovery(plan)) {
     return [
-      `disaster recovery plan for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}; etcd${plan.phpipam ? ', phpIPAM' : ''}, `
-      + `agents ${plan.agentNodes.join(', ') || 'none'}, checks: ${plan.checks.dns} DNS, ${plan.checks.dhcp} DHCP, ${plan.checks.metrics} metrics`,
+      `disaster recovery plan for cluster ${plan.cluster}: set ${plan.setId} taken ${plan.setCreatedAt}; etcd${plan.phpipam ? ', phpIPAM' : ''}, ` +
+        `agents ${plan.agentNodes.join(', ') || 'none'}, checks: ${plan.checks.dns} DNS, ${plan.checks.dhcp} DHCP, ${plan.checks.metrics} metrics`,
     ];
   }
   if (isMemberReplacement(plan)) {
-    return [`replacement plan for cluster ${plan.cluster}: ${plan.member} on ${plan.node}${plan.memberIsHealthy ? ' (HEALTHY, forced)' : ''} is removed and re-added empty; ` +
-      `it syncs from ${plan.healthyOthers.join(', ')}`];
+    return [
+      `replacement plan for cluster ${plan.cluster}: ${plan.member} on ${plan.node}${plan.memberIsHealthy ? ' (HEALTHY, forced)' : ''} is removed and re-added empty; ` +
+        `it syncs from ${plan.healthyOthers.join(', ')}`,
+    ];
   }
   return [`${workflowId}: set ${String(plan.setId ?? '?')}`];
 }
@@ -64,7 +75,9 @@ export function describePlanView(workflowId: string, view: AnyPlanView, bytes: (
 function revisionBumpLines(restored: RestorePlanView['restored'], snapshot: { revision: number; keyRevision?: number }): string[] {
   const bump = restored?.[0]?.revisionBump;
   if (!bump) return [];
-  return [`  revision bump: ${bump.used ? `the restored content sits at revision ${restoredContentRevision(snapshot, bump)}, ` : ''}${bump.detail}`];
+  return [
+    `  revision bump: ${bump.used ? `the restored content sits at revision ${restoredContentRevision(snapshot, bump)}, ` : ''}${bump.detail}`,
+  ];
 }
 
 function isEtcd(view: AnyPlanView): view is AnyPlanView & RestorePlanView {
@@ -119,6 +132,6 @@ export function describeEtcdDryRun(cluster: string, result: EtcdRestoreResult, c
     ctx.revisionBump > 0
       ? `  - revisions jump by ${ctx.revisionBump} and are marked compacted (where etcdutl 3.5.10+ restores; etcd 3.4 cannot): open watches end with a compaction error`
       : '  - no revision bump (restore.revisionBump 0 or --no-revision-bump): watchers across the restore may miss revisions silently',
-    '  - each member\'s unit/program file points at the new data dir (the old file is kept as .pre-restore-<tag>, the old data dir stays for a rollback)',
+    "  - each member's unit/program file points at the new data dir (the old file is kept as .pre-restore-<tag>, the old data dir stays for a rollback)",
   ];
 }

@@ -9,16 +9,32 @@
 
 /** The fields a start's details show, in this order, with their labels. Anything else is left out. */
 const DETAIL_FIELDS: Array<[key: string, label: string]> = [
-  ['cluster', 'cluster'], ['setId', 'set'], ['strategy', 'strategy'], ['components', 'components'], ['targets', 'targets'],
-  ['member', 'member'], ['node', 'node'], ['nodes', 'nodes'], ['targetRevision', 'target revision'], ['targetTime', 'target time'],
-  ['clusterId', 'incarnation'], ['dryRun', 'dry run'], ['approved', 'approved up front'], ['approvalTimeout', 'approval timeout'],
-  ['force', 'force'], ['revisionBump', 'revision bump'], ['restartAgents', 'restart agents'], ['republishAgents', 'republish agents'],
-  ['restoreCache', 'restore cache'], ['onlineAgentCaches', 'online agent caches'], ['fromRevision', 'from revision'],
+  ['cluster', 'cluster'],
+  ['setId', 'set'],
+  ['strategy', 'strategy'],
+  ['components', 'components'],
+  ['targets', 'targets'],
+  ['member', 'member'],
+  ['node', 'node'],
+  ['nodes', 'nodes'],
+  ['targetRevision', 'target revision'],
+  ['targetTime', 'target time'],
+  ['clusterId', 'incarnation'],
+  ['dryRun', 'dry run'],
+  ['approved', 'approved up front'],
+  ['approvalTimeout', 'approval timeout'],
+  ['force', 'force'],
+  ['revisionBump', 'revision bump'],
+  ['restartAgents', 'restart agents'],
+  ['republishAgents', 'republish agents'],
+  ['restoreCache', 'restore cache'],
+  ['onlineAgentCaches', 'online agent caches'],
+  ['fromRevision', 'from revision'],
 ];
 
 type Input = Record<string, unknown>;
 
-const asInput = (input: unknown): Input => (input !== null && typeof input === 'object' ? input as Input : {});
+const asInput = (input: unknown): Input => (input !== null && typeof input === 'object' ? (input as Input) : {});
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined);
 const list = (value: unknown): string | undefined => (Array.isArray(value) && value.length > 0 ? value.map(String).join(', ') : undefined);
 
@@ -55,28 +71,46 @@ function describeRun(workflowType: string, rawInput: unknown): string {
   const i = asInput(rawInput);
   const cluster = str(i.cluster) ?? 'every cluster';
   switch (workflowType) {
-    case 'etcdBackupWorkflow': return `etcd backup of ${cluster}${toTargets(i)}${str(i.setId) ? ` (set ${String(i.setId)})` : ''}`;
-    case 'backupSetWorkflow': return `backup set of ${cluster}${list(i.components) ? ` (${list(i.components)})` : ''}${toTargets(i)}`;
-    case 'phpipamBackupWorkflow': return `phpIPAM backup of ${cluster} for set ${String(i.setId)}`;
-    case 'agentCacheBackupWorkflow': return `agent cache backup of ${String(i.node)} (${cluster}) for set ${String(i.setId)}`;
-    case 'pruneBackupSetsWorkflow': return `${dry(i)}prune backup sets of ${cluster}${list(i.targets) ? ` on ${list(i.targets)}` : ''}`;
-    case 'etcdRestoreWorkflow': return `${dry(i)}restore ${cluster} ${fromSet(i)}, ${str(i.strategy) ?? 'all-members'}`;
-    case 'phpipamRestoreWorkflow': return `${dry(i)}restore phpIPAM of ${cluster} ${fromSet(i)}`;
-    case 'agentCacheRestoreWorkflow': return `${dry(i)}restore the agent cache of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
-    case 'nebulaRestoreWorkflow': return `${dry(i)}restore Nebula files of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
-    case 'agentHostRestoreWorkflow': return `${dry(i)}restore agent host state of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
-    case 'replaceEtcdMemberWorkflow': return `replace etcd member ${String(i.member)} of ${cluster}${i.force === true ? ' (forced)' : ''}`;
+    case 'etcdBackupWorkflow':
+      return `etcd backup of ${cluster}${toTargets(i)}${str(i.setId) ? ` (set ${String(i.setId)})` : ''}`;
+    case 'backupSetWorkflow':
+      return `backup set of ${cluster}${list(i.components) ? ` (${list(i.components)})` : ''}${toTargets(i)}`;
+    case 'phpipamBackupWorkflow':
+      return `phpIPAM backup of ${cluster} for set ${String(i.setId)}`;
+    case 'agentCacheBackupWorkflow':
+      return `agent cache backup of ${String(i.node)} (${cluster}) for set ${String(i.setId)}`;
+    case 'pruneBackupSetsWorkflow':
+      return `${dry(i)}prune backup sets of ${cluster}${list(i.targets) ? ` on ${list(i.targets)}` : ''}`;
+    case 'etcdRestoreWorkflow':
+      return `${dry(i)}restore ${cluster} ${fromSet(i)}, ${str(i.strategy) ?? 'all-members'}`;
+    case 'phpipamRestoreWorkflow':
+      return `${dry(i)}restore phpIPAM of ${cluster} ${fromSet(i)}`;
+    case 'agentCacheRestoreWorkflow':
+      return `${dry(i)}restore the agent cache of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
+    case 'nebulaRestoreWorkflow':
+      return `${dry(i)}restore Nebula files of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
+    case 'agentHostRestoreWorkflow':
+      return `${dry(i)}restore agent host state of ${String(i.node)} (${cluster}) ${fromSet(i)}`;
+    case 'replaceEtcdMemberWorkflow':
+      return `replace etcd member ${String(i.member)} of ${cluster}${i.force === true ? ' (forced)' : ''}`;
     case 'pointInTimeRestoreWorkflow': {
       const to = i.targetRevision !== undefined ? `revision ${String(i.targetRevision)}` : `time ${String(i.targetTime)}`;
       return `point-in-time restore of ${cluster} to ${to}, ${str(i.strategy) ?? 'all-members'}`;
     }
-    case 'disasterRecoveryWorkflow': return `${dry(i)}disaster recovery of ${cluster} ${fromSet(i)}${list(i.components) ? ` (${list(i.components)})` : ''}`;
-    case 'restoreDrillWorkflow': return `restore drill of ${cluster} ${fromSet(i)}`;
-    case 'changeCaptureWorkflow': return `change capture of ${cluster}${i.fromRevision !== undefined ? ` from revision ${String(i.fromRevision)}` : ''}`;
-    case 'checkAgentsWorkflow': return `check agents of ${cluster}${list(i.nodes) ? ` on ${list(i.nodes)}` : ''}`;
-    case 'recoverAgentsWorkflow': return `${dry(i)}recover agents of ${cluster}${list(i.nodes) ? ` on ${list(i.nodes)}` : ''}`;
-    case 'recoverAgentNodeWorkflow': return `recover agent node ${String(i.node)} of ${cluster}`;
-    default: return `${words(workflowType.replace(/Workflow$/, ''))} of ${cluster}`;
+    case 'disasterRecoveryWorkflow':
+      return `${dry(i)}disaster recovery of ${cluster} ${fromSet(i)}${list(i.components) ? ` (${list(i.components)})` : ''}`;
+    case 'restoreDrillWorkflow':
+      return `restore drill of ${cluster} ${fromSet(i)}`;
+    case 'changeCaptureWorkflow':
+      return `change capture of ${cluster}${i.fromRevision !== undefined ? ` from revision ${String(i.fromRevision)}` : ''}`;
+    case 'checkAgentsWorkflow':
+      return `check agents of ${cluster}${list(i.nodes) ? ` on ${list(i.nodes)}` : ''}`;
+    case 'recoverAgentsWorkflow':
+      return `${dry(i)}recover agents of ${cluster}${list(i.nodes) ? ` on ${list(i.nodes)}` : ''}`;
+    case 'recoverAgentNodeWorkflow':
+      return `recover agent node ${String(i.node)} of ${cluster}`;
+    default:
+      return `${words(workflowType.replace(/Workflow$/, ''))} of ${cluster}`;
   }
 }
 
@@ -100,9 +134,16 @@ export function nodeOfTaskQueue(taskQueue: string | undefined): string | undefin
 
 /** Activities whose name alone reads badly: the verb to use before the target. */
 const ACTIVITY_VERBS: Record<string, string> = {
-  stopEtcdMember: 'stop', startEtcdMember: 'start', stageEtcdSnapshot: 'stage the snapshot for', restoreEtcdMemberData: 'restore the data dir of',
-  repointEtcdMemberConfig: 'repoint', revertEtcdMemberConfig: 'roll back', discardStagedSnapshot: 'discard the staged snapshot of',
-  discardRestoredData: 'discard the restored data dir of', checkEtcdCluster: 'check etcd', addEtcdMember: 'member add',
+  stopEtcdMember: 'stop',
+  startEtcdMember: 'start',
+  stageEtcdSnapshot: 'stage the snapshot for',
+  restoreEtcdMemberData: 'restore the data dir of',
+  repointEtcdMemberConfig: 'repoint',
+  revertEtcdMemberConfig: 'roll back',
+  discardStagedSnapshot: 'discard the staged snapshot of',
+  discardRestoredData: 'discard the restored data dir of',
+  checkEtcdCluster: 'check etcd',
+  addEtcdMember: 'member add',
   restartAgentAndWait: 'restart the agent',
 };
 
@@ -128,7 +169,10 @@ export function activitySummary(activityType: string, args: unknown[], taskQueue
 
 /** `stopEtcdMember` -> "stop etcd member". */
 function words(camel: string): string {
-  return camel.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z])([A-Z][a-z])/g, '$1 $2').toLowerCase();
+  return camel
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase();
 }
 
 export interface StepRow {
@@ -173,5 +217,9 @@ function cell(text: string): string {
 }
 
 function markdownTable(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ].join('\n');
 }

@@ -6,7 +6,14 @@ import type { Config } from '../config/schema';
 import { compressedFileName, type CompressionFormat } from './format';
 import { ParallelCompress } from './parallel-compress';
 
-export { compressedFileName, createDecompressStages, createDecompressStream, DEFAULT_LEVEL, type ArtefactCompressionRecord, type CompressionFormat } from './format';
+export {
+  compressedFileName,
+  createDecompressStages,
+  createDecompressStream,
+  DEFAULT_LEVEL,
+  type ArtefactCompressionRecord,
+  type CompressionFormat,
+} from './format';
 export { ParallelCompress, type ParallelCompressOptions } from './parallel-compress';
 export { CompressionPool, type BlockCompressor } from './pool';
 export { ZlibThreadpoolCompressor } from './threadpool';

@@ -52,16 +52,22 @@ export class ParallelCompress extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.fill(chunk).then(() => done(), (err: Error) => done(err));
+    this.fill(chunk).then(
+      () => done(),
+      (err: Error) => done(err),
+    );
   }
 
   override _flush(done: TransformCallback): void {
     // An empty input still becomes one valid (empty) member: `gunzip` refuses a zero-byte file.
     const finish = async () => {
-      if (this.filled > 0 || !this.emittedAny && this.inFlight.length === 0) await this.submit();
+      if (this.filled > 0 || (!this.emittedAny && this.inFlight.length === 0)) await this.submit();
       await this.waitUntilAtMost(0);
     };
-    finish().then(() => done(), (err: Error) => done(err));
+    finish().then(
+      () => done(),
+      (err: Error) => done(err),
+    );
   }
 
   override _destroy(err: Error | null, done: (error: Error | null) => void): void {
@@ -83,15 +89,22 @@ export class ParallelCompress extends Transform {
 
   /** Sends the current block to the pool; waits while the stream has maxInFlight blocks out. */
   private async submit(): Promise<void> {
-    const block = this.current?.buffer as ArrayBuffer | undefined ?? new ArrayBuffer(0);
+    const block = (this.current?.buffer as ArrayBuffer | undefined) ?? new ArrayBuffer(0);
     const length = this.filled;
     this.current = null;
     this.filled = 0;
     const entry: InFlightBlock = { settled: Promise.resolve() };
-    entry.settled = this.pool.compress({ format: this.format, level: this.level, block, length }).then(
-      (result) => { entry.result = result; },
-      (err: Error) => { entry.error = err; },
-    ).then(() => this.pushReady());
+    entry.settled = this.pool
+      .compress({ format: this.format, level: this.level, block, length })
+      .then(
+        (result) => {
+          entry.result = result;
+        },
+        (err: Error) => {
+          entry.error = err;
+        },
+      )
+      .then(() => this.pushReady());
     this.inFlight.push(entry);
     await this.waitUntilAtMost(this.maxInFlight - 1);
   }
@@ -103,7 +116,10 @@ export class ParallelCompress extends Transform {
   private pushReady(): void {
     while (this.inFlight.length > 0 && !this.destroyed) {
       const head = this.inFlight[0]!;
-      if (head.error) { this.destroy(head.error); return; }
+      if (head.error) {
+        this.destroy(head.error);
+        return;
+      }
       if (!head.result) return;
       this.inFlight.shift();
       if (head.result.block.byteLength === this.blockBytes) this.spare.push(head.result.block);

@@ -131,7 +131,9 @@ export class CompressionPool implements BlockCompressor {
       worker.thread.postMessage({ id: job.id, format: job.format, level: job.level, block: job.block, length: job.length }, [job.block]);
     }
     if (this.workers.every((w) => w.job === null)) {
-      this.idleTimer = setTimeout(() => { void this.stopIdleWorkers(); }, this.idleMs);
+      this.idleTimer = setTimeout(() => {
+        void this.stopIdleWorkers();
+      }, this.idleMs);
       this.idleTimer.unref();
     }
   }
@@ -139,7 +141,11 @@ export class CompressionPool implements BlockCompressor {
   private startWorker(): PoolWorker {
     // Small heap limits: the worker holds no JS data of its own (blocks and outputs are off-heap).
     // No execArgv: the code is plain JS, and a loader the process runs with (tsx) would cost each thread tens of MiB.
-    const thread = new Worker(this.workerSource, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    const thread = new Worker(this.workerSource, {
+      eval: true,
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+    });
     thread.unref(); // never what keeps a process (CLI, tests) alive
     const worker: PoolWorker = { thread, job: null };
     thread.on('message', (message: { id: number; block: ArrayBuffer; output?: ArrayBuffer; length?: number; error?: string }) => {

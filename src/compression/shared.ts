@@ -14,7 +14,9 @@ export function sharedCompressor(): BlockCompressor {
   if (shared) return shared;
   const choice = process.env[COMPRESSION_THREADS_ENV] ?? 'libuv';
   if (choice !== 'libuv' && choice !== 'worker') {
-    throw new Error(`${COMPRESSION_THREADS_ENV}=${choice}: expected libuv (zlib on libuv's threadpool, the default) or worker (worker threads)`);
+    throw new Error(
+      `${COMPRESSION_THREADS_ENV}=${choice}: expected libuv (zlib on libuv's threadpool, the default) or worker (worker threads)`,
+    );
   }
   shared = choice === 'worker' ? new CompressionPool() : new ZlibThreadpoolCompressor();
   return shared;

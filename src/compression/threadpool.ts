@@ -14,7 +14,11 @@ import type { BlockCompressor, CompressJob, CompressResult } from './pool';
 
 /** Node 24's zstd (@types/node 20 does not declare it). */
 interface ZstdZlib {
-  zstdCompress?: (input: Buffer, options: { chunkSize: number; params: Record<number, number> }, done: (err: Error | null, output: Buffer) => void) => void;
+  zstdCompress?: (
+    input: Buffer,
+    options: { chunkSize: number; params: Record<number, number> },
+    done: (err: Error | null, output: Buffer) => void,
+  ) => void;
   constants: { ZSTD_c_compressionLevel?: number; ZSTD_c_checksumFlag?: number };
 }
 
@@ -54,8 +58,13 @@ function compressBlock(job: CompressJob): Promise<Buffer> {
         return;
       }
       const z = zlib as unknown as ZstdZlib;
-      if (!z.zstdCompress || z.constants.ZSTD_c_compressionLevel === undefined) throw new Error(`Node ${process.version} has no zstd (expected Node >= 22.15)`);
-      z.zstdCompress(input, { chunkSize, params: { [z.constants.ZSTD_c_compressionLevel]: job.level, [z.constants.ZSTD_c_checksumFlag!]: 1 } }, done);
+      if (!z.zstdCompress || z.constants.ZSTD_c_compressionLevel === undefined)
+        throw new Error(`Node ${process.version} has no zstd (expected Node >= 22.15)`);
+      z.zstdCompress(
+        input,
+        { chunkSize, params: { [z.constants.ZSTD_c_compressionLevel]: job.level, [z.constants.ZSTD_c_checksumFlag!]: 1 } },
+        done,
+      );
     } catch (err) {
       done(err as Error, Buffer.alloc(0)); // options zlib refuses up front (a level out of range)
     }

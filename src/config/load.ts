@@ -8,15 +8,22 @@ import { ConfigSchema, type ClusterConfig, type Config, type StorageTargetConfig
 /** A configuration that cannot be used; the message lists every bad path and what was expected. */
 export class ConfigError extends DomainError {
   override readonly name = 'ConfigError';
-  constructor(readonly source: string, readonly problems: string[]) {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
     super(`invalid configuration ${source}:\n  - ${problems.join('\n  - ')}`, FailureType.ConfigError, true);
   }
 }
 
 /** `clusters[0].etcd.members[1].clientUrl` from zod's path array. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((out, part) =>
-    typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part), '') || '(root)';
+  return (
+    path.reduce<string>(
+      (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)),
+      '',
+    ) || '(root)'
+  );
 }
 
 function describeIssues(issues: z.core.$ZodIssue[]): string[] {

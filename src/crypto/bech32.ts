@@ -11,7 +11,9 @@ function polymod(values: number[]): number {
   for (const value of values) {
     const top = chk >>> 25;
     chk = ((chk & 0x1ffffff) << 5) ^ value;
-    GENERATORS.forEach((g, i) => { if ((top >>> i) & 1) chk ^= g; });
+    GENERATORS.forEach((g, i) => {
+      if ((top >>> i) & 1) chk ^= g;
+    });
   }
   return chk >>> 0;
 }
@@ -50,7 +52,8 @@ export function decodeBech32(text: string): Bech32Decoded {
   const separator = lower.lastIndexOf('1');
   if (separator < 1 || separator + 7 > lower.length) return { ok: false, problem: 'has no "1" separator followed by data and a checksum' };
   const hrp = lower.slice(0, separator);
-  if ([...hrp].some((c) => c.charCodeAt(0) < 33 || c.charCodeAt(0) > 126)) return { ok: false, problem: 'has invalid characters in its prefix' };
+  if ([...hrp].some((c) => c.charCodeAt(0) < 33 || c.charCodeAt(0) > 126))
+    return { ok: false, problem: 'has invalid characters in its prefix' };
   const words: number[] = [];
   for (const c of lower.slice(separator + 1)) {
     const word = CHARSET.indexOf(c);

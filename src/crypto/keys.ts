@@ -48,9 +48,12 @@ export function validateIdentities(identityText: string): string | undefined {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const decoded = decodeBech32(line);
-    const problem = !decoded.ok ? decoded.problem
-      : decoded.hrp !== IDENTITY_HRP || line !== line.toUpperCase() ? 'is not an X25519 secret key'
-        : decoded.data.length !== KEY_BYTES ? `holds ${decoded.data.length} bytes instead of ${KEY_BYTES}`
+    const problem = !decoded.ok
+      ? decoded.problem
+      : decoded.hrp !== IDENTITY_HRP || line !== line.toUpperCase()
+        ? 'is not an X25519 secret key'
+        : decoded.data.length !== KEY_BYTES
+          ? `holds ${decoded.data.length} bytes instead of ${KEY_BYTES}`
           : undefined;
     if (problem) {
       return `line ${index + 1} ${problem}: expected age X25519 identities (AGE-SECRET-KEY-1 followed by 58 bech32 characters), # comments and blank lines`;
@@ -76,7 +79,9 @@ function runKeygen(binary: string, args: string[], input?: string): Promise<stri
     const child = execFile(binary, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new AgeUnavailableError(`${binary} was not found on this worker: install the Debian package "age" (scripts/install-deps.sh)`));
+        return reject(
+          new AgeUnavailableError(`${binary} was not found on this worker: install the Debian package "age" (scripts/install-deps.sh)`),
+        );
       }
       reject(new InvalidKeyError(`${binary} ${args.join(' ')} failed: ${redactKeys(cleanAgeStderr(stderr)) || err.message}`));
     });
@@ -87,7 +92,8 @@ function runKeygen(binary: string, args: string[], input?: string): Promise<stri
 
 /** age's stderr without its "age: error:" prefixes and its "report unexpected errors" footer. */
 export function cleanAgeStderr(stderr: string): string {
-  return stderr.split('\n')
+  return stderr
+    .split('\n')
     .filter((line) => line.trim() !== '' && !line.includes('report unexpected or unhelpful errors'))
     .map((line) => line.replace(/^age(-keygen)?: (error: )?/, ''))
     .join('; ');
@@ -113,5 +119,8 @@ export async function identityToRecipients(identityText: string, binaries: AgeBi
   const problem = validateIdentities(identityText);
   if (problem) throw new InvalidKeyError(`identity ${problem}`);
   const out = await runKeygen(binaries.ageKeygen ?? 'age-keygen', ['-y'], identityText);
-  return out.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  return out
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
 }

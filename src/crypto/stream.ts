@@ -51,7 +51,9 @@ export class AgeStream extends Duplex {
       if (!this.destroyed && !this.push(chunk)) stdout.pause();
     });
     stderr.setEncoding('utf8');
-    stderr.on('data', (text: string) => { this.stderr = (this.stderr + text).slice(-STDERR_LIMIT); });
+    stderr.on('data', (text: string) => {
+      this.stderr = (this.stderr + text).slice(-STDERR_LIMIT);
+    });
     this.child.once('error', (err: NodeJS.ErrnoException) => {
       this.destroy(err.code === 'ENOENT' ? notInstalled(command) : new AgeError(`cannot run ${command}: ${err.message}`));
     });
@@ -72,7 +74,11 @@ export class AgeStream extends Duplex {
     const stdin = this.child.stdin as Writable;
     if (stdin.destroyed) return done(); // child gone: its exit status ends this stream
     if (stdin.write(chunk)) return done();
-    const onDrain = () => { stdin.off('drain', onDrain); stdin.off('close', onDrain); done(); };
+    const onDrain = () => {
+      stdin.off('drain', onDrain);
+      stdin.off('close', onDrain);
+      done();
+    };
     stdin.once('drain', onDrain);
     stdin.once('close', onDrain); // child gone: its exit status ends this stream
   }
@@ -120,7 +126,11 @@ export function createEncryptStream(recipients: string[], binaries: AgeBinaries 
   checkRecipients(recipients);
   const age = binaries.age ?? 'age';
   const args = ['--encrypt', ...recipients.flatMap((r) => ['-r', r])];
-  return new AgeStream(age, args, (stderr, exitCode) => new AgeError(`age --encrypt failed (${exitStatus(exitCode)}): ${redactKeys(cleanAgeStderr(stderr))}`));
+  return new AgeStream(
+    age,
+    args,
+    (stderr, exitCode) => new AgeError(`age --encrypt failed (${exitStatus(exitCode)}): ${redactKeys(cleanAgeStderr(stderr))}`),
+  );
 }
 
 /**
@@ -141,11 +151,15 @@ function decryptFailure(age: string, stderr: string, exitCode: number | null): E
   const detail = redactKeys(cleanAgeStderr(stderr));
   if (exitCode === EXIT_NOT_FOUND && /not found|No such file/i.test(stderr)) return notInstalled(age);
   if (stderr.includes('no identity matched any of the recipients')) {
-    return new DecryptionFailedError('no identity matches any recipient of this file: it was encrypted for other keys '
-      + '(expected the identity of one of the recipients it was encrypted to)');
+    return new DecryptionFailedError(
+      'no identity matches any recipient of this file: it was encrypted for other keys ' +
+        '(expected the identity of one of the recipients it was encrypted to)',
+    );
   }
   if (stderr.includes('failed to decrypt and authenticate payload chunk')) {
-    return new CiphertextCorruptedError('the encrypted data failed authentication: it is corrupted, truncated or was changed after encryption');
+    return new CiphertextCorruptedError(
+      'the encrypted data failed authentication: it is corrupted, truncated or was changed after encryption',
+    );
   }
   if (/failed to read header|parsing age header|header MAC|decrypt header/i.test(stderr)) {
     return new CiphertextCorruptedError(`not a readable age file (expected an age-encryption.org/v1 header): ${detail}`);

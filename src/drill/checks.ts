@@ -28,7 +28,10 @@ export function drillSchemaName(database: string, date: Date): string {
   const iso = date.toISOString();
   const name = `${database}_drill_${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
   if (!SCHEMA_NAME.test(name)) {
-    throw DomainError.nonRetryable(`"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`, FailureType.ConfigError);
+    throw DomainError.nonRetryable(
+      `"${name}" is not a usable schema name (1-64 letters, digits, "_" or "$"); database ${database} has too long a name for a drill schema`,
+      FailureType.ConfigError,
+    );
   }
   return name;
 }
@@ -66,20 +69,42 @@ function totalKeyCheck(facts: EtcdSnapshotFacts, status: SnapshotStatusReading):
   const recorded = facts.totalKeyCounts ?? 'bucket-entries'; // manifests from before the field: etcdctl 3.4
   if (recorded !== status.totalKeyCounts) {
     return {
-      component: 'etcd', name, ok: true, skipped: true,
+      component: 'etcd',
+      name,
+      ok: true,
+      skipped: true,
       detail: `not comparable: recorded by ${facts.snapshotTool ?? 'etcdctl 3.4'} as ${TOTAL_KEY_MEANINGS[recorded]}, read by ${status.tool} as ${TOTAL_KEY_MEANINGS[status.totalKeyCounts]}`,
     };
   }
-  return { component: 'etcd', name, ok: facts.totalKey === status.totalKey, expected: facts.totalKey, actual: status.totalKey, detail: TOTAL_KEY_MEANINGS[recorded] };
+  return {
+    component: 'etcd',
+    name,
+    ok: facts.totalKey === status.totalKey,
+    expected: facts.totalKey,
+    actual: status.totalKey,
+    detail: TOTAL_KEY_MEANINGS[recorded],
+  };
 }
 
 /** The etcd comparisons of a drill, from the recorded facts and what the scratch restore showed. */
 export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): DrillCheck[] {
-  const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck =>
-    ({ component: 'etcd', name, ok: expected === actual, expected, actual, ...(detail ? { detail } : {}) });
+  const check = (name: string, expected: string | number, actual: string | number, detail?: string): DrillCheck => ({
+    component: 'etcd',
+    name,
+    ok: expected === actual,
+    expected,
+    actual,
+    ...(detail ? { detail } : {}),
+  });
   const checks: DrillCheck[] = [
-    { component: 'etcd', name: 'snapshot revision', ok: recordedRevisionMatches(facts.revision, seen.revisions), expected: facts.revision, actual: seen.revisions.revision,
-      detail: `newest key at ${seen.revisions.keyRevision}, compacted at ${seen.revisions.compactRevision}` },
+    {
+      component: 'etcd',
+      name: 'snapshot revision',
+      ok: recordedRevisionMatches(facts.revision, seen.revisions),
+      expected: facts.revision,
+      actual: seen.revisions.revision,
+      detail: `newest key at ${seen.revisions.keyRevision}, compacted at ${seen.revisions.compactRevision}`,
+    },
     check('snapshot status hash', facts.hash, seen.status.hash),
     totalKeyCheck(facts, seen.status),
     check('scratch member revision', seen.revisions.revision, seen.scratchRevision),
@@ -87,31 +112,72 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
   // The live keys the backup counted on its source member, against the scratch member's scan. (Not 3.6's
   // own totalKey: after a restore with --bump-revision it was seen one above the live keys, 160 vs 159.)
   if (facts.liveKeys !== undefined) {
-    checks.push(check('live keys at the snapshot revision equal the backup\'s count', facts.liveKeys, seen.keys.scanned));
+    checks.push(check("live keys at the snapshot revision equal the backup's count", facts.liveKeys, seen.keys.scanned));
   }
   if (facts.keyspaceDigest && seen.digest) {
-    checks.push(check('content (keys, values, leases) equals the backup\'s digest', facts.keyspaceDigest.sha256, seen.digest.sha256, `${seen.digest.keys} keys`));
+    checks.push(
+      check(
+        "content (keys, values, leases) equals the backup's digest",
+        facts.keyspaceDigest.sha256,
+        seen.digest.sha256,
+        `${seen.digest.keys} keys`,
+      ),
+    );
   }
   const recorded = facts.hashKV;
   if (!recorded) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true, detail: 'the backup recorded no hashKV (older manifest)' });
+    checks.push({
+      component: 'etcd',
+      name: 'hashKV at the snapshot revision',
+      ok: true,
+      skipped: true,
+      detail: 'the backup recorded no hashKV (older manifest)',
+    });
   } else if (recorded.revision !== seen.revisions.revision) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
-      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${seen.revisions.revision}` });
+    checks.push({
+      component: 'etcd',
+      name: 'hashKV at the snapshot revision',
+      ok: true,
+      skipped: true,
+      detail: `the recorded hashKV is at revision ${recorded.revision}, not the snapshot's ${seen.revisions.revision}`,
+    });
   } else if (!seen.hashKV) {
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: false, expected: recorded.hash, actual: null, detail: 'the scratch member gave no hashKV' });
+    checks.push({
+      component: 'etcd',
+      name: 'hashKV at the snapshot revision',
+      ok: false,
+      expected: recorded.hash,
+      actual: null,
+      detail: 'the scratch member gave no hashKV',
+    });
   } else if (Number(seen.hashKV.compactRevision) !== recorded.compactRevision) {
     // HashKV covers the revisions after the compaction point: with another point the hashes differ for equal data.
-    checks.push({ component: 'etcd', name: 'hashKV at the snapshot revision', ok: true, skipped: true,
-      detail: `not comparable: compacted at revision ${seen.hashKV.compactRevision} in the scratch member, ${recorded.compactRevision} when recorded` });
+    checks.push({
+      component: 'etcd',
+      name: 'hashKV at the snapshot revision',
+      ok: true,
+      skipped: true,
+      detail: `not comparable: compacted at revision ${seen.hashKV.compactRevision} in the scratch member, ${recorded.compactRevision} when recorded`,
+    });
   } else {
-    checks.push(check('hashKV at the snapshot revision', recorded.hash, seen.hashKV.hash, `revision ${recorded.revision}, compacted at ${recorded.compactRevision}`));
+    checks.push(
+      check(
+        'hashKV at the snapshot revision',
+        recorded.hash,
+        seen.hashKV.hash,
+        `revision ${recorded.revision}, compacted at ${recorded.compactRevision}`,
+      ),
+    );
   }
-  checks.push(check('live keys at the snapshot revision (count vs full scan)', seen.keys.counted, seen.keys.scanned, `${seen.keys.scanned} keys`));
+  checks.push(
+    check('live keys at the snapshot revision (count vs full scan)', seen.keys.counted, seen.keys.scanned, `${seen.keys.scanned} keys`),
+  );
   for (const critical of seen.criticalKeys) {
     const ok = critical.found && critical.valueMatches;
     checks.push({
-      component: 'etcd', name: `critical key ${critical.key}`, ok,
+      component: 'etcd',
+      name: `critical key ${critical.key}`,
+      ok,
       ...(ok ? {} : { detail: critical.found ? 'present with another value than the config expects' : 'absent at the snapshot revision' }),
     });
   }
@@ -121,7 +187,20 @@ export function etcdChecks(facts: EtcdSnapshotFacts, seen: EtcdObservation): Dri
 /** One check per mismatch of the scratch schema, or one passing check naming what was compared. */
 export function phpipamChecks(tables: TableFact[], mismatches: SchemaMismatch[], schema: string): DrillCheck[] {
   if (mismatches.length === 0) {
-    return [{ component: 'phpipam', name: 'row counts and CHECKSUM TABLE', ok: true, detail: `${tables.length} tables of ${schema} equal to the manifest` }];
+    return [
+      {
+        component: 'phpipam',
+        name: 'row counts and CHECKSUM TABLE',
+        ok: true,
+        detail: `${tables.length} tables of ${schema} equal to the manifest`,
+      },
+    ];
   }
-  return mismatches.map((m) => ({ component: 'phpipam', name: `table ${m.table}: ${m.what}`, ok: false, expected: m.expected, actual: m.actual }));
+  return mismatches.map((m) => ({
+    component: 'phpipam',
+    name: `table ${m.table}: ${m.what}`,
+    ok: false,
+    expected: m.expected,
+    actual: m.actual,
+  }));
 }

@@ -28,7 +28,11 @@ const METRIC_HELP: Record<string, string> = {
   nnoe_dr_drill_last_success_timestamp_seconds: 'When a restore drill of the cluster last passed, in Unix seconds.',
 };
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
@@ -55,8 +59,10 @@ const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g
 export function renderDrillMetrics(existing: string | null, sample: DrillMetricsSample): { text: string; metrics: DrillMetrics } {
   const previous = parseSamples(existing ?? '').filter((s) => s.name in METRIC_HELP);
   const others = previous.filter((s) => s.labels.cluster !== sample.cluster);
-  const lastSuccess = sample.success ? sample.runAt
-    : previous.find((s) => s.name === 'nnoe_dr_drill_last_success_timestamp_seconds' && s.labels.cluster === sample.cluster)?.value ?? null;
+  const lastSuccess = sample.success
+    ? sample.runAt
+    : (previous.find((s) => s.name === 'nnoe_dr_drill_last_success_timestamp_seconds' && s.labels.cluster === sample.cluster)?.value ??
+      null);
   const ours: Sample[] = [
     { name: 'nnoe_dr_drill_success', labels: { cluster: sample.cluster }, value: sample.success ? 1 : 0 },
     ...(['etcd', 'phpipam'] as const).flatMap((component) => {
@@ -64,23 +70,31 @@ export function renderDrillMetrics(existing: string | null, sample: DrillMetrics
       return value === undefined ? [] : [{ name: 'nnoe_dr_drill_rto_seconds', labels: { cluster: sample.cluster, component }, value }];
     }),
     { name: 'nnoe_dr_drill_last_run_timestamp_seconds', labels: { cluster: sample.cluster }, value: sample.runAt },
-    ...(lastSuccess === null ? [] : [{ name: 'nnoe_dr_drill_last_success_timestamp_seconds', labels: { cluster: sample.cluster }, value: lastSuccess }]),
+    ...(lastSuccess === null
+      ? []
+      : [{ name: 'nnoe_dr_drill_last_success_timestamp_seconds', labels: { cluster: sample.cluster }, value: lastSuccess }]),
   ];
   const all = [...others, ...ours];
   const lines: string[] = [];
   for (const [name, help] of Object.entries(METRIC_HELP)) {
-    const samples = all.filter((s) => s.name === name)
-      .sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
+    const samples = all.filter((s) => s.name === name).sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
     if (samples.length === 0) continue;
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const s of samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+      const labels = Object.entries(s.labels)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(',');
       lines.push(`${name}{${labels}} ${s.value}`);
     }
   }
   return {
     text: `${lines.join('\n')}\n`,
-    metrics: { success: sample.success ? 1 : 0, rtoSeconds: sample.rtoSeconds, lastRunTimestampSeconds: sample.runAt, lastSuccessTimestampSeconds: lastSuccess },
+    metrics: {
+      success: sample.success ? 1 : 0,
+      rtoSeconds: sample.rtoSeconds,
+      lastRunTimestampSeconds: sample.runAt,
+      lastSuccessTimestampSeconds: lastSuccess,
+    },
   };
 }
 

@@ -22,7 +22,9 @@ async function readTlsFile(path: string, what: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new EtcdTlsMaterialError(`etcd ${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a PEM file on this worker`);
+    throw new EtcdTlsMaterialError(
+      `etcd ${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a PEM file on this worker`,
+    );
   }
 }
 
@@ -43,12 +45,14 @@ function nameUserOnAuthFailure(client: Etcd3, cluster: ClusterConfig): Etcd3 {
   if (!auth) return client;
   const authenticator = (client as unknown as { pool: { authenticator: { getMetadata(): Promise<unknown> } } }).pool.authenticator;
   const getMetadata = authenticator.getMetadata.bind(authenticator);
-  authenticator.getMetadata = () => getMetadata().catch((err: unknown) => {
-    if (!(err instanceof EtcdAuthenticationFailedError)) throw err;
-    throw new EtcdAuthenticationError(
-      `etcd cluster ${cluster.name} refused user "${auth.username}": ${err.message} ` +
-      `(expected the password of that etcd user in ${describeSecretRef(auth.password)})`);
-  });
+  authenticator.getMetadata = () =>
+    getMetadata().catch((err: unknown) => {
+      if (!(err instanceof EtcdAuthenticationFailedError)) throw err;
+      throw new EtcdAuthenticationError(
+        `etcd cluster ${cluster.name} refused user "${auth.username}": ${err.message} ` +
+          `(expected the password of that etcd user in ${describeSecretRef(auth.password)})`,
+      );
+    });
   return client;
 }
 
@@ -72,10 +76,13 @@ async function credentialsFor(cluster: ClusterConfig, member: EtcdMemberConfig):
 
 /** A load-balanced client over every member, with etcd3's default retries: for long-lived readers (agents). */
 export async function connectCluster(cluster: ClusterConfig): Promise<Etcd3> {
-  return nameUserOnAuthFailure(new Etcd3({
-    hosts: cluster.etcd.members.map((m) => m.clientUrl),
-    ...(await credentialsFor(cluster, cluster.etcd.members[0]!)),
-  }), cluster);
+  return nameUserOnAuthFailure(
+    new Etcd3({
+      hosts: cluster.etcd.members.map((m) => m.clientUrl),
+      ...(await credentialsFor(cluster, cluster.etcd.members[0]!)),
+    }),
+    cluster,
+  );
 }
 
 /**
@@ -112,7 +119,8 @@ function pool(client: Etcd3): PoolInternals {
  */
 export async function openSnapshotStream(client: Etcd3): Promise<Readable> {
   const messages = await pool(client).withConnection('Maintenance', ({ client: grpc, metadata }) =>
-    (grpc.snapshot as (req: object, meta: unknown, opts: object) => Readable)({}, metadata, {}));
+    (grpc.snapshot as (req: object, meta: unknown, opts: object) => Readable)({}, metadata, {}),
+  );
   // etcd sends 32 KiB messages; regrouping them into ~1 MiB chunks saves most of the per-chunk
   // cost of every stage downstream (hashing, fan-out, gzip, writers).
   const CHUNK = 1024 * 1024;
@@ -144,15 +152,20 @@ export async function openSnapshotStream(client: Etcd3): Promise<Readable> {
   return messages.pipe(toBytes);
 }
 
-export interface HashKVResult { hash: number; compactRevision: string; revision: string }
+export interface HashKVResult {
+  hash: number;
+  compactRevision: string;
+  revision: string;
+}
 
 /**
  * HashKV at a revision. etcd3 1.1.2 calls a method named `hashKV` that its gRPC client does not
  * have (proto-loader names it `hashKv`), so we call it through the pool.
  */
 export async function hashKV(client: Etcd3, revision: string | number): Promise<HashKVResult> {
-  const res = await pool(client).exec<{ hash: number; compact_revision: string; header: { revision: string } }>(
-    'Maintenance', 'hashKv', { revision: String(revision) });
+  const res = await pool(client).exec<{ hash: number; compact_revision: string; header: { revision: string } }>('Maintenance', 'hashKv', {
+    revision: String(revision),
+  });
   return { hash: res.hash, compactRevision: String(res.compact_revision), revision: String(res.header.revision) };
 }
 

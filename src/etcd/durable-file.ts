@@ -24,7 +24,10 @@ export function sha256(content: Buffer | string): string {
 }
 
 export async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
@@ -66,7 +69,8 @@ async function writeFileDurably(file: string, content: Buffer | string, like?: {
 }
 
 export function backupPathFor(file: string, backupTag: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupTag)) throw new Error(`expected a backup tag of letters, digits, '.', '_' or '-', got ${JSON.stringify(backupTag)}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupTag))
+    throw new Error(`expected a backup tag of letters, digits, '.', '_' or '-', got ${JSON.stringify(backupTag)}`);
   return `${file}.pre-restore-${backupTag}`;
 }
 
@@ -76,7 +80,9 @@ async function keepBackup(file: string, current: Buffer, backup: string): Promis
   if (existing === undefined) {
     await writeFileDurably(backup, current, await fs.stat(file));
   } else if (!existing.equals(current)) {
-    throw new Error(`${backup} already exists and differs from ${file}: an earlier restore with the same tag left it; compare them and remove one by hand`);
+    throw new Error(
+      `${backup} already exists and differs from ${file}: an earlier restore with the same tag left it; compare them and remove one by hand`,
+    );
   }
 }
 
@@ -84,7 +90,12 @@ async function keepBackup(file: string, current: Buffer, backup: string): Promis
  * Writes `next` over `file`, keeping the old content as `backup`. A retry after success (file
  * already holds `next` and the backup exists) changes nothing and reports the same change.
  */
-export async function replaceKeepingBackup(file: string, next: string, backup: string, existedBefore: boolean): Promise<Pick<KeptFileChange, 'backupFile' | 'before' | 'after'>> {
+export async function replaceKeepingBackup(
+  file: string,
+  next: string,
+  backup: string,
+  existedBefore: boolean,
+): Promise<Pick<KeptFileChange, 'backupFile' | 'before' | 'after'>> {
   const current = await readIfExists(file);
   const after = sha256(next);
   const savedBackup = await readIfExists(backup);
@@ -105,7 +116,10 @@ export async function replaceKeepingBackup(file: string, next: string, backup: s
 export async function putBack(change: KeptFileChange): Promise<boolean> {
   const current = await readIfExists(change.file);
   const currentHash = current === undefined ? undefined : sha256(current);
-  const conflict = () => new Error(`${change.file} changed since the restore rewrote it (sha256 ${currentHash}, expected ${change.after} or the original ${change.before}); not touching it`);
+  const conflict = () =>
+    new Error(
+      `${change.file} changed since the restore rewrote it (sha256 ${currentHash}, expected ${change.after} or the original ${change.before}); not touching it`,
+    );
   if (change.backupFile === null) {
     if (current === undefined) return false;
     if (currentHash !== change.after) throw conflict();
@@ -117,7 +131,9 @@ export async function putBack(change: KeptFileChange): Promise<boolean> {
   if (currentHash !== change.after) throw conflict();
   const backup = await readIfExists(change.backupFile);
   if (backup === undefined || sha256(backup) !== change.before) {
-    throw new Error(`cannot put back ${change.file}: its backup ${change.backupFile} is ${backup === undefined ? 'missing' : 'not the original content'}`);
+    throw new Error(
+      `cannot put back ${change.file}: its backup ${change.backupFile} is ${backup === undefined ? 'missing' : 'not the original content'}`,
+    );
   }
   await fs.rename(change.backupFile, change.file);
   await fsyncDir(path.dirname(change.file));

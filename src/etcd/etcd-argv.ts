@@ -15,7 +15,6 @@ export interface EtcdFlagChanges {
   initialClusterToken?: string;
 }
 
-
 const FLAG_NAMES = {
   dataDir: 'data-dir',
   walDir: 'wal-dir',
@@ -25,7 +24,22 @@ const FLAG_NAMES = {
 } as const satisfies Record<keyof EtcdFlagChanges, string>;
 
 /** Programs that run another command: their argv is not etcd's, so flags cannot be edited there. */
-const LAUNCHERS = new Set(['sh', 'bash', 'dash', 'zsh', 'env', 'sudo', 'su', 'runuser', 'nohup', 'nice', 'ionice', 'setpriv', 'chpst', 'timeout']);
+const LAUNCHERS = new Set([
+  'sh',
+  'bash',
+  'dash',
+  'zsh',
+  'env',
+  'sudo',
+  'su',
+  'runuser',
+  'nohup',
+  'nice',
+  'ionice',
+  'setpriv',
+  'chpst',
+  'timeout',
+]);
 
 interface FlagAt {
   index: number;
@@ -41,10 +55,14 @@ function assertEtcdExecutable(argv: readonly string[]): void {
   const exe = argv[0];
   const base = exe === undefined ? '' : path.posix.basename(exe);
   if (!exe || !(path.posix.isAbsolute(exe) || exe === 'etcd')) {
-    throw new Error(`expected an etcd command line starting with the etcd executable (an absolute path, or "etcd"); got first element ${JSON.stringify(exe ?? null)}`);
+    throw new Error(
+      `expected an etcd command line starting with the etcd executable (an absolute path, or "etcd"); got first element ${JSON.stringify(exe ?? null)}`,
+    );
   }
   if (LAUNCHERS.has(base)) {
-    throw new Error(`the etcd command line starts with ${exe}: etcd's flags are not its argv here; point the service at the etcd binary directly`);
+    throw new Error(
+      `the etcd command line starts with ${exe}: etcd's flags are not its argv here; point the service at the etcd binary directly`,
+    );
   }
 }
 
@@ -71,9 +89,11 @@ function findFlags(argv: readonly string[], names: readonly string[]): Map<strin
 
 function checkChanges(changes: EtcdFlagChanges): void {
   if (!path.posix.isAbsolute(changes.dataDir)) throw new Error(`expected an absolute --data-dir, got ${JSON.stringify(changes.dataDir)}`);
-  if (changes.walDir !== undefined && !path.posix.isAbsolute(changes.walDir)) throw new Error(`expected an absolute --wal-dir, got ${JSON.stringify(changes.walDir)}`);
+  if (changes.walDir !== undefined && !path.posix.isAbsolute(changes.walDir))
+    throw new Error(`expected an absolute --wal-dir, got ${JSON.stringify(changes.walDir)}`);
   const state = changes.initialClusterState;
-  if (state !== undefined && state !== 'new' && state !== 'existing') throw new Error(`expected --initial-cluster-state new or existing, got ${JSON.stringify(state)}`);
+  if (state !== undefined && state !== 'new' && state !== 'existing')
+    throw new Error(`expected --initial-cluster-state new or existing, got ${JSON.stringify(state)}`);
   for (const [key, value] of Object.entries(changes)) {
     if (value === '') throw new Error(`expected a value for ${key}, got an empty string`);
   }
@@ -111,7 +131,10 @@ export function rewriteEtcdArgs(argv: string[], changes: EtcdFlagChanges): strin
 /** The value of --data-dir in an etcd argv (the restore needs the old one). */
 export function currentDataDir(args: string[]): string {
   const at = findFlags(args, [FLAG_NAMES.dataDir]).get(FLAG_NAMES.dataDir);
-  if (!at) throw new Error(`the etcd command line has no --data-dir (etcd's default, <name>.etcd in the working directory, is not supported): ${args.join(' ')}`);
+  if (!at)
+    throw new Error(
+      `the etcd command line has no --data-dir (etcd's default, <name>.etcd in the working directory, is not supported): ${args.join(' ')}`,
+    );
   const element = args[at.valueIndex] as string;
   return at.valueIndex === at.index ? element.slice(element.indexOf('=') + 1) : element;
 }

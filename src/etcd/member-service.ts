@@ -35,9 +35,7 @@ export { currentDataDir, type EtcdFlagChanges } from './etcd-argv';
 // ------------------------------------------------------------------ types
 
 /** Same shape as the config's ServiceDriverSchema (src/config/schema.ts). */
-export type EtcdServiceRef =
-  | { driver: 'supervisor'; supervisorConf: string }
-  | { driver: 'systemd'; unit: string };
+export type EtcdServiceRef = { driver: 'supervisor'; supervisorConf: string } | { driver: 'systemd'; unit: string };
 
 export interface MemberServiceOptions {
   /** systemd: where drop-in directories live. Default /etc/systemd/system. */
@@ -85,11 +83,13 @@ async function applySupervisorChange(supervisorConf: string, program: string, te
   const output = await supervisorctl(supervisorConf, 'update', program);
   const restarted = /(updated|added) process group/.test(output);
   let state: ProgramState | undefined;
-  const settled = (s: ProgramState | undefined) => s === 'RUNNING' || s === 'FATAL' || s === 'EXITED' || (s === 'STOPPED' && !autostarts(text, program));
+  const settled = (s: ProgramState | undefined) =>
+    s === 'RUNNING' || s === 'FATAL' || s === 'EXITED' || (s === 'STOPPED' && !autostarts(text, program));
   if (restarted) {
     await waitUntil(async () => settled((state = (await programStates(supervisorConf))[program])), {
       timeoutMs,
-      describeFailure: () => `supervisor program ${program} did not settle within ${timeoutMs} ms after update (state ${state ?? 'unknown'})`,
+      describeFailure: () =>
+        `supervisor program ${program} did not settle within ${timeoutMs} ms after update (state ${state ?? 'unknown'})`,
     });
   } else {
     state = (await programStates(supervisorConf))[program];
@@ -97,7 +97,13 @@ async function applySupervisorChange(supervisorConf: string, program: string, te
   return state === 'RUNNING';
 }
 
-async function repointSupervisorMember(supervisorConf: string, member: string, changes: EtcdFlagChanges, backupTag: string, timeoutMs: number): Promise<MemberConfigChange> {
+async function repointSupervisorMember(
+  supervisorConf: string,
+  member: string,
+  changes: EtcdFlagChanges,
+  backupTag: string,
+  timeoutMs: number,
+): Promise<MemberConfigChange> {
   const file = await locateProgramConfig(supervisorConf, member);
   const text = await fs.readFile(file, 'utf8');
   const next = replaceProgramCommand(text, member, rewriteEtcdArgs(programArgs(text, member, file), changes), file);
@@ -129,7 +135,13 @@ async function ensureDir(dir: string): Promise<void> {
   await fsyncDir(path.dirname(dir));
 }
 
-async function repointSystemdMember(unit: string, member: string, changes: EtcdFlagChanges, backupTag: string, options: MemberServiceOptions): Promise<MemberConfigChange> {
+async function repointSystemdMember(
+  unit: string,
+  member: string,
+  changes: EtcdFlagChanges,
+  backupTag: string,
+  options: MemberServiceOptions,
+): Promise<MemberConfigChange> {
   const exec = await systemdExecStart(unit, options);
   const next = renderSystemdDropIn({ ...exec, argv: rewriteEtcdArgs(exec.argv, changes) }, backupTag);
   const file = dropInPath(unit, options);
@@ -153,13 +165,15 @@ export async function currentEtcdArgs(service: EtcdServiceRef, member: string, o
  * `update` at the end (re)starts the member; `running` says whether it runs afterwards. systemd:
  * only daemon-reload, nothing is started. Safe to retry with the same changes and tag.
  */
-export async function repointEtcdMember(opts: {
-  service: EtcdServiceRef;
-  member: string;
-  changes: EtcdFlagChanges;
-  /** Names the backup: `<file>.pre-restore-<backupTag>`; e.g. the backup set id. */
-  backupTag: string;
-} & MemberServiceOptions): Promise<MemberConfigChange> {
+export async function repointEtcdMember(
+  opts: {
+    service: EtcdServiceRef;
+    member: string;
+    changes: EtcdFlagChanges;
+    /** Names the backup: `<file>.pre-restore-<backupTag>`; e.g. the backup set id. */
+    backupTag: string;
+  } & MemberServiceOptions,
+): Promise<MemberConfigChange> {
   const { service, member, changes, backupTag } = opts;
   if (service.driver === 'systemd') return repointSystemdMember(service.unit, member, changes, backupTag, opts);
   return repointSupervisorMember(service.supervisorConf, member, changes, backupTag, opts.settleTimeoutMs ?? 60_000);
@@ -171,8 +185,13 @@ export async function repointEtcdMember(opts: {
  * if supervisord had loaded the new one) or daemon-reload. Idempotent: a second call, or a call
  * for a rewrite that never happened, changes no file and restarts nothing.
  */
-export async function revertEtcdMember(change: MemberConfigChange, service: EtcdServiceRef, options: MemberServiceOptions = {}): Promise<MemberRevertResult> {
-  if (change.driver !== service.driver) throw new Error(`cannot revert a ${change.driver} change of ${change.file} through a ${service.driver} service`);
+export async function revertEtcdMember(
+  change: MemberConfigChange,
+  service: EtcdServiceRef,
+  options: MemberServiceOptions = {},
+): Promise<MemberRevertResult> {
+  if (change.driver !== service.driver)
+    throw new Error(`cannot revert a ${change.driver} change of ${change.file} through a ${service.driver} service`);
   const restored = await putBack(change);
   if (service.driver === 'systemd') {
     await (options.systemctl ?? defaultSystemctl)(['daemon-reload']);

@@ -29,7 +29,10 @@ export function etcdPrograms(binDir?: string): EtcdPrograms {
   }
   const [etcd, etcdctl, etcdutl] = ['etcd', 'etcdctl', 'etcdutl'].map((name) => join(binDir, name)) as [string, string, string];
   for (const required of [etcd, etcdctl]) {
-    if (!existsSync(required)) throw new Error(`etcdBinDir ${binDir} holds no ${required.slice(binDir.length + 1)} (expected etcd, etcdctl and, from etcd 3.5, etcdutl there)`);
+    if (!existsSync(required))
+      throw new Error(
+        `etcdBinDir ${binDir} holds no ${required.slice(binDir.length + 1)} (expected etcd, etcdctl and, from etcd 3.5, etcdutl there)`,
+      );
   }
   return { etcd, etcdctl, ...(existsSync(etcdutl) ? { etcdutl } : {}) };
 }

@@ -39,7 +39,9 @@ export interface ScratchEtcd {
  * snapshot (etcd 3.6 answers even Status only to one).
  */
 export async function startScratchEtcd(
-  snapshotFile: string, dir: string, options: { binDir?: string; timeoutMs?: number; auth?: { username: string; password: string } } = {},
+  snapshotFile: string,
+  dir: string,
+  options: { binDir?: string; timeoutMs?: number; auth?: { username: string; password: string } } = {},
 ): Promise<ScratchEtcd> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   await mkdir(dir, { recursive: true });
@@ -48,18 +50,49 @@ export async function startScratchEtcd(
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const dataDir = join(dir, 'data');
   const tool = snapshotTool(options.binDir);
-  await execFileAsync(tool.command, [
-    'snapshot', 'restore', snapshotFile, '--data-dir', dataDir, '--name', 'scratch',
-    '--initial-cluster', `scratch=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl,
-  ], { env: tool.env, timeout: timeoutMs });
+  await execFileAsync(
+    tool.command,
+    [
+      'snapshot',
+      'restore',
+      snapshotFile,
+      '--data-dir',
+      dataDir,
+      '--name',
+      'scratch',
+      '--initial-cluster',
+      `scratch=${peerUrl}`,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+    ],
+    { env: tool.env, timeout: timeoutMs },
+  );
 
   const log = createWriteStream(join(dir, 'etcd.log'));
-  const child = spawn(etcdPrograms(options.binDir).etcd, [
-    '--name', 'scratch', '--data-dir', dataDir,
-    '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `scratch=${peerUrl}`, '--logger', 'zap', '--log-outputs', 'stderr',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    etcdPrograms(options.binDir).etcd,
+    [
+      '--name',
+      'scratch',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `scratch=${peerUrl}`,
+      '--logger',
+      'zap',
+      '--log-outputs',
+      'stderr',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   child.stderr.pipe(log);
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
 
@@ -106,7 +139,12 @@ export async function readKeyspace(client: Etcd3, revision?: number): Promise<Ma
   const out = new Map<string, string>();
   let from = Buffer.from([0]);
   for (;;) {
-    const page = await client.kv.range({ key: from, range_end: Buffer.from([0]), revision: revision ? String(revision) : undefined, limit: '1000' });
+    const page = await client.kv.range({
+      key: from,
+      range_end: Buffer.from([0]),
+      revision: revision ? String(revision) : undefined,
+      limit: '1000',
+    });
     for (const kv of page.kvs) out.set(kv.key.toString(), kv.value.toString());
     if (!page.more || page.kvs.length === 0) return out;
     from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);

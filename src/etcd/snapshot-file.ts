@@ -155,8 +155,12 @@ export async function readSnapshotStatus(file: string, binDir?: string): Promise
   }
   const { hash, revision, totalKey, totalSize } = parsed as SnapshotStatus;
   return {
-    hash, revision, totalKey, totalSize,
+    hash,
+    revision,
+    totalKey,
+    totalSize,
     ...(typeof parsed.version === 'string' && parsed.version !== '' ? { storageVersion: parsed.version } : {}),
-    tool: version, totalKeyCounts: totalKeyMeaningOf(version),
+    tool: version,
+    totalKeyCounts: totalKeyMeaningOf(version),
   };
 }

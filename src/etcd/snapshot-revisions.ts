@@ -60,7 +60,10 @@ function mainRevision(bytes: Buffer, file: string): number {
 class BoltReader {
   private pageSize = 4096;
 
-  constructor(private readonly handle: FileHandle, private readonly file: string) {}
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly file: string,
+  ) {}
 
   private async readAt(offset: number, length: number): Promise<Buffer> {
     const buffer = Buffer.alloc(length);
@@ -151,7 +154,11 @@ function leafElement(page: Page, i: number): { flags: number; key: Buffer; value
   const start = at + page.readUInt32LE(at + 4);
   const ksize = page.readUInt32LE(at + 8);
   const vsize = page.readUInt32LE(at + 12);
-  return { flags: page.readUInt32LE(at), key: page.subarray(start, start + ksize), value: page.subarray(start + ksize, start + ksize + vsize) };
+  return {
+    flags: page.readUInt32LE(at),
+    key: page.subarray(start, start + ksize),
+    value: page.subarray(start + ksize, start + ksize + vsize),
+  };
 }
 
 function branchElement(page: Page, i: number): { key: Buffer; pgid: bigint } {

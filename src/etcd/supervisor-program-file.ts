@@ -116,7 +116,11 @@ function optionValue(text: string, section: string, key: string): string | undef
 /** `*` and `?` in a basename, as Python's glob (which skips dot files unless asked). */
 function basenamePattern(pattern: string): RegExp {
   if (/[*?[]/.test(path.dirname(pattern))) throw new Error(`only the file name may hold wildcards in an [include] pattern: ${pattern}`);
-  const body = path.basename(pattern).replace(/[.+^${}()|\\\]]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = path
+    .basename(pattern)
+    .replace(/[.+^${}()|\\\]]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -126,7 +130,10 @@ async function globOne(pattern: string): Promise<string[]> {
   const dir = path.dirname(pattern);
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const hiddenOk = path.basename(pattern).startsWith('.');
-  return names.filter((name) => re.test(name) && (hiddenOk || !name.startsWith('.'))).sort().map((name) => path.join(dir, name));
+  return names
+    .filter((name) => re.test(name) && (hiddenOk || !name.startsWith('.')))
+    .sort()
+    .map((name) => path.join(dir, name));
 }
 
 /** The [include] patterns of a supervisord conf, absolute, in order. */
@@ -134,10 +141,11 @@ async function includePatterns(supervisorConf: string): Promise<string[]> {
   const raw = optionValue(await fs.readFile(supervisorConf, 'utf8'), 'include', 'files');
   if (raw === undefined) return [];
   const here = path.dirname(path.resolve(supervisorConf));
-  const expanded = raw
-    .replace(/%\(here\)s/g, here)
-    .replace(/%\(host_node_name\)s/g, os.hostname());
-  return unescapePercent(expanded).split(/\s+/).filter(Boolean).map((pattern) => path.resolve(here, pattern));
+  const expanded = raw.replace(/%\(here\)s/g, here).replace(/%\(host_node_name\)s/g, os.hostname());
+  return unescapePercent(expanded)
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((pattern) => path.resolve(here, pattern));
 }
 
 /** The main conf followed by every file its [include] section pulls in, as supervisord reads them. */
@@ -156,7 +164,10 @@ export async function locateProgramConfig(supervisorConf: string, program: strin
   if (holders.length === 0) {
     throw new Error(`no [program:${program}] section in ${supervisorConf} or the files its [include] section matches`);
   }
-  if (holders.length > 1) throw new Error(`[program:${program}] is defined in several files (${holders.join(', ')}); supervisord merges them, refusing to edit one`);
+  if (holders.length > 1)
+    throw new Error(
+      `[program:${program}] is defined in several files (${holders.join(', ')}); supervisord merges them, refusing to edit one`,
+    );
   return holders[0] as string;
 }
 
@@ -185,7 +196,8 @@ function findCommandLine(text: string, program: string, file: string): CommandLi
   const rest = line.slice(key.length);
   const comment = INLINE_COMMENT_RE.exec(rest);
   return {
-    index, key,
+    index,
+    key,
     value: comment ? rest.slice(0, comment.index) : rest,
     comment: comment ? rest.slice(comment.index) : '',
   };
@@ -200,7 +212,6 @@ export function programArgs(text: string, program: string, file: string): string
     throw new Error(`cannot read the command= of [program:${program}] in ${file}: ${(err as Error).message}`);
   }
 }
-
 
 /** The program file's text with its command= replaced by argv; every other byte kept. */
 export function replaceProgramCommand(text: string, program: string, argv: string[], file = 'the program file'): string {
@@ -219,9 +230,14 @@ export function autostarts(text: string, program: string): boolean {
 export async function assertNotIncluded(supervisorConf: string, file: string): Promise<void> {
   for (const pattern of await includePatterns(supervisorConf)) {
     const hiddenOk = path.basename(pattern).startsWith('.');
-    if (path.dirname(pattern) === path.dirname(file) && basenamePattern(pattern).test(path.basename(file)) && (hiddenOk || !path.basename(file).startsWith('.'))) {
-      throw new Error(`${file} would match [include] pattern ${pattern} of ${supervisorConf}; supervisord would load the old program definition too`);
+    if (
+      path.dirname(pattern) === path.dirname(file) &&
+      basenamePattern(pattern).test(path.basename(file)) &&
+      (hiddenOk || !path.basename(file).startsWith('.'))
+    ) {
+      throw new Error(
+        `${file} would match [include] pattern ${pattern} of ${supervisorConf}; supervisord would load the old program definition too`,
+      );
     }
   }
 }
-

@@ -20,11 +20,15 @@ export interface SystemdExecStart {
  */
 export function parseSystemdExecStart(output: string, unit = 'the unit'): SystemdExecStart {
   const commands = output.match(/\{ path=/g) ?? [];
-  if (commands.length !== 1) throw new Error(`expected exactly one ExecStart command for ${unit}, systemctl show gave ${commands.length}: ${output.trim()}`);
+  if (commands.length !== 1)
+    throw new Error(`expected exactly one ExecStart command for ${unit}, systemctl show gave ${commands.length}: ${output.trim()}`);
   const match = /\{ path=(.*?) ; argv\[\]=(.*?) ; (?:ignore_errors=(yes|no)|flags=([^;]*)) ;/.exec(output);
   if (!match) throw new Error(`cannot read the ExecStart of ${unit} from systemctl show: ${output.trim()}`);
   const [, exePath, joined, ignore, flags] = match as unknown as [string, string, string, string | undefined, string | undefined];
-  if (/["'\\]/.test(joined)) throw new Error(`the ExecStart of ${unit} holds quotes or backslashes; systemctl show does not keep argument boundaries then: ${joined}`);
+  if (/["'\\]/.test(joined))
+    throw new Error(
+      `the ExecStart of ${unit} holds quotes or backslashes; systemctl show does not keep argument boundaries then: ${joined}`,
+    );
   const argv = joined.split(/\s+/).filter(Boolean);
   if (argv.length === 0) throw new Error(`the ExecStart of ${unit} has an empty argv: ${output.trim()}`);
   if (!path.posix.isAbsolute(argv[0] as string) && path.posix.isAbsolute(exePath)) argv[0] = exePath;

@@ -15,20 +15,44 @@ export interface MetricSample {
 
 /** Every series we export, with its help text and labels (the registry is built from this). */
 export const METRICS = {
-  nnoe_dr_backup_last_success_timestamp_seconds: { help: 'Start of the newest complete backup set holding the component (its data time)', labels: ['cluster', 'component'] },
-  nnoe_dr_backup_last_verified_timestamp_seconds: { help: 'When a restore drill last verified a complete set holding the component', labels: ['cluster', 'component'] },
+  nnoe_dr_backup_last_success_timestamp_seconds: {
+    help: 'Start of the newest complete backup set holding the component (its data time)',
+    labels: ['cluster', 'component'],
+  },
+  nnoe_dr_backup_last_verified_timestamp_seconds: {
+    help: 'When a restore drill last verified a complete set holding the component',
+    labels: ['cluster', 'component'],
+  },
   nnoe_dr_backup_last_bytes: { help: 'Stored bytes of the component in the newest complete set', labels: ['cluster', 'component'] },
-  nnoe_dr_backup_last_duration_seconds: { help: 'How long the component took in the newest complete set', labels: ['cluster', 'component'] },
+  nnoe_dr_backup_last_duration_seconds: {
+    help: 'How long the component took in the newest complete set',
+    labels: ['cluster', 'component'],
+  },
   nnoe_dr_backup_schedule_period_seconds: { help: "Time between two runs of the cluster's backup schedule (the RPO)", labels: ['cluster'] },
   nnoe_dr_backup_schedule_paused: { help: "1 when the cluster's backup schedule is paused", labels: ['cluster'] },
-  nnoe_dr_objective_backup_max_age_seconds: { help: "Age the newest complete set may reach: objectives.backupMaxAge, else 1.5 x the backup schedule's period", labels: ['cluster'] },
-  nnoe_dr_objective_verified_max_age_seconds: { help: 'Age the newest verification may reach: objectives.verifiedMaxAge, else 2 days with a drill schedule', labels: ['cluster'] },
-  nnoe_dr_objective_capture_max_lag_revisions: { help: 'How far the running capture may be behind etcd (objectives.captureMaxLagRevisions)', labels: ['cluster'] },
-  nnoe_dr_backup_sets_keys_at_risk: { help: 'Retained sets of the cluster that need a retired age recipient, or that no identity held by this worker opens (nnoe-dr backups keys)', labels: ['cluster'] },
+  nnoe_dr_objective_backup_max_age_seconds: {
+    help: "Age the newest complete set may reach: objectives.backupMaxAge, else 1.5 x the backup schedule's period",
+    labels: ['cluster'],
+  },
+  nnoe_dr_objective_verified_max_age_seconds: {
+    help: 'Age the newest verification may reach: objectives.verifiedMaxAge, else 2 days with a drill schedule',
+    labels: ['cluster'],
+  },
+  nnoe_dr_objective_capture_max_lag_revisions: {
+    help: 'How far the running capture may be behind etcd (objectives.captureMaxLagRevisions)',
+    labels: ['cluster'],
+  },
+  nnoe_dr_backup_sets_keys_at_risk: {
+    help: 'Retained sets of the cluster that need a retired age recipient, or that no identity held by this worker opens (nnoe-dr backups keys)',
+    labels: ['cluster'],
+  },
   nnoe_dr_capture_running: { help: "1 when the cluster's change capture runs", labels: ['cluster'] },
   nnoe_dr_capture_last_durable_revision: { help: 'Newest etcd revision the change capture made durable', labels: ['cluster'] },
   nnoe_dr_capture_lag_revisions: { help: "etcd's revision minus the newest durable revision of the running capture", labels: ['cluster'] },
-  nnoe_dr_runbook_last_success: { help: 'Whether the newest finished run of the runbook completed (1) or not (0)', labels: ['cluster', 'runbook'] },
+  nnoe_dr_runbook_last_success: {
+    help: 'Whether the newest finished run of the runbook completed (1) or not (0)',
+    labels: ['cluster', 'runbook'],
+  },
   nnoe_dr_runbook_last_duration_seconds: { help: 'Duration of the newest finished run of the runbook', labels: ['cluster', 'runbook'] },
   nnoe_dr_runbook_last_end_timestamp_seconds: { help: 'When the newest finished run of the runbook ended', labels: ['cluster', 'runbook'] },
   nnoe_dr_prune_last_deleted_sets: { help: 'Backup sets the newest completed prune deleted', labels: [] },
@@ -59,7 +83,11 @@ export function catalogSamples(cluster: string, components: string[], manifests:
         { name: 'nnoe_dr_backup_last_duration_seconds', labels, value: Math.max(0, finished - started) },
       );
     }
-    const verified = holding.map((m) => m.verification?.verifiedAt).filter((v): v is string => v !== undefined).sort().pop();
+    const verified = holding
+      .map((m) => m.verification?.verifiedAt)
+      .filter((v): v is string => v !== undefined)
+      .sort()
+      .pop();
     if (verified) out.push({ name: 'nnoe_dr_backup_last_verified_timestamp_seconds', labels, value: seconds(verified) });
   }
   return out;

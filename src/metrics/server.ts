@@ -21,18 +21,27 @@ import type { PruneResult } from '../workflows/prune';
 import { assessKeys, heldRecipients } from '../catalog/keys';
 import { catalogSamples, METRICS, runbookSamples, type FinishedRun, type MetricName, type MetricSample } from './derive';
 
-export interface MetricsEndpoint { listen: string; temporalListen?: string }
+export interface MetricsEndpoint {
+  listen: string;
+  temporalListen?: string;
+}
 
 /** The endpoint this worker serves, if the config gives one: per node, else every node, else none. */
 export function metricsEndpointFor(config: Config, node: string | undefined): MetricsEndpoint | undefined {
   if (!config.metrics) return undefined;
-  return node ? config.metrics.nodes[node] ?? config.metrics.node : config.metrics.management;
+  return node ? (config.metrics.nodes[node] ?? config.metrics.node) : config.metrics.management;
 }
 
 /** The SDK's Prometheus exporter; must run before any connection is made in this process. */
 export function installTemporalMetrics(endpoint: MetricsEndpoint | undefined): void {
   if (!endpoint?.temporalListen) return;
-  Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: endpoint.temporalListen, countersTotalSuffix: true, useSecondsForDurations: true, unitSuffix: true } } } });
+  Runtime.install({
+    telemetryOptions: {
+      metrics: {
+        prometheus: { bindAddress: endpoint.temporalListen, countersTotalSuffix: true, useSecondsForDurations: true, unitSuffix: true },
+      },
+    },
+  });
 }
 
 function splitHostPort(address: string): { host: string; port: number } {
@@ -59,14 +68,22 @@ function setAll(gauges: Map<MetricName, Gauge>, samples: MetricSample[]): void {
 const quoted = (value: string) => `'${value.replace(/'/g, "\\'")}'`;
 
 /** Newest finished runs of every runbook (visibility lists newest first; a few hundred are plenty). */
-async function finishedRuns(client: Client, query: string, limit = 300): Promise<Array<FinishedRun & { cluster: string; workflowId: string; runId: string }>> {
+async function finishedRuns(
+  client: Client,
+  query: string,
+  limit = 300,
+): Promise<Array<FinishedRun & { cluster: string; workflowId: string; runId: string }>> {
   const out = [];
   for await (const run of client.workflow.list({ query: `${query} AND ExecutionStatus!='Running'` })) {
     if (run.closeTime) {
       out.push({
-        runbook: run.typedSearchAttributes.get(NnoeRunbook) ?? run.type, status: run.status.name.toLowerCase(),
-        startedAt: run.startTime.toISOString(), closedAt: run.closeTime.toISOString(),
-        cluster: run.typedSearchAttributes.get(NnoeCluster) ?? 'all', workflowId: run.workflowId, runId: run.runId,
+        runbook: run.typedSearchAttributes.get(NnoeRunbook) ?? run.type,
+        status: run.status.name.toLowerCase(),
+        startedAt: run.startTime.toISOString(),
+        closedAt: run.closeTime.toISOString(),
+        cluster: run.typedSearchAttributes.get(NnoeCluster) ?? 'all',
+        workflowId: run.workflowId,
+        runId: run.runId,
       });
     }
     if (out.length >= limit) break;
@@ -77,14 +94,25 @@ async function finishedRuns(client: Client, query: string, limit = 300): Promise
 /** Pollers the server saw on a task queue's activity side lately (a dead worker drops out within minutes). */
 async function pollers(client: Client, config: Config, taskQueue: string): Promise<number> {
   const answer = await client.workflowService.describeTaskQueue({
-    namespace: config.temporal.namespace, taskQueue: { name: taskQueue }, taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    namespace: config.temporal.namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
   });
   return answer.pollers?.length ?? 0;
 }
 
 /** Every node a node worker should serve (the worker's own list of valid --node values). */
 export function configuredNodes(config: Config): string[] {
-  return [...new Set(config.clusters.flatMap((c) => [...c.etcd.members.map((m) => m.node), ...c.agents.map((a) => a.node), ...c.nebula.map((n) => n.node), ...c.checks.dhcp.map((d) => d.node)]))];
+  return [
+    ...new Set(
+      config.clusters.flatMap((c) => [
+        ...c.etcd.members.map((m) => m.node),
+        ...c.agents.map((a) => a.node),
+        ...c.nebula.map((n) => n.node),
+        ...c.checks.dhcp.map((d) => d.node),
+      ]),
+    ),
+  ];
 }
 
 /** What the management worker exports, read now; a source that cannot be read is counted, the others still export. */
@@ -92,25 +120,45 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
   const samples: MetricSample[] = [];
   const errors: string[] = [];
   const attempt = async (what: string, fn: () => Promise<void>) => {
-    try { await fn(); } catch (err) { errors.push(`${what}: ${(err as Error).message}`); }
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(`${what}: ${(err as Error).message}`);
+    }
   };
   // The catalog once for every cluster: each target's manifests are read once per refresh.
-  const catalog = await readCatalog(config).catch((err: unknown) => { errors.push(`catalog: ${(err as Error).message}`); return null; });
+  const catalog = await readCatalog(config).catch((err: unknown) => {
+    errors.push(`catalog: ${(err as Error).message}`);
+    return null;
+  });
   const sets = catalog?.sets ?? [];
   errors.push(...(catalog?.unreadableTargets ?? []).map((t) => `target ${t}`));
   // Whose identities this worker holds, once: the key inventory judges every retained set by them.
-  const held = await heldRecipients(config).catch((err: unknown) => { errors.push(`age identity: ${(err as Error).message}`); return undefined; });
+  const held = await heldRecipients(config).catch((err: unknown) => {
+    errors.push(`age identity: ${(err as Error).message}`);
+    return undefined;
+  });
   for (const cluster of config.clusters) {
     const labels = { cluster: cluster.name };
     const clusterSets = sets.filter((s) => s.cluster === cluster.name);
-    samples.push(...catalogSamples(cluster.name, configuredComponents(cluster), clusterSets.map((s) => s.manifest)));
+    samples.push(
+      ...catalogSamples(
+        cluster.name,
+        configuredComponents(cluster),
+        clusterSets.map((s) => s.manifest),
+      ),
+    );
     if (held !== undefined) {
       const atRisk = assessKeys(clusterSets, config.encryption?.recipients ?? [], held).sets.filter((s) => s.problems.length > 0).length;
       samples.push({ name: 'nnoe_dr_backup_sets_keys_at_risk', labels, value: atRisk });
     }
     await attempt(`schedules of ${cluster.name}`, async () => {
-      const [backupSchedule, drillSchedule] = await Promise.all([scheduleFact(client, backupScheduleId(cluster.name)), scheduleFact(client, drillScheduleId(cluster.name))]);
-      if (backupSchedule?.periodMs) samples.push({ name: 'nnoe_dr_backup_schedule_period_seconds', labels, value: backupSchedule.periodMs / 1000 });
+      const [backupSchedule, drillSchedule] = await Promise.all([
+        scheduleFact(client, backupScheduleId(cluster.name)),
+        scheduleFact(client, drillScheduleId(cluster.name)),
+      ]);
+      if (backupSchedule?.periodMs)
+        samples.push({ name: 'nnoe_dr_backup_schedule_period_seconds', labels, value: backupSchedule.periodMs / 1000 });
       if (backupSchedule) samples.push({ name: 'nnoe_dr_backup_schedule_paused', labels, value: backupSchedule.paused ? 1 : 0 });
       // The bounds `nnoe-dr status` judges by, so the alerts hold the cluster to the same objectives.
       const objectives = objectivesOf(cluster);
@@ -135,9 +183,14 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
   }
   await attempt('prune runs', async () => {
     const runs = await finishedRuns(client, `${NnoeRunbook.name}='prune'`, 50);
-    samples.push(...runbookSamples('all', runs.filter((r) => r.cluster === 'all')));
+    samples.push(
+      ...runbookSamples(
+        'all',
+        runs.filter((r) => r.cluster === 'all'),
+      ),
+    );
     for (const run of runs.filter((r) => r.status === 'completed')) {
-      const result = await client.workflow.getHandle(run.workflowId, run.runId).result() as PruneResult;
+      const result = (await client.workflow.getHandle(run.workflowId, run.runId).result()) as PruneResult;
       if (result.dryRun) continue;
       samples.push({ name: 'nnoe_dr_prune_last_deleted_sets', labels: {}, value: result.expire.length });
       samples.push({ name: 'nnoe_dr_prune_last_deleted_segments', labels: {}, value: result.segments?.objects ?? 0 });
@@ -146,10 +199,18 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
   });
   await attempt('task queues', async () => {
     const base = config.temporal.taskQueue;
-    samples.push({ name: 'nnoe_dr_task_queue_pollers', labels: { task_queue: base, kind: 'management', node: '' }, value: await pollers(client, config, base) });
+    samples.push({
+      name: 'nnoe_dr_task_queue_pollers',
+      labels: { task_queue: base, kind: 'management', node: '' },
+      value: await pollers(client, config, base),
+    });
     for (const node of configuredNodes(config)) {
       const queue = nodeTaskQueue(base, node);
-      samples.push({ name: 'nnoe_dr_task_queue_pollers', labels: { task_queue: queue, kind: 'node', node }, value: await pollers(client, config, queue) });
+      samples.push({
+        name: 'nnoe_dr_task_queue_pollers',
+        labels: { task_queue: queue, kind: 'node', node },
+        value: await pollers(client, config, queue),
+      });
     }
   });
   return { samples, errors };
@@ -159,7 +220,10 @@ export async function deriveSamples(client: Client, config: Config): Promise<{ s
  * Serves /metrics on `endpoint.listen`. With a client (the management worker), our series are
  * derived now and every `refreshSeconds`; without one (node workers), only the process's series.
  */
-export async function startMetricsServer(endpoint: MetricsEndpoint, options: { client?: Client; config: Config; kind: 'management' | 'node'; node?: string }): Promise<MetricsServer> {
+export async function startMetricsServer(
+  endpoint: MetricsEndpoint,
+  options: { client?: Client; config: Config; kind: 'management' | 'node'; node?: string },
+): Promise<MetricsServer> {
   const registry = new Registry();
   registry.setDefaultLabels({ worker: options.kind === 'node' ? `node-${options.node}` : 'management' });
   collectDefaultMetrics({ register: registry, prefix: 'nnoe_dr_' });
@@ -169,7 +233,8 @@ export async function startMetricsServer(endpoint: MetricsEndpoint, options: { c
   const refresh = async () => {
     if (!options.client) return;
     if (gauges.size === 0) {
-      for (const [name, def] of Object.entries(METRICS)) gauges.set(name as MetricName, new Gauge({ name, help: def.help, labelNames: [...def.labels], registers: [registry] }));
+      for (const [name, def] of Object.entries(METRICS))
+        gauges.set(name as MetricName, new Gauge({ name, help: def.help, labelNames: [...def.labels], registers: [registry] }));
     }
     const { samples, errors } = await deriveSamples(options.client, options.config);
     const now = Date.now() / 1000;
@@ -179,20 +244,29 @@ export async function startMetricsServer(endpoint: MetricsEndpoint, options: { c
       ...samples,
       { name: 'nnoe_dr_metrics_refresh_errors', labels: {}, value: errors.length },
       // Kept from the last clean refresh when this one had errors: the alert on it sees metrics going stale.
-      ...(errors.length === 0 ? [{ name: 'nnoe_dr_metrics_refresh_timestamp_seconds', labels: {}, value: now }]
-        : lastOk !== undefined ? [{ name: 'nnoe_dr_metrics_refresh_timestamp_seconds', labels: {}, value: lastOk }] : []),
+      ...(errors.length === 0
+        ? [{ name: 'nnoe_dr_metrics_refresh_timestamp_seconds', labels: {}, value: now }]
+        : lastOk !== undefined
+          ? [{ name: 'nnoe_dr_metrics_refresh_timestamp_seconds', labels: {}, value: lastOk }]
+          : []),
     ]);
     if (errors.length > 0) console.error(`nnoe-dr metrics: ${errors.length} source(s) could not be read: ${errors.join('; ')}`);
   };
   const server: Server = createServer((req, res) => {
-    if (req.url !== '/metrics') { res.writeHead(404).end('see /metrics\n'); return; }
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('see /metrics\n');
+      return;
+    }
     registry.metrics().then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
       (err: unknown) => res.writeHead(500).end(`${(err as Error).message}\n`),
     );
   });
   const { host, port } = splitHostPort(endpoint.listen);
-  await new Promise<void>((ready, fail) => { server.once('error', fail); server.listen(port, host, ready); });
+  await new Promise<void>((ready, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, ready);
+  });
   const bound = server.address() as { address: string; port: number };
   if (options.client) {
     const tick = () => {

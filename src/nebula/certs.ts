@@ -21,7 +21,10 @@ const execFileAsync = promisify(execFile);
 /** A certificate check failed, or the tool could not run; names the files involved. */
 export class NebulaCertError extends DomainError {
   override name = 'NebulaCertError';
-  constructor(readonly files: string[], message: string) {
+  constructor(
+    readonly files: string[],
+    message: string,
+  ) {
     super(message, FailureType.NebulaCertInvalid, true);
   }
 }
@@ -67,7 +70,10 @@ async function run(binary: string, args: string[], files: string[], what: string
 
 /** nebula-cert prints `Error: ...`; nebula logs `level=error msg=... error="..."`. */
 function lastErrorLine(output: string): string {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const error = lines.filter((l) => /^Error:|level=(error|fatal)/.test(l)).pop() ?? lines.pop() ?? '';
   const logged = /msg="((?:[^"\\]|\\.)*)"(?:.* error="((?:[^"\\]|\\.)*)")?/.exec(error);
   if (logged) return logged[2] ? `${logged[1]}: ${logged[2]}` : logged[1]!;
@@ -77,8 +83,12 @@ function lastErrorLine(output: string): string {
 /** `nebula-cert verify`: the host certificate chains to the CA (bundle) and is valid now. */
 export async function verifyHostCert(input: { caCrt: string; hostCrt: string }, tools: NebulaTools = {}): Promise<{ ok: true }> {
   const { caCrt, hostCrt } = input;
-  await run(tools.nebulaCert ?? 'nebula-cert', ['verify', '-ca', caCrt, '-crt', hostCrt], [caCrt, hostCrt],
-    `host certificate ${hostCrt} does not verify against CA ${caCrt}`);
+  await run(
+    tools.nebulaCert ?? 'nebula-cert',
+    ['verify', '-ca', caCrt, '-crt', hostCrt],
+    [caCrt, hostCrt],
+    `host certificate ${hostCrt} does not verify against CA ${caCrt}`,
+  );
   return { ok: true };
 }
 
@@ -93,24 +103,52 @@ export async function checkNebulaConfig(config: string, tools: NebulaTools = {})
 
 /** Every certificate in a file (a CA bundle may hold several during a rotation). */
 export async function describeNebulaCerts(path: string, tools: NebulaTools = {}): Promise<NebulaCertInfo[]> {
-  const stdout = await run(tools.nebulaCert ?? 'nebula-cert', ['print', '-json', '-path', path], [path], `cannot read Nebula certificate ${path}`);
+  const stdout = await run(
+    tools.nebulaCert ?? 'nebula-cert',
+    ['print', '-json', '-path', path],
+    [path],
+    `cannot read Nebula certificate ${path}`,
+  );
   // One JSON document per certificate, one per line.
-  return stdout.split('\n').filter((l) => l.trim()).map((line) => {
-    const { details, fingerprint } = JSON.parse(line) as {
-      fingerprint: string;
-      details: { name: string; groups: string[] | null; ips: string[] | null; subnets: string[] | null; isCa: boolean; issuer: string; notBefore: string; notAfter: string };
-    };
-    return {
-      name: details.name, groups: details.groups ?? [], ips: details.ips ?? [], subnets: details.subnets ?? [],
-      isCA: details.isCa, issuer: details.issuer, fingerprint, notBefore: details.notBefore, notAfter: details.notAfter,
-    };
-  });
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line) => {
+      const { details, fingerprint } = JSON.parse(line) as {
+        fingerprint: string;
+        details: {
+          name: string;
+          groups: string[] | null;
+          ips: string[] | null;
+          subnets: string[] | null;
+          isCa: boolean;
+          issuer: string;
+          notBefore: string;
+          notAfter: string;
+        };
+      };
+      return {
+        name: details.name,
+        groups: details.groups ?? [],
+        ips: details.ips ?? [],
+        subnets: details.subnets ?? [],
+        isCA: details.isCa,
+        issuer: details.issuer,
+        fingerprint,
+        notBefore: details.notBefore,
+        notAfter: details.notAfter,
+      };
+    });
 }
 
 /** The one certificate in `path` (host.crt, or a single-CA ca.crt). */
 export async function describeNebulaCert(path: string, tools: NebulaTools = {}): Promise<NebulaCertInfo> {
   const certs = await describeNebulaCerts(path, tools);
-  if (certs.length !== 1) throw new NebulaCertError([path], `${path} holds ${certs.length} certificates; expected exactly one (use describeNebulaCerts for a bundle)`);
+  if (certs.length !== 1)
+    throw new NebulaCertError(
+      [path],
+      `${path} holds ${certs.length} certificates; expected exactly one (use describeNebulaCerts for a bundle)`,
+    );
   return certs[0]!;
 }
 

@@ -45,8 +45,10 @@ export function parseDumpToolVersion(path: string, output: string): DumpTool {
 export function toolMismatch(tool: DumpTool, server: Pick<ServerInfo, 'flavour' | 'version'>): string | undefined {
   if (tool.flavour === server.flavour) return undefined;
   const name = (f: DatabaseFlavour) => (f === 'mariadb' ? 'MariaDB' : 'MySQL');
-  return `the server is ${name(server.flavour)} ${server.version} but ${tool.path} is ${name(tool.flavour)}'s dump program ` +
-    `(${tool.version}); install ${DUMP_PACKAGE[server.flavour]} on the worker or point phpipam.dumpBinary at a matching dump program`;
+  return (
+    `the server is ${name(server.flavour)} ${server.version} but ${tool.path} is ${name(tool.flavour)}'s dump program ` +
+    `(${tool.version}); install ${DUMP_PACKAGE[server.flavour]} on the worker or point phpipam.dumpBinary at a matching dump program`
+  );
 }
 
 /** Options that make the dump record its binlog (and GTID) position as comments. */

@@ -37,8 +37,13 @@ const ALTER_DATABASE_LINE = new RegExp(String.raw`^(\s*${VERSIONED}ALTER\s+(?:DA
 const ALTER_DATABASE_KEYWORDS = /^(?:DEFAULT|CHARACTER|CHARSET|COLLATE|COMMENT|UPGRADE|READ)$/i;
 const CREATE_LINE = new RegExp(String.raw`^\s*${VERSIONED}CREATE\b`, 'i');
 const TRIGGER_HEADER = new RegExp(
-  String.raw`(\bTRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?)(?:${ID}\s*\.\s*)?(${ID}\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+)(?:${ID}\s*\.\s*)?(${ID})`, 'i');
-const QUALIFIED_TRIGGER = new RegExp(String.raw`\bTRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?${ID}\s*\.\s*${ID}|\bON\s+${ID}\s*\.\s*${ID}\s+FOR\s+EACH\s+ROW`, 'i');
+  String.raw`(\bTRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?)(?:${ID}\s*\.\s*)?(${ID}\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+)(?:${ID}\s*\.\s*)?(${ID})`,
+  'i',
+);
+const QUALIFIED_TRIGGER = new RegExp(
+  String.raw`\bTRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?${ID}\s*\.\s*${ID}|\bON\s+${ID}\s*\.\s*${ID}\s+FOR\s+EACH\s+ROW`,
+  'i',
+);
 // MariaDB's first dump line, `/*M!999999\- enable the sandbox mode */`: a client command, no statement.
 const SANDBOX_LINE = /^\/\*M!\d+\\-.*\*\/\s*$/;
 
@@ -58,7 +63,10 @@ export class DumpSchemaGuard extends Transform {
   private lastLine = '';
 
   /** `requireTrailer`: fail at the end unless the last line is `-- Dump completed` (a truncated dump never reaches EOF downstream). */
-  constructor(private readonly target: string, private readonly options: { requireTrailer?: boolean } = {}) {
+  constructor(
+    private readonly target: string,
+    private readonly options: { requireTrailer?: boolean } = {},
+  ) {
     super();
   }
 
@@ -131,7 +139,10 @@ export class DumpSchemaGuard extends Transform {
     }
     if (CREATE_LINE.test(head) && /\bTRIGGER\b/i.test(head) && QUALIFIED_TRIGGER.test(head)) {
       const text = line.toString('utf8');
-      const rewritten = text.replace(TRIGGER_HEADER, (_m, trigger: string, nameAndTiming: string, table: string) => `${trigger}${nameAndTiming}${table}`);
+      const rewritten = text.replace(
+        TRIGGER_HEADER,
+        (_m, trigger: string, nameAndTiming: string, table: string) => `${trigger}${nameAndTiming}${table}`,
+      );
       if (QUALIFIED_TRIGGER.test(rewritten)) {
         throw new DumpNotRestorableError(`line ${this.line}: cannot take the schema name out of this trigger header: ${cut(text)}`);
       }
@@ -143,13 +154,18 @@ export class DumpSchemaGuard extends Transform {
 
   /** The line's last non-blank characters are the current delimiter. */
   private endsStatement(line: Buffer): boolean {
-    const tail = line.subarray(Math.max(0, line.length - 64)).toString('latin1').trimEnd();
+    const tail = line
+      .subarray(Math.max(0, line.length - 64))
+      .toString('latin1')
+      .trimEnd();
     return tail.endsWith(this.delimiter);
   }
 
   private requireSingleLine(line: Buffer, statement: string): void {
     if (!this.endsStatement(line)) {
-      throw new DumpNotRestorableError(`line ${this.line}: a ${statement} statement spanning several lines cannot be neutralised safely: ${cut(line.toString('utf8'))}`);
+      throw new DumpNotRestorableError(
+        `line ${this.line}: a ${statement} statement spanning several lines cannot be neutralised safely: ${cut(line.toString('utf8'))}`,
+      );
     }
   }
 

@@ -59,7 +59,8 @@ export function hasDumpTrailer(tail: string): boolean {
  *   SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*\/ 'uuid:1-5';        (MySQL, AUTO/ON; also accepted)
  */
 export function parseBinlogPosition(head: string, tail = ''): BinlogPosition | null {
-  const position = /^-- CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)/m.exec(head);
+  const position =
+    /^-- CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)/m.exec(head);
   if (!position) return null;
   const gtid = findGtid(head) ?? findGtid(tail);
   return { file: position[1]!, position: Number(position[2]), ...(gtid ? { gtid } : {}) };

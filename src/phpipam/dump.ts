@@ -62,7 +62,12 @@ export function readDumpTool(binary: string): Promise<DumpTool> {
   return new Promise((resolve, reject) => {
     execFile(binary, ['--version'], { timeout: 15_000, env: dumpEnvironment() }, (error, stdout, stderr) => {
       if (error) {
-        reject(new DumpToolMissingError(binary, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : `${error.message} ${stderr}`.trim()));
+        reject(
+          new DumpToolMissingError(
+            binary,
+            (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : `${error.message} ${stderr}`.trim(),
+          ),
+        );
         return;
       }
       try {
@@ -76,7 +81,10 @@ export function readDumpTool(binary: string): Promise<DumpTool> {
 
 export class DumpToolMissingError extends Error {
   override readonly name = 'DumpToolMissingError';
-  constructor(readonly binary: string, reason: string) {
+  constructor(
+    readonly binary: string,
+    reason: string,
+  ) {
     super(`dump program ${binary} cannot be used on this worker: ${reason}`);
   }
 }
@@ -93,7 +101,10 @@ export async function runDump(options: DumpRunOptions): Promise<DumpRun> {
   const hashing = new HashingStream();
   const watcher = new DumpTextWatcher();
   const progress = options.onProgress && setInterval(() => options.onProgress!(hashing.bytes), PROGRESS_INTERVAL_MS);
-  const streamed = pipeline([child.stdout, hashing, watcher, options.compress ?? createCompressStream('gzip'), ...(options.extraStages ?? []), options.sink], { signal: options.signal });
+  const streamed = pipeline(
+    [child.stdout, hashing, watcher, options.compress ?? createCompressStream('gzip'), ...(options.extraStages ?? []), options.sink],
+    { signal: options.signal },
+  );
   try {
     // Both must settle: a spawn failure rejects `exited` while the pipeline may still be open.
     const [, exit] = await Promise.all([streamed, exited]);

@@ -40,33 +40,43 @@ export function databaseFailure(err: unknown, cfg: PhpipamConfig, password?: str
   if (e.errno !== undefined && AUTH_ERRNOS.has(e.errno)) return authFailure(cfg, detail);
   if (e.errno === DATABASE_ACCESS_ERRNO) return databaseGrantFailure(cfg, detail);
   if (e.errno === UNKNOWN_DATABASE_ERRNO) {
-    return DomainError.nonRetryable(`phpIPAM database ${where} does not exist (check phpipam.database in the config): ${detail}`, FailureType.ConfigError);
+    return DomainError.nonRetryable(
+      `phpIPAM database ${where} does not exist (check phpipam.database in the config): ${detail}`,
+      FailureType.ConfigError,
+    );
   }
   if (e.errno !== undefined && PRIVILEGE_ERRNOS.has(e.errno)) return privilegeFailure(cfg, detail);
-  return DomainError.retryable(`phpIPAM database ${where} is unavailable (${e.code ?? 'error'}): ${detail}`, FailureType.DatabaseUnavailable);
+  return DomainError.retryable(
+    `phpIPAM database ${where} is unavailable (${e.code ?? 'error'}): ${detail}`,
+    FailureType.DatabaseUnavailable,
+  );
 }
 
 export function authFailure(cfg: PhpipamConfig, detail: string): DomainError {
   return DomainError.nonRetryable(
     `phpIPAM database ${describeDatabase(cfg)} rejected the credentials of user ${cfg.user} ` +
       `(password from ${describeSecretRef(cfg.password)}): ${detail}`,
-    FailureType.DatabaseAuthFailed);
+    FailureType.DatabaseAuthFailed,
+  );
 }
 
 function privilegeFailure(cfg: PhpipamConfig, detail: string): DomainError {
   return DomainError.nonRetryable(
     `user ${cfg.user} lacks a privilege needed on phpIPAM database ${describeDatabase(cfg)}: ${detail}`,
-    FailureType.DatabasePrivilegeMissing);
+    FailureType.DatabasePrivilegeMissing,
+  );
 }
 
 /** The server knows the user but denies it a database (e.g. a restore's or drill's scratch schema): name the GRANT. */
 function databaseGrantFailure(cfg: PhpipamConfig, detail: string): DomainError {
   const schema = /to database '([^']+)'/.exec(detail)?.[1] ?? cfg.database;
-  const grant = schema === cfg.database ? `GRANT ALL PRIVILEGES ON \`${cfg.database}\`.*` : `GRANT ALL PRIVILEGES ON \`${cfg.database}\\_%\`.*`;
+  const grant =
+    schema === cfg.database ? `GRANT ALL PRIVILEGES ON \`${cfg.database}\`.*` : `GRANT ALL PRIVILEGES ON \`${cfg.database}\\_%\`.*`;
   return DomainError.nonRetryable(
     `user ${cfg.user} may not use database ${schema} on ${cfg.host}:${cfg.port} (${detail}); missing: ${grant} TO '${cfg.user}'@'<host>' ` +
       '(restores and drills create and drop schemas beside the live one: see README "phpIPAM restore credential")',
-    FailureType.DatabasePrivilegeMissing);
+    FailureType.DatabasePrivilegeMissing,
+  );
 }
 
 /**
@@ -82,7 +92,13 @@ export function dumpFailure(cfg: PhpipamConfig, tool: string, exit: string, stde
   if (PRIVILEGE_ERRNOS.has(errno) || /you need \(at least one of\) the .* privilege/i.test(text)) return privilegeFailure(cfg, lastLines);
   if (errno === UNKNOWN_DATABASE_ERRNO) return databaseFailure({ errno, sqlMessage: lastLines }, cfg);
   if (/Got error: 20(02|03|05|06|13)\b|Lost connection|gone away|Can't connect/i.test(text)) {
-    return DomainError.retryable(`phpIPAM database ${describeDatabase(cfg)} became unavailable during the dump (${tool} ${exit}): ${lastLines}`, FailureType.DatabaseUnavailable);
+    return DomainError.retryable(
+      `phpIPAM database ${describeDatabase(cfg)} became unavailable during the dump (${tool} ${exit}): ${lastLines}`,
+      FailureType.DatabaseUnavailable,
+    );
   }
-  return DomainError.retryable(`${tool} of phpIPAM database ${describeDatabase(cfg)} failed (${exit}): ${lastLines}`, FailureType.DatabaseDumpFailed);
+  return DomainError.retryable(
+    `${tool} of phpIPAM database ${describeDatabase(cfg)} failed (${exit}): ${lastLines}`,
+    FailureType.DatabaseDumpFailed,
+  );
 }

@@ -16,12 +16,7 @@ import { join } from 'node:path';
  * understands (`\\`, `\"`, `\n`, `\r`, `\t`), so `#`, `;`, quotes and spaces survive intact.
  */
 export function escapeOptionValue(value: string): string {
-  const escaped = value
-    .replace(/\\/g, '\\\\')
-    .replace(/"/g, '\\"')
-    .replace(/\n/g, '\\n')
-    .replace(/\r/g, '\\r')
-    .replace(/\t/g, '\\t');
+  const escaped = value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t');
   return `"${escaped}"`;
 }
 

@@ -117,23 +117,36 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
   const conn = await connectServer(cfg, password);
   let created = false;
   try {
-    const server = await preflight(conn).catch((err: unknown) => { throw databaseFailure(err, cfg, password); });
+    const server = await preflight(conn).catch((err: unknown) => {
+      throw databaseFailure(err, cfg, password);
+    });
     const charset = await schemaCharset(conn, cfg.database);
     try {
-      await conn.query(`CREATE DATABASE ${q(options.schema)}${charset ? ` CHARACTER SET ${charset.characterSet} COLLATE ${charset.collation}` : ''}`);
+      await conn.query(
+        `CREATE DATABASE ${q(options.schema)}${charset ? ` CHARACTER SET ${charset.characterSet} COLLATE ${charset.collation}` : ''}`,
+      );
       created = true;
     } catch (err) {
       if ((err as { errno?: number }).errno === 1007) {
         throw DomainError.nonRetryable(
           `staging schema ${options.schema} already exists on ${cfg.host}:${cfg.port}; a restore loads only into a new schema (drop it or choose another name)`,
-          FailureType.RestoreSchemaExists);
+          FailureType.RestoreSchemaExists,
+        );
       }
       throw databaseFailure(err, cfg, password);
     }
 
     const binary = options.clientBinary ?? DEFAULT_CLIENT_BINARY[server.flavour];
     const run = await withOptionFile(options.workDir ?? tmpdir(), password, async (optionFile) => {
-      const command = buildLoadCommand({ binary, flavour: server.flavour, host: cfg.host, port: cfg.port, user: cfg.user, optionFile, schema: options.schema });
+      const command = buildLoadCommand({
+        binary,
+        flavour: server.flavour,
+        host: cfg.host,
+        port: cfg.port,
+        user: cfg.user,
+        optionFile,
+        schema: options.schema,
+      });
       const outcome = await runClient(command, options.schema, options);
       return { command, ...outcome };
     });
@@ -143,7 +156,9 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
       const lastLines = text.split('\n').slice(-5).join('\n') || '(no error output)';
       const lost = /\bERROR 20(?:02|03|05|06|13)\b|Lost connection|gone away|Can't connect/i.test(text);
       const message = `${binary} could not load the dump into ${where} (${describeClientExit(run.exit)}): ${lastLines}`;
-      throw lost ? DomainError.retryable(message, FailureType.DatabaseUnavailable) : DomainError.nonRetryable(message, FailureType.DumpLoadFailed);
+      throw lost
+        ? DomainError.retryable(message, FailureType.DatabaseUnavailable)
+        : DomainError.nonRetryable(message, FailureType.DumpLoadFailed);
     }
     const objects = await listSchemaObjects(conn, options.schema);
     return {
@@ -165,15 +180,22 @@ export async function loadDumpIntoSchema(cfg: PhpipamConfig, password: string, o
   } catch (err) {
     if (created) {
       await conn.query(`DROP DATABASE IF EXISTS ${q(options.schema)}`).catch((dropErr: unknown) => {
-        if (err instanceof Error) err.message += ` (and the half-loaded staging schema ${options.schema} could not be dropped: ${redactSecret(String((dropErr as Error).message), password)})`;
+        if (err instanceof Error)
+          err.message += ` (and the half-loaded staging schema ${options.schema} could not be dropped: ${redactSecret(String((dropErr as Error).message), password)})`;
       });
     }
     if (err instanceof DomainError || isAbort(err)) throw err;
     if (err instanceof DumpStreamError) {
-      throw DomainError.retryable(`the dump stream failed while loading into ${options.schema}: ${redactSecret(err.message, password)}`, FailureType.DumpStreamFailed);
+      throw DomainError.retryable(
+        `the dump stream failed while loading into ${options.schema}: ${redactSecret(err.message, password)}`,
+        FailureType.DumpStreamFailed,
+      );
     }
     if (err instanceof DumpNotRestorableError) {
-      throw DomainError.nonRetryable(`the dump cannot be restored into ${options.schema} safely: ${err.message}; nothing of it is kept`, FailureType.DumpLoadFailed);
+      throw DomainError.nonRetryable(
+        `the dump cannot be restored into ${options.schema} safely: ${err.message}; nothing of it is kept`,
+        FailureType.DumpLoadFailed,
+      );
     }
     throw databaseFailure(err, cfg, password);
   } finally {
@@ -192,14 +214,19 @@ function redactSecret(text: string, password: string): string {
 async function connectServer(cfg: PhpipamConfig, password: string): Promise<Connection> {
   try {
     return await mysql.createConnection({
-      host: cfg.host, port: cfg.port, user: cfg.user, password, connectTimeout: CONNECT_TIMEOUT_MS,
-      supportBigNumbers: true, bigNumberStrings: true, dateStrings: true,
+      host: cfg.host,
+      port: cfg.port,
+      user: cfg.user,
+      password,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
     });
   } catch (err) {
     throw databaseFailure(err, cfg, password);
   }
 }
-
 
 async function withOptionFile<T>(workDir: string, password: string, fn: (optionFile: string) => Promise<T>): Promise<T> {
   await mkdir(workDir, { recursive: true });
@@ -237,30 +264,48 @@ async function runClient(command: { binary: string; argv: string[] }, schema: st
   collectTail(child.stdout, STDERR_KEEP_BYTES); // drained; the dump selects nothing
   const exited = new Promise<ClientExit>((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'ENOENT'
-        ? DomainError.nonRetryable(`database client ${command.binary} not found on this worker (Debian package mariadb-client, or set the client binary)`, FailureType.ConfigError)
-        : err);
+      reject(
+        err.code === 'ENOENT'
+          ? DomainError.nonRetryable(
+              `database client ${command.binary} not found on this worker (Debian package mariadb-client, or set the client binary)`,
+              FailureType.ConfigError,
+            )
+          : err,
+      );
     });
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
-  const kill = () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); };
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
   const guard = new DumpSchemaGuard(schema, { requireTrailer: true });
   guard.once('error', kill); // registered before pipeline's own listener, which closes stdin
   options.dump.once('error', kill);
   let bytes = 0;
-  const counter = new Transform({ transform(chunk: Buffer, _enc, done) { bytes += chunk.length; done(null, chunk); } });
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
   const progress = options.onProgress && setInterval(() => options.onProgress!(bytes), PROGRESS_INTERVAL_MS);
   const streamed = pipeline([options.dump, guard, counter, child.stdin], { signal: options.signal });
   try {
     const [stream, exit] = await Promise.allSettled([
-      streamed.catch((err: unknown) => { kill(); throw err; }),
+      streamed.catch((err: unknown) => {
+        kill();
+        throw err;
+      }),
       exited,
     ]);
     if (exit.status === 'rejected') throw exit.reason;
     if (stream.status === 'rejected') {
       // A client that failed on its own explains the broken pipe (EPIPE) better than the pipe does.
       const clientFailed = exit.value.code !== null && exit.value.code !== 0;
-      if (!clientFailed) throw stream.reason instanceof DumpNotRestorableError || isAbort(stream.reason) ? stream.reason : new DumpStreamError(stream.reason);
+      if (!clientFailed)
+        throw stream.reason instanceof DumpNotRestorableError || isAbort(stream.reason)
+          ? stream.reason
+          : new DumpStreamError(stream.reason);
     }
     return { exit: exit.value, stderr: stderr(), bytes, neutralised: guard.neutralised };
   } finally {

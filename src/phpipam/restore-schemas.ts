@@ -33,7 +33,9 @@ export const qq = (schema: string, name: string) => `${q(schema)}.${q(name)}`;
 /** The schema's default character set and collation, or undefined when it does not exist. */
 export async function schemaCharset(conn: Connection, schema: string): Promise<{ characterSet: string; collation: string } | undefined> {
   const [rows] = await conn.query<RowDataPacket[]>(
-    'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema]);
+    'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+    [schema],
+  );
   const row = rows[0];
   // Names of the server's own charsets/collations: letters, digits and "_" only, safe to inline.
   if (!row || !/^\w+$/.test(String(row.cs)) || !/^\w+$/.test(String(row.co))) return undefined;
@@ -54,15 +56,23 @@ export const routineLabel = (r: { name: string; kind: string }) => `${r.kind} ${
 export async function listSchemaObjects(conn: Connection, schema: string): Promise<SchemaObjects> {
   const [schemata] = await conn.query<RowDataPacket[]>('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema]);
   const [tables] = await conn.query<RowDataPacket[]>(
-    'SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME', [schema]);
+    'SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME',
+    [schema],
+  );
   // Creation order per table and timing, so re-creating them keeps their firing order.
   const [triggers] = await conn.query<RowDataPacket[]>(
     'SELECT TRIGGER_NAME AS name, EVENT_OBJECT_TABLE AS tbl FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ' +
-    'ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER', [schema]);
+      'ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER',
+    [schema],
+  );
   const [routines] = await conn.query<RowDataPacket[]>(
-    'SELECT ROUTINE_NAME AS name, ROUTINE_TYPE AS kind FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME', [schema]);
+    'SELECT ROUTINE_NAME AS name, ROUTINE_TYPE AS kind FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME',
+    [schema],
+  );
   const [events] = await conn.query<RowDataPacket[]>(
-    'SELECT EVENT_NAME AS name, STATUS AS status FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME', [schema]);
+    'SELECT EVENT_NAME AS name, STATUS AS status FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME',
+    [schema],
+  );
   return {
     exists: schemata.length > 0,
     tables: tables.map((r) => ({ name: String(r.name), type: String(r.type) })),

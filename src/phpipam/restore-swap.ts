@@ -112,16 +112,26 @@ interface Definition {
   enabled?: boolean;
 }
 
-async function readDefinitions(conn: Connection, schema: string, objects: SchemaObjects): Promise<{ triggers: Definition[]; routines: Definition[]; events: Definition[] }> {
+async function readDefinitions(
+  conn: Connection,
+  schema: string,
+  objects: SchemaObjects,
+): Promise<{ triggers: Definition[]; routines: Definition[]; events: Definition[] }> {
   const show = async (kind: Definition['kind'], name: string, column: string): Promise<Definition> => {
     const [rows] = await conn.query<RowDataPacket[]>(`SHOW CREATE ${kind} ${qq(schema, name)}`);
     const row = rows[0];
     const create = row?.[column];
     if (!row || create === null || create === undefined) {
-      throw new SwapRefusal(`cannot read the definition of ${kind} ${schema}.${name} (its definer is another user and this user may not see it)`);
+      throw new SwapRefusal(
+        `cannot read the definition of ${kind} ${schema}.${name} (its definer is another user and this user may not see it)`,
+      );
     }
     return {
-      kind, name, create: String(create), sqlMode: String(row.sql_mode ?? ''), collationConnection: String(row.collation_connection),
+      kind,
+      name,
+      create: String(create),
+      sqlMode: String(row.sql_mode ?? ''),
+      collationConnection: String(row.collation_connection),
       ...(row.time_zone !== undefined ? { timeZone: String(row.time_zone) } : {}),
     };
   };
@@ -129,7 +139,8 @@ async function readDefinitions(conn: Connection, schema: string, objects: Schema
   for (const t of objects.triggers) triggers.push({ ...(await show('TRIGGER', t.name, 'SQL Original Statement')), table: t.table });
   const routines: Definition[] = [];
   for (const r of objects.routines) {
-    if (r.kind !== 'FUNCTION' && r.kind !== 'PROCEDURE') throw new SwapRefusal(`${schema} has a ${r.kind} (${r.name}); only functions and procedures are handled`);
+    if (r.kind !== 'FUNCTION' && r.kind !== 'PROCEDURE')
+      throw new SwapRefusal(`${schema} has a ${r.kind} (${r.name}); only functions and procedures are handled`);
     routines.push(await show(r.kind, r.name, r.kind === 'FUNCTION' ? 'Create Function' : 'Create Procedure'));
   }
   const events: Definition[] = [];
@@ -172,23 +183,35 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   const { live, staging, keepAs, verification } = options;
   const startedAt = new Date();
   const t0 = performance.now();
-  const step = async (name: SwapStep) => { await options.onStep?.(name); };
+  const step = async (name: SwapStep) => {
+    await options.onStep?.(name);
+  };
 
   // ---------------------------------------------------------------- checks: nothing changes yet
   await step('check schemas');
   for (const name of [live, staging, keepAs]) requireSchemaName(name);
-  const refuse = (why: string) => DomainError.nonRetryable(`swap of ${staging} into ${live} refused: ${why}; nothing was changed`, FailureType.SchemaSwapRefused);
+  const refuse = (why: string) =>
+    DomainError.nonRetryable(`swap of ${staging} into ${live} refused: ${why}; nothing was changed`, FailureType.SchemaSwapRefused);
   if (new Set([live, staging, keepAs]).size !== 3) throw refuse('live, staging and keep schema must be three different schemas');
   if (verification.schema !== staging) throw refuse(`the verification given is of ${verification.schema}, not of ${staging}`);
   if (!verification.ok || verification.mismatches.length > 0) {
     throw DomainError.nonRetryable(
       `swap of ${staging} into ${live} refused: the staging schema does not match the backup's facts (${describeMismatches(verification.mismatches)}); nothing was changed`,
-      FailureType.RestoreVerificationFailed);
+      FailureType.RestoreVerificationFailed,
+    );
   }
-  const [liveObjects, stagingObjects, keepObjects] = [await listSchemaObjects(conn, live), await listSchemaObjects(conn, staging), await listSchemaObjects(conn, keepAs)];
+  const [liveObjects, stagingObjects, keepObjects] = [
+    await listSchemaObjects(conn, live),
+    await listSchemaObjects(conn, staging),
+    await listSchemaObjects(conn, keepAs),
+  ];
   if (!liveObjects.exists) throw refuse(`live schema ${live} does not exist (load the dump into it directly instead)`);
   if (!stagingObjects.exists) throw refuse(`staging schema ${staging} does not exist`);
-  if (keepObjects.exists) throw DomainError.nonRetryable(`swap of ${staging} into ${live} refused: keep schema ${keepAs} already exists; nothing was changed`, FailureType.RestoreSchemaExists);
+  if (keepObjects.exists)
+    throw DomainError.nonRetryable(
+      `swap of ${staging} into ${live} refused: keep schema ${keepAs} already exists; nothing was changed`,
+      FailureType.RestoreSchemaExists,
+    );
   const unsupported = unsupportedObjects([live, liveObjects], [staging, stagingObjects]);
   if (unsupported.length > 0) throw refuse(unsupported.join('; '));
   const baseTables = (objects: SchemaObjects) => objects.tables.filter((t) => t.type === 'BASE TABLE').map((t) => t.name);
@@ -206,13 +229,18 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   let liveViews: ViewDefinition[];
   let stagingViews: ViewDefinition[];
   const [session] = await conn.query<RowDataPacket[]>(
-    'SELECT DATABASE() AS db, @@session.sql_mode AS sqlMode, @@session.collation_connection AS collation, @@session.time_zone AS tz, @@session.lock_wait_timeout AS lockWait');
+    'SELECT DATABASE() AS db, @@session.sql_mode AS sqlMode, @@session.collation_connection AS collation, @@session.time_zone AS tz, @@session.lock_wait_timeout AS lockWait',
+  );
   try {
     server = await preflight(conn);
     liveDefs = await readDefinitions(conn, live, liveObjects);
     stagingDefs = await readDefinitions(conn, staging, stagingObjects);
-    liveViews = await readViewDefinitions(conn, live, viewNames(liveObjects)).catch((err: Error) => { throw new SwapRefusal(err.message); });
-    stagingViews = await readViewDefinitions(conn, staging, viewNames(stagingObjects)).catch((err: Error) => { throw new SwapRefusal(err.message); });
+    liveViews = await readViewDefinitions(conn, live, viewNames(liveObjects)).catch((err: Error) => {
+      throw new SwapRefusal(err.message);
+    });
+    stagingViews = await readViewDefinitions(conn, staging, viewNames(stagingObjects)).catch((err: Error) => {
+      throw new SwapRefusal(err.message);
+    });
   } catch (err) {
     if (err instanceof SwapRefusal) throw refuse(err.message);
     throw err;
@@ -223,7 +251,10 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   const timings = { renameMs: 0, triggerWindowMs: 0, liveWindowMs: 0 };
   const warnings: string[] = [];
   let current: SwapStep = 'check schemas';
-  const enter = async (name: SwapStep) => { current = name; await step(name); };
+  const enter = async (name: SwapStep) => {
+    current = name;
+    await step(name);
+  };
   try {
     await conn.query('SET SESSION lock_wait_timeout = ?', [options.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_S]);
 
@@ -245,8 +276,13 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       undo.push({ what: `recreate trigger ${staging}.${def.name}`, run: () => createDefinition(conn, staging, def) });
     }
     // Views cannot be renamed across schemas (error 1450): dropped here, recreated in live after the rename.
-    await dropViews(conn, staging, stagingViews.map((v) => v.name));
-    if (stagingViews.length > 0) undo.push({ what: `recreate views in ${staging}`, run: () => createViews(conn, stagingViews, staging, staging) });
+    await dropViews(
+      conn,
+      staging,
+      stagingViews.map((v) => v.name),
+    );
+    if (stagingViews.length > 0)
+      undo.push({ what: `recreate views in ${staging}`, run: () => createViews(conn, stagingViews, staging, staging) });
 
     // ---------------------------------------------------------------- live window
     await enter('drop live triggers');
@@ -255,16 +291,31 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       await dropDefinition(conn, live, def);
       undo.push({ what: `recreate trigger ${live}.${def.name}`, run: () => createDefinition(conn, live, def) });
     }
-    await dropViews(conn, live, liveViews.map((v) => v.name));
+    await dropViews(
+      conn,
+      live,
+      liveViews.map((v) => v.name),
+    );
     if (liveViews.length > 0) undo.push({ what: `recreate views in ${live}`, run: () => createViews(conn, liveViews, live, live) });
 
     await enter('rename tables');
-    const forward = [...liveTables.map((t) => `${qq(live, t)} TO ${qq(keepAs, t)}`), ...stagingTables.map((t) => `${qq(staging, t)} TO ${qq(live, t)}`)];
-    const backward = [...stagingTables.map((t) => `${qq(live, t)} TO ${qq(staging, t)}`), ...liveTables.map((t) => `${qq(keepAs, t)} TO ${qq(live, t)}`)];
+    const forward = [
+      ...liveTables.map((t) => `${qq(live, t)} TO ${qq(keepAs, t)}`),
+      ...stagingTables.map((t) => `${qq(staging, t)} TO ${qq(live, t)}`),
+    ];
+    const backward = [
+      ...stagingTables.map((t) => `${qq(live, t)} TO ${qq(staging, t)}`),
+      ...liveTables.map((t) => `${qq(keepAs, t)} TO ${qq(live, t)}`),
+    ];
     const renameStart = performance.now();
     await conn.query(`RENAME TABLE ${forward.join(', ')}`);
     timings.renameMs = Math.round(performance.now() - renameStart);
-    undo.push({ what: `rename the tables back (${live} -> ${staging}, ${keepAs} -> ${live})`, run: async () => { await conn.query(`RENAME TABLE ${backward.join(', ')}`); } });
+    undo.push({
+      what: `rename the tables back (${live} -> ${staging}, ${keepAs} -> ${live})`,
+      run: async () => {
+        await conn.query(`RENAME TABLE ${backward.join(', ')}`);
+      },
+    });
 
     await enter('create live triggers');
     for (const def of stagingDefs.triggers) {
@@ -272,7 +323,15 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       undo.push({ what: `drop restored trigger ${live}.${def.name}`, run: () => dropDefinition(conn, live, def) });
     }
     if (stagingViews.length > 0) {
-      undo.push({ what: `drop restored views from ${live}`, run: () => dropViews(conn, live, stagingViews.map((v) => v.name)) });
+      undo.push({
+        what: `drop restored views from ${live}`,
+        run: () =>
+          dropViews(
+            conn,
+            live,
+            stagingViews.map((v) => v.name),
+          ),
+      });
       await createViews(conn, stagingViews, staging, live);
     }
     timings.triggerWindowMs = Math.round(performance.now() - windowStart);
@@ -284,9 +343,17 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
       const old = oldLive.get(key(def));
       if (old && !orReplace) await dropDefinition(conn, live, old);
       await createDefinition(conn, live, def, Boolean(old) && orReplace);
-      undo.push(old
-        ? { what: `put back ${key(old)} in ${live}`, run: async () => { if (!orReplace) await dropDefinition(conn, live, def); await createDefinition(conn, live, old, orReplace); } }
-        : { what: `drop restored ${key(def)} from ${live}`, run: () => dropDefinition(conn, live, def) });
+      undo.push(
+        old
+          ? {
+              what: `put back ${key(old)} in ${live}`,
+              run: async () => {
+                if (!orReplace) await dropDefinition(conn, live, def);
+                await createDefinition(conn, live, old, orReplace);
+              },
+            }
+          : { what: `drop restored ${key(def)} from ${live}`, run: () => dropDefinition(conn, live, def) },
+      );
     }
     const restoredKeys = new Set(restored.map(key));
     for (const old of oldLive.values()) {
@@ -306,19 +373,34 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
   try {
     await enter('recreate kept triggers');
     for (const def of liveDefs.triggers) {
-      await createDefinition(conn, keepAs, def).catch((err: unknown) => { warnings.push(`trigger ${def.name} not recreated on ${keepAs}.${def.table}: ${(err as Error).message}`); });
+      await createDefinition(conn, keepAs, def).catch((err: unknown) => {
+        warnings.push(`trigger ${def.name} not recreated on ${keepAs}.${def.table}: ${(err as Error).message}`);
+      });
     }
-    if (liveViews.length > 0) await createViews(conn, liveViews, live, keepAs).catch((err: unknown) => { warnings.push((err as Error).message); });
+    if (liveViews.length > 0)
+      await createViews(conn, liveViews, live, keepAs).catch((err: unknown) => {
+        warnings.push((err as Error).message);
+      });
     await enter('drop staging schema');
-    stagingDropped = await dropIfNoTables(conn, staging).then(() => true, (err: unknown) => { warnings.push(`staging schema ${staging} not dropped: ${(err as Error).message}`); return false; });
+    stagingDropped = await dropIfNoTables(conn, staging).then(
+      () => true,
+      (err: unknown) => {
+        warnings.push(`staging schema ${staging} not dropped: ${(err as Error).message}`);
+        return false;
+      },
+    );
   } catch (err) {
     warnings.push(`after the swap, step "${current}" failed: ${(err as Error).message}`);
   } finally {
-    await restoreSession(conn, session[0]).catch((err: unknown) => { warnings.push(`session settings not restored: ${(err as Error).message}`); });
+    await restoreSession(conn, session[0]).catch((err: unknown) => {
+      warnings.push(`session settings not restored: ${(err as Error).message}`);
+    });
   }
 
   return {
-    live, staging, keepAs,
+    live,
+    staging,
+    keepAs,
     tables: {
       swapped: stagingTables.map((name) => ({ name, rows: verifiedRows.get(name) ?? null })),
       added: stagingTables.filter((t) => !liveTables.includes(t)),
@@ -339,8 +421,12 @@ export async function swapSchemaIn(conn: Connection, options: SwapOptions): Prom
 /** What a swap cannot handle in these schemas (table types other than base tables and views, routine kinds other than functions and procedures). */
 function unsupportedObjects(...schemas: Array<[string, SchemaObjects]>): string[] {
   return schemas.flatMap(([schema, objects]) => [
-    ...objects.tables.filter((t) => !SWAPPABLE_TABLE_TYPES.includes(t.type)).map((t) => `${schema}.${t.name} is a ${t.type}, which a swap cannot move`),
-    ...objects.routines.filter((r) => r.kind !== 'FUNCTION' && r.kind !== 'PROCEDURE').map((r) => `${schema} has a ${r.kind} (${r.name}); only functions and procedures are handled`),
+    ...objects.tables
+      .filter((t) => !SWAPPABLE_TABLE_TYPES.includes(t.type))
+      .map((t) => `${schema}.${t.name} is a ${t.type}, which a swap cannot move`),
+    ...objects.routines
+      .filter((r) => r.kind !== 'FUNCTION' && r.kind !== 'PROCEDURE')
+      .map((r) => `${schema} has a ${r.kind} (${r.name}); only functions and procedures are handled`),
   ]);
 }
 
@@ -356,7 +442,11 @@ export async function requireSwappableLive(conn: Connection, live: string): Prom
   if (unsupported.length > 0) throw refuse(unsupported.join('; '));
   try {
     await readDefinitions(conn, live, objects);
-    await readViewDefinitions(conn, live, objects.tables.filter((t) => t.type === 'VIEW').map((t) => t.name));
+    await readViewDefinitions(
+      conn,
+      live,
+      objects.tables.filter((t) => t.type === 'VIEW').map((t) => t.name),
+    );
   } catch (err) {
     throw refuse((err as Error).message);
   }
@@ -384,23 +474,32 @@ async function runUndo(undo: Undo[]): Promise<Array<{ what: string; error: strin
 
 async function restoreSession(conn: Connection, saved: RowDataPacket | undefined): Promise<void> {
   if (!saved) return;
-  await conn.query('SET SESSION sql_mode = ?, SESSION collation_connection = ?, SESSION time_zone = ?, SESSION lock_wait_timeout = ?',
-    [saved.sqlMode, saved.collation, saved.tz, Number(saved.lockWait)]);
+  await conn.query('SET SESSION sql_mode = ?, SESSION collation_connection = ?, SESSION time_zone = ?, SESSION lock_wait_timeout = ?', [
+    saved.sqlMode,
+    saved.collation,
+    saved.tz,
+    Number(saved.lockWait),
+  ]);
   if (saved.db) await conn.query(`USE ${q(String(saved.db))}`);
 }
 
 const RETRYABLE_ERRNOS = new Set([1205, 1213, 2006, 2013]); // lock wait timeout, deadlock, gone away, lost connection
 
-function swapFailure(err: unknown, ctx: { live: string; staging: string; keepAs: string; step: SwapStep; undo: Undo[]; failures: Array<{ what: string; error: string }> }): DomainError {
+function swapFailure(
+  err: unknown,
+  ctx: { live: string; staging: string; keepAs: string; step: SwapStep; undo: Undo[]; failures: Array<{ what: string; error: string }> },
+): DomainError {
   const e = err as { errno?: number; code?: string; message?: string };
   const cause = `${e.message ?? String(err)}`;
   if (ctx.failures.length > 0) {
     return DomainError.nonRetryable(
       `swap of ${ctx.staging} into ${ctx.live} failed at "${ctx.step}" (${cause}) and could not be fully undone; repair by hand: ` +
         ctx.failures.map((f) => `${f.what} (${f.error})`).join('; '),
-      FailureType.SchemaSwapRollbackFailed);
+      FailureType.SchemaSwapRollbackFailed,
+    );
   }
-  const message = `swap of ${ctx.staging} into ${ctx.live} failed at "${ctx.step}" (${cause}); undone (${ctx.undo.length} step(s)): ` +
+  const message =
+    `swap of ${ctx.staging} into ${ctx.live} failed at "${ctx.step}" (${cause}); undone (${ctx.undo.length} step(s)): ` +
     `${ctx.live} is as before, ${ctx.staging} still holds the restored tables, ${ctx.keepAs} does not exist`;
   const retryable = (e.errno !== undefined && RETRYABLE_ERRNOS.has(e.errno)) || e.code === 'PROTOCOL_CONNECTION_LOST';
   return retryable

@@ -36,7 +36,9 @@ export interface SchemaVerification {
  * restoring into another server version may change them for identical data.
  */
 export async function verifySchemaAgainstFacts(
-  conn: Connection, schema: string, facts: Pick<PhpipamDumpFacts, 'tables' | 'flavour'>,
+  conn: Connection,
+  schema: string,
+  facts: Pick<PhpipamDumpFacts, 'tables' | 'flavour'>,
 ): Promise<SchemaVerification> {
   requireSchemaName(schema);
   const t0 = performance.now();
@@ -80,7 +82,8 @@ export async function requireCreateSchema(conn: Connection, cfg: PhpipamConfig, 
     if (e.errno === 1044 || e.errno === 1227) {
       throw DomainError.nonRetryable(
         `user ${cfg.user} may not create schema ${schema} on ${cfg.host}:${cfg.port} (${e.sqlMessage}); ${purpose} needs all privileges on ${cfg.database}_% (GRANT ALL ON \`${cfg.database}\\_%\`.* TO ...)`,
-        FailureType.DatabasePrivilegeMissing);
+        FailureType.DatabasePrivilegeMissing,
+      );
     }
     throw err;
   }

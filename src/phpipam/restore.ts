@@ -16,8 +16,20 @@
  */
 export { restoreSchemaNames } from './restore-schemas';
 export { DumpNotRestorableError, DumpSchemaGuard, type NeutralisedStatement } from './dump-schema-guard';
-export { buildLoadCommand, DEFAULT_CLIENT_BINARY, loadDumpIntoSchema, type DumpLoadResult, type LoadCommandInput, type LoadDumpOptions } from './restore-load';
 export {
-  describeMismatches, dropStagingSchema, requireCreateSchema, verifySchemaAgainstFacts, type SchemaMismatch, type SchemaVerification,
+  buildLoadCommand,
+  DEFAULT_CLIENT_BINARY,
+  loadDumpIntoSchema,
+  type DumpLoadResult,
+  type LoadCommandInput,
+  type LoadDumpOptions,
+} from './restore-load';
+export {
+  describeMismatches,
+  dropStagingSchema,
+  requireCreateSchema,
+  verifySchemaAgainstFacts,
+  type SchemaMismatch,
+  type SchemaVerification,
 } from './restore-verify';
 export { requireSwappableLive, swapSchemaIn, SWAP_STEPS, type SchemaSwapResult, type SwapOptions, type SwapStep } from './restore-swap';

@@ -75,7 +75,10 @@ export async function preflight(conn: Connection): Promise<ServerInfo> {
  * Non-InnoDB tables (MyISAM, Aria) are counted but are not part of any snapshot.
  */
 export async function tableFacts(
-  conn: Connection, database: string, flavour: DatabaseFlavour, onTable?: (table: string) => void,
+  conn: Connection,
+  database: string,
+  flavour: DatabaseFlavour,
+  onTable?: (table: string) => void,
 ): Promise<TableFactsSnapshot> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
@@ -83,7 +86,8 @@ export async function tableFacts(
     const snapshotPosition = flavour === 'mariadb' ? await binlogSnapshotPosition(conn) : null;
     const [listed] = await conn.query<RowDataPacket[]>(
       "SELECT TABLE_NAME AS name, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-      [database]);
+      [database],
+    );
     const tables: TableFact[] = [];
     for (const { name, engine } of listed) {
       onTable?.(String(name));

@@ -21,7 +21,8 @@ export async function readViewDefinitions(conn: Connection, schema: string, name
   for (const name of names) {
     const [rows] = await conn.query<RowDataPacket[]>(`SHOW CREATE VIEW ${q(schema)}.${q(name)}`);
     const create = rows[0]?.['Create View'];
-    if (typeof create !== 'string' || create === '') throw new Error(`cannot read the definition of view ${schema}.${name} (SHOW VIEW privilege)`);
+    if (typeof create !== 'string' || create === '')
+      throw new Error(`cannot read the definition of view ${schema}.${name} (SHOW VIEW privilege)`);
     views.push({ name, create, collationConnection: String(rows[0]?.collation_connection ?? 'utf8mb4_general_ci') });
   }
   return views;
@@ -44,7 +45,9 @@ export async function createViews(conn: Connection, views: ViewDefinition[], fro
     const failed: Array<{ view: ViewDefinition; error: Error }> = [];
     for (const view of pending) {
       await conn.query('SET SESSION collation_connection = ?', [view.collationConnection]);
-      await conn.query(viewStatementIn(view, from, to)).catch((error: Error) => { failed.push({ view, error }); });
+      await conn.query(viewStatementIn(view, from, to)).catch((error: Error) => {
+        failed.push({ view, error });
+      });
     }
     if (failed.length === pending.length) {
       throw new Error(`views not created in ${to}: ${failed.map((f) => `${f.view.name}: ${f.error.message}`).join('; ')}`);

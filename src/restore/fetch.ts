@@ -26,7 +26,10 @@ import { FailureType } from '../common/failures';
  */
 export class ArtefactUnusableError extends DomainError {
   override readonly name = 'ArtefactUnusableError';
-  constructor(message: string, readonly integrity = true) {
+  constructor(
+    message: string,
+    readonly integrity = true,
+  ) {
     super(message, integrity ? FailureType.ChecksumMismatch : FailureType.StorageUnavailable, integrity);
   }
 }
@@ -47,7 +50,9 @@ export interface FetchedArtefact {
 export async function restoreIdentity(config: Config, artefact: ArtefactRecord): Promise<string | null> {
   if (!artefact.encryption) return null;
   if (!config.encryption?.identity) {
-    throw new ArtefactUnusableError(`${artefact.file} is age-encrypted and the config names no decryption identity (expected encryption.identity: { file } or { env })`);
+    throw new ArtefactUnusableError(
+      `${artefact.file} is age-encrypted and the config names no decryption identity (expected encryption.identity: { file } or { env })`,
+    );
   }
   return readDecryptionIdentity(config.encryption.identity);
 }
@@ -64,18 +69,26 @@ export type RawCheck = Transform & { readonly bytes: number; digestHex(): string
  * scratch copy that is read right away and removed (a crash leaves it to be fetched again; the
  * reader must still check it, as `snapshot restore` checks the trailer).
  */
-export async function fetchArtefact(config: Config, artefact: ArtefactRecord, destination: string, opts: {
-  check?: () => RawCheck;
-  onProgress?: (bytes: number) => void;
-  durable?: boolean;
-} = {}): Promise<FetchedArtefact> {
+export async function fetchArtefact(
+  config: Config,
+  artefact: ArtefactRecord,
+  destination: string,
+  opts: {
+    check?: () => RawCheck;
+    onProgress?: (bytes: number) => void;
+    durable?: boolean;
+  } = {},
+): Promise<FetchedArtefact> {
   const identity = await restoreIdentity(config, artefact);
   const refused: FetchedArtefact['refused'] = [];
   await mkdir(dirname(destination), { recursive: true });
   const partial = `${destination}.partial`;
   for (const copy of orderCopies(config, artefact)) {
     const target = config.storage.find((t) => t.name === copy.target);
-    if (!target) { refused.push({ target: copy.target, problem: 'target no longer in the config', integrity: true }); continue; }
+    if (!target) {
+      refused.push({ target: copy.target, problem: 'target no longer in the config', integrity: true });
+      continue;
+    }
     const stored = new HashingStream();
     const check = opts.check?.();
     const raw = check ?? new HashingStream();
@@ -83,10 +96,12 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
     try {
       const store = await openStore(target);
       await pipeline([
-        await store.read(artefact.key), stored,
+        await store.read(artefact.key),
+        stored,
         ...(identity ? [createDecryptStream(identity)] : []),
         ...createDecompressStages(artefact.compression),
-        raw, createWriteStream(partial),
+        raw,
+        createWriteStream(partial),
       ]);
       const problems = [
         stored.bytes !== artefact.bytes && `stored size ${stored.bytes} bytes, manifest says ${artefact.bytes}`,
@@ -112,7 +127,8 @@ export async function fetchArtefact(config: Config, artefact: ArtefactRecord, de
   }
   throw new ArtefactUnusableError(
     `no good copy of ${artefact.file}: ${refused.map((r) => `${r.target}: ${r.problem}`).join('; ') || 'the manifest lists no copy'}`,
-    refused.every((r) => r.integrity));
+    refused.every((r) => r.integrity),
+  );
 }
 
 /**

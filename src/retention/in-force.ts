@@ -16,6 +16,8 @@ export function retentionInForce(config: Config, cluster: string): RetentionPoli
 
 /** "keep 7 days", "keep 14 days + GFS 7 daily, 4 weekly, 6 monthly". */
 export function describeRetention(policy: RetentionPolicy): string {
-  const gfs = Object.entries(policy.gfs ?? {}).filter(([, n]) => n).map(([period, n]) => `${n} ${period}`);
+  const gfs = Object.entries(policy.gfs ?? {})
+    .filter(([, n]) => n)
+    .map(([period, n]) => `${n} ${period}`);
   return [policy.keepDays ? `keep ${policy.keepDays} days` : null, gfs.length ? `GFS ${gfs.join(', ')}` : null].filter(Boolean).join(' + ');
 }

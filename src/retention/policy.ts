@@ -126,11 +126,15 @@ function keepReasons(sets: Dated[], policy: RetentionPolicy, now: Date, protecte
   for (const set of sets) {
     if (protectedIds.has(set.setId)) out.push([set.setId, 'protected: in use by a running restore']);
     if (set.lockedUntil && Date.parse(set.lockedUntil.until) > now.getTime()) {
-      out.push([set.setId, `object lock (${set.lockedUntil.mode}) in ${set.lockedUntil.target} until ${set.lockedUntil.until}: S3 refuses its deletion before then`]);
+      out.push([
+        set.setId,
+        `object lock (${set.lockedUntil.mode}) in ${set.lockedUntil.target} until ${set.lockedUntil.until}: S3 refuses its deletion before then`,
+      ]);
     }
   }
   const newestVerified = complete.find((s) => s.verifiedAt !== undefined);
-  if (newestVerified) out.push([newestVerified.setId, `newest verified set of ${newestVerified.cluster} (verified ${newestVerified.verifiedAt})`]);
+  if (newestVerified)
+    out.push([newestVerified.setId, `newest verified set of ${newestVerified.cluster} (verified ${newestVerified.verifiedAt})`]);
   const newestComplete = complete[0];
   if (newestComplete) out.push([newestComplete.setId, `newest complete set of ${newestComplete.cluster}`]);
   const newest = sets[0];
@@ -199,7 +203,9 @@ function expiryReason(set: Dated, policy: RetentionPolicy, now: Date): string {
 }
 
 function describeGfs(policy: RetentionPolicy): string {
-  return GFS_LEVELS.filter((level) => (policy.gfs?.[level] ?? 0) > 0).map((level) => `${level} ${policy.gfs?.[level]}`).join(', ');
+  return GFS_LEVELS.filter((level) => (policy.gfs?.[level] ?? 0) > 0)
+    .map((level) => `${level} ${policy.gfs?.[level]}`)
+    .join(', ');
 }
 
 function ageMs(set: Dated, now: Date): number {

@@ -50,7 +50,11 @@ export interface SegmentObject {
 }
 
 /** The objects under `wal/<cluster>/` of one target; `onPage` is called per page listed (for heartbeats). */
-export async function listSegmentObjects(store: BackupStore, cluster: string, onPage: () => void = () => undefined): Promise<SegmentObject[]> {
+export async function listSegmentObjects(
+  store: BackupStore,
+  cluster: string,
+  onPage: () => void = () => undefined,
+): Promise<SegmentObject[]> {
   const listed = await store.listDetailed(clusterSegmentsPrefix(cluster), { onPage });
   return listed.map(({ key, bytes }) => ({ key, bytes }));
 }
@@ -61,10 +65,16 @@ export async function listSegmentObjects(store: BackupStore, cluster: string, on
  * retry just lists again. `onProgress` is called as batches go (for heartbeats).
  */
 export async function deleteSegmentObjects(
-  store: BackupStore, objects: SegmentObject[], options: { dryRun?: boolean; onProgress?: (done: number) => void } = {},
+  store: BackupStore,
+  objects: SegmentObject[],
+  options: { dryRun?: boolean; onProgress?: (done: number) => void } = {},
 ): Promise<{ objects: number; bytes: number }> {
   const measured = { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes, 0) };
   // One request per thousand keys on S3: a busy cluster writes segments by the hundred thousand a day.
-  if (!options.dryRun) await store.deleteMany(objects.map((o) => o.key), { onProgress: options.onProgress });
+  if (!options.dryRun)
+    await store.deleteMany(
+      objects.map((o) => o.key),
+      { onProgress: options.onProgress },
+    );
   return measured;
 }

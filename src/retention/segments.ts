@@ -68,23 +68,38 @@ export interface SegmentRetentionPlan {
 /** Clock skew between a capture worker (segment times) and the workflows that date sets and runs. */
 export const SEGMENT_TIME_MARGIN_MS = 3600_000;
 
-interface Gap { from: number; to: number; key: string }
-interface Chain { clusterId: string; segments: SegmentName[]; gaps: Gap[] }
-interface Snapshot { setId: string; revision: number; clusterId: string | null }
+interface Gap {
+  from: number;
+  to: number;
+  key: string;
+}
+interface Chain {
+  clusterId: string;
+  segments: SegmentName[];
+  gaps: Gap[];
+}
+interface Snapshot {
+  setId: string;
+  revision: number;
+  clusterId: string | null;
+}
 
 export function planSegmentRetention(input: SegmentRetentionInput): SegmentRetentionPlan {
   const { chains, unrecognised } = groupByChain(input.cluster, input.keys);
   const doubt = doubtAbout(input);
-  const decided = chains.map((chain) => (doubt !== null
-    ? decision(chain, [], `everything kept: ${doubt}`)
-    : decideChain(chain, input.sets, input.runningBackupSince)));
+  const decided = chains.map((chain) =>
+    doubt !== null ? decision(chain, [], `everything kept: ${doubt}`) : decideChain(chain, input.sets, input.runningBackupSince),
+  );
   return { delete: decided.flatMap((c) => c.delete).sort(), chains: decided, unrecognised };
 }
 
 function decideChain(chain: Chain, sets: SegmentRetentionSet[], runningSince: string | undefined): ChainRetention {
   // Rule 3: a running backup's snapshot needs what was captured after it started.
   const runningCutoff = runningSince === undefined ? Infinity : Date.parse(runningSince) - SEGMENT_TIME_MARGIN_MS;
-  const running = runningSince === undefined ? '' : `; nothing captured after ${new Date(runningCutoff).toISOString()} goes (a backup running since ${runningSince}, less ${SEGMENT_TIME_MARGIN_MS / 3600_000} h)`;
+  const running =
+    runningSince === undefined
+      ? ''
+      : `; nothing captured after ${new Date(runningCutoff).toISOString()} goes (a backup running since ${runningSince}, less ${SEGMENT_TIME_MARGIN_MS / 3600_000} h)`;
   const snapshots: Snapshot[] = sets.flatMap((s) => (s.snapshot ? [{ setId: s.setId, ...s.snapshot }] : []));
   const unknownId = lowest(snapshots.filter((s) => s.clusterId === null));
   const own = lowest(snapshots.filter((s) => s.clusterId === chain.clusterId || s.clusterId === null));
@@ -94,8 +109,11 @@ function decideChain(chain: Chain, sets: SegmentRetentionSet[], runningSince: st
     const segments = chain.segments.filter((s) => s.to <= floor && s.lastMs < runningCutoff);
     const gaps = chain.gaps.filter((g) => g.to <= floor);
     const unknown = own.clusterId === null ? ' (its manifest records no cluster ID, so it counts for every chain)' : '';
-    return decision(chain, [...segments, ...gaps],
-      `the lowest kept snapshot this chain serves is set ${own.setId} at revision ${floor}${unknown}: what ends at or before it is never replayed${running}`);
+    return decision(
+      chain,
+      [...segments, ...gaps],
+      `the lowest kept snapshot this chain serves is set ${own.setId} at revision ${floor}${unknown}: what ends at or before it is never replayed${running}`,
+    );
   }
   // Rule 2: no surviving snapshot of this ID.
   const oldest = [...sets].sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.setId.localeCompare(b.setId))[0]!;
@@ -103,9 +121,12 @@ function decideChain(chain: Chain, sets: SegmentRetentionSet[], runningSince: st
   const segments = chain.segments.filter((s) => s.lastMs < Math.min(cutoff, runningCutoff) && (!unknownId || s.to <= unknownId.revision));
   const gaps = chain.gaps.filter((g) => segments.some((s) => s.from > g.to));
   const guard = unknownId ? `, and only up to revision ${unknownId.revision} (set ${unknownId.setId} records no cluster ID)` : '';
-  return decision(chain, [...segments, ...gaps],
-    `no kept set has a snapshot of cluster ID ${chain.clusterId} (an earlier incarnation, or the live cluster before its first snapshot): `
-    + `segments captured before ${new Date(cutoff).toISOString()} (the oldest kept set, ${oldest.setId}, less ${SEGMENT_TIME_MARGIN_MS / 3600_000} h) go${guard}, later ones stay${running}`);
+  return decision(
+    chain,
+    [...segments, ...gaps],
+    `no kept set has a snapshot of cluster ID ${chain.clusterId} (an earlier incarnation, or the live cluster before its first snapshot): ` +
+      `segments captured before ${new Date(cutoff).toISOString()} (the oldest kept set, ${oldest.setId}, less ${SEGMENT_TIME_MARGIN_MS / 3600_000} h) go${guard}, later ones stay${running}`,
+  );
 }
 
 function decision(chain: Chain, going: Array<SegmentName | Gap>, reason: string): ChainRetention {
@@ -114,12 +135,15 @@ function decision(chain: Chain, going: Array<SegmentName | Gap>, reason: string)
   // reduce, not Math.min(...): a chain can hold more segments than a call takes arguments.
   const min = (values: number[]) => values.reduce((a, b) => Math.min(a, b));
   const max = (values: number[]) => values.reduce((a, b) => Math.max(a, b));
-  const deletedRange = going.length === 0 ? null : {
-    fromRevision: min(going.map((g) => g.from)),
-    toRevision: max(going.map((g) => g.to)),
-    firstMs: segments.length ? min(segments.map((s) => s.firstMs)) : null,
-    lastMs: segments.length ? max(segments.map((s) => s.lastMs)) : null,
-  };
+  const deletedRange =
+    going.length === 0
+      ? null
+      : {
+          fromRevision: min(going.map((g) => g.from)),
+          toRevision: max(going.map((g) => g.to)),
+          firstMs: segments.length ? min(segments.map((s) => s.firstMs)) : null,
+          lastMs: segments.length ? max(segments.map((s) => s.lastMs)) : null,
+        };
   return { clusterId: chain.clusterId, delete: keys, keep: chain.segments.length + chain.gaps.length - keys.length, deletedRange, reason };
 }
 
@@ -136,7 +160,8 @@ function doubtAbout({ cluster, sets, runningBackupSince }: SegmentRetentionInput
   for (const set of sets) {
     if (Number.isNaN(Date.parse(set.createdAt))) return `set ${set.setId}: createdAt "${set.createdAt}" is not an ISO 8601 time`;
     const revision = set.snapshot?.revision;
-    if (set.snapshot && !(Number.isSafeInteger(revision) && revision! >= 0)) return `set ${set.setId}: snapshot revision "${String(revision)}" is not a revision`;
+    if (set.snapshot && !(Number.isSafeInteger(revision) && revision! >= 0))
+      return `set ${set.setId}: snapshot revision "${String(revision)}" is not a revision`;
   }
   return null;
 }

@@ -33,7 +33,9 @@ export interface WorldAgent {
 export function nnoeAgentBinary(repoRoot: string): string {
   const binary = process.env.NNOE_AGENT_BIN ?? path.join(repoRoot, '.tools', 'nnoe', 'nnoe-agent');
   if (!fs.existsSync(binary)) {
-    throw new Error(`${binary} is missing: the real NNOE agent is built from NNOE_SRC (default ../shared/third_party/nnoe) by scripts/build-nnoe-agent.sh (run scripts/install-deps.sh)`);
+    throw new Error(
+      `${binary} is missing: the real NNOE agent is built from NNOE_SRC (default ../shared/third_party/nnoe) by scripts/build-nnoe-agent.sh (run scripts/install-deps.sh)`,
+    );
   }
   return binary;
 }
@@ -43,16 +45,46 @@ const toml = (value: string) => JSON.stringify(value); // a TOML basic string is
 /** agent.toml as NNOE documents it (agent/examples/agent.toml.example), pointed at the world. */
 export function renderAgentToml(agent: WorldAgent, etcdEndpoints: string[]): string {
   return [
-    '[node]', `name = ${toml(agent.node)}`, 'role = "active"', '',
-    '[etcd]', `endpoints = [${etcdEndpoints.map(toml).join(', ')}]`, 'prefix = "/nnoe"', 'timeout_secs = 5', '',
-    '[etcd.tls]', `ca_cert = ${toml(path.join(agent.tlsDir, 'ca.crt'))}`, `cert = ${toml(path.join(agent.tlsDir, 'client.crt'))}`,
-    `key = ${toml(path.join(agent.tlsDir, 'client.key'))}`, '',
-    '[cache]', `path = ${toml(agent.cacheDir)}`, 'default_ttl_secs = 300', 'max_size_mb = 100', '',
-    '[nebula]', 'enabled = false', '',
-    '[services.dns]', 'enabled = true', 'engine = "knot"', `config_path = ${toml(agent.knotConf)}`, `zone_dir = ${toml(agent.zoneDir)}`,
-    'listen_address = "127.0.0.1"', 'listen_port = 53', '',
-    '[services.dhcp]', 'enabled = true', 'engine = "kea"', `config_path = ${toml(agent.keaConf)}`, 'interface = "lo"', '',
-    '[logging]', 'level = "info"', 'json = false', '',
+    '[node]',
+    `name = ${toml(agent.node)}`,
+    'role = "active"',
+    '',
+    '[etcd]',
+    `endpoints = [${etcdEndpoints.map(toml).join(', ')}]`,
+    'prefix = "/nnoe"',
+    'timeout_secs = 5',
+    '',
+    '[etcd.tls]',
+    `ca_cert = ${toml(path.join(agent.tlsDir, 'ca.crt'))}`,
+    `cert = ${toml(path.join(agent.tlsDir, 'client.crt'))}`,
+    `key = ${toml(path.join(agent.tlsDir, 'client.key'))}`,
+    '',
+    '[cache]',
+    `path = ${toml(agent.cacheDir)}`,
+    'default_ttl_secs = 300',
+    'max_size_mb = 100',
+    '',
+    '[nebula]',
+    'enabled = false',
+    '',
+    '[services.dns]',
+    'enabled = true',
+    'engine = "knot"',
+    `config_path = ${toml(agent.knotConf)}`,
+    `zone_dir = ${toml(agent.zoneDir)}`,
+    'listen_address = "127.0.0.1"',
+    'listen_port = 53',
+    '',
+    '[services.dhcp]',
+    'enabled = true',
+    'engine = "kea"',
+    `config_path = ${toml(agent.keaConf)}`,
+    'interface = "lo"',
+    '',
+    '[logging]',
+    'level = "info"',
+    'json = false',
+    '',
   ].join('\n');
 }
 
@@ -70,7 +102,9 @@ function keaLeases(node: string): string {
 function layoutOf(worldDir: string, node: string): WorldAgent {
   const root = path.join(worldDir, 'nodes', node);
   return {
-    node, program: `nnoe-agent-${node}`, root,
+    node,
+    program: `nnoe-agent-${node}`,
+    root,
     agentToml: path.join(root, 'etc/nnoe/agent.toml'),
     cacheDir: path.join(root, 'var/lib/nnoe/cache'),
     knotConf: path.join(root, 'etc/knot/knot.conf'),
@@ -84,8 +118,20 @@ function layoutOf(worldDir: string, node: string): WorldAgent {
 }
 
 /** Writes a node's files (kept across world restarts: they are the node's state) and its program. */
-function prepareNode(agent: WorldAgent, opts: { etcdEndpoints: string[]; certs: { ca: string; clientCert: string; clientKey: string } }): void {
-  for (const dir of [path.dirname(agent.agentToml), agent.tlsDir, agent.cacheDir, path.dirname(agent.knotConf), agent.zoneDir, path.dirname(agent.keaConf), path.dirname(agent.keaLeaseFile), agent.dnssecKeyDir]) {
+function prepareNode(
+  agent: WorldAgent,
+  opts: { etcdEndpoints: string[]; certs: { ca: string; clientCert: string; clientKey: string } },
+): void {
+  for (const dir of [
+    path.dirname(agent.agentToml),
+    agent.tlsDir,
+    agent.cacheDir,
+    path.dirname(agent.knotConf),
+    agent.zoneDir,
+    path.dirname(agent.keaConf),
+    path.dirname(agent.keaLeaseFile),
+    agent.dnssecKeyDir,
+  ]) {
     fs.mkdirSync(dir, { recursive: true });
   }
   fs.copyFileSync(opts.certs.ca, path.join(agent.tlsDir, 'ca.crt'));
@@ -103,9 +149,16 @@ function prepareNode(agent: WorldAgent, opts: { etcdEndpoints: string[]; certs: 
  * Starts a real agent on each node (after etcd is up: an agent started while etcd is down is deaf
  * from the start) and waits until each holds its etcd connection.
  */
-export async function startRealAgents(world: {
-  dir: string; supervisorConf: string; repoRoot: string; etcdEndpoints: string[]; certs: { ca: string; clientCert: string; clientKey: string };
-}, nodes: string[]): Promise<WorldAgent[]> {
+export async function startRealAgents(
+  world: {
+    dir: string;
+    supervisorConf: string;
+    repoRoot: string;
+    etcdEndpoints: string[];
+    certs: { ca: string; clientCert: string; clientKey: string };
+  },
+  nodes: string[],
+): Promise<WorldAgent[]> {
   const binary = nnoeAgentBinary(world.repoRoot);
   const layout = supervisorLayout(world.dir);
   const agents = nodes.map((node) => layoutOf(world.dir, node));
@@ -123,10 +176,16 @@ export async function startRealAgents(world: {
   await supervisorctl(world.supervisorConf, 'update');
   for (const agent of agents) {
     const service = serviceDriver({ driver: 'supervisor', supervisorConf: world.supervisorConf, program: agent.program });
-    await waitUntil(async () => {
-      const pid = await service.pid();
-      return pid !== null && (await establishedConnectionTo(pid, world.etcdEndpoints)) !== null;
-    }, { timeoutMs: 60_000, describeFailure: () => `agent ${agent.program} did not connect to etcd within 60 s; see ${programLogPath(layout, agent.program)}` });
+    await waitUntil(
+      async () => {
+        const pid = await service.pid();
+        return pid !== null && (await establishedConnectionTo(pid, world.etcdEndpoints)) !== null;
+      },
+      {
+        timeoutMs: 60_000,
+        describeFailure: () => `agent ${agent.program} did not connect to etcd within 60 s; see ${programLogPath(layout, agent.program)}`,
+      },
+    );
   }
   return agents;
 }
@@ -134,7 +193,12 @@ export async function startRealAgents(world: {
 /** The `clusters[].agents` entries of the nnoe-dr config for these world agents. */
 export function agentConfigEntries(agents: WorldAgent[], supervisorConf: string): Array<Record<string, unknown>> {
   return agents.map((a) => ({
-    node: a.node, agentToml: a.agentToml, service: { driver: 'supervisor', supervisorConf, program: a.program },
-    configDir: a.configDir, tlsDir: a.tlsDir, dnssecKeyDir: a.dnssecKeyDir, keaLeaseFile: a.keaLeaseFile,
+    node: a.node,
+    agentToml: a.agentToml,
+    service: { driver: 'supervisor', supervisorConf, program: a.program },
+    configDir: a.configDir,
+    tlsDir: a.tlsDir,
+    dnssecKeyDir: a.dnssecKeyDir,
+    keaLeaseFile: a.keaLeaseFile,
   }));
 }

@@ -17,7 +17,10 @@ import { freePorts, LOOPBACK, waitUntil } from './ports';
 import { etcdProgram, type EtcdMemberInfo, type World } from './world';
 import { programConfPath, supervisorctl, supervisorLayout, writeProgramConfig } from './supervisor';
 
-export interface AuthEtcdUser { username: string; passwordFile: string }
+export interface AuthEtcdUser {
+  username: string;
+  passwordFile: string;
+}
 
 export interface AuthEtcd {
   /** The cluster entry for nnoe-dr's config, with `etcd.auth` naming nnoe-dr's user. */
@@ -41,14 +44,23 @@ export async function startAuthEtcd(world: World, options: { name: string; node:
   const program = `${options.name}-1`;
   const layout = supervisorLayout(world.dir);
   const member: EtcdMemberInfo = {
-    name: program, node: options.node, program, programConf: programConfPath(layout, program),
-    clientUrl: `https://${LOOPBACK}:${clientPort}`, peerUrl: `https://${LOOPBACK}:${peerPort}`,
+    name: program,
+    node: options.node,
+    program,
+    programConf: programConfPath(layout, program),
+    clientUrl: `https://${LOOPBACK}:${clientPort}`,
+    peerUrl: `https://${LOOPBACK}:${peerPort}`,
     dataDir: path.join(world.dir, 'etcd', program, 'data'),
   };
   fs.mkdirSync(path.dirname(member.dataDir), { recursive: true });
   const ownCluster: World = {
     ...world,
-    etcd: { ...world.etcd, members: [member], initialCluster: `${program}=${member.peerUrl}`, initialClusterToken: `${options.name}-${crypto.randomBytes(6).toString('hex')}` },
+    etcd: {
+      ...world.etcd,
+      members: [member],
+      initialCluster: `${program}=${member.peerUrl}`,
+      initialClusterToken: `${options.name}-${crypto.randomBytes(6).toString('hex')}`,
+    },
   };
   writeProgramConfig(layout, etcdProgram(ownCluster, member, QUOTA_BACKEND_BYTES));
   await supervisorctl(world.supervisorConf, 'reread');
@@ -67,7 +79,9 @@ export async function startAuthEtcd(world: World, options: { name: string; node:
       auth: { username: users.nnoeDr.username, password: { file: users.nnoeDr.passwordFile } },
     },
     service: { driver: 'supervisor' as const, supervisorConf: world.supervisorConf },
-    agents: [], nebula: [], restore: { criticalKeys: [], revisionBump: 1_000_000_000 },
+    agents: [],
+    nebula: [],
+    restore: { criticalKeys: [], revisionBump: 1_000_000_000 },
     checks: { dns: [], dhcp: [], metrics: [] },
   } as unknown as AuthEtcd['cluster'];
   await enableAuth(cluster, users);
@@ -79,9 +93,19 @@ async function enableAuth(cluster: ClusterConfig, users: AuthEtcd['users']): Pro
   const password = (user: AuthEtcdUser) => fs.readFileSync(user.passwordFile, 'utf8');
   let client = await connectMember({ ...cluster, etcd }, cluster.etcd.members[0]!);
   try {
-    await waitUntil(async () => {
-      try { await client.maintenance.status(); return true; } catch { client.close(); client = await connectMember({ ...cluster, etcd }, cluster.etcd.members[0]!); return false; }
-    }, { timeoutMs: 60_000, intervalMs: 300, describeFailure: () => `auth-enabled etcd ${cluster.name} did not answer within 60 s` });
+    await waitUntil(
+      async () => {
+        try {
+          await client.maintenance.status();
+          return true;
+        } catch {
+          client.close();
+          client = await connectMember({ ...cluster, etcd }, cluster.etcd.members[0]!);
+          return false;
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 300, describeFailure: () => `auth-enabled etcd ${cluster.name} did not answer within 60 s` },
+    );
     await client.role('root').create();
     await client.user(users.root.username).create(password(users.root));
     await client.user(users.root.username).addRole('root');

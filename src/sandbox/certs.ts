@@ -66,9 +66,21 @@ async function generateKey(keyPath: string): Promise<void> {
 async function createCa(certPath: string, keyPath: string, commonName: string): Promise<void> {
   await generateKey(keyPath);
   await openssl([
-    'req', '-x509', '-new', '-key', keyPath, '-out', certPath, '-days', VALIDITY_DAYS, '-subj', `/CN=${commonName}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    VALIDITY_DAYS,
+    '-subj',
+    `/CN=${commonName}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
 }
 
@@ -88,10 +100,25 @@ async function createSignedCert(options: {
   try {
     await openssl(['req', '-new', '-key', options.keyPath, '-out', csrPath, '-subj', `/CN=${options.commonName}`]);
     await openssl([
-      'x509', '-req', '-in', csrPath, '-CA', options.caCert, '-CAkey', options.caKey,
+      'x509',
+      '-req',
+      '-in',
+      csrPath,
+      '-CA',
+      options.caCert,
+      '-CAkey',
+      options.caKey,
       // A random serial instead of -CAcreateserial: no ca.srl file to keep around.
-      '-set_serial', `0x${crypto.randomBytes(16).toString('hex')}`,
-      '-days', VALIDITY_DAYS, '-out', options.certPath, '-extfile', extPath, '-extensions', 'leaf',
+      '-set_serial',
+      `0x${crypto.randomBytes(16).toString('hex')}`,
+      '-days',
+      VALIDITY_DAYS,
+      '-out',
+      options.certPath,
+      '-extfile',
+      extPath,
+      '-extensions',
+      'leaf',
     ]);
   } finally {
     fs.rmSync(csrPath, { force: true });

@@ -21,17 +21,23 @@ const POLL_MS = 300;
 
 /** The agent's zone file made loadable: `$ORIGIN x` -> `$ORIGIN x.`, serial -> `serial`. */
 export function loadableZone(text: string, serial: number): string {
-  return text
-    .replace(/^\$ORIGIN\s+([^\s.]\S*[^.\s])\s*$/m, '$ORIGIN $1.')
-    .replace(/^(\s+)1(\s*; Serial)/m, `$1${serial}$2`);
+  return text.replace(/^\$ORIGIN\s+([^\s.]\S*[^.\s])\s*$/m, '$ORIGIN $1.').replace(/^(\s+)1(\s*; Serial)/m, `$1${serial}$2`);
 }
 
 export function nativeConfig(dir: string, port: number, zones: Array<{ domain: string; file: string }>): string {
   const lines = [
-    'server:', `  rundir: "${join(dir, 'run')}"`, `  listen: 127.0.0.1@${port}`,
-    'database:', `  storage: "${join(dir, 'db')}"`,
-    'control:', `  listen: "${join(dir, 'run', 'knot.sock')}"`,
-    'template:', '  - id: default', '    zonefile-load: whole', '    journal-content: none', '    zonefile-sync: -1',
+    'server:',
+    `  rundir: "${join(dir, 'run')}"`,
+    `  listen: 127.0.0.1@${port}`,
+    'database:',
+    `  storage: "${join(dir, 'db')}"`,
+    'control:',
+    `  listen: "${join(dir, 'run', 'knot.sock')}"`,
+    'template:',
+    '  - id: default',
+    '    zonefile-load: whole',
+    '    journal-content: none',
+    '    zonefile-sync: -1',
   ];
   if (zones.length > 0) {
     lines.push('zone:');
@@ -46,7 +52,11 @@ function writeAtomic(file: string, text: string): void {
 }
 
 function read(file: string): string | null {
-  try { return readFileSync(file, 'utf8'); } catch { return null; }
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
 }
 
 function main(): void {
@@ -59,8 +69,14 @@ function main(): void {
   const conf = join(dir, 'knot.conf');
   writeAtomic(conf, nativeConfig(dir, port, []));
   const knotd = spawn('/usr/sbin/knotd', ['-c', conf], { stdio: 'inherit' });
-  knotd.on('exit', (code) => { console.error(`knotd exited with ${code}`); process.exit(1); });
-  const stop = () => { knotd.kill('SIGTERM'); process.exit(0); };
+  knotd.on('exit', (code) => {
+    console.error(`knotd exited with ${code}`);
+    process.exit(1);
+  });
+  const stop = () => {
+    knotd.kill('SIGTERM');
+    process.exit(0);
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
@@ -69,7 +85,9 @@ function main(): void {
   const tick = () => {
     const zones = parseKnotConf(read(agentConf) ?? '') ?? [];
     const texts = zones.map((z) => read(z.file));
-    const digest = createHash('sha256').update(JSON.stringify([zones, texts])).digest('hex');
+    const digest = createHash('sha256')
+      .update(JSON.stringify([zones, texts]))
+      .digest('hex');
     if (digest !== applied) {
       serial += 1;
       const served = zones.flatMap((z, i) => {
@@ -82,7 +100,10 @@ function main(): void {
       writeAtomic(conf, nativeConfig(dir, port, served));
       applied = digest;
       execFile('/usr/sbin/knotc', ['-c', conf, 'reload'], (err, _out, stderr) => {
-        if (err) { applied = ''; console.error(`knotc reload: ${stderr.trim() || err.message}`); } // try again next tick
+        if (err) {
+          applied = '';
+          console.error(`knotc reload: ${stderr.trim() || err.message}`);
+        } // try again next tick
         else console.log(`serving ${served.map((z) => z.domain).join(', ') || 'no zones'} (serial ${serial})`);
       });
     }

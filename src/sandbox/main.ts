@@ -28,10 +28,19 @@ const AGENT_NODES = ['node-1', 'node-2'];
  * for every worker. Returns the metrics addresses to print.
  */
 async function completeSandboxConfig(world: World): Promise<{ management: string; nodes: Record<string, string> }> {
-  const agents = await startRealAgents({
-    dir: world.dir, supervisorConf: world.supervisorConf, repoRoot, etcdEndpoints: world.etcd.members.map((m) => m.clientUrl), certs: world.certs,
-  }, AGENT_NODES);
-  const config = YAML.parse(readFileSync(world.configPath, 'utf8')) as Record<string, unknown> & { clusters: Array<Record<string, unknown>> };
+  const agents = await startRealAgents(
+    {
+      dir: world.dir,
+      supervisorConf: world.supervisorConf,
+      repoRoot,
+      etcdEndpoints: world.etcd.members.map((m) => m.clientUrl),
+      certs: world.certs,
+    },
+    AGENT_NODES,
+  );
+  const config = YAML.parse(readFileSync(world.configPath, 'utf8')) as Record<string, unknown> & {
+    clusters: Array<Record<string, unknown>>;
+  };
   const caDir = join(world.dir, 'nebula-ca');
   const nebula = [];
   for (const [index, node] of AGENT_NODES.entries()) {
@@ -41,7 +50,9 @@ async function completeSandboxConfig(world: World): Promise<{ management: string
     nebula.push({ node, dir });
   }
   const cluster = config.clusters[0]!;
-  cluster.agents = agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(caDir, 'ca.key') } : a));
+  cluster.agents = agentConfigEntries(agents, world.supervisorConf).map((a) =>
+    a.node === 'node-1' ? { ...a, nebulaCaKey: join(caDir, 'ca.key') } : a,
+  );
   cluster.nebula = nebula;
   cluster.restore = { criticalKeys: [{ key: '/nnoe/dns/zones/example.com' }] };
 
@@ -55,10 +66,19 @@ async function completeSandboxConfig(world: World): Promise<{ management: string
 
   const nodes = [...new Set(world.etcd.members.map((m) => m.node))];
   const address = async () => `127.0.0.1:${await freePort()}`;
-  const metrics = { management: await address(), nodes: Object.fromEntries(await Promise.all(nodes.map(async (n) => [n, await address()] as const))) };
-  config.metrics = { management: { listen: metrics.management, temporalListen: await address() }, nodes: Object.fromEntries(Object.entries(metrics.nodes).map(([n, listen]) => [n, { listen }])), refreshSeconds: 15 };
+  const metrics = {
+    management: await address(),
+    nodes: Object.fromEntries(await Promise.all(nodes.map(async (n) => [n, await address()] as const))),
+  };
+  config.metrics = {
+    management: { listen: metrics.management, temporalListen: await address() },
+    nodes: Object.fromEntries(Object.entries(metrics.nodes).map(([n, listen]) => [n, { listen }])),
+    refreshSeconds: 15,
+  };
   writeFileSync(world.configPath, YAML.stringify(config));
-  console.log(`real NNOE agents on ${AGENT_NODES.join(', ')}; Nebula on ${AGENT_NODES.join(', ')}; age encryption on (identity ${identityFile})`);
+  console.log(
+    `real NNOE agents on ${AGENT_NODES.join(', ')}; Nebula on ${AGENT_NODES.join(', ')}; age encryption on (identity ${identityFile})`,
+  );
   return metrics;
 }
 
@@ -75,9 +95,15 @@ function startWorkerProcess(world: World, args: string[], name: string): Promise
   return new Promise((ready, fail) => {
     const timer = setTimeout(() => fail(new Error(`${name} did not start within 120 s; see ${world.dir}/logs/${name}.log`)), 120_000);
     child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('polling')) { clearTimeout(timer); ready(child); }
+      if (chunk.toString().includes('polling')) {
+        clearTimeout(timer);
+        ready(child);
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`${name} exited with ${code}; see ${world.dir}/logs/${name}.log`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`${name} exited with ${code}; see ${world.dir}/logs/${name}.log`));
+    });
   });
 }
 
@@ -115,7 +141,8 @@ async function main(): Promise<void> {
     if (seeded > 0) console.log(`wrote ${seeded} sample NNOE keys under /nnoe/ (the agents render them)`);
 
     const cli = `npx nnoe-dr -c ${world.configPath}`;
-    const nnoeDr = (...args: string[]) => spawnSync(process.execPath, [join(repoRoot, 'dist', 'client', 'cli.js'), '-c', world.configPath, ...args], { stdio: 'inherit' });
+    const nnoeDr = (...args: string[]) =>
+      spawnSync(process.execPath, [join(repoRoot, 'dist', 'client', 'cli.js'), '-c', world.configPath, ...args], { stdio: 'inherit' });
     console.log('\napplying the development schedules (backup set, drill, prune):');
     nnoeDr('schedules', 'apply', '--profile', 'development');
 
@@ -124,12 +151,15 @@ async function main(): Promise<void> {
     const handle = await startBackupSet(client, config, { cluster });
     console.log(`\nbackup set ${handle.workflowId} (etcd, phpIPAM, agent caches, Nebula, agent configs; encrypted):`);
     const result = await followRun<BackupSetResult>(handle, (step) =>
-      console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`));
+      console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`),
+    );
     // A drill restores the set into scratch etcd and a scratch schema and marks it verified: without
     // one, `status` rightly reports the set as never verified.
     const drill = await startDrill(client, config, { cluster, setId: result.setId });
     console.log(`\nrestore drill ${drill.workflowId}:`);
-    await followRun(drill, (step) => console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`));
+    await followRun(drill, (step) =>
+      console.log(`  ${step.state === 'done' ? 'ok  ' : 'FAIL'} ${step.name}${step.detail ? `: ${step.detail}` : ''}`),
+    );
     await client.connection.close();
 
     console.log(`\nnnoe-dr status (exit code non-zero when something is out of its objective):`);
@@ -139,7 +169,9 @@ async function main(): Promise<void> {
 backup set ${result.setId} complete.
 
   Temporal UI     ${world.temporal!.uiUrl}/namespaces/default/workflows   (each run: summary, details, step table)
-  metrics         http://${metrics.management}/metrics (management), ${Object.entries(metrics.nodes).map(([n, a]) => `${n} http://${a}/metrics`).join(', ')}
+  metrics         http://${metrics.management}/metrics (management), ${Object.entries(metrics.nodes)
+    .map(([n, a]) => `${n} http://${a}/metrics`)
+    .join(', ')}
   etcd            ${world.etcd.release} (${world.etcd.binDir}; NNOE_ETCD_VERSION=3.4|3.5|3.6 picks another)
   config          ${world.configPath}
   logs            ${world.dir}/logs/
@@ -163,7 +195,10 @@ Press Ctrl-C to stop.`);
   await shutdown();
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  console.error(`sandbox failed: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`sandbox failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

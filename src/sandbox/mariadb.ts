@@ -139,20 +139,31 @@ export async function initializeDatadir(layout: MariadbLayout): Promise<void> {
   for (const dir of [layout.dir, layout.datadir, path.dirname(layout.binlogBase), layout.tmpDir]) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
-  await run(MARIADB_INSTALL_DB_BINARY, [
-    '--no-defaults',
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-    `--datadir=${layout.datadir}`,
-    '--auth-root-authentication-method=normal', // root without password until provisionMariadb sets one
-    '--skip-test-db',
-    '--skip-name-resolve',
-  ], 120_000);
+  await run(
+    MARIADB_INSTALL_DB_BINARY,
+    [
+      '--no-defaults',
+      ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+      `--datadir=${layout.datadir}`,
+      '--auth-root-authentication-method=normal', // root without password until provisionMariadb sets one
+      '--skip-test-db',
+      '--skip-name-resolve',
+    ],
+    120_000,
+  );
 }
 
 /** Wipes everything the server wrote (a half-provisioned dir is not worth repairing). */
 function removeServerState(layout: MariadbLayout): void {
   for (const dir of [layout.datadir, path.dirname(layout.binlogBase), layout.tmpDir]) fs.rmSync(dir, { recursive: true, force: true });
-  for (const file of [layout.stateFile, layout.rootPasswordFile, layout.rootOptionFile, layout.phpipamPasswordFile, layout.restorePasswordFile, layout.pidFile]) {
+  for (const file of [
+    layout.stateFile,
+    layout.rootPasswordFile,
+    layout.rootOptionFile,
+    layout.phpipamPasswordFile,
+    layout.restorePasswordFile,
+    layout.pidFile,
+  ]) {
     fs.rmSync(file, { force: true });
   }
 }
@@ -167,8 +178,14 @@ function rootPassword(layout: MariadbLayout): string | undefined {
 /** A root connection over the socket (root@localhost). */
 export function connectAsRoot(layout: MariadbLayout, database?: string): Promise<Connection> {
   return mysql.createConnection({
-    socketPath: layout.socket, user: 'root', password: rootPassword(layout), database,
-    connectTimeout: 5_000, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true,
+    socketPath: layout.socket,
+    user: 'root',
+    password: rootPassword(layout),
+    database,
+    connectTimeout: 5_000,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
   });
 }
 
@@ -326,7 +343,11 @@ async function choosePort(opts: StartMariadbOptions, state: MariadbState | undef
 }
 
 /** Spawns the server; on "address already in use" (a port taken between probe and bind) tries a new port. */
-async function spawnUntilReady(layout: MariadbLayout, opts: StartMariadbOptions, state: MariadbState | undefined): Promise<{ child: ChildProcess; port: number }> {
+async function spawnUntilReady(
+  layout: MariadbLayout,
+  opts: StartMariadbOptions,
+  state: MariadbState | undefined,
+): Promise<{ child: ChildProcess; port: number }> {
   for (let attempt = 1; ; attempt++) {
     const port = await choosePort(opts, attempt === 1 ? state : undefined);
     const child = spawnMariadbd(layout, port);
@@ -361,17 +382,20 @@ function spawnMariadbd(layout: MariadbLayout, port: number): ChildProcess {
 
 async function waitUntilAnswering(layout: MariadbLayout, child: ChildProcess, timeoutMs: number): Promise<void> {
   let problem: string | undefined = 'not started';
-  await waitUntil(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`mariadbd (${layout.dir}) exited during start (${child.exitCode ?? child.signalCode})\n${logTail(layout.logFile)}`);
-    }
-    problem = await mariadbProblem(layout);
-    return problem === undefined;
-  }, {
-    timeoutMs,
-    intervalMs: 250,
-    describeFailure: () => `mariadbd (${layout.dir}) did not answer within ${timeoutMs} ms: ${problem}\n${logTail(layout.logFile)}`,
-  });
+  await waitUntil(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`mariadbd (${layout.dir}) exited during start (${child.exitCode ?? child.signalCode})\n${logTail(layout.logFile)}`);
+      }
+      problem = await mariadbProblem(layout);
+      return problem === undefined;
+    },
+    {
+      timeoutMs,
+      intervalMs: 250,
+      describeFailure: () => `mariadbd (${layout.dir}) did not answer within ${timeoutMs} ms: ${problem}\n${logTail(layout.logFile)}`,
+    },
+  );
 }
 
 async function stopChild(child: ChildProcess, port: number): Promise<void> {
@@ -393,7 +417,11 @@ async function stopChild(child: ChildProcess, port: number): Promise<void> {
  * Runs the `mariadb` client as root over the socket, e.g. to restore a dump:
  * `runMariadbClient(instance.layout, ['scratch'], { stdinFile: '/tmp/dump.sql' })`.
  */
-export function runMariadbClient(layout: MariadbLayout, args: string[], options: { stdinFile?: string; timeoutMs?: number } = {}): Promise<string> {
+export function runMariadbClient(
+  layout: MariadbLayout,
+  args: string[],
+  options: { stdinFile?: string; timeoutMs?: number } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = options.stdinFile ? fs.openSync(options.stdinFile, 'r') : undefined;
     const child = spawn(MARIADB_CLIENT_BINARY, [`--defaults-file=${layout.rootOptionFile}`, ...args], {
@@ -405,7 +433,10 @@ export function runMariadbClient(layout: MariadbLayout, args: string[], options:
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 600_000);
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.once('close', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);

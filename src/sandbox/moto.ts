@@ -27,7 +27,12 @@ export async function startMotoServer(buckets: string[], env: Record<string, str
     }
   };
   const endpoint = `http://${LOOPBACK}:${port}`;
-  const s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  const s3 = new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
   try {
     await waitForPortOpen(port, 'moto_server', 30_000);
     for (const bucket of buckets) await s3.send(new CreateBucketCommand({ Bucket: bucket }));

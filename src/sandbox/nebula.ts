@@ -35,7 +35,11 @@ async function nebulaCert(args: string[]): Promise<void> {
   }
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /** The CA in `caDir` (ca.crt, ca.key), created if it is not there yet. */
 export async function ensureNebulaCa(caDir: string, name = NEBULA_CA_NAME): Promise<NebulaCaPaths> {
@@ -55,7 +59,8 @@ export async function ensureNebulaCa(caDir: string, name = NEBULA_CA_NAME): Prom
  * `ip` is the overlay address in CIDR form, e.g. `10.42.0.1/24`.
  */
 export async function generateNebulaNode(
-  dir: string, opts: { name: string; ip: string; caDir?: string; groups?: string[] },
+  dir: string,
+  opts: { name: string; ip: string; caDir?: string; groups?: string[] },
 ): Promise<NebulaNodeFiles> {
   await mkdir(dir, { recursive: true });
   const ca = await ensureNebulaCa(opts.caDir ?? dir);
@@ -64,22 +69,36 @@ export async function generateNebulaNode(
   const hostCrt = join(dir, 'host.crt');
   const hostKey = join(dir, 'host.key');
   await nebulaCert([
-    'sign', '-ca-crt', ca.caCrt, '-ca-key', ca.caKey, '-name', opts.name, '-ip', opts.ip,
+    'sign',
+    '-ca-crt',
+    ca.caCrt,
+    '-ca-key',
+    ca.caKey,
+    '-name',
+    opts.name,
+    '-ip',
+    opts.ip,
     ...(opts.groups?.length ? ['-groups', opts.groups.join(',')] : []),
-    '-out-crt', hostCrt, '-out-key', hostKey,
+    '-out-crt',
+    hostCrt,
+    '-out-key',
+    hostKey,
   ]);
   const config = join(dir, 'config.yml');
-  await writeFile(config, stringify({
-    pki: { ca: caCrt, cert: hostCrt, key: hostKey },
-    static_host_map: {},
-    lighthouse: { am_lighthouse: false, hosts: [] },
-    listen: { host: '127.0.0.1', port: 0 },
-    tun: { disabled: true, dev: `nebula-${opts.name}`.slice(0, 15) },
-    firewall: {
-      outbound: [{ port: 'any', proto: 'any', host: 'any' }],
-      inbound: [{ port: 'any', proto: 'icmp', host: 'any' }],
-    },
-  }));
+  await writeFile(
+    config,
+    stringify({
+      pki: { ca: caCrt, cert: hostCrt, key: hostKey },
+      static_host_map: {},
+      lighthouse: { am_lighthouse: false, hosts: [] },
+      listen: { host: '127.0.0.1', port: 0 },
+      tun: { disabled: true, dev: `nebula-${opts.name}`.slice(0, 15) },
+      firewall: {
+        outbound: [{ port: 'any', proto: 'any', host: 'any' }],
+        inbound: [{ port: 'any', proto: 'icmp', host: 'any' }],
+      },
+    }),
+  );
   await enforceNebulaModes(dir);
   return { dir, caCrt, caKey: ca.caKey, hostCrt, hostKey, config };
 }

@@ -185,13 +185,7 @@ export async function createPhpipamSchema(conn: Connection): Promise<void> {
 
 /** The schema as a script for `mariadb <db> < script.sql`, with DELIMITER around the bodies. */
 export function phpipamSchemaScript(): string {
-  return [
-    ...TABLES_SQL.map((s) => `${s};\n`),
-    'DELIMITER $$',
-    ...ROUTINES_SQL.map((s) => `${s}$$\n`),
-    'DELIMITER ;',
-    '',
-  ].join('\n');
+  return [...TABLES_SQL.map((s) => `${s};\n`), 'DELIMITER $$', ...ROUTINES_SQL.map((s) => `${s}$$\n`), 'DELIMITER ;', ''].join('\n');
 }
 
 // ------------------------------------------------------------------ data
@@ -229,12 +223,20 @@ type Random = ReturnType<typeof prng>;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const int = (random: Random, max: number) => Math.floor(random() * max);
 /** `2026-03-04 05:06:07`: explicit text in UTC (the session runs at +00:00), never a Date. */
-const stamp = (random: Random, spanDays = 365) => new Date(EPOCH + int(random, spanDays * 86_400) * 1000).toISOString().slice(0, 19).replace('T', ' ');
+const stamp = (random: Random, spanDays = 365) =>
+  new Date(EPOCH + int(random, spanDays * 86_400) * 1000).toISOString().slice(0, 19).replace('T', ' ');
 const hex = (random: Random, bytes: number) => Array.from({ length: bytes }, () => int(random, 256).toString(16).padStart(2, '0')).join('');
 
 /** Text that a dump must escape correctly: quotes, backslashes, non-ASCII, tabs and newlines. */
 const AWKWARD_TEXT = [
-  "O'Brien's desk", 'path C:\\phpipam\\new', 'Zürich – Büro ✓', '東京 ラック 3', 'tab\there', 'line one\nline two', 'emoji 🛰️ uplink', '"quoted"',
+  "O'Brien's desk",
+  'path C:\\phpipam\\new',
+  'Zürich – Büro ✓',
+  '東京 ラック 3',
+  'tab\there',
+  'line one\nline two',
+  'emoji 🛰️ uplink',
+  '"quoted"',
 ] as const;
 
 /** Loads generated rows into the fixture's tables (created by createPhpipamSchema); returns the row counts. */
@@ -243,33 +245,123 @@ export async function generateData(conn: Connection, options: GenerateOptions): 
   const batch = options.batchRows ?? 2000;
   const subnetCount = Math.max(1, Math.ceil(options.ipaddresses / ADDRESSES_PER_SUBNET));
   const deviceCount = Math.max(8, Math.ceil(options.ipaddresses / 2000));
-  const counts: FixtureCounts = { sections: 5, vlans: 64, devices: deviceCount, users: 12, subnets: subnetCount, ipaddresses: options.ipaddresses, logs: Math.max(10, Math.ceil(options.ipaddresses / 100)) };
+  const counts: FixtureCounts = {
+    sections: 5,
+    vlans: 64,
+    devices: deviceCount,
+    users: 12,
+    subnets: subnetCount,
+    ipaddresses: options.ipaddresses,
+    logs: Math.max(10, Math.ceil(options.ipaddresses / 100)),
+  };
 
   await conn.query("SET SESSION time_zone = '+00:00'");
   await conn.query(`SET ${BULK_LOAD_FLAG} = 1`);
   try {
     await insertSections(conn);
-    await insertRows(conn, 'vlans', ['name', 'number', 'description', 'customer_id', 'editDate'], counts.vlans, batch,
-      (i) => [`vlan-${100 + i}`, 100 + i, i % 5 === 0 ? pick(random, AWKWARD_TEXT) : `VLAN ${100 + i}`, i % 3 === 0 ? null : 1 + int(random, 20), stamp(random)]);
-    await insertRows(conn, 'devices', ['hostname', 'ip_addr', 'type', 'description', 'sections', 'snmp_community', 'snmp_version', 'editDate'], counts.devices, batch,
-      (i) => [`sw-${String(i + 1).padStart(4, '0')}.dc${1 + (i % 3)}.example.net`, String(ipv4(10, 255, i >> 8 & 255, (i & 255) + 1)), 1 + int(random, 9), pick(random, AWKWARD_TEXT), '1;2;3', `c-${hex(random, 4)}`, pick(random, ['0', '2', '3']), stamp(random)]);
-    await insertRows(conn, 'users', ['username', 'authMethod', 'password', 'groups', 'role', 'real_name', 'email', 'mailNotify', 'avatar', 'lastLogin', 'editDate'], counts.users, batch,
-      (i) => [i === 0 ? 'Admin' : `user${i}`, 1, `$6$rounds=3000$${hex(random, 8)}$${hex(random, 43)}`, '{"2":"2","3":"3"}', i === 0 ? 'Administrator' : 'User',
-        i % 4 === 1 ? pick(random, AWKWARD_TEXT) : `User ${i}`, `user${i}@example.net`, i % 2 ? 'Yes' : 'No',
-        i % 3 === 2 ? null : Buffer.from(hex(random, 16 + int(random, 240)), 'hex'), stamp(random, 30), stamp(random)]);
-    await insertRows(conn, 'subnets', ['subnet', 'mask', 'sectionId', 'description', 'vlanId', 'device', 'pingSubnet', 'threshold', 'lastScan', 'editDate'], counts.subnets, batch,
-      (i) => [subnetAddress(i), isIpv6Subnet(i) ? '64' : '24', isIpv6Subnet(i) ? 4 : 1 + (i % 3), i % 7 === 0 ? pick(random, AWKWARD_TEXT) : `subnet ${i + 1}`,
-        i % 4 === 0 ? null : 1 + (i % counts.vlans), i % 5 === 0 ? null : 1 + (i % counts.devices), i % 2, 80, i % 3 ? stamp(random, 30) : null, stamp(random)]);
-    await insertRows(conn, 'ipaddresses', ['subnetId', 'ip_addr', 'is_gateway', 'description', 'hostname', 'mac', 'owner', 'state', 'switch', 'port', 'note', 'lastSeen', 'excludePing', 'PTR', 'editDate'], counts.ipaddresses, batch,
-      (i) => addressRow(random, i, counts), options.onProgress);
-    await insertRows(conn, 'logs', ['severity', 'date', 'username', 'ipaddr', 'command', 'details'], counts.logs, batch,
-      (i) => [int(random, 3), stamp(random, 200), i % 10 ? `user${1 + (i % 11)}` : 'Admin', String(ipv4(192, 0, 2, 1 + (i % 250))), pick(random, ['Subnet edit', 'Address add', 'User login', 'Section edit']),
-        i % 6 === 0 ? pick(random, AWKWARD_TEXT) : `change #${i}`]);
+    await insertRows(conn, 'vlans', ['name', 'number', 'description', 'customer_id', 'editDate'], counts.vlans, batch, (i) => [
+      `vlan-${100 + i}`,
+      100 + i,
+      i % 5 === 0 ? pick(random, AWKWARD_TEXT) : `VLAN ${100 + i}`,
+      i % 3 === 0 ? null : 1 + int(random, 20),
+      stamp(random),
+    ]);
+    await insertRows(
+      conn,
+      'devices',
+      ['hostname', 'ip_addr', 'type', 'description', 'sections', 'snmp_community', 'snmp_version', 'editDate'],
+      counts.devices,
+      batch,
+      (i) => [
+        `sw-${String(i + 1).padStart(4, '0')}.dc${1 + (i % 3)}.example.net`,
+        String(ipv4(10, 255, (i >> 8) & 255, (i & 255) + 1)),
+        1 + int(random, 9),
+        pick(random, AWKWARD_TEXT),
+        '1;2;3',
+        `c-${hex(random, 4)}`,
+        pick(random, ['0', '2', '3']),
+        stamp(random),
+      ],
+    );
+    await insertRows(
+      conn,
+      'users',
+      ['username', 'authMethod', 'password', 'groups', 'role', 'real_name', 'email', 'mailNotify', 'avatar', 'lastLogin', 'editDate'],
+      counts.users,
+      batch,
+      (i) => [
+        i === 0 ? 'Admin' : `user${i}`,
+        1,
+        `$6$rounds=3000$${hex(random, 8)}$${hex(random, 43)}`,
+        '{"2":"2","3":"3"}',
+        i === 0 ? 'Administrator' : 'User',
+        i % 4 === 1 ? pick(random, AWKWARD_TEXT) : `User ${i}`,
+        `user${i}@example.net`,
+        i % 2 ? 'Yes' : 'No',
+        i % 3 === 2 ? null : Buffer.from(hex(random, 16 + int(random, 240)), 'hex'),
+        stamp(random, 30),
+        stamp(random),
+      ],
+    );
+    await insertRows(
+      conn,
+      'subnets',
+      ['subnet', 'mask', 'sectionId', 'description', 'vlanId', 'device', 'pingSubnet', 'threshold', 'lastScan', 'editDate'],
+      counts.subnets,
+      batch,
+      (i) => [
+        subnetAddress(i),
+        isIpv6Subnet(i) ? '64' : '24',
+        isIpv6Subnet(i) ? 4 : 1 + (i % 3),
+        i % 7 === 0 ? pick(random, AWKWARD_TEXT) : `subnet ${i + 1}`,
+        i % 4 === 0 ? null : 1 + (i % counts.vlans),
+        i % 5 === 0 ? null : 1 + (i % counts.devices),
+        i % 2,
+        80,
+        i % 3 ? stamp(random, 30) : null,
+        stamp(random),
+      ],
+    );
+    await insertRows(
+      conn,
+      'ipaddresses',
+      [
+        'subnetId',
+        'ip_addr',
+        'is_gateway',
+        'description',
+        'hostname',
+        'mac',
+        'owner',
+        'state',
+        'switch',
+        'port',
+        'note',
+        'lastSeen',
+        'excludePing',
+        'PTR',
+        'editDate',
+      ],
+      counts.ipaddresses,
+      batch,
+      (i) => addressRow(random, i, counts),
+      options.onProgress,
+    );
+    await insertRows(conn, 'logs', ['severity', 'date', 'username', 'ipaddr', 'command', 'details'], counts.logs, batch, (i) => [
+      int(random, 3),
+      stamp(random, 200),
+      i % 10 ? `user${1 + (i % 11)}` : 'Admin',
+      String(ipv4(192, 0, 2, 1 + (i % 250))),
+      pick(random, ['Subnet edit', 'Address add', 'User login', 'Section edit']),
+      i % 6 === 0 ? pick(random, AWKWARD_TEXT) : `change #${i}`,
+    ]);
   } finally {
     await conn.query(`SET ${BULK_LOAD_FLAG} = NULL`);
   }
   // What the trigger would have done row by row, in one statement.
-  await conn.query('UPDATE subnets s JOIN (SELECT subnetId, COUNT(*) AS n FROM ipaddresses GROUP BY subnetId) a ON a.subnetId = s.id SET s.usedCount = a.n, s.editDate = s.editDate');
+  await conn.query(
+    'UPDATE subnets s JOIN (SELECT subnetId, COUNT(*) AS n FROM ipaddresses GROUP BY subnetId) a ON a.subnetId = s.id SET s.usedCount = a.n, s.editDate = s.editDate',
+  );
   return counts;
 }
 
@@ -287,12 +379,22 @@ async function insertSections(conn: Connection): Promise<void> {
     [4, 'IPv6 Lab', 'IPv6 allocations', null, 1, null, 4, 0, '2026-01-02 10:00:00'],
     [5, 'Customers / EU', 'Zürich – Büro ✓', 1, 1, null, 5, 0, '2026-01-02 10:00:00'],
   ];
-  await conn.query('INSERT INTO sections (id, name, description, masterSection, strictMode, subnetOrdering, `order`, showVLAN, editDate) VALUES ?', [rows]);
+  await conn.query(
+    'INSERT INTO sections (id, name, description, masterSection, strictMode, subnetOrdering, `order`, showVLAN, editDate) VALUES ?',
+    [rows],
+  );
 }
 
 /** INSERTs `count` rows built by `row(i)` in batches of `batch` rows, one multi-row INSERT each. */
-async function insertRows(conn: Connection, table: string, columns: string[], count: number, batch: number,
-  row: (i: number) => unknown[], onProgress?: (loaded: number) => void): Promise<void> {
+async function insertRows(
+  conn: Connection,
+  table: string,
+  columns: string[],
+  count: number,
+  batch: number,
+  row: (i: number) => unknown[],
+  onProgress?: (loaded: number) => void,
+): Promise<void> {
   const sql = `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES ?`;
   for (let start = 0; start < count; start += batch) {
     const rows = Array.from({ length: Math.min(batch, count - start) }, (_v, j) => row(start + j));
@@ -304,15 +406,26 @@ async function insertRows(conn: Connection, table: string, columns: string[], co
 function addressRow(random: Random, i: number, counts: FixtureCounts): unknown[] {
   const subnet = Math.floor(i / ADDRESSES_PER_SUBNET);
   const host = (i % ADDRESSES_PER_SUBNET) + 1;
-  const address = isIpv6Subnet(subnet) ? (BigInt(subnetAddress(subnet)) + BigInt(host)).toString() : String(Number(subnetAddress(subnet)) + host);
+  const address = isIpv6Subnet(subnet)
+    ? (BigInt(subnetAddress(subnet)) + BigInt(host)).toString()
+    : String(Number(subnetAddress(subnet)) + host);
   const mac = Array.from({ length: 6 }, () => int(random, 256).toString(16).padStart(2, '0')).join(':');
   return [
-    subnet + 1, address, host === 1 ? 1 : 0,
+    subnet + 1,
+    address,
+    host === 1 ? 1 : 0,
     i % 11 === 0 ? pick(random, AWKWARD_TEXT) : i % 3 === 0 ? null : `server ${i}`,
-    `host-${i + 1}.example.net`, i % 4 === 0 ? null : mac, i % 9 === 0 ? 'NOC' : null, 1 + int(random, 4),
-    i % 5 === 0 ? null : 1 + (i % counts.devices), i % 5 === 0 ? null : `Gi1/0/${1 + (i % 48)}`,
+    `host-${i + 1}.example.net`,
+    i % 4 === 0 ? null : mac,
+    i % 9 === 0 ? 'NOC' : null,
+    1 + int(random, 4),
+    i % 5 === 0 ? null : 1 + (i % counts.devices),
+    i % 5 === 0 ? null : `Gi1/0/${1 + (i % 48)}`,
     i % 97 === 0 ? `${pick(random, AWKWARD_TEXT)}\n${hex(random, 20)}` : null,
-    i % 6 === 0 ? null : stamp(random, 60), i % 13 === 0 ? 1 : 0, 0, stamp(random),
+    i % 6 === 0 ? null : stamp(random, 60),
+    i % 13 === 0 ? 1 : 0,
+    0,
+    stamp(random),
   ];
 }
 

@@ -74,7 +74,6 @@ export function canConnect(port: number, host: string = LOOPBACK, timeoutMs = 10
   });
 }
 
-
 export async function waitForPortOpen(port: number, what: string, timeoutMs: number, host: string = LOOPBACK): Promise<void> {
   await waitUntil(() => canConnect(port, host), {
     timeoutMs,

@@ -11,7 +11,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { waitUntil } from './ports';
-import { escapePercent, programStates, quoteArg, runSupervisorctl, supervisorctl, SUPERVISORCTL_BINARY, type ProgramState, type SupervisorctlResult } from '../services/supervisorctl';
+import {
+  escapePercent,
+  programStates,
+  quoteArg,
+  runSupervisorctl,
+  supervisorctl,
+  SUPERVISORCTL_BINARY,
+  type ProgramState,
+  type SupervisorctlResult,
+} from '../services/supervisorctl';
 
 export { programStates, quoteArg, runSupervisorctl, supervisorctl, SUPERVISORCTL_BINARY, type ProgramState, type SupervisorctlResult };
 
@@ -115,9 +124,7 @@ export function renderProgramConfig(layout: SupervisorLayout, spec: ProgramSpec)
     `[program:${spec.name}]`,
     `command=${spec.command.map(quoteArg).join(' ')}`,
     spec.directory ? `directory=${escapePercent(spec.directory)}` : undefined,
-    spec.environment && Object.keys(spec.environment).length > 0
-      ? `environment=${environmentLine(spec.environment)}`
-      : undefined,
+    spec.environment && Object.keys(spec.environment).length > 0 ? `environment=${environmentLine(spec.environment)}` : undefined,
     'autostart=true',
     // Tests kill members on purpose; a dead member must stay dead.
     'autorestart=false',
@@ -219,8 +226,7 @@ export async function startSupervisord(
     },
     {
       timeoutMs,
-      describeFailure: () =>
-        `supervisord (-c ${supervisorConfPath}) did not answer within ${timeoutMs} ms; last answer: ${lastError}`,
+      describeFailure: () => `supervisord (-c ${supervisorConfPath}) did not answer within ${timeoutMs} ms; last answer: ${lastError}`,
     },
   );
   const pid = supervisordPid(supervisorConfPath);

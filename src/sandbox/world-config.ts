@@ -28,13 +28,18 @@ export function renderWorldConfig(world: World): Record<string, unknown> {
           },
         },
         service: { driver: 'supervisor', supervisorConf: world.supervisorConf },
-        ...(world.mariadb ? {
-          phpipam: {
-            host: LOOPBACK, port: world.mariadb.port, database: world.mariadb.database, user: world.mariadb.user,
-            password: { file: world.mariadb.passwordFile },
-            restore: { user: PHPIPAM_RESTORE_USER, password: { file: mariadbLayout(world.mariadb.dir).restorePasswordFile } },
-          },
-        } : {}),
+        ...(world.mariadb
+          ? {
+              phpipam: {
+                host: LOOPBACK,
+                port: world.mariadb.port,
+                database: world.mariadb.database,
+                user: world.mariadb.user,
+                password: { file: world.mariadb.passwordFile },
+                restore: { user: PHPIPAM_RESTORE_USER, password: { file: mariadbLayout(world.mariadb.dir).restorePasswordFile } },
+              },
+            }
+          : {}),
       },
     ],
     storage: [

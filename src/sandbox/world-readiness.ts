@@ -38,7 +38,11 @@ function readinessChecks(world: World): ReadinessCheck[] {
   checks.push({ program: MOTO_PROGRAM, what: `S3 (moto) at ${world.s3.endpoint}`, problem: () => motoProblem(world) });
   const mariadb = world.mariadb;
   if (mariadb) {
-    checks.push({ program: MARIADB_PROGRAM, what: `MariaDB (phpIPAM) on ${LOOPBACK}:${mariadb.port}`, problem: () => mariadbProblem(mariadbLayout(mariadb.dir)) });
+    checks.push({
+      program: MARIADB_PROGRAM,
+      what: `MariaDB (phpIPAM) on ${LOOPBACK}:${mariadb.port}`,
+      problem: () => mariadbProblem(mariadbLayout(mariadb.dir)),
+    });
   }
   const temporal = world.temporal;
   if (temporal) {

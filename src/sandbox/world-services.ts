@@ -10,7 +10,15 @@ import * as path from 'node:path';
 
 import { canConnect, freePorts, isPortFree, LOOPBACK } from './ports';
 import type { ProgramSpec } from './supervisor';
-import { MOTO_PROGRAM, PREFERRED_TEMPORAL_PORTS, S3_BUCKET, S3_REGION, SEARCH_ATTRIBUTES, TEMPORAL_PROGRAM, type World } from './world-types';
+import {
+  MOTO_PROGRAM,
+  PREFERRED_TEMPORAL_PORTS,
+  S3_BUCKET,
+  S3_REGION,
+  SEARCH_ATTRIBUTES,
+  TEMPORAL_PROGRAM,
+  type World,
+} from './world-types';
 
 /** The repository root: the nearest ancestor of this file with nnoe-dr's package.json. */
 function repoRoot(): string {
@@ -119,22 +127,26 @@ export function temporalInfo(ports: TemporalPorts): NonNullable<World['temporal'
 
 export function temporalProgram(temporalDir: string, ports: TemporalPorts): ProgramSpec {
   fs.mkdirSync(temporalDir, { recursive: true });
-  const searchAttributeArgs = Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => [
-    '--search-attribute',
-    `${name}=${type}`,
-  ]);
+  const searchAttributeArgs = Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]);
   return {
     name: TEMPORAL_PROGRAM,
     directory: temporalDir,
     command: [
       temporalBinary(),
-      'server', 'start-dev',
-      '--ip', LOOPBACK,
-      '--port', String(ports.frontend),
-      '--ui-port', String(ports.ui),
-      '--db-filename', path.join(temporalDir, 'temporal.db'),
-      '--namespace', 'default',
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      LOOPBACK,
+      '--port',
+      String(ports.frontend),
+      '--ui-port',
+      String(ports.ui),
+      '--db-filename',
+      path.join(temporalDir, 'temporal.db'),
+      '--namespace',
+      'default',
+      '--log-level',
+      'warn',
       '--ui-disable-news-fetch', // no internet here
       ...searchAttributeArgs,
     ],

@@ -30,9 +30,14 @@ export interface World {
     rogueClientKey: string;
   };
   etcd: {
-    clusterName: string; members: EtcdMemberInfo[]; initialCluster: string; initialClusterToken: string;
+    clusterName: string;
+    members: EtcdMemberInfo[];
+    initialCluster: string;
+    initialClusterToken: string;
     /** The etcd series the members run (NNOE_ETCD_VERSION), its exact release, and the dir of its etcd/etcdctl/etcdutl. */
-    version: EtcdVersion; release: string; binDir: string;
+    version: EtcdVersion;
+    release: string;
+    binDir: string;
   };
   s3: { endpoint: string; bucket: string; region: string; accessKeyFile: string; secretKeyFile: string };
   localStoreDir: string;

@@ -334,8 +334,13 @@ async function writeNewWorld(dir: string, opts: WorldOptions): Promise<World> {
     localStoreDir: paths.localStoreDir,
     workDir: paths.workDir,
     mariadb: {
-      dir: mariadb.dir, port: mariadbPort as number, socket: mariadb.socket, database: PHPIPAM_DATABASE, user: PHPIPAM_USER,
-      passwordFile: mariadb.phpipamPasswordFile, rootOptionFile: mariadb.rootOptionFile,
+      dir: mariadb.dir,
+      port: mariadbPort as number,
+      socket: mariadb.socket,
+      database: PHPIPAM_DATABASE,
+      user: PHPIPAM_USER,
+      passwordFile: mariadb.phpipamPasswordFile,
+      rootOptionFile: mariadb.rootOptionFile,
     },
     ...(temporalPorts ? { temporal: temporalInfo(temporalPorts) } : {}),
   };

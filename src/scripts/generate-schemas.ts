@@ -17,8 +17,15 @@ type Schema = Definition & { definitions?: Record<string, Definition> };
 /** File name -> schema text, for every workflow in WorkflowContracts. */
 export function generateWorkflowSchemas(): Map<string, string> {
   const generator = createGenerator({
-    path: CONTRACTS, tsconfig: join(__dirname, '..', '..', 'tsconfig.json'), type: 'WorkflowContracts',
-    skipTypeCheck: true, expose: 'export', topRef: false, jsDoc: 'extended', additionalProperties: false, sortProps: true,
+    path: CONTRACTS,
+    tsconfig: join(__dirname, '..', '..', 'tsconfig.json'),
+    type: 'WorkflowContracts',
+    skipTypeCheck: true,
+    expose: 'export',
+    topRef: false,
+    jsDoc: 'extended',
+    additionalProperties: false,
+    sortProps: true,
   });
   const all = generator.createSchema('WorkflowContracts') as Schema;
   const definitions = all.definitions ?? {};
@@ -30,9 +37,10 @@ export function generateWorkflowSchemas(): Map<string, string> {
         $schema: 'http://json-schema.org/draft-07/schema#',
         $id: `${ID_BASE}${workflowType}.${part}.schema.json`,
         title: `${workflowType} ${part}`,
-        description: part === 'input'
-          ? `The one argument of ${workflowType} (temporal workflow start --type ${workflowType} --input '<JSON>').`
-          : `What ${workflowType} returns.`,
+        description:
+          part === 'input'
+            ? `The one argument of ${workflowType} (temporal workflow start --type ${workflowType} --input '<JSON>').`
+            : `What ${workflowType} returns.`,
         ...root,
       };
       const used = reachableDefinitions(root, definitions);
@@ -47,12 +55,18 @@ export function generateWorkflowSchemas(): Map<string, string> {
 function reachableDefinitions(root: unknown, definitions: Record<string, Definition>): string[] {
   const found = new Set<string>();
   const visit = (node: unknown) => {
-    if (Array.isArray(node)) { node.forEach(visit); return; }
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
     if (node === null || typeof node !== 'object') return;
     for (const [key, value] of Object.entries(node)) {
       if (key === '$ref' && typeof value === 'string' && value.startsWith('#/definitions/')) {
         const name = decodeURIComponent(value.slice('#/definitions/'.length));
-        if (!found.has(name)) { found.add(name); visit(definitions[name]); }
+        if (!found.has(name)) {
+          found.add(name);
+          visit(definitions[name]);
+        }
       } else visit(value);
     }
   };
@@ -69,5 +83,8 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => { console.error(err); process.exit(1); });
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -28,22 +28,37 @@ export class ServiceCommandError extends Error {
 /** The command's stdout; a ServiceCommandError naming it and its output when it exits non-zero. */
 function checked(what: string, command: string, result: { exitCode: number; stdout: string; stderr: string }): string {
   if (result.exitCode === 0) return result.stdout;
-  throw new ServiceCommandError(`${what} failed (${command} exited ${result.exitCode}): ${(result.stderr || result.stdout).trim().slice(0, 300)}`);
+  throw new ServiceCommandError(
+    `${what} failed (${command} exited ${result.exitCode}): ${(result.stderr || result.stdout).trim().slice(0, 300)}`,
+  );
 }
 
 function supervisorDriver(supervisorConf: string, program: string): ServiceDriver {
-  const ctl = async (verb: string) => checked(`supervisorctl ${verb} ${program}`, `supervisorctl -c ${supervisorConf} ${verb} ${program}`,
-    await runSupervisorctl(supervisorConf, [verb, program], ACTION_TIMEOUT_MS));
-  const isRunning = async (): Promise<boolean> => /\bRUNNING\b/.test((await runSupervisorctl(supervisorConf, ['status', program]).catch(() => null))?.stdout ?? '');
+  const ctl = async (verb: string) =>
+    checked(
+      `supervisorctl ${verb} ${program}`,
+      `supervisorctl -c ${supervisorConf} ${verb} ${program}`,
+      await runSupervisorctl(supervisorConf, [verb, program], ACTION_TIMEOUT_MS),
+    );
+  const isRunning = async (): Promise<boolean> =>
+    /\bRUNNING\b/.test((await runSupervisorctl(supervisorConf, ['status', program]).catch(() => null))?.stdout ?? '');
   return {
     describe: `supervisor program ${program}`,
     // supervisorctl exits non-zero for "already stopped/started"; the state afterwards is what matters.
     // No status call first: on a restore's critical path every supervisorctl round trip counts.
-    stop: async () => ctl('stop').then(() => true, async (err: unknown) => {
-      if (await isRunning()) throw err;
-      return false;
-    }),
-    start: async () => { await ctl('start').catch(async (err: unknown) => { if (!(await isRunning())) throw err; }); },
+    stop: async () =>
+      ctl('stop').then(
+        () => true,
+        async (err: unknown) => {
+          if (await isRunning()) throw err;
+          return false;
+        },
+      ),
+    start: async () => {
+      await ctl('start').catch(async (err: unknown) => {
+        if (!(await isRunning())) throw err;
+      });
+    },
     isRunning,
     pid: async () => pidOf((await runSupervisorctl(supervisorConf, ['pid', program]).catch(() => null))?.stdout),
   };
@@ -57,7 +72,8 @@ function pidOf(text: string | undefined): number | null {
 export function serviceDriver(ref: ServiceRef): ServiceDriver {
   if (ref.driver === 'supervisor') return supervisorDriver(ref.supervisorConf, ref.program);
   const unit = ref.unit;
-  const ctl = async (verb: string) => checked(`systemctl ${verb} ${unit}`, `systemctl ${verb} ${unit}`, await runSystemctl([verb, unit], ACTION_TIMEOUT_MS));
+  const ctl = async (verb: string) =>
+    checked(`systemctl ${verb} ${unit}`, `systemctl ${verb} ${unit}`, await runSystemctl([verb, unit], ACTION_TIMEOUT_MS));
   const isRunning = async () => (await runSystemctl(['is-active', unit]).catch(() => null))?.stdout.trim() === 'active';
   return {
     describe: `systemd unit ${unit}`,
@@ -66,7 +82,9 @@ export function serviceDriver(ref: ServiceRef): ServiceDriver {
       await ctl('stop');
       return wasRunning;
     },
-    start: async () => { await ctl('start'); },
+    start: async () => {
+      await ctl('start');
+    },
     isRunning,
     pid: async () => pidOf((await runSystemctl(['show', '--property=MainPID', '--value', unit]).catch(() => null))?.stdout),
   };

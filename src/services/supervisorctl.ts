@@ -26,18 +26,13 @@ export interface SupervisorctlResult {
 /** Runs supervisorctl and reports its exit code instead of throwing. */
 export function runSupervisorctl(supervisorConfPath: string, args: string[], timeoutMs = 60_000): Promise<SupervisorctlResult> {
   return new Promise((resolve, reject) => {
-    execFile(
-      SUPERVISORCTL_BINARY,
-      ['-c', supervisorConfPath, ...args],
-      { timeout: timeoutMs },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') {
-          reject(new Error(`could not run ${SUPERVISORCTL_BINARY} ${args.join(' ')}: ${error.message}`));
-          return;
-        }
-        resolve({ exitCode: error ? (error.code as number) : 0, stdout, stderr });
-      },
-    );
+    execFile(SUPERVISORCTL_BINARY, ['-c', supervisorConfPath, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') {
+        reject(new Error(`could not run ${SUPERVISORCTL_BINARY} ${args.join(' ')}: ${error.message}`));
+        return;
+      }
+      resolve({ exitCode: error ? (error.code as number) : 0, stdout, stderr });
+    });
   });
 }
 
@@ -55,15 +50,13 @@ export async function supervisorctl(supervisorConfPath: string, ...args: string[
   const isStatusAnswer = args[0] === 'status' && result.exitCode === STATUS_SOME_NOT_RUNNING;
   if (result.exitCode !== 0 && !isStatusAnswer) {
     throw new Error(
-      `supervisorctl -c ${supervisorConfPath} ${args.join(' ')} exited ${result.exitCode}: ` +
-        `${(result.stdout + result.stderr).trim()}`,
+      `supervisorctl -c ${supervisorConfPath} ${args.join(' ')} exited ${result.exitCode}: ` + `${(result.stdout + result.stderr).trim()}`,
     );
   }
   return result.stdout;
 }
 
-export type ProgramState =
-  | 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
+export type ProgramState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL' | 'UNKNOWN';
 
 /** Program name -> state, parsed from `supervisorctl status`. */
 export async function programStates(supervisorConfPath: string): Promise<Record<string, ProgramState>> {

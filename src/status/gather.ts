@@ -16,7 +16,15 @@ import { backupScheduleId, drillScheduleId } from '../client/schedules';
 import { changeCaptureId, startCheckAgents } from '../client/temporal';
 import { captureStatusQuery } from '../workflows/change-capture';
 import type { AgentCheck } from '../activities/agent-service';
-import { periodOf, type AgentFact, type CaptureFact, type ClusterFacts, type DrillRunFact, type RunbookFact, type ScheduleFact } from './objectives';
+import {
+  periodOf,
+  type AgentFact,
+  type CaptureFact,
+  type ClusterFacts,
+  type DrillRunFact,
+  type RunbookFact,
+  type ScheduleFact,
+} from './objectives';
 
 /** How long the agent check may take before status reports it unanswered (e.g. a node worker is down). */
 export const AGENT_CHECK_TIMEOUT_MS = 60_000;
@@ -37,10 +45,14 @@ export function agentState(check: Pick<AgentCheck, 'serving' | 'running' | 'etcd
 }
 
 /** `lastDurable` from the running capture slice's last heartbeat, if there is one. */
-export function liveDurableRevision(description: { raw: { pendingActivities?: Array<{ heartbeatDetails?: { payloads?: unknown[] | null } | null }> | null } }): number | null {
+export function liveDurableRevision(description: {
+  raw: { pendingActivities?: Array<{ heartbeatDetails?: { payloads?: unknown[] | null } | null }> | null };
+}): number | null {
   for (const activity of description.raw.pendingActivities ?? []) {
     for (const payload of activity.heartbeatDetails?.payloads ?? []) {
-      const details = defaultPayloadConverter.fromPayload(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) as { lastDurable?: unknown } | null;
+      const details = defaultPayloadConverter.fromPayload(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]) as {
+        lastDurable?: unknown;
+      } | null;
       if (typeof details?.lastDurable === 'number') return details.lastDurable;
     }
   }
@@ -63,9 +75,12 @@ const quoted = (value: string) => `'${value.replace(/'/g, "\\'")}'`;
 async function lastDrill(client: Client, cluster: string): Promise<DrillRunFact | null> {
   let newest: DrillRunFact | null = null;
   let seen = 0;
-  for await (const run of client.workflow.list({ query: `${NnoeRunbook.name}='drill' AND ${NnoeCluster.name}=${quoted(cluster)} AND ExecutionStatus!='Running'` })) {
+  for await (const run of client.workflow.list({
+    query: `${NnoeRunbook.name}='drill' AND ${NnoeCluster.name}=${quoted(cluster)} AND ExecutionStatus!='Running'`,
+  })) {
     const closedAt = run.closeTime?.toISOString() ?? null;
-    if (!newest || (closedAt ?? '') > (newest.closedAt ?? '')) newest = { workflowId: run.workflowId, status: run.status.name.toLowerCase(), closedAt };
+    if (!newest || (closedAt ?? '') > (newest.closedAt ?? ''))
+      newest = { workflowId: run.workflowId, status: run.status.name.toLowerCase(), closedAt };
     if (++seen >= 50) break; // newest first; a few pages are plenty
   }
   return newest;
@@ -115,7 +130,9 @@ async function agentFacts(client: Client, config: Config, cluster: ClusterConfig
   if (cluster.agents.length === 0) return null;
   const handle = await startCheckAgents(client, config, { cluster: cluster.name });
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((done) => { timer = setTimeout(() => done('timeout'), timeoutMs); });
+  const timedOut = new Promise<'timeout'>((done) => {
+    timer = setTimeout(() => done('timeout'), timeoutMs);
+  });
   try {
     const checks = await Promise.race([handle.result(), timedOut]);
     if (checks === 'timeout') {
@@ -131,11 +148,16 @@ async function agentFacts(client: Client, config: Config, cluster: ClusterConfig
 }
 
 /** The catalog of every cluster, read once for a status of several. */
-export interface CatalogSnapshot { sets: CatalogEntry[]; unreadableTargets: string[] }
+export interface CatalogSnapshot {
+  sets: CatalogEntry[];
+  unreadableTargets: string[];
+}
 
 export async function readCatalog(config: Config): Promise<CatalogSnapshot> {
   const unreadableTargets: string[] = [];
-  const sets = await listBackupSets(config, { onUnreadableTarget: (target, err) => unreadableTargets.push(`${target}: ${(err as Error).message}`) });
+  const sets = await listBackupSets(config, {
+    onUnreadableTarget: (target, err) => unreadableTargets.push(`${target}: ${(err as Error).message}`),
+  });
   return { sets, unreadableTargets };
 }
 
@@ -151,7 +173,13 @@ export function objectivesOf(cluster: ClusterConfig): ClusterFacts['objectives']
 }
 
 /** Everything status knows of one cluster, read now (the catalog as read by readCatalog). */
-export async function gatherClusterFacts(client: Client, config: Config, clusterName: string, catalog: CatalogSnapshot, options: { agentCheckTimeoutMs?: number } = {}): Promise<ClusterFacts> {
+export async function gatherClusterFacts(
+  client: Client,
+  config: Config,
+  clusterName: string,
+  catalog: CatalogSnapshot,
+  options: { agentCheckTimeoutMs?: number } = {},
+): Promise<ClusterFacts> {
   const cluster = findCluster(config, clusterName);
   const { unreadableTargets } = catalog;
   const sets = catalog.sets.filter((s) => s.cluster === cluster.name);
@@ -167,7 +195,13 @@ export async function gatherClusterFacts(client: Client, config: Config, cluster
     cluster: cluster.name,
     now: Date.now(),
     components: configuredComponents(cluster),
-    sets: sets.map((s) => ({ setId: s.setId, status: s.status, createdAt: s.createdAt, components: s.components, ...(s.manifest.verification ? { verifiedAt: s.manifest.verification.verifiedAt } : {}) })),
+    sets: sets.map((s) => ({
+      setId: s.setId,
+      status: s.status,
+      createdAt: s.createdAt,
+      components: s.components,
+      ...(s.manifest.verification ? { verifiedAt: s.manifest.verification.verifiedAt } : {}),
+    })),
     unreadableTargets,
     backupSchedule,
     drillSchedule,

@@ -100,7 +100,10 @@ export function humanAge(ms: number): string {
 /** The shortest gap between consecutive upcoming run times: a schedule's period. */
 export function periodOf(nextRunTimes: number[]): number | null {
   const sorted = [...nextRunTimes].sort((a, b) => a - b);
-  const gaps = sorted.slice(1).map((t, i) => t - sorted[i]!).filter((g) => g > 0);
+  const gaps = sorted
+    .slice(1)
+    .map((t, i) => t - sorted[i]!)
+    .filter((g) => g > 0);
   return gaps.length > 0 ? Math.min(...gaps) : null;
 }
 
@@ -120,8 +123,15 @@ export function verifiedLimit(facts: Pick<ClusterFacts, 'objectives' | 'drillSch
 }
 
 function componentLine(facts: ClusterFacts, component: string): StatusLine {
-  const line = (ok: boolean, summary: string, problem?: string): StatusLine => ({ cluster: facts.cluster, subject: component, ok, summary, ...(problem ? { problem } : {}) });
-  const holding = facts.sets.filter((s) => s.status === 'complete' && s.components.includes(component))
+  const line = (ok: boolean, summary: string, problem?: string): StatusLine => ({
+    cluster: facts.cluster,
+    subject: component,
+    ok,
+    summary,
+    ...(problem ? { problem } : {}),
+  });
+  const holding = facts.sets
+    .filter((s) => s.status === 'complete' && s.components.includes(component))
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const newest = holding[0];
   if (!newest) return line(false, 'no complete set holds it', 'never backed up: no complete set holds this component');
@@ -140,7 +150,8 @@ function componentLine(facts: ClusterFacts, component: string): StatusLine {
   } else {
     const vAge = facts.now - Date.parse(verified.verifiedAt!);
     verifiedText = `verified ${verified.setId} ${humanAge(vAge)} ago${vLimit ? ` (limit ${humanAge(vLimit.ms)})` : ''}`;
-    if (vLimit && vAge > vLimit.ms) problems.push(`newest verification is ${humanAge(vAge)} old, over ${humanAge(vLimit.ms)} (${vLimit.why})`);
+    if (vLimit && vAge > vLimit.ms)
+      problems.push(`newest verification is ${humanAge(vAge)} old, over ${humanAge(vLimit.ms)} (${vLimit.why})`);
   }
   return line(problems.length === 0, `${newestText}; ${verifiedText}`, problems.join('; ') || undefined);
 }
@@ -151,7 +162,12 @@ function drillLine(facts: ClusterFacts): StatusLine {
   if (!drill) return { ...base, ok: true, summary: facts.drillSchedule ? 'no drill has run yet' : 'no drill has run (no drill schedule)' };
   const when = drill.closedAt ? ` ${humanAge(facts.now - Date.parse(drill.closedAt))} ago` : '';
   if (drill.status === 'completed') return { ...base, ok: true, summary: `newest drill ${drill.workflowId} passed${when}` };
-  return { ...base, ok: false, summary: `newest drill ${drill.workflowId} ${drill.status}${when}`, problem: `the newest restore drill ${drill.status.replace('_', ' ')}: see ${drill.workflowId}` };
+  return {
+    ...base,
+    ok: false,
+    summary: `newest drill ${drill.workflowId} ${drill.status}${when}`,
+    problem: `the newest restore drill ${drill.status.replace('_', ' ')}: see ${drill.workflowId}`,
+  };
 }
 
 function captureLine(facts: ClusterFacts): StatusLine {
@@ -159,32 +175,57 @@ function captureLine(facts: ClusterFacts): StatusLine {
   const { state, lastDurable, currentRevision, etcdError } = facts.capture;
   if (state === 'absent') return { ...base, ok: true, summary: 'off (never started)' };
   if (state === 'completed') return { ...base, ok: true, summary: `stopped, durable up to revision ${lastDurable ?? '-'}` };
-  if (state !== 'running') return { ...base, ok: false, summary: `${state}, durable up to revision ${lastDurable ?? '-'}`, problem: `the change capture ${state.replace('_', ' ')}: changes since revision ${lastDurable ?? '-'} are not captured` };
+  if (state !== 'running')
+    return {
+      ...base,
+      ok: false,
+      summary: `${state}, durable up to revision ${lastDurable ?? '-'}`,
+      problem: `the change capture ${state.replace('_', ' ')}: changes since revision ${lastDurable ?? '-'} are not captured`,
+    };
   if (lastDurable === null) return { ...base, ok: true, summary: 'running, starting (its first revision not chosen yet)' };
-  if (currentRevision === null) return { ...base, ok: false, summary: `running, durable up to revision ${lastDurable ?? '-'}`, problem: `etcd's revision could not be read: ${etcdError ?? 'unknown'}` };
+  if (currentRevision === null)
+    return {
+      ...base,
+      ok: false,
+      summary: `running, durable up to revision ${lastDurable ?? '-'}`,
+      problem: `etcd's revision could not be read: ${etcdError ?? 'unknown'}`,
+    };
   const bound = facts.objectives.captureMaxLagRevisions ?? DEFAULT_CAPTURE_MAX_LAG_REVISIONS;
   const lag = Math.max(0, currentRevision - lastDurable);
   const summary = `running, durable up to revision ${lastDurable}, etcd at ${currentRevision}: lag ${lag} revisions (limit ${bound})`;
-  return lag > bound ? { ...base, ok: false, summary, problem: `capture is ${lag} revisions behind etcd, over ${bound}` } : { ...base, ok: true, summary };
+  return lag > bound
+    ? { ...base, ok: false, summary, problem: `capture is ${lag} revisions behind etcd, over ${bound}` }
+    : { ...base, ok: true, summary };
 }
 
 function schedulesLine(facts: ClusterFacts): StatusLine {
   const describe = (what: string, s: ScheduleFact | null) =>
     s ? `${what} ${s.scheduleId}${s.periodMs ? ` every ${humanAge(s.periodMs)}` : ''}${s.paused ? ' PAUSED' : ''}` : `no ${what} schedule`;
-  return { cluster: facts.cluster, subject: 'schedules', ok: true, summary: `${describe('backup', facts.backupSchedule)}; ${describe('drill', facts.drillSchedule)}` };
+  return {
+    cluster: facts.cluster,
+    subject: 'schedules',
+    ok: true,
+    summary: `${describe('backup', facts.backupSchedule)}; ${describe('drill', facts.drillSchedule)}`,
+  };
 }
 
 function runbooksLine(facts: ClusterFacts): StatusLine {
-  const summary = facts.running.length === 0 ? 'none running'
-    : facts.running.map((r) => `${r.runbook} ${r.workflowId} (${humanAge(facts.now - Date.parse(r.startedAt))})`).join(', ');
+  const summary =
+    facts.running.length === 0
+      ? 'none running'
+      : facts.running.map((r) => `${r.runbook} ${r.workflowId} (${humanAge(facts.now - Date.parse(r.startedAt))})`).join(', ');
   return { cluster: facts.cluster, subject: 'runbooks', ok: true, summary };
 }
 
 function agentLines(facts: ClusterFacts): StatusLine[] {
   if (facts.agents === null) return [];
-  if (typeof facts.agents === 'string') return [{ cluster: facts.cluster, subject: 'agents', ok: false, summary: 'not checked', problem: facts.agents }];
+  if (typeof facts.agents === 'string')
+    return [{ cluster: facts.cluster, subject: 'agents', ok: false, summary: 'not checked', problem: facts.agents }];
   return facts.agents.map((a) => ({
-    cluster: facts.cluster, subject: `agent ${a.node}`, ok: a.state === 'serving', summary: a.state,
+    cluster: facts.cluster,
+    subject: `agent ${a.node}`,
+    ok: a.state === 'serving',
+    summary: a.state,
     ...(a.state === 'serving' ? {} : { problem: a.reason ?? a.state }),
   }));
 }
@@ -193,7 +234,13 @@ function agentLines(facts: ClusterFacts): StatusLine[] {
 export function evaluateCluster(facts: ClusterFacts): StatusLine[] {
   const lines = facts.components.map((c) => componentLine(facts, c));
   if (facts.unreadableTargets.length > 0) {
-    lines.push({ cluster: facts.cluster, subject: 'storage', ok: false, summary: `${facts.unreadableTargets.length} target(s) unreadable`, problem: facts.unreadableTargets.join('; ') });
+    lines.push({
+      cluster: facts.cluster,
+      subject: 'storage',
+      ok: false,
+      summary: `${facts.unreadableTargets.length} target(s) unreadable`,
+      problem: facts.unreadableTargets.join('; '),
+    });
   }
   lines.push(drillLine(facts), captureLine(facts), schedulesLine(facts), runbooksLine(facts), ...agentLines(facts));
   return lines;

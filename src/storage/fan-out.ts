@@ -5,12 +5,19 @@ import { Writable } from 'node:stream';
  * them all when it ends. Memory stays at one chunk per destination whatever the artefact size.
  */
 export function fanOut(destinations: Writable[]): Writable {
-  const waitForDrain = (dest: Writable) => new Promise<void>((resolve, reject) => {
-    const onDrain = () => { dest.off('error', onError); resolve(); };
-    const onError = (err: Error) => { dest.off('drain', onDrain); reject(err); };
-    dest.once('drain', onDrain);
-    dest.once('error', onError);
-  });
+  const waitForDrain = (dest: Writable) =>
+    new Promise<void>((resolve, reject) => {
+      const onDrain = () => {
+        dest.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        dest.off('drain', onDrain);
+        reject(err);
+      };
+      dest.once('drain', onDrain);
+      dest.once('error', onError);
+    });
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       const pending = destinations.filter((dest) => !dest.write(chunk)).map(waitForDrain);
@@ -42,10 +49,17 @@ export async function allPipelines(pipelines: Array<Promise<unknown>>): Promise<
     let pending = pipelines.length;
     let grace: NodeJS.Timeout | undefined;
     for (const pipeline of pipelines) {
-      pipeline.catch((err: unknown) => { failures.push(err); }).finally(() => {
-        pending -= 1;
-        if (pending === 0) { clearTimeout(grace); done(); } else if (failures.length > 0) grace ??= setTimeout(done, 250);
-      });
+      pipeline
+        .catch((err: unknown) => {
+          failures.push(err);
+        })
+        .finally(() => {
+          pending -= 1;
+          if (pending === 0) {
+            clearTimeout(grace);
+            done();
+          } else if (failures.length > 0) grace ??= setTimeout(done, 250);
+        });
     }
   });
   if (failures.length === 0) return;

@@ -3,7 +3,16 @@ import { access, constants, mkdir, open, readdir, rename, rm, rmdir, stat } from
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import { ArtefactNotFoundError, checkLevelPrefix, type ArtefactWriter, type BackupStore, type ListedLevel, type ListedObject, type StoredObject, type WriteLeftover } from './store';
+import {
+  ArtefactNotFoundError,
+  checkLevelPrefix,
+  type ArtefactWriter,
+  type BackupStore,
+  type ListedLevel,
+  type ListedObject,
+  type StoredObject,
+  type WriteLeftover,
+} from './store';
 import { HashingStream } from './hashing';
 
 const PARTIAL_MARK = '.partial-';
@@ -12,7 +21,10 @@ const LIST_PAGE = 1000;
 
 /** A directory on this host. Commit = fsync the temp file, rename it into place, fsync the directory. */
 export class LocalStore implements BackupStore {
-  constructor(readonly name: string, readonly root: string) {}
+  constructor(
+    readonly name: string,
+    readonly root: string,
+  ) {}
 
   location(key: string): string {
     return join(this.root, ...key.split('/'));
@@ -40,7 +52,11 @@ export class LocalStore implements BackupStore {
         await finished(hashing);
         await written;
         const handle = await open(tempPath, 'r');
-        try { await handle.sync(); } finally { await handle.close(); }
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
         await rename(tempPath, finalPath);
         await syncDirectory(dirname(finalPath));
         settled = true;
@@ -64,7 +80,10 @@ export class LocalStore implements BackupStore {
   }
 
   async exists(key: string): Promise<boolean> {
-    return stat(this.location(key)).then((s) => s.isFile(), () => false);
+    return stat(this.location(key)).then(
+      (s) => s.isFile(),
+      () => false,
+    );
   }
 
   async list(prefix = ''): Promise<string[]> {
@@ -94,10 +113,12 @@ export class LocalStore implements BackupStore {
 
   /** Every committed key below the directory `dirKey` ('' or ending in '/'); keys built by concatenation (a segment directory holds 100 000). */
   private async keysUnder(dirKey: string, keys: string[] = []): Promise<string[]> {
-    const entries = await readdir(dirKey ? this.location(dirKey.slice(0, -1)) : this.root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
-      throw err;
-    });
+    const entries = await readdir(dirKey ? this.location(dirKey.slice(0, -1)) : this.root, { withFileTypes: true }).catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+        throw err;
+      },
+    );
     for (const entry of entries) {
       if (entry.isFile() && !entry.name.includes(PARTIAL_MARK)) keys.push(`${dirKey}${entry.name}`);
       else if (entry.isDirectory()) await this.keysUnder(`${dirKey}${entry.name}/`, keys);
@@ -115,8 +136,14 @@ export class LocalStore implements BackupStore {
       throw err;
     });
     return {
-      keys: entries.filter((e) => e.isFile() && !e.name.includes(PARTIAL_MARK)).map((e) => `${prefix}${e.name}`).sort(),
-      prefixes: entries.filter((e) => e.isDirectory()).map((e) => `${prefix}${e.name}/`).sort(),
+      keys: entries
+        .filter((e) => e.isFile() && !e.name.includes(PARTIAL_MARK))
+        .map((e) => `${prefix}${e.name}`)
+        .sort(),
+      prefixes: entries
+        .filter((e) => e.isDirectory())
+        .map((e) => `${prefix}${e.name}/`)
+        .sort(),
     };
   }
 
@@ -127,13 +154,14 @@ export class LocalStore implements BackupStore {
   }
 
   async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
-    const candidates = 'key' in scope
-      ? (await readdir(dirname(this.location(scope.key))).catch(() => [] as string[]))
-        .filter((name) => name.startsWith(partialPrefix(scope.key)))
-        .map((name) => join(dirname(this.location(scope.key)), name))
-      : (await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []))
-        .filter((f) => f.isFile() && f.name.includes(PARTIAL_MARK))
-        .map((f) => join(f.parentPath, f.name));
+    const candidates =
+      'key' in scope
+        ? (await readdir(dirname(this.location(scope.key))).catch(() => [] as string[]))
+            .filter((name) => name.startsWith(partialPrefix(scope.key)))
+            .map((name) => join(dirname(this.location(scope.key)), name))
+        : (await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []))
+            .filter((f) => f.isFile() && f.name.includes(PARTIAL_MARK))
+            .map((f) => join(f.parentPath, f.name));
     const leftovers: WriteLeftover[] = [];
     for (const path of candidates) {
       const info = await stat(path).catch(() => undefined); // gone meanwhile: a writer committed or aborted it
@@ -155,7 +183,11 @@ export class LocalStore implements BackupStore {
   async delete(key: string): Promise<void> {
     await rm(this.location(key), { force: true });
     // The set's (or segment chain's) directories go with their last file, up to the store's root.
-    for (let dir = dirname(this.location(key)); relative(this.root, dir) !== '' && !relative(this.root, dir).startsWith('..'); dir = dirname(dir)) {
+    for (
+      let dir = dirname(this.location(key));
+      relative(this.root, dir) !== '' && !relative(this.root, dir).startsWith('..');
+      dir = dirname(dir)
+    ) {
       if (!(await removeIfEmpty(dir))) break;
     }
   }
@@ -174,7 +206,9 @@ export class LocalStore implements BackupStore {
  */
 export function fileWriteStream(path: string, options?: { flags?: string }): WriteStream {
   const stream = createWriteStream(path, options);
-  stream.on('error', (err: NodeJS.ErrnoException) => { err.path ??= path; });
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    err.path ??= path;
+  });
   return stream;
 }
 
@@ -185,14 +219,21 @@ function partialPrefix(key: string): string {
 
 /** Removes `dir` when empty; true when it is gone now, false when it holds something. */
 async function removeIfEmpty(dir: string): Promise<boolean> {
-  return rmdir(dir).then(() => true, (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return true;
-    if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-    return false;
-  });
+  return rmdir(dir).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return true;
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      return false;
+    },
+  );
 }
 
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
-  try { await handle.sync(); } finally { await handle.close(); }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -18,7 +18,9 @@ export interface PublishedCopy {
  * committed, so no store keeps a partial or unverified artefact.
  */
 export async function publishToStores<R>(
-  stores: BackupStore[], key: string, produce: (sink: Writable) => Promise<R>,
+  stores: BackupStore[],
+  key: string,
+  produce: (sink: Writable) => Promise<R>,
 ): Promise<{ result: R; copies: PublishedCopy[]; leftoversCleared: string[] }> {
   const leftoversCleared: string[] = [];
   for (const store of stores) {
@@ -33,7 +35,11 @@ export async function publishToStores<R>(
     for (const store of stores) writers.push(await store.createWriter(key));
     const result = await produce(fanOut(writers.map((w) => w.stream)));
     for (const [index, writer] of writers.entries()) committed.push({ store: stores[index]!, copy: await writer.commit() });
-    return { result, copies: committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 })), leftoversCleared };
+    return {
+      result,
+      copies: committed.map(({ copy }) => ({ target: copy.target, location: copy.location, bytes: copy.bytes, sha256: copy.sha256 })),
+      leftoversCleared,
+    };
   } catch (err) {
     await Promise.allSettled(writers.map((w) => w.abort()));
     await Promise.allSettled(committed.map(({ store, copy }) => store.delete(copy.key)));

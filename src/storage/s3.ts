@@ -19,7 +19,17 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { ArtefactNotFoundError, checkLevelPrefix, type ArtefactWriter, type BackupStore, type ListedLevel, type ListedObject, type ObjectRetention, type StoredObject, type WriteLeftover } from './store';
+import {
+  ArtefactNotFoundError,
+  checkLevelPrefix,
+  type ArtefactWriter,
+  type BackupStore,
+  type ListedLevel,
+  type ListedObject,
+  type ObjectRetention,
+  type StoredObject,
+  type WriteLeftover,
+} from './store';
 
 export interface S3StoreOptions {
   name: string;
@@ -42,7 +52,10 @@ export interface ObjectLockOptions {
 const DELETE_BATCH = 1000;
 
 /** The request fields that lock a new object for `days` from now. */
-function lockFields(lock: ObjectLockOptions | undefined): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+function lockFields(lock: ObjectLockOptions | undefined): {
+  ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE';
+  ObjectLockRetainUntilDate?: Date;
+} {
   if (!lock) return {};
   return { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) };
 }
@@ -68,7 +81,10 @@ function sseFields(sse: ServerSideEncryptionOptions | undefined): { ServerSideEn
 export class S3Store implements BackupStore {
   readonly name: string;
 
-  constructor(private readonly client: S3Client, private readonly options: S3StoreOptions) {
+  constructor(
+    private readonly client: S3Client,
+    private readonly options: S3StoreOptions,
+  ) {
     this.name = options.name;
   }
 
@@ -85,7 +101,9 @@ export class S3Store implements BackupStore {
     if (this.options.objectLock) {
       const config = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket })).catch(() => undefined);
       if (config?.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') {
-        throw new Error(`${this.name}: objectLock is configured but bucket ${this.options.bucket} does not have S3 Object Lock enabled (it can only be enabled when the bucket is created: ObjectLockEnabledForBucket)`);
+        throw new Error(
+          `${this.name}: objectLock is configured but bucket ${this.options.bucket} does not have S3 Object Lock enabled (it can only be enabled when the bucket is created: ObjectLockEnabledForBucket)`,
+        );
       }
     }
   }
@@ -96,11 +114,18 @@ export class S3Store implements BackupStore {
     const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
     if (!head.ObjectLockMode || !head.ObjectLockRetainUntilDate) return null;
     const mode = head.ObjectLockMode as ObjectRetention['mode'];
-    return { mode, until: new Date(head.ObjectLockRetainUntilDate).toISOString(), bypassable: mode === 'GOVERNANCE' && this.options.objectLock.bypassGovernance };
+    return {
+      mode,
+      until: new Date(head.ObjectLockRetainUntilDate).toISOString(),
+      bypassable: mode === 'GOVERNANCE' && this.options.objectLock.bypassGovernance,
+    };
   }
 
   async createWriter(key: string): Promise<ArtefactWriter> {
-    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes, { ...sseFields(this.options.serverSideEncryption), ...lockFields(this.options.objectLock) });
+    const upload = new MultipartWriter(this.client, this.options.bucket, this.objectKey(key), this.options.partSizeBytes, {
+      ...sseFields(this.options.serverSideEncryption),
+      ...lockFields(this.options.objectLock),
+    });
     return {
       stream: upload,
       commit: async (): Promise<StoredObject> => {
@@ -116,7 +141,8 @@ export class S3Store implements BackupStore {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.objectKey(key) }));
       return out.Body as Readable;
     } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey') throw new ArtefactNotFoundError(`${this.name}: no artefact at ${this.location(key)}`);
+      if ((err as { name?: string }).name === 'NoSuchKey')
+        throw new ArtefactNotFoundError(`${this.name}: no artefact at ${this.location(key)}`);
       throw err;
     }
   }
@@ -139,11 +165,20 @@ export class S3Store implements BackupStore {
     const objects: ListedObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({
-        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token,
-      }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: this.objectKey(prefix),
+          ContinuationToken: token,
+        }),
+      );
       for (const item of page.Contents ?? []) {
-        if (item.Key) objects.push({ key: item.Key.slice(this.options.prefix.length), bytes: item.Size ?? 0, modifiedAt: (item.LastModified ?? new Date(0)).toISOString() });
+        if (item.Key)
+          objects.push({
+            key: item.Key.slice(this.options.prefix.length),
+            bytes: item.Size ?? 0,
+            modifiedAt: (item.LastModified ?? new Date(0)).toISOString(),
+          });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
       options.onPage?.();
@@ -157,9 +192,14 @@ export class S3Store implements BackupStore {
     const prefixes: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({
-        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), Delimiter: '/', ContinuationToken: token,
-      }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: this.objectKey(prefix),
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
       for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key.slice(this.options.prefix.length));
       for (const common of page.CommonPrefixes ?? []) if (common.Prefix) prefixes.push(common.Prefix.slice(this.options.prefix.length));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -170,11 +210,15 @@ export class S3Store implements BackupStore {
   async *listInOrder(prefix: string, startAfter?: string): AsyncIterable<string[]> {
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({
-        Bucket: this.options.bucket, Prefix: this.objectKey(prefix), ContinuationToken: token,
-        // StartAfter only on the first request: the token carries the position after it.
-        ...(token === undefined && startAfter !== undefined ? { StartAfter: this.objectKey(startAfter) } : {}),
-      }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: this.objectKey(prefix),
+          ContinuationToken: token,
+          // StartAfter only on the first request: the token carries the position after it.
+          ...(token === undefined && startAfter !== undefined ? { StartAfter: this.objectKey(startAfter) } : {}),
+        }),
+      );
       yield (page.Contents ?? []).flatMap((item) => (item.Key ? [item.Key.slice(this.options.prefix.length)] : []));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -191,23 +235,32 @@ export class S3Store implements BackupStore {
     const listed = await this.client.send(new ListObjectVersionsCommand({ Bucket: this.options.bucket, Prefix: objectKey }));
     const versions = [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].filter((v) => v.Key === objectKey && v.VersionId);
     for (const version of versions) {
-      await this.client.send(new DeleteObjectCommand({
-        Bucket: this.options.bucket, Key: objectKey, VersionId: version.VersionId,
-        ...(this.options.objectLock.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
-      }));
+      await this.client.send(
+        new DeleteObjectCommand({
+          Bucket: this.options.bucket,
+          Key: objectKey,
+          VersionId: version.VersionId,
+          ...(this.options.objectLock.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
+        }),
+      );
     }
   }
 
   async deleteMany(keys: string[], options: { onProgress?: (done: number) => void } = {}): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      const out = await this.client.send(new DeleteObjectsCommand({
-        Bucket: this.options.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
-      }));
+      const out = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.options.bucket,
+          Delete: { Objects: batch.map((key) => ({ Key: this.objectKey(key) })), Quiet: true },
+        }),
+      );
       const failed = out.Errors ?? [];
       if (failed.length > 0) {
         const first = failed[0]!;
-        throw new Error(`${this.name}: could not delete ${failed.length} of ${batch.length} objects, first ${first.Key ?? '?'}: ${first.Code ?? 'error'} ${first.Message ?? ''}`.trim());
+        throw new Error(
+          `${this.name}: could not delete ${failed.length} of ${batch.length} objects, first ${first.Key ?? '?'}: ${first.Code ?? 'error'} ${first.Message ?? ''}`.trim(),
+        );
       }
       options.onProgress?.(i + batch.length);
     }
@@ -215,19 +268,29 @@ export class S3Store implements BackupStore {
 
   /** Open multipart uploads: invisible in listings, yet stored and billed until aborted. */
   async listLeftovers(scope: { key: string } | { olderThan: Date }): Promise<WriteLeftover[]> {
-    const uploads = await listMultipartUploads(this.client, this.options.bucket, 'key' in scope ? this.objectKey(scope.key) : this.options.prefix);
-    return uploads
-      // A key-scoped listing matches by prefix: `<set>/etcd.db.gz` also finds `<set>/etcd.db.gz.age`.
-      .filter((u) => ('key' in scope ? u.key === this.objectKey(scope.key) : u.initiated.getTime() < scope.olderThan.getTime()))
-      .map((u) => ({
-        key: u.key.slice(this.options.prefix.length), location: `s3://${this.options.bucket}/${u.key} (upload ${u.uploadId})`,
-        startedAt: u.initiated.toISOString(), handle: u.uploadId,
-      }));
+    const uploads = await listMultipartUploads(
+      this.client,
+      this.options.bucket,
+      'key' in scope ? this.objectKey(scope.key) : this.options.prefix,
+    );
+    return (
+      uploads
+        // A key-scoped listing matches by prefix: `<set>/etcd.db.gz` also finds `<set>/etcd.db.gz.age`.
+        .filter((u) => ('key' in scope ? u.key === this.objectKey(scope.key) : u.initiated.getTime() < scope.olderThan.getTime()))
+        .map((u) => ({
+          key: u.key.slice(this.options.prefix.length),
+          location: `s3://${this.options.bucket}/${u.key} (upload ${u.uploadId})`,
+          startedAt: u.initiated.toISOString(),
+          handle: u.uploadId,
+        }))
+    );
   }
 
   async removeLeftover(leftover: WriteLeftover): Promise<void> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: this.objectKey(leftover.key), UploadId: leftover.handle }));
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: this.objectKey(leftover.key), UploadId: leftover.handle }),
+      );
     } catch (err) {
       // Completed or aborted meanwhile (another prune, the writer's own abort): nothing left to do.
       if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
@@ -247,9 +310,12 @@ export async function listMultipartUploads(s3: S3Client, bucket: string, prefix:
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   do {
-    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
     for (const upload of page.Uploads ?? []) {
-      if (upload.Key && upload.UploadId && upload.Initiated) uploads.push({ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated });
+      if (upload.Key && upload.UploadId && upload.Initiated)
+        uploads.push({ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated });
     }
     const more = page.IsTruncated === true;
     keyMarker = more ? page.NextKeyMarker : undefined;
@@ -271,8 +337,13 @@ class MultipartWriter extends Writable {
   private bytes = 0;
   private state: 'open' | 'completed' | 'aborted' = 'open';
 
-  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number,
-    private readonly sse: ReturnType<typeof sseFields> & ReturnType<typeof lockFields>) {
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    private readonly key: string,
+    private readonly partSize: number,
+    private readonly sse: ReturnType<typeof sseFields> & ReturnType<typeof lockFields>,
+  ) {
     super({ highWaterMark: 1024 * 1024 });
   }
 
@@ -299,17 +370,30 @@ class MultipartWriter extends Writable {
 
   private async uploadBufferedPart(): Promise<void> {
     if (!this.uploadId) {
-      const created = await this.client.send(new CreateMultipartUploadCommand({
-        Bucket: this.bucket, Key: this.key, ChecksumAlgorithm: 'SHA256', ...this.sse,
-      }));
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          ChecksumAlgorithm: 'SHA256',
+          ...this.sse,
+        }),
+      );
       this.uploadId = created.UploadId;
     }
     const body = this.takeBuffer();
     const partNumber = this.parts.length + 1;
     const checksum = createHash('sha256').update(body).digest('base64');
-    const out = await this.client.send(new UploadPartCommand({
-      Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ...this.lockedChecksum(), ChecksumSHA256: checksum,
-    }));
+    const out = await this.client.send(
+      new UploadPartCommand({
+        Bucket: this.bucket,
+        Key: this.key,
+        UploadId: this.uploadId,
+        PartNumber: partNumber,
+        Body: body,
+        ...this.lockedChecksum(),
+        ChecksumSHA256: checksum,
+      }),
+    );
     this.parts.push({ PartNumber: partNumber, ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256 ?? checksum });
   }
 
@@ -323,14 +407,26 @@ class MultipartWriter extends Writable {
     });
     if (!this.uploadId) {
       const body = this.takeBuffer();
-      await this.client.send(new PutObjectCommand({
-        Bucket: this.bucket, Key: this.key, Body: body, ...this.lockedChecksum(), ChecksumSHA256: createHash('sha256').update(body).digest('base64'), ...this.sse,
-      }));
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          Body: body,
+          ...this.lockedChecksum(),
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          ...this.sse,
+        }),
+      );
     } else {
       if (this.bufferedBytes > 0) await this.uploadBufferedPart();
-      await this.client.send(new CompleteMultipartUploadCommand({
-        Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: this.parts },
-      }));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          MultipartUpload: { Parts: this.parts },
+        }),
+      );
     }
     this.state = 'completed';
     return { bytes: this.bytes, sha256: this.hash.digest('hex') };

@@ -108,7 +108,8 @@ export function artefactKey(setId: string, file: string): string {
 
 /** listLevel names a level: the store's top ('') or a prefix ending in '/'. */
 export function checkLevelPrefix(store: string, prefix: string): void {
-  if (prefix !== '' && !prefix.endsWith('/')) throw new Error(`${store}: listing a level needs '' or a prefix ending in '/', got "${prefix}"`);
+  if (prefix !== '' && !prefix.endsWith('/'))
+    throw new Error(`${store}: listing a level needs '' or a prefix ending in '/', got "${prefix}"`);
 }
 
 export const MANIFEST_FILE = 'manifest.json';

@@ -42,13 +42,31 @@ export async function agentCacheBackupWorkflow(input: AgentCacheBackupInput): Pr
 
   const startedAt = new Date().toISOString();
   try {
-    const outcome = await backupAgentCache({ cluster: input.cluster, setId: input.setId, fileName: input.fileName, targets: input.targets, online: input.online === true });
+    const outcome = await backupAgentCache({
+      cluster: input.cluster,
+      setId: input.setId,
+      fileName: input.fileName,
+      targets: input.targets,
+      online: input.online === true,
+    });
     if (input.online !== true && patched(REAL_AGENT_RECOVERY)) {
       // The restarted agent serves empty configs until the keys are put again: republish and check.
       const problem = agentsNotServing(await recoverAgents(input.cluster, [input.node], { alreadyStarted: true }));
-      if (problem) throw ApplicationFailure.nonRetryable(`the cache was backed up, but after the agent's restart ${problem}`, FailureType.AgentsNotServing);
+      if (problem)
+        throw ApplicationFailure.nonRetryable(
+          `the cache was backed up, but after the agent's restart ${problem}`,
+          FailureType.AgentsNotServing,
+        );
     }
-    return { component: 'agent-cache', node: input.node, status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt, finishedAt: new Date().toISOString() };
+    return {
+      component: 'agent-cache',
+      node: input.node,
+      status: 'ok',
+      artefacts: [outcome.artefact],
+      facts: outcome.facts,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
   } catch (err) {
     if (input.online !== true) await CancellationScope.nonCancellable(() => ensureAgentRunning({ cluster: input.cluster }));
     throw err;

@@ -32,25 +32,41 @@ export interface AgentNodeRecoveryResult {
 }
 
 export async function recoverAgentNodeWorkflow(input: AgentNodeRecoveryInput): Promise<AgentNodeRecoveryResult> {
-  if (!input?.cluster || !input.node) throw ApplicationFailure.nonRetryable('an agent node recovery needs { cluster, node }', FailureType.InvalidInput);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'agent-node-recovery' }]);
+  if (!input?.cluster || !input.node)
+    throw ApplicationFailure.nonRetryable('an agent node recovery needs { cluster, node }', FailureType.InvalidInput);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'agent-node-recovery' },
+  ]);
   const tracker = new ProgressTracker('agent-node-recovery', input.cluster, ['restore cache', 'start agent']);
   try {
-    const cacheRestore = await tracker.step('restore cache', async () => (input.restoreCache
-      ? executeChild(agentCacheRestoreWorkflow, { workflowId: `${workflowInfo().workflowId}/agent-cache-restore`, args: [{ cluster: input.cluster, node: input.node, setId: input.setId }] })
-      : null), (r) => (r ? `cache of ${input.node} restored from ${r.setId}` : 'not asked: the agent rebuilds its cache from etcd'));
+    const cacheRestore = await tracker.step(
+      'restore cache',
+      async () =>
+        input.restoreCache
+          ? executeChild(agentCacheRestoreWorkflow, {
+              workflowId: `${workflowInfo().workflowId}/agent-cache-restore`,
+              args: [{ cluster: input.cluster, node: input.node, setId: input.setId }],
+            })
+          : null,
+      (r) => (r ? `cache of ${input.node} restored from ${r.setId}` : 'not asked: the agent rebuilds its cache from etcd'),
+    );
     if (patched(REAL_AGENT_RECOVERY)) {
       // The cache restore already started, republished to and checked the agent; otherwise restart
       // it (a running agent may be deaf) and republish.
-      const agent = cacheRestore?.agent ?? (await tracker.step('start agent', () => recoverAgents(input.cluster, [input.node]), describeRecovery))[0]!;
+      const agent =
+        cacheRestore?.agent ?? (await tracker.step('start agent', () => recoverAgents(input.cluster, [input.node]), describeRecovery))[0]!;
       if (cacheRestore?.agent) tracker.note('start agent', 'done by the cache restore');
       const problem = agentsNotServing([agent]);
       if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.AgentsNotServing);
       tracker.finish('completed');
       return { node: input.node, cacheRestore, agent };
     }
-    const health = await tracker.step('start agent', () => agentsOnNode(input.node).startAgentAndWait({ cluster: input.cluster }),
-      (h) => `${input.node} healthy after ${h.readyAfterMs} ms`);
+    const health = await tracker.step(
+      'start agent',
+      () => agentsOnNode(input.node).startAgentAndWait({ cluster: input.cluster }),
+      (h) => `${input.node} healthy after ${h.readyAfterMs} ms`,
+    );
     tracker.finish('completed');
     return { node: input.node, cacheRestore, health };
   } catch (err) {

@@ -45,19 +45,31 @@ export interface AgentRecoveryOptions {
 
 type AgentActivities = ReturnType<typeof createAgentServiceActivities>;
 
-function onAgentNode(node: string, bounds: { scheduleToStartTimeout?: Duration; scheduleToCloseTimeout?: Duration; startToCloseTimeout: Duration; heartbeatTimeout: Duration; initialInterval: Duration }): AgentActivities {
+function onAgentNode(
+  node: string,
+  bounds: {
+    scheduleToStartTimeout?: Duration;
+    scheduleToCloseTimeout?: Duration;
+    startToCloseTimeout: Duration;
+    heartbeatTimeout: Duration;
+    initialInterval: Duration;
+  },
+): AgentActivities {
   const { initialInterval, ...timeouts } = bounds;
   return proxyActivities<AgentActivities>({
-    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node), ...timeouts,
+    taskQueue: nodeTaskQueue(workflowInfo().taskQueue, node),
+    ...timeouts,
     retry: { maximumAttempts: 3, initialInterval, nonRetryableErrorTypes: NON_RETRYABLE },
   });
 }
 
 /** Node-queue steps on one agent's node; a node without a worker fails the step instead of hanging. */
-export const agentNode = (node: string) => onAgentNode(node, { scheduleToStartTimeout: '2m', startToCloseTimeout: '3m', heartbeatTimeout: '30s', initialInterval: '2s' });
+export const agentNode = (node: string) =>
+  onAgentNode(node, { scheduleToStartTimeout: '2m', startToCloseTimeout: '3m', heartbeatTimeout: '30s', initialInterval: '2s' });
 
 /** The restart-and-wait steps of runs recorded before the real agent (no `real-agent-recovery` marker). */
-export const agentsOnNode = (node: string) => onAgentNode(node, { scheduleToCloseTimeout: '15m', startToCloseTimeout: '5m', heartbeatTimeout: '1m', initialInterval: '5s' });
+export const agentsOnNode = (node: string) =>
+  onAgentNode(node, { scheduleToCloseTimeout: '15m', startToCloseTimeout: '5m', heartbeatTimeout: '1m', initialInterval: '5s' });
 
 /**
  * Runs recorded before the real agent (no REAL_AGENT_RECOVERY marker): restart each agent and wait
@@ -96,8 +108,13 @@ export async function recoverAgents(cluster: string, nodes: string[], opts: Agen
   for (const node of nodes) {
     const agent = agentNode(node);
     const { prefix } = await agent.describeAgent({ cluster });
-    const started = opts.alreadyStarted ? { startedAtMs: Date.now(), wasRunning: true } : await agent.restartAgent({ cluster, startOnly: opts.startOnly });
-    await agent.waitAgentListening({ cluster, sinceMs: (opts.startOnly && started.wasRunning) || opts.alreadyStarted ? 0 : started.startedAtMs });
+    const started = opts.alreadyStarted
+      ? { startedAtMs: Date.now(), wasRunning: true }
+      : await agent.restartAgent({ cluster, startOnly: opts.startOnly });
+    await agent.waitAgentListening({
+      cluster,
+      sinceMs: (opts.startOnly && started.wasRunning) || opts.alreadyStarted ? 0 : started.startedAtMs,
+    });
     let republish: RepublishResult | null = null;
     let rounds = 0;
     let check: AgentCheck;
@@ -138,9 +155,13 @@ export function agentsNotServing(recovered: AgentRecovery[]): string | null {
 /** One line per agent for progress details and reports. */
 export function describeRecovery(recovered: AgentRecovery[]): string {
   if (recovered.length === 0) return 'no agents configured';
-  return recovered.map((r) => {
-    const keys = r.republish ? r.republish.prefixes.reduce((n, p) => n + p.put, 0) : 0;
-    return `${r.node} ${r.check.serving ? 'serving' : 'NOT serving'} (${r.check.zones} zones, ${r.check.scopes} scopes; ` +
-      `${keys} keys republished in ${r.republishRounds} round(s); empty config for ${(r.emptyForMs / 1000).toFixed(1)} s)`;
-  }).join(', ');
+  return recovered
+    .map((r) => {
+      const keys = r.republish ? r.republish.prefixes.reduce((n, p) => n + p.put, 0) : 0;
+      return (
+        `${r.node} ${r.check.serving ? 'serving' : 'NOT serving'} (${r.check.zones} zones, ${r.check.scopes} scopes; ` +
+        `${keys} keys republished in ${r.republishRounds} round(s); empty config for ${(r.emptyForMs / 1000).toFixed(1)} s)`
+      );
+    })
+    .join(', ');
 }

@@ -12,7 +12,15 @@ import type { AgentCheck } from '../activities/agent-service';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeCluster, NnoeRunbook } from '../common/search-attributes';
-import { agentNode, agentsNotServing, describeRecovery, planAgentRepublish, recoverAgents, type AgentRecovery, type AgentRepublishPlan } from './agent-recovery';
+import {
+  agentNode,
+  agentsNotServing,
+  describeRecovery,
+  planAgentRepublish,
+  recoverAgents,
+  type AgentRecovery,
+  type AgentRepublishPlan,
+} from './agent-recovery';
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
 
@@ -38,18 +46,25 @@ const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPla
 });
 
 async function chosenNodes(input: AgentsInput): Promise<string[]> {
-  if (!input?.cluster) throw ApplicationFailure.nonRetryable('expected { cluster, nodes? } naming a cluster from the config', FailureType.InvalidInput);
+  if (!input?.cluster)
+    throw ApplicationFailure.nonRetryable('expected { cluster, nodes? } naming a cluster from the config', FailureType.InvalidInput);
   const { agentNodes } = await describeBackupPlan({ cluster: input.cluster });
   const unknown = (input.nodes ?? []).filter((n) => !agentNodes.includes(n));
   if (unknown.length > 0) {
-    throw ApplicationFailure.nonRetryable(`cluster ${input.cluster} has no agent on ${unknown.join(', ')} (agents: ${agentNodes.join(', ') || 'none'})`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `cluster ${input.cluster} has no agent on ${unknown.join(', ')} (agents: ${agentNodes.join(', ') || 'none'})`,
+      FailureType.InvalidInput,
+    );
   }
   return input.nodes?.length ? input.nodes : agentNodes;
 }
 
 /** Every chosen agent checked; the result lists all of them, serving or not (the caller decides). */
 export async function checkAgentsWorkflow(input: AgentsInput): Promise<AgentCheck[]> {
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'agents-check' }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'agents-check' },
+  ]);
   try {
     const nodes = await chosenNodes(input);
     return await Promise.all(nodes.map((node) => agentNode(node).checkAgent({ cluster: input.cluster })));
@@ -59,13 +74,23 @@ export async function checkAgentsWorkflow(input: AgentsInput): Promise<AgentChec
 }
 
 export async function recoverAgentsWorkflow(input: RecoverAgentsInput): Promise<RecoverAgentsResult> {
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'agents-recover' }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'agents-recover' },
+  ]);
   const tracker = new ProgressTracker('agents-recover', input.cluster, ['plan', 'recover agents']);
   try {
-    const nodes = await tracker.step('plan', () => chosenNodes(input), (n) => n.join(', ') || 'no agents configured');
+    const nodes = await tracker.step(
+      'plan',
+      () => chosenNodes(input),
+      (n) => n.join(', ') || 'no agents configured',
+    );
     if (input.dryRun === true) {
-      const plan = await tracker.step('recover agents', () => planAgentRepublish(input.cluster, nodes),
-        (p) => `dry run: ${p.map((a) => `${a.node}: ${a.republish.prefixes.map((x) => `${x.prefix} ${x.keys}`).join(', ')}`).join('; ')}`);
+      const plan = await tracker.step(
+        'recover agents',
+        () => planAgentRepublish(input.cluster, nodes),
+        (p) => `dry run: ${p.map((a) => `${a.node}: ${a.republish.prefixes.map((x) => `${x.prefix} ${x.keys}`).join(', ')}`).join('; ')}`,
+      );
       tracker.finish('completed');
       return { dryRun: true, agents: [], plan };
     }

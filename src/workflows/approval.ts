@@ -53,7 +53,9 @@ export function planQuery<V extends PlanView>() {
 }
 
 /** Installs the `plan` query and the `approve` Update over `view`. */
-export function approvalGate<V extends PlanView>(view: V): {
+export function approvalGate<V extends PlanView>(
+  view: V,
+): {
   approvedBy(): string | null;
   /** The approving client's identity as it sent it (null: up front, or a client that did not say). */
   identity(): string | null;
@@ -64,23 +66,30 @@ export function approvalGate<V extends PlanView>(view: V): {
   let approvedBy: string | null = null;
   let identity: string | null = null;
   setHandler(planQuery<V>(), () => view);
-  setHandler(approveRestoreUpdate, (approval) => {
-    approvedBy = approval.approvedBy;
-    identity = typeof approval.identity === 'string' && approval.identity !== '' ? approval.identity : null;
-    view.state = 'approved';
-    return { approvedBy: approval.approvedBy, identity };
-  }, {
-    validator: (approval) => {
-      if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
-      if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '') throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
-      if (view.plan?.setId !== undefined && approval.setId !== view.plan.setId) {
-        throw new Error(`this restore would restore set ${view.plan.setId}, not ${String(approval.setId)}: approve the set the plan shows`);
-      }
-      // Rejected in the validator: the Update is never accepted, so the run's history does not change.
-      const notAllowed = approverProblem(approval.approvedBy, view.plan?.approvers);
-      if (notAllowed) throw new Error(notAllowed);
+  setHandler(
+    approveRestoreUpdate,
+    (approval) => {
+      approvedBy = approval.approvedBy;
+      identity = typeof approval.identity === 'string' && approval.identity !== '' ? approval.identity : null;
+      view.state = 'approved';
+      return { approvedBy: approval.approvedBy, identity };
     },
-  });
+    {
+      validator: (approval) => {
+        if (view.state !== 'awaiting-approval') throw new Error(`this restore is not waiting for approval (it is ${view.state})`);
+        if (!approval || typeof approval.approvedBy !== 'string' || approval.approvedBy.trim() === '')
+          throw new Error('an approval names who approves: { approvedBy: "<name>", setId }');
+        if (view.plan?.setId !== undefined && approval.setId !== view.plan.setId) {
+          throw new Error(
+            `this restore would restore set ${view.plan.setId}, not ${String(approval.setId)}: approve the set the plan shows`,
+          );
+        }
+        // Rejected in the validator: the Update is never accepted, so the run's history does not change.
+        const notAllowed = approverProblem(approval.approvedBy, view.plan?.approvers);
+        if (notAllowed) throw new Error(notAllowed);
+      },
+    },
+  );
   return {
     approvedBy: () => approvedBy,
     identity: () => identity,
@@ -94,7 +103,13 @@ export function approvalGate<V extends PlanView>(view: V): {
       }
       view.state = 'awaiting-approval';
       const { workflowId } = workflowInfo();
-      showAwaitingApproval(approvalDetails(workflowId, view.plan?.setId, describePlanView(workflowId, view as unknown as Parameters<typeof describePlanView>[1])));
+      showAwaitingApproval(
+        approvalDetails(
+          workflowId,
+          view.plan?.setId,
+          describePlanView(workflowId, view as unknown as Parameters<typeof describePlanView>[1]),
+        ),
+      );
       const answered = await condition(() => approvedBy !== null, input.approvalTimeout ?? '1h');
       showAwaitingApproval(null);
       if (!answered) view.state = 'not-approved';

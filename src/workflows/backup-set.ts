@@ -6,7 +6,16 @@
 import { ApplicationFailure, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { executeChild, proxyActivities } from './ui-metadata';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
-import { agentCacheFileName, agentConfigFileName, nebulaArchiveFileName, phpipamDumpFileName, backupSetId, MANIFEST_FORMAT_VERSION, type BackupManifest, type ComponentRecord } from '../common/manifest';
+import {
+  agentCacheFileName,
+  agentConfigFileName,
+  nebulaArchiveFileName,
+  phpipamDumpFileName,
+  backupSetId,
+  MANIFEST_FORMAT_VERSION,
+  type BackupManifest,
+  type ComponentRecord,
+} from '../common/manifest';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { etcdBackupWorkflow, useSetId } from './etcd-backup';
 import { agentCacheBackupWorkflow } from './agent-cache';
@@ -30,8 +39,13 @@ function availableComponents(): BackupComponent[] {
   const withPhpipam = patched('phpipam-component');
   const withAgentCaches = patched('agent-cache-component');
   const withHostFiles = patched('host-files-components');
-  return BACKUP_COMPONENTS.filter((c) => c === 'etcd' || (c === 'phpipam' && withPhpipam) || (c === 'agent-cache' && withAgentCaches)
-    || ((c === 'nebula' || c === 'agent-config') && withHostFiles));
+  return BACKUP_COMPONENTS.filter(
+    (c) =>
+      c === 'etcd' ||
+      (c === 'phpipam' && withPhpipam) ||
+      (c === 'agent-cache' && withAgentCaches) ||
+      ((c === 'nebula' || c === 'agent-config') && withHostFiles),
+  );
 }
 export type BackupComponent = (typeof BACKUP_COMPONENTS)[number];
 
@@ -74,7 +88,11 @@ function hostFileActivities(node: string): HostFileActivities {
 }
 
 /** Runs `part` for each node in turn; a failed node is recorded and the others still run. */
-async function perNode(component: 'nebula' | 'agent-config', nodes: string[], part: (node: string) => Promise<ComponentRecord | null>): Promise<ComponentOutcome> {
+async function perNode(
+  component: 'nebula' | 'agent-config',
+  nodes: string[],
+  part: (node: string) => Promise<ComponentRecord | null>,
+): Promise<ComponentOutcome> {
   const outcome: ComponentOutcome = { records: [], failures: [] };
   for (const node of nodes) {
     try {
@@ -92,7 +110,9 @@ function chooseComponents(requested: string[] | undefined, available: readonly B
   const unknown = requested.filter((c) => !(available as readonly string[]).includes(c));
   if (unknown.length > 0) {
     throw ApplicationFailure.nonRetryable(
-      `unknown backup component(s) ${unknown.join(', ')}; available: ${available.join(', ')}`, FailureType.InvalidInput);
+      `unknown backup component(s) ${unknown.join(', ')}; available: ${available.join(', ')}`,
+      FailureType.InvalidInput,
+    );
   }
   return available.filter((c) => requested.includes(c));
 }
@@ -107,7 +127,13 @@ interface ComponentOutcome {
  * Runs one component as child workflow(s) named after the set (an operator finds every part of a
  * set by its id); returns records and per-part failures, never writes a manifest.
  */
-async function runComponent(component: BackupComponent, input: BackupSetInput, setId: string, startedAt: Date, plan: BackupPlan | null): Promise<ComponentOutcome> {
+async function runComponent(
+  component: BackupComponent,
+  input: BackupSetInput,
+  setId: string,
+  startedAt: Date,
+  plan: BackupPlan | null,
+): Promise<ComponentOutcome> {
   const targets = input.targets ?? [];
   switch (component) {
     case 'etcd': {
@@ -115,7 +141,11 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
         workflowId: `${setId}/etcd`,
         args: [{ cluster: input.cluster, targets: input.targets, setId, manifest: 'skip' }],
       });
-      return { records: result.manifest.components, failures: [], interrupted: (result.interruptedAttempts ?? []).map((a) => `etcd: ${a}`) };
+      return {
+        records: result.manifest.components,
+        failures: [],
+        interrupted: (result.interruptedAttempts ?? []).map((a) => `etcd: ${a}`),
+      };
     }
     case 'phpipam': {
       const { phpipam } = await describeBackupPlan({ cluster: input.cluster });
@@ -132,10 +162,21 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
       const { agentNodes } = await describeBackupPlan({ cluster: input.cluster });
       for (const node of agentNodes) {
         try {
-          outcome.records.push(await executeChild(agentCacheBackupWorkflow, {
-            workflowId: `${setId}/agent-cache-${node}`,
-            args: [{ cluster: input.cluster, node, setId, fileName: agentCacheFileName(node, startedAt), targets, online: input.onlineAgentCaches }],
-          }));
+          outcome.records.push(
+            await executeChild(agentCacheBackupWorkflow, {
+              workflowId: `${setId}/agent-cache-${node}`,
+              args: [
+                {
+                  cluster: input.cluster,
+                  node,
+                  setId,
+                  fileName: agentCacheFileName(node, startedAt),
+                  targets,
+                  online: input.onlineAgentCaches,
+                },
+              ],
+            }),
+          );
         } catch (err) {
           outcome.failures.push({ component: `agent-cache ${node}`, reason: err instanceof Error ? rootMessage(err) : String(err) });
         }
@@ -145,22 +186,51 @@ async function runComponent(component: BackupComponent, input: BackupSetInput, s
     case 'nebula':
       return perNode('nebula', plan?.nebulaNodes ?? [], async (node) => {
         const partStartedAt = new Date().toISOString();
-        const { artefact, facts } = await hostFileActivities(node).backupNebulaFiles({ cluster: input.cluster, setId, fileName: nebulaArchiveFileName(node, startedAt), targets });
-        return { component: 'nebula', node, status: 'ok', artefacts: [artefact], facts, startedAt: partStartedAt, finishedAt: new Date().toISOString() };
+        const { artefact, facts } = await hostFileActivities(node).backupNebulaFiles({
+          cluster: input.cluster,
+          setId,
+          fileName: nebulaArchiveFileName(node, startedAt),
+          targets,
+        });
+        return {
+          component: 'nebula',
+          node,
+          status: 'ok',
+          artefacts: [artefact],
+          facts,
+          startedAt: partStartedAt,
+          finishedAt: new Date().toISOString(),
+        };
       });
     case 'agent-config':
       return perNode('agent-config', plan?.agentNodes ?? [], async (node) => {
         const partStartedAt = new Date().toISOString();
-        const outcome = await hostFileActivities(node).backupAgentConfig({ cluster: input.cluster, setId, fileName: agentConfigFileName(node, startedAt), targets });
+        const outcome = await hostFileActivities(node).backupAgentConfig({
+          cluster: input.cluster,
+          setId,
+          fileName: agentConfigFileName(node, startedAt),
+          targets,
+        });
         if (!outcome) return null; // no config dir on that node
-        return { component: 'agent-config', node, status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt: partStartedAt, finishedAt: new Date().toISOString() };
+        return {
+          component: 'agent-config',
+          node,
+          status: 'ok',
+          artefacts: [outcome.artefact],
+          facts: outcome.facts,
+          startedAt: partStartedAt,
+          finishedAt: new Date().toISOString(),
+        };
       });
   }
 }
 
 export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSetResult> {
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
-    throw ApplicationFailure.nonRetryable('a backup set needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'a backup set needs { cluster: "<name>" } naming a cluster from the config',
+      FailureType.InvalidInput,
+    );
   }
   const components = chooseComponents(input.components, availableComponents());
   const startedAt = new Date();
@@ -177,11 +247,16 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   // before anything is copied (its archives would hold private keys in clear).
   let plan: BackupPlan | null = null;
   if (components.includes('nebula') || components.includes('agent-config')) {
-    plan = await describeBackupPlan({ cluster: input.cluster }).catch((err: unknown) => { tracker.finish('failed'); throw runFailure('backup set refused', err); });
+    plan = await describeBackupPlan({ cluster: input.cluster }).catch((err: unknown) => {
+      tracker.finish('failed');
+      throw runFailure('backup set refused', err);
+    });
     if (components.includes('nebula') && (plan.nebulaNodes ?? []).length > 0 && !plan.encrypted) {
       tracker.finish('failed');
       throw ApplicationFailure.nonRetryable(
-        `cluster ${input.cluster} backs up Nebula keys but the config has no encryption.recipients: Nebula archives are always encrypted`, FailureType.ConfigError);
+        `cluster ${input.cluster} backs up Nebula keys but the config has no encryption.recipients: Nebula archives are always encrypted`,
+        FailureType.ConfigError,
+      );
     }
   }
 
@@ -189,8 +264,12 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   // second's id, the set takes a free one (<id>-2 ...) before any component writes; it would
   // otherwise overwrite that set's artefacts and manifest. Older runs replay without the check.
   if (patched('backup-set-takes-a-free-set-id')) {
-    const prepared = await prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, freeSetId: setId, preflight: false })
-      .catch((err: unknown) => { tracker.finish('failed'); throw runFailure('backup set refused', err); });
+    const prepared = await prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, freeSetId: setId, preflight: false }).catch(
+      (err: unknown) => {
+        tracker.finish('failed');
+        throw runFailure('backup set refused', err);
+      },
+    );
     if (prepared.setId && prepared.setId !== setId) setId = useSetId(prepared.setId, tracker);
   }
 
@@ -199,8 +278,15 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   const interrupted: string[] = [];
   for (const component of components) {
     try {
-      const outcome = await tracker.step(`back up ${component}`, () => runComponent(component, input, setId, startedAt, plan),
-        (o) => [...o.records.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`), ...o.failures.map((f) => `${f.component} FAILED`)].join(', ') || 'nothing configured');
+      const outcome = await tracker.step(
+        `back up ${component}`,
+        () => runComponent(component, input, setId, startedAt, plan),
+        (o) =>
+          [
+            ...o.records.flatMap((c) => c.artefacts).map((a) => `${a.file} (${a.bytes} bytes)`),
+            ...o.failures.map((f) => `${f.component} FAILED`),
+          ].join(', ') || 'nothing configured',
+      );
       records.push(...outcome.records);
       failures.push(...outcome.failures);
       interrupted.push(...(outcome.interrupted ?? []));
@@ -211,7 +297,9 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   if (records.length === 0) {
     tracker.finish('failed');
     throw ApplicationFailure.nonRetryable(
-      `backup set ${setId} has no component: ${failures.map((f) => `${f.component}: ${f.reason}`).join('; ')}`, FailureType.BackupSetFailed);
+      `backup set ${setId} has no component: ${failures.map((f) => `${f.component}: ${f.reason}`).join('; ')}`,
+      FailureType.BackupSetFailed,
+    );
   }
 
   const manifest: BackupManifest = {
@@ -228,8 +316,11 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   };
   const targets = [...new Set(records.flatMap((r) => r.artefacts.flatMap((a) => a.copies.map((c) => c.target))))];
   try {
-    await tracker.step('write manifest', () => writeBackupManifest({ manifest, targets }),
-      (copies) => copies.map((c) => c.location).join(', '));
+    await tracker.step(
+      'write manifest',
+      () => writeBackupManifest({ manifest, targets }),
+      (copies) => copies.map((c) => c.location).join(', '),
+    );
   } catch (err) {
     tracker.finish('failed');
     // Without a manifest the artefacts are orphans nobody can trust: take them away again.
@@ -240,7 +331,9 @@ export async function backupSetWorkflow(input: BackupSetInput): Promise<BackupSe
   if (failures.length > 0) {
     tracker.finish('failed');
     throw ApplicationFailure.nonRetryable(
-      `backup set ${setId} is partial: ${failures.map((f) => `${f.component}: ${f.reason}`).join('; ')}`, FailureType.PartialBackupSet);
+      `backup set ${setId} is partial: ${failures.map((f) => `${f.component}: ${f.reason}`).join('; ')}`,
+      FailureType.PartialBackupSet,
+    );
   }
   tracker.finish('completed');
   return { setId, manifest, ...(interrupted.length ? { interruptedAttempts: interrupted } : {}) };

@@ -8,7 +8,19 @@
  * ends within a heartbeat interval (the workers send one every 3 s at most) rather than at the end of the slice.
  */
 import {
-  ActivityCancellationType, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo, ParentClosePolicy,
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  patched,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  ParentClosePolicy,
 } from '@temporalio/workflow';
 import { proxyActivities, startChild } from './ui-metadata';
 import type { createChangeCaptureActivities } from '../activities/change-capture';
@@ -63,7 +75,10 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   if (!input?.cluster) throw ApplicationFailure.nonRetryable('change capture needs { cluster }', FailureType.InvalidInput);
   const problem = captureInputProblem(input);
   if (problem) throw ApplicationFailure.nonRetryable(problem, FailureType.InvalidInput);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'change-capture' }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'change-capture' },
+  ]);
   const sliceMs = (input.sliceMinutes ?? 5) * 60_000;
   // Runs started before a stop could cancel the slice (no marker in their history) wait for its end.
   const stopCancelsSlice = patched('capture-stop-cancels-slice');
@@ -79,8 +94,16 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
 
   const carried = input.carried ?? { segments: 0, events: 0, maxLagMs: 0, gaps: [], runs: 0 };
   const status: CaptureStatus = {
-    cluster: input.cluster, fromRevision: input.fromRevision ?? null, lastDurable: null, clusterId: null,
-    segments: carried.segments, events: carried.events, maxLagMs: carried.maxLagMs, gaps: [...carried.gaps], runs: carried.runs + 1, stopping: false,
+    cluster: input.cluster,
+    fromRevision: input.fromRevision ?? null,
+    lastDurable: null,
+    clusterId: null,
+    segments: carried.segments,
+    events: carried.events,
+    maxLagMs: carried.maxLagMs,
+    gaps: [...carried.gaps],
+    runs: carried.runs + 1,
+    stopping: false,
   };
   setHandler(captureStatusQuery, () => status);
   let slice: CancellationScope | null = null;
@@ -95,20 +118,31 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   if (input.fromRevision !== undefined) {
     from = input.fromRevision;
   } else {
-    const start = await captureStartRevision({ cluster: input.cluster }).catch((err: unknown) => { throw runFailure('change capture cannot start', err); });
+    const start = await captureStartRevision({ cluster: input.cluster }).catch((err: unknown) => {
+      throw runFailure('change capture cannot start', err);
+    });
     from = start.fromRevision;
     chainId ??= start.clusterId; // absent from runs of older workers
   }
   status.fromRevision = from;
   status.clusterId = chainId ?? null;
   for (let n = 0; n < (input.slicesPerRun ?? 30) && !status.stopping; n++) {
-    const args = { cluster: input.cluster, fromRevision: from, clusterId: chainId, targets: input.targets, flushMs: input.flushMs, runForMs: sliceMs };
+    const args = {
+      cluster: input.cluster,
+      fromRevision: from,
+      clusterId: chainId,
+      targets: input.targets,
+      flushMs: input.flushMs,
+      runForMs: sliceMs,
+    };
     slice = new CancellationScope();
-    const outcome = await slice.run(() => captureEtcdChanges(args)).catch((err: unknown) => {
-      // Cancelled by a stop before it could report (e.g. while waiting for a worker): nothing more was made durable.
-      if (status.stopping && isCancellation(err)) return null;
-      throw err;
-    });
+    const outcome = await slice
+      .run(() => captureEtcdChanges(args))
+      .catch((err: unknown) => {
+        // Cancelled by a stop before it could report (e.g. while waiting for a worker): nothing more was made durable.
+        if (status.stopping && isCancellation(err)) return null;
+        throw err;
+      });
     slice = null;
     if (!outcome) break;
     status.lastDurable = outcome.lastDurable;
@@ -120,7 +154,13 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
     from = outcome.lastDurable + 1;
     if (outcome.gap) {
       // Revisions from gap.from were compacted before we saw them: record it, take a fresh snapshot, go on after it.
-      await recordCaptureGap({ cluster: input.cluster, clusterId: outcome.clusterId, from: outcome.gap.from, to: outcome.gap.compactRevision, targets: input.targets });
+      await recordCaptureGap({
+        cluster: input.cluster,
+        clusterId: outcome.clusterId,
+        from: outcome.gap.from,
+        to: outcome.gap.compactRevision,
+        targets: input.targets,
+      });
       const child = await startChild(backupSetWorkflow, {
         workflowId: `${workflowInfo().workflowId}/gap-snapshot-${outcome.gap.compactRevision}`,
         args: [{ cluster: input.cluster, components: ['etcd'], targets: input.targets }],
@@ -135,15 +175,26 @@ export async function changeCaptureWorkflow(input: ChangeCaptureInput): Promise<
   }
   if (status.stopping) return status;
   const { segments, events, maxLagMs, gaps, runs } = status;
-  return continueAsNew<typeof changeCaptureWorkflow>({ ...input, fromRevision: from, clusterId: chainId, carried: { segments, events, maxLagMs, gaps, runs } });
+  return continueAsNew<typeof changeCaptureWorkflow>({
+    ...input,
+    fromRevision: from,
+    clusterId: chainId,
+    carried: { segments, events, maxLagMs, gaps, runs },
+  });
 }
 
 /** Why a capture's numbers are not usable (null when they are): checked before the capture starts. */
-export function captureInputProblem(input: Pick<ChangeCaptureInput, 'flushMs' | 'sliceMinutes' | 'slicesPerRun' | 'fromRevision'>): string | null {
+export function captureInputProblem(
+  input: Pick<ChangeCaptureInput, 'flushMs' | 'sliceMinutes' | 'slicesPerRun' | 'fromRevision'>,
+): string | null {
   const { flushMs, sliceMinutes, slicesPerRun, fromRevision } = input;
-  if (flushMs !== undefined && !(Number.isSafeInteger(flushMs) && flushMs >= 20)) return `flushMs "${String(flushMs)}" is not usable: expected whole milliseconds, at least 20`;
-  if (sliceMinutes !== undefined && !(typeof sliceMinutes === 'number' && sliceMinutes > 0)) return `sliceMinutes "${String(sliceMinutes)}" is not usable: expected a number of minutes above 0`;
-  if (slicesPerRun !== undefined && !(Number.isSafeInteger(slicesPerRun) && slicesPerRun >= 1)) return `slicesPerRun "${String(slicesPerRun)}" is not usable: expected a whole number of at least 1`;
-  if (fromRevision !== undefined && !(Number.isSafeInteger(fromRevision) && fromRevision >= 1)) return `fromRevision "${String(fromRevision)}" is not a revision: expected a whole number of at least 1`;
+  if (flushMs !== undefined && !(Number.isSafeInteger(flushMs) && flushMs >= 20))
+    return `flushMs "${String(flushMs)}" is not usable: expected whole milliseconds, at least 20`;
+  if (sliceMinutes !== undefined && !(typeof sliceMinutes === 'number' && sliceMinutes > 0))
+    return `sliceMinutes "${String(sliceMinutes)}" is not usable: expected a number of minutes above 0`;
+  if (slicesPerRun !== undefined && !(Number.isSafeInteger(slicesPerRun) && slicesPerRun >= 1))
+    return `slicesPerRun "${String(slicesPerRun)}" is not usable: expected a whole number of at least 1`;
+  if (fromRevision !== undefined && !(Number.isSafeInteger(fromRevision) && fromRevision >= 1))
+    return `fromRevision "${String(fromRevision)}" is not a revision: expected a whole number of at least 1`;
   return null;
 }

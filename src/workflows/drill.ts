@@ -67,7 +67,12 @@ const restore = proxyActivities<Activities>({
 /** Clean-up must happen: a few more tries, never cancelled. */
 const cleanup = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
-  retry: { maximumAttempts: 5, initialInterval: '5s', backoffCoefficient: 2, nonRetryableErrorTypes: [FailureType.InvalidInput, FailureType.ConfigError] },
+  retry: {
+    maximumAttempts: 5,
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: [FailureType.InvalidInput, FailureType.ConfigError],
+  },
 });
 /** The webhook gets three tries within a couple of minutes, then the run fails without it (the failure says so). */
 const alerting = proxyActivities<Activities>({
@@ -83,28 +88,48 @@ const describeCheck = (c: DrillCheck) =>
 
 export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillReport> {
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
-    throw ApplicationFailure.nonRetryable('a restore drill needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'a restore drill needs { cluster: "<name>" } naming a cluster from the config',
+      FailureType.InvalidInput,
+    );
   }
   const info = workflowInfo();
   const tracker = new ProgressTracker('drill', input.cluster, STEPS);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'drill' }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'drill' },
+  ]);
   const startedAt = new Date().toISOString();
   const report: DrillReport = {
-    cluster: input.cluster, setId: null, ok: false, startedAt, finishedAt: startedAt,
-    rto: { etcdMs: null, phpipamMs: null }, checks: [], marked: [], metrics: null, alert: null, unreachableTargets: [],
+    cluster: input.cluster,
+    setId: null,
+    ok: false,
+    startedAt,
+    finishedAt: startedAt,
+    rto: { etcdMs: null, phpipamMs: null },
+    checks: [],
+    marked: [],
+    metrics: null,
+    alert: null,
+    unreachableTargets: [],
   };
 
   /** One restore step: its checks join the report; a failed activity becomes a failed check; the drill goes on. */
   async function component(step: string, what: DrillCheck['component'], run: () => Promise<DrillCheck[]>): Promise<void> {
     const before = report.checks.length;
     try {
-      await tracker.step(step, async () => {
-        const checks = await run();
-        report.checks.push(...checks);
-        const bad = failing(checks);
-        if (bad.length > 0) throw ApplicationFailure.nonRetryable(bad.map(describeCheck).join('; '), FailureType.DrillFailed);
-        return checks;
-      }, (checks) => `${checks.filter((c) => c.ok && !c.skipped).length} checks passed${checks.some((c) => c.skipped) ? `, ${checks.filter((c) => c.skipped).length} skipped` : ''}`);
+      await tracker.step(
+        step,
+        async () => {
+          const checks = await run();
+          report.checks.push(...checks);
+          const bad = failing(checks);
+          if (bad.length > 0) throw ApplicationFailure.nonRetryable(bad.map(describeCheck).join('; '), FailureType.DrillFailed);
+          return checks;
+        },
+        (checks) =>
+          `${checks.filter((c) => c.ok && !c.skipped).length} checks passed${checks.some((c) => c.skipped) ? `, ${checks.filter((c) => c.skipped).length} skipped` : ''}`,
+      );
     } catch (err) {
       if (isCancellation(err)) throw err;
       if (report.checks.length === before) {
@@ -116,11 +141,20 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
   let plan: DrillPlan | null = null;
   try {
     try {
-      plan = await tracker.step('choose set', () => quick.planRestoreDrill({ cluster: input.cluster, setId: input.setId, at: startedAt }),
-        (p) => `set ${p.setId} of ${p.setCreatedAt} in ${p.targets.join(', ')}${p.previouslyVerifiedAt ? ` (verified before, ${p.previouslyVerifiedAt})` : ''}`);
+      plan = await tracker.step(
+        'choose set',
+        () => quick.planRestoreDrill({ cluster: input.cluster, setId: input.setId, at: startedAt }),
+        (p) =>
+          `set ${p.setId} of ${p.setCreatedAt} in ${p.targets.join(', ')}${p.previouslyVerifiedAt ? ` (verified before, ${p.previouslyVerifiedAt})` : ''}`,
+      );
     } catch (err) {
       if (isCancellation(err)) throw err;
-      report.checks.push({ component: 'set', name: 'choose a complete set', ok: false, detail: err instanceof Error ? rootMessage(err) : String(err) });
+      report.checks.push({
+        component: 'set',
+        name: 'choose a complete set',
+        ok: false,
+        detail: err instanceof Error ? rootMessage(err) : String(err),
+      });
     }
     if (plan) {
       const chosen = plan;
@@ -133,9 +167,17 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
         const etcd = chosen.etcd;
         if (etcd) {
           await component('restore etcd', 'etcd', async () => {
-            const result = await restore.drillEtcdRestore({ cluster: chosen.cluster, setId: chosen.setId, artefact: etcd.artefact, facts: etcd.facts });
+            const result = await restore.drillEtcdRestore({
+              cluster: chosen.cluster,
+              setId: chosen.setId,
+              artefact: etcd.artefact,
+              facts: etcd.facts,
+            });
             report.rto.etcdMs = result.rtoMs;
-            tracker.note('restore etcd', `${result.rtoMs} ms from ${result.target} to a ready scratch member (fetch ${result.fetchMs}, restore ${result.restoreMs}); revision ${result.revision}, ${result.liveKeys} keys`);
+            tracker.note(
+              'restore etcd',
+              `${result.rtoMs} ms from ${result.target} to a ready scratch member (fetch ${result.fetchMs}, restore ${result.restoreMs}); revision ${result.revision}, ${result.liveKeys} keys`,
+            );
             return result.checks;
           });
         } else {
@@ -144,7 +186,13 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
         const phpipam = chosen.phpipam;
         if (phpipam) {
           await component('restore phpIPAM', 'phpipam', async () => {
-            const result = await restore.drillPhpipamRestore({ cluster: chosen.cluster, setId: chosen.setId, artefact: phpipam.artefact, facts: phpipam.facts, schema: phpipam.schema });
+            const result = await restore.drillPhpipamRestore({
+              cluster: chosen.cluster,
+              setId: chosen.setId,
+              artefact: phpipam.artefact,
+              facts: phpipam.facts,
+              schema: phpipam.schema,
+            });
             report.rto.phpipamMs = result.rtoMs;
             return result.checks;
           });
@@ -155,28 +203,51 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
           await component('check other artefacts', 'artefacts', () => restore.drillCheckArtefacts({ artefacts: chosen.otherArtefacts }));
         }
       } finally {
-        await CancellationScope.nonCancellable(() => cleanup.cleanUpDrill({ cluster: chosen.cluster, schema: chosen.phpipam?.schema ?? null }))
-          .catch((err: unknown) => {
-            report.checks.push({ component: 'set', name: 'clean up scratch schema and dirs', ok: false, detail: err instanceof Error ? rootMessage(err) : String(err) });
+        await CancellationScope.nonCancellable(() =>
+          cleanup.cleanUpDrill({ cluster: chosen.cluster, schema: chosen.phpipam?.schema ?? null }),
+        ).catch((err: unknown) => {
+          report.checks.push({
+            component: 'set',
+            name: 'clean up scratch schema and dirs',
+            ok: false,
+            detail: err instanceof Error ? rootMessage(err) : String(err),
           });
+        });
       }
     }
 
     const bad = failing(report.checks);
     if (plan && bad.length === 0) {
       const verification: SetVerification = {
-        verifiedAt: new Date().toISOString(), drillWorkflowId: info.workflowId, drillRunId: info.runId, rto: report.rto, checks: report.checks,
+        verifiedAt: new Date().toISOString(),
+        drillWorkflowId: info.workflowId,
+        drillRunId: info.runId,
+        rto: report.rto,
+        checks: report.checks,
       };
       const chosen = plan;
       try {
-        const marked = await tracker.step('mark verified', () => quick.markSetVerified({
-          setId: chosen.setId, targets: chosen.targets, fingerprint: chosen.fingerprint, verification,
-        }), (m) => `verification written to ${m.map((c) => c.target).join(', ')}`);
+        const marked = await tracker.step(
+          'mark verified',
+          () =>
+            quick.markSetVerified({
+              setId: chosen.setId,
+              targets: chosen.targets,
+              fingerprint: chosen.fingerprint,
+              verification,
+            }),
+          (m) => `verification written to ${m.map((c) => c.target).join(', ')}`,
+        );
         report.marked = marked.map((m) => m.target);
         report.ok = true;
       } catch (err) {
         if (isCancellation(err)) throw err;
-        report.checks.push({ component: 'set', name: 'mark verified', ok: false, detail: err instanceof Error ? rootMessage(err) : String(err) });
+        report.checks.push({
+          component: 'set',
+          name: 'mark verified',
+          ok: false,
+          detail: err instanceof Error ? rootMessage(err) : String(err),
+        });
       }
     }
   } catch (err) {
@@ -190,9 +261,17 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
     ...(report.rto.phpipamMs !== null ? { phpipam: report.rto.phpipamMs / 1000 } : {}),
   };
   try {
-    const recorded = await tracker.step('emit metrics', () => quick.recordDrillMetrics({
-      cluster: input.cluster, success: report.ok, rtoSeconds, runAt: Math.floor(Date.parse(report.finishedAt) / 1000),
-    }), (r) => (r.file ? `written to ${r.file}` : 'no drills.metricsFile configured: figures in the result only'));
+    const recorded = await tracker.step(
+      'emit metrics',
+      () =>
+        quick.recordDrillMetrics({
+          cluster: input.cluster,
+          success: report.ok,
+          rtoSeconds,
+          runAt: Math.floor(Date.parse(report.finishedAt) / 1000),
+        }),
+      (r) => (r.file ? `written to ${r.file}` : 'no drills.metricsFile configured: figures in the result only'),
+    );
     report.metrics = { ...recorded.metrics, file: recorded.file };
   } catch (err) {
     if (isCancellation(err)) throw err;
@@ -207,13 +286,23 @@ export async function restoreDrillWorkflow(input: DrillInput): Promise<DrillRepo
   const bad = failing(report.checks);
   report.failure = bad.map(describeCheck).join('; ') || 'the drill could not run';
   const alert: DrillAlert = {
-    source: 'nnoe-dr', event: 'restore-drill-failed', cluster: input.cluster, setId: report.setId, workflowId: info.workflowId, runId: info.runId,
-    startedAt: report.startedAt, finishedAt: report.finishedAt, summary: `restore drill of ${input.cluster}${report.setId ? ` (set ${report.setId})` : ''} failed: ${report.failure}`,
+    source: 'nnoe-dr',
+    event: 'restore-drill-failed',
+    cluster: input.cluster,
+    setId: report.setId,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    summary: `restore drill of ${input.cluster}${report.setId ? ` (set ${report.setId})` : ''} failed: ${report.failure}`,
     failedChecks: bad,
   };
   try {
-    const sent = await tracker.step('alert', () => alerting.sendDrillAlert({ alert }),
-      (s) => (s.sent ? `POSTed to ${s.webhook} (HTTP ${s.status})` : 'no drills.alertWebhook configured'));
+    const sent = await tracker.step(
+      'alert',
+      () => alerting.sendDrillAlert({ alert }),
+      (s) => (s.sent ? `POSTed to ${s.webhook} (HTTP ${s.status})` : 'no drills.alertWebhook configured'),
+    );
     report.alert = { sent: sent.sent, status: sent.status };
   } catch (err) {
     if (isCancellation(err)) throw err;

@@ -49,7 +49,10 @@ export const ETCD_BACKUP_STEPS = ['check plan and storage', 'choose etcd member'
 
 export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBackupResult> {
   if (!input || typeof input.cluster !== 'string' || input.cluster.length === 0) {
-    throw ApplicationFailure.nonRetryable('etcd backup needs { cluster: "<name>" } naming a cluster from the config', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'etcd backup needs { cluster: "<name>" } naming a cluster from the config',
+      FailureType.InvalidInput,
+    );
   }
   const startedAt = new Date();
   let setId = input.setId ?? backupSetId(input.cluster, startedAt);
@@ -63,20 +66,29 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
   ]);
 
   try {
-    const plan = await tracker.step('check plan and storage',
+    const plan = await tracker.step(
+      'check plan and storage',
       // A set of its own takes a free set id (a backup set's parent chooses it before its children run).
-      () => prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, ...(input.manifest === 'skip' ? {} : { freeSetId: setId }) }),
-      (p) => `targets ${p.targets.join(', ')}; members ${p.members.join(', ')}${p.setId && p.setId !== setId ? `; set id ${setId} was taken: ${p.setId}` : ''}`);
+      () =>
+        prepareEtcdBackup({ cluster: input.cluster, targets: input.targets, ...(input.manifest === 'skip' ? {} : { freeSetId: setId }) }),
+      (p) =>
+        `targets ${p.targets.join(', ')}; members ${p.members.join(', ')}${p.setId && p.setId !== setId ? `; set id ${setId} was taken: ${p.setId}` : ''}`,
+    );
     if (plan.setId && plan.setId !== setId) setId = useSetId(plan.setId, tracker);
 
-    const candidates = await tracker.step('choose etcd member',
+    const candidates = await tracker.step(
+      'choose etcd member',
       () => rankEtcdMembers({ cluster: input.cluster }),
-      (ranked) => describeRanking(ranked));
+      (ranked) => describeRanking(ranked),
+    );
 
-    const outcome = await tracker.step('stream and verify snapshot',
+    const outcome = await tracker.step(
+      'stream and verify snapshot',
       () => snapshotFromFirstWorkingMember(input.cluster, candidates, { setId, fileName, targets: plan.targets }, tracker),
-      (o) => `${o.facts.member}: revision ${o.facts.revision}, ${o.facts.totalKey} keys, ${o.artefact.raw.bytes} bytes -> ${o.artefact.bytes} gzipped`
-        + (o.interrupted.length ? `; after ${o.interrupted.join('; ')}` : ''));
+      (o) =>
+        `${o.facts.member}: revision ${o.facts.revision}, ${o.facts.totalKey} keys, ${o.artefact.raw.bytes} bytes -> ${o.artefact.bytes} gzipped` +
+        (o.interrupted.length ? `; after ${o.interrupted.join('; ')}` : ''),
+    );
     const interruptedAttempts = outcome.interrupted.length ? { interruptedAttempts: outcome.interrupted } : {};
 
     const manifest: BackupManifest = {
@@ -88,22 +100,35 @@ export async function etcdBackupWorkflow(input: EtcdBackupInput): Promise<EtcdBa
       createdAt: startedAt.toISOString(),
       completedAt: new Date().toISOString(),
       workflow: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId },
-      components: [{ component: 'etcd', status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString() }],
+      components: [
+        {
+          component: 'etcd',
+          status: 'ok',
+          artefacts: [outcome.artefact],
+          facts: outcome.facts,
+          startedAt: startedAt.toISOString(),
+          finishedAt: new Date().toISOString(),
+        },
+      ],
       failures: [],
     };
     if (input.manifest === 'skip') {
       tracker.finish('completed');
       return { setId, manifest, ...interruptedAttempts };
     }
-    await tracker.step('write manifest', async () => {
-      try {
-        return await writeBackupManifest({ manifest, targets: plan.targets });
-      } catch (err) {
-        // Without a manifest the artefact is an orphan nobody can trust: take it away again.
-        await discardBackupArtefacts({ keys: [outcome.artefact.key], targets: plan.targets });
-        throw err;
-      }
-    }, (copies) => copies.map((c) => c.location).join(', '));
+    await tracker.step(
+      'write manifest',
+      async () => {
+        try {
+          return await writeBackupManifest({ manifest, targets: plan.targets });
+        } catch (err) {
+          // Without a manifest the artefact is an orphan nobody can trust: take it away again.
+          await discardBackupArtefacts({ keys: [outcome.artefact.key], targets: plan.targets });
+          throw err;
+        }
+      },
+      (copies) => copies.map((c) => c.location).join(', '),
+    );
 
     tracker.finish('completed');
     return { setId, manifest, ...interruptedAttempts };
@@ -140,8 +165,11 @@ async function snapshotFromFirstWorkingMember(
     try {
       const outcome = await streamEtcdSnapshot({ cluster, member: member.name, ...request });
       const retried = outcome.retried
-        ? [`${outcome.retried.attempt - 1} interrupted attempt(s) on ${member.name}${outcome.retried.leftoversCleared.length
-          ? `, their leftovers removed: ${outcome.retried.leftoversCleared.join(', ')}` : ''}`]
+        ? [
+            `${outcome.retried.attempt - 1} interrupted attempt(s) on ${member.name}${
+              outcome.retried.leftoversCleared.length ? `, their leftovers removed: ${outcome.retried.leftoversCleared.join(', ')}` : ''
+            }`,
+          ]
         : [];
       return { ...outcome, interrupted: [...failures.map((f) => `failed on ${f}`), ...retried] };
     } catch (err) {
@@ -152,5 +180,8 @@ async function snapshotFromFirstWorkingMember(
       tracker.note('stream and verify snapshot', `failed on ${failures.join('; ')}; trying the next member`);
     }
   }
-  throw ApplicationFailure.nonRetryable(`no etcd member of ${cluster} produced a snapshot: ${failures.join('; ')}`, FailureType.AllEtcdMembersFailed);
+  throw ApplicationFailure.nonRetryable(
+    `no etcd member of ${cluster} produced a snapshot: ${failures.join('; ')}`,
+    FailureType.AllEtcdMembersFailed,
+  );
 }

@@ -45,7 +45,15 @@ export interface ReplaceMemberInput {
 /** What an approver sees through the `plan` query (no set: the replacement starts empty and syncs from the others). */
 export interface MemberReplacePlanView {
   state: ApprovalState;
-  plan: { setId?: undefined; cluster: string; member: string; node: string; healthyOthers: string[]; memberIsHealthy: boolean; approvers?: string[] } | null;
+  plan: {
+    setId?: undefined;
+    cluster: string;
+    member: string;
+    node: string;
+    healthyOthers: string[];
+    memberIsHealthy: boolean;
+    approvers?: string[];
+  } | null;
 }
 
 export interface ReplaceMemberResult {
@@ -74,18 +82,35 @@ const { describeBackupPlan } = proxyActivities<ReturnType<typeof createBackupPla
 
 export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Promise<ReplaceMemberResult> {
   if (!input?.cluster || !input.member) {
-    throw ApplicationFailure.nonRetryable('a member replacement needs { cluster, member } naming the failed member from the config', FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      'a member replacement needs { cluster, member } naming the failed member from the config',
+      FailureType.InvalidInput,
+    );
   }
   rejectBadInput('member replacement', [
-    ...durationProblems({ verifyTimeout: input.verifyTimeout, nodeResponseTimeout: input.nodeResponseTimeout, approvalTimeout: input.approvalTimeout }),
-    flagProblem('force', input.force), flagProblem('approved', input.approved),
+    ...durationProblems({
+      verifyTimeout: input.verifyTimeout,
+      nodeResponseTimeout: input.nodeResponseTimeout,
+      approvalTimeout: input.approvalTimeout,
+    }),
+    flagProblem('force', input.force),
+    flagProblem('approved', input.approved),
   ]);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'etcd-member-replace' }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'etcd-member-replace' },
+  ]);
   const asksApproval = patched('member-replace-approval');
   const learners = patched(LEARNER_JOIN);
   const removeStep = asksApproval ? 'remove member' : 'remove dead member';
-  const tracker = new ProgressTracker('etcd-member-replace', input.cluster,
-    [...(asksApproval ? ['assess quorum', 'approval'] : ['assess quorum']), removeStep, 'add replacement', 'start replacement', ...(learners ? ['promote replacement'] : []), 'verify cluster']);
+  const tracker = new ProgressTracker('etcd-member-replace', input.cluster, [
+    ...(asksApproval ? ['assess quorum', 'approval'] : ['assess quorum']),
+    removeStep,
+    'add replacement',
+    'start replacement',
+    ...(learners ? ['promote replacement'] : []),
+    'verify cluster',
+  ]);
   const view: MemberReplacePlanView = { state: 'planning', plan: null };
   const approval = approvalGate(view);
   const verify = proxyActivities<ReturnType<typeof createEtcdRestoreActivities>>({
@@ -97,25 +122,45 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
   try {
     // The refusals fail the step itself: a refused run never shows "ok assess quorum".
     let via = '';
-    const quorum = await tracker.step('assess quorum', async () => {
-      const assessed = await assessQuorum({ cluster: input.cluster, failed: input.member });
-      via = refuseWithoutQuorum(input, assessed);
-      if (asksApproval && assessed.failedIsHealthy && input.force !== true) {
-        throw ApplicationFailure.nonRetryable(
-          `${input.member} is a healthy member of ${input.cluster}: replacing it removes a working member and re-adds it empty; nothing was changed. ` +
-          'Replace it anyway with --force (input force: true)', FailureType.RestoreRefused);
-      }
-      return assessed;
-    }, (q) => `${q.healthy.length} of ${q.size} other members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}` +
-      `${q.failedIsHealthy ? `; ${input.member} is healthy (forced)` : ''}`);
-    if (asksApproval) {
-      view.plan = { cluster: input.cluster, member: input.member, node: quorum.failed.node, healthyOthers: quorum.healthy, memberIsHealthy: quorum.failedIsHealthy === true, approvers: quorum.approvers };
-      await tracker.step('approval', async () => {
-        if (!(await approval.await(input))) {
-          throw ApplicationFailure.nonRetryable(`replacement of ${input.member} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
-            FailureType.ApprovalTimedOut);
+    const quorum = await tracker.step(
+      'assess quorum',
+      async () => {
+        const assessed = await assessQuorum({ cluster: input.cluster, failed: input.member });
+        via = refuseWithoutQuorum(input, assessed);
+        if (asksApproval && assessed.failedIsHealthy && input.force !== true) {
+          throw ApplicationFailure.nonRetryable(
+            `${input.member} is a healthy member of ${input.cluster}: replacing it removes a working member and re-adds it empty; nothing was changed. ` +
+              'Replace it anyway with --force (input force: true)',
+            FailureType.RestoreRefused,
+          );
         }
-      }, () => approval.describe());
+        return assessed;
+      },
+      (q) =>
+        `${q.healthy.length} of ${q.size} other members healthy (${q.healthy.join(', ') || 'none'}), quorum ${q.quorum}` +
+        `${q.failedIsHealthy ? `; ${input.member} is healthy (forced)` : ''}`,
+    );
+    if (asksApproval) {
+      view.plan = {
+        cluster: input.cluster,
+        member: input.member,
+        node: quorum.failed.node,
+        healthyOthers: quorum.healthy,
+        memberIsHealthy: quorum.failedIsHealthy === true,
+        approvers: quorum.approvers,
+      };
+      await tracker.step(
+        'approval',
+        async () => {
+          if (!(await approval.await(input))) {
+            throw ApplicationFailure.nonRetryable(
+              `replacement of ${input.member} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
+              FailureType.ApprovalTimedOut,
+            );
+          }
+        },
+        () => approval.describe(),
+      );
     }
     const activities = proxyActivities<ReturnType<typeof createEtcdMemberActivities>>({
       taskQueue: nodeTaskQueue(workflowInfo().taskQueue, quorum.failed.node),
@@ -125,39 +170,78 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
     });
     const tag = workflowInfo().runId.slice(-8);
     const described = await activities.describeEtcdMember({ cluster: input.cluster, member: input.member, tag });
-    const { removedId } = await tracker.step(removeStep, async () => {
-      // A half-alive process must not come back under the old identity.
-      if (described.running) await activities.stopEtcdMember({ cluster: input.cluster, member: input.member });
-      return removeEtcdMember({ cluster: input.cluster, member: input.member, via });
-    }, (r) => (r.removedId ? `removed member id ${r.removedId}` : 'not in the member list any more'));
+    const { removedId } = await tracker.step(
+      removeStep,
+      async () => {
+        // A half-alive process must not come back under the old identity.
+        if (described.running) await activities.stopEtcdMember({ cluster: input.cluster, member: input.member });
+        return removeEtcdMember({ cluster: input.cluster, member: input.member, via });
+      },
+      (r) => (r.removedId ? `removed member id ${r.removedId}` : 'not in the member list any more'),
+    );
 
-    const added = await tracker.step('add replacement', () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via], ...(learners ? { asLearner: true } : {}) }),
-      (a) => `member id ${a.id}${a.isLearner ? ' (a learner until promoted)' : ''}`);
+    const added = await tracker.step(
+      'add replacement',
+      () => addEtcdMember({ cluster: input.cluster, member: input.member, via: [via], ...(learners ? { asLearner: true } : {}) }),
+      (a) => `member id ${a.id}${a.isLearner ? ' (a learner until promoted)' : ''}`,
+    );
     const addedId = added.id;
-    await tracker.step('start replacement', async () => {
-      const peers = quorum.members.filter((m) => m.name && m.name !== input.member).map((m) => ({ name: m.name, peerUrl: m.peerURLs[0] ?? '' }));
-      const change = await activities.repointEtcdMemberConfig({
-        cluster: input.cluster, member: input.member, restoreTag: `replace-${tag}`,
-        changes: { dataDir: described.newDataDir, initialCluster: initialClusterOf([...peers, { name: input.member, peerUrl: quorum.failed.peerUrl }]), initialClusterState: 'existing' },
-      });
-      await activities.startEtcdMember({ cluster: input.cluster, member: input.member });
-      return change;
-    }, (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`);
+    await tracker.step(
+      'start replacement',
+      async () => {
+        const peers = quorum.members
+          .filter((m) => m.name && m.name !== input.member)
+          .map((m) => ({ name: m.name, peerUrl: m.peerURLs[0] ?? '' }));
+        const change = await activities.repointEtcdMemberConfig({
+          cluster: input.cluster,
+          member: input.member,
+          restoreTag: `replace-${tag}`,
+          changes: {
+            dataDir: described.newDataDir,
+            initialCluster: initialClusterOf([...peers, { name: input.member, peerUrl: quorum.failed.peerUrl }]),
+            initialClusterState: 'existing',
+          },
+        });
+        await activities.startEtcdMember({ cluster: input.cluster, member: input.member });
+        return change;
+      },
+      (change) => `${change.file} now points at ${described.newDataDir} (old data dir ${described.dataDir} kept)`,
+    );
     if (learners && added.isLearner) {
-      await tracker.step('promote replacement', () => verify.promoteEtcdLearner({ cluster: input.cluster, member: input.member, via: [via] }),
-        () => 'caught up with the leader and promoted to a voting member');
+      await tracker.step(
+        'promote replacement',
+        () => verify.promoteEtcdLearner({ cluster: input.cluster, member: input.member, via: [via] }),
+        () => 'caught up with the leader and promoted to a voting member',
+      );
     }
-    const check = await tracker.step('verify cluster', () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
-      (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`);
+    const check = await tracker.step(
+      'verify cluster',
+      () => verify.checkEtcdCluster({ cluster: input.cluster, require: true }),
+      (c) => `${c.members.length} healthy voters, hashKV equal at ${c.hashRevision}`,
+    );
     const result: ReplaceMemberResult = {
-      member: input.member, removedId, addedId, oldDataDir: described.dataDir, newDataDir: described.newDataDir, check,
-      approvedBy: approval.approvedBy(), approverIdentity: approval.identity(),
+      member: input.member,
+      removedId,
+      addedId,
+      oldDataDir: described.dataDir,
+      newDataDir: described.newDataDir,
+      check,
+      approvedBy: approval.approvedBy(),
+      approverIdentity: approval.identity(),
     };
     if (patched(REAL_AGENT_RECOVERY)) {
       // An agent whose connection went to the stopped member lost its watches for good.
-      result.agents = await tracker.step('recover agents', async () => recoverAgents(input.cluster, (await describeBackupPlan({ cluster: input.cluster })).agentNodes), describeRecovery);
+      result.agents = await tracker.step(
+        'recover agents',
+        async () => recoverAgents(input.cluster, (await describeBackupPlan({ cluster: input.cluster })).agentNodes),
+        describeRecovery,
+      );
       const problem = agentsNotServing(result.agents);
-      if (problem) throw ApplicationFailure.nonRetryable(`member ${input.member} was replaced and the cluster verified, but ${problem}`, FailureType.AgentsNotServing);
+      if (problem)
+        throw ApplicationFailure.nonRetryable(
+          `member ${input.member} was replaced and the cluster verified, but ${problem}`,
+          FailureType.AgentsNotServing,
+        );
     }
     tracker.finish('completed');
     return result;
@@ -171,8 +255,9 @@ function refuseWithoutQuorum(input: ReplaceMemberInput, quorum: QuorumAssessment
   if (!quorum.hasQuorum || quorum.healthy.length === 0) {
     throw ApplicationFailure.nonRetryable(
       `cluster ${input.cluster} has lost quorum: ${quorum.healthy.length} of ${quorum.size} members answer, ${quorum.quorum} needed; ` +
-      `membership cannot change without quorum. Use the cluster restore runbook instead: nnoe-dr restore etcd --cluster ${input.cluster} (etcdRestoreWorkflow)`,
-      FailureType.QuorumLost);
+        `membership cannot change without quorum. Use the cluster restore runbook instead: nnoe-dr restore etcd --cluster ${input.cluster} (etcdRestoreWorkflow)`,
+      FailureType.QuorumLost,
+    );
   }
   return quorum.healthy[0]!;
 }

@@ -15,7 +15,13 @@
 import { ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { proxyActivities } from './ui-metadata';
 import type { Duration } from '@temporalio/common';
-import type { createHostRestoreActivities, createHostRestorePlanActivities, HostRestoreKind, HostRestorePlan, PreparedDir } from '../activities/host-restore';
+import type {
+  createHostRestoreActivities,
+  createHostRestorePlanActivities,
+  HostRestoreKind,
+  HostRestorePlan,
+  PreparedDir,
+} from '../activities/host-restore';
 import type { AgentHealth } from '../activities/agent-service';
 import type { NebulaModeChange } from '../nebula/certs';
 import { FailureType, NON_RETRYABLE } from '../common/failures';
@@ -98,8 +104,22 @@ interface Labels {
 }
 
 const LABELS: Record<HostRestoreKind, Labels> = {
-  'agent-cache': { runbook: 'agent-cache-restore', what: 'cache', prepare: 'prepare cache dir', stop: 'stop agent', swap: 'swap cache dir', start: 'start agent' },
-  nebula: { runbook: 'nebula-restore', what: 'Nebula', prepare: 'prepare Nebula dir', stop: 'stop Nebula', swap: 'swap Nebula dir', start: 'start Nebula' },
+  'agent-cache': {
+    runbook: 'agent-cache-restore',
+    what: 'cache',
+    prepare: 'prepare cache dir',
+    stop: 'stop agent',
+    swap: 'swap cache dir',
+    start: 'start agent',
+  },
+  nebula: {
+    runbook: 'nebula-restore',
+    what: 'Nebula',
+    prepare: 'prepare Nebula dir',
+    stop: 'stop Nebula',
+    swap: 'swap Nebula dir',
+    start: 'start Nebula',
+  },
 };
 
 export async function agentCacheRestoreWorkflow(input: HostRestoreInput): Promise<HostRestoreResult> {
@@ -112,37 +132,68 @@ export async function nebulaRestoreWorkflow(input: HostRestoreInput): Promise<Ho
 
 async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): Promise<HostRestoreResult> {
   if (!input || typeof input.cluster !== 'string' || !input.cluster || typeof input.node !== 'string' || !input.node) {
-    throw ApplicationFailure.nonRetryable(`a ${kind} restore needs { cluster, node } naming a cluster and one of its nodes from the config`, FailureType.InvalidInput);
+    throw ApplicationFailure.nonRetryable(
+      `a ${kind} restore needs { cluster, node } naming a cluster and one of its nodes from the config`,
+      FailureType.InvalidInput,
+    );
   }
   rejectBadInput(`${kind} restore`, [durationProblem('nodeResponseTimeout', input.nodeResponseTimeout)]);
   const labels = LABELS[kind];
   const node = onNode(input.node, input.nodeResponseTimeout ?? '2m');
   const tracker = new ProgressTracker(labels.runbook, input.cluster, ['preflight', labels.prepare, labels.stop, labels.swap, labels.start]);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: labels.runbook }]);
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: labels.runbook },
+  ]);
 
   // ---- preflight: the set chosen, the archive fetched, checked and every entry validated on the node.
   let plannedSetId: string | null = null;
-  const { plan, staged } = await tracker.step('preflight', async () => {
-    const planned = await planHostRestore({ cluster: input.cluster, node: input.node, kind, setId: input.setId });
-    plannedSetId = planned.setId;
-    tracker.progress.setId = planned.setId;
-    upsertSearchAttributes([{ key: NnoeBackupSet, value: planned.setId }]);
-    const archive = await node.stageHostArchive({ cluster: planned.cluster, kind, setId: planned.setId, artefact: planned.artefact, archivedDir: planned.archivedDir });
-    return { plan: planned, staged: archive };
-  }, ({ plan: p, staged: a }) => `set ${p.setId}: ${a.entries} entries of ${p.archivedDir} checked on ${p.node} (copy from ${a.target}), to restore into ${a.targetDir}`)
+  const { plan, staged } = await tracker
+    .step(
+      'preflight',
+      async () => {
+        const planned = await planHostRestore({ cluster: input.cluster, node: input.node, kind, setId: input.setId });
+        plannedSetId = planned.setId;
+        tracker.progress.setId = planned.setId;
+        upsertSearchAttributes([{ key: NnoeBackupSet, value: planned.setId }]);
+        const archive = await node.stageHostArchive({
+          cluster: planned.cluster,
+          kind,
+          setId: planned.setId,
+          artefact: planned.artefact,
+          archivedDir: planned.archivedDir,
+        });
+        return { plan: planned, staged: archive };
+      },
+      ({ plan: p, staged: a }) =>
+        `set ${p.setId}: ${a.entries} entries of ${p.archivedDir} checked on ${p.node} (copy from ${a.target}), to restore into ${a.targetDir}`,
+    )
     .catch(async (err: unknown) => {
       const setId = plannedSetId;
       if (setId !== null) await CancellationScope.nonCancellable(() => node.discardStagedArchive({ setId, kind }).catch(() => undefined));
       tracker.finish('failed');
       if (isCancellation(err)) throw err;
-      throw ApplicationFailure.nonRetryable(`${labels.what} restore on ${input.node} refused in the preflight: ${err instanceof Error ? rootMessage(err) : String(err)}; nothing was stopped or changed`,
-        failureTypeOf(err) ?? FailureType.RestoreRefused);
+      throw ApplicationFailure.nonRetryable(
+        `${labels.what} restore on ${input.node} refused in the preflight: ${err instanceof Error ? rootMessage(err) : String(err)}; nothing was stopped or changed`,
+        failureTypeOf(err) ?? FailureType.RestoreRefused,
+      );
     });
 
-  const discardStaged = () => CancellationScope.nonCancellable(() => node.discardStagedArchive({ setId: plan.setId, kind }).catch(() => undefined));
+  const discardStaged = () =>
+    CancellationScope.nonCancellable(() => node.discardStagedArchive({ setId: plan.setId, kind }).catch(() => undefined));
   const result: HostRestoreResult = {
-    kind, node: input.node, setId: plan.setId, dryRun: input.dryRun === true, dir: staged.targetDir, previousDir: null,
-    entries: staged.entries, notInArchive: [], modeChanges: [], hostCert: null, service: plan.service, health: null,
+    kind,
+    node: input.node,
+    setId: plan.setId,
+    dryRun: input.dryRun === true,
+    dir: staged.targetDir,
+    previousDir: null,
+    entries: staged.entries,
+    notInArchive: [],
+    modeChanges: [],
+    hostCert: null,
+    service: plan.service,
+    health: null,
   };
   if (input.dryRun === true) {
     tracker.note(labels.prepare, 'dry run: nothing stopped, nothing written');
@@ -157,60 +208,92 @@ async function restoreHostDir(kind: HostRestoreKind, input: HostRestoreInput): P
   let swapStarted = false;
   let serviceTouched = false;
   try {
-    prepared = await tracker.step(labels.prepare, () => node.prepareRestoredDir({ cluster: plan.cluster, kind, setId: plan.setId, archivedDir: plan.archivedDir }),
-      (p) => [
-        `${p.entries} entries in ${p.dir}`,
-        ...(p.modeChanges.length ? [`modes set: ${p.modeChanges.map((c) => `${c.file.split('/').pop()} ${c.from.toString(8)}->${c.to.toString(8)}`).join(', ')}`] : []),
-        ...(p.hostCert ? [`host.crt (${p.hostCert.name}) issued by ca.crt, valid until ${p.hostCert.notAfter}; config loads`] : []),
-        ...(p.notInArchive.length ? [`not in the archive, left in the old dir: ${p.notInArchive.join(', ')}`] : []),
-      ].join('; '));
+    prepared = await tracker.step(
+      labels.prepare,
+      () => node.prepareRestoredDir({ cluster: plan.cluster, kind, setId: plan.setId, archivedDir: plan.archivedDir }),
+      (p) =>
+        [
+          `${p.entries} entries in ${p.dir}`,
+          ...(p.modeChanges.length
+            ? [`modes set: ${p.modeChanges.map((c) => `${c.file.split('/').pop()} ${c.from.toString(8)}->${c.to.toString(8)}`).join(', ')}`]
+            : []),
+          ...(p.hostCert ? [`host.crt (${p.hostCert.name}) issued by ca.crt, valid until ${p.hostCert.notAfter}; config loads`] : []),
+          ...(p.notInArchive.length ? [`not in the archive, left in the old dir: ${p.notInArchive.join(', ')}`] : []),
+        ].join('; '),
+    );
     result.entries = prepared.entries;
     result.notInArchive = prepared.notInArchive;
     result.modeChanges = prepared.modeChanges;
     result.hostCert = prepared.hostCert ?? null;
 
-    await tracker.step(labels.stop, async () => {
-      serviceTouched = true; // from here on the service is started again, whatever happens
-      return node.stopServiceForRestore({ cluster: plan.cluster, kind });
-    }, (s) => (s.service ? `${s.service} stopped${s.wasRunning ? '' : ' (was not running)'}` : `no ${labels.what} service configured: nothing to stop`));
+    await tracker.step(
+      labels.stop,
+      async () => {
+        serviceTouched = true; // from here on the service is started again, whatever happens
+        return node.stopServiceForRestore({ cluster: plan.cluster, kind });
+      },
+      (s) =>
+        s.service
+          ? `${s.service} stopped${s.wasRunning ? '' : ' (was not running)'}`
+          : `no ${labels.what} service configured: nothing to stop`,
+    );
 
     swapStarted = true;
-    const swap = await tracker.step(labels.swap, () => node.swapRestoredDir({ cluster: plan.cluster, kind, preparedDir: prepared!.dir, preparedIno: prepared!.ino }),
-      (s) => `${s.dir} restored${s.previousDir ? `; old dir kept as ${s.previousDir}` : ''}`);
+    const swap = await tracker.step(
+      labels.swap,
+      () => node.swapRestoredDir({ cluster: plan.cluster, kind, preparedDir: prepared!.dir, preparedIno: prepared!.ino }),
+      (s) => `${s.dir} restored${s.previousDir ? `; old dir kept as ${s.previousDir}` : ''}`,
+    );
     swapped = true;
     result.previousDir = swap.previousDir;
   } catch (err) {
     const cause = err instanceof Error ? rootMessage(err) : String(err);
     await CancellationScope.nonCancellable(async () => {
-      if (prepared && !swapped) await node.discardPreparedDir({ cluster: plan.cluster, kind, preparedDir: prepared.dir }).catch(() => undefined);
+      if (prepared && !swapped)
+        await node.discardPreparedDir({ cluster: plan.cluster, kind, preparedDir: prepared.dir }).catch(() => undefined);
       if (serviceTouched) await startService(kind, input.node, plan, tracker, labels, result).catch(() => undefined);
       await discardStaged();
     });
     tracker.finish('failed');
     if (isCancellation(err)) throw err;
     // swapDirectory puts the old dir back when its second rename fails; only a swap that died unreported leaves doubt.
-    const state = swapStarted ? `check ${staged.targetDir} and its .pre-restore-* sibling (the swap step failed)` : `${staged.targetDir} was not changed`;
-    throw ApplicationFailure.nonRetryable(`${labels.what} restore of ${plan.setId} on ${input.node} failed: ${cause}; ${state}`,
-      failureTypeOf(err) ?? FailureType.RestoreFailed);
+    const state = swapStarted
+      ? `check ${staged.targetDir} and its .pre-restore-* sibling (the swap step failed)`
+      : `${staged.targetDir} was not changed`;
+    throw ApplicationFailure.nonRetryable(
+      `${labels.what} restore of ${plan.setId} on ${input.node} failed: ${cause}; ${state}`,
+      failureTypeOf(err) ?? FailureType.RestoreFailed,
+    );
   }
 
   let startFailure: unknown = null;
   await CancellationScope.nonCancellable(async () => {
-    await startService(kind, input.node, plan, tracker, labels, result).catch((err: unknown) => { startFailure = err; });
+    await startService(kind, input.node, plan, tracker, labels, result).catch((err: unknown) => {
+      startFailure = err;
+    });
     await discardStaged();
   });
   if (startFailure) {
     tracker.finish('failed');
     const cause = startFailure instanceof Error ? rootMessage(startFailure) : String(startFailure);
-    throw ApplicationFailure.nonRetryable(`${staged.targetDir} on ${input.node} was restored from ${plan.setId} (old dir ${result.previousDir}) but the service did not come back: ${cause}`,
-      failureTypeOf(startFailure) ?? FailureType.RestoreFailed);
+    throw ApplicationFailure.nonRetryable(
+      `${staged.targetDir} on ${input.node} was restored from ${plan.setId} (old dir ${result.previousDir}) but the service did not come back: ${cause}`,
+      failureTypeOf(startFailure) ?? FailureType.RestoreFailed,
+    );
   }
   tracker.finish('completed');
   return result;
 }
 
 /** Agent: started and waited for until healthy. Nebula: started when a service is configured. */
-async function startService(kind: HostRestoreKind, nodeName: string, plan: HostRestorePlan, tracker: ProgressTracker, labels: Labels, result: HostRestoreResult): Promise<void> {
+async function startService(
+  kind: HostRestoreKind,
+  nodeName: string,
+  plan: HostRestorePlan,
+  tracker: ProgressTracker,
+  labels: Labels,
+  result: HostRestoreResult,
+): Promise<void> {
   if (kind === 'agent-cache' && patched(REAL_AGENT_RECOVERY)) {
     // The real agent never reads its cache back: it serves only what is put after its start.
     const [agent] = await tracker.step(labels.start, () => recoverAgents(plan.cluster, [nodeName], { startOnly: true }), describeRecovery);
@@ -220,10 +303,16 @@ async function startService(kind: HostRestoreKind, nodeName: string, plan: HostR
     return;
   }
   if (kind === 'agent-cache') {
-    result.health = await tracker.step(labels.start, () => agentsOnNode(nodeName).startAgentAndWait({ cluster: plan.cluster }),
-      (h) => `healthy ${h.readyAfterMs} ms after its start`);
+    result.health = await tracker.step(
+      labels.start,
+      () => agentsOnNode(nodeName).startAgentAndWait({ cluster: plan.cluster }),
+      (h) => `healthy ${h.readyAfterMs} ms after its start`,
+    );
     return;
   }
-  await tracker.step(labels.start, () => startOnNode(nodeName).startServiceAfterRestore({ cluster: plan.cluster, kind }),
-    (s) => (s.service ? `${s.service} running` : `no ${labels.what} service configured: nothing to start`));
+  await tracker.step(
+    labels.start,
+    () => startOnNode(nodeName).startServiceAfterRestore({ cluster: plan.cluster, kind }),
+    (s) => (s.service ? `${s.service} running` : `no ${labels.what} service configured: nothing to start`),
+  );
 }

@@ -31,6 +31,18 @@ const { dumpPhpipamToStores } = proxyActivities<PhpipamActivities>({
 export async function phpipamBackupWorkflow(input: PhpipamBackupInput): Promise<PhpipamComponentRecord> {
   const startedAt = new Date().toISOString();
   await checkPhpipamDatabase({ cluster: input.cluster });
-  const outcome = await dumpPhpipamToStores({ cluster: input.cluster, setId: input.setId, fileName: input.fileName, targets: input.targets });
-  return { component: 'phpipam', status: 'ok', artefacts: [outcome.artefact], facts: outcome.facts, startedAt, finishedAt: new Date().toISOString() };
+  const outcome = await dumpPhpipamToStores({
+    cluster: input.cluster,
+    setId: input.setId,
+    fileName: input.fileName,
+    targets: input.targets,
+  });
+  return {
+    component: 'phpipam',
+    status: 'ok',
+    artefacts: [outcome.artefact],
+    facts: outcome.facts,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
 }

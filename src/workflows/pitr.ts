@@ -19,8 +19,21 @@ import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { runFailure } from './approval';
 import { ProgressTracker } from './progress';
-import { describeRevisionBump, etcdRestoreWorkflow, restoreRevisionReport, type RestoreRevisionReport, type RestoreStrategy } from './etcd-restore';
-import { agentsNotServing, describeRecovery, restartAgentsAndWait, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
+import {
+  describeRevisionBump,
+  etcdRestoreWorkflow,
+  restoreRevisionReport,
+  type RestoreRevisionReport,
+  type RestoreStrategy,
+} from './etcd-restore';
+import {
+  agentsNotServing,
+  describeRecovery,
+  restartAgentsAndWait,
+  REAL_AGENT_RECOVERY,
+  recoverAgents,
+  type AgentRecovery,
+} from './agent-recovery';
 
 export interface PointInTimeInput {
   cluster: string;
@@ -59,43 +72,105 @@ const { checkEtcdCluster } = proxyActivities<ReturnType<typeof createEtcdRestore
 });
 
 export async function pointInTimeRestoreWorkflow(input: PointInTimeInput): Promise<PointInTimeResult> {
-  if (!input?.cluster) throw ApplicationFailure.nonRetryable('a point-in-time restore needs { cluster, targetRevision | targetTime }', FailureType.InvalidInput);
-  upsertSearchAttributes([{ key: NnoeCluster, value: input.cluster }, { key: NnoeRunbook, value: 'pitr' }]);
-  const tracker = new ProgressTracker('pitr', input.cluster, ['plan', 'restore snapshot', 'replay changes', 'verify cluster', 'restart agents']);
+  if (!input?.cluster)
+    throw ApplicationFailure.nonRetryable(
+      'a point-in-time restore needs { cluster, targetRevision | targetTime }',
+      FailureType.InvalidInput,
+    );
+  upsertSearchAttributes([
+    { key: NnoeCluster, value: input.cluster },
+    { key: NnoeRunbook, value: 'pitr' },
+  ]);
+  const tracker = new ProgressTracker('pitr', input.cluster, [
+    'plan',
+    'restore snapshot',
+    'replay changes',
+    'verify cluster',
+    'restart agents',
+  ]);
   try {
-    const plan = await tracker.step('plan', () => planPointInTime({ cluster: input.cluster, targetRevision: input.targetRevision, targetTime: input.targetTime, clusterId: input.clusterId }),
-      (p) => `incarnation ${p.clusterId}${incarnationNote(p)}: set ${p.setId} (revision ${p.snapshotRevision}) + ${p.segments.length} change segments up to revision ${p.targetRevision}`);
+    const plan = await tracker.step(
+      'plan',
+      () =>
+        planPointInTime({
+          cluster: input.cluster,
+          targetRevision: input.targetRevision,
+          targetTime: input.targetTime,
+          clusterId: input.clusterId,
+        }),
+      (p) =>
+        `incarnation ${p.clusterId}${incarnationNote(p)}: set ${p.setId} (revision ${p.snapshotRevision}) + ${p.segments.length} change segments up to revision ${p.targetRevision}`,
+    );
     tracker.progress.setId = plan.setId;
     upsertSearchAttributes([{ key: NnoeBackupSet, value: plan.setId }]);
 
-    const restore = restoreRevisionReport(await tracker.step('restore snapshot', () => executeChild(etcdRestoreWorkflow, {
-      workflowId: `${workflowInfo().workflowId}/etcd-restore`,
-      args: [{ cluster: input.cluster, setId: plan.setId, strategy: input.strategy, approved: input.approved, approvalTimeout: input.approvalTimeout, restartAgents: false }],
-    }), (r) => `restored ${r.setId} at revision ${r.snapshotRevision}; ${describeRevisionBump(restoreRevisionReport(r))}`));
+    const restore = restoreRevisionReport(
+      await tracker.step(
+        'restore snapshot',
+        () =>
+          executeChild(etcdRestoreWorkflow, {
+            workflowId: `${workflowInfo().workflowId}/etcd-restore`,
+            args: [
+              {
+                cluster: input.cluster,
+                setId: plan.setId,
+                strategy: input.strategy,
+                approved: input.approved,
+                approvalTimeout: input.approvalTimeout,
+                restartAgents: false,
+              },
+            ],
+          }),
+        (r) => `restored ${r.setId} at revision ${r.snapshotRevision}; ${describeRevisionBump(restoreRevisionReport(r))}`,
+      ),
+    );
 
-    const replay = await tracker.step('replay changes', () => replayChanges({
-      cluster: input.cluster, segments: plan.segments, afterRevision: plan.snapshotRevision, targetRevision: plan.targetRevision,
-    }), (r) => `${r.events} events of ${r.revisions} revisions in ${r.transactions} transactions`);
+    const replay = await tracker.step(
+      'replay changes',
+      () =>
+        replayChanges({
+          cluster: input.cluster,
+          segments: plan.segments,
+          afterRevision: plan.snapshotRevision,
+          targetRevision: plan.targetRevision,
+        }),
+      (r) => `${r.events} events of ${r.revisions} revisions in ${r.transactions} transactions`,
+    );
 
-    const check = await tracker.step('verify cluster', async () => checkEtcdCluster({ cluster: input.cluster, criticalKeys: await criticalKeysOf(input.cluster), require: true }),
+    const check = await tracker.step(
+      'verify cluster',
+      async () => checkEtcdCluster({ cluster: input.cluster, criticalKeys: await criticalKeysOf(input.cluster), require: true }),
       // Replay packs revisions into fewer transactions: the restored cluster (a new incarnation) counts its own revisions.
-      (c) => `the state of revision ${plan.targetRevision} of incarnation ${plan.clusterId}; ${c.members.length} members healthy at their own revision ${c.revision}${c.clusterId ? ` (new incarnation ${c.clusterId})` : ''}, hashKV equal at ${c.hashRevision}`);
+      (c) =>
+        `the state of revision ${plan.targetRevision} of incarnation ${plan.clusterId}; ${c.members.length} members healthy at their own revision ${c.revision}${c.clusterId ? ` (new incarnation ${c.clusterId})` : ''}, hashKV equal at ${c.hashRevision}`,
+    );
 
     if (patched(REAL_AGENT_RECOVERY)) {
       // After the replay, so each agent renders the target state (the restore's restart left them deaf).
-      const agents = await tracker.step('restart agents', async () => recoverAgents(input.cluster, (await planAgents(input.cluster)).agentNodes), describeRecovery);
+      const agents = await tracker.step(
+        'restart agents',
+        async () => recoverAgents(input.cluster, (await planAgents(input.cluster)).agentNodes),
+        describeRecovery,
+      );
       const problem = agentsNotServing(agents);
       if (problem) {
-        throw ApplicationFailure.nonRetryable(`etcd was restored to revision ${plan.targetRevision} and verified, but ${problem} (etcd is not rolled back)`, FailureType.AgentsNotServing);
+        throw ApplicationFailure.nonRetryable(
+          `etcd was restored to revision ${plan.targetRevision} and verified, but ${problem} (etcd is not rolled back)`,
+          FailureType.AgentsNotServing,
+        );
       }
       tracker.finish('completed');
       return { plan, replay, check, restore, agents };
     }
-    await tracker.step('restart agents', async () => {
-      const { agentNodes } = await planAgents(input.cluster);
-      await restartAgentsAndWait(input.cluster, agentNodes);
-      return agentNodes.join(', ') || 'no agents configured';
-    }, (d) => d);
+    await tracker.step(
+      'restart agents',
+      async () => {
+        const { agentNodes } = await planAgents(input.cluster);
+        await restartAgentsAndWait(input.cluster, agentNodes);
+        return agentNodes.join(', ') || 'no agents configured';
+      },
+      (d) => d,
+    );
     tracker.finish('completed');
     return { plan, replay, check, restore };
   } catch (err) {

@@ -50,44 +50,82 @@ export async function pruneBackupSetsWorkflow(input: PruneInput = {}): Promise<P
   const dryRun = input.dryRun === true;
   // Runs started before segment pruning replay without its activity.
   const withSegments = patched('prune-change-segments');
-  const tracker = new ProgressTracker('prune', input.cluster ?? '*', ['read catalog', 'find sets in use', 'plan retention', 'delete expired sets',
-    ...(withSegments ? ['prune change segments'] : []), 'abort stale uploads']);
+  const tracker = new ProgressTracker('prune', input.cluster ?? '*', [
+    'read catalog',
+    'find sets in use',
+    'plan retention',
+    'delete expired sets',
+    ...(withSegments ? ['prune change segments'] : []),
+    'abort stale uploads',
+  ]);
   upsertSearchAttributes([{ key: NnoeRunbook, value: 'prune' }, ...(input.cluster ? [{ key: NnoeCluster, value: input.cluster }] : [])]);
   try {
-    const catalog = await tracker.step('read catalog', () => readCatalogForRetention({ targets: input.targets, cluster: input.cluster }),
-      (c) => `${c.sets.length} sets`);
-    const protectedSetIds = await tracker.step('find sets in use', () => findSetsInUse(), (ids) => (ids.length ? ids.join(', ') : 'none'));
+    const catalog = await tracker.step(
+      'read catalog',
+      () => readCatalogForRetention({ targets: input.targets, cluster: input.cluster }),
+      (c) => `${c.sets.length} sets`,
+    );
+    const protectedSetIds = await tracker.step(
+      'find sets in use',
+      () => findSetsInUse(),
+      (ids) => (ids.length ? ids.join(', ') : 'none'),
+    );
 
     const now = new Date(workflowInfo().startTime);
-    const plan = await tracker.step('plan retention', async () => {
-      const keep: KeptSet[] = [];
-      const expire: ExpiredSet[] = [];
-      for (const [cluster, policy] of Object.entries(catalog.policies)) {
-        const part = planRetention({ sets: catalog.sets.filter((s) => s.cluster === cluster), policy, now, protectedSetIds });
-        keep.push(...part.keep);
-        expire.push(...part.expire);
-      }
-      return { keep, expire };
-    }, (p) => `keep ${p.keep.length}, expire ${p.expire.length}${dryRun ? ' (dry run)' : ''}`);
+    const plan = await tracker.step(
+      'plan retention',
+      async () => {
+        const keep: KeptSet[] = [];
+        const expire: ExpiredSet[] = [];
+        for (const [cluster, policy] of Object.entries(catalog.policies)) {
+          const part = planRetention({ sets: catalog.sets.filter((s) => s.cluster === cluster), policy, now, protectedSetIds });
+          keep.push(...part.keep);
+          expire.push(...part.expire);
+        }
+        return { keep, expire };
+      },
+      (p) => `keep ${p.keep.length}, expire ${p.expire.length}${dryRun ? ' (dry run)' : ''}`,
+    );
 
     const targetsOf = new Map(catalog.sets.map((s) => [s.setId, s.targets]));
-    const deleted = await tracker.step('delete expired sets',
+    const deleted = await tracker.step(
+      'delete expired sets',
       () => deleteExpiredSets({ sets: plan.expire.map((e) => ({ setId: e.setId, targets: targetsOf.get(e.setId) ?? [] })), dryRun }),
-      (d) => `${dryRun ? 'would delete' : 'deleted'} ${d.sets} sets (${d.keys} objects)`);
+      (d) => `${dryRun ? 'would delete' : 'deleted'} ${d.sets} sets (${d.keys} objects)`,
+    );
     const deletedKeys = deleted.keys;
 
     // After the sets: which segments go depends on which sets are left.
     const segments = withSegments
-      ? await tracker.step('prune change segments', () => pruneChangeSegments({
-        clusters: Object.keys(catalog.policies).sort(), targets: input.targets, expiredSetIds: plan.expire.map((e) => e.setId), dryRun,
-      }), (r) => describeSegmentPrune(r))
+      ? await tracker.step(
+          'prune change segments',
+          () =>
+            pruneChangeSegments({
+              clusters: Object.keys(catalog.policies).sort(),
+              targets: input.targets,
+              expiredSetIds: plan.expire.map((e) => e.setId),
+              dryRun,
+            }),
+          (r) => describeSegmentPrune(r),
+        )
       : undefined;
 
-    const abortedUploads = await tracker.step('abort stale uploads', () => abortStaleUploads({ targets: input.targets, dryRun }),
-      (a) => `${dryRun ? 'would remove' : 'removed'} ${a.length} (open multipart uploads, partial files)`);
+    const abortedUploads = await tracker.step(
+      'abort stale uploads',
+      () => abortStaleUploads({ targets: input.targets, dryRun }),
+      (a) => `${dryRun ? 'would remove' : 'removed'} ${a.length} (open multipart uploads, partial files)`,
+    );
 
     tracker.finish('completed');
-    return { dryRun, keep: plan.keep, expire: plan.expire, protectedSetIds, deletedKeys, ...(segments ? { segments } : {}), abortedUploads };
+    return {
+      dryRun,
+      keep: plan.keep,
+      expire: plan.expire,
+      protectedSetIds,
+      deletedKeys,
+      ...(segments ? { segments } : {}),
+      abortedUploads,
+    };
   } catch (err) {
     tracker.finish('failed');
     throw runFailure('prune failed', err);

@@ -44,34 +44,56 @@ const { rekeySet } = proxyActivities<ReturnType<typeof createRekeyActivities>>({
 });
 
 export async function rekeyWorkflow(input: RekeyInput = {}): Promise<RekeyResult> {
-  rejectBadInput('rekey', [flagProblem('dryRun', input.dryRun),
-    input.setId === undefined || (typeof input.setId === 'string' && input.setId !== '') ? null : `setId: expected a backup set id, got ${JSON.stringify(input.setId)}`]);
+  rejectBadInput('rekey', [
+    flagProblem('dryRun', input.dryRun),
+    input.setId === undefined || (typeof input.setId === 'string' && input.setId !== '')
+      ? null
+      : `setId: expected a backup set id, got ${JSON.stringify(input.setId)}`,
+  ]);
   const dryRun = input.dryRun === true;
   const tracker = new ProgressTracker('rekey', input.cluster ?? '*', ['plan', 'rekey sets']);
   upsertSearchAttributes([{ key: NnoeRunbook, value: 'rekey' }, ...(input.cluster ? [{ key: NnoeCluster, value: input.cluster }] : [])]);
   try {
-    const plan = await tracker.step('plan', () => planRekey({ cluster: input.cluster, setId: input.setId, targets: input.targets }),
-      (p) => `${p.sets.filter((s) => s.artefacts.length > 0 && !s.refused).length} of ${p.sets.length} sets to rekey, ${p.sets.filter((s) => s.artefacts.length === 0 && s.leftovers > 0).length} to finish, ${p.sets.filter((s) => s.refused).length} refused`);
+    const plan = await tracker.step(
+      'plan',
+      () => planRekey({ cluster: input.cluster, setId: input.setId, targets: input.targets }),
+      (p) =>
+        `${p.sets.filter((s) => s.artefacts.length > 0 && !s.refused).length} of ${p.sets.length} sets to rekey, ${p.sets.filter((s) => s.artefacts.length === 0 && s.leftovers > 0).length} to finish, ${p.sets.filter((s) => s.refused).length} refused`,
+    );
     // A set with old objects left by an interrupted rekey runs again too: that finishes its removal.
     const todo = plan.sets.filter((s) => (s.artefacts.length > 0 || (s.leftovers ?? 0) > 0) && !s.refused);
     const result: RekeyResult = {
-      dryRun, recipients: plan.recipients, rekeyed: [], current: plan.sets.filter((s) => s.artefacts.length === 0 && !((s.leftovers ?? 0) > 0)).map((s) => s.setId),
+      dryRun,
+      recipients: plan.recipients,
+      rekeyed: [],
+      current: plan.sets.filter((s) => s.artefacts.length === 0 && !((s.leftovers ?? 0) > 0)).map((s) => s.setId),
       refused: plan.sets.flatMap((s) => (s.refused ? [{ setId: s.setId, reason: s.refused }] : [])),
     };
-    await tracker.step('rekey sets', async () => {
-      for (const set of todo) {
-        if (dryRun) { result.rekeyed.push(set); continue; }
-        try {
-          result.rekeyed.push(await rekeySet({ setId: set.setId, targets: set.targets }));
-        } catch (err) {
-          // A lock found only now, a check that failed: this set keeps its old objects; the others go on.
-          result.refused.push({ setId: set.setId, reason: err instanceof Error ? rootMessage(err) : String(err) });
+    await tracker.step(
+      'rekey sets',
+      async () => {
+        for (const set of todo) {
+          if (dryRun) {
+            result.rekeyed.push(set);
+            continue;
+          }
+          try {
+            result.rekeyed.push(await rekeySet({ setId: set.setId, targets: set.targets }));
+          } catch (err) {
+            // A lock found only now, a check that failed: this set keeps its old objects; the others go on.
+            result.refused.push({ setId: set.setId, reason: err instanceof Error ? rootMessage(err) : String(err) });
+          }
         }
-      }
-    }, () => `${dryRun ? 'would rekey' : 'rekeyed'} ${result.rekeyed.length} sets${result.refused.length ? `; refused ${result.refused.map((r) => r.setId).join(', ')}` : ''}`);
+      },
+      () =>
+        `${dryRun ? 'would rekey' : 'rekeyed'} ${result.rekeyed.length} sets${result.refused.length ? `; refused ${result.refused.map((r) => r.setId).join(', ')}` : ''}`,
+    );
     if (result.refused.length) {
-      throw ApplicationFailure.nonRetryable(`rekey left ${result.refused.length} sets as they were: ${result.refused.map((r) => `${r.setId}: ${r.reason}`).join('; ')}`,
-        FailureType.RestoreRefused, result);
+      throw ApplicationFailure.nonRetryable(
+        `rekey left ${result.refused.length} sets as they were: ${result.refused.map((r) => `${r.setId}: ${r.reason}`).join('; ')}`,
+        FailureType.RestoreRefused,
+        result,
+      );
     }
     tracker.finish('completed');
     return result;

@@ -21,8 +21,10 @@ export async function stopCaptureBeforeRestore(cluster: string): Promise<string 
   try {
     const stopped = await stopChangeCapture({ cluster });
     if (!stopped.wasRunning) return 'no change capture running';
-    return `change capture stopped (incarnation ${stopped.clusterId ?? '?'} durable up to revision ${stopped.lastDurable ?? '-'}); `
-      + 'start it again after the next backup set of the restored cluster';
+    return (
+      `change capture stopped (incarnation ${stopped.clusterId ?? '?'} durable up to revision ${stopped.lastDurable ?? '-'}); ` +
+      'start it again after the next backup set of the restored cluster'
+    );
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     return `change capture not stopped (${rootMessage(err)}): it ends itself on the new cluster ID; check \`capture status\``;

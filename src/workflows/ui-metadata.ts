@@ -15,16 +15,19 @@ type ActivityProxyOptions<A> = Parameters<typeof wf.proxyActivities<A>>[0];
 /** Like `proxyActivities`, with a summary naming each call's target (a summary given with `executeWithOptions` wins). */
 export function proxyActivities<A = wf.UntypedActivities>(options: ActivityProxyOptions<A>): wf.ActivityInterfaceFor<A> {
   const inner = wf.proxyActivities<A>(options) as Record<string, wf.ActivityFunctionWithOptions<(...args: unknown[]) => Promise<unknown>>>;
-  return new Proxy({}, {
-    get(_, name) {
-      if (typeof name !== 'string') return undefined;
-      const activity = inner[name]!;
-      const call = (...args: unknown[]) => activity.executeWithOptions({ summary: activitySummary(name, args, options.taskQueue) }, args);
-      call.executeWithOptions = (override: ActivityOptions, args: unknown[]) =>
-        activity.executeWithOptions({ summary: activitySummary(name, args, override.taskQueue ?? options.taskQueue), ...override }, args);
-      return call;
+  return new Proxy(
+    {},
+    {
+      get(_, name) {
+        if (typeof name !== 'string') return undefined;
+        const activity = inner[name]!;
+        const call = (...args: unknown[]) => activity.executeWithOptions({ summary: activitySummary(name, args, options.taskQueue) }, args);
+        call.executeWithOptions = (override: ActivityOptions, args: unknown[]) =>
+          activity.executeWithOptions({ summary: activitySummary(name, args, override.taskQueue ?? options.taskQueue), ...override }, args);
+        return call;
+      },
     },
-  }) as wf.ActivityInterfaceFor<A>;
+  ) as wf.ActivityInterfaceFor<A>;
 }
 
 type ChildOptions<T extends Workflow> = wf.WithWorkflowArgs<T, Omit<wf.ChildWorkflowOptions, 'typeInfo'>> & { typeInfo?: undefined };

@@ -24,9 +24,15 @@ async function withProfile<T>(run: (flags: string[]) => Promise<T>): Promise<T> 
   const profile = await mkdtemp(join(tmpdir(), 'nnoe-dr-chromium-'));
   try {
     return await run([
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${profile}`,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--no-first-run',
+      `--user-data-dir=${profile}`,
       // Virtual time runs the page's scripts and fetches until it settles (or the budget ends).
-      '--virtual-time-budget=20000', '--window-size=1920,1300',
+      '--virtual-time-budget=20000',
+      '--window-size=1920,1300',
     ]);
   } finally {
     await rm(profile, { recursive: true, force: true });
@@ -36,8 +42,14 @@ async function withProfile<T>(run: (flags: string[]) => Promise<T>): Promise<T> 
 /** The page's DOM as rendered, reduced to its text (scripts and styles dropped). */
 export async function renderedText(url: string): Promise<string> {
   const dom = await withProfile((flags) => chromium([...flags, '--dump-dom', url]));
-  return dom.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/g, ' ').replace(/<[^>]+>/g, ' ')
-    .replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'")
+  return dom
+    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/g, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
     .replace(/\s+/g, ' ');
 }
 

@@ -22,7 +22,8 @@ export async function scanForDebris(world: World, config: Config, wasLive: Set<s
   const listed = new Set((await listBackupSets(config, { targets: WORLD_TARGETS })).map((s) => s.setId));
   for (const target of config.storage.filter((t) => WORLD_TARGETS.includes(t.name))) {
     const store = await openStore(target);
-    for (const leftover of await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) })) debris.push(`${target.name}: ${leftover.location}`);
+    for (const leftover of await store.listLeftovers({ olderThan: new Date(Date.now() + 60_000) }))
+      debris.push(`${target.name}: ${leftover.location}`);
     const setIds = new Set((await store.list()).map((key) => key.split('/')[0]!).filter((id) => id !== SEGMENT_PREFIX));
     for (const id of setIds) if (!listed.has(id)) debris.push(`${target.name}: ${id}/ holds objects but no manifest`);
   }
@@ -39,7 +40,8 @@ export async function scanForDebris(world: World, config: Config, wasLive: Set<s
     const parent = dirname(live[member.name]!);
     for (const dir of readdirSync(parent)) {
       const path = join(parent, dir);
-      if (dir.startsWith('restored-') && path !== live[member.name] && !wasLive.has(path)) debris.push(`${member.name}: unused data dir ${path}`);
+      if (dir.startsWith('restored-') && path !== live[member.name] && !wasLive.has(path))
+        debris.push(`${member.name}: unused data dir ${path}`);
     }
   }
 
@@ -47,7 +49,9 @@ export async function scanForDebris(world: World, config: Config, wasLive: Set<s
   // `<db>_pre_restore_<stamp>` schemas are the old tables, kept on purpose.
   const root = await connectAsRoot(mariadbLayout(world.mariadb!.dir));
   try {
-    const [rows] = await root.query<RowDataPacket[]>("SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE '%\\_restore\\_%' AND schema_name NOT LIKE '%\\_pre\\_restore\\_%'");
+    const [rows] = await root.query<RowDataPacket[]>(
+      "SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE '%\\_restore\\_%' AND schema_name NOT LIKE '%\\_pre\\_restore\\_%'",
+    );
     for (const row of rows) debris.push(`mariadb: staging schema ${String(row.name)}`);
   } finally {
     await root.end();

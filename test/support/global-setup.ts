@@ -15,7 +15,13 @@ import { createConnection } from 'mysql2/promise';
 import { readFile } from 'node:fs/promises';
 import { loadPhpipamFixture } from '../../src/sandbox/phpipam-fixture';
 import { freePort } from '../../src/sandbox/ports';
-import { processesWithEnvironmentMarker, programLogPath, supervisorctl, supervisorLayout, writeProgramConfig } from '../../src/sandbox/supervisor';
+import {
+  processesWithEnvironmentMarker,
+  programLogPath,
+  supervisorctl,
+  supervisorLayout,
+  writeProgramConfig,
+} from '../../src/sandbox/supervisor';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/common/search-attributes';
 import { VARIANTS, WORLD_APPROVERS } from './shared';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -32,7 +38,13 @@ const repoRoot = resolve(__dirname, '../..');
 export const LOCKED_BUCKET = 'nnoe-backups-locked';
 
 export function testConfig(
-  base: Record<string, unknown>, temporalAddress: string, deadPort: number, encryption: { recipient: string; identityFile: string }, agents: object[], nebula: object[], checks: object,
+  base: Record<string, unknown>,
+  temporalAddress: string,
+  deadPort: number,
+  encryption: { recipient: string; identityFile: string },
+  agents: object[],
+  nebula: object[],
+  checks: object,
 ): Record<string, unknown> {
   const clusters = base.clusters as Array<Record<string, any>>;
   const main = clusters[0]!;
@@ -53,10 +65,18 @@ export function testConfig(
     encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } },
     storage: [
       // The S3 copy also asks for server-side encryption: the second layer under age.
-      ...(base.storage as Array<Record<string, unknown>>).map((t) => (t.type === 's3' ? { ...t, serverSideEncryption: { algorithm: 'AES256' } } : t)),
-      { ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.deadS3Target, endpoint: `http://127.0.0.1:${deadPort}` },
+      ...(base.storage as Array<Record<string, unknown>>).map((t) =>
+        t.type === 's3' ? { ...t, serverSideEncryption: { algorithm: 'AES256' } } : t,
+      ),
       {
-        ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'), name: VARIANTS.lockedS3Target, bucket: LOCKED_BUCKET,
+        ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'),
+        name: VARIANTS.deadS3Target,
+        endpoint: `http://127.0.0.1:${deadPort}`,
+      },
+      {
+        ...(base.storage as Array<Record<string, unknown>>).find((t) => t.type === 's3'),
+        name: VARIANTS.lockedS3Target,
+        bucket: LOCKED_BUCKET,
         objectLock: { mode: 'GOVERNANCE', days: 1 },
       },
     ],
@@ -70,8 +90,12 @@ export function testConfig(
 async function loadSamplePhpipam(world: World): Promise<void> {
   const db = world.mariadb!;
   const conn = await createConnection({
-    host: '127.0.0.1', port: db.port, user: db.user, database: db.database,
-    password: (await readFile(db.passwordFile, 'utf8')).replace(/\r?\n$/, ''), multipleStatements: true,
+    host: '127.0.0.1',
+    port: db.port,
+    user: db.user,
+    database: db.database,
+    password: (await readFile(db.passwordFile, 'utf8')).replace(/\r?\n$/, ''),
+    multipleStatements: true,
   });
   try {
     await loadPhpipamFixture(conn, { ipaddresses: 2000 });
@@ -92,7 +116,18 @@ async function startKnotBridge(dir: string, agent: WorldAgent, port: number): Pr
   const layout = supervisorLayout(dir);
   writeProgramConfig(layout, {
     name: `nnoe-knot-${agent.node}`,
-    command: [process.execPath, '--import', 'tsx', 'src/sandbox/knot-bridge.ts', '--agent-knot-conf', agent.knotConf, '--dir', join(dir, 'knot', agent.node), '--port', String(port)],
+    command: [
+      process.execPath,
+      '--import',
+      'tsx',
+      'src/sandbox/knot-bridge.ts',
+      '--agent-knot-conf',
+      agent.knotConf,
+      '--dir',
+      join(dir, 'knot', agent.node),
+      '--port',
+      String(port),
+    ],
     directory: repoRoot,
   });
   await supervisorctl(layout.conf, 'reread');
@@ -118,12 +153,27 @@ export const MANAGEMENT_WORKER_PROGRAMS = ['nnoe-dr-worker-management-1', 'nnoe-
  * restart one: the management workers, and one node worker on every etcd member's node (the
  * restore runs host-local steps on each). `extraArgs` per program: `--node <node>` for node workers.
  */
-async function startWorkerPrograms(dir: string, configPath: string, bundlePath: string, programs: Array<{ name: string; extraArgs: string[] }>): Promise<void> {
+async function startWorkerPrograms(
+  dir: string,
+  configPath: string,
+  bundlePath: string,
+  programs: Array<{ name: string; extraArgs: string[] }>,
+): Promise<void> {
   const layout = supervisorLayout(dir);
   for (const { name, extraArgs } of programs) {
     writeProgramConfig(layout, {
       name,
-      command: [process.execPath, '--import', 'tsx', 'src/worker.ts', '--config', configPath, '--workflow-bundle', bundlePath, ...extraArgs],
+      command: [
+        process.execPath,
+        '--import',
+        'tsx',
+        'src/worker.ts',
+        '--config',
+        configPath,
+        '--workflow-bundle',
+        bundlePath,
+        ...extraArgs,
+      ],
       directory: repoRoot,
       // Failpoints armed through this file let chaos tests stop a step at a named point.
       environment: { NNOE_DR_FAILPOINTS: join(dir, 'failpoints.json') },
@@ -141,7 +191,13 @@ export async function waitForWorkerProgram(dir: string, program: string, sinceBy
   const log = programLogPath(supervisorLayout(dir), program);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const text = (() => { try { return readFileSync(log).subarray(sinceBytes).toString(); } catch { return ''; } })();
+    const text = (() => {
+      try {
+        return readFileSync(log).subarray(sinceBytes).toString();
+      } catch {
+        return '';
+      }
+    })();
     if (text.includes('polling')) return;
     if (Date.now() > deadline) throw new Error(`worker ${program} did not start within 60 s; see ${log}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -181,9 +237,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const identityFile = join(dir, 'secrets', 'age-identity.txt');
     await writeFile(identityFile, identity, { mode: 0o600 });
     const configPath = join(dir, 'nnoe-dr.test.yaml');
-    const agents = await startRealAgents({
-      dir, supervisorConf: world.supervisorConf, repoRoot, etcdEndpoints: world.etcd.members.map((m) => m.clientUrl), certs: world.certs,
-    }, AGENT_NODES);
+    const agents = await startRealAgents(
+      {
+        dir,
+        supervisorConf: world.supervisorConf,
+        repoRoot,
+        etcdEndpoints: world.etcd.members.map((m) => m.clientUrl),
+        certs: world.certs,
+      },
+      AGENT_NODES,
+    );
     // Only node-1 has an agent config dir: the agent-config component skips nodes without one.
     await mkdir(agents[0]!.configDir, { recursive: true });
     await writeFile(join(agents[0]!.configDir, '10-zones.yaml'), 'zones:\n  - example.com\n', { mode: 0o640 });
@@ -198,13 +261,30 @@ export default async function setup(project: TestProject): Promise<() => Promise
     // Nebula files on the agent nodes, signed by one overlay CA, as `nebula-cert` lays them out.
     const nebula = [];
     for (const [index, node] of AGENT_NODES.entries()) {
-      const files = await generateNebulaNode(join(dir, 'nodes', node, 'etc', 'nebula'), { name: node, ip: `192.168.100.${index + 1}/24`, caDir: join(dir, 'nebula-ca') });
+      const files = await generateNebulaNode(join(dir, 'nodes', node, 'etc', 'nebula'), {
+        name: node,
+        ip: `192.168.100.${index + 1}/24`,
+        caDir: join(dir, 'nebula-ca'),
+      });
       nebula.push({ node, dir: files.dir });
     }
-    await writeFile(configPath, stringify(testConfig(renderWorldConfig(world), env.address, await freePort(), { recipient, identityFile },
-      // node-1 is also the Nebula CA host: its CA key is part of node-1's host state.
-      agentConfigEntries(agents, world.supervisorConf).map((a) => (a.node === 'node-1' ? { ...a, nebulaCaKey: join(dir, 'nebula-ca', 'ca.key') } : a)),
-      nebula, checks)));
+    await writeFile(
+      configPath,
+      stringify(
+        testConfig(
+          renderWorldConfig(world),
+          env.address,
+          await freePort(),
+          { recipient, identityFile },
+          // node-1 is also the Nebula CA host: its CA key is part of node-1's host state.
+          agentConfigEntries(agents, world.supervisorConf).map((a) =>
+            a.node === 'node-1' ? { ...a, nebulaCaKey: join(dir, 'nebula-ca', 'ca.key') } : a,
+          ),
+          nebula,
+          checks,
+        ),
+      ),
+    );
 
     const locked = loadConfig(configPath).storage.find((t) => t.name === VARIANTS.lockedS3Target) as S3TargetConfig;
     await (await s3ClientFor(locked)).send(new CreateBucketCommand({ Bucket: locked.bucket, ObjectLockEnabledForBucket: true }));
@@ -217,7 +297,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
       ...MANAGEMENT_WORKER_PROGRAMS.map((name) => ({ name, extraArgs: [] })),
       ...MEMBER_NODES.map((node) => ({ name: nodeWorkerProgram(node), extraArgs: ['--node', node] })),
     ]);
-    project.provide('world', { worldDir: dir, configPath, temporalAddress: env.address, temporalUiUrl: `http://127.0.0.1:${uiPort}`, workflowBundlePath });
+    project.provide('world', {
+      worldDir: dir,
+      configPath,
+      temporalAddress: env.address,
+      temporalUiUrl: `http://127.0.0.1:${uiPort}`,
+      workflowBundlePath,
+    });
   } catch (err) {
     await teardown(); // a failed setup must not leave a world running
     throw err;
@@ -225,6 +311,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return teardown;
 }
 const quietLogger = {
-  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
-  warn: (m: string) => console.warn(m), error: (m: string) => console.error(m),
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
 };

@@ -54,7 +54,10 @@ export async function openHarness(): Promise<Harness> {
 /** A client bound to one member of the main cluster, over mTLS. */
 export async function memberClient(config: Config, memberName: string): Promise<Etcd3> {
   const cluster = findCluster(config, CLUSTER);
-  return connectMember(cluster, cluster.etcd.members.find((m) => m.name === memberName)!);
+  return connectMember(
+    cluster,
+    cluster.etcd.members.find((m) => m.name === memberName)!,
+  );
 }
 
 /** The member that currently leads the cluster. */
@@ -81,13 +84,21 @@ export async function stopMember(world: World, member: string, signal: 'TERM' | 
 /** Starts stopped members again and waits until each answers a status call. */
 export async function startMembers(world: World, config: Config, members: string[]): Promise<void> {
   for (const member of members) await supervisorctl(world.supervisorConf, 'start', member).catch(() => undefined);
-  await pollUntil(async () => {
-    for (const member of members) {
-      const client = await memberClient(config, member);
-      try { await client.maintenance.status(); } finally { client.close(); }
-    }
-    return true;
-  }, 60_000, `members ${members.join(', ')} healthy again`);
+  await pollUntil(
+    async () => {
+      for (const member of members) {
+        const client = await memberClient(config, member);
+        try {
+          await client.maintenance.status();
+        } finally {
+          client.close();
+        }
+      }
+      return true;
+    },
+    60_000,
+    `members ${members.join(', ')} healthy again`,
+  );
 }
 
 /**
@@ -113,7 +124,11 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined | false>, 
 export async function runCli(configPath: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['--config', configPath, ...args], (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    ['--config', configPath, ...args],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -140,9 +155,11 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
   const { existsSync } = await import('node:fs');
   if (existsSync(path) && process.env.NNOE_RECORD_HISTORIES !== '1') return;
   // The CLI's export is the format the UI downloads and historyFromJSON reads.
-  const { stdout } = await promisify(execFile)(temporalBinary(), [
-    'workflow', 'show', '--workflow-id', handle.workflowId, '--address', inject('world').temporalAddress, '--output', 'json',
-  ], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(
+    temporalBinary(),
+    ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', inject('world').temporalAddress, '--output', 'json'],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
   await writeFile(path, stdout);
 }
 
@@ -150,8 +167,11 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
 export async function fillKeys(client: Etcd3, prefix: string, count: number, valueBytes: number): Promise<void> {
   const batch = 16;
   for (let i = 0; i < count; i += batch) {
-    await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_v, j) =>
-      client.put(`${prefix}${String(i + j).padStart(6, '0')}`).value(randomBytes(valueBytes))));
+    await Promise.all(
+      Array.from({ length: Math.min(batch, count - i) }, (_v, j) =>
+        client.put(`${prefix}${String(i + j).padStart(6, '0')}`).value(randomBytes(valueBytes)),
+      ),
+    );
   }
 }
 
@@ -171,7 +191,11 @@ export async function removeFill(config: Config, prefix: string): Promise<void> 
   }
   for (const member of cluster.etcd.members) {
     const client = await memberClient(config, member.name);
-    try { await client.maintenance.defragment({ deadline: Date.now() + 120_000 }); } finally { client.close(); }
+    try {
+      await client.maintenance.defragment({ deadline: Date.now() + 120_000 });
+    } finally {
+      client.close();
+    }
   }
 }
 

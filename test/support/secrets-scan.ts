@@ -39,7 +39,10 @@ function secretOf(name: string, value: string): WorldSecret {
 
 /** A PEM file's secret: each full base64 line of its body (a key shows up whole, escaped or re-wrapped lines still carry them). */
 function pemSecretOf(name: string, text: string): WorldSecret {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
   return { name, probes: lines };
 }
 
@@ -69,7 +72,8 @@ export function worldSecrets(world: World, config: Config): WorldSecret[] {
   }
   // etcd's and the agents' TLS keys, the Nebula host and CA keys.
   for (const dir of [world.certs.dir, join(world.dir, 'nodes'), join(world.dir, 'nebula-ca')]) {
-    for (const file of privateKeyFiles(dir)) secrets.push(pemSecretOf(`private key ${file.slice(world.dir.length + 1)}`, readFileSync(file, 'utf8')));
+    for (const file of privateKeyFiles(dir))
+      secrets.push(pemSecretOf(`private key ${file.slice(world.dir.length + 1)}`, readFileSync(file, 'utf8')));
   }
   return secrets.filter((s) => s.probes.length > 0);
 }
@@ -110,7 +114,11 @@ export async function scanHistories(client: Client, secrets: WorldSecret[]): Pro
 /** The worker logs: the management workers' and each node worker's (supervisord program logs; `worker.log` of worlds that ran one in-process). */
 export function workerLogs(world: World): string[] {
   const logsDir = supervisorLayout(world.dir).logsDir;
-  const nodeWorkers = existsSync(logsDir) ? readdirSync(logsDir).filter((f) => f.startsWith('nnoe-dr-worker')).map((f) => join(logsDir, f)) : [];
+  const nodeWorkers = existsSync(logsDir)
+    ? readdirSync(logsDir)
+        .filter((f) => f.startsWith('nnoe-dr-worker'))
+        .map((f) => join(logsDir, f))
+    : [];
   return [join(world.dir, 'worker.log'), ...nodeWorkers].filter((f) => existsSync(f));
 }
 

@@ -6,7 +6,13 @@ import { problemsOf } from './config-problems';
 
 const cluster = (extra: object) => ({
   workDir: '/var/lib/nnoe-dr/work',
-  clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] }, ...extra }],
+  clusters: [
+    {
+      name: 'prod',
+      etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+      ...extra,
+    },
+  ],
   storage: [{ name: 'local', type: 'local', path: '/backup/nnoe' }],
 });
 
@@ -18,12 +24,18 @@ describe('approvers', () => {
     expect(approvers).toEqual(['alice', 'bob']);
     expect(approverProblem('alice', approvers)).toBeNull();
     expect(approverProblem(' bob ', approvers)).toBeNull();
-    expect(approverProblem('mallory', approvers)).toBe('"mallory" may not approve runs of this cluster; the config\'s approvers are: "alice", "bob"');
+    expect(approverProblem('mallory', approvers)).toBe(
+      '"mallory" may not approve runs of this cluster; the config\'s approvers are: "alice", "bob"',
+    );
   });
 
   it('refuses an empty list or an empty name in the config', () => {
-    expect(problemsOf(cluster({ approvers: [] }))).toEqual([expect.stringMatching(/^clusters\[0\]\.approvers: expected at least one name, or leave approvers out/)]);
-    expect(problemsOf(cluster({ approvers: ['alice', ' '] }))).toEqual([expect.stringMatching(/^clusters\[0\]\.approvers\[1\]: expected an approver's name/)]);
+    expect(problemsOf(cluster({ approvers: [] }))).toEqual([
+      expect.stringMatching(/^clusters\[0\]\.approvers: expected at least one name, or leave approvers out/),
+    ]);
+    expect(problemsOf(cluster({ approvers: ['alice', ' '] }))).toEqual([
+      expect.stringMatching(/^clusters\[0\]\.approvers\[1\]: expected an approver's name/),
+    ]);
   });
 
   it('records the client identity beside the name when the client sent one', () => {

@@ -9,17 +9,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { create as createTar, Header, type HeaderData } from 'tar';
-import {
-  UnsafeArchiveError, extractArchive, extractIntoFreshDir, listArchive, swapDirectory,
-} from '../../src/archive/extract';
+import { UnsafeArchiveError, extractArchive, extractIntoFreshDir, listArchive, swapDirectory } from '../../src/archive/extract';
 
 let base: string;
-beforeEach(async () => { base = await mkdtemp(join(tmpdir(), 'nnoe-dr-archive-test-')); });
-afterEach(async () => { await rm(base, { recursive: true, force: true }); });
+beforeEach(async () => {
+  base = await mkdtemp(join(tmpdir(), 'nnoe-dr-archive-test-'));
+});
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
 
 const modeOf = async (path: string) => (await lstat(path)).mode & 0o7777;
 
-interface RawEntry { path: string; type?: HeaderData['type']; mode?: number; body?: string; linkpath?: string }
+interface RawEntry {
+  path: string;
+  type?: HeaderData['type'];
+  mode?: number;
+  body?: string;
+  linkpath?: string;
+}
 
 /** A tar written header by header, so it can hold what `tar -c` would never produce. */
 function handMadeTar(entries: RawEntry[]): Buffer {
@@ -27,8 +35,14 @@ function handMadeTar(entries: RawEntry[]): Buffer {
   for (const e of entries) {
     const body = Buffer.from(e.body ?? '');
     const header = new Header({
-      path: e.path, type: e.type ?? 'File', mode: e.mode ?? 0o644, size: body.length, linkpath: e.linkpath,
-      uid: 0, gid: 0, mtime: new Date('2025-01-01T00:00:00Z'),
+      path: e.path,
+      type: e.type ?? 'File',
+      mode: e.mode ?? 0o644,
+      size: body.length,
+      linkpath: e.linkpath,
+      uid: 0,
+      gid: 0,
+      mtime: new Date('2025-01-01T00:00:00Z'),
     });
     header.encode();
     blocks.push(header.block!);
@@ -58,7 +72,9 @@ describe('extractIntoFreshDir + swapDirectory', () => {
     const archive = await new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       createTar({ cwd: '/', gzip: true, portable: false }, [prefix])
-        .on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+        .on('data', (c: Buffer) => chunks.push(c))
+        .on('end', () => resolve(Buffer.concat(chunks)))
+        .on('error', reject);
     });
 
     // The live dir to be replaced.
@@ -76,16 +92,17 @@ describe('extractIntoFreshDir + swapDirectory', () => {
     }
     expect(restored.dir.startsWith(`${finalDir}.restoring-`)).toBe(true);
     // Which of the two hard-linked names is the File and which the Link depends on readdir order.
-    const [linked, linkName] = restored.entries.find((e) => e.path === 'db/conf')!.type === 'File' ? ['db/conf', 'conf.hardlink'] : ['conf.hardlink', 'db/conf'];
+    const [linked, linkName] =
+      restored.entries.find((e) => e.path === 'db/conf')!.type === 'File' ? ['db/conf', 'conf.hardlink'] : ['conf.hardlink', 'db/conf'];
     expect(Object.fromEntries(restored.entries.map((e) => [e.path, [e.type, e.mode, e.linkpath]]))).toEqual({
       '.': ['Directory', 0o751, undefined],
-      'db': ['Directory', 0o750, undefined],
+      db: ['Directory', 0o750, undefined],
       [linked]: ['File', 0o640, undefined],
       [linkName]: ['Link', 0o640, linked],
       'db/snap': ['Directory', 0o700, undefined],
       'db/snap/blob': ['File', 0o600, undefined],
       'run.sh': ['File', 0o755, undefined],
-      'current': ['SymbolicLink', 0o777, 'db/conf'],
+      current: ['SymbolicLink', 0o777, 'db/conf'],
     });
     expect(restored.entries.find((e) => e.path === 'db/snap/blob')!.size).toBe(5000);
     // Nothing of the spool left beside the target; the live dir is untouched until the swap.
@@ -146,41 +163,112 @@ describe('extractIntoFreshDir + swapDirectory', () => {
 
 describe('hostile archives are refused before anything is written', () => {
   const cases: Array<{ name: string; entries: RawEntry[]; entry: string; says: RegExp; stripPrefix?: string }> = [
-    { name: 'absolute path', entries: [{ path: '/etc/nnoe-evil', body: 'x' }], entry: '/etc/nnoe-evil', says: /absolute path; expected a relative path/ },
+    {
+      name: 'absolute path',
+      entries: [{ path: '/etc/nnoe-evil', body: 'x' }],
+      entry: '/etc/nnoe-evil',
+      says: /absolute path; expected a relative path/,
+    },
     { name: 'leading ..', entries: [{ path: '../x', body: 'x' }], entry: '../x', says: /'\.\.' component/ },
-    { name: '.. in the middle', entries: [{ path: 'a/', type: 'Directory' }, { path: 'a/../../x', body: 'x' }], entry: 'a/../../x', says: /'\.\.' component/ },
+    {
+      name: '.. in the middle',
+      entries: [
+        { path: 'a/', type: 'Directory' },
+        { path: 'a/../../x', body: 'x' },
+      ],
+      entry: 'a/../../x',
+      says: /'\.\.' component/,
+    },
     { name: 'backslash ..', entries: [{ path: 'a\\..\\..\\x', body: 'x' }], entry: 'a\\..\\..\\x', says: /'\.\.' component/ },
     { name: 'drive-letter path', entries: [{ path: 'c:x', body: 'x' }], entry: 'c:x', says: /absolute path/ },
-    { name: 'symlink to /etc/passwd', entries: [{ path: 'passwd', type: 'SymbolicLink', linkpath: '/etc/passwd' }], entry: 'passwd', says: /symlink to absolute path \/etc\/passwd/ },
     {
-      name: 'symlink climbing out', entries: [{ path: 'sub/', type: 'Directory' }, { path: 'sub/out', type: 'SymbolicLink', linkpath: '../../outside' }],
-      entry: 'sub/out', says: /symlink to \.\.\/\.\.\/outside resolves outside the extraction root/,
+      name: 'symlink to /etc/passwd',
+      entries: [{ path: 'passwd', type: 'SymbolicLink', linkpath: '/etc/passwd' }],
+      entry: 'passwd',
+      says: /symlink to absolute path \/etc\/passwd/,
+    },
+    {
+      name: 'symlink climbing out',
+      entries: [
+        { path: 'sub/', type: 'Directory' },
+        { path: 'sub/out', type: 'SymbolicLink', linkpath: '../../outside' },
+      ],
+      entry: 'sub/out',
+      says: /symlink to \.\.\/\.\.\/outside resolves outside the extraction root/,
     },
     {
       name: 'write through an archived symlink',
-      entries: [{ path: 'sub/', type: 'Directory' }, { path: 'd', type: 'SymbolicLink', linkpath: 'sub' }, { path: 'd/file', body: 'x' }],
-      entry: 'd/file', says: /inside d, which is a SymbolicLink/,
+      entries: [
+        { path: 'sub/', type: 'Directory' },
+        { path: 'd', type: 'SymbolicLink', linkpath: 'sub' },
+        { path: 'd/file', body: 'x' },
+      ],
+      entry: 'd/file',
+      says: /inside d, which is a SymbolicLink/,
     },
     {
       name: 'symlink through another symlink (target judged before the hop exists)',
-      entries: [{ path: 'e', type: 'SymbolicLink', linkpath: 'd/../x' }, { path: 'd', type: 'SymbolicLink', linkpath: '.' }],
-      entry: 'e', says: /goes through another symlink, d/,
+      entries: [
+        { path: 'e', type: 'SymbolicLink', linkpath: 'd/../x' },
+        { path: 'd', type: 'SymbolicLink', linkpath: '.' },
+      ],
+      entry: 'e',
+      says: /goes through another symlink, d/,
     },
-    { name: 'hard link out', entries: [{ path: 'h', type: 'Link', linkpath: '../outside' }], entry: 'h', says: /hard link to \.\.\/outside outside the extraction root/ },
-    { name: 'hard link to /etc/shadow', entries: [{ path: 'h', type: 'Link', linkpath: '/etc/shadow' }], entry: 'h', says: /hard link to \/etc\/shadow/ },
+    {
+      name: 'hard link out',
+      entries: [{ path: 'h', type: 'Link', linkpath: '../outside' }],
+      entry: 'h',
+      says: /hard link to \.\.\/outside outside the extraction root/,
+    },
+    {
+      name: 'hard link to /etc/shadow',
+      entries: [{ path: 'h', type: 'Link', linkpath: '/etc/shadow' }],
+      entry: 'h',
+      says: /hard link to \/etc\/shadow/,
+    },
     {
       name: 'hard link to a symlink',
-      entries: [{ path: 's', type: 'SymbolicLink', linkpath: 'a' }, { path: 'deep/', type: 'Directory' }, { path: 'deep/h', type: 'Link', linkpath: 's' }],
-      entry: 'deep/h', says: /expected a hard link to a regular file/,
+      entries: [
+        { path: 's', type: 'SymbolicLink', linkpath: 'a' },
+        { path: 'deep/', type: 'Directory' },
+        { path: 'deep/h', type: 'Link', linkpath: 's' },
+      ],
+      entry: 'deep/h',
+      says: /expected a hard link to a regular file/,
     },
-    { name: 'FIFO', entries: [{ path: 'pipe', type: 'FIFO', mode: 0o600 }], entry: 'pipe', says: /FIFO entry; expected one of File, Directory, SymbolicLink, Link/ },
-    { name: 'character device', entries: [{ path: 'null', type: 'CharacterDevice', mode: 0o666 }], entry: 'null', says: /CharacterDevice entry/ },
-    { name: 'setuid file', entries: [{ path: 'su', mode: 0o4755, body: 'x' }], entry: 'su', says: /setuid\/setgid mode 4755/ },
-    { name: 'same path twice', entries: [{ path: 'a', body: 'x' }, { path: 'a', type: 'SymbolicLink', linkpath: 'b' }], entry: 'a', says: /appears twice/ },
     {
-      name: 'entry outside stripPrefix', stripPrefix: 'var/nnoe/cache',
-      entries: [{ path: 'var/nnoe/cache/', type: 'Directory' }, { path: 'var/nnoe/cache/ok', body: 'x' }, { path: 'etc/cron.d/evil', body: 'x' }],
-      entry: 'etc/cron.d/evil', says: /outside the prefix "var\/nnoe\/cache"; expected every entry under that prefix/,
+      name: 'FIFO',
+      entries: [{ path: 'pipe', type: 'FIFO', mode: 0o600 }],
+      entry: 'pipe',
+      says: /FIFO entry; expected one of File, Directory, SymbolicLink, Link/,
+    },
+    {
+      name: 'character device',
+      entries: [{ path: 'null', type: 'CharacterDevice', mode: 0o666 }],
+      entry: 'null',
+      says: /CharacterDevice entry/,
+    },
+    { name: 'setuid file', entries: [{ path: 'su', mode: 0o4755, body: 'x' }], entry: 'su', says: /setuid\/setgid mode 4755/ },
+    {
+      name: 'same path twice',
+      entries: [
+        { path: 'a', body: 'x' },
+        { path: 'a', type: 'SymbolicLink', linkpath: 'b' },
+      ],
+      entry: 'a',
+      says: /appears twice/,
+    },
+    {
+      name: 'entry outside stripPrefix',
+      stripPrefix: 'var/nnoe/cache',
+      entries: [
+        { path: 'var/nnoe/cache/', type: 'Directory' },
+        { path: 'var/nnoe/cache/ok', body: 'x' },
+        { path: 'etc/cron.d/evil', body: 'x' },
+      ],
+      entry: 'etc/cron.d/evil',
+      says: /outside the prefix "var\/nnoe\/cache"; expected every entry under that prefix/,
     },
   ];
 
@@ -192,7 +280,10 @@ describe('hostile archives are refused before anything is written', () => {
       // Good entries first where the case allows, so a partial extraction would show.
       const tar = handMadeTar([{ path: c.stripPrefix ? `${c.stripPrefix}/first` : 'first', body: 'x' }, ...c.entries]);
 
-      const error = await extractIntoFreshDir(Readable.from([tar]), finalDir, { stripPrefix: c.stripPrefix }).then(() => undefined, (e: unknown) => e);
+      const error = await extractIntoFreshDir(Readable.from([tar]), finalDir, { stripPrefix: c.stripPrefix }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(UnsafeArchiveError);
       expect((error as UnsafeArchiveError).entryPath).toBe(c.entry);
       expect((error as Error).message).toContain(JSON.stringify(c.entry));
@@ -208,7 +299,10 @@ describe('hostile archives are refused before anything is written', () => {
 
   it('extractArchive does not even create a missing target dir for a refused archive', async () => {
     const cwd = join(base, 'fresh');
-    const tar = handMadeTar([{ path: 'ok', body: 'x' }, { path: 'evil', type: 'SymbolicLink', linkpath: '../../../etc/passwd' }]);
+    const tar = handMadeTar([
+      { path: 'ok', body: 'x' },
+      { path: 'evil', type: 'SymbolicLink', linkpath: '../../../etc/passwd' },
+    ]);
     await expect(extractArchive(Readable.from([tar]), { cwd, spoolDir: base })).rejects.toThrow(/unsafe archive entry "evil"/);
     expect(await readdir(base)).toEqual([]);
   });
@@ -221,8 +315,12 @@ describe('hostile archives are refused before anything is written', () => {
   });
 
   it('allowedTypes narrows what is accepted', async () => {
-    const tar = handMadeTar([{ path: 'ok', body: 'x' }, { path: 'l', type: 'SymbolicLink', linkpath: 'ok' }]);
-    await expect(listArchive(Readable.from([tar]), { allowedTypes: ['File', 'Directory'] }))
-      .rejects.toThrow(/"l": SymbolicLink entry; expected one of File, Directory$/);
+    const tar = handMadeTar([
+      { path: 'ok', body: 'x' },
+      { path: 'l', type: 'SymbolicLink', linkpath: 'ok' },
+    ]);
+    await expect(listArchive(Readable.from([tar]), { allowedTypes: ['File', 'Directory'] })).rejects.toThrow(
+      /"l": SymbolicLink entry; expected one of File, Directory$/,
+    );
   });
 });

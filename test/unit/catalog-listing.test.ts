@@ -34,11 +34,25 @@ beforeAll(async () => {
   process.env.CATALOG_TEST_S3_KEY = 'testing';
   const raw = {
     workDir: join(dir, 'work'),
-    clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
+    clusters: [
+      {
+        name: 'prod',
+        etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+      },
+    ],
     storage: [
       { name: 'local', type: 'local', path: join(dir, 'local') },
       // A prefix: keys in the bucket are <prefix><key>, and listings must cut it off again.
-      { name: 's3', type: 's3', bucket: BUCKET, prefix: 'site-a/', endpoint: moto.endpoint, forcePathStyle: true, accessKeyId: { env: 'CATALOG_TEST_S3_KEY' }, secretAccessKey: { env: 'CATALOG_TEST_S3_KEY' } },
+      {
+        name: 's3',
+        type: 's3',
+        bucket: BUCKET,
+        prefix: 'site-a/',
+        endpoint: moto.endpoint,
+        forcePathStyle: true,
+        accessKeyId: { env: 'CATALOG_TEST_S3_KEY' },
+        secretAccessKey: { env: 'CATALOG_TEST_S3_KEY' },
+      },
     ],
   };
   config = parseConfig(raw);
@@ -65,13 +79,25 @@ async function putSet(store: BackupStore, set: ReturnType<typeof syntheticSet>, 
 
 /** The catalog's way before the delimiter listing: every key of the store, those ending in /manifest.json. */
 async function setIdsByFullWalk(store: BackupStore): Promise<string[]> {
-  return (await store.list()).filter((k) => k.endsWith(`/${MANIFEST_FILE}`)).map((k) => k.slice(0, -MANIFEST_FILE.length - 1)).sort();
+  return (await store.list())
+    .filter((k) => k.endsWith(`/${MANIFEST_FILE}`))
+    .map((k) => k.slice(0, -MANIFEST_FILE.length - 1))
+    .sort();
 }
 
 describe('the catalog lists one level', () => {
   const full = syntheticSet('prod', new Date('2026-12-01T06:00:00Z'), { revision: 1200, clusterId: 'c1' });
-  const etcdOnly = syntheticSet('prod', new Date('2026-12-02T06:00:00Z'), { revision: 1500, clusterId: 'c1', status: 'partial', components: ['etcd'] });
-  const localOnly = syntheticSet('lab', new Date('2026-12-03T06:00:00Z'), { revision: 40, clusterId: 'c9', components: ['etcd', 'phpipam'] });
+  const etcdOnly = syntheticSet('prod', new Date('2026-12-02T06:00:00Z'), {
+    revision: 1500,
+    clusterId: 'c1',
+    status: 'partial',
+    components: ['etcd'],
+  });
+  const localOnly = syntheticSet('lab', new Date('2026-12-03T06:00:00Z'), {
+    revision: 40,
+    clusterId: 'c9',
+    components: ['etcd', 'phpipam'],
+  });
   const writing = syntheticSet('prod', new Date('2026-12-04T06:00:00Z'), { revision: 1900, clusterId: 'c1' });
 
   beforeAll(async () => {
@@ -81,7 +107,8 @@ describe('the catalog lists one level', () => {
       await putSet(store, etcdOnly);
       await putSet(store, writing, { withManifest: false }); // a backup still writing: no manifest yet
       await writeObject(store, `${full.setId}/rekey-0123456789ab/agent-cache-node-1.tar.gz.age`, 'x'); // a rekey's sub-directory
-      for (let i = 0; i < 30; i++) await writeObject(store, segmentKey('prod', 'c1', { from: 1001 + i * 10, to: 1010 + i * 10, firstMs: i, lastMs: i }, ''), 'x');
+      for (let i = 0; i < 30; i++)
+        await writeObject(store, segmentKey('prod', 'c1', { from: 1001 + i * 10, to: 1010 + i * 10, firstMs: i, lastMs: i }, ''), 'x');
       await writeObject(store, gapKey('prod', 'c1', 1, 1000), '{}');
       await writeObject(store, 'README.txt', 'not a set');
     }
@@ -103,22 +130,54 @@ describe('the catalog lists one level', () => {
   it('merges the targets as before: clusters, components, status, size, copies', async () => {
     const entries = (await listBackupSets(config)).map(({ manifest: _m, ...entry }) => entry);
     expect(entries).toEqual([
-      { setId: localOnly.setId, cluster: 'lab', status: 'complete', createdAt: '2026-12-03T06:00:00.000Z', components: ['etcd', 'phpipam'], targets: ['local'], bytes: 2033 },
-      { setId: etcdOnly.setId, cluster: 'prod', status: 'partial', createdAt: '2026-12-02T06:00:00.000Z', components: ['etcd'], targets: ['local', 's3'], bytes: 1019 },
-      { setId: full.setId, cluster: 'prod', status: 'complete', createdAt: '2026-12-01T06:00:00.000Z', components: ['etcd', 'phpipam', 'agent-cache'], targets: ['local', 's3'], bytes: 3058 },
+      {
+        setId: localOnly.setId,
+        cluster: 'lab',
+        status: 'complete',
+        createdAt: '2026-12-03T06:00:00.000Z',
+        components: ['etcd', 'phpipam'],
+        targets: ['local'],
+        bytes: 2033,
+      },
+      {
+        setId: etcdOnly.setId,
+        cluster: 'prod',
+        status: 'partial',
+        createdAt: '2026-12-02T06:00:00.000Z',
+        components: ['etcd'],
+        targets: ['local', 's3'],
+        bytes: 1019,
+      },
+      {
+        setId: full.setId,
+        cluster: 'prod',
+        status: 'complete',
+        createdAt: '2026-12-01T06:00:00.000Z',
+        components: ['etcd', 'phpipam', 'agent-cache'],
+        targets: ['local', 's3'],
+        bytes: 3058,
+      },
     ]);
     expect((await listBackupSets(config, { cluster: 'prod', targets: ['s3'] })).map((s) => s.setId)).toEqual([etcdOnly.setId, full.setId]);
   });
 
   it('`backups list` prints what it printed before', async () => {
     const lines: string[] = [];
-    expect(await main(['-c', configPath, 'backups', 'list'], (line) => lines.push(line), (line) => lines.push(line))).toBe(0);
-    expect(lines.join('\n')).toBe([
-      'SET\tSTATUS\tCREATED\tCOMPONENTS\tSIZE\tTARGETS',
-      `${localOnly.setId}\tcomplete\t2026-12-03T06:00:00.000Z\tetcd,phpipam\t2.0 KiB\tlocal`,
-      `${etcdOnly.setId}\tpartial\t2026-12-02T06:00:00.000Z\tetcd\t1019 B\tlocal,s3`,
-      `${full.setId}\tcomplete\t2026-12-01T06:00:00.000Z\tetcd,phpipam,agent-cache\t3.0 KiB\tlocal,s3`,
-    ].join('\n'));
+    expect(
+      await main(
+        ['-c', configPath, 'backups', 'list'],
+        (line) => lines.push(line),
+        (line) => lines.push(line),
+      ),
+    ).toBe(0);
+    expect(lines.join('\n')).toBe(
+      [
+        'SET\tSTATUS\tCREATED\tCOMPONENTS\tSIZE\tTARGETS',
+        `${localOnly.setId}\tcomplete\t2026-12-03T06:00:00.000Z\tetcd,phpipam\t2.0 KiB\tlocal`,
+        `${etcdOnly.setId}\tpartial\t2026-12-02T06:00:00.000Z\tetcd\t1019 B\tlocal,s3`,
+        `${full.setId}\tcomplete\t2026-12-01T06:00:00.000Z\tetcd,phpipam,agent-cache\t3.0 KiB\tlocal,s3`,
+      ].join('\n'),
+    );
   });
 
   it('refuses a level that is not one', async () => {
@@ -130,14 +189,32 @@ describe('the catalog lists one level', () => {
 describe('`backups list` into a pipe', () => {
   it('prints every set before the process exits (it used to stop after ~18 KB with Node 24)', async () => {
     const root = join(dir, 'many');
-    const sets = Array.from({ length: 400 }, (_, i) => syntheticSet('prod', new Date(Date.UTC(2026, 0, 1) + i * 3600_000), { revision: i, clusterId: 'c1' }));
+    const sets = Array.from({ length: 400 }, (_, i) =>
+      syntheticSet('prod', new Date(Date.UTC(2026, 0, 1) + i * 3600_000), { revision: i, clusterId: 'c1' }),
+    );
     for (const set of sets) {
       await mkdir(join(root, set.setId), { recursive: true });
       await writeFile(join(root, set.setId, MANIFEST_FILE), JSON.stringify(set.manifest));
     }
     const many = join(dir, 'many.json');
-    await writeFile(many, JSON.stringify({ workDir: join(dir, 'work'), clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }], storage: [{ name: 'many', type: 'local', path: root }] }));
-    const cli = spawnSync(process.execPath, [join(__dirname, '../../node_modules/tsx/dist/cli.mjs'), join(__dirname, '../../src/client/cli.ts'), '-c', many, 'backups', 'list'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    await writeFile(
+      many,
+      JSON.stringify({
+        workDir: join(dir, 'work'),
+        clusters: [
+          {
+            name: 'prod',
+            etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+          },
+        ],
+        storage: [{ name: 'many', type: 'local', path: root }],
+      }),
+    );
+    const cli = spawnSync(
+      process.execPath,
+      [join(__dirname, '../../node_modules/tsx/dist/cli.mjs'), join(__dirname, '../../src/client/cli.ts'), '-c', many, 'backups', 'list'],
+      { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+    );
     expect(cli.status, cli.stderr).toBe(0);
     expect(cli.stdout.split('\n').filter((line) => line.startsWith('prod-'))).toHaveLength(400);
   });
@@ -157,7 +234,11 @@ describe('a point-in-time plan lists the segments from its snapshot on', () => {
     const { local, s3 } = await stores();
     for (const store of [local, s3]) {
       for (let i = 0; i < ranges.length; i += 32) {
-        await Promise.all(ranges.slice(i, i + 32).map((r, j) => writeObject(store, segmentKey('prod', 'c2', { ...r, firstMs: i + j, lastMs: i + j }, ''), 'x')));
+        await Promise.all(
+          ranges
+            .slice(i, i + 32)
+            .map((r, j) => writeObject(store, segmentKey('prod', 'c2', { ...r, firstMs: i + j, lastMs: i + j }, ''), 'x')),
+        );
       }
       await writeObject(store, gapKey('prod', 'c2', 1, 100), '{}');
     }
@@ -165,7 +246,13 @@ describe('a point-in-time plan lists the segments from its snapshot on', () => {
 
   // Every kind of start on the local target; on S3 (slower to list) one of each of the main kinds.
   it.each([
-    ['local', [0, 50, 100, 101, 105, 110, 3099, 3100, 3101, 5000, 8100, 8101, 8120, 8150, 12_345, 20_000, 20_005, 20_010, 20_100, 25_000, 30_005, 30_010, 40_000]],
+    [
+      'local',
+      [
+        0, 50, 100, 101, 105, 110, 3099, 3100, 3101, 5000, 8100, 8101, 8120, 8150, 12_345, 20_000, 20_005, 20_010, 20_100, 25_000, 30_005,
+        30_010, 40_000,
+      ],
+    ],
     ['s3', [0, 105, 5000, 8120, 20_005, 30_010]],
   ])('chains from every kind of start exactly as the whole listing does (%s)', async (target, starts) => {
     const segments = segmentStore(config);
@@ -173,7 +260,9 @@ describe('a point-in-time plan lists the segments from its snapshot on', () => {
     for (const after of starts) {
       const listed = await segments.listSegmentsAfter('prod', 'c2', after, { targets: [target] });
       expect(chainSegments(listed, after), `after ${after}`).toEqual(chainSegments(all, after));
-      expect(listed.length, `after ${after}: listed only from the snapshot on`).toBeLessThanOrEqual(all.filter((s) => s.to > after).length + 1);
+      expect(listed.length, `after ${after}: listed only from the snapshot on`).toBeLessThanOrEqual(
+        all.filter((s) => s.to > after).length + 1,
+      );
     }
   });
 

@@ -23,15 +23,24 @@ import { createEncryptStream, generateIdentity } from '../../src/crypto';
 import { LocalStore } from '../../src/storage/local';
 
 let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'catalog-verify-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'catalog-verify-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function configFor(targets: string[], encryption?: { recipient: string; identityFile: string }): Config {
   return parseConfig({
     workDir: join(dir, 'work'),
-    clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
+    clusters: [
+      {
+        name: 'prod',
+        etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+      },
+    ],
     storage: targets.map((t) => ({ name: t, type: 'local', path: join(dir, t) })),
     ...(encryption ? { encryption: { recipients: [encryption.recipient], identity: { file: encryption.identityFile } } } : {}),
   });
@@ -42,8 +51,14 @@ async function writeArtefact(root: string, setId: string, file: string, raw: Buf
   await mkdir(join(root, setId), { recursive: true });
   await writeFile(join(root, setId, file), stored);
   return {
-    file, key: `${setId}/${file}`, compression: 'gzip', encryption: null, bytes: stored.length, sha256: sha(stored),
-    raw: { bytes: raw.length, sha256: sha(raw) }, copies: [],
+    file,
+    key: `${setId}/${file}`,
+    compression: 'gzip',
+    encryption: null,
+    bytes: stored.length,
+    sha256: sha(stored),
+    raw: { bytes: raw.length, sha256: sha(raw) },
+    copies: [],
   };
 }
 
@@ -54,19 +69,36 @@ describe('backups verify', () => {
     const body = Buffer.alloc(1024, 7); // bbolt pages are 512-byte multiples; etcd appends the body's sha256
     const snapshot = Buffer.concat([body, createHash('sha256').update(body).digest()]);
     const dumpText = '-- MariaDB dump\nCREATE TABLE `ipaddresses` (id int);\n-- Dump completed on 2026-12-04 12:00:00\n';
-    const record = (component: string, artefacts: ArtefactRecord[]) => ({ component, status: 'ok', artefacts, facts: {}, startedAt: '', finishedAt: '' }) as unknown as ComponentRecord;
+    const record = (component: string, artefacts: ArtefactRecord[]) =>
+      ({ component, status: 'ok', artefacts, facts: {}, startedAt: '', finishedAt: '' }) as unknown as ComponentRecord;
     const components = [
       record('etcd', [await writeArtefact(root, setId, 'etcd-snapshot.db.gz', snapshot)]),
       record('phpipam', [await writeArtefact(root, setId, 'phpipam.sql.gz', Buffer.from(dumpText))]),
       record('agent-cache', [await writeArtefact(root, setId, 'node-node-1.tar.gz', Buffer.from('a tar archive, no trailer'))]),
       record('nebula', [await writeArtefact(root, setId, 'nebula-node-1.tar.gz', Buffer.from('another archive'))]),
     ];
-    const manifest = { formatVersion: 1, tool: 'nnoe-dr', setId, cluster: 'prod', status: 'complete', createdAt: '2026-12-04T12:00:00Z', completedAt: '', workflow: { workflowId: 'w', runId: 'r' }, components, failures: [] } as unknown as BackupManifest;
+    const manifest = {
+      formatVersion: 1,
+      tool: 'nnoe-dr',
+      setId,
+      cluster: 'prod',
+      status: 'complete',
+      createdAt: '2026-12-04T12:00:00Z',
+      completedAt: '',
+      workflow: { workflowId: 'w', runId: 'r' },
+      components,
+      failures: [],
+    } as unknown as BackupManifest;
     await writeFile(join(root, setId, 'manifest.json'), JSON.stringify(manifest));
 
     const report = await verifyBackupSet(configFor(['local']), setId);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
-    expect(report.checks.map((c) => c.file)).toEqual(['etcd-snapshot.db.gz', 'phpipam.sql.gz', 'node-node-1.tar.gz', 'nebula-node-1.tar.gz']);
+    expect(report.checks.map((c) => c.file)).toEqual([
+      'etcd-snapshot.db.gz',
+      'phpipam.sql.gz',
+      'node-node-1.tar.gz',
+      'nebula-node-1.tar.gz',
+    ]);
     expect(report.ok).toBe(true);
 
     // A dump without its completion line (with matching hashes) is a cut-short dump.
@@ -75,7 +107,9 @@ describe('backups verify', () => {
     await writeFile(join(root, setId, 'manifest.json'), JSON.stringify({ ...manifest, components }));
     const cutReport = await verifyBackupSet(configFor(['local']), setId);
     expect(cutReport.ok).toBe(false);
-    expect(cutReport.checks.find((c) => c.file === 'phpipam.sql.gz')?.problems).toEqual(['dump does not end with "-- Dump completed": it was cut short']);
+    expect(cutReport.checks.find((c) => c.file === 'phpipam.sql.gz')?.problems).toEqual([
+      'dump does not end with "-- Dump completed": it was cut short',
+    ]);
   });
 });
 
@@ -85,10 +119,16 @@ describe('segment replay', () => {
     const identityFile = join(dir, 'age-identity.txt');
     await writeFile(identityFile, `${identity}\n`, { mode: 0o600 });
     const config = configFor(['broken', 'good'], { recipient, identityFile });
-    const events: CapturedEvent[] = [{ rev: 5, type: 'put', key: Buffer.from('/k').toString('base64'), value: Buffer.from('v').toString('base64'), ms: 1000 }];
+    const events: CapturedEvent[] = [
+      { rev: 5, type: 'put', key: Buffer.from('/k').toString('base64'), value: Buffer.from('v').toString('base64'), ms: 1000 },
+    ];
     const key = segmentKey('prod', '42', { from: 5, to: 5, firstMs: 1000, lastMs: 1000 }, '.age');
     await mkdir(join(dir, 'good', ...key.split('/').slice(0, -1)), { recursive: true });
-    await pipeline(Readable.from([gzipSync(encodeEvents(events))]), createEncryptStream([recipient]), createWriteStream(join(dir, 'good', key)));
+    await pipeline(
+      Readable.from([gzipSync(encodeEvents(events))]),
+      createEncryptStream([recipient]),
+      createWriteStream(join(dir, 'good', key)),
+    );
     // The first target's copy gives its first bytes, then a read error (a disk or network failing mid-segment).
     await mkdir(join(dir, 'broken', ...key.split('/').slice(0, -1)), { recursive: true });
     await copyFile(join(dir, 'good', key), join(dir, 'broken', key));
@@ -99,7 +139,10 @@ describe('segment replay', () => {
       let sent = false;
       return new Readable({
         read() {
-          if (sent) { this.destroy(new Error('EIO: i/o error, read')); return; }
+          if (sent) {
+            this.destroy(new Error('EIO: i/o error, read'));
+            return;
+          }
           sent = true;
           this.push(head);
         },

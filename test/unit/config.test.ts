@@ -19,16 +19,17 @@ afterEach(async () => {
 
 const valid = {
   workDir: '/var/lib/nnoe-dr/work',
-  clusters: [{
-    name: 'prod',
-    etcd: {
-      members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }],
-      tls: { caFile: '/etc/nnoe/certs/ca.crt', certFile: '/etc/nnoe/certs/client.crt', keyFile: { file: '/etc/nnoe/certs/client.key' } },
+  clusters: [
+    {
+      name: 'prod',
+      etcd: {
+        members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }],
+        tls: { caFile: '/etc/nnoe/certs/ca.crt', certFile: '/etc/nnoe/certs/client.crt', keyFile: { file: '/etc/nnoe/certs/client.key' } },
+      },
     },
-  }],
+  ],
   storage: [{ name: 'local', type: 'local', path: '/backup/nnoe' }],
 };
-
 
 describe('config', () => {
   it('accepts a valid file and fills defaults', () => {
@@ -64,9 +65,12 @@ describe('config', () => {
 
   it('takes S3 server-side encryption as a second layer, and names a misplaced KMS key', () => {
     const s3 = { name: 's3', type: 's3', bucket: 'nnoe-backups', serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/nnoe' } };
-    expect(parseConfig({ ...valid, storage: [s3] }).storage[0]).toMatchObject({ serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/nnoe' } });
-    expect(problemsOf({ ...valid, storage: [{ ...s3, serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } }] }))
-      .toEqual(['storage[0].serverSideEncryption: kmsKeyId is only used with algorithm aws:kms']);
+    expect(parseConfig({ ...valid, storage: [s3] }).storage[0]).toMatchObject({
+      serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'alias/nnoe' },
+    });
+    expect(problemsOf({ ...valid, storage: [{ ...s3, serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } }] })).toEqual([
+      'storage[0].serverSideEncryption: kmsKeyId is only used with algorithm aws:kms',
+    ]);
   });
 
   it('names unknown keys, so a typo is found', () => {
@@ -83,13 +87,25 @@ describe('config', () => {
   });
 
   it('wants recovery checks a resolver and the history can take: DNS servers by address, metrics URLs without credentials', () => {
-    const withChecks = (checks: object) => { const c = structuredClone(valid) as any; c.clusters[0].checks = checks; return c; };
-    const good = { dns: [{ server: '10.0.0.1:53', name: 'a', expect: ['10.0.0.2'] }, { server: '[fd00::1]:53', name: 'a', expect: ['10.0.0.2'] }], metrics: [{ url: 'http://10.0.0.1:9090/metrics', series: ['up'] }] };
+    const withChecks = (checks: object) => {
+      const c = structuredClone(valid) as any;
+      c.clusters[0].checks = checks;
+      return c;
+    };
+    const good = {
+      dns: [
+        { server: '10.0.0.1:53', name: 'a', expect: ['10.0.0.2'] },
+        { server: '[fd00::1]:53', name: 'a', expect: ['10.0.0.2'] },
+      ],
+      metrics: [{ url: 'http://10.0.0.1:9090/metrics', series: ['up'] }],
+    };
     expect(parseConfig(withChecks(good)).clusters[0]!.checks.dns).toHaveLength(2);
-    const problems = problemsOf(withChecks({
-      dns: [{ server: 'dns.local:53', name: 'a', expect: ['10.0.0.2'] }],
-      metrics: [{ url: 'http://scraper:s3cr3t@10.0.0.1:9090/metrics', series: ['up'] }],
-    }));
+    const problems = problemsOf(
+      withChecks({
+        dns: [{ server: 'dns.local:53', name: 'a', expect: ['10.0.0.2'] }],
+        metrics: [{ url: 'http://scraper:s3cr3t@10.0.0.1:9090/metrics', series: ['up'] }],
+      }),
+    );
     expect(problems).toEqual([
       'clusters[0].checks.dns[0].server: expected the IP address and port of a DNS server, e.g. 10.0.0.1:53 or [fd00::1]:53 (not a host name)',
       "clusters[0].checks.metrics[0].url: a metrics URL must not carry credentials (user:password@): it is recorded in the run's history",
@@ -103,7 +119,9 @@ describe('config', () => {
     expect(problems[0]).toMatch(/^encryption\.recipients\[0\]: /);
     expect(problems[1]).toMatch(/^encryption\.recipients\[1\]: /);
     expect(problems.join('\n')).not.toContain(pasted);
-    expect(problemsOf({ ...valid, encryption: { recipients: [] } })).toEqual(['encryption.recipients: expected at least one age recipient (age1...)']);
+    expect(problemsOf({ ...valid, encryption: { recipients: [] } })).toEqual([
+      'encryption.recipients: expected at least one age recipient (age1...)',
+    ]);
   });
 
   it('rejects duplicate names and empty lists', () => {
@@ -126,7 +144,9 @@ describe('config', () => {
     expect(await readSecret({ file: join(dir, 'pw') })).toBe('s3cr3t');
     process.env.NNOE_TEST_SECRET = 'from-env';
     expect(await readSecret({ env: 'NNOE_TEST_SECRET' })).toBe('from-env');
-    await expect(readSecret({ env: 'NNOE_TEST_UNSET_SECRET' })).rejects.toThrow('secret environment variable NNOE_TEST_UNSET_SECRET is not set on this worker');
+    await expect(readSecret({ env: 'NNOE_TEST_UNSET_SECRET' })).rejects.toThrow(
+      'secret environment variable NNOE_TEST_UNSET_SECRET is not set on this worker',
+    );
     await expect(readSecret({ file: join(dir, 'nope') })).rejects.toThrow(/cannot be read \(ENOENT\)/);
   });
 });

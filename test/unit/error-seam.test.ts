@@ -25,7 +25,8 @@ const SRC = join(__dirname, '../../src');
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 function failureOf(err: unknown): ApplicationFailure {
@@ -38,7 +39,12 @@ describe('the activity error seam', () => {
   it('every activity of the management and node workers goes through it', () => {
     const config = parseConfig({
       workDir: '/tmp/nnoe-seam-test',
-      clusters: [{ name: 'prod', etcd: { members: [{ name: 'e1', node: 'n1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
+      clusters: [
+        {
+          name: 'prod',
+          etcd: { members: [{ name: 'e1', node: 'n1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+        },
+      ],
       storage: [{ name: 'a', type: 'local', path: '/tmp/nnoe-seam-test/a' }],
     });
     const registered = { ...createManagementActivities({ config }), ...createNodeActivities({ config, node: 'n1' }) };
@@ -52,7 +58,11 @@ describe('the activity error seam', () => {
     for (const type of Object.values(FailureType)) {
       for (const nonRetryable of [true, false]) {
         const failure = failureOf(new DomainError(`it broke (${type})`, type, nonRetryable));
-        expect({ message: failure.message, type: failure.type, nonRetryable: failure.nonRetryable }).toEqual({ message: `it broke (${type})`, type, nonRetryable });
+        expect({ message: failure.message, type: failure.type, nonRetryable: failure.nonRetryable }).toEqual({
+          message: `it broke (${type})`,
+          type,
+          nonRetryable,
+        });
       }
     }
     expect(failureOf(DomainError.nonRetryable('m', FailureType.RestoreRefused)).nonRetryable).toBe(true);
@@ -76,7 +86,11 @@ describe('the activity error seam', () => {
     ];
     for (const [err, type, nonRetryable] of cases) {
       const failure = failureOf(err);
-      expect({ type: failure.type, nonRetryable: failure.nonRetryable, message: failure.message }, err.name).toEqual({ type, nonRetryable, message: err.message });
+      expect({ type: failure.type, nonRetryable: failure.nonRetryable, message: failure.message }, err.name).toEqual({
+        type,
+        nonRetryable,
+        message: err.message,
+      });
     }
   });
 
@@ -91,8 +105,17 @@ describe('the activity error seam', () => {
     expect(toApplicationFailure(failure)).toBe(failure);
     const unknown = new TypeError('x is undefined');
     expect(toApplicationFailure(unknown)).toBe(unknown);
-    const { boom } = withErrorSeam({ boom: async () => { throw DomainError.nonRetryable('refused', FailureType.RestoreRefused); } });
-    await expect(boom()).rejects.toMatchObject({ constructor: ApplicationFailure, type: FailureType.RestoreRefused, nonRetryable: true, message: 'refused' });
+    const { boom } = withErrorSeam({
+      boom: async () => {
+        throw DomainError.nonRetryable('refused', FailureType.RestoreRefused);
+      },
+    });
+    await expect(boom()).rejects.toMatchObject({
+      constructor: ApplicationFailure,
+      type: FailureType.RestoreRefused,
+      nonRetryable: true,
+      message: 'refused',
+    });
     expect(NON_RETRYABLE.length).toBeGreaterThan(0);
   });
 
@@ -101,31 +124,59 @@ describe('the activity error seam', () => {
     // generic on purpose (the SDK's retryable failure named after the class). A new error class
     // must be added to one side or the other: no unmapped type slips through unnoticed.
     const notDomain = new Set([
-      'BackupSetNotFoundError', 'ServiceCommandError', 'RetentionPolicyError', 'AgeError', 'InvalidKeyError', 'AgeUnavailableError',
-      'DecryptionFailedError', 'CiphertextCorruptedError', 'ArtefactNotFoundError', 'DumpNotRestorableError', 'DumpStreamError',
-      'SwapRefusal', 'DumpToolMissingError', 'IntegrityProblem',
+      'BackupSetNotFoundError',
+      'ServiceCommandError',
+      'RetentionPolicyError',
+      'AgeError',
+      'InvalidKeyError',
+      'AgeUnavailableError',
+      'DecryptionFailedError',
+      'CiphertextCorruptedError',
+      'ArtefactNotFoundError',
+      'DumpNotRestorableError',
+      'DumpStreamError',
+      'SwapRefusal',
+      'DumpToolMissingError',
+      'IntegrityProblem',
       // CLI and client side: never thrown by an activity.
-      'UsageError', 'RunFailedError',
+      'UsageError',
+      'RunFailedError',
     ]);
     const found: Array<{ name: string; base: string; file: string }> = [];
     for (const file of sourceFiles(SRC).filter((f) => !f.includes('/sandbox/'))) {
       for (const m of readFileSync(file, 'utf8').matchAll(/class (\w+) extends (\w+)/g)) {
-        if (/Error$|Fault$|Refusal$|Problem$/.test(m[2]!) || m[2] === 'DomainError') found.push({ name: m[1]!, base: m[2]!, file: relative(SRC, file) });
+        if (/Error$|Fault$|Refusal$|Problem$/.test(m[2]!) || m[2] === 'DomainError')
+          found.push({ name: m[1]!, base: m[2]!, file: relative(SRC, file) });
       }
     }
     const domain = new Set(['DomainError', ...found.filter((c) => c.base === 'DomainError').map((c) => c.name)]);
-    const unclassified = found.filter((c) => !notDomain.has(c.name) && !domain.has(c.name) && !domain.has(c.base) && !notDomain.has(c.base));
+    const unclassified = found.filter(
+      (c) => !notDomain.has(c.name) && !domain.has(c.name) && !domain.has(c.base) && !notDomain.has(c.base),
+    );
     expect(unclassified).toEqual([]);
     expect([...domain]).toEqual(expect.arrayContaining(['ConfigError', 'ArtefactUnusableError', 'InjectedFault', 'UnsafeArchiveError']));
   });
 
   it('domain modules never import Temporal; only the seam and workflows make ApplicationFailures', () => {
-    const temporalLayers = ['activities/', 'workflows/', 'client/', 'status/', 'metrics/', 'scripts/', 'worker.ts', 'common/input-checks.ts', 'common/search-attributes.ts'];
-    const offenders = sourceFiles(SRC).map((f) => relative(SRC, f))
+    const temporalLayers = [
+      'activities/',
+      'workflows/',
+      'client/',
+      'status/',
+      'metrics/',
+      'scripts/',
+      'worker.ts',
+      'common/input-checks.ts',
+      'common/search-attributes.ts',
+    ];
+    const offenders = sourceFiles(SRC)
+      .map((f) => relative(SRC, f))
       .filter((f) => !temporalLayers.some((layer) => f.startsWith(layer)) && !f.startsWith('sandbox/'))
       .filter((f) => /from '@temporalio\//.test(readFileSync(join(SRC, f), 'utf8')));
     expect(offenders).toEqual([]);
-    const makers = sourceFiles(join(SRC, 'activities')).filter((f) => /ApplicationFailure/.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    const makers = sourceFiles(join(SRC, 'activities'))
+      .filter((f) => /ApplicationFailure/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
     expect(makers).toEqual(['activities/error-seam.ts']);
   });
 });

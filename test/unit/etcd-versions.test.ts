@@ -24,7 +24,10 @@ afterAll(async () => {
 async function fakeTool(binDir: string, name: string, release: string, status: object): Promise<void> {
   await mkdir(binDir, { recursive: true });
   const file = join(binDir, name);
-  await writeFile(file, `#!/bin/sh\nif [ "$1" = version ]; then echo "${name} version: ${release}"; echo "API version: 3"; else echo '${JSON.stringify(status)}'; fi\n`);
+  await writeFile(
+    file,
+    `#!/bin/sh\nif [ "$1" = version ]; then echo "${name} version: ${release}"; echo "API version: 3"; else echo '${JSON.stringify(status)}'; fi\n`,
+  );
   await chmod(file, 0o755);
 }
 
@@ -32,20 +35,29 @@ describe('etcd version of the world', () => {
   it('defaults to 3.5 and refuses an unknown version, naming the choices', () => {
     expect(requestedEtcdVersion({})).toBe('3.5');
     expect(requestedEtcdVersion({ NNOE_ETCD_VERSION: '3.6' })).toBe('3.6');
-    expect(() => requestedEtcdVersion({ NNOE_ETCD_VERSION: '3.7' })).toThrow('NNOE_ETCD_VERSION=3.7 is not a version the world can run: expected one of 3.4, 3.5, 3.6');
+    expect(() => requestedEtcdVersion({ NNOE_ETCD_VERSION: '3.7' })).toThrow(
+      'NNOE_ETCD_VERSION=3.7 is not a version the world can run: expected one of 3.4, 3.5, 3.6',
+    );
   });
 
   it('names the version, the missing binary and the install command when a version is not installed', async () => {
     const env = { XDG_CACHE_HOME: cache };
     const binDir = join(cache, 'nnoe-dr', 'etcd', '3.6', 'bin');
-    expect(() => installedEtcd('3.6', env)).toThrow(`etcd 3.6 is not installed: ${binDir}/etcd is missing; run \`bash scripts/install-etcd.sh 3.6\``);
+    expect(() => installedEtcd('3.6', env)).toThrow(
+      `etcd 3.6 is not installed: ${binDir}/etcd is missing; run \`bash scripts/install-etcd.sh 3.6\``,
+    );
     await mkdir(binDir, { recursive: true });
     for (const name of ['etcd', 'etcdctl']) await writeFile(join(binDir, name), '');
     expect(() => installedEtcd('3.6', env)).toThrow(`${binDir}/etcdutl is missing`);
     await writeFile(join(binDir, 'etcdutl'), '');
     await writeFile(join(binDir, '..', '.nnoe-dr-stamp'), '3.6.17\n');
     expect(installedEtcd('3.6', env)).toEqual({
-      version: '3.6', release: '3.6.17', binDir, etcd: `${binDir}/etcd`, etcdctl: `${binDir}/etcdctl`, etcdutl: `${binDir}/etcdutl`,
+      version: '3.6',
+      release: '3.6.17',
+      binDir,
+      etcd: `${binDir}/etcd`,
+      etcdctl: `${binDir}/etcdctl`,
+      etcdutl: `${binDir}/etcdutl`,
     });
   });
 });
@@ -60,7 +72,7 @@ describe('etcd programs from the config', () => {
     expect(snapshotTool(dir34)).toMatchObject({ command: `${dir34}/etcdctl`, env: { ETCDCTL_API: '3' } });
   });
 
-  it('reads snapshot status with etcdutl where present, recording the tool, what totalKey counts and 3.6\'s storage version', async () => {
+  it("reads snapshot status with etcdutl where present, recording the tool, what totalKey counts and 3.6's storage version", async () => {
     const status = { hash: 1696549950, revision: 6, totalSize: 20480 };
     const dir35 = join(cache, 'bin35');
     const dir36 = join(cache, 'bin36');
@@ -69,8 +81,19 @@ describe('etcd programs from the config', () => {
     for (const name of ['etcd', 'etcdctl']) await fakeTool(dir36, name, '3.6.17', {});
     await fakeTool(dir36, 'etcdutl', '3.6.17', { ...status, totalKey: 1, version: '3.6.0' });
     // The figures are those of one snapshot (two keys written, one deleted) read by the real 3.5 and 3.6 etcdutl.
-    expect(await readSnapshotStatus('/x.db', dir35)).toEqual({ ...status, totalKey: 12, tool: 'etcdutl 3.5.16', totalKeyCounts: 'bucket-entries' });
-    expect(await readSnapshotStatus('/x.db', dir36)).toEqual({ ...status, totalKey: 1, storageVersion: '3.6.0', tool: 'etcdutl 3.6.17', totalKeyCounts: 'live-keys' });
+    expect(await readSnapshotStatus('/x.db', dir35)).toEqual({
+      ...status,
+      totalKey: 12,
+      tool: 'etcdutl 3.5.16',
+      totalKeyCounts: 'bucket-entries',
+    });
+    expect(await readSnapshotStatus('/x.db', dir36)).toEqual({
+      ...status,
+      totalKey: 1,
+      storageVersion: '3.6.0',
+      tool: 'etcdutl 3.6.17',
+      totalKeyCounts: 'live-keys',
+    });
   });
 
   it('bumps the revision on restore only where the tool can (etcdutl 3.5.10+), and says why not otherwise', () => {
@@ -78,8 +101,16 @@ describe('etcd programs from the config', () => {
     expect(supportsRevisionBump('etcdutl 3.5.9')).toBe(false);
     expect(supportsRevisionBump('etcdutl 3.5.10')).toBe(true);
     expect(supportsRevisionBump('etcdutl 3.6.0')).toBe(true);
-    expect(revisionBumpFor(1_000_000_000, 'etcdutl 3.5.16')).toEqual({ used: true, by: 1_000_000_000, detail: '+1000000000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)' });
-    expect(revisionBumpFor(1_000_000_000, 'etcdctl 3.4.23')).toEqual({ used: false, by: 0, detail: 'etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)' });
+    expect(revisionBumpFor(1_000_000_000, 'etcdutl 3.5.16')).toEqual({
+      used: true,
+      by: 1_000_000_000,
+      detail: '+1000000000 and compacted (etcdutl 3.5.16 --bump-revision --mark-compacted)',
+    });
+    expect(revisionBumpFor(1_000_000_000, 'etcdctl 3.4.23')).toEqual({
+      used: false,
+      by: 0,
+      detail: 'etcdctl 3.4.23 has no --bump-revision (etcdutl 3.5.10+ has)',
+    });
     expect(revisionBumpFor(0, 'etcdutl 3.6.17')).toMatchObject({ used: false, by: 0, detail: expect.stringMatching(/^off/) });
   });
 

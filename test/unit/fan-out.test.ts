@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { allPipelines } from '../../src/storage/fan-out';
 
-const failing = (code: string, afterMs: number) => new Promise((_done, fail) => setTimeout(() => fail(Object.assign(new Error(code), { code })), afterMs));
+const failing = (code: string, afterMs: number) =>
+  new Promise((_done, fail) => setTimeout(() => fail(Object.assign(new Error(code), { code })), afterMs));
 const passing = (afterMs: number) => new Promise((done) => setTimeout(done, afterMs));
 
 describe('allPipelines', () => {
@@ -10,7 +11,9 @@ describe('allPipelines', () => {
   });
 
   it('throws a premature close when that is all there is, and resolves when every pipeline does', async () => {
-    await expect(allPipelines([failing('ERR_STREAM_PREMATURE_CLOSE', 1), passing(5)])).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    await expect(allPipelines([failing('ERR_STREAM_PREMATURE_CLOSE', 1), passing(5)])).rejects.toMatchObject({
+      code: 'ERR_STREAM_PREMATURE_CLOSE',
+    });
     await expect(allPipelines([passing(1), passing(5)])).resolves.toBeUndefined();
   });
 

@@ -16,8 +16,10 @@ describe('workflow JSON Schemas', () => {
     expect([...generated.keys()].sort()).toEqual(workflows.flatMap((w) => [`${w}.input.schema.json`, `${w}.result.schema.json`]).sort());
   });
 
-  it('schemas/ holds exactly what the code generates (run `npm run schemas` after changing a workflow\'s input or result)', () => {
-    const committed = readdirSync(SCHEMAS_DIR).filter((f) => f.endsWith('.schema.json')).sort();
+  it("schemas/ holds exactly what the code generates (run `npm run schemas` after changing a workflow's input or result)", () => {
+    const committed = readdirSync(SCHEMAS_DIR)
+      .filter((f) => f.endsWith('.schema.json'))
+      .sort();
     expect(committed).toEqual([...generated.keys()].sort());
     for (const [name, text] of generated) expect(readFileSync(join(SCHEMAS_DIR, name), 'utf8'), name).toBe(text);
   });
@@ -27,7 +29,9 @@ describe('workflow JSON Schemas', () => {
   });
 
   it('an input schema says what the workflow needs: the etcd restore needs a cluster, knows its strategies, refuses unknown fields', () => {
-    const schema = JSON.parse(generated.get('etcdRestoreWorkflow.input.schema.json')!) as { definitions: Record<string, { required?: string[]; additionalProperties?: boolean; enum?: string[] }> };
+    const schema = JSON.parse(generated.get('etcdRestoreWorkflow.input.schema.json')!) as {
+      definitions: Record<string, { required?: string[]; additionalProperties?: boolean; enum?: string[] }>;
+    };
     expect(schema.definitions.EtcdRestoreInput).toMatchObject({ required: ['cluster'], additionalProperties: false });
     expect(schema.definitions.RestoreStrategy?.enum).toEqual(['all-members', 'first-node-then-add']);
   });

@@ -16,8 +16,14 @@ describe('layering', () => {
     const files = readdirSync(ACTIVITIES).filter((f) => f.endsWith('.ts'));
     const activityFiles = new Set(files.filter((f) => /export function create\w+Activities\b/.test(text(f))));
     expect(activityFiles.size).toBeGreaterThan(15);
-    const offending = [...activityFiles].filter((f) => !ASSEMBLY.has(f)).flatMap((f) =>
-      [...text(f).matchAll(/from '\.\/([\w-]+)'/g)].map((m) => `${m[1]!}.ts`).filter((imported) => activityFiles.has(imported)).map((imported) => `${f} -> ${imported}`));
+    const offending = [...activityFiles]
+      .filter((f) => !ASSEMBLY.has(f))
+      .flatMap((f) =>
+        [...text(f).matchAll(/from '\.\/([\w-]+)'/g)]
+          .map((m) => `${m[1]!}.ts`)
+          .filter((imported) => activityFiles.has(imported))
+          .map((imported) => `${f} -> ${imported}`),
+      );
     expect(offending).toEqual([]);
   });
 });

@@ -13,14 +13,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { sha256 } from '../../src/etcd/durable-file';
 import { currentDataDir, restoredDataDir, rewriteEtcdArgs } from '../../src/etcd/etcd-argv';
+import { EtcdFlagChanges, MemberConfigChange, currentEtcdArgs, repointEtcdMember, revertEtcdMember } from '../../src/etcd/member-service';
 import {
-  EtcdFlagChanges,
-  MemberConfigChange,
-  currentEtcdArgs,
-  repointEtcdMember,
-  revertEtcdMember,
-} from '../../src/etcd/member-service';
-import { formatSupervisorCommand, locateProgramConfig, parseSupervisorCommand, replaceProgramCommand } from '../../src/etcd/supervisor-program-file';
+  formatSupervisorCommand,
+  locateProgramConfig,
+  parseSupervisorCommand,
+  replaceProgramCommand,
+} from '../../src/etcd/supervisor-program-file';
 import { DROP_IN_NAME, parseSystemdExecStart, quoteSystemdArg, renderSystemdDropIn } from '../../src/etcd/systemd-drop-in';
 import { waitUntil } from '../../src/sandbox/ports';
 import {
@@ -53,10 +52,23 @@ function pythonSupervisorSplit(value: string): string[] {
 
 describe('rewriteEtcdArgs', () => {
   it('replaces --flag=value elements in place', () => {
-    const argv = [ETCD, '--name=a', '--data-dir=/var/lib/etcd/a', '--initial-cluster=a=https://x:2380', '--initial-cluster-state=new', '--initial-cluster-token=t1', '--logger=zap'];
+    const argv = [
+      ETCD,
+      '--name=a',
+      '--data-dir=/var/lib/etcd/a',
+      '--initial-cluster=a=https://x:2380',
+      '--initial-cluster-state=new',
+      '--initial-cluster-token=t1',
+      '--logger=zap',
+    ];
     expect(rewriteEtcdArgs(argv, CHANGES)).toEqual([
-      ETCD, '--name=a', '--data-dir=/var/lib/etcd/restored-set-1', `--initial-cluster=${CHANGES.initialCluster}`,
-      '--initial-cluster-state=existing', '--initial-cluster-token=nnoe-restored', '--logger=zap',
+      ETCD,
+      '--name=a',
+      '--data-dir=/var/lib/etcd/restored-set-1',
+      `--initial-cluster=${CHANGES.initialCluster}`,
+      '--initial-cluster-state=existing',
+      '--initial-cluster-token=nnoe-restored',
+      '--logger=zap',
     ]);
     expect(argv[2]).toBe('--data-dir=/var/lib/etcd/a'); // input untouched
   });
@@ -64,27 +76,52 @@ describe('rewriteEtcdArgs', () => {
   it('replaces the value element of the --flag value form, keeping single-dash spellings', () => {
     const argv = [ETCD, '--data-dir', '/old', '--initial-cluster', 'a=u', '-initial-cluster-state', 'new', '--initial-cluster-token', 't'];
     expect(rewriteEtcdArgs(argv, CHANGES)).toEqual([
-      ETCD, '--data-dir', CHANGES.dataDir, '--initial-cluster', CHANGES.initialCluster,
-      '-initial-cluster-state', 'existing', '--initial-cluster-token', 'nnoe-restored',
+      ETCD,
+      '--data-dir',
+      CHANGES.dataDir,
+      '--initial-cluster',
+      CHANGES.initialCluster,
+      '-initial-cluster-state',
+      'existing',
+      '--initial-cluster-token',
+      'nnoe-restored',
     ]);
   });
 
   it('appends missing flags, before a -- terminator if there is one', () => {
     expect(rewriteEtcdArgs([ETCD, '--name=a'], CHANGES)).toEqual([
-      ETCD, '--name=a', `--data-dir=${CHANGES.dataDir}`, `--initial-cluster=${CHANGES.initialCluster}`,
-      '--initial-cluster-state=existing', '--initial-cluster-token=nnoe-restored',
+      ETCD,
+      '--name=a',
+      `--data-dir=${CHANGES.dataDir}`,
+      `--initial-cluster=${CHANGES.initialCluster}`,
+      '--initial-cluster-state=existing',
+      '--initial-cluster-token=nnoe-restored',
     ]);
-    expect(rewriteEtcdArgs([ETCD, '--name=a', '--', 'positional'], { dataDir: '/d' })).toEqual([ETCD, '--name=a', '--data-dir=/d', '--', 'positional']);
+    expect(rewriteEtcdArgs([ETCD, '--name=a', '--', 'positional'], { dataDir: '/d' })).toEqual([
+      ETCD,
+      '--name=a',
+      '--data-dir=/d',
+      '--',
+      'positional',
+    ]);
   });
 
   it('touches only the flags it is given and does not mistake one flag for its prefix', () => {
     const argv = [ETCD, '--initial-cluster-state=new', '--initial-cluster-token=t', '--data-dir=/a', '--initial-cluster=a=u'];
-    expect(rewriteEtcdArgs(argv, { dataDir: '/b' })).toEqual([ETCD, '--initial-cluster-state=new', '--initial-cluster-token=t', '--data-dir=/b', '--initial-cluster=a=u']);
+    expect(rewriteEtcdArgs(argv, { dataDir: '/b' })).toEqual([
+      ETCD,
+      '--initial-cluster-state=new',
+      '--initial-cluster-token=t',
+      '--data-dir=/b',
+      '--initial-cluster=a=u',
+    ]);
   });
 
   it('refuses a flag set twice, in any spelling', () => {
     expect(() => rewriteEtcdArgs([ETCD, '--data-dir=/a', '--data-dir', '/b'], CHANGES)).toThrow(/--data-dir twice/);
-    expect(() => rewriteEtcdArgs([ETCD, '-initial-cluster-token=x', '--initial-cluster-token=y'], CHANGES)).toThrow(/--initial-cluster-token twice/);
+    expect(() => rewriteEtcdArgs([ETCD, '-initial-cluster-token=x', '--initial-cluster-token=y'], CHANGES)).toThrow(
+      /--initial-cluster-token twice/,
+    );
   });
 
   it('refuses argv that does not start with an etcd executable', () => {
@@ -116,7 +153,18 @@ describe('currentDataDir and restoredDataDir', () => {
 
 describe('supervisor command= lines', () => {
   const tricky = [
-    '/usr/bin/etcd', '--name=a b', "it's", 'say "hi"', '100%', '', 'back\\slash', '$HOME', 'tab\there', 'a;b', '#x', "mixed 'q' \"Q\" %% \\",
+    '/usr/bin/etcd',
+    '--name=a b',
+    "it's",
+    'say "hi"',
+    '100%',
+    '',
+    'back\\slash',
+    '$HOME',
+    'tab\there',
+    'a;b',
+    '#x',
+    'mixed \'q\' "Q" %% \\',
   ];
 
   it('round-trips argv through quoteArg and parseSupervisorCommand, as supervisord itself splits it', () => {
@@ -156,8 +204,12 @@ describe('supervisor command= lines', () => {
 
 describe('locateProgramConfig', () => {
   let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-locate-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-locate-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   const program = (name: string) => `[program:${name}]\ncommand=${ETCD} --name=${name}\n`;
 
@@ -200,7 +252,12 @@ describe('locateProgramConfig', () => {
       'supervisord.conf': '[supervisord]\n[include]\nfiles = programs/*\n',
       'programs/etcd-1': program('etcd-1'),
     });
-    const repoint = repointEtcdMember({ service: { driver: 'supervisor', supervisorConf: conf }, member: 'etcd-1', changes: CHANGES, backupTag: 'set-1' });
+    const repoint = repointEtcdMember({
+      service: { driver: 'supervisor', supervisorConf: conf },
+      member: 'etcd-1',
+      changes: CHANGES,
+      backupTag: 'set-1',
+    });
     await expect(repoint).rejects.toThrow(/would match \[include\] pattern/);
     expect(existsSync(join(dir, 'programs', 'etcd-1.pre-restore-set-1'))).toBe(false);
     expect(await readFile(join(dir, 'programs', 'etcd-1'), 'utf8')).toBe(program('etcd-1'));
@@ -211,8 +268,12 @@ describe('locateProgramConfig', () => {
 // answers `show` with recorded output, and drop-ins go to a temp systemdDir.
 describe('systemd drop-in', () => {
   let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-systemd-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nnoe-dr-systemd-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   const show = (argv: string, ignore = 'no') =>
     `{ path=/usr/bin/etcd ; argv[]=${argv} ; ignore_errors=${ignore} ; start_time=[Mon 2025-01-06 10:00:00 UTC] ; stop_time=[n/a] ; pid=1234 ; code=(null) ; status=0/0 }\n`;
@@ -237,7 +298,15 @@ describe('systemd drop-in', () => {
 
     const file = join(dir, 'etcd.service.d', DROP_IN_NAME);
     const text = await readFile(file, 'utf8');
-    expect(change).toEqual({ driver: 'systemd', member: 'node-1', file, backupFile: null, before: sha256(''), after: sha256(text), running: null });
+    expect(change).toEqual({
+      driver: 'systemd',
+      member: 'node-1',
+      file,
+      backupFile: null,
+      before: sha256(''),
+      after: sha256(text),
+      running: null,
+    });
     expect(text.split('\n').filter((line) => !line.startsWith('#'))).toEqual([
       '[Service]',
       'ExecStart=',
@@ -248,7 +317,12 @@ describe('systemd drop-in', () => {
     expect(await currentEtcdArgs(service, 'node-1', options)).toEqual(OLD.split(' '));
 
     // A retry after daemon-reload (show now answers with the new argv) changes nothing.
-    state.show = show(text.split('\n').find((line) => line.startsWith('ExecStart=/'))!.slice('ExecStart='.length));
+    state.show = show(
+      text
+        .split('\n')
+        .find((line) => line.startsWith('ExecStart=/'))!
+        .slice('ExecStart='.length),
+    );
     expect(await repointEtcdMember({ service, member: 'node-1', changes: CHANGES, backupTag: 'set-1', ...options })).toEqual(change);
     expect(await readFile(file, 'utf8')).toBe(text);
 
@@ -267,29 +341,52 @@ describe('systemd drop-in', () => {
     await mkdir(join(dir, 'etcd.service.d'));
     await writeFile(file, old);
 
-    const change = await repointEtcdMember({ service, member: 'node-1', changes: { dataDir: '/var/lib/etcd/restored-set-1' }, backupTag: 'set-1', systemdDir: dir, systemctl });
+    const change = await repointEtcdMember({
+      service,
+      member: 'node-1',
+      changes: { dataDir: '/var/lib/etcd/restored-set-1' },
+      backupTag: 'set-1',
+      systemdDir: dir,
+      systemctl,
+    });
     expect(change.backupFile).toBe(`${file}.pre-restore-set-1`);
     expect(await readFile(`${file}.pre-restore-set-1`, 'utf8')).toBe(old);
     expect(change.before).toBe(sha256(old));
-    expect(await readFile(file, 'utf8')).toContain('\nExecStart=-/usr/bin/etcd --name=node-1 --data-dir=/var/lib/etcd/restored-set-1 --initial-cluster-state new\n');
+    expect(await readFile(file, 'utf8')).toContain(
+      '\nExecStart=-/usr/bin/etcd --name=node-1 --data-dir=/var/lib/etcd/restored-set-1 --initial-cluster-state new\n',
+    );
 
     expect((await revertEtcdMember(change, service, { systemdDir: dir, systemctl })).restored).toBe(true);
     expect(await readFile(file, 'utf8')).toBe(old);
     expect(existsSync(`${file}.pre-restore-set-1`)).toBe(false);
 
     await writeFile(file, `${old}# edited by hand\n`);
-    await expect(revertEtcdMember(change, service, { systemdDir: dir, systemctl }))
-      .rejects.toThrow(`${file} changed since the restore rewrote it`);
+    await expect(revertEtcdMember(change, service, { systemdDir: dir, systemctl })).rejects.toThrow(
+      `${file} changed since the restore rewrote it`,
+    );
   });
 
   it('quotes ExecStart arguments and refuses ambiguous show output', () => {
-    expect(['100%', '$HOME', 'a b', 'say "hi"', 'back\\slash', '--x=y'].map(quoteSystemdArg))
-      .toEqual(['100%%', '$$HOME', '"a b"', '"say \\"hi\\""', '"back\\\\slash"', '--x=y']);
-    expect(renderSystemdDropIn({ argv: [ETCD, '--data-dir=/a b'], ignoreErrors: false }, 't')).toContain('\nExecStart=/usr/bin/etcd "--data-dir=/a b"\n');
-    expect(() => parseSystemdExecStart(show(OLD) + show(OLD), 'etcd.service')).toThrow(/exactly one ExecStart command for etcd.service, systemctl show gave 2/);
+    expect(['100%', '$HOME', 'a b', 'say "hi"', 'back\\slash', '--x=y'].map(quoteSystemdArg)).toEqual([
+      '100%%',
+      '$$HOME',
+      '"a b"',
+      '"say \\"hi\\""',
+      '"back\\\\slash"',
+      '--x=y',
+    ]);
+    expect(renderSystemdDropIn({ argv: [ETCD, '--data-dir=/a b'], ignoreErrors: false }, 't')).toContain(
+      '\nExecStart=/usr/bin/etcd "--data-dir=/a b"\n',
+    );
+    expect(() => parseSystemdExecStart(show(OLD) + show(OLD), 'etcd.service')).toThrow(
+      /exactly one ExecStart command for etcd.service, systemctl show gave 2/,
+    );
     expect(() => parseSystemdExecStart('', 'etcd.service')).toThrow(/gave 0/);
     expect(() => parseSystemdExecStart(show(`${ETCD} "--name=a b"`), 'etcd.service')).toThrow(/quotes or backslashes/);
-    expect(parseSystemdExecStart(show('etcd --name=a').replace('path=/usr/bin/etcd', 'path=/opt/etcd/etcd'))).toEqual({ argv: ['/opt/etcd/etcd', '--name=a'], ignoreErrors: false });
+    expect(parseSystemdExecStart(show('etcd --name=a').replace('path=/usr/bin/etcd', 'path=/opt/etcd/etcd'))).toEqual({
+      argv: ['/opt/etcd/etcd', '--name=a'],
+      ignoreErrors: false,
+    });
   });
 });
 
@@ -333,10 +430,18 @@ describe('supervisor program under a real supervisord', () => {
     const standIn = join(dir, 'bin', 'etcd');
     await mkdir(join(dir, 'bin'));
     // Stand-in for etcd: ignores its flags and stays up until supervisord stops it.
-    await writeFile(standIn, `#!${process.execPath}\nsetInterval(() => {}, 1 << 30);\nprocess.on('SIGTERM', () => process.exit(0));\n`, { mode: 0o755 });
+    await writeFile(standIn, `#!${process.execPath}\nsetInterval(() => {}, 1 << 30);\nprocess.on('SIGTERM', () => process.exit(0));\n`, {
+      mode: 0o755,
+    });
     oldArgs = [
-      standIn, `--name=${PROGRAM}`, `--data-dir=${join(dir, 'etcd-1', 'data')}`, '--initial-cluster', 'etcd-1=https://127.0.0.1:2380',
-      '--initial-cluster-state=new', '--initial-cluster-token=token-1', `--extra=it's "quoted" 100% a b`,
+      standIn,
+      `--name=${PROGRAM}`,
+      `--data-dir=${join(dir, 'etcd-1', 'data')}`,
+      '--initial-cluster',
+      'etcd-1=https://127.0.0.1:2380',
+      '--initial-cluster-state=new',
+      '--initial-cluster-token=token-1',
+      `--extra=it's "quoted" 100% a b`,
     ];
     programFile = writeProgramConfig(layout, { name: PROGRAM, command: oldArgs, stopWaitSecs: 5 });
     oldBytes = readFileSync(programFile);
@@ -365,8 +470,13 @@ describe('supervisor program under a real supervisord', () => {
     change = await repointEtcdMember({ service: service(), member: PROGRAM, changes: changes(), backupTag: 'set-1' });
     const newBytes = readFileSync(programFile);
     expect(change).toEqual({
-      driver: 'supervisor', member: PROGRAM, file: programFile, backupFile: `${programFile}.pre-restore-set-1`,
-      before: sha256(oldBytes), after: sha256(newBytes), running: true,
+      driver: 'supervisor',
+      member: PROGRAM,
+      file: programFile,
+      backupFile: `${programFile}.pre-restore-set-1`,
+      before: sha256(oldBytes),
+      after: sha256(newBytes),
+      running: true,
     });
     expect(newBytes.equals(oldBytes)).toBe(false);
     expect(readFileSync(`${programFile}.pre-restore-set-1`).equals(oldBytes)).toBe(true);
@@ -411,8 +521,9 @@ describe('supervisor program under a real supervisord', () => {
     const stale = `${programFile}.pre-restore-set-2`;
     await writeFile(stale, '[program:etcd-1]\ncommand=/bin/false\n');
     try {
-      await expect(repointEtcdMember({ service: service(), member: PROGRAM, changes: changes(), backupTag: 'set-2' }))
-        .rejects.toThrow(`${stale} already exists and differs from ${programFile}`);
+      await expect(repointEtcdMember({ service: service(), member: PROGRAM, changes: changes(), backupTag: 'set-2' })).rejects.toThrow(
+        `${stale} already exists and differs from ${programFile}`,
+      );
       expect(readFileSync(programFile).equals(oldBytes)).toBe(true);
       expect(await programPid()).toBe(pid);
     } finally {

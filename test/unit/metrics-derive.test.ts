@@ -5,14 +5,48 @@ import { catalogSamples, runbookSamples } from '../../src/metrics/derive';
 import { metricsEndpointFor, startMetricsServer } from '../../src/metrics/server';
 import { ConfigSchema } from '../../src/config/schema';
 
-const artefact = (bytes: number) => ({ file: 'f', key: 'k', compression: 'gzip', encryption: null, bytes, sha256: 'x', raw: { bytes, sha256: 'x' }, copies: [] });
+const artefact = (bytes: number) => ({
+  file: 'f',
+  key: 'k',
+  compression: 'gzip',
+  encryption: null,
+  bytes,
+  sha256: 'x',
+  raw: { bytes, sha256: 'x' },
+  copies: [],
+});
 const record = (component: string, startedAt: string, finishedAt: string, bytes: number, node?: string) =>
-  ({ component, status: 'ok', artefacts: [artefact(bytes)], facts: {}, startedAt, finishedAt, ...(node ? { node } : {}) }) as unknown as ComponentRecord;
+  ({
+    component,
+    status: 'ok',
+    artefacts: [artefact(bytes)],
+    facts: {},
+    startedAt,
+    finishedAt,
+    ...(node ? { node } : {}),
+  }) as unknown as ComponentRecord;
 
-function manifest(setId: string, createdAt: string, status: 'complete' | 'partial', components: ComponentRecord[], verifiedAt?: string): BackupManifest {
+function manifest(
+  setId: string,
+  createdAt: string,
+  status: 'complete' | 'partial',
+  components: ComponentRecord[],
+  verifiedAt?: string,
+): BackupManifest {
   return {
-    formatVersion: 1, tool: 'nnoe-dr', setId, cluster: 'prod', status, createdAt, completedAt: createdAt, workflow: { workflowId: 'w', runId: 'r' }, components, failures: [],
-    ...(verifiedAt ? { verification: { verifiedAt, drillWorkflowId: 'd', drillRunId: 'r', rto: { etcdMs: 1, phpipamMs: null }, checks: [] } } : {}),
+    formatVersion: 1,
+    tool: 'nnoe-dr',
+    setId,
+    cluster: 'prod',
+    status,
+    createdAt,
+    completedAt: createdAt,
+    workflow: { workflowId: 'w', runId: 'r' },
+    components,
+    failures: [],
+    ...(verifiedAt
+      ? { verification: { verifiedAt, drillWorkflowId: 'd', drillRunId: 'r', rto: { etcdMs: 1, phpipamMs: null }, checks: [] } }
+      : {}),
   };
 }
 
@@ -27,7 +61,16 @@ describe('metrics from the catalog', () => {
       record('agent-cache', '2026-12-04T06:00:30Z', '2026-12-04T06:00:40Z', 10, 'node-1'),
       record('agent-cache', '2026-12-04T06:00:40Z', '2026-12-04T06:01:00Z', 20, 'node-2'),
     ]),
-    manifest('old', '2026-12-03T06:00:00Z', 'complete', [record('etcd', '2026-12-03T06:00:00Z', '2026-12-03T06:00:10Z', 900), record('phpipam', '2026-12-03T06:00:10Z', '2026-12-03T06:00:20Z', 50)], '2026-12-03T07:00:00Z'),
+    manifest(
+      'old',
+      '2026-12-03T06:00:00Z',
+      'complete',
+      [
+        record('etcd', '2026-12-03T06:00:00Z', '2026-12-03T06:00:10Z', 900),
+        record('phpipam', '2026-12-03T06:00:10Z', '2026-12-03T06:00:20Z', 50),
+      ],
+      '2026-12-03T07:00:00Z',
+    ),
   ];
   const samples = catalogSamples('prod', ['etcd', 'agent-cache', 'phpipam', 'nebula'], sets);
 
@@ -66,15 +109,33 @@ describe('metrics from visibility', () => {
 });
 
 describe('metrics endpoint', () => {
-  const base = { workDir: '/tmp/w', clusters: [{ name: 'prod', etcd: { members: [{ name: 'e1', node: 'node-1', clientUrl: 'http://127.0.0.1:2379', peerUrl: 'http://127.0.0.1:2380' }] } }], storage: [{ name: 'l', type: 'local', path: '/tmp/b' }] };
+  const base = {
+    workDir: '/tmp/w',
+    clusters: [
+      {
+        name: 'prod',
+        etcd: { members: [{ name: 'e1', node: 'node-1', clientUrl: 'http://127.0.0.1:2379', peerUrl: 'http://127.0.0.1:2380' }] },
+      },
+    ],
+    storage: [{ name: 'l', type: 'local', path: '/tmp/b' }],
+  };
 
   it('comes from the config per worker kind, a node of its own first; absent means off', () => {
-    const config = ConfigSchema.parse({ ...base, metrics: { management: { listen: '127.0.0.1:9464' }, node: { listen: '0.0.0.0:9465' }, nodes: { 'node-2': { listen: '127.0.0.1:9466' } } } });
+    const config = ConfigSchema.parse({
+      ...base,
+      metrics: {
+        management: { listen: '127.0.0.1:9464' },
+        node: { listen: '0.0.0.0:9465' },
+        nodes: { 'node-2': { listen: '127.0.0.1:9466' } },
+      },
+    });
     expect(metricsEndpointFor(config, undefined)).toEqual({ listen: '127.0.0.1:9464' });
     expect(metricsEndpointFor(config, 'node-1')).toEqual({ listen: '0.0.0.0:9465' });
     expect(metricsEndpointFor(config, 'node-2')).toEqual({ listen: '127.0.0.1:9466' });
     expect(metricsEndpointFor(ConfigSchema.parse(base), undefined)).toBeUndefined();
-    expect(ConfigSchema.safeParse({ ...base, metrics: { management: { listen: 'http://x:1' } } }).error?.issues[0]?.message).toMatch(/^expected host:port/);
+    expect(ConfigSchema.safeParse({ ...base, metrics: { management: { listen: 'http://x:1' } } }).error?.issues[0]?.message).toMatch(
+      /^expected host:port/,
+    );
   });
 
   it('a node worker serves its process series on /metrics', async () => {

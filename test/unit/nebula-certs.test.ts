@@ -8,18 +8,30 @@ import { chmod, copyFile, lstat, mkdtemp, readFile, rm, symlink, writeFile } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  NebulaCertError, checkNebulaConfig, describeNebulaCert, describeNebulaCerts, enforceNebulaModes, verifyHostCert,
+  NebulaCertError,
+  checkNebulaConfig,
+  describeNebulaCert,
+  describeNebulaCerts,
+  enforceNebulaModes,
+  verifyHostCert,
 } from '../../src/nebula/certs';
 import { generateNebulaNode } from '../../src/sandbox/nebula';
 
 let base: string;
-beforeEach(async () => { base = await mkdtemp(join(tmpdir(), 'nnoe-dr-nebula-test-')); });
-afterEach(async () => { await rm(base, { recursive: true, force: true }); });
+beforeEach(async () => {
+  base = await mkdtemp(join(tmpdir(), 'nnoe-dr-nebula-test-'));
+});
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
 
 const modeOf = async (path: string) => (await lstat(path)).mode & 0o7777;
 
 async function rejection(promise: Promise<unknown>): Promise<NebulaCertError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(NebulaCertError);
   return error as NebulaCertError;
 }
@@ -50,7 +62,7 @@ describe('generateNebulaNode', () => {
 });
 
 describe('verifyHostCert', () => {
-  it('refuses a host certificate signed by another CA, naming both files and nebula-cert\'s reason', async () => {
+  it("refuses a host certificate signed by another CA, naming both files and nebula-cert's reason", async () => {
     const ours = await generateNebulaNode(join(base, 'ours'), { name: 'node-1', ip: '10.42.0.1/24' });
     const theirs = await generateNebulaNode(join(base, 'theirs'), { name: 'node-1', ip: '10.42.0.1/24' });
     const error = await rejection(verifyHostCert({ caCrt: ours.caCrt, hostCrt: theirs.hostCrt }));
@@ -75,7 +87,9 @@ describe('verifyHostCert', () => {
     const missing = join(base, 'n', 'nope.crt');
     const error = await rejection(verifyHostCert({ caCrt: node.caCrt, hostCrt: missing }));
     expect(error.message).toMatch(/unable to read crt; open .*nope\.crt: no such file/);
-    const noTool = await rejection(verifyHostCert({ caCrt: node.caCrt, hostCrt: node.hostCrt }, { nebulaCert: join(base, 'no-nebula-cert') }));
+    const noTool = await rejection(
+      verifyHostCert({ caCrt: node.caCrt, hostCrt: node.hostCrt }, { nebulaCert: join(base, 'no-nebula-cert') }),
+    );
     expect(noTool.message).toMatch(/no-nebula-cert not found on this worker/);
   });
 });

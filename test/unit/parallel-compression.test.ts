@@ -13,8 +13,16 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  artefactCompression, compressedFileName, COMPRESSION_THREADS_ENV, createDecompressStages, CompressionPool, ParallelCompress, sharedCompressor,
-  ZlibThreadpoolCompressor, type BlockCompressor, type CompressionFormat,
+  artefactCompression,
+  compressedFileName,
+  COMPRESSION_THREADS_ENV,
+  createDecompressStages,
+  CompressionPool,
+  ParallelCompress,
+  sharedCompressor,
+  ZlibThreadpoolCompressor,
+  type BlockCompressor,
+  type CompressionFormat,
 } from '../../src/compression';
 import { ConfigError, parseConfig } from '../../src/config/load';
 import { verifyBackupSet } from '../../src/catalog/catalog';
@@ -23,8 +31,13 @@ import { fetchArtefact } from '../../src/restore/fetch';
 
 let dir: string;
 const pool = new CompressionPool({ size: 2, idleMs: 200 });
-const compressors: Array<[string, BlockCompressor]> = [['libuv threadpool', new ZlibThreadpoolCompressor({ size: 2 })], ['worker threads', pool]];
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'parallel-compression-')); });
+const compressors: Array<[string, BlockCompressor]> = [
+  ['libuv threadpool', new ZlibThreadpoolCompressor({ size: 2 })],
+  ['worker threads', pool],
+];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'parallel-compression-'));
+});
 afterAll(async () => {
   await pool.close();
   await rm(dir, { recursive: true, force: true });
@@ -34,25 +47,42 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Half random, half text: compression is real work but not everything. */
 function sample(bytes: number): Buffer {
-  const text = Buffer.from('{"zone":"example.com","records":[{"name":"www","type":"A","value":"10.0.0.1"}]}\n'.repeat(Math.ceil(bytes / 160)));
+  const text = Buffer.from(
+    '{"zone":"example.com","records":[{"name":"www","type":"A","value":"10.0.0.1"}]}\n'.repeat(Math.ceil(bytes / 160)),
+  );
   return Buffer.concat([randomBytes(Math.floor(bytes / 2)), text]).subarray(0, bytes);
 }
 
 /** `pieces` chunks of the input, of uneven sizes (the etcd stream's are 32 KiB, a dump's whatever the pipe gives). */
 function chunked(input: Buffer, sizes = [1, 7000, 65536, 3 * 1024 * 1024 + 5]): Readable {
-  return Readable.from((function* () {
-    let offset = 0;
-    for (let i = 0; offset < input.length; i += 1) {
-      const size = sizes[i % sizes.length]!;
-      yield input.subarray(offset, offset + size);
-      offset += size;
-    }
-  })());
+  return Readable.from(
+    (function* () {
+      let offset = 0;
+      for (let i = 0; offset < input.length; i += 1) {
+        const size = sizes[i % sizes.length]!;
+        yield input.subarray(offset, offset + size);
+        offset += size;
+      }
+    })(),
+  );
 }
 
-async function compress(input: Buffer, format: CompressionFormat, options: { blockBytes?: number; pool?: BlockCompressor } = {}): Promise<{ stored: Buffer; chunks: number }> {
+async function compress(
+  input: Buffer,
+  format: CompressionFormat,
+  options: { blockBytes?: number; pool?: BlockCompressor } = {},
+): Promise<{ stored: Buffer; chunks: number }> {
   const parts: Buffer[] = [];
-  await pipeline(chunked(input), new ParallelCompress({ format, pool, ...options }), new Writable({ write: (c: Buffer, _e, done) => { parts.push(c); done(); } }));
+  await pipeline(
+    chunked(input),
+    new ParallelCompress({ format, pool, ...options }),
+    new Writable({
+      write: (c: Buffer, _e, done) => {
+        parts.push(c);
+        done();
+      },
+    }),
+  );
   return { stored: Buffer.concat(parts), chunks: parts.length };
 }
 
@@ -65,14 +95,18 @@ function cli(command: string, args: string[], input: Buffer): Promise<Buffer> {
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${command} exit ${code}: ${Buffer.concat(err).toString()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${command} exit ${code}: ${Buffer.concat(err).toString()}`)),
+    );
     child.stdin.end(input);
   });
 }
 
 const readers: Record<CompressionFormat, [string, string[]]> = { gzip: ['gunzip', ['-c']], zstd: ['zstd', ['-d', '-c']] };
 
-describe.each((['gzip', 'zstd'] as const).flatMap((format) => compressors.map(([name, compressor]) => [format, name, compressor] as const)))('ParallelCompress %s on %s', (format, _name, compressor) => {
+describe.each(
+  (['gzip', 'zstd'] as const).flatMap((format) => compressors.map(([name, compressor]) => [format, name, compressor] as const)),
+)('ParallelCompress %s on %s', (format, _name, compressor) => {
   const [command, args] = readers[format];
 
   it.each([
@@ -86,7 +120,16 @@ describe.each((['gzip', 'zstd'] as const).flatMap((format) => compressors.map(([
     expect(stored.length).toBeGreaterThan(0); // even an empty input is one valid member/frame
     expect(sha(await cli(command, args, stored))).toBe(sha(input));
     const back: Buffer[] = [];
-    await pipeline([Readable.from([stored]), ...createDecompressStages(format), new Writable({ write: (c: Buffer, _e, done) => { back.push(c); done(); } })]);
+    await pipeline([
+      Readable.from([stored]),
+      ...createDecompressStages(format),
+      new Writable({
+        write: (c: Buffer, _e, done) => {
+          back.push(c);
+          done();
+        },
+      }),
+    ]);
     expect(sha(Buffer.concat(back))).toBe(sha(input));
   });
 
@@ -105,20 +148,32 @@ describe('failures', () => {
   it.each(compressors)('a block zlib refuses fails the stream, and the %s still work afterwards', async (_name, compressor) => {
     const broken = new ParallelCompress({ format: 'gzip', level: 42, pool: compressor }); // zlib refuses level 42 (in the worker thread / libuv job)
     await expect(pipeline(source(), broken, discard())).rejects.toThrow(/gzip compression failed.*level/);
-    expect(sha(await cli('gunzip', ['-c'], (await compress(Buffer.from('after'), 'gzip', { pool: compressor })).stored))).toBe(sha(Buffer.from('after')));
+    expect(sha(await cli('gunzip', ['-c'], (await compress(Buffer.from('after'), 'gzip', { pool: compressor })).stored))).toBe(
+      sha(Buffer.from('after')),
+    );
   });
 
   it('a worker thread that dies fails the stream instead of hanging it', async () => {
-    const dying = new CompressionPool({ size: 2, workerSource: "require('node:worker_threads').parentPort.on('message', () => { throw new Error('boom in the worker'); });" });
+    const dying = new CompressionPool({
+      size: 2,
+      workerSource: "require('node:worker_threads').parentPort.on('message', () => { throw new Error('boom in the worker'); });",
+    });
     try {
-      await expect(pipeline(source(), new ParallelCompress({ pool: dying }), discard())).rejects.toThrow(/compression worker thread failed: boom in the worker/);
+      await expect(pipeline(source(), new ParallelCompress({ pool: dying }), discard())).rejects.toThrow(
+        /compression worker thread failed: boom in the worker/,
+      );
     } finally {
       await dying.close();
     }
   });
 
   it('a failing source fails the stream with its own error', async () => {
-    const failing = Readable.from((async function* () { yield sample(3 * 1024 * 1024); throw new Error('etcd stream reset'); })());
+    const failing = Readable.from(
+      (async function* () {
+        yield sample(3 * 1024 * 1024);
+        throw new Error('etcd stream reset');
+      })(),
+    );
     await expect(pipeline(failing, new ParallelCompress({ pool }), discard())).rejects.toThrow('etcd stream reset');
   });
 });
@@ -134,7 +189,10 @@ describe('backpressure', () => {
     const source = new Readable({
       highWaterMark: 64 * 1024,
       read() {
-        if (produced >= total) { this.push(null); return; }
+        if (produced >= total) {
+          this.push(null);
+          return;
+        }
         produced += chunk.length;
         this.push(chunk);
       },
@@ -168,7 +226,7 @@ describe('backpressure', () => {
     expect([state.running, state.waiting.length]).toEqual([0, 0]);
   });
 
-  it('the process-wide compressor is zlib on libuv\'s threadpool unless NNOE_DR_COMPRESSION_THREADS=worker', () => {
+  it("the process-wide compressor is zlib on libuv's threadpool unless NNOE_DR_COMPRESSION_THREADS=worker", () => {
     expect(process.env[COMPRESSION_THREADS_ENV]).toBeUndefined();
     expect(sharedCompressor()).toBeInstanceOf(ZlibThreadpoolCompressor);
   });
@@ -186,7 +244,12 @@ describe('backpressure', () => {
 describe('config and names', () => {
   const base = {
     workDir: '/tmp/work',
-    clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
+    clusters: [
+      {
+        name: 'prod',
+        etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+      },
+    ],
     storage: [{ name: 'local', type: 'local', path: '/tmp/backups' }],
   };
 
@@ -194,7 +257,9 @@ describe('config and names', () => {
     expect(artefactCompression(parseConfig(base), 'prod').format).toBe('gzip');
     const zstd = parseConfig({ ...base, clusters: [{ ...base.clusters[0]!, compression: 'zstd' }] });
     expect(artefactCompression(zstd, 'prod').format).toBe('zstd');
-    expect(artefactCompression(parseConfig({ ...base, compression: 'zstd' }), 'prod').fileName('etcd-snapshot-20261204-120000.db.gz')).toBe('etcd-snapshot-20261204-120000.db.zst');
+    expect(artefactCompression(parseConfig({ ...base, compression: 'zstd' }), 'prod').fileName('etcd-snapshot-20261204-120000.db.gz')).toBe(
+      'etcd-snapshot-20261204-120000.db.zst',
+    );
     expect(() => parseConfig({ ...base, compression: 'lz4' })).toThrow(ConfigError);
     expect(() => parseConfig({ ...base, compression: 'lz4' })).toThrow(/compression: expected a compression format: gzip or zstd/);
     expect(compressedFileName('phpipam-20261204-120000.sql.gz', 'gzip')).toBe('phpipam-20261204-120000.sql.gz');
@@ -207,8 +272,14 @@ describe('reading artefacts back', () => {
     await mkdir(join(root, setId), { recursive: true });
     await writeFile(join(root, setId, file), stored);
     return {
-      file, key: `${setId}/${file}`, compression: format, encryption: null, bytes: stored.length, sha256: sha(stored),
-      raw: { bytes: raw.length, sha256: sha(raw) }, copies: [{ target: 'local', location: join(root, setId, file), bytes: stored.length, sha256: sha(stored) }],
+      file,
+      key: `${setId}/${file}`,
+      compression: format,
+      encryption: null,
+      bytes: stored.length,
+      sha256: sha(stored),
+      raw: { bytes: raw.length, sha256: sha(raw) },
+      copies: [{ target: 'local', location: join(root, setId, file), bytes: stored.length, sha256: sha(stored) }],
     };
   }
 
@@ -217,17 +288,36 @@ describe('reading artefacts back', () => {
     const setId = 'prod-20261204-120000';
     const config = parseConfig({
       workDir: join(dir, 'work'),
-      clusters: [{ name: 'prod', etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
+      clusters: [
+        {
+          name: 'prod',
+          etcd: { members: [{ name: 'etcd-1', node: 'node-1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+        },
+      ],
       storage: [{ name: 'local', type: 'local', path: root }],
     });
     const body = sample(3 * 1024 * 1024); // several blocks: several members/frames
     const snapshot = Buffer.concat([body, createHash('sha256').update(body).digest()]);
-    const dump = Buffer.from(`-- MariaDB dump\n${'INSERT INTO `ipaddresses` VALUES (1);\n'.repeat(50_000)}-- Dump completed on 2026-12-04 12:00:00\n`);
+    const dump = Buffer.from(
+      `-- MariaDB dump\n${'INSERT INTO `ipaddresses` VALUES (1);\n'.repeat(50_000)}-- Dump completed on 2026-12-04 12:00:00\n`,
+    );
     const etcd = await storeArtefact(root, setId, 'etcd-snapshot.db.zst', snapshot, 'zstd');
     const phpipam = await storeArtefact(root, setId, 'phpipam.sql.gz', dump, 'gzip');
     const { compression: _recorded, ...oldStyle } = phpipam; // written before the field existed
-    const record = (component: string, artefacts: unknown[]) => ({ component, status: 'ok', artefacts, facts: {}, startedAt: '', finishedAt: '' }) as unknown as ComponentRecord;
-    const manifest = { formatVersion: 1, tool: 'nnoe-dr', setId, cluster: 'prod', status: 'complete', createdAt: '2026-12-04T12:00:00Z', completedAt: '', workflow: { workflowId: 'w', runId: 'r' }, components: [record('etcd', [etcd]), record('phpipam', [oldStyle])], failures: [] } as unknown as BackupManifest;
+    const record = (component: string, artefacts: unknown[]) =>
+      ({ component, status: 'ok', artefacts, facts: {}, startedAt: '', finishedAt: '' }) as unknown as ComponentRecord;
+    const manifest = {
+      formatVersion: 1,
+      tool: 'nnoe-dr',
+      setId,
+      cluster: 'prod',
+      status: 'complete',
+      createdAt: '2026-12-04T12:00:00Z',
+      completedAt: '',
+      workflow: { workflowId: 'w', runId: 'r' },
+      components: [record('etcd', [etcd]), record('phpipam', [oldStyle])],
+      failures: [],
+    } as unknown as BackupManifest;
     await writeFile(join(root, setId, 'manifest.json'), JSON.stringify(manifest));
 
     const report = await verifyBackupSet(config, setId);
@@ -241,6 +331,8 @@ describe('reading artefacts back', () => {
     expect(sha(await readFile(fetchedDump.path))).toBe(sha(dump));
 
     // A zstd artefact recorded as gzip is refused as unusable, not misread.
-    await expect(fetchArtefact(config, { ...etcd, compression: 'gzip' }, join(dir, 'restore', 'wrong.db'))).rejects.toThrow(/no good copy of etcd-snapshot.db.zst/);
+    await expect(fetchArtefact(config, { ...etcd, compression: 'gzip' }, join(dir, 'restore', 'wrong.db'))).rejects.toThrow(
+      /no good copy of etcd-snapshot.db.zst/,
+    );
   });
 });

@@ -6,13 +6,21 @@ const cfg = PhpipamSchema.parse({ host: '10.0.0.5', port: 3306, database: 'phpip
 
 describe('phpIPAM database failures', () => {
   it('a database the user may not use (1044) names the missing GRANT, not the credentials', () => {
-    const failure = databaseFailure({ errno: 1044, sqlMessage: "Access denied for user 'phpipam_restore'@'%' to database 'phpipam_drill_20261204'" }, cfg);
+    const failure = databaseFailure(
+      { errno: 1044, sqlMessage: "Access denied for user 'phpipam_restore'@'%' to database 'phpipam_drill_20261204'" },
+      cfg,
+    );
     expect(failure.type).toBe('DatabasePrivilegeMissing');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain('user phpipam_restore may not use database phpipam_drill_20261204 on 10.0.0.5:3306');
     expect(failure.message).toContain("missing: GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO 'phpipam_restore'@'<host>'");
     expect(failure.message).not.toMatch(/rejected the credentials/);
-    const dump = dumpFailure(cfg, 'mariadb-dump', 'exit 2', "mariadb-dump: Got error: 1044: \"Access denied for user 'phpipam_restore'@'%' to database 'phpipam'\" when selecting the database");
+    const dump = dumpFailure(
+      cfg,
+      'mariadb-dump',
+      'exit 2',
+      "mariadb-dump: Got error: 1044: \"Access denied for user 'phpipam_restore'@'%' to database 'phpipam'\" when selecting the database",
+    );
     expect(dump.message).toContain("missing: GRANT ALL PRIVILEGES ON `phpipam`.* TO 'phpipam_restore'@'<host>'");
   });
 
@@ -22,7 +30,16 @@ describe('phpIPAM database failures', () => {
 
   it('restores and drills connect as the restore credential when one is configured', () => {
     expect(restoreConnectionOf(cfg)).toBe(cfg);
-    const withRestore = PhpipamSchema.parse({ ...cfg, user: 'phpipam', restore: { user: 'phpipam_restore', password: { file: '/etc/nnoe-dr/restore-pw' } } });
-    expect(restoreConnectionOf(withRestore)).toMatchObject({ user: 'phpipam_restore', password: { file: '/etc/nnoe-dr/restore-pw' }, database: 'phpipam', host: '10.0.0.5' });
+    const withRestore = PhpipamSchema.parse({
+      ...cfg,
+      user: 'phpipam',
+      restore: { user: 'phpipam_restore', password: { file: '/etc/nnoe-dr/restore-pw' } },
+    });
+    expect(restoreConnectionOf(withRestore)).toMatchObject({
+      user: 'phpipam_restore',
+      password: { file: '/etc/nnoe-dr/restore-pw' },
+      database: 'phpipam',
+      host: '10.0.0.5',
+    });
   });
 });

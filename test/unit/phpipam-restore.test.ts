@@ -15,9 +15,27 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DomainError } from '../../src/common/domain-errors';
 import { FailureType } from '../../src/common/failures';
 import {
-  buildDumpCommand, buildLoadCommand, connectPhpipam, dropStagingSchema, DumpSchemaGuard, loadDumpIntoSchema,
-  PhpipamSchema, preflight, readDumpTool, requireSwappableLive, restoreSchemaNames, runDump, swapSchemaIn, tableFacts, verifySchemaAgainstFacts,
-  writeClientOptionFile, type DumpCommand, type NeutralisedStatement, type PhpipamConfig, type PhpipamDumpFacts, type SchemaVerification,
+  buildDumpCommand,
+  buildLoadCommand,
+  connectPhpipam,
+  dropStagingSchema,
+  DumpSchemaGuard,
+  loadDumpIntoSchema,
+  PhpipamSchema,
+  preflight,
+  readDumpTool,
+  requireSwappableLive,
+  restoreSchemaNames,
+  runDump,
+  swapSchemaIn,
+  tableFacts,
+  verifySchemaAgainstFacts,
+  writeClientOptionFile,
+  type DumpCommand,
+  type NeutralisedStatement,
+  type PhpipamConfig,
+  type PhpipamDumpFacts,
+  type SchemaVerification,
 } from '../../src/phpipam';
 import { connectAsRoot, startMariadb, type MariadbInstance } from '../../src/sandbox/mariadb';
 import { FIXTURE_EVENT, FIXTURE_FUNCTION, FIXTURE_TRIGGER, loadPhpipamFixture, PHPIPAM_TABLES } from '../../src/sandbox/phpipam-fixture';
@@ -26,19 +44,36 @@ import { waitUntil } from '../../src/sandbox/ports';
 const LIVE = 'phpipam';
 
 /** Runs text through the guard in chunks of `chunk` bytes. */
-async function guard(text: string | Buffer, target = 'phpipam_restore_x', chunk = 64 * 1024, requireTrailer = false): Promise<{ out: string; neutralised: NeutralisedStatement[] }> {
+async function guard(
+  text: string | Buffer,
+  target = 'phpipam_restore_x',
+  chunk = 64 * 1024,
+  requireTrailer = false,
+): Promise<{ out: string; neutralised: NeutralisedStatement[] }> {
   const input = Buffer.isBuffer(text) ? text : Buffer.from(text);
   const chunks: Buffer[] = [];
   for (let i = 0; i < input.length; i += chunk) chunks.push(input.subarray(i, i + chunk));
   const g = new DumpSchemaGuard(target, { requireTrailer });
   const out: Buffer[] = [];
-  await pipeline(Readable.from(chunks), g, new Writable({ write(c: Buffer, _e, done) { out.push(c); done(); } }));
+  await pipeline(
+    Readable.from(chunks),
+    g,
+    new Writable({
+      write(c: Buffer, _e, done) {
+        out.push(c);
+        done();
+      },
+    }),
+  );
   return { out: Buffer.concat(out).toString('utf8'), neutralised: g.neutralised };
 }
 
 /** The failure a promise rejects with (fails the test if it resolves). */
 async function failureOf(promise: Promise<unknown>): Promise<DomainError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(DomainError);
   return err as DomainError;
 }
@@ -128,7 +163,8 @@ describe('DumpSchemaGuard', () => {
 describe('phpIPAM restore names and client command', () => {
   it('names the staging and keep schemas after the database and the UTC time', () => {
     expect(restoreSchemaNames('phpipam', new Date('2026-11-27T14:35:02.123Z'))).toEqual({
-      staging: 'phpipam_restore_20261127_143502_123', keepAs: 'phpipam_pre_restore_20261127_143502_123',
+      staging: 'phpipam_restore_20261127_143502_123',
+      keepAs: 'phpipam_pre_restore_20261127_143502_123',
     });
     // Two restores within one second get two names (a same-second clash refused the second one).
     expect(restoreSchemaNames('phpipam', new Date('2026-11-27T14:35:02.124Z')).keepAs).not.toBe('phpipam_pre_restore_20261127_143502_123');
@@ -140,9 +176,17 @@ describe('phpIPAM restore names and client command', () => {
     const { binary, argv } = buildLoadCommand({ ...input, binary: 'mariadb', flavour: 'mariadb' });
     expect(binary).toBe('mariadb');
     expect(argv[0]).toBe('--defaults-file=/work/x/client.cnf');
-    expect(argv).toEqual(expect.arrayContaining([
-      '--host=10.0.0.5', '--port=3306', '--protocol=TCP', '--user=phpipam', '--binary-mode', '--skip-print-query-on-error', '--database=phpipam_restore_1',
-    ]));
+    expect(argv).toEqual(
+      expect.arrayContaining([
+        '--host=10.0.0.5',
+        '--port=3306',
+        '--protocol=TCP',
+        '--user=phpipam',
+        '--binary-mode',
+        '--skip-print-query-on-error',
+        '--database=phpipam_restore_1',
+      ]),
+    );
     expect(argv.some((a) => /pass/i.test(a))).toBe(false);
     // MySQL's client has no such option (and does not echo failing statements).
     expect(buildLoadCommand({ ...input, binary: 'mysql', flavour: 'mysql' }).argv).not.toContain('--skip-print-query-on-error');
@@ -190,10 +234,13 @@ describe('phpIPAM restore on MariaDB', () => {
     const [rows] = await conn.query<RowDataPacket[]>(sql, params);
     return rows.map((r) => String(Object.values(r)[0]));
   }
-  const schemaExists = async (schema: string) => (await names('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema])).length === 1;
-  const triggersOf = (schema: string) => names('SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1', [schema]);
+  const schemaExists = async (schema: string) =>
+    (await names('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [schema])).length === 1;
+  const triggersOf = (schema: string) =>
+    names('SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1', [schema]);
   const viewsOf = (schema: string) => names('SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY 1', [schema]);
-  const routinesOf = (schema: string) => names("SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1", [schema]);
+  const routinesOf = (schema: string) =>
+    names("SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1", [schema]);
   const factsOf = (f: PhpipamDumpFacts) => Object.fromEntries(f.tables.map((t) => [t.name, `${t.rows}/${t.checksum}`]));
 
   /** Dumps the live schema with the backup's command (optionally with extra options) into plain text. */
@@ -207,7 +254,15 @@ describe('phpIPAM restore on MariaDB', () => {
       command.argv.splice(command.argv.length - 1, 0, ...extra);
       dumpCommand = command;
       const gz: Buffer[] = [];
-      const run = await runDump({ command, sink: new Writable({ write(c: Buffer, _e, done) { gz.push(c); done(); } }) });
+      const run = await runDump({
+        command,
+        sink: new Writable({
+          write(c: Buffer, _e, done) {
+            gz.push(c);
+            done();
+          },
+        }),
+      });
       expect(run.exit.code).toBe(0);
       expect(run.completed).toBe(true);
       return gunzipSync(Buffer.concat(gz));
@@ -227,7 +282,11 @@ describe('phpIPAM restore on MariaDB', () => {
     await root.query('GRANT ALL PRIVILEGES ON `phpipam\\_%`.* TO ?@?', [mariadb.phpipam.user, '%']);
     await root.end();
     cfg = PhpipamSchema.parse({
-      host: mariadb.phpipam.host, port: mariadb.phpipam.port, database: LIVE, user: mariadb.phpipam.user, password: { file: mariadb.phpipam.passwordFile },
+      host: mariadb.phpipam.host,
+      port: mariadb.phpipam.port,
+      database: LIVE,
+      user: mariadb.phpipam.user,
+      password: { file: mariadb.phpipam.passwordFile },
     });
     app = await connectPhpipam(cfg, password);
     conn = await connectPhpipam(cfg, password);
@@ -237,8 +296,14 @@ describe('phpIPAM restore on MariaDB', () => {
     const snapshot = await tableFacts(app, LIVE, server.flavour);
     dump = await dumpLive();
     facts = {
-      flavour: server.flavour, version: server.version, database: LIVE, dumpTool: 'mariadb-dump', dumpCommand: [dumpCommand.binary, ...dumpCommand.argv],
-      binlog: null, tables: snapshot.tables, tablesMatchDump: null,
+      flavour: server.flavour,
+      version: server.version,
+      database: LIVE,
+      dumpTool: 'mariadb-dump',
+      dumpCommand: [dumpCommand.binary, ...dumpCommand.argv],
+      binlog: null,
+      tables: snapshot.tables,
+      tablesMatchDump: null,
     };
   }, 300_000);
 
@@ -270,7 +335,8 @@ describe('phpIPAM restore on MariaDB', () => {
     // While the client runs: its argv and environment, and the option file it reads.
     let clients: Awaited<ReturnType<typeof processesWith>> = [];
     await waitUntil(async () => (clients = await processesWith(`--database=${staging}`)).length > 0, {
-      timeoutMs: 30_000, describeFailure: () => `no client process with --database=${staging} appeared`,
+      timeoutMs: 30_000,
+      describeFailure: () => `no client process with --database=${staging} appeared`,
     });
     const [client] = clients;
     expect(client!.argv[0]).toMatch(/mariadb$/);
@@ -296,8 +362,13 @@ describe('phpIPAM restore on MariaDB', () => {
 
     // The trigger sits on the staging table; the live schema still has exactly its own, and its data.
     const [trigger] = await conn.query<RowDataPacket[]>(
-      'SELECT TRIGGER_SCHEMA AS s, EVENT_OBJECT_SCHEMA AS t FROM information_schema.TRIGGERS WHERE TRIGGER_NAME = ? ORDER BY 1', [FIXTURE_TRIGGER]);
-    expect(trigger.map((r) => [r.s, r.t])).toEqual([[LIVE, LIVE], [staging, staging]]);
+      'SELECT TRIGGER_SCHEMA AS s, EVENT_OBJECT_SCHEMA AS t FROM information_schema.TRIGGERS WHERE TRIGGER_NAME = ? ORDER BY 1',
+      [FIXTURE_TRIGGER],
+    );
+    expect(trigger.map((r) => [r.s, r.t])).toEqual([
+      [LIVE, LIVE],
+      [staging, staging],
+    ]);
     expect(await checksums(LIVE)).toEqual(liveBefore);
     // The option file went with the client.
     expect(await readdir(workDir)).toEqual([]);
@@ -331,17 +402,23 @@ describe('phpIPAM restore on MariaDB', () => {
     const verification = await verifySchemaAgainstFacts(conn, schema, facts);
     expect(verification.ok).toBe(false);
     const expected = facts.tables.find((t) => t.name === 'ipaddresses')!;
-    expect(verification.mismatches).toEqual([{ table: 'ipaddresses', what: 'checksum', expected: expected.checksum, actual: expect.any(String) }]);
+    expect(verification.mismatches).toEqual([
+      { table: 'ipaddresses', what: 'checksum', expected: expected.checksum, actual: expect.any(String) },
+    ]);
     expect(verification.mismatches[0]!.actual).not.toBe(expected.checksum);
 
-    const failure = await failureOf(swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification }));
+    const failure = await failureOf(
+      swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification }),
+    );
     expect(failure.type).toBe(FailureType.RestoreVerificationFailed);
     expect(failure.message).toMatch(/ipaddresses: checksum expected \d+, got \d+/);
     expect(await checksums(LIVE)).toEqual(liveBefore);
     expect(await schemaExists('phpipam_pre_restore_tampered')).toBe(false);
 
     // A verification of another schema does not open the door either.
-    const other = await failureOf(swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification: verified }));
+    const other = await failureOf(
+      swapSchemaIn(conn, { live: LIVE, staging: schema, keepAs: 'phpipam_pre_restore_tampered', verification: verified }),
+    );
     expect(other.type).toBe(FailureType.SchemaSwapRefused);
     expect(await checksums(LIVE)).toEqual(liveBefore);
 
@@ -360,7 +437,11 @@ describe('phpIPAM restore on MariaDB', () => {
 
     const schema = 'phpipam_restore_databases';
     const loaded = await loadDumpIntoSchema(cfg, password, { dump: Readable.from([foreign]), schema, workDir });
-    expect(loaded.neutralised.map((n) => `${n.action} ${n.statement}`)).toEqual(['removed DROP DATABASE', 'removed CREATE DATABASE', 'removed USE']);
+    expect(loaded.neutralised.map((n) => `${n.action} ${n.statement}`)).toEqual([
+      'removed DROP DATABASE',
+      'removed CREATE DATABASE',
+      'removed USE',
+    ]);
     expect(loaded.triggers).toEqual([FIXTURE_TRIGGER]);
     expect((await verifySchemaAgainstFacts(conn, schema, facts)).ok).toBe(true);
     expect(await checksums(LIVE)).toEqual(liveBefore);
@@ -374,7 +455,9 @@ describe('phpIPAM restore on MariaDB', () => {
     const script = `CREATE TABLE a (id INT);\nSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '${literal}';\n-- Dump completed on 2026-11-27 14:35:02\n`;
     const failure = await failureOf(loadDumpIntoSchema(cfg, password, { dump: Readable.from([Buffer.from(script)]), schema, workDir }));
     expect(failure.type).toBe(FailureType.DumpLoadFailed);
-    expect(failure.message).toMatch(/^mariadb could not load the dump into phpipam_restore_broken@127\.0\.0\.1:\d+ \(exit code 1\): ERROR 1644 \(45000\) at line 2: \*\*\*$/);
+    expect(failure.message).toMatch(
+      /^mariadb could not load the dump into phpipam_restore_broken@127\.0\.0\.1:\d+ \(exit code 1\): ERROR 1644 \(45000\) at line 2: \*\*\*$/,
+    );
     expect(failure.message).not.toContain(password);
     expect(failure.message).not.toContain(literal); // the client does not echo the statement (it would carry the secret escaped)
     expect(await schemaExists(schema)).toBe(false);
@@ -383,7 +466,9 @@ describe('phpIPAM restore on MariaDB', () => {
     const truncated = dump.subarray(0, dump.indexOf('\n', dump.length >> 1) + 1);
     const cut = await failureOf(loadDumpIntoSchema(cfg, password, { dump: Readable.from([truncated]), schema, workDir }));
     expect(cut.type).toBe(FailureType.DumpLoadFailed);
-    expect(cut.message).toMatch(/the dump ends at line \d+ without its "-- Dump completed" trailer: it is truncated; nothing of it is kept/);
+    expect(cut.message).toMatch(
+      /the dump ends at line \d+ without its "-- Dump completed" trailer: it is truncated; nothing of it is kept/,
+    );
     expect(await schemaExists(schema)).toBe(false);
     expect(await readdir(workDir)).toEqual([]);
   });
@@ -396,7 +481,8 @@ describe('phpIPAM restore on MariaDB', () => {
     loading.catch(() => undefined);
     feed.write(dump.subarray(0, dump.indexOf('\n', dump.length >> 1) + 1));
     await waitUntil(async () => (await processesWith(`--database=${schema}`)).length > 0, {
-      timeoutMs: 30_000, describeFailure: () => `no client process with --database=${schema} appeared`,
+      timeoutMs: 30_000,
+      describeFailure: () => `no client process with --database=${schema} appeared`,
     });
     abort.abort();
     await expect(loading).rejects.toMatchObject({ name: 'AbortError' });
@@ -425,7 +511,9 @@ describe('phpIPAM restore on MariaDB', () => {
       // Views on both sides (error 1450 if renamed across schemas): an old one in live; in the backup one
       // with SQL SECURITY INVOKER and a view on it (created in dependency order after the swap).
       await app.query('CREATE VIEW v_subnets AS SELECT id, subnet FROM subnets');
-      await conn.query(`CREATE SQL SECURITY INVOKER VIEW \`${staging}\`.v_subnets AS SELECT id, subnet, description FROM \`${staging}\`.subnets`);
+      await conn.query(
+        `CREATE SQL SECURITY INVOKER VIEW \`${staging}\`.v_subnets AS SELECT id, subnet, description FROM \`${staging}\`.subnets`,
+      );
       await conn.query(`CREATE VIEW \`${staging}\`.a_subnet_ids AS SELECT id FROM \`${staging}\`.v_subnets`);
       liveBefore = await checksums(LIVE);
       expect(liveBefore).not.toEqual(factsOf(facts));
@@ -433,14 +521,26 @@ describe('phpIPAM restore on MariaDB', () => {
 
     it('a failure after the RENAME is undone: live, staging and their triggers as before, no keep schema', async () => {
       const steps: string[] = [];
-      const failure = await failureOf(swapSchemaIn(conn, {
-        live: LIVE, staging, keepAs, verification: verified,
-        onStep: (step) => {
-          steps.push(step);
-          if (step === 'create live triggers') throw new Error('injected failure after the rename');
-        },
-      }));
-      expect(steps).toEqual(['check schemas', 'create keep schema', 'drop staging triggers', 'drop live triggers', 'rename tables', 'create live triggers']);
+      const failure = await failureOf(
+        swapSchemaIn(conn, {
+          live: LIVE,
+          staging,
+          keepAs,
+          verification: verified,
+          onStep: (step) => {
+            steps.push(step);
+            if (step === 'create live triggers') throw new Error('injected failure after the rename');
+          },
+        }),
+      );
+      expect(steps).toEqual([
+        'check schemas',
+        'create keep schema',
+        'drop staging triggers',
+        'drop live triggers',
+        'rename tables',
+        'create live triggers',
+      ]);
       expect(failure.type).toBe(FailureType.SchemaSwapFailed);
       expect(failure.message).toMatch(/failed at "create live triggers" \(injected failure after the rename\); undone/);
       expect(await checksums(LIVE)).toEqual(liveBefore);
@@ -477,17 +577,26 @@ describe('phpIPAM restore on MariaDB', () => {
       expect(result.tables.keptOnly).toEqual(['live_only']);
       expect(result.tables.added).toEqual([]);
       expect(result.triggers).toEqual({ live: [FIXTURE_TRIGGER], kept: [FIXTURE_TRIGGER] });
-      expect(result.routines).toEqual({ live: [`FUNCTION ${FIXTURE_FUNCTION}`], kept: [`FUNCTION ${FIXTURE_FUNCTION}`, 'PROCEDURE live_only_proc'] });
+      expect(result.routines).toEqual({
+        live: [`FUNCTION ${FIXTURE_FUNCTION}`],
+        kept: [`FUNCTION ${FIXTURE_FUNCTION}`, 'PROCEDURE live_only_proc'],
+      });
       expect(result.events).toEqual({ live: [FIXTURE_EVENT], kept: [FIXTURE_EVENT] });
       expect(result.views).toEqual({ live: ['a_subnet_ids', 'v_subnets'], kept: ['v_subnets'] });
       // Recreated on the tables of the schema they now live in, definer and SQL SECURITY as they were.
       const [views] = await conn.query<RowDataPacket[]>(
-        'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS v, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (?, ?) ORDER BY 1, 2', [LIVE, keepAs]);
+        'SELECT TABLE_SCHEMA AS s, TABLE_NAME AS v, SECURITY_TYPE AS security, DEFINER AS definer, VIEW_DEFINITION AS def FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN (?, ?) ORDER BY 1, 2',
+        [LIVE, keepAs],
+      );
       expect(views.map((v) => [v.s, v.v, v.security, v.definer])).toEqual([
-        [LIVE, 'a_subnet_ids', 'DEFINER', `${cfg.user}@%`], [LIVE, 'v_subnets', 'INVOKER', `${cfg.user}@%`], [keepAs, 'v_subnets', 'DEFINER', `${cfg.user}@%`],
+        [LIVE, 'a_subnet_ids', 'DEFINER', `${cfg.user}@%`],
+        [LIVE, 'v_subnets', 'INVOKER', `${cfg.user}@%`],
+        [keepAs, 'v_subnets', 'DEFINER', `${cfg.user}@%`],
       ]);
       for (const v of views) expect(String(v.def)).not.toContain(staging);
-      const [counted] = await app.query<RowDataPacket[]>('SELECT (SELECT COUNT(*) FROM a_subnet_ids) AS viewed, (SELECT COUNT(*) FROM subnets) AS base');
+      const [counted] = await app.query<RowDataPacket[]>(
+        'SELECT (SELECT COUNT(*) FROM a_subnet_ids) AS viewed, (SELECT COUNT(*) FROM subnets) AS base',
+      );
       expect(Number(counted[0]!.viewed)).toBe(Number(counted[0]!.base));
       expect(result.stagingDropped).toBe(true);
       expect(result.warnings).toEqual([]);
@@ -502,12 +611,19 @@ describe('phpIPAM restore on MariaDB', () => {
       expect(await routinesOf(keepAs)).toEqual([`FUNCTION ${FIXTURE_FUNCTION}`, 'PROCEDURE live_only_proc']);
       expect(await triggersOf(LIVE)).toEqual([FIXTURE_TRIGGER]);
       expect(await triggersOf(keepAs)).toEqual([FIXTURE_TRIGGER]);
-      expect(await names('SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND EVENT_NAME = ?', [keepAs, FIXTURE_EVENT])).toEqual(['DISABLED']);
+      expect(
+        await names('SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND EVENT_NAME = ?', [keepAs, FIXTURE_EVENT]),
+      ).toEqual(['DISABLED']);
       expect(await names('SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?', [LIVE])).toEqual([FIXTURE_EVENT]);
       // Foreign keys reference tables of their own schema.
       const [fks] = await conn.query<RowDataPacket[]>(
-        'SELECT DISTINCT CONSTRAINT_SCHEMA AS s, UNIQUE_CONSTRAINT_SCHEMA AS r FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN (?, ?) ORDER BY 1', [LIVE, keepAs]);
-      expect(fks.map((r) => [r.s, r.r])).toEqual([[LIVE, LIVE], [keepAs, keepAs]]);
+        'SELECT DISTINCT CONSTRAINT_SCHEMA AS s, UNIQUE_CONSTRAINT_SCHEMA AS r FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN (?, ?) ORDER BY 1',
+        [LIVE, keepAs],
+      );
+      expect(fks.map((r) => [r.s, r.r])).toEqual([
+        [LIVE, LIVE],
+        [keepAs, keepAs],
+      ]);
 
       // phpIPAM's session carries on: the restored trigger counts a new address, the function sees it.
       const used = async () => Number((await app.query<RowDataPacket[]>('SELECT usedCount AS n FROM subnets WHERE id = 1'))[0][0]!.n);

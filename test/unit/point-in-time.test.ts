@@ -27,9 +27,13 @@ describe('choosing the snapshot of a point-in-time restore', () => {
   });
 
   it('by revision: the live incarnation, unless one is named', () => {
-    expect(chooseBaseSnapshot(snapshots, { revision: 11 }, chooseIncarnation(snapshots, { revision: 11 }, undefined, 'live')!)?.setId).toBe('live-2');
+    expect(chooseBaseSnapshot(snapshots, { revision: 11 }, chooseIncarnation(snapshots, { revision: 11 }, undefined, 'live')!)?.setId).toBe(
+      'live-2',
+    );
     expect(chooseBaseSnapshot(snapshots, { revision: 99999 }, 'live')?.setId).toBe('live-2');
-    expect(chooseBaseSnapshot(snapshots, { revision: 350 }, chooseIncarnation(snapshots, { revision: 350 }, 'old', 'live')!)?.setId).toBe('old-1');
+    expect(chooseBaseSnapshot(snapshots, { revision: 350 }, chooseIncarnation(snapshots, { revision: 350 }, 'old', 'live')!)?.setId).toBe(
+      'old-1',
+    );
     expect(chooseBaseSnapshot(snapshots, { revision: 5 }, 'live')).toBeNull();
     // etcd down: the newest snapshot's incarnation.
     expect(chooseIncarnation(snapshots, { revision: 11 }, undefined, null)).toBe('live');
@@ -39,7 +43,8 @@ describe('choosing the snapshot of a point-in-time restore', () => {
     const now = ms('2026-12-04T12:00:00Z');
     expect(targetProblem({ targetRevision: 11 }, now)).toBeNull();
     expect(targetProblem({ targetTime: '2026-12-04T11:59:59Z' }, now)).toBeNull();
-    for (const bad of ['abc', 0, -3, 1.5, Number.NaN]) expect(targetProblem({ targetRevision: bad }, now)).toMatch(/is not a revision: expected a whole number of at least 1/);
+    for (const bad of ['abc', 0, -3, 1.5, Number.NaN])
+      expect(targetProblem({ targetRevision: bad }, now)).toMatch(/is not a revision: expected a whole number of at least 1/);
     expect(targetProblem({ targetTime: '2026-12-04T12:00:01Z' }, now)).toMatch(/is in the future/);
     expect(targetProblem({ targetTime: 'yesterday' }, now)).toMatch(/is not a time: expected ISO-8601/);
     expect(targetProblem({}, now)).toMatch(/exactly one target/);
@@ -50,7 +55,11 @@ describe('choosing the snapshot of a point-in-time restore', () => {
 describe('CLI refusals (exit 2, before connecting)', () => {
   const run = async (...args: string[]) => {
     const lines: string[] = [];
-    const code = await main(['-c', '/nonexistent/nnoe-dr.yaml', ...args], (l) => lines.push(l), (l) => lines.push(l));
+    const code = await main(
+      ['-c', '/nonexistent/nnoe-dr.yaml', ...args],
+      (l) => lines.push(l),
+      (l) => lines.push(l),
+    );
     return { code, text: lines.join('\n') };
   };
 

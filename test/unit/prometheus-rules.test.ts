@@ -13,7 +13,9 @@ import { METRICS } from '../../src/metrics/derive';
 
 const dir = join(__dirname, '..', '..', 'deploy', 'prometheus');
 const rules = parse(readFileSync(join(dir, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
-const tests = parse(readFileSync(join(dir, 'alerts.test.yml'), 'utf8')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> };
+const tests = parse(readFileSync(join(dir, 'alerts.test.yml'), 'utf8')) as {
+  tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
+};
 const alerts = rules.groups.flatMap((g) => g.rules);
 
 async function promtool(...args: string[]): Promise<{ code: number; out: string }> {
@@ -22,7 +24,7 @@ async function promtool(...args: string[]): Promise<{ code: number; out: string 
     return { code: 0, out: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('promtool not found: install Debian\'s prometheus package (scripts/install-deps.sh does)');
+    if (e.code === 'ENOENT') throw new Error("promtool not found: install Debian's prometheus package (scripts/install-deps.sh does)");
     return { code: Number(e.code), out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
 }
@@ -39,12 +41,25 @@ describe('Prometheus alerts', () => {
   it('every alert is tested firing and quiet', () => {
     for (const { alert } of alerts) {
       const cases = tests.tests.flatMap((t) => t.alert_rule_test).filter((c) => c.alertname === alert);
-      expect(cases.some((c) => c.exp_alerts.length > 0), `${alert} fires in a test`).toBe(true);
-      expect(cases.some((c) => c.exp_alerts.length === 0), `${alert} stays quiet in a test`).toBe(true);
+      expect(
+        cases.some((c) => c.exp_alerts.length > 0),
+        `${alert} fires in a test`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.exp_alerts.length === 0),
+        `${alert} stays quiet in a test`,
+      ).toBe(true);
     }
-    expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining([
-      'NnoeDrBackupStale', 'NnoeDrDrillFailing', 'NnoeDrVerificationOld', 'NnoeDrCaptureLagging', 'NnoeDrPruneFailing', 'NnoeDrNodeQueueUnpolled',
-    ]));
+    expect(alerts.map((a) => a.alert)).toEqual(
+      expect.arrayContaining([
+        'NnoeDrBackupStale',
+        'NnoeDrDrillFailing',
+        'NnoeDrVerificationOld',
+        'NnoeDrCaptureLagging',
+        'NnoeDrPruneFailing',
+        'NnoeDrNodeQueueUnpolled',
+      ]),
+    );
   });
 
   it('uses only series the management worker exports', () => {

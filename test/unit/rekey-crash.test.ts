@@ -36,8 +36,16 @@ async function configWith(name: string, recipients: string[], identities: string
   await writeFile(identityFile, `${identities.join('\n')}\n`, { mode: 0o600 });
   return parseConfig({
     workDir: join(dir, 'work'),
-    clusters: [{ name: 'prod', etcd: { members: [{ name: 'e1', node: 'n1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] } }],
-    storage: [{ name: 'a', type: 'local', path: join(dir, 'a') }, { name: 'b', type: 'local', path: join(dir, 'b') }],
+    clusters: [
+      {
+        name: 'prod',
+        etcd: { members: [{ name: 'e1', node: 'n1', clientUrl: 'https://10.0.0.1:2379', peerUrl: 'https://10.0.0.1:2380' }] },
+      },
+    ],
+    storage: [
+      { name: 'a', type: 'local', path: join(dir, 'a') },
+      { name: 'b', type: 'local', path: join(dir, 'b') },
+    ],
     encryption: { recipients, identity: { file: identityFile } },
   });
 }
@@ -51,12 +59,26 @@ async function writeSet(config: Config): Promise<void> {
   const stored = Buffer.concat(chunks);
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
   const artefact = {
-    file: 'cache.tar.gz.age', key: `${SET}/cache.tar.gz.age`, compression: 'gzip', encryption: { format: 'age', recipients: [keys.old.recipient] },
-    bytes: stored.length, sha256: sha(stored), raw: { bytes: raw.length, sha256: sha(raw) }, copies: [],
+    file: 'cache.tar.gz.age',
+    key: `${SET}/cache.tar.gz.age`,
+    compression: 'gzip',
+    encryption: { format: 'age', recipients: [keys.old.recipient] },
+    bytes: stored.length,
+    sha256: sha(stored),
+    raw: { bytes: raw.length, sha256: sha(raw) },
+    copies: [],
   };
   const manifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION, tool: 'nnoe-dr', setId: SET, cluster: 'prod', status: 'complete', createdAt: '2026-12-04T12:00:00Z', completedAt: '2026-12-04T12:00:00Z',
-    workflow: { workflowId: 'w', runId: 'r' }, components: [{ component: 'agent-cache', node: 'n1', status: 'ok', artefacts: [artefact] }], failures: [],
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    tool: 'nnoe-dr',
+    setId: SET,
+    cluster: 'prod',
+    status: 'complete',
+    createdAt: '2026-12-04T12:00:00Z',
+    completedAt: '2026-12-04T12:00:00Z',
+    workflow: { workflowId: 'w', runId: 'r' },
+    components: [{ component: 'agent-cache', node: 'n1', status: 'ok', artefacts: [artefact] }],
+    failures: [],
   };
   for (const target of config.storage) {
     const store = await openStore(target);
@@ -70,8 +92,10 @@ const arm = async (point: string | null) => {
   await writeFile(file, JSON.stringify(point ? { [point]: 'error' } : {}));
   process.env.NNOE_DR_FAILPOINTS = file;
 };
-const rekey = (config: Config) => new MockActivityEnvironment().run(createRekeyActivities({ config }).rekeySet, { setId: SET, targets: ['a', 'b'] });
-const verifies = async (config: Config) => (await verifyBackupSet(config, SET)).checks.map((c) => `${c.target} ${c.ok ? 'ok' : c.problems.join('; ')}`);
+const rekey = (config: Config) =>
+  new MockActivityEnvironment().run(createRekeyActivities({ config }).rekeySet, { setId: SET, targets: ['a', 'b'] });
+const verifies = async (config: Config) =>
+  (await verifyBackupSet(config, SET)).checks.map((c) => `${c.target} ${c.ok ? 'ok' : c.problems.join('; ')}`);
 
 describe('rekey after a crash', () => {
   it('every point of a crash leaves the set readable; running again finishes with the old identity no longer needed', async () => {
@@ -96,7 +120,10 @@ describe('rekey after a crash', () => {
     expect(await rekey(rotating)).toEqual({ setId: SET, rekeyed: [], removed: 2 });
     expect(await verifies(newOnly)).toEqual(['a ok', 'b ok']);
     for (const target of rotating.storage) {
-      expect((await (await openStore(target)).list(`${SET}/`)).sort()).toEqual([`${SET}/manifest.json`, expect.stringMatching(new RegExp(`^${SET}/rekey-[0-9a-f]{12}/cache\\.tar\\.gz\\.age$`))]);
+      expect((await (await openStore(target)).list(`${SET}/`)).sort()).toEqual([
+        `${SET}/manifest.json`,
+        expect.stringMatching(new RegExp(`^${SET}/rekey-[0-9a-f]{12}/cache\\.tar\\.gz\\.age$`)),
+      ]);
     }
   });
 });

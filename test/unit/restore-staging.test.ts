@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { removeRestoreStaging, restoreStagingDir } from '../../src/restore/staging';
 
 let workDir: string | undefined;
-afterEach(async () => { if (workDir) await rm(workDir, { recursive: true, force: true }); });
+afterEach(async () => {
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
 
 describe('restore staging', () => {
   it('removes the set dir with its last part, not while another part still stages there', async () => {

@@ -9,7 +9,11 @@ import { planRetention, type RetentionSet } from '../../src/retention/policy';
 const NOW = new Date('2026-11-27T12:00:00Z');
 const DAY = 24 * 3600_000;
 const set = (id: string, daysAgo: number, extra: Partial<RetentionSet> = {}): RetentionSet => ({
-  setId: id, cluster: 'prod', createdAt: new Date(NOW.getTime() - daysAgo * DAY).toISOString(), status: 'complete', ...extra,
+  setId: id,
+  cluster: 'prod',
+  createdAt: new Date(NOW.getTime() - daysAgo * DAY).toISOString(),
+  status: 'complete',
+  ...extra,
 });
 const kept = (sets: RetentionSet[], policy: Parameters<typeof planRetention>[0]['policy']) => {
   const plan = planRetention({ sets, policy, now: NOW });
@@ -31,7 +35,11 @@ describe('retention of verified sets', () => {
   });
 
   it('keeps only the newest verified set for that reason: an older verification no longer counts', () => {
-    const sets = [set('new', 0), set('v2', 10, { verifiedAt: '2026-11-17T05:00:00Z' }), set('v1', 20, { verifiedAt: '2026-11-07T05:00:00Z' })];
+    const sets = [
+      set('new', 0),
+      set('v2', 10, { verifiedAt: '2026-11-17T05:00:00Z' }),
+      set('v1', 20, { verifiedAt: '2026-11-07T05:00:00Z' }),
+    ];
     expect(kept(sets, { keepDays: 1 }).ids).toEqual(['new', 'v2']);
   });
 
@@ -39,13 +47,18 @@ describe('retention of verified sets', () => {
     const sets = [set('new', 0, { verifiedAt: '2026-11-27T12:30:00Z' }), set('old', 30)];
     const { ids, reasons } = kept(sets, { keepDays: 1 });
     expect(ids).toEqual(['new']);
-    expect(reasons.new?.slice(0, 2)).toEqual(['newest verified set of prod (verified 2026-11-27T12:30:00Z)', 'newest complete set of prod']);
+    expect(reasons.new?.slice(0, 2)).toEqual([
+      'newest verified set of prod (verified 2026-11-27T12:30:00Z)',
+      'newest complete set of prod',
+    ]);
   });
 
   it('ignores a verification on a partial set, and keeps each cluster its own verified set', () => {
     const sets = [
-      set('new', 0), set('partial-verified', 30, { status: 'partial', verifiedAt: '2026-10-28T05:00:00Z' }),
-      { ...set('lab-new', 0), cluster: 'lab' }, { ...set('lab-verified', 30, { verifiedAt: '2026-10-28T05:00:00Z' }), cluster: 'lab' },
+      set('new', 0),
+      set('partial-verified', 30, { status: 'partial', verifiedAt: '2026-10-28T05:00:00Z' }),
+      { ...set('lab-new', 0), cluster: 'lab' },
+      { ...set('lab-verified', 30, { verifiedAt: '2026-10-28T05:00:00Z' }), cluster: 'lab' },
     ];
     expect(kept(sets, { keepDays: 1 }).ids.sort()).toEqual(['lab-new', 'lab-verified', 'new']);
   });

@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainSegments, gapKey, parseSegmentKey, segmentKey, type SegmentName } from '../../src/capture/segments';
 import {
-  deleteSegmentObjects, listSegmentObjects, planSegmentRetention, SEGMENT_TIME_MARGIN_MS, type SegmentRetentionSet,
+  deleteSegmentObjects,
+  listSegmentObjects,
+  planSegmentRetention,
+  SEGMENT_TIME_MARGIN_MS,
+  type SegmentRetentionSet,
 } from '../../src/retention';
 import { LocalStore } from '../../src/storage';
 import { writeObject } from '../support/objects';
@@ -25,7 +29,9 @@ const T0 = Date.parse('2026-11-20T00:00:00Z');
 const seg = (clusterId: string, from: number, to: number, hours: number, cluster = CLUSTER) =>
   segmentKey(cluster, clusterId, { from, to, firstMs: T0 + hours * HOUR - 60_000, lastMs: T0 + hours * HOUR }, '.age');
 const set = (setId: string, hours: number, snapshot?: { revision: number; clusterId: string | null }): SegmentRetentionSet => ({
-  setId, createdAt: new Date(T0 + hours * HOUR).toISOString(), ...(snapshot ? { snapshot } : {}),
+  setId,
+  createdAt: new Date(T0 + hours * HOUR).toISOString(),
+  ...(snapshot ? { snapshot } : {}),
 });
 const plan = (sets: SegmentRetentionSet[], keys: string[]) => planSegmentRetention({ cluster: CLUSTER, sets, keys });
 
@@ -40,7 +46,11 @@ describe('planSegmentRetention, a chain with kept snapshots', () => {
     const p = plan(sets, [...before, straddling, ...after]);
     expect(p.delete).toEqual([...before].sort());
     expect(p.chains).toHaveLength(1);
-    expect(p.chains[0]).toMatchObject({ clusterId: LIVE, keep: 4, deletedRange: { fromRevision: 1, toRevision: 100, firstMs: T0 + 2 * HOUR - 60_000, lastMs: T0 + 9 * HOUR } });
+    expect(p.chains[0]).toMatchObject({
+      clusterId: LIVE,
+      keep: 4,
+      deletedRange: { fromRevision: 1, toRevision: 100, firstMs: T0 + 2 * HOUR - 60_000, lastMs: T0 + 9 * HOUR },
+    });
     expect(p.chains[0]!.reason).toMatch(/set prod-a at revision 100/);
   });
 
@@ -104,7 +114,10 @@ describe('planSegmentRetention, other incarnations (cluster IDs without a kept s
     const keys = [seg(LIVE, 1, 499, 40), seg(LIVE, 500, 510, 49), seg(OLD, 1, 900, 30)];
     const p = plan(sets, keys);
     expect(p.delete).toEqual([seg(LIVE, 1, 499, 40), seg(OLD, 1, 900, 30)].sort());
-    expect(p.chains.map((c) => [c.clusterId, c.delete.length, c.keep])).toEqual([[LIVE, 1, 1], [OLD, 1, 0]]);
+    expect(p.chains.map((c) => [c.clusterId, c.delete.length, c.keep])).toEqual([
+      [LIVE, 1, 1],
+      [OLD, 1, 0],
+    ]);
   });
 });
 
@@ -115,7 +128,9 @@ describe('planSegmentRetention with a backup still running (its set not in the c
     const keys = [seg(LIVE, 1, 40, 3), seg(LIVE, 41, 60, 4.5), seg(LIVE, 61, 99, 8), seg(OLD, 1, 900, 3.5), seg(OLD, 901, 950, 4.5)];
     const p = planSegmentRetention({ cluster: CLUSTER, sets, keys, runningBackupSince: new Date(T0 + 5 * HOUR).toISOString() });
     expect(p.delete).toEqual([seg(LIVE, 1, 40, 3), seg(OLD, 1, 900, 3.5)].sort());
-    expect(p.chains[0]!.reason).toMatch(/nothing captured after 2026-11-20T04:00:00.000Z goes \(a backup running since 2026-11-20T05:00:00.000Z/);
+    expect(p.chains[0]!.reason).toMatch(
+      /nothing captured after 2026-11-20T04:00:00.000Z goes \(a backup running since 2026-11-20T05:00:00.000Z/,
+    );
   });
 
   it('keeps everything when its start is not a time', () => {
@@ -136,7 +151,9 @@ describe('planSegmentRetention keeps what it cannot be sure of', () => {
   it('keeps everything when a set has no readable time or revision', () => {
     const good = set('prod-a', 10, { revision: 100, clusterId: LIVE });
     expect(plan([good, { setId: 'prod-bad', createdAt: 'yesterday' }], keys).delete).toEqual([]);
-    expect(plan([good, set('prod-bad', 20, { revision: Number.NaN, clusterId: LIVE })], keys).chains[0]!.reason).toMatch(/prod-bad: snapshot revision "NaN" is not a revision/);
+    expect(plan([good, set('prod-bad', 20, { revision: Number.NaN, clusterId: LIVE })], keys).chains[0]!.reason).toMatch(
+      /prod-bad: snapshot revision "NaN" is not a revision/,
+    );
   });
 
   it('lets a snapshot without a recorded cluster ID protect every chain above its revision', () => {
@@ -151,8 +168,12 @@ describe('planSegmentRetention keeps what it cannot be sure of', () => {
 
   it('leaves other clusters and keys it does not recognise alone', () => {
     const sets = [set('prod-a', 10, { revision: 100, clusterId: LIVE })];
-    const stray = [`wal/${CLUSTER}/${LIVE}/notes.txt`, `wal/${CLUSTER}/stray.json`, `wal/${CLUSTER}/${LIVE}/sub/${seg(LIVE, 1, 2, 1).split('/').pop()}`,
-      segmentKey(CLUSTER, LIVE, { from: 9, to: 3, firstMs: T0, lastMs: T0 }, '')];
+    const stray = [
+      `wal/${CLUSTER}/${LIVE}/notes.txt`,
+      `wal/${CLUSTER}/stray.json`,
+      `wal/${CLUSTER}/${LIVE}/sub/${seg(LIVE, 1, 2, 1).split('/').pop()}`,
+      segmentKey(CLUSTER, LIVE, { from: 9, to: 3, firstMs: T0, lastMs: T0 }, ''),
+    ];
     const otherCluster = seg(LIVE, 1, 2, 1, 'prod2'); // wal/prod2/ must not match wal/prod/
     const p = plan(sets, [...stray, otherCluster, seg(LIVE, 1, 2, 1)]);
     expect(p.delete).toEqual([seg(LIVE, 1, 2, 1)]);
@@ -170,7 +191,9 @@ describe('deleting segments from a local target', () => {
     store = new LocalStore('local', root);
     for (const [i, key] of keys.entries()) await writeObject(store, key, Buffer.alloc(100 * (i + 1)));
   });
-  afterEach(async () => { await rm(root, { recursive: true, force: true }); });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
 
   it('dry run: reports what would go, with bytes, and deletes nothing', async () => {
     const listed = await listSegmentObjects(store, CLUSTER);

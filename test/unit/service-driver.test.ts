@@ -15,7 +15,9 @@ let path: string | undefined;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nnoe-systemctl-'));
   // is-active answers from a state file; stop/start change it; `start bad.service` fails like systemd does.
-  await writeFile(join(dir, 'systemctl'), `#!/bin/sh
+  await writeFile(
+    join(dir, 'systemctl'),
+    `#!/bin/sh
 echo "$*" >> "${dir}/calls"
 case "$1" in
   is-active) if [ -f "${dir}/active" ]; then echo active; else echo inactive; exit 3; fi ;;
@@ -23,7 +25,8 @@ case "$1" in
   start) if [ "$2" = bad.service ]; then echo "Job for bad.service failed." >&2; exit 1; fi; touch "${dir}/active" ;;
   show) if [ -f "${dir}/active" ]; then echo 4242; else echo 0; fi ;;
 esac
-`);
+`,
+  );
   await chmod(join(dir, 'systemctl'), 0o755);
   path = process.env.PATH;
   process.env.PATH = `${dir}:${path ?? ''}`;
@@ -45,15 +48,24 @@ describe('the systemd service driver', () => {
     expect(await agent.pid()).toBeNull();
     expect(await agent.stop()).toBe(false);
     expect((await readFile(join(dir, 'calls'), 'utf8')).trim().split('\n')).toEqual([
-      'start nnoe-agent.service', 'is-active nnoe-agent.service', 'show --property=MainPID --value nnoe-agent.service',
-      'is-active nnoe-agent.service', 'stop nnoe-agent.service', 'is-active nnoe-agent.service', 'show --property=MainPID --value nnoe-agent.service',
-      'is-active nnoe-agent.service', 'stop nnoe-agent.service',
+      'start nnoe-agent.service',
+      'is-active nnoe-agent.service',
+      'show --property=MainPID --value nnoe-agent.service',
+      'is-active nnoe-agent.service',
+      'stop nnoe-agent.service',
+      'is-active nnoe-agent.service',
+      'show --property=MainPID --value nnoe-agent.service',
+      'is-active nnoe-agent.service',
+      'stop nnoe-agent.service',
     ]);
   });
 
   it('names the command and its error output when systemctl fails', async () => {
-    await expect(serviceDriver({ driver: 'systemd', unit: 'bad.service' }).start())
-      .rejects.toThrow('systemctl start bad.service failed (systemctl start bad.service exited 1): Job for bad.service failed.');
-    await expect(systemctl(['start', 'bad.service'])).rejects.toThrow('systemctl start bad.service failed (1): Job for bad.service failed.');
+    await expect(serviceDriver({ driver: 'systemd', unit: 'bad.service' }).start()).rejects.toThrow(
+      'systemctl start bad.service failed (systemctl start bad.service exited 1): Job for bad.service failed.',
+    );
+    await expect(systemctl(['start', 'bad.service'])).rejects.toThrow(
+      'systemctl start bad.service failed (1): Job for bad.service failed.',
+    );
   });
 });

@@ -37,7 +37,9 @@ describe('the shipped build', () => {
       const { importedFiles } = ts.preProcessFile(readFileSync(join(root, path), 'utf8'), true, true);
       for (const { fileName } of importedFiles) {
         if (!fileName.startsWith('.')) continue;
-        const target = `${relative(root, resolve(root, dirname(path), fileName)).split(sep).join('/')}/`;
+        const target = `${relative(root, resolve(root, dirname(path), fileName))
+          .split(sep)
+          .join('/')}/`;
         if (isDevTooling(target)) importers.push(`${path} imports ${fileName}`);
       }
     }

@@ -29,13 +29,39 @@ beforeAll(async () => {
   const [cp, pp] = [await freePort(), await freePort()];
   clientUrl = `http://127.0.0.1:${cp}`;
   const peerUrl = `http://127.0.0.1:${pp}`;
-  const child = spawn('etcd', ['--name', 'one', '--data-dir', join(dir, 'data'), '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `one=${peerUrl}`], { stdio: 'ignore' });
+  const child = spawn(
+    'etcd',
+    [
+      '--name',
+      'one',
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen-client-urls',
+      clientUrl,
+      '--advertise-client-urls',
+      clientUrl,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `one=${peerUrl}`,
+    ],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  stopEtcd = async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; };
+  stopEtcd = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  };
   client = new Etcd3({ hosts: clientUrl });
   for (let i = 0; i < 100; i++) {
-    try { await client.maintenance.status(); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+    try {
+      await client.maintenance.status();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }, 60_000);
 

@@ -28,41 +28,68 @@ function facts(over: Partial<ClusterFacts> = {}): ClusterFacts {
 }
 
 const line = (f: ClusterFacts, subject: string) => evaluateCluster(f).find((l) => l.subject === subject)!;
-const outOf = (f: ClusterFacts) => evaluateCluster(f).filter((l) => !l.ok).map((l) => l.subject);
+const outOf = (f: ClusterFacts) =>
+  evaluateCluster(f)
+    .filter((l) => !l.ok)
+    .map((l) => l.subject);
 
 describe('status objectives', () => {
   it('a healthy cluster: every line ok, with the newest and verified sets, lag and agents', () => {
     const f = facts();
     expect(outOf(f)).toEqual([]);
-    expect(evaluateCluster(f).map((l) => l.subject)).toEqual(['etcd', 'phpipam', 'drill', 'capture', 'schedules', 'runbooks', 'agent node-1']);
+    expect(evaluateCluster(f).map((l) => l.subject)).toEqual([
+      'etcd',
+      'phpipam',
+      'drill',
+      'capture',
+      'schedules',
+      'runbooks',
+      'agent node-1',
+    ]);
     expect(line(f, 'etcd').summary).toBe('newest prod-new 2h old (limit 9h); verified prod-old 19h ago (limit 2d)');
     expect(line(f, 'capture').summary).toBe('running, durable up to revision 500, etcd at 510: lag 10 revisions (limit 1000)');
   });
 
-  it('a backup older than 1.5 x the schedule\'s period is out; a run in progress (below it) is not', () => {
-    const late = facts({ sets: [{ setId: 'prod-a', status: 'complete', createdAt: ago(9 * HOUR + 60_000), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) }] });
+  it("a backup older than 1.5 x the schedule's period is out; a run in progress (below it) is not", () => {
+    const late = facts({
+      sets: [
+        { setId: 'prod-a', status: 'complete', createdAt: ago(9 * HOUR + 60_000), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) },
+      ],
+    });
     expect(outOf(late)).toEqual(['etcd', 'phpipam']);
     expect(line(late, 'etcd').problem).toBe("newest complete set is 9h 1m old, over 9h (1.5 x the schedule's 6h)");
-    const due = facts({ sets: [{ setId: 'prod-a', status: 'complete', createdAt: ago(7 * HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) }] });
+    const due = facts({
+      sets: [{ setId: 'prod-a', status: 'complete', createdAt: ago(7 * HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) }],
+    });
     expect(outOf(due)).toEqual([]);
   });
 
   it('objectives.backupMaxAge overrides the schedule; without either there is no RPO', () => {
     expect(outOf(facts({ objectives: { backupMaxAgeMs: HOUR } }))).toEqual(['etcd', 'phpipam']);
     expect(line(facts({ objectives: { backupMaxAgeMs: HOUR } }), 'etcd').problem).toContain('(objectives.backupMaxAge)');
-    const unscheduled = facts({ backupSchedule: null, sets: [{ setId: 'x', status: 'complete', createdAt: ago(100 * HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) }] });
+    const unscheduled = facts({
+      backupSchedule: null,
+      sets: [{ setId: 'x', status: 'complete', createdAt: ago(100 * HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(HOUR) }],
+    });
     expect(outOf(unscheduled)).toEqual([]);
     expect(line(unscheduled, 'etcd').summary).toContain('no RPO: no backup schedule');
   });
 
   it('a component no complete set holds is out, partial sets do not count', () => {
-    const f = facts({ sets: [{ setId: 'p', status: 'partial', createdAt: ago(HOUR), components: ['etcd', 'phpipam'] }, { setId: 'e', status: 'complete', createdAt: ago(HOUR), components: ['etcd'], verifiedAt: ago(HOUR) }] });
+    const f = facts({
+      sets: [
+        { setId: 'p', status: 'partial', createdAt: ago(HOUR), components: ['etcd', 'phpipam'] },
+        { setId: 'e', status: 'complete', createdAt: ago(HOUR), components: ['etcd'], verifiedAt: ago(HOUR) },
+      ],
+    });
     expect(outOf(f)).toEqual(['phpipam']);
     expect(line(f, 'phpipam').problem).toBe('never backed up: no complete set holds this component');
   });
 
   it('verification older than 2 days with a drill schedule is out; without one only an objective makes it so', () => {
-    const stale = facts({ sets: [{ setId: 's', status: 'complete', createdAt: ago(HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(49 * HOUR) }] });
+    const stale = facts({
+      sets: [{ setId: 's', status: 'complete', createdAt: ago(HOUR), components: ['etcd', 'phpipam'], verifiedAt: ago(49 * HOUR) }],
+    });
     expect(outOf(stale)).toEqual(['etcd', 'phpipam']);
     expect(line(stale, 'etcd').problem).toBe('newest verification is 2d 1h old, over 2d (daily drill schedule)');
     expect(outOf({ ...stale, drillSchedule: null })).toEqual([]);
@@ -74,28 +101,56 @@ describe('status objectives', () => {
   it('the newest drill failing is out, naming the run; a later passing drill clears it', () => {
     const failed = facts({ lastDrill: { workflowId: 'drill-prod-2', status: 'failed', closedAt: ago(HOUR) } });
     expect(outOf(failed)).toEqual(['drill']);
-    expect(line(failed, 'drill')).toMatchObject({ summary: 'newest drill drill-prod-2 failed 1h ago', problem: 'the newest restore drill failed: see drill-prod-2' });
-    expect(line(facts({ lastDrill: { workflowId: 'd', status: 'timed_out', closedAt: null } }), 'drill').problem).toBe('the newest restore drill timed out: see d');
+    expect(line(failed, 'drill')).toMatchObject({
+      summary: 'newest drill drill-prod-2 failed 1h ago',
+      problem: 'the newest restore drill failed: see drill-prod-2',
+    });
+    expect(line(facts({ lastDrill: { workflowId: 'd', status: 'timed_out', closedAt: null } }), 'drill').problem).toBe(
+      'the newest restore drill timed out: see d',
+    );
   });
 
   it('capture: lag over the bound, a failed capture and an unreadable etcd are out; off and stopped are not', () => {
-    expect(line(facts({ capture: { state: 'running', lastDurable: 100, currentRevision: 1200 } }), 'capture').problem).toBe('capture is 1100 revisions behind etcd, over 1000');
-    expect(outOf(facts({ capture: { state: 'running', lastDurable: 100, currentRevision: 1200 }, objectives: { captureMaxLagRevisions: 5000 } }))).toEqual([]);
-    expect(line(facts({ capture: { state: 'failed', lastDurable: 42, currentRevision: null } }), 'capture').problem).toBe('the change capture failed: changes since revision 42 are not captured');
-    expect(line(facts({ capture: { state: 'running', lastDurable: 42, currentRevision: null, etcdError: 'no leader' } }), 'capture').problem).toBe("etcd's revision could not be read: no leader");
-    expect(line(facts({ capture: { state: 'running', lastDurable: null, currentRevision: 900 } }), 'capture')).toMatchObject({ ok: true, summary: 'running, starting (its first revision not chosen yet)' });
-    expect(line(facts({ capture: { state: 'absent', lastDurable: null, currentRevision: null } }), 'capture')).toMatchObject({ ok: true, summary: 'off (never started)' });
+    expect(line(facts({ capture: { state: 'running', lastDurable: 100, currentRevision: 1200 } }), 'capture').problem).toBe(
+      'capture is 1100 revisions behind etcd, over 1000',
+    );
+    expect(
+      outOf(
+        facts({ capture: { state: 'running', lastDurable: 100, currentRevision: 1200 }, objectives: { captureMaxLagRevisions: 5000 } }),
+      ),
+    ).toEqual([]);
+    expect(line(facts({ capture: { state: 'failed', lastDurable: 42, currentRevision: null } }), 'capture').problem).toBe(
+      'the change capture failed: changes since revision 42 are not captured',
+    );
+    expect(
+      line(facts({ capture: { state: 'running', lastDurable: 42, currentRevision: null, etcdError: 'no leader' } }), 'capture').problem,
+    ).toBe("etcd's revision could not be read: no leader");
+    expect(line(facts({ capture: { state: 'running', lastDurable: null, currentRevision: 900 } }), 'capture')).toMatchObject({
+      ok: true,
+      summary: 'running, starting (its first revision not chosen yet)',
+    });
+    expect(line(facts({ capture: { state: 'absent', lastDurable: null, currentRevision: null } }), 'capture')).toMatchObject({
+      ok: true,
+      summary: 'off (never started)',
+    });
     expect(line(facts({ capture: { state: 'completed', lastDurable: 9, currentRevision: null } }), 'capture').ok).toBe(true);
   });
 
   it('a deaf or stale agent is out with its reason; an agent check without an answer is out', () => {
-    const f = facts({ agents: [
-      { node: 'node-1', state: 'deaf', reason: 'deaf: pid 12 runs but holds no connection to etcd' },
-      { node: 'node-2', state: 'serving', reason: null },
-    ] });
+    const f = facts({
+      agents: [
+        { node: 'node-1', state: 'deaf', reason: 'deaf: pid 12 runs but holds no connection to etcd' },
+        { node: 'node-2', state: 'serving', reason: null },
+      ],
+    });
     expect(outOf(f)).toEqual(['agent node-1']);
-    expect(formatLine(line(f, 'agent node-1'))).toMatch(/^prod\s+agent node-1\s+OUT\s+deaf\n\s+deaf: pid 12 runs but holds no connection to etcd$/);
-    expect(line(facts({ agents: 'the agent check x did not answer within 60 s' }), 'agents')).toMatchObject({ ok: false, problem: 'the agent check x did not answer within 60 s' });
+    expect(formatLine(line(f, 'agent node-1'))).toMatch(
+      /^prod\s+agent node-1\s+OUT\s+deaf\n\s+deaf: pid 12 runs but holds no connection to etcd$/,
+    );
+    expect(line(facts({ agents: 'the agent check x did not answer within 60 s' }), 'agents')).toMatchObject({
+      ok: false,
+      problem: 'the agent check x did not answer within 60 s',
+    });
     expect(evaluateCluster(facts({ agents: null })).some((l) => l.subject.startsWith('agent'))).toBe(false);
   });
 

@@ -19,7 +19,9 @@ describe('LocalStore', () => {
     root = await mkdtemp(join(tmpdir(), 'nnoe-dr-store-'));
     store = new LocalStore('local', root);
   });
-  afterEach(async () => { await rm(root, { recursive: true, force: true }); });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
 
   it('lists committed objects below a prefix with their sizes and times, never a partial file', async () => {
     const before = Date.now() - 1000;
@@ -28,9 +30,15 @@ describe('LocalStore', () => {
     await writeObject(store, 'wal/prod2/a/3.seg', Buffer.alloc(30)); // wal/prod2/ is not below wal/prod/
     await writeFile(join(root, 'wal', 'prod', 'a', '.4.seg.partial-0000'), 'half');
     let pages = 0;
-    const listed = await store.listDetailed('wal/prod/', { onPage: () => { pages += 1; } });
-    expect(listed.map(({ key, bytes }) => ({ key, bytes })).sort((x, y) => x.key.localeCompare(y.key)))
-      .toEqual([{ key: 'wal/prod/a/1.seg', bytes: 10 }, { key: 'wal/prod/b/2.seg', bytes: 20 }]);
+    const listed = await store.listDetailed('wal/prod/', {
+      onPage: () => {
+        pages += 1;
+      },
+    });
+    expect(listed.map(({ key, bytes }) => ({ key, bytes })).sort((x, y) => x.key.localeCompare(y.key))).toEqual([
+      { key: 'wal/prod/a/1.seg', bytes: 10 },
+      { key: 'wal/prod/b/2.seg', bytes: 20 },
+    ]);
     for (const object of listed) expect(Date.parse(object.modifiedAt)).toBeGreaterThan(before);
     expect(pages).toBeGreaterThan(0);
     expect(await store.listDetailed('nothing/here/')).toEqual([]);
@@ -45,7 +53,7 @@ describe('LocalStore', () => {
     await store.deleteMany(['set-1/manifest.json']); // again: no error
   });
 
-  it('keeps a directory that still holds a writer\'s partial file', async () => {
+  it("keeps a directory that still holds a writer's partial file", async () => {
     await writeObject(store, 'set-1/etcd.db', 'x');
     await writeFile(join(root, 'set-1', '.other.partial-0000'), 'half');
     await store.delete('set-1/etcd.db');
@@ -68,7 +76,8 @@ describe('S3Store', () => {
           const page = matching.slice(start, start + size);
           return {
             Contents: page.map((Key, i) => ({ Key, Size: i + 1, LastModified: new Date('2026-12-01T00:00:00Z') })),
-            IsTruncated: start + size < matching.length, NextContinuationToken: String(start + size),
+            IsTruncated: start + size < matching.length,
+            NextContinuationToken: String(start + size),
           };
         }
         if (command.constructor.name === 'DeleteObjectsCommand') {
@@ -82,10 +91,16 @@ describe('S3Store', () => {
     return { store, sent };
   }
 
-  it('lists below the target\'s prefix page by page and hands back keys without it', async () => {
-    const { store, sent } = fakeS3(['team/wal/prod/1', 'team/wal/prod/2', 'team/wal/prod/3', 'team/wal/prod2/1', 'other/wal/prod/9'], { pageSize: 2 });
+  it("lists below the target's prefix page by page and hands back keys without it", async () => {
+    const { store, sent } = fakeS3(['team/wal/prod/1', 'team/wal/prod/2', 'team/wal/prod/3', 'team/wal/prod2/1', 'other/wal/prod/9'], {
+      pageSize: 2,
+    });
     let pages = 0;
-    const listed = await store.listDetailed('wal/prod/', { onPage: () => { pages += 1; } });
+    const listed = await store.listDetailed('wal/prod/', {
+      onPage: () => {
+        pages += 1;
+      },
+    });
     expect(listed).toEqual([
       { key: 'wal/prod/1', bytes: 1, modifiedAt: '2026-12-01T00:00:00.000Z' },
       { key: 'wal/prod/2', bytes: 2, modifiedAt: '2026-12-01T00:00:00.000Z' },
@@ -106,6 +121,8 @@ describe('S3Store', () => {
     expect(done).toEqual([1000, 2000, 2500]);
 
     const refusing = fakeS3([], { failKey: 'team/wal/prod/7' }).store;
-    await expect(refusing.deleteMany(['wal/prod/7'])).rejects.toThrow(/s3: could not delete 1 of 1 objects, first team\/wal\/prod\/7: AccessDenied/);
+    await expect(refusing.deleteMany(['wal/prod/7'])).rejects.toThrow(
+      /s3: could not delete 1 of 1 objects, first team\/wal\/prod\/7: AccessDenied/,
+    );
   });
 });

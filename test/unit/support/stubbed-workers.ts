@@ -30,7 +30,11 @@ export type AllActivities = ManagementActivities & NodeActivities;
 export type ResultOf<K extends keyof AllActivities> = Awaited<ReturnType<AllActivities[K]>>;
 
 /** A stub: the activity's own signature, answering with its result (or throwing). */
-export type Stubs = { [K in keyof AllActivities]?: (...args: Parameters<AllActivities[K]>) => Promise<Awaited<ReturnType<AllActivities[K]>>> | Awaited<ReturnType<AllActivities[K]>> };
+export type Stubs = {
+  [K in keyof AllActivities]?: (
+    ...args: Parameters<AllActivities[K]>
+  ) => Promise<Awaited<ReturnType<AllActivities[K]>>> | Awaited<ReturnType<AllActivities[K]>>;
+};
 
 export interface ActivityCall {
   name: keyof AllActivities;
@@ -41,8 +45,16 @@ export interface ActivityCall {
 
 /** The real activity names, read from the factories themselves (they only build closures; nothing runs). */
 function realActivityNames(): { management: string[]; node: string[] } {
-  const config = { workDir: '/nonexistent', clusters: [], storage: [], temporal: { address: 'unused', namespace: 'default', taskQueue: 'unused' } } as unknown as Config;
-  return { management: Object.keys(createManagementActivities({ config })), node: Object.keys(createNodeActivities({ config, node: 'unused' })) };
+  const config = {
+    workDir: '/nonexistent',
+    clusters: [],
+    storage: [],
+    temporal: { address: 'unused', namespace: 'default', taskQueue: 'unused' },
+  } as unknown as Config;
+  return {
+    management: Object.keys(createManagementActivities({ config })),
+    node: Object.keys(createNodeActivities({ config, node: 'unused' })),
+  };
 }
 
 export class StubbedActivities {
@@ -81,14 +93,23 @@ export class StubbedActivities {
 
   /** Functions under every name in `names`, each recording its call and running the current stub. */
   registered(names: string[]): Record<string, (input: unknown) => Promise<unknown>> {
-    return Object.fromEntries(names.map((name) => [name, async (...args: unknown[]) => {
-      const queue = Context.current().info.taskQueue;
-      const node = queue.includes('.node.') ? queue.slice(queue.indexOf('.node.') + '.node.'.length) : null;
-      this.calls.push({ name: name as keyof AllActivities, node, input: args[0] });
-      const stub = this.stubs[name as keyof AllActivities] as ((...a: unknown[]) => unknown) | undefined;
-      if (!stub) throw ApplicationFailure.nonRetryable(`unexpected activity ${name}${node ? ` on ${node}` : ''}: the test gave no stub for it`, 'UnexpectedActivity');
-      return stub(...args);
-    }]));
+    return Object.fromEntries(
+      names.map((name) => [
+        name,
+        async (...args: unknown[]) => {
+          const queue = Context.current().info.taskQueue;
+          const node = queue.includes('.node.') ? queue.slice(queue.indexOf('.node.') + '.node.'.length) : null;
+          this.calls.push({ name: name as keyof AllActivities, node, input: args[0] });
+          const stub = this.stubs[name as keyof AllActivities] as ((...a: unknown[]) => unknown) | undefined;
+          if (!stub)
+            throw ApplicationFailure.nonRetryable(
+              `unexpected activity ${name}${node ? ` on ${node}` : ''}: the test gave no stub for it`,
+              'UnexpectedActivity',
+            );
+          return stub(...args);
+        },
+      ]),
+    );
   }
 }
 
@@ -135,14 +156,26 @@ async function boot(code: string, nodes: string[], activities: StubbedActivities
   const names = realActivityNames();
   try {
     const workers = await Promise.all([
-      Worker.create({ connection: env.nativeConnection, namespace: env.namespace, taskQueue, workflowBundle: { code }, activities: activities.registered(names.management) }),
-      ...nodes.map((node) => Worker.create({
-        connection: env.nativeConnection, namespace: env.namespace, taskQueue: nodeTaskQueue(taskQueue, node), activities: activities.registered(names.node),
-      })),
+      Worker.create({
+        connection: env.nativeConnection,
+        namespace: env.namespace,
+        taskQueue,
+        workflowBundle: { code },
+        activities: activities.registered(names.management),
+      }),
+      ...nodes.map((node) =>
+        Worker.create({
+          connection: env.nativeConnection,
+          namespace: env.namespace,
+          taskQueue: nodeTaskQueue(taskQueue, node),
+          activities: activities.registered(names.node),
+        }),
+      ),
     ]);
     const running = workers.map((w) => w.run());
     return {
-      env, taskQueue,
+      env,
+      taskQueue,
       stop: async () => {
         for (const w of workers) w.shutdown();
         await Promise.allSettled(running);
@@ -163,26 +196,44 @@ export async function startStubbedWorkflowWorld(nodes: string[]): Promise<Stubbe
   const activities = new StubbedActivities();
   let current = await boot(code, nodes, activities);
   return {
-    get env() { return current.env; },
-    get taskQueue() { return current.taskQueue; },
+    get env() {
+      return current.env;
+    },
+    get taskQueue() {
+      return current.taskQueue;
+    },
     activities,
     start: async (workflowType, input, opts = {}) => {
       return current.env.client.workflow.start(workflowType, {
-        taskQueue: current.taskQueue, workflowId: `${workflowType}-${randomUUID().slice(0, 8)}`, args: [input],
+        taskQueue: current.taskQueue,
+        workflowId: `${workflowType}-${randomUUID().slice(0, 8)}`,
+        args: [input],
         ...(opts.unpatched?.length ? { memo: { [UNPATCHED_MEMO]: opts.unpatched } } : {}),
       });
     },
     afterTest: async () => {
       const { env } = current;
-      const open = (await env.client.workflowService.listOpenWorkflowExecutions({ namespace: env.namespace ?? 'default', maximumPageSize: 1000 })).executions ?? [];
+      const open =
+        (await env.client.workflowService.listOpenWorkflowExecutions({ namespace: env.namespace ?? 'default', maximumPageSize: 1000 }))
+          .executions ?? [];
       for (const execution of open) {
-        await env.client.workflow.getHandle(execution.execution!.workflowId!).terminate('left running by a test').catch(() => undefined);
+        await env.client.workflow
+          .getHandle(execution.execution!.workflowId!)
+          .terminate('left running by a test')
+          .catch(() => undefined);
       }
       // A child the server terminated with its parent is closed but may still hold the clock: ask it to move.
       // (With a deadline: a call still pending when the server goes would be retried into a closed channel.)
-      const clockMoves = await env.connection.withDeadline(Date.now() + 5000, () => env.sleep(60_000)).then(() => true, () => false);
+      const clockMoves = await env.connection
+        .withDeadline(Date.now() + 5000, () => env.sleep(60_000))
+        .then(
+          () => true,
+          () => false,
+        );
       if (open.length === 0 && clockMoves) return;
-      console.warn(`stubbed workflow world, after "${expect.getState().currentTestName}": ${open.length} run(s) left running${clockMoves ? '' : ', the clock stuck'}: a fresh test server for the next test`);
+      console.warn(
+        `stubbed workflow world, after "${expect.getState().currentTestName}": ${open.length} run(s) left running${clockMoves ? '' : ', the clock stuck'}: a fresh test server for the next test`,
+      );
       await current.stop();
       current = await boot(code, nodes, activities);
     },
@@ -192,7 +243,10 @@ export async function startStubbedWorkflowWorld(nodes: string[]): Promise<Stubbe
 
 /** The type and message of the failure a run ended with (the run's own ApplicationFailure). */
 export async function runFailure(result: Promise<unknown>): Promise<{ type: string | undefined; message: string }> {
-  const err = await result.then(() => null, (e: unknown) => e);
+  const err = await result.then(
+    () => null,
+    (e: unknown) => e,
+  );
   if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the run to fail, it ${err ? `threw ${String(err)}` : 'completed'}`);
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) return { type: cause.type ?? undefined, message: cause.message };
@@ -204,7 +258,10 @@ export async function awaitingApproval(handle: WorkflowHandle): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     // A child run may not exist yet: then the query fails and is asked again.
-    const state = await handle.query<{ state: string }>('plan').then((view) => view.state, (err: unknown) => `not answering (${String(err)})`);
+    const state = await handle.query<{ state: string }>('plan').then(
+      (view) => view.state,
+      (err: unknown) => `not answering (${String(err)})`,
+    );
     if (state === 'awaiting-approval') return;
     if (Date.now() > deadline) throw new Error(`the run ${handle.workflowId} did not come to its approval within 20 s (state ${state})`);
     await new Promise((r) => setTimeout(r, 20));

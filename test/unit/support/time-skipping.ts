@@ -24,7 +24,9 @@ export function testServerPath(): string {
 export async function startTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const path = testServerPath();
   if (!existsSync(path)) {
-    throw new Error(`Temporal's time-skipping test server is not installed (expected ${path}): run bash scripts/install-temporal-test-server.sh (scripts/install-deps.sh runs it)`);
+    throw new Error(
+      `Temporal's time-skipping test server is not installed (expected ${path}): run bash scripts/install-temporal-test-server.sh (scripts/install-deps.sh runs it)`,
+    );
   }
   const start = () => TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
   // The SDK gives the server 5 s to answer; on a loaded machine a JVM start can miss that once.

@@ -16,11 +16,13 @@ const repoRoot = resolve(__dirname, '../../..');
 const SHIM = join(__dirname, 'unpatched-workflow.ts');
 
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(path);
-    return e.name.endsWith('.ts') ? [path] : [];
-  }).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) return sourceFiles(path);
+      return e.name.endsWith('.ts') ? [path] : [];
+    })
+    .sort();
 }
 
 function sourcesHash(): string {
@@ -48,7 +50,10 @@ export function workflowBundleCode(): Promise<string> {
     const { code } = await bundleWorkflowCode({
       workflowsPath: join(repoRoot, 'src/workflows/index.ts'),
       // Only the exact request '@temporalio/workflow': the shim itself imports '@temporalio/workflow/lib/index'.
-      webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, alias: { ...config.resolve?.alias, '@temporalio/workflow$': SHIM } } }),
+      webpackConfigHook: (config) => ({
+        ...config,
+        resolve: { ...config.resolve, alias: { ...config.resolve?.alias, '@temporalio/workflow$': SHIM } },
+      }),
       logger: quietLogger,
     });
     await mkdir(dir, { recursive: true });
@@ -71,4 +76,11 @@ async function removeStaleBundles(dir: string): Promise<void> {
 }
 
 const quiet = () => undefined;
-const quietLogger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: (message: string, meta?: object) => console.error(message, meta ?? ''), log: quiet };
+const quietLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: quiet,
+  error: (message: string, meta?: object) => console.error(message, meta ?? ''),
+  log: quiet,
+};

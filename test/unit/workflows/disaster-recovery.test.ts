@@ -7,36 +7,69 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { DisasterRecoveryInput, DisasterRecoveryReport } from '../../../src/workflows/disaster-recovery';
-import { awaitingApproval, runFailure, startStubbedWorkflowWorld, type ResultOf, type StubbedWorkflowWorld } from '../support/stubbed-workers';
+import {
+  awaitingApproval,
+  runFailure,
+  startStubbedWorkflowWorld,
+  type ResultOf,
+  type StubbedWorkflowWorld,
+} from '../support/stubbed-workers';
 import { AGENT_NODES, CLUSTER, deafAgent, fails, healthyEtcdStubs, NODES, SET_ID } from './etcd-fakes';
 import { healthyPhpipamStubs } from './phpipam-fakes';
 
 function drPlan(overrides: Partial<ResultOf<'planDisasterRecovery'>> = {}): ResultOf<'planDisasterRecovery'> {
   return {
-    cluster: CLUSTER, setId: SET_ID, setCreatedAt: '2026-12-04T06:00:00.000Z', phpipam: true, components: ['etcd', 'phpipam'], unchanged: [],
-    agentNodes: AGENT_NODES, dhcpNodes: ['node-1'], checks: { dns: 1, dhcp: 1, metrics: 1 }, ...overrides,
+    cluster: CLUSTER,
+    setId: SET_ID,
+    setCreatedAt: '2026-12-04T06:00:00.000Z',
+    phpipam: true,
+    components: ['etcd', 'phpipam'],
+    unchanged: [],
+    agentNodes: AGENT_NODES,
+    dhcpNodes: ['node-1'],
+    checks: { dns: 1, dhcp: 1, metrics: 1 },
+    ...overrides,
   };
 }
 
 const passing = (kind: 'dns' | 'dhcp' | 'metrics', target: string) => [{ kind, target, ok: true, detail: 'as expected' }];
 
 let world: StubbedWorkflowWorld;
-beforeAll(async () => { world = await startStubbedWorkflowWorld(NODES); }, 120_000);
-afterAll(async () => { await world?.stop(); });
-beforeEach(() => world.activities.reset({
-  ...healthyEtcdStubs(),
-  ...healthyPhpipamStubs(CLUSTER, SET_ID),
-  planDisasterRecovery: () => drPlan(),
-  checkDns: () => passing('dns', 'www.example.com @127.0.0.1'),
-  checkDhcpLeases: () => passing('dhcp', 'node-1 kea-leases4.csv'),
-  checkMetrics: () => [],
-}));
-afterEach(async () => { await world.afterTest(); }, 60_000);
+beforeAll(async () => {
+  world = await startStubbedWorkflowWorld(NODES);
+}, 120_000);
+afterAll(async () => {
+  await world?.stop();
+});
+beforeEach(() =>
+  world.activities.reset({
+    ...healthyEtcdStubs(),
+    ...healthyPhpipamStubs(CLUSTER, SET_ID),
+    planDisasterRecovery: () => drPlan(),
+    checkDns: () => passing('dns', 'www.example.com @127.0.0.1'),
+    checkDhcpLeases: () => passing('dhcp', 'node-1 kea-leases4.csv'),
+    checkMetrics: () => [],
+  }),
+);
+afterEach(async () => {
+  await world.afterTest();
+}, 60_000);
 
 const a = () => world.activities;
 /** What changes etcd, phpIPAM or the agents. */
-const CHANGING = ['restoreEtcdMemberData', 'stopEtcdMember', 'repointEtcdMemberConfig', 'startEtcdMember', 'revertEtcdMemberConfig',
-  'stopPhpipamApp', 'loadPhpipamDump', 'swapPhpipamSchema', 'startPhpipamApp', 'restartAgent', 'restartAgentAndWait'];
+const CHANGING = [
+  'restoreEtcdMemberData',
+  'stopEtcdMember',
+  'repointEtcdMemberConfig',
+  'startEtcdMember',
+  'revertEtcdMemberConfig',
+  'stopPhpipamApp',
+  'loadPhpipamDump',
+  'swapPhpipamSchema',
+  'startPhpipamApp',
+  'restartAgent',
+  'restartAgentAndWait',
+];
 const changingSteps = () => a().sequence((c) => CHANGING.includes(c.name));
 
 function start(input: Partial<DisasterRecoveryInput>, unpatched: string[] = []): Promise<WorkflowHandle> {
@@ -58,14 +91,25 @@ describe('disaster recovery', () => {
     await handle.executeUpdate('approve', { args: [{ setId: SET_ID, approvedBy: 'alice' }] });
     const report: DisasterRecoveryReport = await handle.result();
     expect(report).toMatchObject({ ok: true, approvedBy: 'alice', dryRun: false, unchanged: [] });
-    expect(report.changed).toEqual([`etcd restored from ${SET_ID}`, `phpIPAM restored from ${SET_ID} (old tables kept as phpipam_pre_restore_20261204)`]);
+    expect(report.changed).toEqual([
+      `etcd restored from ${SET_ID}`,
+      `phpIPAM restored from ${SET_ID} (old tables kept as phpipam_pre_restore_20261204)`,
+    ]);
     expect(report.etcdRestore?.setId).toBe(SET_ID);
     // etcd (restored and verified) -> phpIPAM -> agents (once, after both) -> checks.
     expect(a().first('stopPhpipamApp')).toBeGreaterThan(a().last('verifyRestoredContent'));
     expect(a().first('restartAgent')).toBeGreaterThan(a().last('startPhpipamApp'));
-    expect(a().of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgent')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().first('checkDns')).toBeGreaterThan(a().last('checkAgent'));
-    expect(a().of('checkDhcpLeases').map((c) => c.node)).toEqual(['node-1']);
+    expect(
+      a()
+        .of('checkDhcpLeases')
+        .map((c) => c.node),
+    ).toEqual(['node-1']);
     expect(report.checks.map((c) => c.kind)).toEqual(['dns', 'dhcp']);
   });
 
@@ -82,14 +126,22 @@ describe('disaster recovery', () => {
     a().set({
       stagePhpipamDump: () => fails('dump: stored sha256 differs', 'ChecksumMismatch'),
       // The etcd preflight is still staging on node-3 when the phpIPAM preflight refuses.
-      stageEtcdSnapshot: async (i) => { if (i.member === 'etcd-3') await new Promise((r) => setTimeout(r, 1000)); return base.stageEtcdSnapshot!(i); },
+      stageEtcdSnapshot: async (i) => {
+        if (i.member === 'etcd-3') await new Promise((r) => setTimeout(r, 1000));
+        return base.stageEtcdSnapshot!(i);
+      },
     });
     const failure = await runFailure(run({}));
     expect(failure).toMatchObject({ type: 'ChecksumMismatch' });
     expect(failure.message).toContain('disaster recovery failed');
     expect(changingSteps()).toEqual([]);
     // The etcd preflight ran to its end: its staged copies are removed, not left on the nodes.
-    expect(a().of('discardStagedSnapshot').map((c) => c.input.member).sort()).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
+    expect(
+      a()
+        .of('discardStagedSnapshot')
+        .map((c) => c.input.member)
+        .sort(),
+    ).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
   });
 
   it('an approval timeout changes nothing', async () => {
@@ -162,7 +214,11 @@ describe('runs recorded before a patch marker', () => {
 
   it('real-agent-recovery: each agent restarted and waited for by its health', async () => {
     await run({ approved: true }, ['real-agent-recovery']);
-    expect(a().of('restartAgentAndWait').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgentAndWait')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().of('restartAgent')).toEqual([]);
   });
 });

@@ -27,12 +27,25 @@ export const REVISION_BUMP = 1_000_000_000;
 
 export function etcdRestorePlan(overrides: Partial<EtcdRestorePlan> = {}): EtcdRestorePlan {
   return {
-    cluster: CLUSTER, setId: SET_ID, setCreatedAt: '2026-12-04T06:00:00.000Z', setStatus: 'complete',
+    cluster: CLUSTER,
+    setId: SET_ID,
+    setCreatedAt: '2026-12-04T06:00:00.000Z',
+    setStatus: 'complete',
     // Passed through to the node steps only: the workflow reads nothing of it.
     artefact: { key: `${SET_ID}/etcd-snapshot-20261204-060000.db.gz` } as unknown as ArtefactRecord,
     snapshot: {
-      member: 'etcd-1', memberId: '1', clusterId: 'c1', etcdVersion: '3.5.16', revision: SNAPSHOT_REVISION, keyRevision: SNAPSHOT_REVISION,
-      hash: 1, totalKey: 13, totalSize: 20480, trailerVerified: true, liveKeys: 13, keyspaceDigest: { keys: 13, sha256: 'd1' },
+      member: 'etcd-1',
+      memberId: '1',
+      clusterId: 'c1',
+      etcdVersion: '3.5.16',
+      revision: SNAPSHOT_REVISION,
+      keyRevision: SNAPSHOT_REVISION,
+      hash: 1,
+      totalKey: 13,
+      totalSize: 20480,
+      trailerVerified: true,
+      liveKeys: 13,
+      keyspaceDigest: { keys: 13, sha256: 'd1' },
     } as unknown as EtcdSnapshotFacts,
     members: MEMBERS,
     initialCluster: MEMBERS.map((m) => `${m.name}=${m.peerUrl}`).join(','),
@@ -47,11 +60,29 @@ export const oldDataDir = (member: string) => `/var/lib/etcd/${member}`;
 export const restoredDataDir = (member: string) => `/var/lib/etcd/restored-${member}`;
 
 export function memberChange(member: string): MemberConfigChange {
-  return { driver: 'supervisor', member, file: `/etc/supervisor/conf.d/${member}.conf`, backupFile: `/etc/supervisor/conf.d/${member}.conf.pre-restore`, before: 'b', after: 'a', running: false };
+  return {
+    driver: 'supervisor',
+    member,
+    file: `/etc/supervisor/conf.d/${member}.conf`,
+    backupFile: `/etc/supervisor/conf.d/${member}.conf.pre-restore`,
+    before: 'b',
+    after: 'a',
+    running: false,
+  };
 }
 
 export function servingAgent(node: string): AgentCheck {
-  return { node, serving: true, running: true, pid: 42, etcdConnection: '10.0.0.1:2379', differences: [], zones: 2, scopes: 1, reason: null };
+  return {
+    node,
+    serving: true,
+    running: true,
+    pid: 42,
+    etcdConnection: '10.0.0.1:2379',
+    differences: [],
+    zones: 2,
+    scopes: 1,
+    reason: null,
+  };
 }
 
 export function deafAgent(node: string): AgentCheck {
@@ -68,12 +99,20 @@ export function healthyEtcdStubs(): Stubs {
   return {
     planEtcdRestore: () => etcdRestorePlan(),
     stageEtcdSnapshot: (i) => ({
-      member: i.member, path: `/work/${i.setId}/${i.member}/snapshot.db`, bytes: 20480, revision: i.revision,
-      dataDir: oldDataDir(i.member), restoredDataDir: restoredDataDir(i.member), freeBytes: 1e9, tool: 'etcdutl 3.5.16',
+      member: i.member,
+      path: `/work/${i.setId}/${i.member}/snapshot.db`,
+      bytes: 20480,
+      revision: i.revision,
+      dataDir: oldDataDir(i.member),
+      restoredDataDir: restoredDataDir(i.member),
+      freeBytes: 1e9,
+      tool: 'etcdutl 3.5.16',
     }),
     discardStagedSnapshot: () => undefined,
     restoreEtcdMemberData: (i) => ({
-      member: i.member, dataDir: i.restoredDataDir, tool: 'etcdutl 3.5.16',
+      member: i.member,
+      dataDir: i.restoredDataDir,
+      tool: 'etcdutl 3.5.16',
       revisionBump: { used: true, by: REVISION_BUMP, detail: `+${REVISION_BUMP} and compacted` },
     }),
     discardRestoredData: (i) => ({ member: i.member, removed: i.restoredDataDir }),
@@ -84,8 +123,13 @@ export function healthyEtcdStubs(): Stubs {
     startEtcdMember: (i) => ({ member: i.member }),
     revertEtcdMemberConfig: (i) => ({ member: i.member }),
     checkEtcdCluster: (i) => ({
-      healthy: true, members: (i.members ?? MEMBERS.map((m) => m.name)).map((name) => ({ name, revision: SNAPSHOT_REVISION })),
-      memberList: MEMBERS.map((m) => m.name), revision: SNAPSHOT_REVISION, clusterId: 'c2', hashRevision: SNAPSHOT_REVISION, problems: [],
+      healthy: true,
+      members: (i.members ?? MEMBERS.map((m) => m.name)).map((name) => ({ name, revision: SNAPSHOT_REVISION })),
+      memberList: MEMBERS.map((m) => m.name),
+      revision: SNAPSHOT_REVISION,
+      clusterId: 'c2',
+      hashRevision: SNAPSHOT_REVISION,
+      problems: [],
     }),
     verifyRestoredContent: (i) => ({ member: 'etcd-1', revision: i.revision, keys: 13, sha256: 'd1' }),
     addEtcdMember: (i) => ({ id: `id-${i.member}`, alreadyMember: false, isLearner: i.asLearner === true }),
@@ -99,11 +143,24 @@ export function healthyEtcdStubs(): Stubs {
 /** Agents that restart, listen, take the republish and serve. */
 export function healthyAgentStubs(): Stubs {
   return {
-    describeAgent: () => ({ node: 'n', agentToml: '/etc/nnoe/agent.toml', service: 'nnoe-agent', prefix: '/nnoe', cachePath: '/var/lib/nnoe/cache', dns: null, dhcp: null }),
+    describeAgent: () => ({
+      node: 'n',
+      agentToml: '/etc/nnoe/agent.toml',
+      service: 'nnoe-agent',
+      prefix: '/nnoe',
+      cachePath: '/var/lib/nnoe/cache',
+      dns: null,
+      dhcp: null,
+    }),
     restartAgent: () => ({ node: 'n', startedAtMs: 0, wasRunning: true }),
     waitAgentListening: () => ({ node: 'n', pid: 42, etcdConnection: '10.0.0.1:2379', readyAfterMs: 10 }),
     etcdRevisionNow: () => SNAPSHOT_REVISION + 5,
-    republishAgentKeys: (i) => ({ dryRun: i.dryRun === true, notAfterRevision: i.notAfterRevision, revision: i.notAfterRevision + 1, prefixes: [{ prefix: `${i.prefix}/dns/zones`, keys: 2, put: 2, skippedNewer: 0, skippedChanged: 0 }] }),
+    republishAgentKeys: (i) => ({
+      dryRun: i.dryRun === true,
+      notAfterRevision: i.notAfterRevision,
+      revision: i.notAfterRevision + 1,
+      prefixes: [{ prefix: `${i.prefix}/dns/zones`, keys: 2, put: 2, skippedNewer: 0, skippedChanged: 0 }],
+    }),
     checkAgent: () => servingAgent('n'),
     restartAgentAndWait: () => ({ node: 'n', healthy: true, readyAfterMs: 10 }),
   };

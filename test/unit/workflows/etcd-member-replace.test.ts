@@ -7,34 +7,64 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ReplaceMemberInput, ReplaceMemberResult } from '../../../src/workflows/etcd-member-replace';
-import { awaitingApproval, runFailure, startStubbedWorkflowWorld, type ResultOf, type StubbedWorkflowWorld } from '../support/stubbed-workers';
+import {
+  awaitingApproval,
+  runFailure,
+  startStubbedWorkflowWorld,
+  type ResultOf,
+  type StubbedWorkflowWorld,
+} from '../support/stubbed-workers';
 import { AGENT_NODES, CLUSTER, deafAgent, fails, healthyEtcdStubs, MEMBERS, NODES } from './etcd-fakes';
 
 const FAILED = MEMBERS[2]!; // etcd-3 on node-3
 
 function quorum(overrides: Partial<ResultOf<'assessQuorum'>> = {}): ResultOf<'assessQuorum'> {
   return {
-    healthy: ['etcd-1', 'etcd-2'], size: 3, quorum: 2, hasQuorum: true,
+    healthy: ['etcd-1', 'etcd-2'],
+    size: 3,
+    quorum: 2,
+    hasQuorum: true,
     members: MEMBERS.map((m, i) => ({ id: `id-${i + 1}`, name: m.name, peerURLs: [m.peerUrl], isLearner: false })),
-    failed: { name: FAILED.name, node: FAILED.node, peerUrl: FAILED.peerUrl }, failedIsHealthy: false,
+    failed: { name: FAILED.name, node: FAILED.node, peerUrl: FAILED.peerUrl },
+    failedIsHealthy: false,
     ...overrides,
   };
 }
 
 let world: StubbedWorkflowWorld;
-beforeAll(async () => { world = await startStubbedWorkflowWorld(NODES); }, 120_000);
-afterAll(async () => { await world?.stop(); });
-beforeEach(() => world.activities.reset({
-  ...healthyEtcdStubs(),
-  assessQuorum: () => quorum(),
-  describeEtcdMember: (i) => ({ member: i.member, dataDir: `/var/lib/etcd/${i.member}`, newDataDir: `/var/lib/etcd/replaced-${i.tag}`, running: true }),
-  removeEtcdMember: () => ({ removedId: 'id-3' }),
-}));
-afterEach(async () => { await world.afterTest(); }, 60_000);
+beforeAll(async () => {
+  world = await startStubbedWorkflowWorld(NODES);
+}, 120_000);
+afterAll(async () => {
+  await world?.stop();
+});
+beforeEach(() =>
+  world.activities.reset({
+    ...healthyEtcdStubs(),
+    assessQuorum: () => quorum(),
+    describeEtcdMember: (i) => ({
+      member: i.member,
+      dataDir: `/var/lib/etcd/${i.member}`,
+      newDataDir: `/var/lib/etcd/replaced-${i.tag}`,
+      running: true,
+    }),
+    removeEtcdMember: () => ({ removedId: 'id-3' }),
+  }),
+);
+afterEach(async () => {
+  await world.afterTest();
+}, 60_000);
 
 const a = () => world.activities;
 /** Steps that change the membership or the failed member's node. */
-const CHANGING = ['stopEtcdMember', 'removeEtcdMember', 'addEtcdMember', 'repointEtcdMemberConfig', 'startEtcdMember', 'promoteEtcdLearner'];
+const CHANGING = [
+  'stopEtcdMember',
+  'removeEtcdMember',
+  'addEtcdMember',
+  'repointEtcdMemberConfig',
+  'startEtcdMember',
+  'promoteEtcdLearner',
+];
 const changingSteps = () => a().sequence((c) => CHANGING.includes(c.name));
 
 function start(input: Partial<ReplaceMemberInput>, unpatched: string[] = []): Promise<WorkflowHandle> {
@@ -54,18 +84,28 @@ describe('member replacement', () => {
     const result: ReplaceMemberResult = await handle.result();
     expect(result).toMatchObject({ member: FAILED.name, removedId: 'id-3', addedId: `id-${FAILED.name}`, approvedBy: 'alice' });
     expect(changingSteps()).toEqual([
-      `stopEtcdMember@${FAILED.node}`, 'removeEtcdMember', 'addEtcdMember', `repointEtcdMemberConfig@${FAILED.node}`, `startEtcdMember@${FAILED.node}`, 'promoteEtcdLearner',
+      `stopEtcdMember@${FAILED.node}`,
+      'removeEtcdMember',
+      'addEtcdMember',
+      `repointEtcdMemberConfig@${FAILED.node}`,
+      `startEtcdMember@${FAILED.node}`,
+      'promoteEtcdLearner',
     ]);
     expect(a().of('removeEtcdMember')[0]!.input).toEqual({ cluster: CLUSTER, member: FAILED.name, via: 'etcd-1' });
     expect(a().of('addEtcdMember')[0]!.input).toMatchObject({ member: FAILED.name, via: ['etcd-1'], asLearner: true });
     const repoint = a().of('repointEtcdMemberConfig')[0]!.input;
     expect(repoint.changes).toEqual({
-      dataDir: result.newDataDir, initialClusterState: 'existing',
+      dataDir: result.newDataDir,
+      initialClusterState: 'existing',
       initialCluster: MEMBERS.map((m) => `${m.name}=${m.peerUrl}`).join(','),
     });
     // Verified, then the agents recovered one at a time.
     expect(a().first('checkEtcdCluster')).toBeGreaterThan(a().first('promoteEtcdLearner'));
-    expect(a().of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgent')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().first('restartAgent')).toBeGreaterThan(a().first('checkEtcdCluster'));
   });
 
@@ -90,7 +130,12 @@ describe('member replacement', () => {
     expect(failure.message).toContain('Replace it anyway with --force');
     expect(a().sequence()).toEqual(['assessQuorum']);
 
-    a().reset({ ...healthyEtcdStubs(), assessQuorum: () => quorum({ failedIsHealthy: true }), describeEtcdMember: (i) => ({ member: i.member, dataDir: '/d', newDataDir: '/n', running: true }), removeEtcdMember: () => ({ removedId: 'id-3' }) });
+    a().reset({
+      ...healthyEtcdStubs(),
+      assessQuorum: () => quorum({ failedIsHealthy: true }),
+      describeEtcdMember: (i) => ({ member: i.member, dataDir: '/d', newDataDir: '/n', running: true }),
+      removeEtcdMember: () => ({ removedId: 'id-3' }),
+    });
     await run({ approved: true, force: true });
     expect(changingSteps()).toContain('removeEtcdMember');
   });

@@ -8,22 +8,58 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { EtcdRestoreInput, EtcdRestoreResult } from '../../../src/workflows/etcd-restore';
-import { awaitingApproval, heartbeatUntilCancelled, runFailure, startStubbedWorkflowWorld, type ActivityCall, type StubbedWorkflowWorld } from '../support/stubbed-workers';
 import {
-  AGENT_NODES, CLUSTER, deafAgent, etcdRestorePlan, fails, healthyEtcdStubs, LEADER, memberChange, MEMBERS, NODES, oldDataDir, restoredDataDir,
-  REVISION_BUMP, SET_ID, SNAPSHOT_REVISION,
+  awaitingApproval,
+  heartbeatUntilCancelled,
+  runFailure,
+  startStubbedWorkflowWorld,
+  type ActivityCall,
+  type StubbedWorkflowWorld,
+} from '../support/stubbed-workers';
+import {
+  AGENT_NODES,
+  CLUSTER,
+  deafAgent,
+  etcdRestorePlan,
+  fails,
+  healthyEtcdStubs,
+  LEADER,
+  memberChange,
+  MEMBERS,
+  NODES,
+  oldDataDir,
+  restoredDataDir,
+  REVISION_BUMP,
+  SET_ID,
+  SNAPSHOT_REVISION,
 } from './etcd-fakes';
 
 let world: StubbedWorkflowWorld;
-beforeAll(async () => { world = await startStubbedWorkflowWorld(NODES); }, 120_000);
-afterAll(async () => { await world?.stop(); });
+beforeAll(async () => {
+  world = await startStubbedWorkflowWorld(NODES);
+}, 120_000);
+afterAll(async () => {
+  await world?.stop();
+});
 beforeEach(() => world.activities.reset(healthyEtcdStubs()));
-afterEach(async () => { await world.afterTest(); }, 60_000);
+afterEach(async () => {
+  await world.afterTest();
+}, 60_000);
 
 const MEMBER_NAMES = MEMBERS.map((m) => m.name);
 /** Steps that change the running cluster or its agents: none may run before the approval, or in a run that ends "nothing was changed". */
-const DESTRUCTIVE = ['stopChangeCapture', 'stopEtcdMember', 'repointEtcdMemberConfig', 'startEtcdMember', 'revertEtcdMemberConfig', 'addEtcdMember',
-  'promoteEtcdLearner', 'restartAgent', 'restartAgentAndWait', 'republishAgentKeys'];
+const DESTRUCTIVE = [
+  'stopChangeCapture',
+  'stopEtcdMember',
+  'repointEtcdMemberConfig',
+  'startEtcdMember',
+  'revertEtcdMemberConfig',
+  'addEtcdMember',
+  'promoteEtcdLearner',
+  'restartAgent',
+  'restartAgentAndWait',
+  'republishAgentKeys',
+];
 
 function start(input: Partial<EtcdRestoreInput>, unpatched: string[] = []): Promise<WorkflowHandle> {
   return world.start('etcdRestoreWorkflow', { cluster: CLUSTER, ...input }, { unpatched });
@@ -37,8 +73,12 @@ const a = () => world.activities;
 const destructiveCalls = () => a().sequence((c) => DESTRUCTIVE.includes(c.name));
 const membersOf = (calls: ActivityCall[]) => calls.map((c) => c.input.member as string).sort();
 /** Index of the first call matching (-1: none). */
-const indexOf = (name: string, member?: string) => a().calls.findIndex((c) => c.name === name && (member === undefined || c.input.member === member));
-const lastIndexOf = (name: string) => a().calls.map((c) => c.name as string).lastIndexOf(name);
+const indexOf = (name: string, member?: string) =>
+  a().calls.findIndex((c) => c.name === name && (member === undefined || c.input.member === member));
+const lastIndexOf = (name: string) =>
+  a()
+    .calls.map((c) => c.name as string)
+    .lastIndexOf(name);
 
 /**
  * A step that is still running when its run ends (the race the markers close), held until the test
@@ -47,11 +87,16 @@ const lastIndexOf = (name: string) => a().calls.map((c) => c.name as string).las
  */
 function slowStep(): { run(): Promise<void>; finish(): Promise<void> } {
   let release!: () => void;
-  const released = new Promise<void>((r) => { release = r; });
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
   let ended: Promise<void> = Promise.resolve();
   return {
     run: () => (ended = released.then(() => new Promise((r) => setTimeout(r, 50)))),
-    finish: async () => { release(); await ended; },
+    finish: async () => {
+      release();
+      await ended;
+    },
   };
 }
 
@@ -69,7 +114,9 @@ async function ownWorld(test: (own: StubbedWorkflowWorld) => Promise<void>): Pro
 /** A step held until another one happens (or at most `ms`): a race decided the same way on every run. */
 function signal(): { fire(): void; orAfter(ms: number): Promise<void> } {
   let fire!: () => void;
-  const fired = new Promise<void>((r) => { fire = r; });
+  const fired = new Promise<void>((r) => {
+    fire = r;
+  });
   return { fire: () => fire(), orAfter: (ms) => Promise.race([fired, new Promise<void>((r) => setTimeout(r, ms))]) };
 }
 
@@ -85,7 +132,11 @@ function expectRolledBack(changes: Record<string, ReturnType<typeof memberChange
   const rollbackCheck = a().calls.findIndex((c, i) => c.name === 'checkEtcdCluster' && i > lastIndexOf('revertEtcdMemberConfig'));
   expect(rollbackCheck).toBeGreaterThan(-1);
   expect(a().calls[rollbackCheck]!.input.minRevision).toBeUndefined();
-  expect(a().of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES);
+  expect(
+    a()
+      .of('restartAgent')
+      .map((c) => c.node),
+  ).toEqual(AGENT_NODES);
   expect(indexOf('restartAgent')).toBeGreaterThan(rollbackCheck);
   expect(a().of('verifyRestoredContent').length).toBeLessThanOrEqual(1);
   expect(a().of('discardRestoredData')).toEqual([]); // the new dirs of a swapped cluster are the operator's to delete
@@ -97,14 +148,29 @@ describe('all-members', () => {
     const handle = await start({});
     await awaitingApproval(handle);
     expect(a().calls[0]!.name).toBe('planEtcdRestore');
-    expect(a().of('stageEtcdSnapshot').map((c) => c.node).sort()).toEqual(NODES);
-    expect(a().of('restoreEtcdMemberData').map((c) => [c.node, c.input.member, c.input.initialCluster, c.input.restoredDataDir]).sort()).toEqual(
-      MEMBERS.map((m) => [m.node, m.name, etcdRestorePlan().initialCluster, restoredDataDir(m.name)]));
+    expect(
+      a()
+        .of('stageEtcdSnapshot')
+        .map((c) => c.node)
+        .sort(),
+    ).toEqual(NODES);
+    expect(
+      a()
+        .of('restoreEtcdMemberData')
+        .map((c) => [c.node, c.input.member, c.input.initialCluster, c.input.restoredDataDir])
+        .sort(),
+    ).toEqual(MEMBERS.map((m) => [m.node, m.name, etcdRestorePlan().initialCluster, restoredDataDir(m.name)]));
     expectNothingChanged();
 
     await handle.executeUpdate('approve', { args: [{ setId: SET_ID, approvedBy: 'alice', identity: 'cli@host' }] });
     const result: EtcdRestoreResult = await handle.result();
-    expect(result).toMatchObject({ setId: SET_ID, strategy: 'all-members', approvedBy: 'alice', approverIdentity: 'cli@host', restoredRevision: SNAPSHOT_REVISION + REVISION_BUMP });
+    expect(result).toMatchObject({
+      setId: SET_ID,
+      strategy: 'all-members',
+      approvedBy: 'alice',
+      approverIdentity: 'cli@host',
+      restoredRevision: SNAPSHOT_REVISION + REVISION_BUMP,
+    });
     expect(result.dataDirs).toEqual(MEMBERS.map((m) => ({ member: m.name, old: oldDataDir(m.name), restored: restoredDataDir(m.name) })));
 
     // The capture stops before etcd does; the followers stop before the leader.
@@ -126,8 +192,9 @@ describe('all-members', () => {
     expect(indexOf('verifyRestoredContent')).toBeGreaterThan(verifyCluster);
     expect(indexOf('restartAgent')).toBeGreaterThan(indexOf('verifyRestoredContent'));
     // One agent at a time: restart, wait, republish, check; then the next.
-    expect(a().sequence((c) => ['restartAgent', 'waitAgentListening', 'republishAgentKeys', 'checkAgent'].includes(c.name))).toEqual(AGENT_NODES.flatMap((node) => [
-      `restartAgent@${node}`, `waitAgentListening@${node}`, 'republishAgentKeys', `checkAgent@${node}`]));
+    expect(a().sequence((c) => ['restartAgent', 'waitAgentListening', 'republishAgentKeys', 'checkAgent'].includes(c.name))).toEqual(
+      AGENT_NODES.flatMap((node) => [`restartAgent@${node}`, `waitAgentListening@${node}`, 'republishAgentKeys', `checkAgent@${node}`]),
+    );
     expect(a().of('revertEtcdMemberConfig')).toEqual([]);
     expect(a().of('discardRestoredData')).toEqual([]);
     expect(membersOf(a().of('discardStagedSnapshot'))).toEqual(MEMBER_NAMES);
@@ -159,7 +226,11 @@ describe('all-members', () => {
         events.push(`repointed ${i.member}`);
         return memberChange(i.member);
       },
-      revertEtcdMemberConfig: (i) => { events.push(`reverted ${i.member}`); if (i.member === 'etcd-1') reverted.fire(); return { member: i.member }; },
+      revertEtcdMemberConfig: (i) => {
+        events.push(`reverted ${i.member}`);
+        if (i.member === 'etcd-1') reverted.fire();
+        return { member: i.member };
+      },
     });
     expect(await runFailure(run({ approved: true }))).toMatchObject({ type: 'RolledBack' });
     expectRolledBack({ 'etcd-1': memberChange('etcd-1'), 'etcd-2': null, 'etcd-3': memberChange('etcd-3') });
@@ -178,7 +249,11 @@ describe('all-members', () => {
         events.push(`stopped ${i.member}`);
         return { member: i.member, wasRunning: true };
       },
-      revertEtcdMemberConfig: (i) => { events.push(`started old ${i.member}`); if (i.member === 'etcd-3') started.fire(); return { member: i.member }; },
+      revertEtcdMemberConfig: (i) => {
+        events.push(`started old ${i.member}`);
+        if (i.member === 'etcd-3') started.fire();
+        return { member: i.member };
+      },
     });
     expect(await runFailure(run({ approved: true }))).toMatchObject({ type: 'RolledBack' });
     expect(a().of('repointEtcdMemberConfig')).toEqual([]);
@@ -193,46 +268,87 @@ describe('all-members', () => {
     expectRolledBack(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
   });
 
-  it('rolls back when the run is cancelled after the stop, and ends cancelled', () => ownWorld(async (own) => {
-    const run = { handle: undefined as WorkflowHandle | undefined };
-    own.activities.set({
-      startEtcdMember: async (i) => {
-        if (i.member === 'etcd-1') await run.handle!.cancel();
-        return heartbeatUntilCancelled(); // still starting when the cancel arrives
-      },
-    });
-    const handle = run.handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true });
-    const err = await handle.result().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-    const reverts = own.activities.of('revertEtcdMemberConfig');
-    expect(Object.fromEntries(reverts.map((c) => [c.input.member, c.input.change]))).toEqual(Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])));
-    expect(own.activities.of('verifyRestoredContent')).toEqual([]);
-    expect(own.activities.of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES); // the old members' agents recovered
-  }));
+  it('rolls back when the run is cancelled after the stop, and ends cancelled', () =>
+    ownWorld(async (own) => {
+      const run = { handle: undefined as WorkflowHandle | undefined };
+      own.activities.set({
+        startEtcdMember: async (i) => {
+          if (i.member === 'etcd-1') await run.handle!.cancel();
+          return heartbeatUntilCancelled(); // still starting when the cancel arrives
+        },
+      });
+      const handle = (run.handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true }));
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      const reverts = own.activities.of('revertEtcdMemberConfig');
+      expect(Object.fromEntries(reverts.map((c) => [c.input.member, c.input.change]))).toEqual(
+        Object.fromEntries(MEMBER_NAMES.map((m) => [m, memberChange(m)])),
+      );
+      expect(own.activities.of('verifyRestoredContent')).toEqual([]);
+      expect(own.activities.of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES); // the old members' agents recovered
+    }));
 });
 
 describe('first-node-then-add', () => {
   it('restores only the first member as a one-member cluster, then adds each other member as a learner, promotes and checks it', async () => {
     const result = await run({ strategy: 'first-node-then-add', approved: true });
     expect(result.strategy).toBe('first-node-then-add');
-    expect(a().of('restoreEtcdMemberData').map((c) => [c.input.member, c.input.initialCluster])).toEqual([['etcd-1', `etcd-1=${MEMBERS[0]!.peerUrl}`]]);
-    const afterStop = a().calls.slice(lastIndexOf('stopEtcdMember') + 1)
-      .filter((c) => ['repointEtcdMemberConfig', 'startEtcdMember', 'checkEtcdCluster', 'addEtcdMember', 'promoteEtcdLearner', 'verifyRestoredContent'].includes(c.name))
+    expect(
+      a()
+        .of('restoreEtcdMemberData')
+        .map((c) => [c.input.member, c.input.initialCluster]),
+    ).toEqual([['etcd-1', `etcd-1=${MEMBERS[0]!.peerUrl}`]]);
+    const afterStop = a()
+      .calls.slice(lastIndexOf('stopEtcdMember') + 1)
+      .filter((c) =>
+        [
+          'repointEtcdMemberConfig',
+          'startEtcdMember',
+          'checkEtcdCluster',
+          'addEtcdMember',
+          'promoteEtcdLearner',
+          'verifyRestoredContent',
+        ].includes(c.name),
+      )
       .map((c) => `${c.name} ${c.input.member ?? (c.input.members ?? ['all']).join('+')}`);
     expect(afterStop).toEqual([
-      'repointEtcdMemberConfig etcd-1', 'startEtcdMember etcd-1', 'checkEtcdCluster etcd-1',
-      'addEtcdMember etcd-2', 'repointEtcdMemberConfig etcd-2', 'startEtcdMember etcd-2', 'promoteEtcdLearner etcd-2', 'checkEtcdCluster etcd-1+etcd-2',
-      'addEtcdMember etcd-3', 'repointEtcdMemberConfig etcd-3', 'startEtcdMember etcd-3', 'promoteEtcdLearner etcd-3', 'checkEtcdCluster etcd-1+etcd-2+etcd-3',
-      'checkEtcdCluster all', 'verifyRestoredContent all',
+      'repointEtcdMemberConfig etcd-1',
+      'startEtcdMember etcd-1',
+      'checkEtcdCluster etcd-1',
+      'addEtcdMember etcd-2',
+      'repointEtcdMemberConfig etcd-2',
+      'startEtcdMember etcd-2',
+      'promoteEtcdLearner etcd-2',
+      'checkEtcdCluster etcd-1+etcd-2',
+      'addEtcdMember etcd-3',
+      'repointEtcdMemberConfig etcd-3',
+      'startEtcdMember etcd-3',
+      'promoteEtcdLearner etcd-3',
+      'checkEtcdCluster etcd-1+etcd-2+etcd-3',
+      'checkEtcdCluster all',
+      'verifyRestoredContent all',
     ]);
-    expect(a().of('addEtcdMember').every((c) => c.input.asLearner === true)).toBe(true);
-    expect(a().of('repointEtcdMemberConfig').map((c) => c.input.changes.initialClusterState)).toEqual(['new', 'existing', 'existing']);
+    expect(
+      a()
+        .of('addEtcdMember')
+        .every((c) => c.input.asLearner === true),
+    ).toBe(true);
+    expect(
+      a()
+        .of('repointEtcdMemberConfig')
+        .map((c) => c.input.changes.initialClusterState),
+    ).toEqual(['new', 'existing', 'existing']);
     expect(a().of('repointEtcdMemberConfig')[2]!.input.changes.initialCluster).toBe(etcdRestorePlan().initialCluster);
   });
 
   it('rolls back every member when a member cannot be added: the one never repointed has no change to put back', async () => {
-    a().set({ addEtcdMember: (i) => (i.member === 'etcd-3' ? fails('member add refused: too many learners') : { id: `id-${i.member}`, alreadyMember: false, isLearner: true }) });
+    a().set({
+      addEtcdMember: (i) =>
+        i.member === 'etcd-3'
+          ? fails('member add refused: too many learners')
+          : { id: `id-${i.member}`, alreadyMember: false, isLearner: true },
+    });
     expect(await runFailure(run({ strategy: 'first-node-then-add', approved: true }))).toMatchObject({ type: 'RolledBack' });
     expectRolledBack({ 'etcd-1': memberChange('etcd-1'), 'etcd-2': memberChange('etcd-2'), 'etcd-3': null });
   });
@@ -248,14 +364,21 @@ describe('ending before the stop changes nothing', () => {
         events.push(`restored ${i.member}`);
         return { member: i.member, dataDir: i.restoredDataDir, tool: 'etcdutl 3.5.16' };
       },
-      discardRestoredData: (i) => { events.push(`discarded ${i.member}`); return { member: i.member, removed: i.restoredDataDir }; },
+      discardRestoredData: (i) => {
+        events.push(`discarded ${i.member}`);
+        return { member: i.member, removed: i.restoredDataDir };
+      },
     });
     const failure = await runFailure(run({ approved: true }));
     expect(failure).toMatchObject({ type: 'SnapshotRestoreFailed' });
     expect(failure.message).toContain('failed before anything was stopped; nothing was changed');
     expectNothingChanged();
-    expect(a().of('discardRestoredData').map((c) => [c.node, c.input.member, c.input.restoredDataDir]).sort()).toEqual(
-      MEMBERS.map((m) => [m.node, m.name, restoredDataDir(m.name)]));
+    expect(
+      a()
+        .of('discardRestoredData')
+        .map((c) => [c.node, c.input.member, c.input.restoredDataDir])
+        .sort(),
+    ).toEqual(MEMBERS.map((m) => [m.node, m.name, restoredDataDir(m.name)]));
     expect(events.indexOf('restored etcd-1')).toBeLessThan(events.indexOf('discarded etcd-1'));
     expect(membersOf(a().of('discardStagedSnapshot'))).toEqual(MEMBER_NAMES);
   });
@@ -270,14 +393,21 @@ describe('ending before the stop changes nothing', () => {
         events.push(`staged ${i.member}`);
         return base.stageEtcdSnapshot!(i);
       },
-      discardStagedSnapshot: (i) => { events.push(`discarded ${i.member}`); },
+      discardStagedSnapshot: (i) => {
+        events.push(`discarded ${i.member}`);
+      },
     });
     const failure = await runFailure(run({ approved: true }));
     expect(failure).toMatchObject({ type: 'InsufficientDisk' });
     expect(failure.message).toContain('restore refused at preflight, nothing was changed');
     expect(a().of('restoreEtcdMemberData')).toEqual([]);
     expectNothingChanged();
-    expect(a().of('discardStagedSnapshot').map((c) => [c.node, c.input.member]).sort()).toEqual(MEMBERS.map((m) => [m.node, m.name]));
+    expect(
+      a()
+        .of('discardStagedSnapshot')
+        .map((c) => [c.node, c.input.member])
+        .sort(),
+    ).toEqual(MEMBERS.map((m) => [m.node, m.name]));
     expect(events.indexOf('staged etcd-1')).toBeLessThan(events.indexOf('discarded etcd-1'));
   });
 
@@ -294,7 +424,11 @@ describe('ending before the stop changes nothing', () => {
     a().set({ planEtcdRestore: () => etcdRestorePlan({ approvers: ['alice'] }) });
     const handle = await start({});
     await awaitingApproval(handle);
-    for (const approval of [{ setId: 'nnoe-test-other-set', approvedBy: 'alice' }, { setId: SET_ID, approvedBy: 'mallory' }, { setId: SET_ID, approvedBy: ' ' }]) {
+    for (const approval of [
+      { setId: 'nnoe-test-other-set', approvedBy: 'alice' },
+      { setId: SET_ID, approvedBy: 'mallory' },
+      { setId: SET_ID, approvedBy: ' ' },
+    ]) {
       await expect(handle.executeUpdate('approve', { args: [approval] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     }
     expect((await handle.query<{ state: string }>('plan')).state).toBe('awaiting-approval');
@@ -317,7 +451,11 @@ describe('ending before the stop changes nothing', () => {
     const result = await run({ dryRun: true });
     expect(result).toMatchObject({ dryRun: true, approvedBy: null, check: null, revisionBump: null });
     expect(result.agentRepublishPlan?.map((p) => p.node)).toEqual(AGENT_NODES);
-    expect(a().of('republishAgentKeys').every((c) => c.input.dryRun === true)).toBe(true);
+    expect(
+      a()
+        .of('republishAgentKeys')
+        .every((c) => c.input.dryRun === true),
+    ).toBe(true);
     expect(a().of('restoreEtcdMemberData')).toEqual([]);
     expect(destructiveCalls().filter((n) => n !== 'republishAgentKeys')).toEqual([]);
     expect(membersOf(a().of('discardStagedSnapshot'))).toEqual(MEMBER_NAMES);
@@ -382,47 +520,67 @@ describe('runs recorded before a patch marker', () => {
     expectNothingChanged();
   });
 
-  it('restore-data-settles-before-discard: the discard does not wait for a member still restoring', () => ownWorld(async (own) => {
-    const events: string[] = [];
-    const slow = slowStep();
-    own.activities.set({
-      restoreEtcdMemberData: async (i) => {
-        if (i.member === 'etcd-2') fails('snapshot restore failed', 'SnapshotRestoreFailed');
-        if (i.member === 'etcd-1') await slow.run();
-        events.push(`restored ${i.member}`);
-        return { member: i.member, dataDir: i.restoredDataDir, tool: 'etcdutl 3.5.16' };
-      },
-      discardRestoredData: (i) => { events.push(`discarded ${i.member}`); return { member: i.member, removed: i.restoredDataDir }; },
-    });
-    const handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true }, { unpatched: ['restore-data-settles-before-discard'] });
-    expect(await runFailure(handle.result())).toMatchObject({ type: 'SnapshotRestoreFailed' });
-    expect(events).toContain('discarded etcd-1');
-    expect(events).not.toContain('restored etcd-1'); // the run ended with etcd-1 still writing its new dir
-    await slow.finish();
-  }));
+  it('restore-data-settles-before-discard: the discard does not wait for a member still restoring', () =>
+    ownWorld(async (own) => {
+      const events: string[] = [];
+      const slow = slowStep();
+      own.activities.set({
+        restoreEtcdMemberData: async (i) => {
+          if (i.member === 'etcd-2') fails('snapshot restore failed', 'SnapshotRestoreFailed');
+          if (i.member === 'etcd-1') await slow.run();
+          events.push(`restored ${i.member}`);
+          return { member: i.member, dataDir: i.restoredDataDir, tool: 'etcdutl 3.5.16' };
+        },
+        discardRestoredData: (i) => {
+          events.push(`discarded ${i.member}`);
+          return { member: i.member, removed: i.restoredDataDir };
+        },
+      });
+      const handle = await own.start(
+        'etcdRestoreWorkflow',
+        { cluster: CLUSTER, approved: true },
+        { unpatched: ['restore-data-settles-before-discard'] },
+      );
+      expect(await runFailure(handle.result())).toMatchObject({ type: 'SnapshotRestoreFailed' });
+      expect(events).toContain('discarded etcd-1');
+      expect(events).not.toContain('restored etcd-1'); // the run ended with etcd-1 still writing its new dir
+      await slow.finish();
+    }));
 
-  it('member-steps-settle-before-rollback: the rollback does not wait for a stop still running', () => ownWorld(async (own) => {
-    const events: string[] = [];
-    const slow = slowStep();
-    own.activities.set({
-      stopEtcdMember: async (i) => {
-        if (i.member === 'etcd-1') fails('supervisorctl stop etcd-1: timed out');
-        if (i.member === 'etcd-3') await slow.run();
-        events.push(`stopped ${i.member}`);
-        return { member: i.member, wasRunning: true };
-      },
-      revertEtcdMemberConfig: (i) => { events.push(`started old ${i.member}`); return { member: i.member }; },
-    });
-    const handle = await own.start('etcdRestoreWorkflow', { cluster: CLUSTER, approved: true }, { unpatched: ['member-steps-settle-before-rollback'] });
-    expect(await runFailure(handle.result())).toMatchObject({ type: 'RolledBack' });
-    expect(events).toContain('started old etcd-3');
-    expect(events).not.toContain('stopped etcd-3'); // it stops after the rollback started it
-    await slow.finish();
-  }));
+  it('member-steps-settle-before-rollback: the rollback does not wait for a stop still running', () =>
+    ownWorld(async (own) => {
+      const events: string[] = [];
+      const slow = slowStep();
+      own.activities.set({
+        stopEtcdMember: async (i) => {
+          if (i.member === 'etcd-1') fails('supervisorctl stop etcd-1: timed out');
+          if (i.member === 'etcd-3') await slow.run();
+          events.push(`stopped ${i.member}`);
+          return { member: i.member, wasRunning: true };
+        },
+        revertEtcdMemberConfig: (i) => {
+          events.push(`started old ${i.member}`);
+          return { member: i.member };
+        },
+      });
+      const handle = await own.start(
+        'etcdRestoreWorkflow',
+        { cluster: CLUSTER, approved: true },
+        { unpatched: ['member-steps-settle-before-rollback'] },
+      );
+      expect(await runFailure(handle.result())).toMatchObject({ type: 'RolledBack' });
+      expect(events).toContain('started old etcd-3');
+      expect(events).not.toContain('stopped etcd-3'); // it stops after the rollback started it
+      await slow.finish();
+    }));
 
   it('etcd-learner-join: members join as voters, nothing is promoted', async () => {
     await run({ strategy: 'first-node-then-add', approved: true }, ['etcd-learner-join']);
-    expect(a().of('addEtcdMember').map((c) => c.input.asLearner)).toEqual([undefined, undefined]);
+    expect(
+      a()
+        .of('addEtcdMember')
+        .map((c) => c.input.asLearner),
+    ).toEqual([undefined, undefined]);
     expect(a().of('promoteEtcdLearner')).toEqual([]);
   });
 
@@ -439,14 +597,20 @@ describe('runs recorded before a patch marker', () => {
 
   it('rollback-recovers-agents: with restartAgents: false a rollback left the agents alone', async () => {
     a().set({ startEtcdMember: (i) => (i.member === 'etcd-3' ? fails('etcd-3 exited at once') : { member: i.member }) });
-    expect(await runFailure(run({ approved: true, restartAgents: false }, ['rollback-recovers-agents']))).toMatchObject({ type: 'RolledBack' });
+    expect(await runFailure(run({ approved: true, restartAgents: false }, ['rollback-recovers-agents']))).toMatchObject({
+      type: 'RolledBack',
+    });
     expect(a().of('revertEtcdMemberConfig').length).toBe(3);
     expect(a().of('restartAgent')).toEqual([]);
   });
 
   it('real-agent-recovery: each agent restarted and waited for by its health, no republish; none after a rollback', async () => {
     await run({ approved: true }, ['real-agent-recovery']);
-    expect(a().of('restartAgentAndWait').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgentAndWait')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().of('restartAgent')).toEqual([]);
     expect(a().of('republishAgentKeys')).toEqual([]);
 

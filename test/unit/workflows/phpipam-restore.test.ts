@@ -8,15 +8,27 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { PhpipamRestoreInput, PhpipamRestoreResult } from '../../../src/workflows/phpipam-restore';
-import { awaitingApproval, heartbeatUntilCancelled, runFailure, startStubbedWorkflowWorld, type StubbedWorkflowWorld } from '../support/stubbed-workers';
+import {
+  awaitingApproval,
+  heartbeatUntilCancelled,
+  runFailure,
+  startStubbedWorkflowWorld,
+  type StubbedWorkflowWorld,
+} from '../support/stubbed-workers';
 import { CLUSTER, fails, SET_ID } from './etcd-fakes';
 import { healthyPhpipamStubs, phpipamRestorePlan } from './phpipam-fakes';
 
 let world: StubbedWorkflowWorld;
-beforeAll(async () => { world = await startStubbedWorkflowWorld([]); }, 120_000);
-afterAll(async () => { await world?.stop(); });
+beforeAll(async () => {
+  world = await startStubbedWorkflowWorld([]);
+}, 120_000);
+afterAll(async () => {
+  await world?.stop();
+});
 beforeEach(() => world.activities.reset(healthyPhpipamStubs(CLUSTER, SET_ID)));
-afterEach(async () => { await world.afterTest(); }, 60_000);
+afterEach(async () => {
+  await world.afterTest();
+}, 60_000);
 
 const a = () => world.activities;
 /** Steps that change the database or the app. */
@@ -36,15 +48,34 @@ describe('phpIPAM restore', () => {
     const handle = await start({});
     await awaitingApproval(handle);
     expect(a().sequence()).toEqual(['planPhpipamRestore', 'stagePhpipamDump']);
-    await expect(handle.executeUpdate('approve', { args: [{ setId: 'nnoe-test-another-set', approvedBy: 'alice' }] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+    await expect(
+      handle.executeUpdate('approve', { args: [{ setId: 'nnoe-test-another-set', approvedBy: 'alice' }] }),
+    ).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     expect(changingSteps()).toEqual([]);
     await handle.executeUpdate('approve', { args: [{ setId: SET_ID, approvedBy: 'alice' }] });
     const result: PhpipamRestoreResult = await handle.result();
-    expect(result).toMatchObject({ approvedBy: 'alice', app: { stopped: true, started: true }, verified: [{ name: 'ipaddresses', rows: 2000 }, { name: 'subnets', rows: 10 }] });
+    expect(result).toMatchObject({
+      approvedBy: 'alice',
+      app: { stopped: true, started: true },
+      verified: [
+        { name: 'ipaddresses', rows: 2000 },
+        { name: 'subnets', rows: 10 },
+      ],
+    });
     expect(a().sequence()).toEqual([
-      'planPhpipamRestore', 'stagePhpipamDump', 'stopPhpipamApp', 'loadPhpipamDump', 'verifyPhpipamStaging', 'swapPhpipamSchema', 'startPhpipamApp', 'discardStagedDump',
+      'planPhpipamRestore',
+      'stagePhpipamDump',
+      'stopPhpipamApp',
+      'loadPhpipamDump',
+      'verifyPhpipamStaging',
+      'swapPhpipamSchema',
+      'startPhpipamApp',
+      'discardStagedDump',
     ]);
-    expect(a().of('swapPhpipamSchema')[0]!.input).toMatchObject({ staging: 'phpipam_restore_20261204', keepAs: 'phpipam_pre_restore_20261204' });
+    expect(a().of('swapPhpipamSchema')[0]!.input).toMatchObject({
+      staging: 'phpipam_restore_20261204',
+      keepAs: 'phpipam_pre_restore_20261204',
+    });
   });
 
   it('works without an app service: nothing to stop or start, and that is no failure', async () => {
@@ -115,7 +146,9 @@ describe('the swap and after', () => {
     a().set({ swapPhpipamSchema: () => fails('RENAME TABLE failed: lock wait timeout', 'SwapFailed') });
     const failure = await runFailure(run({ approved: true }));
     expect(failure).toMatchObject({ type: 'SwapFailed' });
-    expect(failure.message).toContain('the swap failed (phpipam is as before unless the message says otherwise; phpipam_restore_20261204 is kept for inspection)');
+    expect(failure.message).toContain(
+      'the swap failed (phpipam is as before unless the message says otherwise; phpipam_restore_20261204 is kept for inspection)',
+    );
     expect(a().of('dropPhpipamStaging')).toEqual([]);
     expect(changingSteps()).toEqual(['stopPhpipamApp', 'loadPhpipamDump', 'swapPhpipamSchema', 'startPhpipamApp']);
   });
@@ -124,7 +157,9 @@ describe('the swap and after', () => {
     a().set({ startPhpipamApp: () => fails('unit phpipam-web.service not found', 'ConfigError') });
     const failure = await runFailure(run({ approved: true }));
     expect(failure).toMatchObject({ type: 'RestoreFailed' });
-    expect(failure.message).toContain('was restored into phpipam (old tables in phpipam_pre_restore_20261204) but phpipam-web.service could not be started');
+    expect(failure.message).toContain(
+      'was restored into phpipam (old tables in phpipam_pre_restore_20261204) but phpipam-web.service could not be started',
+    );
     expect(a().of('dropPhpipamStaging')).toEqual([]);
   });
 
@@ -133,11 +168,22 @@ describe('the swap and after', () => {
     const own = await startStubbedWorkflowWorld([]);
     try {
       const run = { handle: undefined as WorkflowHandle | undefined };
-      own.activities.reset({ ...healthyPhpipamStubs(CLUSTER, SET_ID), loadPhpipamDump: async () => { await run.handle!.cancel(); return heartbeatUntilCancelled(); } });
-      const handle = run.handle = await own.start('phpipamRestoreWorkflow', { cluster: CLUSTER, approved: true });
+      own.activities.reset({
+        ...healthyPhpipamStubs(CLUSTER, SET_ID),
+        loadPhpipamDump: async () => {
+          await run.handle!.cancel();
+          return heartbeatUntilCancelled();
+        },
+      });
+      const handle = (run.handle = await own.start('phpipamRestoreWorkflow', { cluster: CLUSTER, approved: true }));
       const err = await handle.result().catch((e: unknown) => e);
       expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-      expect(own.activities.sequence((c) => CHANGING.includes(c.name))).toEqual(['stopPhpipamApp', 'loadPhpipamDump', 'dropPhpipamStaging', 'startPhpipamApp']);
+      expect(own.activities.sequence((c) => CHANGING.includes(c.name))).toEqual([
+        'stopPhpipamApp',
+        'loadPhpipamDump',
+        'dropPhpipamStaging',
+        'startPhpipamApp',
+      ]);
       expect(own.activities.of('discardStagedDump').length).toBe(1);
     } finally {
       await own.stop();

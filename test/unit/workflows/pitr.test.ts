@@ -7,27 +7,48 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { PointInTimeInput, PointInTimeResult } from '../../../src/workflows/pitr';
-import { awaitingApproval, runFailure, startStubbedWorkflowWorld, type ResultOf, type StubbedWorkflowWorld } from '../support/stubbed-workers';
+import {
+  awaitingApproval,
+  runFailure,
+  startStubbedWorkflowWorld,
+  type ResultOf,
+  type StubbedWorkflowWorld,
+} from '../support/stubbed-workers';
 import { AGENT_NODES, CLUSTER, deafAgent, fails, healthyEtcdStubs, NODES, REVISION_BUMP, SET_ID, SNAPSHOT_REVISION } from './etcd-fakes';
 
 const TARGET_REVISION = SNAPSHOT_REVISION + 40;
 
 function pitrPlan(): ResultOf<'planPointInTime'> {
   return {
-    cluster: CLUSTER, setId: SET_ID, snapshotRevision: SNAPSHOT_REVISION, clusterId: 'c1', liveClusterId: 'c1', targetRevision: TARGET_REVISION,
-    target: { revision: TARGET_REVISION }, segments: [{ key: 'segment-1' }] as unknown as ResultOf<'planPointInTime'>['segments'], events: 40,
+    cluster: CLUSTER,
+    setId: SET_ID,
+    snapshotRevision: SNAPSHOT_REVISION,
+    clusterId: 'c1',
+    liveClusterId: 'c1',
+    targetRevision: TARGET_REVISION,
+    target: { revision: TARGET_REVISION },
+    segments: [{ key: 'segment-1' }] as unknown as ResultOf<'planPointInTime'>['segments'],
+    events: 40,
   };
 }
 
 let world: StubbedWorkflowWorld;
-beforeAll(async () => { world = await startStubbedWorkflowWorld(NODES); }, 120_000);
-afterAll(async () => { await world?.stop(); });
-beforeEach(() => world.activities.reset({
-  ...healthyEtcdStubs(),
-  planPointInTime: () => pitrPlan(),
-  replayChanges: () => ({ revisions: 40, events: 40, transactions: 12 }),
-}));
-afterEach(async () => { await world.afterTest(); }, 60_000);
+beforeAll(async () => {
+  world = await startStubbedWorkflowWorld(NODES);
+}, 120_000);
+afterAll(async () => {
+  await world?.stop();
+});
+beforeEach(() =>
+  world.activities.reset({
+    ...healthyEtcdStubs(),
+    planPointInTime: () => pitrPlan(),
+    replayChanges: () => ({ revisions: 40, events: 40, transactions: 12 }),
+  }),
+);
+afterEach(async () => {
+  await world.afterTest();
+}, 60_000);
 
 const a = () => world.activities;
 const ETCD_CHANGES = ['stopEtcdMember', 'repointEtcdMemberConfig', 'startEtcdMember', 'revertEtcdMemberConfig'];
@@ -48,19 +69,31 @@ describe('point-in-time restore', () => {
     expect(a().sequence((c) => ETCD_CHANGES.includes(c.name))).toEqual([]);
     await child.executeUpdate('approve', { args: [{ setId: SET_ID, approvedBy: 'alice' }] });
     const result: PointInTimeResult = await handle.result();
-    expect(result.restore).toEqual({ setId: SET_ID, snapshotRevision: SNAPSHOT_REVISION, revisionBump: { used: true, by: REVISION_BUMP, detail: expect.any(String) }, restoredRevision: SNAPSHOT_REVISION + REVISION_BUMP });
+    expect(result.restore).toEqual({
+      setId: SET_ID,
+      snapshotRevision: SNAPSHOT_REVISION,
+      revisionBump: { used: true, by: REVISION_BUMP, detail: expect.any(String) },
+      restoredRevision: SNAPSHOT_REVISION + REVISION_BUMP,
+    });
     expect(result.replay).toEqual({ revisions: 40, events: 40, transactions: 12 });
     // The replay follows the verified restore; the agents come after the final check (the child restarts none).
     expect(a().of('replayChanges')[0]!.input).toMatchObject({ afterRevision: SNAPSHOT_REVISION, targetRevision: TARGET_REVISION });
     expect(a().first('replayChanges')).toBeGreaterThan(a().first('verifyRestoredContent'));
     const finalCheck = a().calls.findIndex((c, i) => c.name === 'checkEtcdCluster' && i > a().first('replayChanges'));
     expect(a().calls[finalCheck]!.input.criticalKeys).toEqual([{ key: '/nnoe/dns/zones/example.com' }]);
-    expect(a().of('restartAgent').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgent')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().first('restartAgent')).toBeGreaterThan(finalCheck);
   });
 
   it('refuses in the plan, before anything else, when the captured changes do not reach the target', async () => {
-    a().set({ planPointInTime: () => fails('the captured changes end at revision 180 (2026-12-04T06:10:00Z); 201 is not reachable', 'PointInTimeUnreachable') });
+    a().set({
+      planPointInTime: () =>
+        fails('the captured changes end at revision 180 (2026-12-04T06:10:00Z); 201 is not reachable', 'PointInTimeUnreachable'),
+    });
     const failure = await runFailure(run({ approved: true }));
     expect(failure).toMatchObject({ type: 'PointInTimeUnreachable' });
     expect(failure.message).toContain('point-in-time restore failed: the captured changes end at revision 180');
@@ -97,7 +130,11 @@ describe('point-in-time restore', () => {
 
   it('real-agent-recovery (runs recorded before it): each agent restarted and waited for by its health', async () => {
     await run({ approved: true }, ['real-agent-recovery']);
-    expect(a().of('restartAgentAndWait').map((c) => c.node)).toEqual(AGENT_NODES);
+    expect(
+      a()
+        .of('restartAgentAndWait')
+        .map((c) => c.node),
+    ).toEqual(AGENT_NODES);
     expect(a().of('republishAgentKeys')).toEqual([]);
   });
 });
