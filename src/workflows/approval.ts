@@ -3,9 +3,10 @@
  * the `plan` query, a timeout that ends the run having changed nothing) and failure typing.
  */
 import { ApplicationFailure, condition, defineQuery, defineUpdate, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
-import { rootMessage } from './progress';
+import { rootMessage, type ProgressTracker } from './progress';
 import { showAwaitingApproval } from './current-details';
 import { approvalDetails } from '../common/run-metadata';
+import { FailureType } from '../common/failures';
 import { describePlanView } from '../common/plan-view';
 import type { Duration } from '@temporalio/common';
 
@@ -52,17 +53,41 @@ export function planQuery<V extends PlanView>() {
   return defineQuery<V>('plan');
 }
 
-/** Installs the `plan` query and the `approve` Update over `view`. */
-export function approvalGate<V extends PlanView>(
-  view: V,
-): {
+export interface ApprovalGate {
   approvedBy(): string | null;
   /** The approving client's identity as it sent it (null: up front, or a client that did not say). */
   identity(): string | null;
   /** The step detail recording who approved. */
   describe(): string;
-  await(input: { approved?: boolean; approvalTimeout?: Duration }): Promise<boolean>;
-} {
+  await(input: ApprovalInput): Promise<boolean>;
+}
+
+export interface ApprovalInput {
+  approved?: boolean;
+  approvalTimeout?: Duration;
+}
+
+/**
+ * The runbooks' 'approval' step: waits on the gate; when the time runs out it fails
+ * `ApprovalTimedOut`: "<what> was not approved within <timeout>; nothing was changed".
+ */
+export function approvalStep(tracker: ProgressTracker, approval: ApprovalGate, input: ApprovalInput, what: string): Promise<void> {
+  return tracker.step(
+    'approval',
+    async () => {
+      if (!(await approval.await(input))) {
+        throw ApplicationFailure.nonRetryable(
+          `${what} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
+          FailureType.ApprovalTimedOut,
+        );
+      }
+    },
+    () => approval.describe(),
+  );
+}
+
+/** Installs the `plan` query and the `approve` Update over `view`. */
+export function approvalGate<V extends PlanView>(view: V): ApprovalGate {
   let approvedBy: string | null = null;
   let identity: string | null = null;
   setHandler(planQuery<V>(), () => view);

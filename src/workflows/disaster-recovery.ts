@@ -17,7 +17,7 @@ import type { createServiceCheckActivities, createDhcpCheckActivities, ServiceCh
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attributes';
 import { ProgressTracker, rootMessage, type RunProgress } from './progress';
-import { approvalGate, failureTypeOf, runFailure, type ApprovalState } from './approval';
+import { approvalGate, approvalStep, failureTypeOf, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { togetherBehind } from './settle';
 import { durationProblem, flagProblem } from '../common/input-checks';
@@ -179,18 +179,7 @@ export async function disasterRecoveryWorkflow(input: DisasterRecoveryInput): Pr
       }
     }
 
-    await tracker.step(
-      'approval',
-      async () => {
-        if (!(await approval.await(input))) {
-          throw ApplicationFailure.nonRetryable(
-            `disaster recovery from ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
-            FailureType.ApprovalTimedOut,
-          );
-        }
-      },
-      () => approval.describe(),
-    );
+    await approvalStep(tracker, approval, input, `disaster recovery from ${plan.setId}`);
     report.approvedBy = approval.approvedBy();
     report.approverIdentity = approval.identity();
 

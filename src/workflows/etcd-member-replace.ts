@@ -23,7 +23,7 @@ import { NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../common/search-attrib
 import { ProgressTracker } from './progress';
 import type { createBackupPlanActivities } from '../activities/backup-plan';
 import { agentsNotServing, describeRecovery, REAL_AGENT_RECOVERY, recoverAgents, type AgentRecovery } from './agent-recovery';
-import { approvalGate, runFailure, type ApprovalState } from './approval';
+import { approvalGate, approvalStep, runFailure, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblems, flagProblem } from '../common/input-checks';
 
@@ -149,18 +149,7 @@ export async function replaceEtcdMemberWorkflow(input: ReplaceMemberInput): Prom
         memberIsHealthy: quorum.failedIsHealthy === true,
         approvers: quorum.approvers,
       };
-      await tracker.step(
-        'approval',
-        async () => {
-          if (!(await approval.await(input))) {
-            throw ApplicationFailure.nonRetryable(
-              `replacement of ${input.member} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
-              FailureType.ApprovalTimedOut,
-            );
-          }
-        },
-        () => approval.describe(),
-      );
+      await approvalStep(tracker, approval, input, `replacement of ${input.member}`);
     }
     const activities = proxyActivities<ReturnType<typeof createEtcdMemberActivities>>({
       taskQueue: nodeTaskQueue(workflowInfo().taskQueue, quorum.failed.node),

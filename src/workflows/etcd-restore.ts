@@ -47,7 +47,7 @@ import { NnoeBackupSet, NnoeCluster, NnoeRunbook, nodeTaskQueue } from '../commo
 import { stopCaptureBeforeRestore } from './stop-capture';
 import { togetherBehind } from './settle';
 import { ProgressTracker, rootMessage } from './progress';
-import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
+import { approvalGate, approvalStep, failureTypeOf, planQuery, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblems, flagProblem } from '../common/input-checks';
 import type { Duration } from '@temporalio/common';
@@ -360,24 +360,11 @@ export async function etcdRestoreWorkflow(input: EtcdRestoreInput): Promise<Etcd
   }
 
   // ---- approval
-  await tracker
-    .step(
-      'approval',
-      async () => {
-        if (!(await approval.await(input))) {
-          throw ApplicationFailure.nonRetryable(
-            `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
-            FailureType.ApprovalTimedOut,
-          );
-        }
-      },
-      () => approval.describe(),
-    )
-    .catch(async (err: unknown) => {
-      await leaveUnchanged();
-      tracker.finish('failed');
-      throw err;
-    });
+  await approvalStep(tracker, approval, input, `restore of ${plan.setId}`).catch(async (err: unknown) => {
+    await leaveUnchanged();
+    tracker.finish('failed');
+    throw err;
+  });
   const approvedBy = approval.approvedBy();
   const approverIdentity = approval.identity();
 

@@ -22,7 +22,7 @@ import type {
 import { FailureType, NON_RETRYABLE } from '../common/failures';
 import { NnoeBackupSet, NnoeCluster, NnoeRunbook } from '../common/search-attributes';
 import { ProgressTracker, rootMessage } from './progress';
-import { approvalGate, failureTypeOf, planQuery, type ApprovalState } from './approval';
+import { approvalGate, approvalStep, failureTypeOf, planQuery, type ApprovalState } from './approval';
 import { rejectBadInput } from './input';
 import { durationProblem, flagProblem } from '../common/input-checks';
 
@@ -168,24 +168,11 @@ export async function phpipamRestoreWorkflow(input: PhpipamRestoreInput): Promis
     tracker.finish('completed');
     return result;
   }
-  await tracker
-    .step(
-      'approval',
-      async () => {
-        if (!(await approval.await(input))) {
-          throw ApplicationFailure.nonRetryable(
-            `restore of ${plan.setId} was not approved within ${String(input.approvalTimeout ?? '1h')}; nothing was changed`,
-            FailureType.ApprovalTimedOut,
-          );
-        }
-      },
-      () => approval.describe(),
-    )
-    .catch(async (err: unknown) => {
-      await discardDump();
-      tracker.finish('failed');
-      throw err;
-    });
+  await approvalStep(tracker, approval, input, `restore of ${plan.setId}`).catch(async (err: unknown) => {
+    await discardDump();
+    tracker.finish('failed');
+    throw err;
+  });
   result.approvedBy = approval.approvedBy();
   result.approverIdentity = approval.identity();
 
