@@ -1,4 +1,5 @@
 /**
+ * (Over 500 lines: one factory whose activities share the drill's scratch etcd and schema; its pure parts are in src/drill/.)
  * Activities of the restore drill (management worker): the newest complete set restored where it
  * cannot hurt, compared with what its manifest recorded, timed, and marked verified when it passed.
  *

@@ -1,4 +1,5 @@
 /**
+ * (Over 500 lines: the swap's statements and the MariaDB facts they rest on read best in one file.)
  * Step 3 of the phpIPAM restore (src/phpipam/restore.ts): the staging tables become the live ones.
  *
  * What MariaDB does (10.11, checked on the real server, see test/unit/phpipam-restore.test.ts):
