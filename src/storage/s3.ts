@@ -13,6 +13,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
@@ -163,26 +164,17 @@ export class S3Store implements BackupStore {
 
   async listDetailed(prefix: string, options: { onPage?: () => void } = {}): Promise<ListedObject[]> {
     const objects: ListedObject[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.options.bucket,
-          Prefix: this.objectKey(prefix),
-          ContinuationToken: token,
-        }),
-      );
+    for await (const page of this.pages({ Prefix: this.objectKey(prefix) })) {
       for (const item of page.Contents ?? []) {
         if (item.Key)
           objects.push({
-            key: item.Key.slice(this.options.prefix.length),
+            key: this.storeKey(item.Key),
             bytes: item.Size ?? 0,
             modifiedAt: (item.LastModified ?? new Date(0)).toISOString(),
           });
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
       options.onPage?.();
-    } while (token);
+    }
     return objects;
   }
 
@@ -190,38 +182,38 @@ export class S3Store implements BackupStore {
     checkLevelPrefix(this.name, prefix);
     const keys: string[] = [];
     const prefixes: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.options.bucket,
-          Prefix: this.objectKey(prefix),
-          Delimiter: '/',
-          ContinuationToken: token,
-        }),
-      );
-      for (const item of page.Contents ?? []) if (item.Key) keys.push(item.Key.slice(this.options.prefix.length));
-      for (const common of page.CommonPrefixes ?? []) if (common.Prefix) prefixes.push(common.Prefix.slice(this.options.prefix.length));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for await (const page of this.pages({ Prefix: this.objectKey(prefix), Delimiter: '/' })) {
+      for (const item of page.Contents ?? []) if (item.Key) keys.push(this.storeKey(item.Key));
+      for (const common of page.CommonPrefixes ?? []) if (common.Prefix) prefixes.push(this.storeKey(common.Prefix));
+    }
     return { keys: keys.sort(), prefixes: prefixes.sort() };
   }
 
   async *listInOrder(prefix: string, startAfter?: string): AsyncIterable<string[]> {
+    const request = { Prefix: this.objectKey(prefix), ...(startAfter !== undefined ? { StartAfter: this.objectKey(startAfter) } : {}) };
+    for await (const page of this.pages(request)) {
+      yield (page.Contents ?? []).flatMap((item) => (item.Key ? [this.storeKey(item.Key)] : []));
+    }
+  }
+
+  /** Every page of one ListObjectsV2 listing. */
+  private async *pages(request: { Prefix: string; Delimiter?: string; StartAfter?: string }): AsyncIterable<ListObjectsV2CommandOutput> {
+    const { StartAfter, ...rest } = request;
     let token: string | undefined;
     do {
+      // StartAfter only on the first request: the token carries the position after it.
+      const from = token === undefined && StartAfter !== undefined ? { StartAfter } : {};
       const page = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.options.bucket,
-          Prefix: this.objectKey(prefix),
-          ContinuationToken: token,
-          // StartAfter only on the first request: the token carries the position after it.
-          ...(token === undefined && startAfter !== undefined ? { StartAfter: this.objectKey(startAfter) } : {}),
-        }),
+        new ListObjectsV2Command({ Bucket: this.options.bucket, ...rest, ...from, ContinuationToken: token }),
       );
-      yield (page.Contents ?? []).flatMap((item) => (item.Key ? [item.Key.slice(this.options.prefix.length)] : []));
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** An object key of this bucket as a key of this store (the store's prefix taken off). */
+  private storeKey(objectKey: string): string {
+    return objectKey.slice(this.options.prefix.length);
   }
 
   async delete(key: string): Promise<void> {
@@ -278,7 +270,7 @@ export class S3Store implements BackupStore {
         // A key-scoped listing matches by prefix: `<set>/etcd.db.gz` also finds `<set>/etcd.db.gz.age`.
         .filter((u) => ('key' in scope ? u.key === this.objectKey(scope.key) : u.initiated.getTime() < scope.olderThan.getTime()))
         .map((u) => ({
-          key: u.key.slice(this.options.prefix.length),
+          key: this.storeKey(u.key),
           location: `s3://${this.options.bucket}/${u.key} (upload ${u.uploadId})`,
           startedAt: u.initiated.toISOString(),
           handle: u.uploadId,
